@@ -1,0 +1,94 @@
+import { describe, expect, it } from "vitest";
+import {
+  MAX_SUBSCRIPTIONS,
+  integrationOutputs,
+  matches,
+  putSubscription,
+  removeSubscription,
+  validateSubscription,
+} from "./subscriptions.ts";
+import type { Alert, Subscription } from "./types.ts";
+
+const sub = (over: Partial<Subscription> = {}): Subscription => ({
+  id: "s1", provider: "webhook", match: {}, target: "https://example.com/hook", ...over,
+});
+const start: Alert = { id: "d:r:1:start", deviceId: "d", ruleId: "r", channel: "co2", kind: "event.start", at: 1, value: 1500, threshold: 1400, eventId: "d:r:1", startedAt: 1 };
+const offline: Alert = { id: "d:offline:5", deviceId: "d", channel: "device", kind: "offline", at: 10 };
+
+const fieldsOf = (x: unknown): string[] => {
+  const r = validateSubscription(x);
+  if (r.ok) throw new Error("expected invalid");
+  expect(r.error.code).toBe("AIRTWIN_ERR_SUBSCRIPTION_INVALID");
+  return (r.error.details ?? []).map((d) => d.field);
+};
+
+describe("validateSubscription", () => {
+  it("accepts valid subscriptions of every provider", () => {
+    expect(validateSubscription(sub())).toEqual({ ok: true, value: sub() });
+    const full = sub({ provider: "thermostat", target: "nest:abc", match: { kinds: ["event.start", "event.end"], ruleIds: ["default-co2"], channels: ["co2", "device"] } });
+    expect(validateSubscription(full)).toEqual({ ok: true, value: full });
+    expect(validateSubscription(sub({ provider: "push", target: "token" })).ok).toBe(true);
+    expect(validateSubscription(sub({ target: "http://10.0.0.1:8080/x?y=1" })).ok).toBe(true);
+  });
+
+  it.each([
+    ["not an object", "x", ["subscription"]],
+    ["bad id", sub({ id: "a b" }), ["id"]],
+    ["unknown provider", { ...sub(), provider: "email" }, ["provider"]],
+    ["match not an object", { ...sub(), match: [] }, ["match"]],
+    ["missing match", { id: "a", provider: "push", target: "t" }, ["match"]],
+    ["empty kinds", sub({ match: { kinds: [] } }), ["match.kinds"]],
+    ["unknown kind", { ...sub(), match: { kinds: ["event.start", "boom"] } }, ["match.kinds.1"]],
+    ["bad rule id", sub({ match: { ruleIds: ["ok", "not ok"] } }), ["match.ruleIds.1"]],
+    ["unknown channel", { ...sub(), match: { channels: ["o3"] } }, ["match.channels.0"]],
+    ["unknown match field", { ...sub(), match: { devices: ["x"] } }, ["match.devices"]],
+    ["empty target", sub({ target: "" }), ["target"]],
+    ["target too long", sub({ provider: "push", target: "x".repeat(2049) }), ["target"]],
+    ["webhook to a relative URL", sub({ target: "/hook" }), ["target"]],
+    ["webhook to a non-http URL", sub({ target: "ftp://example.com/x" }), ["target"]],
+    ["unknown field", { ...sub(), secret: "x" }, ["secret"]],
+  ])("rejects %s naming the fields", (_name, input, fields) => {
+    expect(fieldsOf(input)).toEqual(fields);
+  });
+});
+
+describe("matches", () => {
+  it.each([
+    ["no filters match everything", {}, [true, true]],
+    ["kinds: any of", { kinds: ["offline", "online"] }, [false, true]],
+    ["ruleIds: alerts without a rule never match", { ruleIds: ["r"] }, [true, false]],
+    ["channels incl. device", { channels: ["device"] }, [false, true]],
+    ["AND across filters", { kinds: ["event.start"], channels: ["pm"] }, [false, false]],
+    ["AND across filters, all satisfied", { kinds: ["event.start", "offline"], channels: ["co2", "device"] }, [true, true]],
+  ] as Array<[string, Subscription["match"], [boolean, boolean]]>)("%s", (_name, match, expected) => {
+    expect([matches(sub({ match }), start), matches(sub({ match }), offline)]).toEqual(expected);
+  });
+});
+
+describe("integrationOutputs and the subscription list", () => {
+  it("one output per matching subscription with a deterministic id", () => {
+    const subs = [sub(), sub({ id: "s2", provider: "push", target: "tok", match: { kinds: ["offline"] } })];
+    expect(integrationOutputs(subs, start)).toEqual([
+      { type: "integration", id: "d:r:1:start:s1", provider: "webhook", deviceId: "d", subscriptionId: "s1", target: "https://example.com/hook", alert: start },
+    ]);
+    expect(integrationOutputs(subs, offline).map((o) => o.type === "integration" && o.id)).toEqual(["d:offline:5:s1", "d:offline:5:s2"]);
+  });
+
+  it("put replaces by id in place, enforces the limit; remove reports unknown ids", () => {
+    let subs: Subscription[] = [];
+    for (let i = 0; i < MAX_SUBSCRIPTIONS; i++) {
+      const r = putSubscription(subs, sub({ id: `s${i}` }));
+      if (!r.ok) throw new Error(r.error.message);
+      subs = r.value;
+    }
+    const over = putSubscription(subs, sub({ id: "extra" }));
+    expect(!over.ok && over.error.code).toBe("AIRTWIN_ERR_SUBSCRIPTION_LIMIT");
+    const replaced = putSubscription(subs, sub({ id: "s3", target: "https://other.example/" }));
+    expect(replaced.ok && replaced.value[3]!.target).toBe("https://other.example/");
+    expect(subs[3]!.target).toBe("https://example.com/hook");
+    const removed = removeSubscription(subs, "s0");
+    expect(removed.ok && removed.value.map((s) => s.id)).not.toContain("s0");
+    const missing = removeSubscription(subs, "nope");
+    expect(!missing.ok && missing.error.code).toBe("AIRTWIN_ERR_SUBSCRIPTION_NOT_FOUND");
+  });
+});

@@ -1,0 +1,122 @@
+// Integration subscriptions (DESIGN §4): validation, the per-device list, matching and forwarding.
+// The list is an immutable value (each change builds a new array), so a rejected command changes nothing.
+
+import { problem } from "./errors.ts";
+import { isRecord, isValidId } from "./rules.ts";
+import { CHANNELS } from "./types.ts";
+import type { Alert, AlertKind, Channel, Problem, Provider, Result, Subscription, TwinOutput } from "./types.ts";
+
+/** Most subscriptions one device may have. */
+export const MAX_SUBSCRIPTIONS = 16;
+
+/** Longest `target` (characters). */
+export const MAX_TARGET_LENGTH = 2048;
+
+/** Longest list in a `match` filter. */
+export const MAX_MATCH_ITEMS = 32;
+
+/** Every alert kind a subscription can ask for. */
+export const ALERT_KINDS: readonly AlertKind[] = ["event.start", "event.end", "offline", "online"];
+
+/** Every provider. */
+export const PROVIDERS: readonly Provider[] = ["webhook", "thermostat", "push"];
+
+const SUBSCRIPTION_FIELDS = new Set(["id", "provider", "match", "target"]);
+const MATCH_FIELDS = new Set(["kinds", "ruleIds", "channels"]);
+const MATCH_CHANNELS: ReadonlyArray<Channel | "device"> = [...CHANNELS, "device"];
+
+/** Validates an untrusted subscription; on success returns a fresh copy holding only its fields. */
+export function validateSubscription(x: unknown): Result<Subscription> {
+  if (!isRecord(x)) {
+    return { ok: false, error: problem("SUBSCRIPTION_INVALID", undefined, [{ field: "subscription", message: "must be an object" }]) };
+  }
+  const details: NonNullable<Problem["details"]> = [];
+  const bad = (field: string, message: string): void => {
+    details.push({ field, message });
+  };
+  for (const key of Object.keys(x)) if (!SUBSCRIPTION_FIELDS.has(key)) bad(key, "unknown field");
+  if (!isValidId(x.id)) bad("id", "must be 1-64 characters of [A-Za-z0-9_-]");
+  const provider = PROVIDERS.includes(x.provider as Provider) ? (x.provider as Provider) : undefined;
+  if (provider === undefined) bad("provider", `must be one of ${PROVIDERS.join(", ")}`);
+
+  const match: Subscription["match"] = {};
+  if (!isRecord(x.match)) bad("match", "must be an object");
+  else {
+    for (const key of Object.keys(x.match)) if (!MATCH_FIELDS.has(key)) bad(`match.${key}`, "unknown field");
+    const list = <T>(field: "kinds" | "ruleIds" | "channels", ok: (v: unknown) => boolean, what: string): T[] | undefined => {
+      const v = (x.match as Record<string, unknown>)[field];
+      if (v === undefined) return undefined;
+      if (!Array.isArray(v) || v.length === 0 || v.length > MAX_MATCH_ITEMS) {
+        bad(`match.${field}`, `must be a non-empty array of at most ${MAX_MATCH_ITEMS} ${what}`);
+        return undefined;
+      }
+      v.forEach((item, i) => {
+        if (!ok(item)) bad(`match.${field}.${i}`, `must be ${what}`);
+      });
+      return [...v] as T[];
+    };
+    const kinds = list<AlertKind>("kinds", (v) => ALERT_KINDS.includes(v as AlertKind), `alert kinds (${ALERT_KINDS.join(", ")})`);
+    const ruleIds = list<string>("ruleIds", isValidId, "rule ids");
+    const channels = list<Channel | "device">("channels", (v) => MATCH_CHANNELS.includes(v as Channel), `channels (${MATCH_CHANNELS.join(", ")})`);
+    if (kinds !== undefined) match.kinds = kinds;
+    if (ruleIds !== undefined) match.ruleIds = ruleIds;
+    if (channels !== undefined) match.channels = channels;
+  }
+
+  const target = x.target;
+  if (typeof target !== "string" || target.length === 0 || target.length > MAX_TARGET_LENGTH) {
+    bad("target", `must be a non-empty string of at most ${MAX_TARGET_LENGTH} characters`);
+  } else if (provider === "webhook" && !isHttpUrl(target)) {
+    bad("target", "must be an absolute http(s) URL for a webhook");
+  }
+  if (details.length > 0) return { ok: false, error: problem("SUBSCRIPTION_INVALID", undefined, details) };
+  return { ok: true, value: { id: x.id as string, provider: provider as Provider, match, target: target as string } };
+}
+
+function isHttpUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
+/** True when every filter present in `sub.match` admits the alert (AND across filters, any-of within one). */
+export function matches(sub: Subscription, alert: Alert): boolean {
+  const m = sub.match;
+  if (m.kinds !== undefined && !m.kinds.includes(alert.kind)) return false;
+  if (m.ruleIds !== undefined && (alert.ruleId === undefined || !m.ruleIds.includes(alert.ruleId))) return false;
+  if (m.channels !== undefined && !m.channels.includes(alert.channel)) return false;
+  return true;
+}
+
+/** One `integration` output per matching subscription, id `${alert.id}:${sub.id}`; appended to `out`. */
+export function integrationOutputs(subs: readonly Subscription[], alert: Alert, out: TwinOutput[] = []): TwinOutput[] {
+  for (const sub of subs) {
+    if (!matches(sub, alert)) continue;
+    out.push({
+      type: "integration", id: `${alert.id}:${sub.id}`, provider: sub.provider, deviceId: alert.deviceId,
+      subscriptionId: sub.id, target: sub.target, alert,
+    });
+  }
+  return out;
+}
+
+/** Adds or replaces (same id, same position) a validated subscription; SUBSCRIPTION_LIMIT beyond 16. */
+export function putSubscription(subs: readonly Subscription[], sub: Subscription): Result<Subscription[]> {
+  const at = subs.findIndex((s) => s.id === sub.id);
+  if (at >= 0) return { ok: true, value: subs.map((s, i) => (i === at ? sub : s)) };
+  if (subs.length >= MAX_SUBSCRIPTIONS) {
+    return { ok: false, error: problem("SUBSCRIPTION_LIMIT", `a device has at most ${MAX_SUBSCRIPTIONS} subscriptions`, [{ field: "subscription.id", message: `limit of ${MAX_SUBSCRIPTIONS} subscriptions reached` }]) };
+  }
+  return { ok: true, value: [...subs, sub] };
+}
+
+/** Removes a subscription; SUBSCRIPTION_NOT_FOUND when absent. */
+export function removeSubscription(subs: readonly Subscription[], id: string): Result<Subscription[]> {
+  if (!subs.some((s) => s.id === id)) {
+    return { ok: false, error: problem("SUBSCRIPTION_NOT_FOUND", `no subscription "${id}" on this device`, [{ field: "subscriptionId", message: "no such subscription" }]) };
+  }
+  return { ok: true, value: subs.filter((s) => s.id !== id) };
+}
