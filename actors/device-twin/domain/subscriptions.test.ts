@@ -75,7 +75,7 @@ describe("integrationOutputs and the subscription list", () => {
   });
 
   it("put replaces by id in place, enforces the limit; remove reports unknown ids", () => {
-    let subs: Subscription[] = [];
+    let subs: readonly Subscription[] = [];
     for (let i = 0; i < MAX_SUBSCRIPTIONS; i++) {
       const r = putSubscription(subs, sub({ id: `s${i}` }));
       if (!r.ok) throw new Error(r.error.message);

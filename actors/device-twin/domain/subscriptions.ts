@@ -18,6 +18,9 @@ export const MAX_MATCH_ITEMS = 32;
 /** Every alert kind a subscription can ask for. */
 export const ALERT_KINDS: readonly AlertKind[] = ["event.start", "event.end", "offline", "online"];
 
+/** The shared empty subscription list (lists are immutable values). */
+export const NO_SUBSCRIPTIONS: readonly Subscription[] = Object.freeze([]);
+
 /** Every provider. */
 export const PROVIDERS: readonly Provider[] = ["webhook", "thermostat", "push"];
 
@@ -104,7 +107,7 @@ export function integrationOutputs(subs: readonly Subscription[], alert: Alert, 
 }
 
 /** Adds or replaces (same id, same position) a validated subscription; SUBSCRIPTION_LIMIT beyond 16. */
-export function putSubscription(subs: readonly Subscription[], sub: Subscription): Result<Subscription[]> {
+export function putSubscription(subs: readonly Subscription[], sub: Subscription): Result<readonly Subscription[]> {
   const at = subs.findIndex((s) => s.id === sub.id);
   if (at >= 0) return { ok: true, value: subs.map((s, i) => (i === at ? sub : s)) };
   if (subs.length >= MAX_SUBSCRIPTIONS) {
@@ -114,9 +117,10 @@ export function putSubscription(subs: readonly Subscription[], sub: Subscription
 }
 
 /** Removes a subscription; SUBSCRIPTION_NOT_FOUND when absent. */
-export function removeSubscription(subs: readonly Subscription[], id: string): Result<Subscription[]> {
+export function removeSubscription(subs: readonly Subscription[], id: string): Result<readonly Subscription[]> {
   if (!subs.some((s) => s.id === id)) {
     return { ok: false, error: problem("SUBSCRIPTION_NOT_FOUND", `no subscription "${id}" on this device`, [{ field: "subscriptionId", message: "no such subscription" }]) };
   }
-  return { ok: true, value: subs.filter((s) => s.id !== id) };
+  const rest = subs.filter((s) => s.id !== id);
+  return { ok: true, value: rest.length === 0 ? NO_SUBSCRIPTIONS : rest };
 }

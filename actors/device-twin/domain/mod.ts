@@ -1,0 +1,21 @@
+// Public entry of the device-twin domain: what the runtime binding and the gateways may use.
+// Everything else in this folder is internal (siblings and tests import files directly).
+
+export * from "./types.ts";
+export { DomainError, DomainErrors, problem } from "./errors.ts";
+export type { DomainErrorName } from "./errors.ts";
+export { validateDeviceId, MAX_DEVICE_ID_LENGTH } from "./ids.ts";
+
+export { DEFAULT_RULES, MAX_RULES, MAX_RULE_DURATION_MS, validateRule } from "./rules.ts";
+export { ALERT_KINDS, MAX_SUBSCRIPTIONS, PROVIDERS, matches, validateSubscription } from "./subscriptions.ts";
+export { COMMAND_TYPES, validateCommand } from "./commands.ts";
+export type { CommandResult } from "./commands.ts";
+export { DEFAULT_OFFLINE_AFTER_MS } from "./presence.ts";
+export type { EventPhase, EventView } from "./events.ts";
+export type { BucketView, ChannelView } from "./stats.ts";
+
+export { applyInput, createTwin, nextWakeAt } from "./twin.ts";
+export type { TwinInput, TwinOptions, TwinState, TwinStep } from "./twin.ts";
+export { twinView } from "./view.ts";
+export type { TwinView, TwinViewOptions } from "./view.ts";
+export { decodeTwin, encodeTwin, TWIN_SNAPSHOT_VERSION, twinEqual } from "./twin-snapshot.ts";

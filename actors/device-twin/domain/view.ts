@@ -1,0 +1,77 @@
+// The twin as the HTTP API shows it (DESIGN §5 GET /v1/devices/:id): plain JSON, derived on demand.
+
+import { eventsView } from "./events.ts";
+import type { EventView } from "./events.ts";
+import { DEFAULT_OFFLINE_AFTER_MS, isOnline } from "./presence.ts";
+import { calibrationView, channelView } from "./stats.ts";
+import type { ChannelView } from "./stats.ts";
+import type { TwinState } from "./twin.ts";
+import { CHANNELS } from "./types.ts";
+import type { Channel, Rule, Subscription } from "./types.ts";
+
+/** Options of {@link twinView}. */
+export interface TwinViewOptions {
+  /**
+   * Wall clock (ms) of the question. When given, `online` is also false once `offlineAfterMs` has passed
+   * since `lastSeen` even if no tick has reached the twin yet (e.g. answering from a snapshot).
+   */
+  now?: number;
+  /** As in TwinOptions; default 15 min. */
+  offlineAfterMs?: number;
+}
+
+/** The JSON body of GET /v1/devices/:id. */
+export interface TwinView {
+  deviceId: string;
+  /** Statistics of each channel that has readings. */
+  channels: Partial<Record<Channel, ChannelView>>;
+  calibration: ReturnType<typeof calibrationView>;
+  /** Effective rules (defaults included). */
+  rules: Rule[];
+  /** Event-machine state per rule id. */
+  events: Record<string, EventView>;
+  subscriptions: Subscription[];
+  /** Wall-clock ms of the last reading's arrival. */
+  lastSeen?: number;
+  /** Event time of the last applied reading. */
+  lastT?: number;
+  readings: number;
+  duplicates: number;
+  late: number;
+  online: boolean;
+}
+
+/** Builds the API view of a twin (copies; the view shares nothing mutable with the state). */
+export function twinView(state: TwinState, options: TwinViewOptions = {}): TwinView {
+  const channels: TwinView["channels"] = {};
+  for (const ch of CHANNELS) {
+    const v = channelView(state.stats, ch);
+    if (v !== undefined) channels[ch] = v;
+  }
+  const { lastSeen } = state.presence;
+  const offlineAfterMs = options.offlineAfterMs ?? DEFAULT_OFFLINE_AFTER_MS;
+  const online = isOnline(state.presence) && (options.now === undefined || options.now < (lastSeen as number) + offlineAfterMs);
+  const view: TwinView = {
+    deviceId: state.deviceId,
+    channels,
+    calibration: calibrationView(state.stats),
+    rules: state.rules.effective.map((r) => ({ ...r })),
+    events: eventsView(state.events, state.rules.effective, state.deviceId),
+    subscriptions: state.subscriptions.map(copySubscription),
+    readings: state.readings,
+    duplicates: state.duplicates,
+    late: state.late,
+    online,
+  };
+  if (lastSeen !== undefined) view.lastSeen = lastSeen;
+  if (state.lastT !== undefined) view.lastT = state.lastT;
+  return view;
+}
+
+function copySubscription(s: Subscription): Subscription {
+  const match: Subscription["match"] = {};
+  if (s.match.kinds !== undefined) match.kinds = [...s.match.kinds];
+  if (s.match.ruleIds !== undefined) match.ruleIds = [...s.match.ruleIds];
+  if (s.match.channels !== undefined) match.channels = [...s.match.channels];
+  return { id: s.id, provider: s.provider, match, target: s.target };
+}
