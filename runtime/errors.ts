@@ -1,0 +1,39 @@
+// Error catalogue of the actor runtime. Codes follow AIRTWIN_ERR_<AREA>_<WHAT>; docs/errors.md lists
+// them with their HTTP status (checked by a test). The gateway maps codes to HTTP status in one table.
+
+export const RuntimeErrors = {
+  CONFIG_INVALID: { code: "AIRTWIN_ERR_CONFIG_INVALID", message: "configuration is invalid" },
+  NATS_UNAVAILABLE: { code: "AIRTWIN_ERR_NATS_UNAVAILABLE", message: "cannot reach NATS" },
+  CODEC_DECODE: { code: "AIRTWIN_ERR_CODEC_DECODE", message: "payload is not valid MessagePack" },
+  SHARDS_MISMATCH: {
+    code: "AIRTWIN_ERR_SHARDS_MISMATCH",
+    message: "shard or stream count differs from the one the cluster was created with",
+  },
+  LEASE_FENCED: { code: "AIRTWIN_ERR_LEASE_FENCED", message: "shard lease lost: a newer owner holds it" },
+  REQUEST_TIMEOUT: { code: "AIRTWIN_ERR_REQUEST_TIMEOUT", message: "request timed out" },
+  ENTITY_UNKNOWN: { code: "AIRTWIN_ERR_ENTITY_UNKNOWN", message: "unknown entity type" },
+} as const;
+
+export type RuntimeErrorName = keyof typeof RuntimeErrors;
+export type RuntimeErrorCode = (typeof RuntimeErrors)[RuntimeErrorName]["code"];
+
+/** An error of the runtime: a catalogue `code`, a human message, structured `details` and the `cause`. */
+export class RuntimeError extends Error {
+  override readonly name = "RuntimeError";
+  readonly code: RuntimeErrorCode;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+  constructor(
+    which: RuntimeErrorName,
+    message?: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(message ?? RuntimeErrors[which].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = RuntimeErrors[which].code;
+    this.details = options?.details;
+  }
+}
+
+/** True when `err` is a RuntimeError, of catalogue entry `which` if given. */
+export function isRuntimeError(err: unknown, which?: RuntimeErrorName): err is RuntimeError {
+  return err instanceof RuntimeError && (which === undefined || err.code === RuntimeErrors[which].code);
+}
