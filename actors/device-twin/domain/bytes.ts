@@ -1,0 +1,259 @@
+// Compact byte writer/reader for snapshot sections: LEB128 varints, zigzag, float64, "decimal or float"
+// numbers, millisecond timestamps and bit-packed integer series. Pure and allocation-light.
+
+/** Largest integer the varint helpers accept (2^53 − 1). */
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+const POW10 = [1, 10, 100, 1000] as const;
+/** Series header meaning "each value as a varint" (any other header ≤ 53 is a bit width). */
+const SERIES_VARINT = 255;
+
+/** Thrown by ByteReader on truncated or malformed input; codecs wrap it in their own coded error. */
+export class ByteFormatError extends Error {
+  override readonly name = "ByteFormatError";
+}
+
+/** Maps a signed safe integer to an unsigned one (0, −1, 1, −2 … → 0, 1, 2, 3 …). */
+export function zigzag(n: number): number {
+  return n >= 0 ? n * 2 : -n * 2 - 1;
+}
+
+export function unzigzag(z: number): number {
+  return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+}
+
+/** Number of bits needed for a non-negative integer (0 for 0). */
+export function bitWidth(n: number): number {
+  let w = 0;
+  while (n >= 1) {
+    n = Math.floor(n / 2);
+    w++;
+  }
+  return w;
+}
+
+function varuintLength(n: number): number {
+  let len = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+/** Append-only byte buffer that grows by doubling. */
+export class ByteWriter {
+  private buf: Uint8Array;
+  private view: DataView;
+  private pos = 0;
+
+  constructor(initialBytes = 512) {
+    this.buf = new Uint8Array(initialBytes);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  private ensure(extra: number): void {
+    if (this.pos + extra <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + extra) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(n: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = n;
+  }
+
+  /** Unsigned LEB128 of a safe non-negative integer (1 byte below 128, at most 8). */
+  varuint(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varuint out of range: ${n}`);
+    this.ensure(8);
+    while (n >= 128) {
+      this.buf[this.pos++] = (n % 128) | 128;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  /** Zigzag varint of a signed integer with |n| < 2^52. */
+  varint(n: number): void {
+    this.varuint(zigzag(n));
+  }
+
+  f64(n: number): void {
+    this.ensure(8);
+    this.view.setFloat64(this.pos, n, true);
+    this.pos += 8;
+  }
+
+  /**
+   * A float that is usually a short decimal (a sensor value, a sum of integers): written as a varint of
+   * (zigzag(k)·5 + d) when `k / 10^d` reproduces it bit for bit (d ≤ 3), else as tag 4 plus float64.
+   */
+  num(n: number): void {
+    if (!Object.is(n, -0)) {
+      for (let d = 0; d < 4; d++) {
+        const p = POW10[d] as number;
+        const k = Math.round(n * p);
+        if (Math.abs(k) < 2 ** 49 && k / p === n) {
+          this.varuint(zigzag(k) * 5 + d);
+          return;
+        }
+      }
+    }
+    this.varuint(4);
+    this.f64(n);
+  }
+
+  /** A non-negative millisecond duration or timestamp; whole seconds cost a bit less. */
+  ms(n: number): void {
+    this.varuint(n % 1000 === 0 ? (n / 1000) * 2 : n * 2 + 1);
+  }
+
+  /**
+   * A series of non-negative safe integers whose length the reader knows: either bit-packed at the
+   * width of the largest (a run of zeros costs one byte) or as varints, whichever is shorter.
+   */
+  series(values: ArrayLike<number>): void {
+    let max = 0;
+    let varintBytes = 0;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i] as number;
+      if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`series value out of range: ${v}`);
+      if (v > max) max = v;
+      varintBytes += varuintLength(v);
+    }
+    const width = bitWidth(max);
+    if (Math.ceil((values.length * width) / 8) > varintBytes) {
+      this.u8(SERIES_VARINT);
+      for (let i = 0; i < values.length; i++) this.varuint(values[i] as number);
+      return;
+    }
+    this.u8(width);
+    let acc = 0;
+    let bits = 0;
+    for (let i = 0; i < values.length; i++) {
+      let rest = values[i] as number;
+      let left = width;
+      while (left > 0) {
+        const take = Math.min(left, 8 - bits);
+        const unit = 1 << take;
+        acc |= (rest % unit) << bits;
+        rest = Math.floor(rest / unit);
+        bits += take;
+        left -= take;
+        if (bits === 8) {
+          this.u8(acc);
+          acc = 0;
+          bits = 0;
+        }
+      }
+    }
+    if (bits > 0) this.u8(acc);
+  }
+
+  /** The bytes written so far (a copy sized exactly). */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+}
+
+/** Reads what ByteWriter wrote; every read is bounds-checked and throws ByteFormatError. */
+export class ByteReader {
+  private readonly view: DataView;
+  private pos = 0;
+
+  constructor(private readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  get remaining(): number {
+    return this.buf.length - this.pos;
+  }
+
+  u8(): number {
+    if (this.pos >= this.buf.length) throw new ByteFormatError("unexpected end of input");
+    return this.buf[this.pos++] as number;
+  }
+
+  varuint(): number {
+    let n = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      const b = this.u8();
+      n += (b & 127) * scale;
+      if (b < 128) {
+        if (n > MAX_SAFE) throw new ByteFormatError("varint exceeds 2^53");
+        return n;
+      }
+      scale *= 128;
+    }
+    throw new ByteFormatError("varint longer than 8 bytes");
+  }
+
+  varint(): number {
+    return unzigzag(this.varuint());
+  }
+
+  f64(): number {
+    if (this.remaining < 8) throw new ByteFormatError("unexpected end of input");
+    const n = this.view.getFloat64(this.pos, true);
+    this.pos += 8;
+    return n;
+  }
+
+  num(): number {
+    const tag = this.varuint();
+    const d = tag % 5;
+    if (d === 4) {
+      if (tag !== 4) throw new ByteFormatError("bad number tag");
+      return this.f64();
+    }
+    return unzigzag((tag - d) / 5) / (POW10[d] as number);
+  }
+
+  ms(): number {
+    const z = this.varuint();
+    return z % 2 === 0 ? (z / 2) * 1000 : (z - 1) / 2;
+  }
+
+  /** Reads `count` values written by ByteWriter.series. */
+  series(count: number): number[] {
+    const header = this.u8();
+    const out = new Array<number>(count);
+    if (header === SERIES_VARINT) {
+      for (let i = 0; i < count; i++) out[i] = this.varuint();
+      return out;
+    }
+    if (header > 53) throw new ByteFormatError(`bad series width ${header}`);
+    let acc = 0;
+    let bits = 0;
+    for (let i = 0; i < count; i++) {
+      let v = 0;
+      let scale = 1;
+      let left = header;
+      while (left > 0) {
+        if (bits === 0) {
+          acc = this.u8();
+          bits = 8;
+        }
+        const take = Math.min(left, bits);
+        const unit = 1 << take;
+        v += (acc % unit) * scale;
+        acc >>>= take;
+        scale *= unit;
+        bits -= take;
+        left -= take;
+      }
+      out[i] = v;
+    }
+    return out;
+  }
+
+  /** Throws unless every byte was consumed. */
+  end(): void {
+    if (this.pos !== this.buf.length) throw new ByteFormatError(`${this.buf.length - this.pos} trailing bytes`);
+  }
+}

@@ -1,0 +1,400 @@
+// The packed statistics layout of one twin (one ArrayBuffer behind a DataView, shared by stats.ts and
+// calibration.ts) and its snapshot-section codec (encodeStatsSection / decodeStatsSection).
+//
+// In memory (little-endian, 2,768 bytes, all zero except the NaN markers when empty):
+//   header   latestT f64 (NaN: no reading) · co2 baseline f64 (NaN: none) · co2 offset f64 ·
+//            voc baseline f64 · daily lows ring of co2 and voc (7 × u24 each, see calibration.ts)
+//   channel  ×6 (CHANNELS order), CHANNEL_BYTES each:
+//            12 exact f64 scalars (count, Welford mean and M2, min/minAt, max/maxAt, last/lastAt, ewma,
+//              running sums of the OPEN hour and OPEN day bucket)
+//            hour ring, slot = hour mod 24: count u24, mean/min/max u16 (quantized; mean written on close)
+//            day ring, slot = day mod 7: count u32, mean/min/max u16, top-5 high/low sums u24 (on close)
+//            the open day's 5 highest (descending) and 5 lowest (ascending) values, u16 quantized
+// Ring slots outside the window are zeroed when the window moves, so equal states are equal bytes.
+//
+// The snapshot section drops what is implied (empty slots, the open day's top-5 head = its max/min),
+// writes sensor values as short decimals, times as deltas from latestT, and bucket series delta- and
+// frame-of-reference coded and bit-packed (bucket means move slowly; counts of regular data are flat).
+
+import { ByteFormatError, ByteReader, ByteWriter, unzigzag, zigzag } from "./bytes.ts";
+import { DomainError } from "./errors.ts";
+import { CHANNELS, type Channel } from "./types.ts";
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+export const HOURS_KEPT = 24;
+export const DAYS_KEPT = 7;
+/** How many of a day's highest and lowest values are kept for topMaxMean / topMinMean. */
+export const TOP_N = 5;
+
+/**
+ * Resolution of stored bucket values: value = (q − offset) / scale with q a uint16. Closed-bucket
+ * mean/min/max, the top-5 values and hence topMaxMean/topMinMean and the daily lows are kept at this
+ * resolution (error ≤ 1/(2·scale)); whole-channel statistics and the open buckets' means are exact.
+ */
+export const QUANTUM: Readonly<Record<Channel, { readonly scale: number; readonly offset: number }>> = {
+  pm: { scale: 10, offset: 0 }, // 0.1 µg/m³, 0–1000 → 0–10000
+  co2: { scale: 1, offset: 0 }, // 1 ppm, 0–40000
+  voc: { scale: 1, offset: 0 }, // 1 ppb, 0–60000
+  tmp: { scale: 100, offset: 4000 }, // 0.01 °C, −40–85 → 0–12500
+  hum: { scale: 100, offset: 0 }, // 0.01 %, 0–100 → 0–10000
+  allpollu: { scale: 10, offset: 0 }, // 0.1 %, 0–1000 → 0–10000
+};
+
+/** Largest quantized value (any channel); 5 of them fit a u24 sum. */
+const MAX_Q = 60000;
+
+// Header offsets
+export const LATEST_T = 0;
+export const CO2_BASELINE = 8;
+export const CO2_OFFSET = 16;
+export const VOC_BASELINE = 24;
+/** Lows ring of co2 (slots 0–6) then voc (slots 7–13), u24 each: sum·8 + n of the day's n lowest, 0 = none. */
+export const LOWS = 32;
+export const LOW_BYTES = 3;
+const HEADER_BYTES = 80;
+
+// Channel block offsets (relative to channelBase)
+export const S_COUNT = 0;
+export const S_MEAN = 8;
+export const S_M2 = 16;
+export const S_MIN = 24;
+export const S_MIN_AT = 32;
+export const S_MAX = 40;
+export const S_MAX_AT = 48;
+export const S_LAST = 56;
+export const S_LAST_AT = 64;
+export const S_EWMA = 72;
+export const S_HOUR_SUM = 80;
+export const S_DAY_SUM = 88;
+export const HOUR_RING = 96;
+/** Hour slot: count u24, then u16 mean (written on close), min, max. */
+export const HOUR_SLOT = 9;
+export const H_COUNT = 0;
+export const H_MEAN = 3;
+export const H_MIN = 5;
+export const H_MAX = 7;
+export const DAY_RING = HOUR_RING + HOURS_KEPT * HOUR_SLOT;
+/** Day slot: count u32, u16 mean/min/max, u24 sums of the top-5 high and low values (written on close). */
+export const DAY_SLOT = 16;
+export const D_COUNT = 0;
+export const D_MEAN = 4;
+export const D_MIN = 6;
+export const D_MAX = 8;
+export const D_TOP_HIGH_SUM = 10;
+export const D_TOP_LOW_SUM = 13;
+export const TOP_HIGH = DAY_RING + DAYS_KEPT * DAY_SLOT;
+export const TOP_LOW = TOP_HIGH + TOP_N * 2;
+/** Bytes per channel block, padded to keep the f64 scalars 8-byte aligned. */
+export const CHANNEL_BYTES = 448;
+/** Total bytes of one twin's packed statistics. */
+export const STATS_BYTES = HEADER_BYTES + CHANNELS.length * CHANNEL_BYTES;
+
+export function channelBase(ci: number): number {
+  return HEADER_BYTES + ci * CHANNEL_BYTES;
+}
+export function hourSlot(ci: number, hour: number): number {
+  return channelBase(ci) + HOUR_RING + (hour % HOURS_KEPT) * HOUR_SLOT;
+}
+export function daySlot(ci: number, day: number): number {
+  return channelBase(ci) + DAY_RING + (day % DAYS_KEPT) * DAY_SLOT;
+}
+
+export function getU24(v: DataView, at: number): number {
+  return v.getUint16(at, true) + v.getUint8(at + 2) * 65536;
+}
+export function setU24(v: DataView, at: number, n: number): void {
+  v.setUint16(at, n & 0xffff, true);
+  v.setUint8(at + 2, n >>> 16);
+}
+export function getF64(v: DataView, at: number): number {
+  return v.getFloat64(at, true);
+}
+export function setF64(v: DataView, at: number, n: number): void {
+  v.setFloat64(at, n, true);
+}
+export function getU16(v: DataView, at: number): number {
+  return v.getUint16(at, true);
+}
+export function setU16(v: DataView, at: number, n: number): void {
+  v.setUint16(at, n, true);
+}
+
+/** A fresh, empty packed state. */
+export function emptyLayout(): DataView {
+  const v = new DataView(new ArrayBuffer(STATS_BYTES));
+  clearLayout(v);
+  return v;
+}
+
+/** Zeroes the state and sets the "none" markers. */
+export function clearLayout(v: DataView): void {
+  new Uint8Array(v.buffer, v.byteOffset, v.byteLength).fill(0);
+  setF64(v, LATEST_T, NaN);
+  setF64(v, CO2_BASELINE, NaN);
+  setF64(v, VOC_BASELINE, NaN);
+}
+
+const SECTION_VERSION = 1;
+const HAS_LATEST = 1;
+const HAS_CO2_BASELINE = 2;
+const HAS_VOC_BASELINE = 4;
+
+/** Encodes the packed state as a compact snapshot section. */
+export function encodeStatsSection(v: DataView): Uint8Array {
+  const w = new ByteWriter(1024);
+  w.u8(SECTION_VERSION);
+  const latest = getF64(v, LATEST_T);
+  const co2Base = getF64(v, CO2_BASELINE);
+  const vocBase = getF64(v, VOC_BASELINE);
+  const flags = (Number.isNaN(latest) ? 0 : HAS_LATEST) | (Number.isNaN(co2Base) ? 0 : HAS_CO2_BASELINE) | (Number.isNaN(vocBase) ? 0 : HAS_VOC_BASELINE);
+  w.u8(flags);
+  if (flags & HAS_CO2_BASELINE) w.num(co2Base);
+  w.num(getF64(v, CO2_OFFSET));
+  if (flags & HAS_VOC_BASELINE) w.num(vocBase);
+  writeSparse(w, v, LOWS, 2 * DAYS_KEPT);
+  if (!(flags & HAS_LATEST)) return w.finish();
+  w.ms(latest);
+  const hour = Math.floor(latest / HOUR_MS);
+  const day = Math.floor(latest / DAY_MS);
+  let present = 0;
+  CHANNELS.forEach((_, ci) => {
+    if (getF64(v, channelBase(ci) + S_COUNT) > 0) present |= 1 << ci;
+  });
+  w.u8(present);
+  CHANNELS.forEach((ch, ci) => {
+    if (present & (1 << ci)) encodeChannel(w, v, ci, ch, latest, hour, day);
+  });
+  return w.finish();
+}
+
+/** Decodes a section written by encodeStatsSection; throws DomainError SNAPSHOT_VERSION / SNAPSHOT_CORRUPT. */
+export function decodeStatsSection(bytes: Uint8Array): DataView {
+  if (bytes.length > 0 && bytes[0] !== SECTION_VERSION) {
+    throw new DomainError("SNAPSHOT_VERSION", `stats section version ${bytes[0]} is not ${SECTION_VERSION}`);
+  }
+  try {
+    const r = new ByteReader(bytes);
+    r.u8();
+    const v = emptyLayout();
+    const flags = r.u8();
+    if (flags > 7) throw new ByteFormatError(`bad flags ${flags}`);
+    if (flags & HAS_CO2_BASELINE) setF64(v, CO2_BASELINE, r.num());
+    setF64(v, CO2_OFFSET, r.num());
+    if (flags & HAS_VOC_BASELINE) setF64(v, VOC_BASELINE, r.num());
+    readSparse(r, v, LOWS, 2 * DAYS_KEPT);
+    if (flags & HAS_LATEST) {
+      const latest = r.ms();
+      setF64(v, LATEST_T, latest);
+      const hour = Math.floor(latest / HOUR_MS);
+      const day = Math.floor(latest / DAY_MS);
+      const present = r.u8();
+      if (present >= 1 << CHANNELS.length) throw new ByteFormatError(`bad channel set ${present}`);
+      CHANNELS.forEach((ch, ci) => {
+        if (present & (1 << ci)) decodeChannel(r, v, ci, ch, latest, hour, day);
+      });
+    }
+    r.end();
+    return v;
+  } catch (err) {
+    if (err instanceof DomainError) throw err;
+    throw new DomainError("SNAPSHOT_CORRUPT", `stats section cannot be decoded: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Lows ring: a presence bitmap (14 bits) then the present u24 values. */
+function writeSparse(w: ByteWriter, v: DataView, at: number, slots: number): void {
+  let mask = 0;
+  for (let i = 0; i < slots; i++) if (getU24(v, at + i * LOW_BYTES) !== 0) mask |= 1 << i;
+  w.varuint(mask);
+  for (let i = 0; i < slots; i++) if (mask & (1 << i)) w.varuint(getU24(v, at + i * LOW_BYTES));
+}
+
+function readSparse(r: ByteReader, v: DataView, at: number, slots: number): void {
+  const mask = r.varuint();
+  if (mask >= 2 ** slots) throw new ByteFormatError("bad lows mask");
+  for (let i = 0; i < slots; i++) if (mask & (1 << i)) setU24(v, at + i * LOW_BYTES, checked(r.varuint(), 1, 0xffffff));
+}
+
+function checked(n: number, min: number, max: number): number {
+  if (!Number.isInteger(n) || n < min || n > max) throw new ByteFormatError(`value ${n} outside ${min}..${max}`);
+  return n;
+}
+
+function encodeChannel(w: ByteWriter, v: DataView, ci: number, _ch: Channel, latest: number, hour: number, day: number): void {
+  const b = channelBase(ci);
+  w.varuint(getF64(v, b + S_COUNT));
+  w.f64(getF64(v, b + S_MEAN));
+  w.f64(getF64(v, b + S_M2));
+  w.f64(getF64(v, b + S_EWMA));
+  w.num(getF64(v, b + S_MIN));
+  w.num(getF64(v, b + S_MAX));
+  w.num(getF64(v, b + S_LAST));
+  w.ms(latest - getF64(v, b + S_MIN_AT));
+  w.ms(latest - getF64(v, b + S_MAX_AT));
+  w.ms(latest - getF64(v, b + S_LAST_AT));
+  w.num(getF64(v, b + S_HOUR_SUM));
+  w.num(getF64(v, b + S_DAY_SUM));
+  encodeRing(w, v, ci, hour, HOURS_KEPT, false);
+  encodeRing(w, v, ci, day, DAYS_KEPT, true);
+}
+
+function decodeChannel(r: ByteReader, v: DataView, ci: number, _ch: Channel, latest: number, hour: number, day: number): void {
+  const b = channelBase(ci);
+  setF64(v, b + S_COUNT, checked(r.varuint(), 1, Number.MAX_SAFE_INTEGER));
+  setF64(v, b + S_MEAN, r.f64());
+  setF64(v, b + S_M2, r.f64());
+  setF64(v, b + S_EWMA, r.f64());
+  setF64(v, b + S_MIN, r.num());
+  setF64(v, b + S_MAX, r.num());
+  setF64(v, b + S_LAST, r.num());
+  setF64(v, b + S_MIN_AT, latest - r.ms());
+  setF64(v, b + S_MAX_AT, latest - r.ms());
+  setF64(v, b + S_LAST_AT, latest - r.ms());
+  setF64(v, b + S_HOUR_SUM, r.num());
+  setF64(v, b + S_DAY_SUM, r.num());
+  decodeRing(r, v, ci, hour, HOURS_KEPT, false);
+  decodeRing(r, v, ci, day, DAYS_KEPT, true);
+}
+
+/** Offsets of a bucket slot's fields, hour or day flavour. */
+interface SlotShape {
+  count: (v: DataView, at: number) => number;
+  setCount: (v: DataView, at: number, n: number) => void;
+  maxCount: number;
+  mean: number;
+  min: number;
+  max: number;
+}
+const HOUR_SHAPE: SlotShape = { count: getU24, setCount: setU24, maxCount: 0xffffff, mean: H_MEAN, min: H_MIN, max: H_MAX };
+const DAY_SHAPE: SlotShape = {
+  count: (v, at) => v.getUint32(at + D_COUNT, true),
+  setCount: (v, at, n) => v.setUint32(at + D_COUNT, n, true),
+  maxCount: 0xffffffff,
+  mean: D_MEAN,
+  min: D_MIN,
+  max: D_MAX,
+};
+
+function slotAt(ci: number, bucket: number, isDay: boolean): number {
+  return isDay ? daySlot(ci, bucket) : hourSlot(ci, bucket);
+}
+
+/**
+ * One ring, oldest bucket first: an occupancy bitmap, then the open (current) bucket on its own (its
+ * mean lives in the exact running sum), then the closed buckets as series: counts (frame of
+ * reference), means (first, then zigzag deltas), mean − min, max − mean and, for days, n·max − topHighSum
+ * and topLowSum − n·min (all ≥ 0 because quantization is monotone).
+ */
+function encodeRing(w: ByteWriter, v: DataView, ci: number, current: number, kept: number, isDay: boolean): void {
+  const shape = isDay ? DAY_SHAPE : HOUR_SHAPE;
+  const closed: number[] = [];
+  let mask = 0;
+  for (let k = 0; k < kept; k++) {
+    const bucket = current - (kept - 1) + k;
+    if (bucket < 0) continue;
+    if (shape.count(v, slotAt(ci, bucket, isDay)) > 0) {
+      mask |= 1 << k;
+      if (bucket !== current) closed.push(slotAt(ci, bucket, isDay));
+    }
+  }
+  w.varuint(mask);
+  if (mask & (1 << (kept - 1))) {
+    const at = slotAt(ci, current, isDay);
+    const count = shape.count(v, at);
+    const min = getU16(v, at + shape.min);
+    const max = getU16(v, at + shape.max);
+    w.varuint(count);
+    w.varuint(min);
+    w.varuint(max - min);
+    if (isDay) {
+      const n = Math.min(TOP_N, count);
+      const base = channelBase(ci);
+      const highs: number[] = [];
+      const lows: number[] = [];
+      for (let i = 1; i < n; i++) {
+        highs.push(getU16(v, base + TOP_HIGH + (i - 1) * 2) - getU16(v, base + TOP_HIGH + i * 2));
+        lows.push(getU16(v, base + TOP_LOW + i * 2) - getU16(v, base + TOP_LOW + (i - 1) * 2));
+      }
+      w.series(highs);
+      w.series(lows);
+    }
+  }
+  if (closed.length === 0) return;
+  const counts = closed.map((at) => shape.count(v, at));
+  const minCount = Math.min(...counts);
+  w.varuint(minCount);
+  w.series(counts.map((c) => c - minCount));
+  const means = closed.map((at) => getU16(v, at + shape.mean));
+  w.varuint(means[0] as number);
+  w.series(means.slice(1).map((m, i) => zigzag(m - (means[i] as number))));
+  w.series(closed.map((at, i) => (means[i] as number) - getU16(v, at + shape.min)));
+  w.series(closed.map((at, i) => getU16(v, at + shape.max) - (means[i] as number)));
+  if (isDay) {
+    w.series(closed.map((at, i) => Math.min(TOP_N, counts[i] as number) * getU16(v, at + shape.max) - getU24(v, at + D_TOP_HIGH_SUM)));
+    w.series(closed.map((at, i) => getU24(v, at + D_TOP_LOW_SUM) - Math.min(TOP_N, counts[i] as number) * getU16(v, at + shape.min)));
+  }
+}
+
+function decodeRing(r: ByteReader, v: DataView, ci: number, current: number, kept: number, isDay: boolean): void {
+  const shape = isDay ? DAY_SHAPE : HOUR_SHAPE;
+  const mask = r.varuint();
+  if (mask >= 2 ** kept) throw new ByteFormatError("bad bucket mask");
+  const closed: number[] = [];
+  for (let k = 0; k < kept - 1; k++) {
+    const bucket = current - (kept - 1) + k;
+    if (mask & (1 << k)) {
+      if (bucket < 0) throw new ByteFormatError("bucket before epoch");
+      closed.push(slotAt(ci, bucket, isDay));
+    }
+  }
+  if (mask & (1 << (kept - 1))) {
+    const at = slotAt(ci, current, isDay);
+    const count = checked(r.varuint(), 1, shape.maxCount);
+    const min = checked(r.varuint(), 0, MAX_Q);
+    const max = checked(min + r.varuint(), 0, MAX_Q);
+    shape.setCount(v, at, count);
+    setU16(v, at + shape.min, min);
+    setU16(v, at + shape.max, max);
+    if (isDay) {
+      const n = Math.min(TOP_N, count);
+      const base = channelBase(ci);
+      const highs = r.series(n - 1 > 0 ? n - 1 : 0);
+      const lows = r.series(n - 1 > 0 ? n - 1 : 0);
+      let hi = max;
+      let lo = min;
+      setU16(v, base + TOP_HIGH, hi);
+      setU16(v, base + TOP_LOW, lo);
+      for (let i = 1; i < n; i++) {
+        hi = checked(hi - (highs[i - 1] as number), 0, MAX_Q);
+        lo = checked(lo + (lows[i - 1] as number), 0, MAX_Q);
+        setU16(v, base + TOP_HIGH + i * 2, hi);
+        setU16(v, base + TOP_LOW + i * 2, lo);
+      }
+    }
+  }
+  if (closed.length === 0) return;
+  const n = closed.length;
+  const minCount = r.varuint();
+  const counts = r.series(n).map((c) => checked(c + minCount, 1, shape.maxCount));
+  const means = [checked(r.varuint(), 0, MAX_Q)];
+  for (const d of r.series(n - 1)) means.push(checked((means[means.length - 1] as number) + unzigzag(d), 0, MAX_Q));
+  const belowMean = r.series(n);
+  const aboveMean = r.series(n);
+  closed.forEach((at, i) => {
+    const mean = means[i] as number;
+    shape.setCount(v, at, counts[i] as number);
+    setU16(v, at + shape.mean, mean);
+    setU16(v, at + shape.min, checked(mean - (belowMean[i] as number), 0, MAX_Q));
+    setU16(v, at + shape.max, checked(mean + (aboveMean[i] as number), 0, MAX_Q));
+  });
+  if (isDay) {
+    const highGap = r.series(n);
+    const lowGap = r.series(n);
+    closed.forEach((at, i) => {
+      const top = Math.min(TOP_N, counts[i] as number);
+      setU24(v, at + D_TOP_HIGH_SUM, checked(top * getU16(v, at + shape.max) - (highGap[i] as number), 0, 0xffffff));
+      setU24(v, at + D_TOP_LOW_SUM, checked(top * getU16(v, at + shape.min) + (lowGap[i] as number), 0, 0xffffff));
+    });
+  }
+}

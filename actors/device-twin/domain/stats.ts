@@ -1,0 +1,407 @@
+// Per-channel statistics of one device (DESIGN §4) on the packed layout of snapshot.ts: exact running
+// statistics (Welford, time-aware EWMA), hourly and daily rings with per-day top-5 means, closed-bucket
+// outputs, and the co2/voc calibration of calibration.ts. Pure: time comes from the readings.
+
+import { onDayClosed, readCalibration, recalibrateChannel } from "./calibration.ts";
+import {
+  DAY_MS,
+  DAYS_KEPT,
+  DAY_SLOT,
+  D_COUNT,
+  D_MAX,
+  D_MEAN,
+  D_MIN,
+  D_TOP_HIGH_SUM,
+  D_TOP_LOW_SUM,
+  HOURS_KEPT,
+  HOUR_MS,
+  H_MAX,
+  H_MEAN,
+  H_MIN,
+  LATEST_T,
+  QUANTUM,
+  S_COUNT,
+  S_DAY_SUM,
+  S_EWMA,
+  S_HOUR_SUM,
+  S_LAST,
+  S_LAST_AT,
+  S_M2,
+  S_MAX,
+  S_MAX_AT,
+  S_MEAN,
+  S_MIN,
+  S_MIN_AT,
+  TOP_HIGH,
+  TOP_LOW,
+  TOP_N,
+  channelBase,
+  clearLayout,
+  daySlot,
+  decodeStatsSection,
+  emptyLayout,
+  encodeStatsSection,
+  getF64,
+  getU16,
+  getU24,
+  hourSlot,
+  setF64,
+  setU16,
+  setU24,
+} from "./snapshot.ts";
+import { CHANNELS, type AggregateBucket, type CalibrationChange, type Channel, type ClosedAggregate, type Reading } from "./types.ts";
+
+export { DAY_MS, HOUR_MS, QUANTUM, STATS_BYTES } from "./snapshot.ts";
+
+/** Time constant τ of the time-aware EWMA, in ms (1 h). */
+export const EWMA_TAU_MS = 3_600_000;
+
+declare const statsBrand: unique symbol;
+/** The statistics of one twin: a DataView over STATS_BYTES packed bytes (layout in snapshot.ts). Opaque. */
+export interface TwinStats {
+  readonly [statsBrand]: true;
+}
+
+/** One bucket as shown to users; top-5 means only on daily buckets. Values in channel units, start in epoch ms. */
+export interface BucketView {
+  start: number;
+  count: number;
+  mean: number;
+  min: number;
+  max: number;
+  topMaxMean?: number;
+  topMinMean?: number;
+}
+
+/** Statistics of one channel; times in epoch ms, values in channel units; buckets oldest first. */
+export interface ChannelView {
+  count: number;
+  mean: number;
+  stddev: number;
+  min: number;
+  minAt: number;
+  max: number;
+  maxAt: number;
+  last: number;
+  lastAt: number;
+  ewma: number;
+  hourly: BucketView[];
+  daily: BucketView[];
+}
+
+export interface StatsOutputs {
+  aggregates: ClosedAggregate[];
+  calibration: CalibrationChange[];
+}
+
+const SCALE = CHANNELS.map((ch) => QUANTUM[ch].scale);
+const QOFF = CHANNELS.map((ch) => QUANTUM[ch].offset);
+const MAX_Q = 60000;
+
+const view = (s: TwinStats): DataView => s as unknown as DataView;
+const wrap = (v: DataView): TwinStats => v as unknown as TwinStats;
+
+export function createStats(): TwinStats {
+  return wrap(emptyLayout());
+}
+
+/** Back to empty, calibration included. */
+export function resetStats(stats: TwinStats): void {
+  clearLayout(view(stats));
+}
+
+/** An independent copy. */
+export function cloneStats(stats: TwinStats): TwinStats {
+  const v = view(stats);
+  return wrap(new DataView(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)));
+}
+
+/** t (epoch ms) of the latest applied reading, undefined when empty. */
+export function statsLatestT(stats: TwinStats): number | undefined {
+  const t = getF64(view(stats), LATEST_T);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+/**
+ * Applies one accepted reading (all channels it carries). The caller applies readings in increasing `t`
+ * (it drops duplicates and late ones); a reading with t ≤ the latest applied is ignored here.
+ * Returns the buckets it closed (the previous hour, and the previous day when the UTC day changed,
+ * each listing every channel that had readings in it; mean exact, min/max/top means at QUANTUM
+ * resolution) and the calibration changes caused by a day closing.
+ */
+export function applyReadingToStats(stats: TwinStats, deviceId: string, r: Reading): StatsOutputs {
+  const v = view(stats);
+  const t = r.t;
+  const latest = getF64(v, LATEST_T);
+  const out: StatsOutputs = { aggregates: [], calibration: [] };
+  if (t <= latest) return out;
+  const hour = Math.floor(t / HOUR_MS);
+  const day = Math.floor(t / DAY_MS);
+  if (!Number.isNaN(latest)) {
+    const curHour = Math.floor(latest / HOUR_MS);
+    if (hour > curHour) {
+      const curDay = Math.floor(latest / DAY_MS);
+      const closedHour = closeHour(v, deviceId, curHour);
+      if (closedHour) out.aggregates.push(closedHour);
+      if (day > curDay) {
+        const closedDay = closeDay(v, deviceId, curDay);
+        if (closedDay) out.aggregates.push(closedDay);
+        out.calibration = onDayClosed(v, deviceId, curDay, day, t);
+        advanceDays(v, curDay, day);
+      }
+      advanceHours(v, curHour, hour);
+    }
+  }
+  setF64(v, LATEST_T, t);
+  for (let ci = 0; ci < CHANNELS.length; ci++) {
+    const x = r[CHANNELS[ci] as Channel];
+    // + 0 turns −0 into 0, so equal states stay equal bytes
+    if (x !== undefined) addValue(v, ci, x + 0, t, hour, day);
+  }
+  return out;
+}
+
+/** Statistics of one channel; undefined when the channel never had a reading. */
+export function channelView(stats: TwinStats, ch: Channel): ChannelView | undefined {
+  const v = view(stats);
+  const ci = CHANNELS.indexOf(ch);
+  const b = channelBase(ci);
+  const count = getF64(v, b + S_COUNT);
+  if (count === 0) return undefined;
+  const latest = getF64(v, LATEST_T);
+  const curHour = Math.floor(latest / HOUR_MS);
+  const curDay = Math.floor(latest / DAY_MS);
+  const hourly: BucketView[] = [];
+  for (let h = curHour - HOURS_KEPT + 1; h <= curHour; h++) {
+    const bucket = h >= 0 ? hourBucket(v, ci, h, h === curHour) : undefined;
+    if (bucket) hourly.push(bucket);
+  }
+  const daily: BucketView[] = [];
+  for (let d = curDay - DAYS_KEPT + 1; d <= curDay; d++) {
+    const bucket = d >= 0 ? dayBucket(v, ci, d, d === curDay) : undefined;
+    if (bucket) daily.push(bucket);
+  }
+  return {
+    count,
+    mean: getF64(v, b + S_MEAN),
+    stddev: Math.sqrt(getF64(v, b + S_M2) / count),
+    min: getF64(v, b + S_MIN),
+    minAt: getF64(v, b + S_MIN_AT),
+    max: getF64(v, b + S_MAX),
+    maxAt: getF64(v, b + S_MAX_AT),
+    last: getF64(v, b + S_LAST),
+    lastAt: getF64(v, b + S_LAST_AT),
+    ewma: getF64(v, b + S_EWMA),
+    hourly,
+    daily,
+  };
+}
+
+/** Current calibration; `baseline` absent while no low is in the window; voc offset is always 0. */
+export function calibrationView(stats: TwinStats): { co2: { baseline?: number; offset: number }; voc: { baseline?: number; offset: number } } {
+  return readCalibration(view(stats));
+}
+
+/** Forgets the lows of closed days of `ch` (baseline undefined, offset 0) and returns that change. */
+export function recalibrate(stats: TwinStats, deviceId: string, ch: "co2" | "voc", at: number): CalibrationChange {
+  return recalibrateChannel(view(stats), deviceId, ch, at);
+}
+
+/** The compact snapshot section of these statistics (about 1 KB for a week of 5-minute data). */
+export function encodeStats(stats: TwinStats): Uint8Array {
+  return encodeStatsSection(view(stats));
+}
+
+/** Inverse of encodeStats; throws DomainError (AIRTWIN_ERR_SNAPSHOT_CORRUPT / _VERSION). */
+export function decodeStats(bytes: Uint8Array): TwinStats {
+  return wrap(decodeStatsSection(bytes));
+}
+
+/** True when both hold the identical state (byte for byte). */
+export function statsEqual(a: TwinStats, b: TwinStats): boolean {
+  const x = view(a);
+  const y = view(b);
+  if (x.byteLength !== y.byteLength) return false;
+  for (let i = 0; i < x.byteLength; i++) if (x.getUint8(i) !== y.getUint8(i)) return false;
+  return true;
+}
+
+function quantize(ci: number, x: number): number {
+  const q = Math.round(x * (SCALE[ci] as number)) + (QOFF[ci] as number);
+  return q < 0 ? 0 : q > MAX_Q ? MAX_Q : q;
+}
+
+function dequantize(ci: number, q: number): number {
+  return (q - (QOFF[ci] as number)) / (SCALE[ci] as number);
+}
+
+/** Mean of n quantized values given their sum, in channel units. */
+function dequantizeMean(ci: number, sum: number, n: number): number {
+  return (sum - n * (QOFF[ci] as number)) / (n * (SCALE[ci] as number));
+}
+
+function addValue(v: DataView, ci: number, x: number, t: number, hour: number, day: number): void {
+  const b = channelBase(ci);
+  const count = getF64(v, b + S_COUNT) + 1;
+  setF64(v, b + S_COUNT, count);
+  if (count === 1) {
+    setF64(v, b + S_MEAN, x);
+    setF64(v, b + S_MIN, x);
+    setF64(v, b + S_MIN_AT, t);
+    setF64(v, b + S_MAX, x);
+    setF64(v, b + S_MAX_AT, t);
+    setF64(v, b + S_EWMA, x);
+  } else {
+    const mean = getF64(v, b + S_MEAN);
+    const delta = x - mean;
+    const next = mean + delta / count;
+    setF64(v, b + S_MEAN, next);
+    setF64(v, b + S_M2, getF64(v, b + S_M2) + delta * (x - next));
+    if (x < getF64(v, b + S_MIN)) {
+      setF64(v, b + S_MIN, x);
+      setF64(v, b + S_MIN_AT, t);
+    }
+    if (x > getF64(v, b + S_MAX)) {
+      setF64(v, b + S_MAX, x);
+      setF64(v, b + S_MAX_AT, t);
+    }
+    const ewma = getF64(v, b + S_EWMA);
+    // 1 − exp(−Δt/τ) computed as −expm1(−Δt/τ): same value, no cancellation for small Δt
+    setF64(v, b + S_EWMA, ewma - Math.expm1(-(t - getF64(v, b + S_LAST_AT)) / EWMA_TAU_MS) * (x - ewma));
+  }
+  setF64(v, b + S_LAST, x);
+  setF64(v, b + S_LAST_AT, t);
+  setF64(v, b + S_HOUR_SUM, getF64(v, b + S_HOUR_SUM) + x);
+  setF64(v, b + S_DAY_SUM, getF64(v, b + S_DAY_SUM) + x);
+  const q = quantize(ci, x);
+
+  const hs = hourSlot(ci, hour);
+  const hc = getU24(v, hs);
+  if (hc === 0 || q < getU16(v, hs + H_MIN)) setU16(v, hs + H_MIN, q);
+  if (hc === 0 || q > getU16(v, hs + H_MAX)) setU16(v, hs + H_MAX, q);
+  setU24(v, hs, hc + 1);
+
+  const ds = daySlot(ci, day);
+  const dc = v.getUint32(ds + D_COUNT, true);
+  if (dc === 0 || q < getU16(v, ds + D_MIN)) setU16(v, ds + D_MIN, q);
+  if (dc === 0 || q > getU16(v, ds + D_MAX)) setU16(v, ds + D_MAX, q);
+  v.setUint32(ds + D_COUNT, dc + 1, true);
+  const n = Math.min(dc, TOP_N);
+  insertTop(v, b + TOP_HIGH, n, q, 1);
+  insertTop(v, b + TOP_LOW, n, q, -1);
+}
+
+/** Inserts q into a sorted array of n ≤ 5 u16 (descending when sign = 1, ascending when −1), keeping 5. */
+function insertTop(v: DataView, at: number, n: number, q: number, sign: 1 | -1): void {
+  if (n === TOP_N && !((q - getU16(v, at + (TOP_N - 1) * 2)) * sign > 0)) return;
+  let i = n === TOP_N ? TOP_N - 1 : n;
+  while (i > 0) {
+    const prev = getU16(v, at + (i - 1) * 2);
+    if (!((q - prev) * sign > 0)) break;
+    setU16(v, at + i * 2, prev);
+    i--;
+  }
+  setU16(v, at + i * 2, q);
+}
+
+function topSum(v: DataView, at: number, n: number): number {
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += getU16(v, at + i * 2);
+  return sum;
+}
+
+function hourBucket(v: DataView, ci: number, h: number, open: boolean): BucketView | undefined {
+  const at = hourSlot(ci, h);
+  const count = getU24(v, at);
+  if (count === 0) return undefined;
+  return {
+    start: h * HOUR_MS,
+    count,
+    mean: open ? getF64(v, channelBase(ci) + S_HOUR_SUM) / count : dequantize(ci, getU16(v, at + H_MEAN)),
+    min: dequantize(ci, getU16(v, at + H_MIN)),
+    max: dequantize(ci, getU16(v, at + H_MAX)),
+  };
+}
+
+function dayBucket(v: DataView, ci: number, d: number, open: boolean): BucketView | undefined {
+  const at = daySlot(ci, d);
+  const count = v.getUint32(at + D_COUNT, true);
+  if (count === 0) return undefined;
+  const b = channelBase(ci);
+  const n = Math.min(TOP_N, count);
+  const highSum = open ? topSum(v, b + TOP_HIGH, n) : getU24(v, at + D_TOP_HIGH_SUM);
+  const lowSum = open ? topSum(v, b + TOP_LOW, n) : getU24(v, at + D_TOP_LOW_SUM);
+  return {
+    start: d * DAY_MS,
+    count,
+    mean: open ? getF64(v, b + S_DAY_SUM) / count : dequantize(ci, getU16(v, at + D_MEAN)),
+    min: dequantize(ci, getU16(v, at + D_MIN)),
+    max: dequantize(ci, getU16(v, at + D_MAX)),
+    topMaxMean: dequantizeMean(ci, highSum, n),
+    topMinMean: dequantizeMean(ci, lowSum, n),
+  };
+}
+
+/** Freezes the open hour: its quantized mean goes into the slot; returns its aggregate (exact means). */
+function closeHour(v: DataView, deviceId: string, hour: number): ClosedAggregate | undefined {
+  const channels: Partial<Record<Channel, AggregateBucket>> = {};
+  let any = false;
+  CHANNELS.forEach((ch, ci) => {
+    const bucket = hourBucket(v, ci, hour, true);
+    setF64(v, channelBase(ci) + S_HOUR_SUM, 0);
+    if (!bucket) return;
+    setU16(v, hourSlot(ci, hour) + H_MEAN, quantize(ci, bucket.mean));
+    channels[ch] = bucket;
+    any = true;
+  });
+  const start = hour * HOUR_MS;
+  return any ? { id: `${deviceId}:hour:${start}`, deviceId, resolution: "hour", start, channels } : undefined;
+}
+
+/** Freezes the open day: quantized mean and top-5 sums go into the slot; returns its aggregate. */
+function closeDay(v: DataView, deviceId: string, day: number): ClosedAggregate | undefined {
+  const channels: Partial<Record<Channel, AggregateBucket>> = {};
+  let any = false;
+  CHANNELS.forEach((ch, ci) => {
+    const bucket = dayBucket(v, ci, day, true);
+    if (!bucket) return;
+    const at = daySlot(ci, day);
+    const b = channelBase(ci);
+    const n = Math.min(TOP_N, bucket.count);
+    setU16(v, at + D_MEAN, quantize(ci, bucket.mean));
+    setU24(v, at + D_TOP_HIGH_SUM, topSum(v, b + TOP_HIGH, n));
+    setU24(v, at + D_TOP_LOW_SUM, topSum(v, b + TOP_LOW, n));
+    channels[ch] = bucket;
+    any = true;
+  });
+  const start = day * DAY_MS;
+  return any ? { id: `${deviceId}:day:${start}`, deviceId, resolution: "day", start, channels } : undefined;
+}
+
+/** Empties the hour slots the window moves onto (curHour, hour], at most the whole ring. */
+function advanceHours(v: DataView, curHour: number, hour: number): void {
+  const steps = Math.min(hour - curHour, HOURS_KEPT);
+  for (let ci = 0; ci < CHANNELS.length; ci++) {
+    for (let k = 1; k <= steps; k++) {
+      const at = hourSlot(ci, curHour + k);
+      setU24(v, at, 0);
+      setU16(v, at + H_MEAN, 0);
+      setU16(v, at + H_MIN, 0);
+      setU16(v, at + H_MAX, 0);
+    }
+  }
+}
+
+/** Empties the day slots the window moves onto (curDay, day], the top-5 arrays and the day sums. */
+function advanceDays(v: DataView, curDay: number, day: number): void {
+  const steps = Math.min(day - curDay, DAYS_KEPT);
+  for (let ci = 0; ci < CHANNELS.length; ci++) {
+    const b = channelBase(ci);
+    for (let k = 1; k <= steps; k++) {
+      const at = daySlot(ci, curDay + k);
+      for (let i = 0; i < DAY_SLOT; i += 4) v.setUint32(at + i, 0, true);
+    }
+    for (let i = 0; i < TOP_N * 2; i++) v.setUint16(b + TOP_HIGH + i * 2, 0, true);
+    setF64(v, b + S_DAY_SUM, 0);
+  }
+}
