@@ -1,0 +1,210 @@
+// The typed client of the runtime: send inputs (micro-batched per shard, pipelined, resolved on PubAck),
+// send commands and await their result, query live state from the owner, read committed snapshots.
+// Used by the HTTP gateway and by any other service.
+import { Kvm, type KV } from "@nats-io/kv";
+import { createInbox, errors as natsErrors, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { Packr } from "msgpackr";
+import { encodeBatch, type InputItem } from "./envelope.ts";
+import { PipelinedPublisher, type PubAck } from "./publisher.ts";
+import { shardOf } from "./shard-id.ts";
+import type { EntityReply } from "./shard-runner.ts";
+import { entityKey, readSnapshot, type SnapshotRecord } from "./snapshot-store.ts";
+import { names as namesOf, type Names } from "./subjects.ts";
+import { RuntimeError } from "./errors.ts";
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+export interface RuntimeClientOptions {
+  /** Subject prefix of the cluster. Default "airtwin". */
+  prefix?: string;
+  /** Shard count of the cluster (must match the cluster's; checked against its meta when present). */
+  shards: number;
+  /** Longest an input waits for companions before its batch is published (ms). Default 2. */
+  lingerMs?: number;
+  /** Most items in one input message. Default 500. */
+  maxBatchItems?: number;
+  /** Most publishes awaiting PubAck. Default 1024. */
+  maxInFlight?: number;
+  /** How long JetStream may take to confirm a batch (ms). Default 5000. */
+  ackTimeoutMs?: number;
+}
+
+interface PendingBatch {
+  items: InputItem[];
+  waiters: Array<{ resolve(ack: PubAck): void; reject(err: Error): void }>;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** Most bytes in one NATS message we produce (servers default to 1 MiB max_payload). */
+const MAX_MESSAGE_BYTES = 900 * 1024;
+
+export class RuntimeClient {
+  readonly names: Names;
+  readonly shards: number;
+  private readonly nc: NatsConnection;
+  private readonly publisher: PipelinedPublisher;
+  private readonly kvm: Kvm;
+  private readonly buckets = new Map<number, Promise<KV>>();
+  private readonly batches = new Map<number, PendingBatch>();
+  private readonly lingerMs: number;
+  private readonly maxBatchItems: number;
+  private readonly clientId = createInbox("c").slice(2);
+  private batchSeq = 0;
+  private readonly replies: Subscription;
+  private readonly replyInbox = createInbox();
+  private readonly waiting = new Map<number, (reply: EntityReply) => void>();
+  private nextReply = 0;
+
+  constructor(nc: NatsConnection, options: RuntimeClientOptions) {
+    this.nc = nc;
+    this.names = namesOf(options.prefix ?? "airtwin");
+    this.shards = options.shards;
+    this.lingerMs = options.lingerMs ?? 2;
+    this.maxBatchItems = options.maxBatchItems ?? 500;
+    this.publisher = new PipelinedPublisher(nc, { maxInFlight: options.maxInFlight ?? 1024, ackTimeoutMs: options.ackTimeoutMs ?? 5000 });
+    this.kvm = new Kvm(nc);
+    this.replies = nc.subscribe(`${this.replyInbox}.*`, { callback: (err, msg) => (err ? undefined : this.onReply(msg)) });
+  }
+
+  /** Shard of an entity. */
+  shardOf(entityId: string): number {
+    return shardOf(entityId, this.shards);
+  }
+
+  /**
+   * Appends an input for an entity to the log. Resolves when JetStream stored the message holding it;
+   * rejects (PublishError) when it did not confirm in time — the caller may resend safely when the
+   * entity de-duplicates (the device twin does, by reading time).
+   */
+  send(type: string, entityId: string, kind: string, payload: unknown): Promise<PubAck> {
+    return this.enqueue({ type, entityId, kind, payload });
+  }
+
+  /** Sends a command through the log and resolves with the entity's reply once it was applied. */
+  async command(type: string, entityId: string, kind: string, payload: unknown, options: { timeoutMs?: number } = {}): Promise<EntityReply> {
+    const id = this.nextReply++;
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const reply = new Promise<EntityReply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new RuntimeError("REQUEST_TIMEOUT", `no result within ${timeoutMs} ms (the command is logged and will still be applied)`));
+      }, timeoutMs);
+      this.waiting.set(id, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+    });
+    try {
+      await this.enqueue({ type, entityId, kind, payload, replyTo: `${this.replyInbox}.${id}` });
+    } catch (err) {
+      this.waiting.delete(id);
+      reply.catch(() => undefined);
+      throw err;
+    }
+    return reply;
+  }
+
+  /** Asks the entity's current owner; retries while the shard moves, until the deadline. */
+  async get(type: string, entityId: string, query: unknown, options: { timeoutMs?: number } = {}): Promise<EntityReply> {
+    const deadline = Date.now() + (options.timeoutMs ?? 5000);
+    const subject = this.names.rpc(this.shardOf(entityId));
+    const body = packr.pack({ type, id: entityId, q: query });
+    let delay = 20;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new RuntimeError("REQUEST_TIMEOUT", `no owner answered for ${type} ${entityId}`);
+      try {
+        const msg = await this.nc.request(subject, body, { timeout: Math.min(left, 2000) });
+        return packr.unpack(msg.data) as EntityReply;
+      } catch (err) {
+        if (!(err instanceof natsErrors.NoRespondersError || err instanceof natsErrors.TimeoutError || isNoResponders(err))) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+        delay = Math.min(delay * 2, 250);
+      }
+    }
+  }
+
+  /** Reads the entity's last committed snapshot from KV; needs no owner. */
+  async getSnapshot(type: string, entityId: string): Promise<SnapshotRecord | undefined> {
+    const kv = await this.bucket(this.shardOf(entityId));
+    return readSnapshot(kv, entityKey(type, entityId));
+  }
+
+  /** Publishes what is batched, then stops. */
+  async close(): Promise<void> {
+    const flushes = [...this.batches.keys()].map((s) => this.flush(s));
+    await Promise.allSettled(flushes);
+    this.replies.unsubscribe();
+    this.publisher.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private bucket(shard: number): Promise<KV> {
+    let kv = this.buckets.get(shard);
+    if (kv === undefined) {
+      kv = this.kvm.open(this.names.snapshotBucket(shard));
+      this.buckets.set(shard, kv);
+    }
+    return kv;
+  }
+
+  private enqueue(item: InputItem): Promise<PubAck> {
+    const shard = this.shardOf(item.entityId);
+    let batch = this.batches.get(shard);
+    if (batch === undefined) {
+      batch = { items: [], waiters: [], timer: undefined };
+      this.batches.set(shard, batch);
+    }
+    const b = batch;
+    const done = new Promise<PubAck>((resolve, reject) => b.waiters.push({ resolve, reject }));
+    b.items.push(item);
+    if (b.items.length >= this.maxBatchItems) void this.flush(shard);
+    else b.timer ??= setTimeout(() => void this.flush(shard), this.lingerMs);
+    return done;
+  }
+
+  private async flush(shard: number): Promise<void> {
+    const batch = this.batches.get(shard);
+    if (batch === undefined) return;
+    this.batches.delete(shard);
+    if (batch.timer !== undefined) clearTimeout(batch.timer);
+    const acceptedAt = Date.now();
+    for (const part of split(batch.items, acceptedAt)) {
+      const waiters = batch.waiters.splice(0, part.count);
+      // A stable id per batch: if the client retries this very message, JetStream drops the repeat.
+      const msgId = `${this.clientId}-${this.batchSeq++}`;
+      this.publisher.publish(this.names.input(shard), part.data, { msgId }).then(
+        (ack) => waiters.forEach((w) => w.resolve(ack)),
+        (err: Error) => waiters.forEach((w) => w.reject(err)),
+      );
+    }
+  }
+
+  private onReply(msg: Msg): void {
+    const id = Number(msg.subject.slice(this.replyInbox.length + 1));
+    const waiter = this.waiting.get(id);
+    if (waiter === undefined) return;
+    this.waiting.delete(id);
+    waiter(packr.unpack(msg.data) as EntityReply);
+  }
+}
+
+/** Encodes items into messages under the size limit (halving a batch that is too large). */
+function* split(items: InputItem[], acceptedAt: number): Generator<{ data: Uint8Array; count: number }> {
+  const data = encodeBatch({ acceptedAt, items });
+  if (data.length <= MAX_MESSAGE_BYTES || items.length === 1) {
+    yield { data, count: items.length };
+    return;
+  }
+  const half = items.length >> 1;
+  yield* split(items.slice(0, half), acceptedAt);
+  yield* split(items.slice(half), acceptedAt);
+}
+
+function isNoResponders(err: unknown): boolean {
+  return err instanceof Error && (err.message.includes("no responders") || (err.cause as Error | undefined)?.message?.includes("503") === true);
+}
+

@@ -1,0 +1,71 @@
+// Creates the JetStream resources of a cluster if they are missing: K input streams (each a contiguous
+// group of shards, so stream leaders spread over a NATS cluster) and the output stream. Idempotent.
+import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/nats-core";
+import { shardsOfStream, type Names } from "./subjects.ts";
+
+/** Retention and replication of the cluster's streams. */
+export interface StreamsOptions {
+  shards: number;
+  streams: number;
+  /** JetStream replicas (1, 3 or 5). */
+  replicas: number;
+  /** Input messages are kept this long even when consumed (ms). Default 7 days. */
+  inputMaxAgeMs?: number;
+  /** Input stream size bound per stream (bytes; -1 unbounded). Default 10 GiB. */
+  inputMaxBytes?: number;
+  /** Outputs are kept this long (ms). Default 7 days. */
+  outputMaxAgeMs?: number;
+  /** Window in which a repeated `Nats-Msg-Id` is dropped (ms). Default 2 minutes. */
+  duplicateWindowMs?: number;
+}
+
+const DAY_MS = 86_400_000;
+
+type NamedStreamConfig = Partial<StreamConfig> & { name: string };
+
+export function inputStreamConfig(names: Names, k: number, o: StreamsOptions): NamedStreamConfig {
+  const subjects = o.streams === 1 ? [`${names.prefix}.in.*`] : shardsOfStream(k, o.shards, o.streams).map((s) => names.input(s));
+  return {
+    name: names.inputStream(k),
+    subjects,
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: o.replicas,
+    max_age: nanos(o.inputMaxAgeMs ?? 7 * DAY_MS),
+    max_bytes: o.inputMaxBytes ?? 10 * 1024 ** 3,
+    duplicate_window: nanos(o.duplicateWindowMs ?? 120_000),
+  };
+}
+
+export function outputStreamConfig(names: Names, o: StreamsOptions): NamedStreamConfig {
+  return {
+    name: names.outputStream,
+    subjects: [`${names.outputRoot}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: o.replicas,
+    max_age: nanos(o.outputMaxAgeMs ?? 7 * DAY_MS),
+    duplicate_window: nanos(o.duplicateWindowMs ?? 120_000),
+  };
+}
+
+/** Adds each stream unless it exists (an existing stream is left as it is). */
+export async function ensureStreams(jsm: JetStreamManager, names: Names, o: StreamsOptions): Promise<void> {
+  const configs = [outputStreamConfig(names, o)];
+  for (let k = 0; k < o.streams; k++) configs.push(inputStreamConfig(names, k, o));
+  for (const config of configs) {
+    try {
+      await jsm.streams.info(config.name);
+    } catch {
+      try {
+        await jsm.streams.add(config);
+      } catch (err) {
+        // another process created it in between
+        await jsm.streams.info(config.name).catch(() => Promise.reject(err));
+      }
+    }
+  }
+}

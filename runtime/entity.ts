@@ -1,0 +1,48 @@
+// What the runtime needs to know about an entity type: how to create, apply, query, persist and wake it.
+// The runtime stays generic; the device twin (actors/) implements this interface.
+
+/** A message an entity emits; published to JetStream with `id` as `Nats-Msg-Id` (stable across replays). */
+export interface EntityOutput {
+  /** Deterministic id: the same input applied to the same state gives the same id. */
+  id: string;
+  /** Full subject (the behaviour decides; usually under the cluster's output root). */
+  subject: string;
+  /** Payload; encoded with the runtime codec (msgpack). */
+  payload: unknown;
+}
+
+/** Result of applying one input. `reply` is sent back to a command's caller, if it waits. */
+export interface Applied<S> {
+  state: S;
+  outputs: readonly EntityOutput[];
+  reply?: unknown;
+  /** Domain units this input carried (e.g. readings), for the `airtwin_units_applied_total` metric. */
+  units?: number;
+}
+
+/** Context of one apply: the cluster's subject prefix and the time the input was accepted (wall clock, ms). */
+export interface ApplyContext {
+  readonly prefix: string;
+  /** Wall-clock time (ms) at which the input was accepted into the log (set by the client). */
+  readonly acceptedAt: number;
+}
+
+/**
+ * An entity type. Implementations are deterministic: same state + same input → same result and output ids.
+ * `apply` may mutate and return the state it was given (the runtime owns it exclusively).
+ */
+export interface EntityBehavior<S = unknown> {
+  /** Type name: 1–32 chars of [a-z0-9-]; part of snapshot keys. */
+  readonly type: string;
+  create(entityId: string): S;
+  /** Applies one logged input. `kind` and `payload` come from the client that sent it. */
+  apply(state: S, kind: string, payload: unknown, ctx: ApplyContext): Applied<S>;
+  /** Answers a live query; must not change state. */
+  query(state: S, query: unknown): unknown;
+  /** Wall-clock wake-up the entity wants (ms), or undefined. Checked after every apply and tick. */
+  nextWakeAt(state: S): number | undefined;
+  /** Applies a wall-clock wake-up. */
+  tick(state: S, now: number, ctx: { readonly prefix: string }): Applied<S>;
+  encode(state: S): Uint8Array;
+  decode(bytes: Uint8Array): S;
+}

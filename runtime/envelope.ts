@@ -1,0 +1,51 @@
+// The input log's message format: one message carries many items for entities of one shard.
+// Batching many items per message is what makes ingest cheap (one JetStream store per batch).
+import { Packr } from "msgpackr";
+
+/** One input for one entity. */
+export interface InputItem {
+  /** Entity type name. */
+  type: string;
+  entityId: string;
+  /** Behaviour-defined kind, e.g. "readings" or "command". */
+  kind: string;
+  payload: unknown;
+  /** Inbox to which the owner replies with the apply result (commands). */
+  replyTo?: string;
+}
+
+/** A decoded input message. */
+export interface InputBatch {
+  /** Wall-clock ms at which the client accepted the items (the entities' `acceptedAt`). */
+  acceptedAt: number;
+  items: InputItem[];
+}
+
+const VERSION = 1;
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** Encodes a batch as msgpack `[v, acceptedAt, [[type, id, kind, payload, replyTo?], …]]`. */
+export function encodeBatch(batch: InputBatch): Uint8Array {
+  const items = batch.items.map((i) =>
+    i.replyTo === undefined ? [i.type, i.entityId, i.kind, i.payload] : [i.type, i.entityId, i.kind, i.payload, i.replyTo],
+  );
+  return packr.pack([VERSION, batch.acceptedAt, items]);
+}
+
+/** Decodes a batch; throws a TypeError on a malformed message (the caller logs and skips it). */
+export function decodeBatch(bytes: Uint8Array): InputBatch {
+  const raw: unknown = packr.unpack(bytes);
+  if (!Array.isArray(raw) || raw[0] !== VERSION || typeof raw[1] !== "number" || !Array.isArray(raw[2])) {
+    throw new TypeError("malformed input batch");
+  }
+  const items: InputItem[] = [];
+  for (const it of raw[2] as unknown[]) {
+    if (!Array.isArray(it) || typeof it[0] !== "string" || typeof it[1] !== "string" || typeof it[2] !== "string") {
+      throw new TypeError("malformed input item");
+    }
+    const item: InputItem = { type: it[0], entityId: it[1], kind: it[2], payload: it[3] };
+    if (typeof it[4] === "string") item.replyTo = it[4];
+    items.push(item);
+  }
+  return { acceptedAt: raw[1], items };
+}

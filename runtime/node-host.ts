@@ -1,0 +1,130 @@
+// The node's ShardHost: one ShardRunner per owned shard, plus the node-wide duties that span shards
+// (memory budget passivation, idle passivation, lag refresh, rates for balancing).
+import type { EntityBehavior } from "./entity.ts";
+import type { ShardHost, ShardLease, StopReason } from "./shard-host.ts";
+import { ShardRunner, type ShardRunnerDeps } from "./shard-runner.ts";
+import { streamOfShard } from "./subjects.ts";
+
+export interface NodeHostOptions {
+  shards: number;
+  streams: number;
+  /** Passivate least recently used entities while the heap is above this (bytes). */
+  memoryBudgetBytes: number;
+  /** How often budgets, idle passivation and lag are checked (ms). Default 1000. */
+  housekeepingMs?: number;
+}
+
+export class NodeHost implements ShardHost {
+  private readonly runners = new Map<number, ShardRunner>();
+  private readonly deps: Omit<ShardRunnerDeps, "inputStream" | "onFailure">;
+  private readonly options: NodeHostOptions;
+  private readonly housekeeping: NodeJS.Timeout;
+  private lastRates = Date.now();
+  /** Called when a runner gave its shard up by itself (fenced, storage failed). */
+  onShardFailed: (shard: number, err: Error) => void = () => undefined;
+
+  constructor(deps: Omit<ShardRunnerDeps, "inputStream" | "onFailure">, options: NodeHostOptions) {
+    this.deps = deps;
+    this.options = options;
+    this.housekeeping = setInterval(() => void this.housekeep(), options.housekeepingMs ?? 1000);
+    this.housekeeping.unref();
+  }
+
+  get behaviors(): ReadonlyMap<string, EntityBehavior> {
+    return this.deps.behaviors;
+  }
+
+  async start(lease: ShardLease): Promise<void> {
+    const existing = this.runners.get(lease.shard);
+    if (existing !== undefined) existing.abort("superseded by a newer lease");
+    const runner = new ShardRunner(
+      {
+        ...this.deps,
+        inputStream: this.deps.names.inputStream(streamOfShard(lease.shard, this.options.shards, this.options.streams)),
+        onFailure: (shard, err) => {
+          if (this.runners.get(shard) === runner) this.runners.delete(shard);
+          this.deps.metrics.shardsOwned.set(this.runners.size);
+          this.onShardFailed(shard, err);
+        },
+      },
+      lease,
+    );
+    this.runners.set(lease.shard, runner);
+    this.deps.metrics.shardsOwned.set(this.runners.size);
+    try {
+      await runner.start();
+    } catch (err) {
+      runner.abort(`start failed: ${(err as Error).message}`);
+      if (this.runners.get(lease.shard) === runner) this.runners.delete(lease.shard);
+      this.deps.metrics.shardsOwned.set(this.runners.size);
+      throw err;
+    }
+  }
+
+  async stop(shard: number, _reason: StopReason): Promise<void> {
+    const runner = this.runners.get(shard);
+    if (runner === undefined) return;
+    try {
+      await runner.stop();
+    } finally {
+      if (this.runners.get(shard) === runner) this.runners.delete(shard);
+      this.deps.metrics.shardsOwned.set(this.runners.size);
+    }
+  }
+
+  abort(shard: number, reason: string): void {
+    const runner = this.runners.get(shard);
+    if (runner === undefined) return;
+    this.runners.delete(shard);
+    runner.abort(reason);
+    this.deps.metrics.shardsOwned.set(this.runners.size);
+  }
+
+  rates(): ReadonlyMap<number, number> {
+    const now = Date.now();
+    const seconds = Math.max(0.001, (now - this.lastRates) / 1000);
+    this.lastRates = now;
+    const out = new Map<number, number>();
+    for (const [shard, r] of this.runners) out.set(shard, r.takeConsumed() / seconds);
+    return out;
+  }
+
+  /** Shards served here. */
+  owned(): number[] {
+    return [...this.runners.keys()].sort((a, b) => a - b);
+  }
+
+  /** Lag (undelivered + unacknowledged messages) per owned shard, freshly read. */
+  async lag(): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    await Promise.all([...this.runners].map(async ([shard, r]) => out.set(shard, await r.refreshLag().catch(() => r.lag))));
+    return out;
+  }
+
+  /** Commits every shard now (tests and benchmarks use it to wait for durability). */
+  async commitAll(): Promise<void> {
+    await Promise.all([...this.runners.values()].map((r) => r.commit()));
+  }
+
+  /** Stops every shard gracefully (commit), e.g. before exit when ownership is not running. */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.runners.keys()].map((s) => this.stop(s, "shutdown")));
+  }
+
+  close(): void {
+    clearInterval(this.housekeeping);
+  }
+
+  private async housekeep(): Promise<void> {
+    for (const r of this.runners.values()) r.passivateIdle(this.deps.options.idlePassivateMs);
+    let heap = process.memoryUsage().heapUsed;
+    // Over budget: passivate least recently used entities, a slice of every shard per round.
+    for (let round = 0; heap > this.options.memoryBudgetBytes && round < 8; round++) {
+      let dropped = 0;
+      for (const r of this.runners.values()) dropped += r.passivateLeastRecent(Math.ceil(r.residentCount / 4));
+      if (dropped === 0) break;
+      heap = process.memoryUsage().heapUsed;
+    }
+    await this.lag().catch(() => undefined);
+  }
+}

@@ -1,0 +1,553 @@
+// Runs one owned shard: fence, bulk-load, consume the shard's input in stream order, apply each entity's
+// inputs turn by turn, publish outputs, answer live queries, fire wake-ups, and commit periodically:
+// outputs confirmed → dirty snapshots written (fenced, pipelined) → checkpoint → consumer acked.
+// A crash anywhere in between replays from the checkpoint; inputs already in a snapshot are skipped
+// per entity (`seq <= appliedSeq`), so every input takes effect exactly once.
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import type { KV, Kvm } from "@nats-io/kv";
+import { headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { Packr } from "msgpackr";
+import type { EntityBehavior, EntityOutput } from "./entity.ts";
+import { decodeBatch } from "./envelope.ts";
+import type { RuntimeMetrics } from "./metrics.ts";
+import type { PipelinedPublisher, PubAck } from "./publisher.ts";
+import type { ShardLease } from "./shard-host.ts";
+import {
+  CHECKPOINT_KEY,
+  FencedError,
+  claimShard,
+  encodeCheckpoint,
+  encodeRecord,
+  entityKey,
+  openSnapshotBucket,
+  readSnapshot,
+  scanShard,
+  type FencedWriter,
+} from "./snapshot-store.ts";
+import type { Names } from "./subjects.ts";
+import { WakeQueue } from "./wake-queue.ts";
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** Tunables of shard processing. */
+export interface ShardRunnerOptions {
+  /** Commit at least this often while there is something to commit (ms). Default 1000. */
+  commitIntervalMs: number;
+  /** Commit early once this many entities are dirty. Default 5000. */
+  commitMaxDirty: number;
+  /** Messages requested per pull. Default 256. */
+  fetchBatch: number;
+  /** Consumer max_ack_pending; must exceed the messages one commit interval brings. Default 100000. */
+  maxAckPending: number;
+  /** Consumer ack_wait (ms); far above a commit, only matters if a node stalls. Default 60000. */
+  ackWaitMs: number;
+  /** Drop decoded state of entities idle this long (ms); their snapshot bytes stay. Default 600000. */
+  idlePassivateMs: number;
+  /** At most this many wake-ups fired per timer round (missed timers after downtime drain gradually). Default 2000. */
+  wakeBatch: number;
+  /** Timer round interval (ms). Default 250. */
+  wakeIntervalMs: number;
+  /** Snapshot bucket replicas. Default 1. */
+  replicas: number;
+}
+
+export const defaultShardRunnerOptions: ShardRunnerOptions = {
+  commitIntervalMs: 1000,
+  commitMaxDirty: 5000,
+  fetchBatch: 256,
+  maxAckPending: 100_000,
+  ackWaitMs: 60_000,
+  idlePassivateMs: 600_000,
+  wakeBatch: 2000,
+  wakeIntervalMs: 250,
+  replicas: 1,
+};
+
+export interface ShardRunnerDeps {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  kvm: Kvm;
+  publisher: PipelinedPublisher;
+  names: Names;
+  /** Input stream that holds this shard. */
+  inputStream: string;
+  behaviors: ReadonlyMap<string, EntityBehavior>;
+  metrics: RuntimeMetrics;
+  options: ShardRunnerOptions;
+  log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+  /** Called when the runner stops itself (fenced, or storage failed); the node gives the shard up. */
+  onFailure: (shard: number, err: Error) => void;
+}
+
+interface Slot {
+  key: string;
+  entityId: string;
+  behavior: EntityBehavior;
+  state: unknown;
+  /** Last committed encoding (the passivated form). */
+  bytes: Uint8Array | undefined;
+  /** True when a snapshot may exist in the bucket although `bytes` was dropped. */
+  persisted: boolean;
+  appliedSeq: number;
+  /** Sequence of the message being applied, so several items of one message for one entity all apply. */
+  applyingSeq: number;
+  wakeAt: number | undefined;
+  dirty: boolean;
+  lastUsed: number;
+}
+
+interface PendingOutput {
+  subject: string;
+  data: Uint8Array;
+  msgId: string;
+  ack: Promise<PubAck>;
+}
+
+/** The runtime's reply to a command's caller and to a live query. */
+export type EntityReply = { ok: true; value: unknown; seq?: number } | { ok: false; error: { code: string; message: string } };
+
+export class ShardRunner {
+  readonly shard: number;
+  readonly epoch: number;
+  private readonly deps: ShardRunnerDeps;
+  private readonly slots = new Map<string, Slot>();
+  /** Entities with decoded state, least recently used first (re-inserted on use). */
+  private readonly resident = new Map<string, Slot>();
+  private readonly dirty = new Set<Slot>();
+  private readonly wakes = new WakeQueue();
+  private pendingOutputs: PendingOutput[] = [];
+  private writer: FencedWriter | undefined;
+  private kv: KV | undefined;
+  private messages: ConsumerMessages | undefined;
+  private rpc: Subscription | undefined;
+  private loop: Promise<void> | undefined;
+  private commitTimer: NodeJS.Timeout | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private committing: Promise<void> | undefined;
+  private lastApplied: JsMsg | undefined;
+  private committedSeq = 0;
+  private appliedSinceCommit = 0;
+  /** No new input is taken (planned stop or abort). */
+  private stopped = false;
+  /** Lease lost or storage failed: nothing more is applied or written. */
+  private aborted = false;
+  private consumedSinceRate = 0;
+  private lastLag = 0;
+
+  constructor(deps: ShardRunnerDeps, lease: ShardLease) {
+    this.deps = deps;
+    this.shard = lease.shard;
+    this.epoch = lease.epoch;
+  }
+
+  /** Fences the shard, loads its snapshots, positions the consumer and starts serving. */
+  async start(): Promise<void> {
+    const { names, kvm, jsm, js, publisher, options, metrics } = this.deps;
+    const started = performance.now();
+    const bucket = names.snapshotBucket(this.shard);
+    this.kv = await openSnapshotBucket(kvm, bucket, { replicas: options.replicas });
+    this.writer = await claimShard(jsm, this.kv, publisher, bucket, this.shard, this.epoch);
+    const scan = await scanShard(js, jsm, bucket);
+    for (const [key, rec] of scan.entities) {
+      const dot = key.indexOf(".");
+      const behavior = this.deps.behaviors.get(key.slice(0, dot));
+      if (behavior === undefined) continue;
+      const slot = this.newSlot(key, key.slice(dot + 1), behavior);
+      slot.bytes = rec.state;
+      slot.persisted = true;
+      slot.appliedSeq = rec.appliedSeq;
+      this.schedule(slot, rec.wakeAt);
+    }
+    this.committedSeq = scan.checkpoint;
+    if (this.stopped) return;
+    const consumerName = await this.positionConsumer(scan.checkpoint);
+    const consumer = await js.consumers.get(this.deps.inputStream, consumerName);
+    this.messages = await consumer.consume({ max_messages: options.fetchBatch });
+    this.rpc = this.deps.nc.subscribe(names.rpc(this.shard), { callback: (err, msg) => (err ? undefined : void this.answer(msg)) });
+    this.loop = this.consume(this.messages);
+    this.commitTimer = setInterval(() => void this.commit().catch(() => undefined), options.commitIntervalMs);
+    this.wakeTimer = setInterval(() => void this.fireWakes(), options.wakeIntervalMs);
+    metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
+    metrics.knownEntities.inc(this.slots.size);
+    this.deps.log("info", "shard started", { shard: this.shard, epoch: this.epoch, entities: this.slots.size, checkpoint: scan.checkpoint, ms: Math.round(performance.now() - started) });
+  }
+
+  /** Planned stop: stop consuming, finish the message in hand, commit everything, release resources. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    const started = performance.now();
+    this.stopped = true;
+    this.rpc?.unsubscribe();
+    this.clearTimers();
+    await this.messages?.close().catch(() => undefined);
+    await this.loop;
+    await this.committing?.catch(() => undefined);
+    try {
+      await this.commitNow();
+    } finally {
+      this.release();
+      this.deps.metrics.handoffSeconds.observe({ phase: "stop" }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** Lease lost: stop at once and write nothing more. */
+  abort(reason: string): void {
+    if (this.aborted) return;
+    this.stopped = true;
+    this.aborted = true;
+    this.deps.log("warn", "shard aborted", { shard: this.shard, epoch: this.epoch, reason });
+    this.rpc?.unsubscribe();
+    this.clearTimers();
+    void this.messages?.close().catch(() => undefined);
+    this.release();
+  }
+
+  /** Messages consumed since the previous call (for rate-weighted balancing). */
+  takeConsumed(): number {
+    const n = this.consumedSinceRate;
+    this.consumedSinceRate = 0;
+    return n;
+  }
+
+  /** Input messages not yet delivered to this shard's consumer (refreshed by `refreshLag`). */
+  get lag(): number {
+    return this.lastLag;
+  }
+
+  async refreshLag(): Promise<number> {
+    if (this.stopped) return this.lastLag;
+    const info = await this.deps.jsm.consumers.info(this.deps.inputStream, this.deps.names.shardConsumer(this.shard, this.epoch));
+    this.lastLag = info.num_pending + info.num_ack_pending;
+    this.deps.metrics.consumerLag.set({ shard: String(this.shard) }, info.num_pending);
+    return this.lastLag;
+  }
+
+  get entityCount(): number {
+    return this.slots.size;
+  }
+
+  get residentCount(): number {
+    return this.resident.size;
+  }
+
+  /** Drops decoded state of entities idle longer than `idleMs` (snapshot bytes stay); returns how many. */
+  passivateIdle(idleMs: number): number {
+    const cutoff = Date.now() - idleMs;
+    return this.passivateWhile((slot) => slot.lastUsed <= cutoff);
+  }
+
+  /** Drops decoded state of the `count` least recently used entities. */
+  passivateLeastRecent(count: number): number {
+    let n = 0;
+    return this.passivateWhile(() => n++ < count);
+  }
+
+  private passivateWhile(more: (slot: Slot) => boolean): number {
+    let dropped = 0;
+    for (const slot of this.resident.values()) {
+      if (!more(slot)) break; // resident is in least-recently-used order
+      if (slot.dirty || slot.bytes === undefined) continue; // not committed yet: keep
+      slot.state = undefined;
+      this.resident.delete(slot.key);
+      dropped++;
+    }
+    this.deps.metrics.residentEntities.dec(dropped);
+    return dropped;
+  }
+
+  /** Creates this epoch's durable consumer at the checkpoint and deletes consumers of older epochs. */
+  private async positionConsumer(checkpoint: number): Promise<string> {
+    const { jsm, names, inputStream, options } = this.deps;
+    const name = names.shardConsumer(this.shard, this.epoch);
+    const prefix = `shard-${this.shard}-e`;
+    const stale: string[] = [];
+    for await (const ci of jsm.consumers.list(inputStream)) {
+      if (ci.name.startsWith(prefix)) stale.push(ci.name);
+    }
+    for (const old of stale) await jsm.consumers.delete(inputStream, old).catch(() => false);
+    await jsm.consumers.add(inputStream, {
+      durable_name: name,
+      filter_subject: names.input(this.shard),
+      ack_policy: AckPolicy.All,
+      ...(checkpoint > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 } : { deliver_policy: DeliverPolicy.All }),
+      ack_wait: nanos(options.ackWaitMs),
+      max_ack_pending: options.maxAckPending,
+      max_deliver: -1,
+    });
+    return name;
+  }
+
+  private async consume(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const m of messages) {
+        if (this.aborted) break;
+        await this.handle(m);
+        if (this.stopped) break; // planned stop: the message in hand is applied, the rest is the next owner's
+        if (this.dirty.size >= this.deps.options.commitMaxDirty || this.appliedSinceCommit >= this.deps.options.maxAckPending / 2) {
+          void this.commit().catch(() => undefined);
+        }
+      }
+    } catch (err) {
+      if (!this.aborted) this.fail(err as Error);
+    }
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    const seq = m.info.streamSequence;
+    this.consumedSinceRate++;
+    let batch;
+    try {
+      batch = decodeBatch(m.data);
+    } catch (err) {
+      this.deps.log("error", "undecodable input message skipped", { shard: this.shard, seq, error: (err as Error).message });
+      this.lastApplied = m;
+      return;
+    }
+    const slots: Array<Slot | undefined> = batch.items.map((item) => this.slotFor(item.type, item.entityId));
+    const missing = slots.filter((s): s is Slot => s !== undefined && s.state === undefined && s.bytes === undefined && s.persisted);
+    if (missing.length > 0) await Promise.all(missing.map((s) => this.fetchBytes(s)));
+    if (this.aborted) return;
+    const started = performance.now();
+    const { metrics, names } = this.deps;
+    const ctx = { prefix: names.prefix, acceptedAt: batch.acceptedAt };
+    for (let i = 0; i < batch.items.length; i++) {
+      const item = batch.items[i]!;
+      const slot = slots[i];
+      if (slot === undefined) {
+        if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_UNKNOWN", message: `unknown entity type "${item.type}"` } });
+        continue;
+      }
+      if (slot.appliedSeq > seq || (slot.appliedSeq === seq && slot.applyingSeq !== seq)) {
+        metrics.redeliveriesSkipped.inc();
+        continue;
+      }
+      this.activate(slot);
+      let applied;
+      try {
+        applied = slot.behavior.apply(slot.state, item.kind, item.payload, ctx);
+      } catch (err) {
+        this.deps.log("error", "apply failed; input skipped", { shard: this.shard, seq, key: slot.key, error: (err as Error).message });
+        if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_APPLY", message: "the entity could not apply this input" } });
+        continue;
+      }
+      slot.state = applied.state;
+      slot.appliedSeq = seq;
+      slot.applyingSeq = seq;
+      this.markDirty(slot);
+      this.publishOutputs(applied.outputs);
+      this.schedule(slot, slot.behavior.nextWakeAt(slot.state));
+      metrics.itemsApplied.inc({ type: slot.behavior.type, kind: item.kind });
+      if (applied.units !== undefined) metrics.unitsApplied.inc({ type: slot.behavior.type }, applied.units);
+      if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: true, value: applied.reply, seq });
+    }
+    metrics.applySeconds.observe((performance.now() - started) / 1000);
+    metrics.messagesApplied.inc();
+    this.lastApplied = m;
+    this.appliedSinceCommit++;
+  }
+
+  /** Commits unless a commit is running (then that one covers it). */
+  commit(): Promise<void> {
+    if (this.committing !== undefined) return this.committing;
+    this.committing = this.commitNow().finally(() => {
+      this.committing = undefined;
+    });
+    return this.committing;
+  }
+
+  private async commitNow(): Promise<void> {
+    const writer = this.writer;
+    if (writer === undefined || writer.failed !== undefined) return;
+    const checkpointMsg = this.lastApplied;
+    const checkpointSeq = checkpointMsg?.info.streamSequence ?? this.committedSeq;
+    if (this.dirty.size === 0 && checkpointSeq === this.committedSeq && this.pendingOutputs.length === 0) return;
+    const started = performance.now();
+    // Capture a consistent cut now (synchronously): the loop keeps applying while this commit waits.
+    const records: Array<{ slot: Slot; record: Uint8Array }> = [];
+    for (const slot of this.dirty) {
+      const bytes = slot.behavior.encode(slot.state);
+      slot.bytes = bytes;
+      slot.dirty = false;
+      records.push({ slot, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes }) });
+    }
+    this.dirty.clear();
+    const outputs = this.pendingOutputs;
+    this.pendingOutputs = [];
+    this.appliedSinceCommit = 0;
+    try {
+      // 1. every output of the cut is stored (re-published under the same id if an ack failed)
+      await this.confirmOutputs(outputs);
+      // 2. snapshots, then the checkpoint, all fenced by the shard's stream sequence
+      let bytes = 0;
+      const writes = records.map(({ slot, record }) => {
+        bytes += record.length;
+        slot.persisted = true;
+        return writer.put(slot.key, record);
+      });
+      writes.push(writer.put(CHECKPOINT_KEY, encodeCheckpoint(checkpointSeq, this.epoch)));
+      await Promise.all(writes);
+      // 3. only now the input may be forgotten
+      checkpointMsg?.ack();
+      this.committedSeq = checkpointSeq;
+      const { metrics } = this.deps;
+      metrics.commitSeconds.observe((performance.now() - started) / 1000);
+      metrics.commitRecords.observe(records.length);
+      metrics.commitBytes.inc(bytes);
+    } catch (err) {
+      // Nothing of this cut is acknowledged: put it back so nothing is forgotten, then give the shard up.
+      for (const { slot } of records) this.markDirty(slot);
+      this.pendingOutputs = outputs.concat(this.pendingOutputs);
+      if (err instanceof FencedError) this.deps.metrics.fencingRejections.inc();
+      this.fail(err as Error);
+      throw err;
+    }
+  }
+
+  private async confirmOutputs(outputs: PendingOutput[]): Promise<void> {
+    let todo = outputs;
+    for (let attempt = 0; todo.length > 0; attempt++) {
+      const results = await Promise.allSettled(todo.map((o) => o.ack));
+      const failed = todo.filter((_, i) => results[i]!.status === "rejected");
+      if (failed.length === 0) return;
+      if (attempt >= 3) throw (results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason;
+      todo = failed.map((o) => ({ ...o, ack: this.deps.publisher.publishNow(o.subject, o.data, { msgId: o.msgId, headers: MSGPACK_HEADER }) }));
+    }
+  }
+
+  private publishOutputs(outputs: readonly EntityOutput[]): void {
+    for (const o of outputs) {
+      const data = packr.pack(o.payload);
+      const ack = this.deps.publisher.publishNow(o.subject, data, { msgId: o.id, headers: MSGPACK_HEADER });
+      ack.catch(() => undefined); // confirmed (and retried) at commit
+      this.pendingOutputs.push({ subject: o.subject, data, msgId: o.id, ack });
+    }
+    this.deps.metrics.outputsPublished.inc(outputs.length);
+  }
+
+  private async answer(msg: Msg): Promise<void> {
+    let req: { type?: unknown; id?: unknown; q?: unknown };
+    try {
+      req = packr.unpack(msg.data) as typeof req;
+    } catch {
+      return this.respond(msg, { ok: false, error: { code: "AIRTWIN_ERR_CODEC_DECODE", message: "undecodable request" } });
+    }
+    const slot = typeof req.type === "string" && typeof req.id === "string" ? this.slotFor(req.type, req.id) : undefined;
+    if (slot === undefined) return this.respond(msg, { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_UNKNOWN", message: "unknown entity type" } });
+    try {
+      if (slot.state === undefined && slot.bytes === undefined && slot.persisted) await this.fetchBytes(slot);
+      if (this.aborted) return; // the next owner answers the retry
+      this.activate(slot);
+      this.respond(msg, { ok: true, value: slot.behavior.query(slot.state, req.q), seq: slot.appliedSeq });
+    } catch (err) {
+      this.respond(msg, { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_QUERY", message: (err as Error).message } });
+    }
+  }
+
+  private respond(msg: Msg, reply: EntityReply): void {
+    msg.respond(packr.pack(reply), { headers: MSGPACK });
+  }
+
+  private reply(subject: string, reply: EntityReply): void {
+    this.deps.nc.publish(subject, packr.pack(reply), { headers: MSGPACK });
+  }
+
+  /** Fires due wake-ups, at most `wakeBatch` per round; each entity once, however many it missed. */
+  private async fireWakes(): Promise<void> {
+    const now = Date.now();
+    const due: Array<Slot> = [];
+    while (due.length < this.deps.options.wakeBatch) {
+      const at = this.wakes.peekTime();
+      if (at === undefined || at > now) break;
+      const { key } = this.wakes.pop()!;
+      const slot = this.slots.get(key);
+      if (slot === undefined || slot.wakeAt !== at) continue; // superseded
+      slot.wakeAt = undefined;
+      due.push(slot);
+    }
+    if (due.length === 0) return;
+    const missing = due.filter((s) => s.state === undefined && s.bytes === undefined && s.persisted);
+    if (missing.length > 0) await Promise.all(missing.map((s) => this.fetchBytes(s)));
+    if (this.aborted) return;
+    for (const slot of due) {
+      this.activate(slot);
+      const applied = slot.behavior.tick(slot.state, now, { prefix: this.deps.names.prefix });
+      slot.state = applied.state;
+      this.markDirty(slot);
+      this.publishOutputs(applied.outputs);
+      this.schedule(slot, slot.behavior.nextWakeAt(slot.state));
+    }
+    this.deps.metrics.timersFired.inc(due.length);
+  }
+
+  private schedule(slot: Slot, at: number | undefined): void {
+    if (at === slot.wakeAt) return;
+    slot.wakeAt = at;
+    if (at !== undefined) this.wakes.push(at, slot.key);
+  }
+
+  private slotFor(type: string, entityId: string): Slot | undefined {
+    const behavior = this.deps.behaviors.get(type);
+    if (behavior === undefined) return undefined;
+    const key = entityKey(type, entityId);
+    const slot = this.slots.get(key);
+    if (slot !== undefined) return slot;
+    // The scan at acquisition saw every snapshot of this shard and only this owner writes: a key we
+    // do not know has no snapshot.
+    this.deps.metrics.knownEntities.inc();
+    return this.newSlot(key, entityId, behavior);
+  }
+
+  private newSlot(key: string, entityId: string, behavior: EntityBehavior): Slot {
+    const slot: Slot = { key, entityId, behavior, state: undefined, bytes: undefined, persisted: false, appliedSeq: 0, applyingSeq: 0, wakeAt: undefined, dirty: false, lastUsed: 0 };
+    this.slots.set(key, slot);
+    return slot;
+  }
+
+  /** Decodes (or creates) the entity's state and marks it most recently used. */
+  private activate(slot: Slot): void {
+    slot.lastUsed = Date.now();
+    if (slot.state === undefined) {
+      slot.state = slot.bytes !== undefined ? slot.behavior.decode(slot.bytes) : slot.behavior.create(slot.entityId);
+      this.deps.metrics.residentEntities.inc();
+    } else {
+      this.resident.delete(slot.key);
+    }
+    this.resident.set(slot.key, slot);
+  }
+
+  private async fetchBytes(slot: Slot): Promise<void> {
+    const rec = this.kv === undefined ? undefined : await readSnapshot(this.kv, slot.key);
+    if (rec !== undefined && slot.state === undefined) slot.bytes = rec.state;
+  }
+
+  private markDirty(slot: Slot): void {
+    slot.dirty = true;
+    this.dirty.add(slot);
+  }
+
+  private fail(err: Error): void {
+    if (this.aborted) return;
+    this.deps.log("error", "shard stopped: storage refused a write", { shard: this.shard, epoch: this.epoch, error: err.message });
+    this.abort(err instanceof FencedError ? "fenced" : `storage failure: ${err.message}`);
+    this.deps.onFailure(this.shard, err);
+  }
+
+  private clearTimers(): void {
+    if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
+    if (this.wakeTimer !== undefined) clearInterval(this.wakeTimer);
+  }
+
+  private release(): void {
+    this.deps.metrics.residentEntities.dec(this.resident.size);
+    this.deps.metrics.knownEntities.dec(this.slots.size);
+    this.deps.metrics.consumerLag.remove({ shard: String(this.shard) });
+    this.slots.clear();
+    this.resident.clear();
+    this.dirty.clear();
+  }
+}
+
+const MSGPACK_HEADER = { "Content-Type": "application/msgpack" } as const;
+const MSGPACK = natsHeaders();
+MSGPACK.set("Content-Type", "application/msgpack");

@@ -1,0 +1,224 @@
+// Per-shard snapshot storage in a KV bucket whose last message is the shard's fencing token.
+//
+// Every write of an owner carries a `Nats-Msg-Id` naming its epoch (`e<epoch>.<n>`) and
+// `Nats-Expected-Last-Msg-Id` of its own previous write: the stream refuses it unless the owner's
+// previous write is still the last message. A new owner first writes a fence record (conditional on
+// the stream and fence sequences it read), so from that moment every write of an older owner — paused,
+// partitioned, a zombie — is refused by JetStream itself, atomically; no clock or lease check can be
+// raced. Writes are pipelined: each expects its predecessor's id. (A chain on stream sequence numbers
+// would not do: after one refused write, an old owner's later pipelined writes can line up with the
+// new owner's sequence numbers and pass. Ids carrying the epoch never line up.)
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { Kvm, KV } from "@nats-io/kv";
+import { Packr } from "msgpackr";
+import { JS_ERR_WRONG_LAST_MSG_ID, JS_ERR_WRONG_LAST_SEQUENCE, PublishError, type PipelinedPublisher } from "./publisher.ts";
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** Key of the fence record in every snapshot bucket. */
+export const FENCE_KEY = "_fence";
+/** Key of the shard checkpoint: the input stream sequence up to which all effects are committed. */
+export const CHECKPOINT_KEY = "_checkpoint";
+/** Header naming the epoch of the owner that wrote a record. */
+export const EPOCH_HEADER = "Airtwin-Epoch";
+
+/** What the store keeps per entity: where it is in the input log, when it wants to wake, and its state. */
+export interface SnapshotRecord {
+  /** Input stream sequence of the last message applied to this entity. */
+  appliedSeq: number;
+  /** Wall-clock wake-up (ms) the entity asked for, if any. */
+  wakeAt: number | undefined;
+  /** The behaviour-encoded state. */
+  state: Uint8Array;
+}
+
+export function encodeRecord(r: SnapshotRecord): Uint8Array {
+  return packr.pack([r.appliedSeq, r.wakeAt ?? null, r.state]);
+}
+
+export function decodeRecord(bytes: Uint8Array): SnapshotRecord {
+  const raw = packr.unpack(bytes) as unknown;
+  if (!Array.isArray(raw) || typeof raw[0] !== "number" || !(raw[2] instanceof Uint8Array)) {
+    throw new TypeError("malformed snapshot record");
+  }
+  return { appliedSeq: raw[0], wakeAt: typeof raw[1] === "number" ? raw[1] : undefined, state: raw[2] };
+}
+
+/** Snapshot key of an entity: `<type>.<id>`. */
+export function entityKey(type: string, entityId: string): string {
+  return `${type}.${entityId}`;
+}
+
+/** The owner's write was refused: another owner has fenced this shard. */
+export class FencedError extends Error {
+  override readonly name = "FencedError";
+  readonly shard: number;
+  readonly epoch: number;
+  constructor(shard: number, epoch: number, message: string) {
+    super(message);
+    this.shard = shard;
+    this.epoch = epoch;
+  }
+}
+
+export interface SnapshotBucketOptions {
+  replicas: number;
+}
+
+/** Creates the shard's snapshot bucket if it does not exist (idempotent). */
+export async function openSnapshotBucket(kvm: Kvm, bucket: string, options: SnapshotBucketOptions): Promise<KV> {
+  return kvm.create(bucket, { history: 1, replicas: options.replicas });
+}
+
+/** The stream behind a KV bucket. */
+export function bucketStream(bucket: string): string {
+  return `KV_${bucket}`;
+}
+
+/**
+ * The single writer of one shard's snapshots for one epoch. Obtain it with {@link claimShard}.
+ * All writes go through `put`, in order; a refused write means the shard was taken over.
+ */
+export class FencedWriter {
+  private lastMsgId: string;
+  private written = 0;
+  private broken: Error | undefined;
+
+  constructor(
+    private readonly publisher: PipelinedPublisher,
+    private readonly bucket: string,
+    readonly shard: number,
+    readonly epoch: number,
+    fenceMsgId: string,
+  ) {
+    this.lastMsgId = fenceMsgId;
+  }
+
+  /** Writes a record; resolves with its stream sequence; rejects with FencedError once fenced. */
+  put(key: string, value: Uint8Array): Promise<number> {
+    if (this.broken !== undefined) return Promise.reject(this.broken);
+    const expectLastMsgId = this.lastMsgId;
+    const msgId = writeId(this.epoch, ++this.written);
+    this.lastMsgId = msgId;
+    return this.publisher
+      .publishNow(`$KV.${this.bucket}.${key}`, value, { msgId, expectLastMsgId, headers: { [EPOCH_HEADER]: String(this.epoch) } })
+      .then(
+        (ack) => {
+          if (ack.duplicate) throw new FencedError(this.shard, this.epoch, `shard ${this.shard}: write ${msgId} reported as duplicate`);
+          return ack.seq;
+        },
+        (err: unknown) => {
+          this.broken ??= isFencingRefusal(err)
+            ? new FencedError(this.shard, this.epoch, `shard ${this.shard} epoch ${this.epoch}: write refused, another owner fenced it`)
+            : (err as Error);
+          throw this.broken;
+        },
+      );
+  }
+
+  /** Set after a write failed; the shard must stop (fenced) or re-verify (other errors). */
+  get failed(): Error | undefined {
+    return this.broken;
+  }
+}
+
+function writeId(epoch: number, n: number): string {
+  return `e${epoch}.${n}`;
+}
+
+function isFencingRefusal(err: unknown): boolean {
+  return err instanceof PublishError && (err.jsErrCode === JS_ERR_WRONG_LAST_MSG_ID || err.jsErrCode === JS_ERR_WRONG_LAST_SEQUENCE);
+}
+
+/**
+ * Fences the shard for `epoch`: writes the fence record with an expected last sequence, retrying while
+ * an older owner's writes land in between. Refuses if a newer epoch already fenced it.
+ */
+export async function claimShard(
+  jsm: JetStreamManager,
+  kv: KV,
+  publisher: PipelinedPublisher,
+  bucket: string,
+  shard: number,
+  epoch: number,
+): Promise<FencedWriter> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const fence = await kv.get(FENCE_KEY);
+    const fenceRevision = fence?.revision ?? 0;
+    if (fence !== null && fence.operation === "PUT" && fence.value.length > 0) {
+      const current = (packr.unpack(fence.value) as { epoch?: number }).epoch ?? 0;
+      if (current > epoch) throw new FencedError(shard, epoch, `shard ${shard} already fenced by epoch ${current}`);
+    }
+    const info = await jsm.streams.info(bucketStream(bucket));
+    const last = info.state.last_seq;
+    const fenceMsgId = writeId(epoch, 0);
+    try {
+      await publisher.publishNow(`$KV.${bucket}.${FENCE_KEY}`, packr.pack({ epoch, at: Date.now() }), {
+        msgId: fenceMsgId,
+        expectLastSeq: last,
+        // also conditional on the fence we read: a slower claimer of an older epoch cannot overwrite ours
+        expectLastSubjectSeq: fenceRevision,
+        headers: { [EPOCH_HEADER]: String(epoch) },
+      });
+      return new FencedWriter(publisher, bucket, shard, epoch, fenceMsgId);
+    } catch (err) {
+      if (!(err instanceof PublishError && err.jsErrCode === JS_ERR_WRONG_LAST_SEQUENCE)) throw err;
+      // an older owner wrote in between: read again and retry
+    }
+  }
+  throw new FencedError(shard, epoch, `shard ${shard}: could not place the fence for epoch ${epoch}`);
+}
+
+/** Everything a shard's bucket holds, read in one ordered pass (bulk load at acquisition). */
+export interface ShardScan {
+  checkpoint: number;
+  entities: Map<string, SnapshotRecord>;
+}
+
+/** Reads the last record of every key of the bucket with an ordered consumer (one pass, no request per key). */
+export async function scanShard(js: JetStreamClient, jsm: JetStreamManager, bucket: string): Promise<ShardScan> {
+  const stream = bucketStream(bucket);
+  const entities = new Map<string, SnapshotRecord>();
+  let checkpoint = 0;
+  const info = await jsm.streams.info(stream);
+  if (info.state.messages === 0) return { checkpoint, entities };
+  const consumer = await js.consumers.get(stream, {
+    filter_subjects: `$KV.${bucket}.>`,
+    deliver_policy: DeliverPolicy.LastPerSubject,
+  });
+  const prefixLength = `$KV.${bucket}.`.length;
+  const messages = await consumer.consume({ max_messages: 1000 });
+  for await (const m of messages) {
+    const key = m.subject.slice(prefixLength);
+    const op = m.headers?.get("KV-Operation");
+    if (op !== "DEL" && op !== "PURGE" && m.data.length > 0) {
+      if (key === CHECKPOINT_KEY) {
+        checkpoint = (packr.unpack(m.data) as { seq: number }).seq;
+      } else if (key !== FENCE_KEY) {
+        entities.set(key, decodeRecord(m.data));
+      }
+    } else {
+      entities.delete(key);
+    }
+    if (m.info.pending === 0) break;
+  }
+  await messages.close();
+  return { checkpoint, entities };
+}
+
+/** Reads one entity's committed record without any owner (snapshot consistency). */
+export async function readSnapshot(kv: KV, key: string): Promise<SnapshotRecord | undefined> {
+  const e = await kv.get(key);
+  if (e === null || e.operation !== "PUT" || e.value.length === 0) return undefined;
+  return decodeRecord(e.value);
+}
+
+/** Encodes the shard checkpoint record. */
+export function encodeCheckpoint(seq: number, epoch: number): Uint8Array {
+  return packr.pack({ seq, epoch });
+}
+
+/** Opens a KV handle of an existing bucket without creating it. */
+export async function bindBucket(kvm: Kvm, bucket: string): Promise<KV> {
+  return kvm.open(bucket);
+}

@@ -1,0 +1,55 @@
+// Subject and resource names of one airtwin cluster, all derived from the prefix (DESIGN §5).
+// Generic: nothing here knows what an entity is about.
+
+/** Names of the NATS subjects, streams, buckets and consumers of a cluster with a given prefix. */
+export interface Names {
+  readonly prefix: string;
+  /** Input subject of one shard: `<prefix>.in.<shard>`. */
+  input(shard: number): string;
+  /** Input stream holding a shard: `<PREFIX>_IN_<k>` for the k-th contiguous group of shards. */
+  inputStream(streamIndex: number): string;
+  /** Durable consumer of one shard for one owner epoch (a new name per epoch, so stale acks of an old owner go nowhere). */
+  shardConsumer(shard: number, epoch: number): string;
+  /** Output subjects root: `<prefix>.out`. */
+  readonly outputRoot: string;
+  readonly outputStream: string;
+  /** Request subject answered by the current owner of a shard. */
+  rpc(shard: number): string;
+  /** Cluster KV bucket (meta, nodes, coordinator, assignments, leases). */
+  readonly clusterBucket: string;
+  /** Snapshot KV bucket of one shard; its stream sequence is the shard's fencing token. */
+  snapshotBucket(shard: number): string;
+  /** Ops requests answered by the elected coordinator. */
+  ops(verb: string): string;
+}
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+export function names(prefix: string): Names {
+  if (!TOKEN.test(prefix)) throw new TypeError(`invalid subject prefix "${prefix}"`);
+  const upper = prefix.toUpperCase().replace(/-/g, "_");
+  return {
+    prefix,
+    input: (shard) => `${prefix}.in.${shard}`,
+    inputStream: (k) => `${upper}_IN_${k}`,
+    shardConsumer: (shard, epoch) => `shard-${shard}-e${epoch}`,
+    outputRoot: `${prefix}.out`,
+    outputStream: `${upper}_OUT`,
+    rpc: (shard) => `${prefix}.rpc.${shard}`,
+    clusterBucket: `${prefix}-cluster`,
+    snapshotBucket: (shard) => `${prefix}-snap-${shard}`,
+    ops: (verb) => `${prefix}.ops.${verb}`,
+  };
+}
+
+/** Index of the input stream that holds `shard` when `shards` are split into `streams` contiguous groups. */
+export function streamOfShard(shard: number, shards: number, streams: number): number {
+  return Math.floor((shard * streams) / shards);
+}
+
+/** The shards held by input stream `k`. */
+export function shardsOfStream(k: number, shards: number, streams: number): number[] {
+  const out: number[] = [];
+  for (let s = 0; s < shards; s++) if (streamOfShard(s, shards, streams) === k) out.push(s);
+  return out;
+}
