@@ -16,7 +16,21 @@ switch (command) {
   case "--help":
     process.stdout.write(usage);
     break;
+  case "node":
+    await run(async () => (await import("./node.ts")).runNode());
+    break;
   default:
     process.stderr.write(`airtwin: unknown command "${command}"\n\n${usage}`);
     process.exitCode = 2;
+}
+
+/** Runs a subcommand; a coded error ends the process with its code and message, not a stack trace. */
+async function run(main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    process.stderr.write(`airtwin: ${e.code ? `${e.code}: ` : ""}${e.message ?? String(err)}\n`);
+    process.exit(1);
+  }
 }

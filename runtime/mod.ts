@@ -9,3 +9,17 @@ export { closeNats, connectNats, natsServerList } from "./connect.ts";
 export type { ConnectNatsOptions } from "./connect.ts";
 export { decode, encode, MSGPACK_CONTENT_TYPE, msgpackHeaders } from "./codec.ts";
 export { fnv1a32, fnv1a32Bytes, shardOf } from "./shard-id.ts";
+
+// The actor runtime proper.
+export type { Applied, ApplyContext, EntityBehavior, EntityOutput } from "./entity.ts";
+export { RuntimeClient } from "./client.ts";
+export type { RuntimeClientOptions } from "./client.ts";
+export type { EntityReply } from "./shard-runner.ts";
+export { PublishError } from "./publisher.ts";
+export type { PubAck } from "./publisher.ts";
+export { names } from "./subjects.ts";
+export type { Names } from "./subjects.ts";
+export { decodeRecord } from "./snapshot-store.ts";
+export type { SnapshotRecord } from "./snapshot-store.ts";
+export { startNode } from "./node.ts";
+export type { RunningNode, StartNodeOptions } from "./node.ts";

@@ -3,6 +3,7 @@
 import type { EntityBehavior } from "./entity.ts";
 import type { ShardHost, ShardLease, StopReason } from "./shard-host.ts";
 import { ShardRunner, type ShardRunnerDeps } from "./shard-runner.ts";
+import { FencedError } from "./snapshot-store.ts";
 import { streamOfShard } from "./subjects.ts";
 
 export interface NodeHostOptions {
@@ -16,6 +17,8 @@ export interface NodeHostOptions {
 
 export class NodeHost implements ShardHost {
   private readonly runners = new Map<number, ShardRunner>();
+  /** Shards whose runner failed on storage and will start again (lease still held). */
+  private readonly restarts = new Map<number, NodeJS.Timeout>();
   private readonly deps: Omit<ShardRunnerDeps, "inputStream" | "onFailure">;
   private readonly options: NodeHostOptions;
   private readonly housekeeping: NodeJS.Timeout;
@@ -35,6 +38,11 @@ export class NodeHost implements ShardHost {
   }
 
   async start(lease: ShardLease): Promise<void> {
+    this.cancelRestart(lease.shard);
+    return this.startRunner(lease, 0);
+  }
+
+  private startRunner(lease: ShardLease, attempt: number): Promise<void> {
     const existing = this.runners.get(lease.shard);
     if (existing !== undefined) existing.abort("superseded by a newer lease");
     const runner = new ShardRunner(
@@ -42,26 +50,47 @@ export class NodeHost implements ShardHost {
         ...this.deps,
         inputStream: this.deps.names.inputStream(streamOfShard(lease.shard, this.options.shards, this.options.streams)),
         onFailure: (shard, err) => {
-          if (this.runners.get(shard) === runner) this.runners.delete(shard);
+          if (this.runners.get(shard) !== runner) return;
+          this.runners.delete(shard);
           this.deps.metrics.shardsOwned.set(this.runners.size);
           this.onShardFailed(shard, err);
+          // Storage trouble (NATS unreachable, a timeout) with the lease still ours: start again from the
+          // last commit. A fenced shard is not restarted; ownership sees the lost lease.
+          if (!(err instanceof FencedError)) this.restartLater(lease, attempt);
         },
       },
       lease,
     );
     this.runners.set(lease.shard, runner);
     this.deps.metrics.shardsOwned.set(this.runners.size);
-    try {
-      await runner.start();
-    } catch (err) {
+    return runner.start().catch((err: unknown) => {
       runner.abort(`start failed: ${(err as Error).message}`);
       if (this.runners.get(lease.shard) === runner) this.runners.delete(lease.shard);
       this.deps.metrics.shardsOwned.set(this.runners.size);
       throw err;
-    }
+    });
+  }
+
+  private restartLater(lease: ShardLease, attempt: number): void {
+    const delayMs = Math.min(250 * 2 ** attempt, 5000);
+    const timer = setTimeout(() => {
+      this.restarts.delete(lease.shard);
+      this.startRunner(lease, attempt + 1).catch((err: unknown) => {
+        this.deps.log("warn", "shard restart failed", { shard: lease.shard, epoch: lease.epoch, error: (err as Error).message });
+        if (!(err instanceof FencedError) && !this.runners.has(lease.shard)) this.restartLater(lease, attempt + 1);
+      });
+    }, delayMs);
+    this.restarts.set(lease.shard, timer);
+  }
+
+  private cancelRestart(shard: number): void {
+    const t = this.restarts.get(shard);
+    if (t !== undefined) clearTimeout(t);
+    this.restarts.delete(shard);
   }
 
   async stop(shard: number, _reason: StopReason): Promise<void> {
+    this.cancelRestart(shard);
     const runner = this.runners.get(shard);
     if (runner === undefined) return;
     try {
@@ -73,6 +102,7 @@ export class NodeHost implements ShardHost {
   }
 
   abort(shard: number, reason: string): void {
+    this.cancelRestart(shard);
     const runner = this.runners.get(shard);
     if (runner === undefined) return;
     this.runners.delete(shard);
@@ -113,6 +143,7 @@ export class NodeHost implements ShardHost {
 
   close(): void {
     clearInterval(this.housekeeping);
+    for (const shard of [...this.restarts.keys()]) this.cancelRestart(shard);
   }
 
   private async housekeep(): Promise<void> {

@@ -89,6 +89,7 @@ export class FencedWriter {
     private readonly bucket: string,
     readonly shard: number,
     readonly epoch: number,
+    private readonly claim: string,
     fenceMsgId: string,
   ) {
     this.lastMsgId = fenceMsgId;
@@ -98,7 +99,7 @@ export class FencedWriter {
   put(key: string, value: Uint8Array): Promise<number> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
     const expectLastMsgId = this.lastMsgId;
-    const msgId = writeId(this.epoch, ++this.written);
+    const msgId = writeId(this.epoch, this.claim, ++this.written);
     this.lastMsgId = msgId;
     return this.publisher
       .publishNow(`$KV.${this.bucket}.${key}`, value, { msgId, expectLastMsgId, headers: { [EPOCH_HEADER]: String(this.epoch) } })
@@ -122,8 +123,12 @@ export class FencedWriter {
   }
 }
 
-function writeId(epoch: number, n: number): string {
-  return `e${epoch}.${n}`;
+/** Distinguishes successive claims of one epoch (a runner restarted after a storage failure). */
+let claims = 0;
+const processTag = Date.now().toString(36);
+
+function writeId(epoch: number, claim: string, n: number): string {
+  return `e${epoch}.${claim}.${n}`;
 }
 
 function isFencingRefusal(err: unknown): boolean {
@@ -151,7 +156,8 @@ export async function claimShard(
     }
     const info = await jsm.streams.info(bucketStream(bucket));
     const last = info.state.last_seq;
-    const fenceMsgId = writeId(epoch, 0);
+    const claim = `${processTag}${(claims++).toString(36)}`;
+    const fenceMsgId = writeId(epoch, claim, 0);
     try {
       await publisher.publishNow(`$KV.${bucket}.${FENCE_KEY}`, packr.pack({ epoch, at: Date.now() }), {
         msgId: fenceMsgId,
@@ -160,7 +166,7 @@ export async function claimShard(
         expectLastSubjectSeq: fenceRevision,
         headers: { [EPOCH_HEADER]: String(epoch) },
       });
-      return new FencedWriter(publisher, bucket, shard, epoch, fenceMsgId);
+      return new FencedWriter(publisher, bucket, shard, epoch, claim, fenceMsgId);
     } catch (err) {
       if (!(err instanceof PublishError && err.jsErrCode === JS_ERR_WRONG_LAST_SEQUENCE)) throw err;
       // an older owner wrote in between: read again and retry

@@ -1,0 +1,85 @@
+// Binds the pure device-twin domain to the actor runtime: input kinds, output subjects (DESIGN §5),
+// live queries, wake-ups for offline detection, and the snapshot codec.
+import type { Applied, EntityBehavior, EntityOutput } from "../../runtime/mod.ts";
+import {
+  applyInput,
+  createTwin,
+  decodeTwin,
+  encodeTwin,
+  nextWakeAt,
+  problem,
+  twinView,
+  validateCommand,
+  type Reading,
+  type TwinOptions,
+  type TwinOutput,
+  type TwinState,
+} from "./domain/mod.ts";
+
+/** Entity type name of the device twin in the runtime (part of snapshot keys). */
+export const TWIN_TYPE = "twin";
+
+/** Input kinds the twin accepts from the log. */
+export const TwinInputKinds = { readings: "readings", command: "command" } as const;
+
+/** Live queries: the whole view (default). */
+export type TwinQuery = { view?: "state" } | null | undefined;
+
+/** Subject of each output kind under the cluster prefix (DESIGN §5). */
+export function outputSubject(prefix: string, o: TwinOutput): string {
+  switch (o.type) {
+    case "alert":
+      return `${prefix}.out.alert.${o.alert.deviceId}.${o.alert.channel}.${o.alert.kind}`;
+    case "calibration":
+      return `${prefix}.out.calibration.${o.calibration.deviceId}`;
+    case "aggregate":
+      return `${prefix}.out.aggregate.${o.aggregate.deviceId}`;
+    case "integration":
+      return `${prefix}.out.integration.${o.provider}.${o.deviceId}`;
+  }
+}
+
+function toEntityOutput(prefix: string, o: TwinOutput): EntityOutput {
+  switch (o.type) {
+    case "alert":
+      return { id: o.alert.id, subject: outputSubject(prefix, o), payload: o.alert };
+    case "calibration":
+      return { id: o.calibration.id, subject: outputSubject(prefix, o), payload: o.calibration };
+    case "aggregate":
+      return { id: o.aggregate.id, subject: outputSubject(prefix, o), payload: o.aggregate };
+    case "integration":
+      return { id: o.id, subject: outputSubject(prefix, o), payload: { subscriptionId: o.subscriptionId, target: o.target, alert: o.alert } };
+  }
+}
+
+/** The device twin as a runtime entity type. */
+export function deviceTwinBehavior(options: Partial<TwinOptions> = {}): EntityBehavior<TwinState> {
+  const step = (prefix: string, r: ReturnType<typeof applyInput>, units?: number): Applied<TwinState> => {
+    const applied: Applied<TwinState> = { state: r.state, outputs: r.outputs.map((o) => toEntityOutput(prefix, o)) };
+    if (r.result !== undefined) applied.reply = r.result;
+    if (units !== undefined) applied.units = units;
+    return applied;
+  };
+  return {
+    type: TWIN_TYPE,
+    create: (deviceId) => createTwin(deviceId),
+    apply(state, kind, payload, ctx) {
+      if (kind === TwinInputKinds.readings) {
+        // Readings were validated by the client (gateway) before they were logged.
+        const readings = payload as Reading[];
+        return step(ctx.prefix, applyInput(state, { type: "readings", readings, receivedAt: ctx.acceptedAt }, options), readings.length);
+      }
+      if (kind === TwinInputKinds.command) {
+        const command = validateCommand(payload);
+        if (!command.ok) return { state, outputs: [], reply: command };
+        return step(ctx.prefix, applyInput(state, { type: "command", command: command.value, at: ctx.acceptedAt }, options));
+      }
+      return { state, outputs: [], reply: { ok: false, error: problem("COMMAND_INVALID", `unknown input kind "${kind}"`) } };
+    },
+    query: (state) => twinView(state, { now: Date.now(), ...(options.offlineAfterMs === undefined ? {} : { offlineAfterMs: options.offlineAfterMs }) }),
+    nextWakeAt: (state) => nextWakeAt(state, options),
+    tick: (state, now, ctx) => step(ctx.prefix, applyInput(state, { type: "tick", now }, options)),
+    encode: (state) => encodeTwin(state),
+    decode: (bytes) => decodeTwin(bytes),
+  };
+}
