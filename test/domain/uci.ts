@@ -1,0 +1,36 @@
+// Loader of the UCI Occupancy Detection CSV (/work/shared/data/uci-occupancy) as twin readings, for
+// tests and benchmarks: Temperature → tmp, Humidity → hum, CO2 → co2; the timestamp read as UTC.
+
+import { readFileSync } from "node:fs";
+import type { Reading } from "../../actors/device-twin/domain/types.ts";
+
+/** Default location of the training file in this environment. */
+export const UCI_TRAINING = "/work/shared/data/uci-occupancy/datatraining.txt";
+
+/**
+ * Reads one UCI occupancy file (`"id","YYYY-MM-DD HH:MM:SS",Temperature,Humidity,Light,CO2,…` after a
+ * header line) into readings in file order. Throws on a line it cannot parse, naming it.
+ */
+export function loadUciReadings(path: string = UCI_TRAINING): Reading[] {
+  const lines = readFileSync(path, "utf8").split(/\r?\n/).filter((l) => l.trim() !== "");
+  const header = (lines.shift() ?? "").replace(/"/g, "").split(",");
+  const col = (name: string): number => {
+    // data rows carry a leading row id the header does not name
+    const i = header.indexOf(name);
+    if (i < 0) throw new Error(`${path}: no column ${name}`);
+    return i + 1;
+  };
+  const [date, tmp, hum, co2] = [col("date"), col("Temperature"), col("Humidity"), col("CO2")];
+  return lines.map((line, i) => {
+    const f = line.replace(/"/g, "").split(",");
+    const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(f[date] ?? "");
+    const r: Reading = {
+      t: m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : NaN,
+      tmp: Number(f[tmp]),
+      hum: Number(f[hum]),
+      co2: Number(f[co2]),
+    };
+    if (!Number.isFinite(r.t) || ![r.tmp, r.hum, r.co2].every(Number.isFinite)) throw new Error(`${path}:${i + 2}: cannot parse ${JSON.stringify(line)}`);
+    return r;
+  });
+}
