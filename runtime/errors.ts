@@ -12,6 +12,17 @@ export const RuntimeErrors = {
   LEASE_FENCED: { code: "AIRTWIN_ERR_LEASE_FENCED", message: "shard lease lost: a newer owner holds it" },
   REQUEST_TIMEOUT: { code: "AIRTWIN_ERR_REQUEST_TIMEOUT", message: "request timed out" },
   ENTITY_UNKNOWN: { code: "AIRTWIN_ERR_ENTITY_UNKNOWN", message: "unknown entity type" },
+  CLUSTER_META_INVALID: {
+    code: "AIRTWIN_ERR_CLUSTER_META_INVALID",
+    message: "the cluster meta record is unreadable or of an unknown version",
+  },
+  CLUSTER_NODE_ID_IN_USE: { code: "AIRTWIN_ERR_CLUSTER_NODE_ID_IN_USE", message: "another live node uses this node id" },
+  OPS_INVALID_REQUEST: { code: "AIRTWIN_ERR_OPS_INVALID_REQUEST", message: "malformed ops request" },
+  OPS_SHARD_RANGE: { code: "AIRTWIN_ERR_OPS_SHARD_RANGE", message: "shard is out of range" },
+  OPS_NODE_UNKNOWN: { code: "AIRTWIN_ERR_OPS_NODE_UNKNOWN", message: "no live node has this id" },
+  OPS_NODE_DRAINING: { code: "AIRTWIN_ERR_OPS_NODE_DRAINING", message: "the node is draining or leaving and takes no shards" },
+  OPS_NOT_COORDINATOR: { code: "AIRTWIN_ERR_OPS_NOT_COORDINATOR", message: "this node is not the cluster coordinator" },
+  OPS_NO_COORDINATOR: { code: "AIRTWIN_ERR_OPS_NO_COORDINATOR", message: "no cluster coordinator answered" },
 } as const;
 
 export type RuntimeErrorName = keyof typeof RuntimeErrors;

@@ -1,0 +1,55 @@
+// The cluster bucket and its `meta` record: created once (create-if-absent), after which every node must
+// agree with it on the shard and stream counts, since both fix where every entity's data lives.
+import { JetStreamApiError } from "@nats-io/jetstream";
+import type { KV, Kvm } from "@nats-io/kv";
+import { RuntimeError } from "../errors.ts";
+import type { Names } from "../subjects.ts";
+import { isCasConflict } from "./lease.ts";
+import { META_KEY, META_VERSION, decodeMeta, encodeRecord, type MetaRecord } from "./records.ts";
+
+/**
+ * Opens the cluster bucket, creating it (history 1, `replicas`) if missing. Nodes starting together race
+ * to create it, and nats-server 2.9 answers the loser "subjects overlap with an existing stream" rather
+ * than treating the identical create as a no-op; a second attempt then finds the bucket and opens it.
+ */
+export async function openClusterBucket(kvm: Kvm, names: Names, replicas = 1): Promise<KV> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kvm.create(names.clusterBucket, { history: 1, replicas });
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || attempt >= 3) throw err;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
+}
+
+/**
+ * Writes `meta` unless it exists, then checks that it matches `shards` and `streams`.
+ * @throws RuntimeError AIRTWIN_ERR_SHARDS_MISMATCH when the cluster was created with other counts
+ *   (details: configured and cluster values); AIRTWIN_ERR_CLUSTER_META_INVALID for an unreadable record.
+ */
+export async function ensureClusterMeta(kv: KV, want: { shards: number; streams: number }, now: number): Promise<MetaRecord> {
+  const record: MetaRecord = { version: META_VERSION, shards: want.shards, streams: want.streams, createdAt: now };
+  try {
+    await kv.create(META_KEY, encodeRecord(record));
+    return record;
+  } catch (err) {
+    if (!isCasConflict(err)) throw err;
+  }
+  const entry = await kv.get(META_KEY);
+  const meta = entry === null || entry.operation !== "PUT" ? undefined : decodeMeta(entry.value);
+  if (meta === undefined || meta.version !== META_VERSION) {
+    throw new RuntimeError("CLUSTER_META_INVALID", `the cluster meta record is unreadable or of version ${String(meta?.version)} (this node knows ${META_VERSION})`, {
+      details: { version: meta?.version },
+    });
+  }
+  if (meta.shards !== want.shards || meta.streams !== want.streams) {
+    throw new RuntimeError(
+      "SHARDS_MISMATCH",
+      `this node is configured with ${want.shards} shards and ${want.streams} streams, but the cluster was created with ` +
+        `${meta.shards} shards and ${meta.streams} streams (AIRTWIN_SHARDS, AIRTWIN_STREAMS are fixed at creation)`,
+      { details: { shards: want.shards, streams: want.streams, clusterShards: meta.shards, clusterStreams: meta.streams } },
+    );
+  }
+  return meta;
+}
