@@ -113,28 +113,47 @@ export class ByteWriter {
   }
 
   /**
-   * A series of non-negative safe integers whose length the reader knows: either bit-packed at the
-   * width of the largest (a run of zeros costs one byte) or as varints, whichever is shorter.
+   * The first `n` values of a series of non-negative safe integers whose length the reader knows: either
+   * bit-packed at the width of the largest (a run of zeros costs one byte) or as varints, whichever is shorter.
    */
-  series(values: ArrayLike<number>): void {
+  series(values: ArrayLike<number>, n: number = values.length): void {
     let max = 0;
     let varintBytes = 0;
-    for (let i = 0; i < values.length; i++) {
+    for (let i = 0; i < n; i++) {
       const v = values[i] as number;
-      if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`series value out of range: ${v}`);
+      if (!(v >= 0 && v <= MAX_SAFE && Number.isInteger(v))) throw new RangeError(`series value out of range: ${v}`);
       if (v > max) max = v;
-      varintBytes += varuintLength(v);
+      varintBytes += v < 128 ? 1 : varuintLength(v);
     }
     const width = bitWidth(max);
-    if (Math.ceil((values.length * width) / 8) > varintBytes) {
+    const packedBytes = Math.ceil((n * width) / 8);
+    if (packedBytes > varintBytes) {
       this.u8(SERIES_VARINT);
-      for (let i = 0; i < values.length; i++) this.varuint(values[i] as number);
+      for (let i = 0; i < n; i++) this.varuint(values[i] as number);
       return;
     }
-    this.u8(width);
+    this.ensure(1 + packedBytes);
+    this.buf[this.pos++] = width;
+    if (width === 0) return;
+    if (width <= 24) {
+      // fast path: pending bits (< 8) plus one value fit a 32-bit integer
+      let acc = 0;
+      let bits = 0;
+      for (let i = 0; i < n; i++) {
+        acc |= (values[i] as number) << bits;
+        bits += width;
+        while (bits >= 8) {
+          this.buf[this.pos++] = acc & 255;
+          acc >>>= 8;
+          bits -= 8;
+        }
+      }
+      if (bits > 0) this.buf[this.pos++] = acc;
+      return;
+    }
     let acc = 0;
     let bits = 0;
-    for (let i = 0; i < values.length; i++) {
+    for (let i = 0; i < n; i++) {
       let rest = values[i] as number;
       let left = width;
       while (left > 0) {
@@ -145,13 +164,13 @@ export class ByteWriter {
         bits += take;
         left -= take;
         if (bits === 8) {
-          this.u8(acc);
+          this.buf[this.pos++] = acc;
           acc = 0;
           bits = 0;
         }
       }
     }
-    if (bits > 0) this.u8(acc);
+    if (bits > 0) this.buf[this.pos++] = acc;
   }
 
   /** The bytes written so far (a copy sized exactly). */
@@ -221,13 +240,36 @@ export class ByteReader {
 
   /** Reads `count` values written by ByteWriter.series. */
   series(count: number): number[] {
-    const header = this.u8();
     const out = new Array<number>(count);
+    this.seriesInto(out, count);
+    return out;
+  }
+
+  /** Reads `count` values written by ByteWriter.series into `out` (no allocation). */
+  seriesInto(out: { [i: number]: number; length: number }, count: number): void {
+    if (out.length < count) throw new RangeError("series buffer too small");
+    const header = this.u8();
     if (header === SERIES_VARINT) {
       for (let i = 0; i < count; i++) out[i] = this.varuint();
-      return out;
+      return;
     }
     if (header > 53) throw new ByteFormatError(`bad series width ${header}`);
+    if (this.remaining < Math.ceil((count * header) / 8)) throw new ByteFormatError("unexpected end of input");
+    if (header <= 24) {
+      const unit = 2 ** header;
+      let acc = 0;
+      let bits = 0;
+      for (let i = 0; i < count; i++) {
+        while (bits < header) {
+          acc += (this.buf[this.pos++] as number) * 2 ** bits;
+          bits += 8;
+        }
+        out[i] = acc % unit;
+        acc = Math.floor(acc / unit);
+        bits -= header;
+      }
+      return;
+    }
     let acc = 0;
     let bits = 0;
     for (let i = 0; i < count; i++) {
@@ -249,7 +291,6 @@ export class ByteReader {
       }
       out[i] = v;
     }
-    return out;
   }
 
   /** Throws unless every byte was consumed. */

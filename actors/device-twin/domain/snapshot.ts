@@ -288,65 +288,88 @@ function slotAt(ci: number, bucket: number, isDay: boolean): number {
  */
 function encodeRing(w: ByteWriter, v: DataView, ci: number, current: number, kept: number, isDay: boolean): void {
   const shape = isDay ? DAY_SHAPE : HOUR_SHAPE;
-  const closed: number[] = [];
+  const at = slotAt(ci, current, isDay);
   let mask = 0;
-  for (let k = 0; k < kept; k++) {
+  let n = 0;
+  let minCount = Infinity;
+  for (let k = 0; k < kept - 1; k++) {
     const bucket = current - (kept - 1) + k;
     if (bucket < 0) continue;
-    if (shape.count(v, slotAt(ci, bucket, isDay)) > 0) {
-      mask |= 1 << k;
-      if (bucket !== current) closed.push(slotAt(ci, bucket, isDay));
-    }
+    const slot = slotAt(ci, bucket, isDay);
+    const count = shape.count(v, slot);
+    if (count === 0) continue;
+    mask |= 1 << k;
+    S_SLOT[n] = slot;
+    S_COUNTS[n] = count;
+    if (count < minCount) minCount = count;
+    n++;
   }
+  const openCount = shape.count(v, at);
+  if (openCount > 0) mask |= 1 << (kept - 1);
   w.varuint(mask);
-  if (mask & (1 << (kept - 1))) {
-    const at = slotAt(ci, current, isDay);
-    const count = shape.count(v, at);
+  if (openCount > 0) {
     const min = getU16(v, at + shape.min);
-    const max = getU16(v, at + shape.max);
-    w.varuint(count);
+    w.varuint(openCount);
     w.varuint(min);
-    w.varuint(max - min);
+    w.varuint(getU16(v, at + shape.max) - min);
     if (isDay) {
-      const n = Math.min(TOP_N, count);
+      const top = Math.min(TOP_N, openCount);
       const base = channelBase(ci);
-      const highs: number[] = [];
-      const lows: number[] = [];
-      for (let i = 1; i < n; i++) {
-        highs.push(getU16(v, base + TOP_HIGH + (i - 1) * 2) - getU16(v, base + TOP_HIGH + i * 2));
-        lows.push(getU16(v, base + TOP_LOW + i * 2) - getU16(v, base + TOP_LOW + (i - 1) * 2));
+      for (let i = 1; i < top; i++) {
+        S_A[i - 1] = getU16(v, base + TOP_HIGH + (i - 1) * 2) - getU16(v, base + TOP_HIGH + i * 2);
+        S_B[i - 1] = getU16(v, base + TOP_LOW + i * 2) - getU16(v, base + TOP_LOW + (i - 1) * 2);
       }
-      w.series(highs);
-      w.series(lows);
+      w.series(S_A, Math.max(0, top - 1));
+      w.series(S_B, Math.max(0, top - 1));
     }
   }
-  if (closed.length === 0) return;
-  const counts = closed.map((at) => shape.count(v, at));
-  const minCount = Math.min(...counts);
+  if (n === 0) return;
   w.varuint(minCount);
-  w.series(counts.map((c) => c - minCount));
-  const means = closed.map((at) => getU16(v, at + shape.mean));
-  w.varuint(means[0] as number);
-  w.series(means.slice(1).map((m, i) => zigzag(m - (means[i] as number))));
-  w.series(closed.map((at, i) => (means[i] as number) - getU16(v, at + shape.min)));
-  w.series(closed.map((at, i) => getU16(v, at + shape.max) - (means[i] as number)));
-  if (isDay) {
-    w.series(closed.map((at, i) => Math.min(TOP_N, counts[i] as number) * getU16(v, at + shape.max) - getU24(v, at + D_TOP_HIGH_SUM)));
-    w.series(closed.map((at, i) => getU24(v, at + D_TOP_LOW_SUM) - Math.min(TOP_N, counts[i] as number) * getU16(v, at + shape.min)));
+  for (let i = 0; i < n; i++) S_A[i] = (S_COUNTS[i] as number) - minCount;
+  w.series(S_A, n);
+  let prev = getU16(v, (S_SLOT[0] as number) + shape.mean);
+  w.varuint(prev);
+  for (let i = 1; i < n; i++) {
+    const mean = getU16(v, (S_SLOT[i] as number) + shape.mean);
+    S_A[i - 1] = zigzag(mean - prev);
+    prev = mean;
   }
+  w.series(S_A, n - 1);
+  for (let i = 0; i < n; i++) {
+    const slot = S_SLOT[i] as number;
+    const mean = getU16(v, slot + shape.mean);
+    S_A[i] = mean - getU16(v, slot + shape.min);
+    S_B[i] = getU16(v, slot + shape.max) - mean;
+  }
+  w.series(S_A, n);
+  w.series(S_B, n);
+  if (!isDay) return;
+  for (let i = 0; i < n; i++) {
+    const slot = S_SLOT[i] as number;
+    const top = Math.min(TOP_N, S_COUNTS[i] as number);
+    S_A[i] = top * getU16(v, slot + shape.max) - getU24(v, slot + D_TOP_HIGH_SUM);
+    S_B[i] = getU24(v, slot + D_TOP_LOW_SUM) - top * getU16(v, slot + shape.min);
+  }
+  w.series(S_A, n);
+  w.series(S_B, n);
 }
+
+// Scratch for encodeRing/decodeRing (both synchronous, never re-entered).
+const S_SLOT = new Float64Array(HOURS_KEPT);
+const S_COUNTS = new Float64Array(HOURS_KEPT);
+const S_A = new Float64Array(HOURS_KEPT);
+const S_B = new Float64Array(HOURS_KEPT);
 
 function decodeRing(r: ByteReader, v: DataView, ci: number, current: number, kept: number, isDay: boolean): void {
   const shape = isDay ? DAY_SHAPE : HOUR_SHAPE;
   const mask = r.varuint();
   if (mask >= 2 ** kept) throw new ByteFormatError("bad bucket mask");
-  const closed: number[] = [];
+  let n = 0;
   for (let k = 0; k < kept - 1; k++) {
+    if (!(mask & (1 << k))) continue;
     const bucket = current - (kept - 1) + k;
-    if (mask & (1 << k)) {
-      if (bucket < 0) throw new ByteFormatError("bucket before epoch");
-      closed.push(slotAt(ci, bucket, isDay));
-    }
+    if (bucket < 0) throw new ByteFormatError("bucket before epoch");
+    S_SLOT[n++] = slotAt(ci, bucket, isDay);
   }
   if (mask & (1 << (kept - 1))) {
     const at = slotAt(ci, current, isDay);
@@ -357,44 +380,48 @@ function decodeRing(r: ByteReader, v: DataView, ci: number, current: number, kep
     setU16(v, at + shape.min, min);
     setU16(v, at + shape.max, max);
     if (isDay) {
-      const n = Math.min(TOP_N, count);
+      const top = Math.min(TOP_N, count);
       const base = channelBase(ci);
-      const highs = r.series(n - 1 > 0 ? n - 1 : 0);
-      const lows = r.series(n - 1 > 0 ? n - 1 : 0);
+      r.seriesInto(S_A, Math.max(0, top - 1));
+      r.seriesInto(S_B, Math.max(0, top - 1));
       let hi = max;
       let lo = min;
       setU16(v, base + TOP_HIGH, hi);
       setU16(v, base + TOP_LOW, lo);
-      for (let i = 1; i < n; i++) {
-        hi = checked(hi - (highs[i - 1] as number), 0, MAX_Q);
-        lo = checked(lo + (lows[i - 1] as number), 0, MAX_Q);
+      for (let i = 1; i < top; i++) {
+        hi = checked(hi - (S_A[i - 1] as number), 0, MAX_Q);
+        lo = checked(lo + (S_B[i - 1] as number), 0, MAX_Q);
         setU16(v, base + TOP_HIGH + i * 2, hi);
         setU16(v, base + TOP_LOW + i * 2, lo);
       }
     }
   }
-  if (closed.length === 0) return;
-  const n = closed.length;
+  if (n === 0) return;
   const minCount = r.varuint();
-  const counts = r.series(n).map((c) => checked(c + minCount, 1, shape.maxCount));
-  const means = [checked(r.varuint(), 0, MAX_Q)];
-  for (const d of r.series(n - 1)) means.push(checked((means[means.length - 1] as number) + unzigzag(d), 0, MAX_Q));
-  const belowMean = r.series(n);
-  const aboveMean = r.series(n);
-  closed.forEach((at, i) => {
-    const mean = means[i] as number;
-    shape.setCount(v, at, counts[i] as number);
-    setU16(v, at + shape.mean, mean);
-    setU16(v, at + shape.min, checked(mean - (belowMean[i] as number), 0, MAX_Q));
-    setU16(v, at + shape.max, checked(mean + (aboveMean[i] as number), 0, MAX_Q));
-  });
-  if (isDay) {
-    const highGap = r.series(n);
-    const lowGap = r.series(n);
-    closed.forEach((at, i) => {
-      const top = Math.min(TOP_N, counts[i] as number);
-      setU24(v, at + D_TOP_HIGH_SUM, checked(top * getU16(v, at + shape.max) - (highGap[i] as number), 0, 0xffffff));
-      setU24(v, at + D_TOP_LOW_SUM, checked(top * getU16(v, at + shape.min) + (lowGap[i] as number), 0, 0xffffff));
-    });
+  r.seriesInto(S_A, n);
+  for (let i = 0; i < n; i++) shape.setCount(v, S_SLOT[i] as number, checked((S_A[i] as number) + minCount, 1, shape.maxCount));
+  let mean = checked(r.varuint(), 0, MAX_Q);
+  setU16(v, (S_SLOT[0] as number) + shape.mean, mean);
+  r.seriesInto(S_A, n - 1);
+  for (let i = 1; i < n; i++) {
+    mean = checked(mean + unzigzag(S_A[i - 1] as number), 0, MAX_Q);
+    setU16(v, (S_SLOT[i] as number) + shape.mean, mean);
+  }
+  r.seriesInto(S_A, n);
+  r.seriesInto(S_B, n);
+  for (let i = 0; i < n; i++) {
+    const slot = S_SLOT[i] as number;
+    const m = getU16(v, slot + shape.mean);
+    setU16(v, slot + shape.min, checked(m - (S_A[i] as number), 0, MAX_Q));
+    setU16(v, slot + shape.max, checked(m + (S_B[i] as number), 0, MAX_Q));
+  }
+  if (!isDay) return;
+  r.seriesInto(S_A, n);
+  r.seriesInto(S_B, n);
+  for (let i = 0; i < n; i++) {
+    const slot = S_SLOT[i] as number;
+    const top = Math.min(TOP_N, v.getUint32(slot + D_COUNT, true));
+    setU24(v, slot + D_TOP_HIGH_SUM, checked(top * getU16(v, slot + shape.max) - (S_A[i] as number), 0, 0xffffff));
+    setU24(v, slot + D_TOP_LOW_SUM, checked(top * getU16(v, slot + shape.min) + (S_B[i] as number), 0, 0xffffff));
   }
 }
