@@ -30,11 +30,17 @@ export async function openClusterBucket(kvm: Kvm, names: Names, replicas = 1): P
  */
 export async function ensureClusterMeta(kv: KV, want: { shards: number; streams: number }, now: number): Promise<MetaRecord> {
   const record: MetaRecord = { version: META_VERSION, shards: want.shards, streams: want.streams, createdAt: now };
-  try {
-    await kv.create(META_KEY, encodeRecord(record));
-    return record;
-  } catch (err) {
-    if (!isCasConflict(err)) throw err;
+  // a bucket another node has just created can answer "no responders" for a moment on nats-server 2.9
+  // (the stream exists, its subject is not listened to yet): retry that briefly
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await kv.create(META_KEY, encodeRecord(record));
+      return record;
+    } catch (err) {
+      if (isCasConflict(err)) break;
+      if (attempt >= 10) throw err;
+      await new Promise((r) => setTimeout(r, 25 * attempt));
+    }
   }
   const entry = await kv.get(META_KEY);
   const meta = entry === null || entry.operation !== "PUT" ? undefined : decodeMeta(entry.value);
