@@ -16,6 +16,9 @@ switch (command) {
   case "--help":
     process.stdout.write(usage);
     break;
+  case "dev":
+    await run(async () => (await import("./dev.ts")).runDev(process.argv.slice(3)));
+    break;
   case "node":
     await run(async () => (await import("./node.ts")).runNode());
     break;
