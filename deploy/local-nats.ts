@@ -104,11 +104,10 @@ export function renderNatsServerConfig(config: NatsServerConfig, logFile?: strin
   if (logFile) lines.push(`log_file: ${q(logFile)}`);
   if (config.jetstream) {
     const js = config.jetstream;
-    const limits = [
-      js.maxMemoryBytes === undefined ? "" : ` max_memory_store: ${js.maxMemoryBytes}`,
-      js.maxFileBytes === undefined ? "" : ` max_file_store: ${js.maxFileBytes}`,
-    ].join("");
-    lines.push(`jetstream { store_dir: ${q(js.storeDir)}${limits} }`);
+    const fields = [`store_dir: ${q(js.storeDir)}`];
+    if (js.maxMemoryBytes !== undefined) fields.push(`max_memory_store: ${js.maxMemoryBytes}`);
+    if (js.maxFileBytes !== undefined) fields.push(`max_file_store: ${js.maxFileBytes}`);
+    lines.push(`jetstream { ${fields.join(", ")} }`);
   }
   if (config.cluster) {
     const c = config.cluster;
