@@ -20,8 +20,10 @@ import { ByteFormatError, ByteReader, ByteWriter, unzigzag, zigzag } from "./byt
 import { DomainError } from "./errors.ts";
 import { CHANNELS, type Channel } from "./types.ts";
 
+/** One UTC hour / day, in ms (epoch ms have no leap seconds, so UTC buckets are plain divisions). */
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
+/** Hour buckets kept in the twin (the latest reading's hour and the 23 before), and day buckets (7). */
 export const HOURS_KEPT = 24;
 export const DAYS_KEPT = 7;
 /** How many of a day's highest and lowest values are kept for topMaxMean / topMinMean. */
@@ -42,9 +44,10 @@ export const QUANTUM: Readonly<Record<Channel, { readonly scale: number; readonl
 };
 
 /** Largest quantized value (any channel); 5 of them fit a u24 sum. */
-const MAX_Q = 60000;
+export const MAX_Q = 60000;
 
-// Header offsets
+// Byte offsets of the layout, for stats.ts and calibration.ts (not a public API).
+// Header:
 export const LATEST_T = 0;
 export const CO2_BASELINE = 8;
 export const CO2_OFFSET = 16;
@@ -158,13 +161,9 @@ export function encodeStatsSection(v: DataView): Uint8Array {
   const hour = Math.floor(latest / HOUR_MS);
   const day = Math.floor(latest / DAY_MS);
   let present = 0;
-  CHANNELS.forEach((_, ci) => {
-    if (getF64(v, channelBase(ci) + S_COUNT) > 0) present |= 1 << ci;
-  });
+  for (let ci = 0; ci < CHANNELS.length; ci++) if (getF64(v, channelBase(ci) + S_COUNT) > 0) present |= 1 << ci;
   w.u8(present);
-  CHANNELS.forEach((ch, ci) => {
-    if (present & (1 << ci)) encodeChannel(w, v, ci, ch, latest, hour, day);
-  });
+  for (let ci = 0; ci < CHANNELS.length; ci++) if (present & (1 << ci)) encodeChannel(w, v, ci, latest, hour, day);
   return w.finish();
 }
 
@@ -190,9 +189,7 @@ export function decodeStatsSection(bytes: Uint8Array): DataView {
       const day = Math.floor(latest / DAY_MS);
       const present = r.u8();
       if (present >= 1 << CHANNELS.length) throw new ByteFormatError(`bad channel set ${present}`);
-      CHANNELS.forEach((ch, ci) => {
-        if (present & (1 << ci)) decodeChannel(r, v, ci, ch, latest, hour, day);
-      });
+      for (let ci = 0; ci < CHANNELS.length; ci++) if (present & (1 << ci)) decodeChannel(r, v, ci, latest, hour, day);
     }
     r.end();
     return v;
@@ -221,7 +218,7 @@ function checked(n: number, min: number, max: number): number {
   return n;
 }
 
-function encodeChannel(w: ByteWriter, v: DataView, ci: number, _ch: Channel, latest: number, hour: number, day: number): void {
+function encodeChannel(w: ByteWriter, v: DataView, ci: number, latest: number, hour: number, day: number): void {
   const b = channelBase(ci);
   w.varuint(getF64(v, b + S_COUNT));
   w.f64(getF64(v, b + S_MEAN));
@@ -239,7 +236,7 @@ function encodeChannel(w: ByteWriter, v: DataView, ci: number, _ch: Channel, lat
   encodeRing(w, v, ci, day, DAYS_KEPT, true);
 }
 
-function decodeChannel(r: ByteReader, v: DataView, ci: number, _ch: Channel, latest: number, hour: number, day: number): void {
+function decodeChannel(r: ByteReader, v: DataView, ci: number, latest: number, hour: number, day: number): void {
   const b = channelBase(ci);
   setF64(v, b + S_COUNT, checked(r.varuint(), 1, Number.MAX_SAFE_INTEGER));
   setF64(v, b + S_MEAN, r.f64());

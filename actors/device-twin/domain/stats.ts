@@ -19,6 +19,7 @@ import {
   H_MEAN,
   H_MIN,
   LATEST_T,
+  MAX_Q,
   QUANTUM,
   S_COUNT,
   S_DAY_SUM,
@@ -89,6 +90,7 @@ export interface ChannelView {
   daily: BucketView[];
 }
 
+/** What applying one reading produced: closed buckets (hour first, then day) and calibration changes (co2, voc). */
 export interface StatsOutputs {
   aggregates: ClosedAggregate[];
   calibration: CalibrationChange[];
@@ -96,11 +98,10 @@ export interface StatsOutputs {
 
 const SCALE = CHANNELS.map((ch) => QUANTUM[ch].scale);
 const QOFF = CHANNELS.map((ch) => QUANTUM[ch].offset);
-const MAX_Q = 60000;
-
 const view = (s: TwinStats): DataView => s as unknown as DataView;
 const wrap = (v: DataView): TwinStats => v as unknown as TwinStats;
 
+/** Empty statistics (one STATS_BYTES buffer). */
 export function createStats(): TwinStats {
   return wrap(emptyLayout());
 }
