@@ -280,9 +280,16 @@ export class ShardRunner {
 
   private async consume(messages: ConsumerMessages): Promise<void> {
     try {
+      let slice = performance.now();
       for await (const m of messages) {
         if (this.aborted) break;
         await this.handle(m);
+        // Buffered messages resume this loop through microtasks only: without a macrotask turn now and
+        // then, a backlog starves lease renewals, heartbeats and commits, and the node loses its leases.
+        if (performance.now() - slice >= YIELD_AFTER_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          slice = performance.now();
+        }
         if (this.stopped) break; // planned stop: the message in hand is applied, the rest is the next owner's
         if (this.dirty.size >= this.deps.options.commitMaxDirty || this.appliedSinceCommit >= this.deps.options.maxAckPending / 2) {
           void this.commit().catch(() => undefined);
@@ -547,6 +554,9 @@ export class ShardRunner {
     this.dirty.clear();
   }
 }
+
+/** Longest the consume loop runs before it lets timers and I/O in (ms). */
+const YIELD_AFTER_MS = 10;
 
 const MSGPACK_HEADER = { "Content-Type": "application/msgpack" } as const;
 const MSGPACK = natsHeaders();

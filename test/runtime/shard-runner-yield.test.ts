@@ -1,0 +1,78 @@
+// A shard working through a backlog must keep the node's event loop turning: lease renewals,
+// heartbeats and commits are timers, and a consume loop that only resumes through microtasks would
+// starve them until the whole fetched buffer is applied (seconds), so a busy, healthy node lost its
+// leases. Found by the process-level integration tests (test/integration/runtime).
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EntityBehavior } from "../../runtime/entity.ts";
+import { RuntimeClient } from "../../runtime/client.ts";
+import { createNodeRuntime } from "../../runtime/node-runtime.ts";
+import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
+import { waitFor } from "../harness/wait-for.ts";
+
+/** Each input keeps the CPU busy for `ms` of wall-clock time, like a message of thousands of readings. */
+const busy: EntityBehavior<{ n: number }> = {
+  type: "busy",
+  create: () => ({ n: 0 }),
+  apply(state, _kind, payload) {
+    const until = performance.now() + (payload as { ms: number }).ms;
+    while (performance.now() < until) {
+      // spin
+    }
+    state.n++;
+    return { state, outputs: [] };
+  },
+  query: (state) => ({ ...state }),
+  nextWakeAt: () => undefined,
+  tick: (state) => ({ state, outputs: [] }),
+  encode: (state) => new Uint8Array([state.n & 0xff, state.n >> 8]),
+  decode: (b) => ({ n: b[0]! + (b[1]! << 8) }),
+};
+
+let server: TestNatsServer;
+let nc: NatsConnection;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connect({ servers: server.url, noAsyncTraces: true });
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+});
+
+describe("shard runner under a backlog", () => {
+  it("lets timers run between messages while it applies a fetched backlog", async () => {
+    const MESSAGES = 80;
+    const WORK_MS = 25; // 2 s of apply work in all, all of it fetched in one pull
+    const client = new RuntimeClient(nc, { prefix: "yield", shards: 1, maxBatchItems: 1 });
+    const runtime = await createNodeRuntime(nc, { prefix: "yield", shards: 1, streams: 1, replicas: 1, behaviors: [busy], defaultMetrics: false, log: () => undefined });
+    // a backlog: every input is logged before the shard starts
+    await Promise.all(Array.from({ length: MESSAGES }, () => client.send("busy", "b1", "work", { ms: WORK_MS })));
+
+    let last = performance.now();
+    let worstGapMs = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worstGapMs = Math.max(worstGapMs, now - last);
+      last = now;
+    }, 5);
+    try {
+      await runtime.host.start({ shard: 0, epoch: 1, owner: "t" });
+      await waitFor(async () => {
+        const r = await client.get("busy", "b1", null);
+        return r.ok && (r.value as { n: number }).n === MESSAGES;
+      }, { timeoutMs: 20_000, message: "backlog applied" });
+    } finally {
+      clearInterval(timer);
+    }
+    // Without a macrotask turn between messages the gap is the whole backlog (~2000 ms); with one it is
+    // about one message (25 ms) plus whatever the machine's load adds.
+    expect(worstGapMs).toBeLessThan(700);
+    await runtime.host.stopAll();
+    runtime.close();
+    await client.close();
+  });
+});
