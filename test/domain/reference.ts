@@ -146,12 +146,18 @@ export interface RefCalibrationChange {
 /**
  * Calibration per DESIGN §4 with the calendar-window decision: a day's low is the mean of its ≤ 5 lowest
  * values at 1 ppm/ppb resolution (Math.round), the baseline the min of the lows of days D−7 … D−1.
+ * `recalibrations.get(i)`: channels recalibrated just before accepted[i] (lows of closed days forgotten,
+ * baseline undefined, offset 0); the changes recalibrate() itself returns are not listed.
  */
-export function refCalibration(accepted: readonly Reading[]): RefCalibrationChange[] {
+export function refCalibration(accepted: readonly Reading[], recalibrations: ReadonlyMap<number, ReadonlyArray<"co2" | "voc">> = new Map()): RefCalibrationChange[] {
   const out: RefCalibrationChange[] = [];
   const lows: Record<"co2" | "voc", Map<number, number>> = { co2: new Map(), voc: new Map() };
   const state = { co2: { baseline: undefined as number | undefined, offset: 0 }, voc: { baseline: undefined as number | undefined, offset: 0 } };
   for (let i = 1; i < accepted.length; i++) {
+    for (const ch of recalibrations.get(i) ?? []) {
+      lows[ch].clear();
+      state[ch] = { baseline: undefined, offset: 0 };
+    }
     const closed = Math.floor(accepted[i - 1]!.t / DAY);
     const now = Math.floor(accepted[i]!.t / DAY);
     if (now <= closed) continue;

@@ -7,6 +7,8 @@ import { describe, expect, it } from "vitest";
 import {
   applyReadingToStats,
   calibrationView,
+  recalibrate,
+  resetStats,
   channelView,
   createStats,
   decodeStats,
@@ -147,6 +149,49 @@ describe("stats against the reference", () => {
         expect(statsEqual(stats, twin)).toBe(true);
       }),
       { numRuns: 150 },
+    );
+  });
+
+  it("recalibrate between readings forgets the closed days' lows, like the reference", () => {
+    const withRecalibrations = fc.tuple(sequences, fc.array(fc.tuple(fc.nat(300), fc.constantFrom<"co2" | "voc">("co2", "voc")), { maxLength: 4 }));
+    fc.assert(
+      fc.property(withRecalibrations, ([readings, recals]) => {
+        const accepted = acceptInOrder(readings);
+        const at = new Map<number, Array<"co2" | "voc">>();
+        for (const [i, ch] of recals) if (i > 0 && i < accepted.length) at.set(i, [...(at.get(i) ?? []), ch]);
+        const stats = createStats();
+        const changes: ReturnType<typeof refCalibration> = [];
+        accepted.forEach((r, i) => {
+          for (const ch of at.get(i) ?? []) {
+            const c = recalibrate(stats, DEVICE, ch, r.t - 1);
+            expect(c).toEqual({ id: `${DEVICE}:calibration:${ch}:${r.t - 1}`, deviceId: DEVICE, channel: ch, at: r.t - 1, offset: 0 });
+            expect(calibrationView(stats)[ch]).toEqual({ offset: 0 });
+            expect(statsEqual(decodeStats(encodeStats(stats)), stats)).toBe(true);
+          }
+          for (const c of applyReadingToStats(stats, DEVICE, r).calibration) changes.push({ channel: c.channel, at: c.at, offset: c.offset, ...(c.baseline === undefined ? {} : { baseline: c.baseline }) });
+        });
+        const expected = refCalibration(accepted, at);
+        expect(changes.map((c) => [c.channel, c.at, c.baseline])).toEqual(expected.map((c) => [c.channel, c.at, c.baseline]));
+        changes.forEach((c, i) => expectExact(c.offset, expected[i]!.offset, 400, `offset ${i}`));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("resetStats at any point behaves like a fresh twin fed the rest", () => {
+    fc.assert(
+      fc.property(sequences, fc.nat(300), (readings, cut) => {
+        const accepted = acceptInOrder(readings);
+        const k = Math.min(cut, accepted.length);
+        const stats = createStats();
+        accepted.slice(0, k).forEach((r) => applyReadingToStats(stats, DEVICE, r));
+        resetStats(stats);
+        expect(statsEqual(stats, createStats())).toBe(true);
+        const fresh = createStats();
+        for (const r of accepted.slice(k)) expect(applyReadingToStats(stats, DEVICE, r)).toEqual(applyReadingToStats(fresh, DEVICE, r));
+        expect(statsEqual(stats, fresh)).toBe(true);
+      }),
+      { numRuns: 100 },
     );
   });
 });
