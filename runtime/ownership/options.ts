@@ -32,6 +32,11 @@ export interface OwnershipOptions {
   watchStaleMs?: number;
   /** The coordinator deletes heartbeat records expired this long ago (ms). [max(60000, 12 × nodeTtlMs)] */
   forgetDeadNodeMs?: number;
+  /**
+   * Timeout of each cluster-bucket request (ms), when ownership creates its own KV client. Kept short so a
+   * request lost in a NATS outage does not hold up the next heartbeat for long. [max(1000, 2 × heartbeatMs)]
+   */
+  requestTimeoutMs?: number;
   /** Whether this node may be elected coordinator. [true] */
   coordinator?: boolean;
   /** Wall clock (ms). [Date.now] */
@@ -53,6 +58,7 @@ export interface OwnershipConfig {
   readonly closeTimeoutMs: number;
   readonly watchStaleMs: number;
   readonly forgetDeadNodeMs: number;
+  readonly requestTimeoutMs: number;
   readonly coordinator: boolean;
   readonly now: () => number;
   readonly log: LogFn;
@@ -103,6 +109,7 @@ export function resolveOwnershipConfig(o: OwnershipOptions = {}): OwnershipConfi
     closeTimeoutMs: positive("closeTimeoutMs", o.closeTimeoutMs, 15_000),
     watchStaleMs: positive("watchStaleMs", o.watchStaleMs, 3 * heartbeatMs),
     forgetDeadNodeMs: positive("forgetDeadNodeMs", o.forgetDeadNodeMs, Math.max(60_000, 12 * nodeTtlMs)),
+    requestTimeoutMs: positive("requestTimeoutMs", o.requestTimeoutMs, Math.max(1000, 2 * heartbeatMs)),
     coordinator: o.coordinator ?? true,
     now: o.now ?? Date.now,
     log: o.log ?? stderrLog,

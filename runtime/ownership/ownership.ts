@@ -4,6 +4,7 @@
 // close): host.stop(shard, reason), then release the lease so the next owner need not wait for expiry.
 // Leases are renewed every heartbeat; a renewal that is refused, or that cannot be done before the lease
 // runs out, aborts the shard on the host at once.
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { RuntimeError } from "../errors.ts";
@@ -22,7 +23,7 @@ import { buildClusterView, type ClusterView } from "./view.ts";
 /** Arguments of {@link startOwnership}. */
 export interface StartOwnershipArgs {
   readonly nc: NatsConnection;
-  /** KV manager to use. Default `new Kvm(nc)`. */
+  /** KV manager to use. Default: one on `nc` with `requestTimeoutMs`. */
   readonly kvm?: Kvm;
   readonly names: Names;
   /** 1–64 chars of `[A-Za-z0-9_-]`, unique among live nodes. */
@@ -109,7 +110,8 @@ export async function startOwnership(args: StartOwnershipArgs): Promise<Ownershi
   if (!Number.isInteger(args.shards) || args.shards < 1) {
     throw new RuntimeError("CONFIG_INVALID", `shards must be a positive integer, got ${args.shards}`, { details: { field: "shards" } });
   }
-  const kv = await openClusterBucket(args.kvm ?? new Kvm(args.nc), args.names, args.replicas ?? 1);
+  const kvm = args.kvm ?? new Kvm(jetstream(args.nc, { timeout: config.requestTimeoutMs }));
+  const kv = await openClusterBucket(kvm, args.names, args.replicas ?? 1);
   await ensureClusterMeta(kv, { shards: args.shards, streams: args.streams }, config.now());
   const impl = new OwnershipImpl(args, config, kv);
   await impl.start();
