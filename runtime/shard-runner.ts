@@ -3,7 +3,7 @@
 // outputs confirmed → dirty snapshots written (fenced, pipelined) → checkpoint → consumer acked.
 // A crash anywhere in between replays from the checkpoint; inputs already in a snapshot are skipped
 // per entity (`seq <= appliedSeq`), so every input takes effect exactly once.
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { KV, Kvm } from "@nats-io/kv";
 import { headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
@@ -262,8 +262,9 @@ export class ShardRunner {
     const name = names.shardConsumer(this.shard, this.epoch);
     const prefix = `shard-${this.shard}-e`;
     const stale: string[] = [];
-    for await (const ci of jsm.consumers.list(inputStream)) {
-      if (ci.name.startsWith(prefix)) stale.push(ci.name);
+    for await (const ci of jsm.consumers.list(inputStream) as AsyncIterable<ConsumerInfo | null>) {
+      // nats-server 2.9 lists a consumer deleted meanwhile (another shard starting) as null (fixed upstream in nats-server#4669)
+      if (ci?.name.startsWith(prefix)) stale.push(ci.name);
     }
     for (const old of stale) await jsm.consumers.delete(inputStream, old).catch(() => false);
     await jsm.consumers.add(inputStream, {
