@@ -22,6 +22,9 @@ switch (command) {
   case "node":
     await run(async () => (await import("./node.ts")).runNode());
     break;
+  case "gateway":
+    await run(async () => (await import("./gateway.ts")).runGateway());
+    break;
   default:
     process.stderr.write(`airtwin: unknown command "${command}"\n\n${usage}`);
     process.exitCode = 2;

@@ -23,3 +23,9 @@ export { decodeRecord } from "./snapshot-store.ts";
 export type { SnapshotRecord } from "./snapshot-store.ts";
 export { startNode } from "./node.ts";
 export type { RunningNode, StartNodeOptions } from "./node.ts";
+
+// Cluster operations and the cluster's fixed shape, for the gateway's ops routes and `airtwin ops`.
+export { OpsClient } from "./ownership/ops.ts";
+export type { OpsClientOptions, RebalanceRequest } from "./ownership/ops.ts";
+export type { ClusterView, DrainResult, MoveResult, RoundResult, ShardView } from "./ownership/mod.ts";
+export { ensureClusterMeta, openClusterBucket } from "./ownership/meta.ts";

@@ -1,0 +1,72 @@
+// Recent alerts of one device, read back from the output stream (`<PREFIX>_OUT`): an ordered consumer
+// filtered on `<prefix>.out.alert.<deviceId>.>` starting at a stored time, read until caught up, then
+// deleted. What the stream retains (7 days by default) is "recent"; older history comes from the
+// archive (a later issue).
+import { JetStreamApiError, jetstream, type Consumer, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Alert } from "../../actors/device-twin/domain/mod.ts";
+import { decode, RuntimeError, type Names } from "../../runtime/mod.ts";
+
+/** Where alerts come from; the HTTP routes and tests use this interface. */
+export interface AlertSource {
+  /**
+   * Alerts of `deviceId` with `fromMs <= at < toMs`, oldest first (stream order), at most `limit`;
+   * `truncated` when more were left.
+   */
+  recent(deviceId: string, fromMs: number, toMs: number, limit: number): Promise<{ alerts: Alert[]; truncated: boolean }>;
+}
+
+/** Most messages fetched per round trip. */
+const FETCH = 256;
+
+export class StreamAlertSource implements AlertSource {
+  private readonly js: JetStreamClient;
+
+  constructor(
+    nc: NatsConnection,
+    private readonly names: Names,
+  ) {
+    this.js = jetstream(nc);
+  }
+
+  async recent(deviceId: string, fromMs: number, toMs: number, limit: number): Promise<{ alerts: Alert[]; truncated: boolean }> {
+    let consumer: Consumer;
+    try {
+      // An alert's event time is at most its storage time (readings do not come from the future), so
+      // every alert with at >= fromMs was stored at or after fromMs: start there and filter on `at`.
+      consumer = await this.js.consumers.get(this.names.outputStream, {
+        filter_subjects: `${this.names.outputRoot}.alert.${deviceId}.>`,
+        opt_start_time: new Date(Math.max(0, fromMs)).toISOString(),
+      });
+    } catch (err) {
+      if (isStreamNotFound(err)) return { alerts: [], truncated: false }; // no node has created it yet
+      throw new RuntimeError("NATS_UNAVAILABLE", `cannot read alerts: ${(err as Error).message}`, { cause: err });
+    }
+    const alerts: Alert[] = [];
+    let pending = 0;
+    try {
+      pending = (await consumer.info(true)).num_pending;
+      while (pending > 0 && alerts.length < limit) {
+        const batch = await consumer.fetch({ max_messages: Math.min(pending, FETCH), expires: 2000 });
+        let got = 0;
+        for await (const m of batch) {
+          got++;
+          pending = m.info.pending;
+          const a = decode<Alert>(m.data);
+          if (typeof a?.at === "number" && a.at >= fromMs && a.at < toMs) alerts.push(a);
+          if (alerts.length >= limit) break;
+        }
+        if (got === 0) break;
+      }
+    } catch (err) {
+      throw new RuntimeError("NATS_UNAVAILABLE", `cannot read alerts: ${(err as Error).message}`, { cause: err });
+    } finally {
+      void consumer.delete().catch(() => undefined);
+    }
+    return { alerts, truncated: pending > 0 && alerts.length >= limit };
+  }
+}
+
+function isStreamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError ? err.code === 10059 : /stream not found/i.test((err as Error)?.message ?? "");
+}

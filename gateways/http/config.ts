@@ -1,0 +1,79 @@
+// Configuration of `airtwin gateway`: the runtime's (DESIGN §6: NATS_URL, AIRTWIN_ADMIN_TOKEN,
+// AIRTWIN_HTTP_PORT, AIRTWIN_SHARDS, AIRTWIN_PREFIX, …) plus the gateway's own variables below.
+// Invalid values fail fast with AIRTWIN_ERR_CONFIG_INVALID naming every offending variable.
+import { loadConfig, RuntimeError, type AirtwinConfig, type ConfigProblem } from "../../runtime/mod.ts";
+
+/** Validated configuration of a gateway process. */
+export interface GatewayConfig {
+  readonly runtime: AirtwinConfig;
+  /** The admin bearer token. `AIRTWIN_ADMIN_TOKEN`; required (`airtwin dev` generates one). */
+  readonly adminToken: string;
+  /** Interface the HTTP server binds. `AIRTWIN_HTTP_HOST`. Default "0.0.0.0". */
+  readonly host: string;
+  /** Ingest requests per device per window. `AIRTWIN_INGEST_RATE_MAX`. Default 120. */
+  readonly rateLimitMax: number;
+  /** Rate-limit window (ms). `AIRTWIN_INGEST_RATE_WINDOW_MS`. Default 60 000. */
+  readonly rateLimitWindowMs: number;
+  /** How long JetStream may take to confirm a batch of readings before the request gets 503 (ms). `AIRTWIN_INGEST_ACK_TIMEOUT_MS`. Default 3000. */
+  readonly ackTimeoutMs: number;
+  /** Longest wait of readings for companions in the same per-shard message (ms). `AIRTWIN_INGEST_LINGER_MS`. Default 2. */
+  readonly lingerMs: number;
+  /** pino log level. `AIRTWIN_LOG_LEVEL`. Default "info". */
+  readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const problems: ConfigProblem[] = [];
+  let runtime: AirtwinConfig | undefined;
+  try {
+    runtime = loadConfig(env);
+  } catch (err) {
+    const details = (err as RuntimeError).details as { problems?: ConfigProblem[] } | undefined;
+    if (details?.problems === undefined) throw err;
+    problems.push(...details.problems);
+  }
+  const raw = (name: string): string | undefined => {
+    const v = env[name]?.trim();
+    return v === undefined || v === "" ? undefined : v;
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const v = raw(name);
+    if (v === undefined) return fallback;
+    const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      problems.push({ variable: name, value: v, reason: `must be an integer from ${min} to ${max}` });
+      return fallback;
+    }
+    return n;
+  };
+  const adminToken = raw("AIRTWIN_ADMIN_TOKEN");
+  if (adminToken === undefined) {
+    problems.push({ variable: "AIRTWIN_ADMIN_TOKEN", value: "", reason: "is required (a long random string; `airtwin dev` generates one)" });
+  } else if (adminToken.length < 16) {
+    problems.push({ variable: "AIRTWIN_ADMIN_TOKEN", value: "(hidden)", reason: "must be at least 16 characters" });
+  }
+  const host = raw("AIRTWIN_HTTP_HOST") ?? "0.0.0.0";
+  const rateLimitMax = int("AIRTWIN_INGEST_RATE_MAX", 120, 1, 1_000_000_000);
+  const rateLimitWindowMs = int("AIRTWIN_INGEST_RATE_WINDOW_MS", 60_000, 100, 86_400_000);
+  const ackTimeoutMs = int("AIRTWIN_INGEST_ACK_TIMEOUT_MS", 3000, 100, 60_000);
+  const lingerMs = int("AIRTWIN_INGEST_LINGER_MS", 2, 0, 1000);
+  const level = raw("AIRTWIN_LOG_LEVEL") ?? "info";
+  if (!(LEVELS as readonly string[]).includes(level)) problems.push({ variable: "AIRTWIN_LOG_LEVEL", value: level, reason: `must be one of ${LEVELS.join(", ")}` });
+
+  if (problems.length > 0 || runtime === undefined) {
+    const list = problems.map((p) => `${p.variable}=${p.value}: ${p.reason}`).join("; ");
+    throw new RuntimeError("CONFIG_INVALID", `invalid configuration: ${list}`, { details: { problems, variables: problems.map((p) => p.variable) } });
+  }
+  return Object.freeze({
+    runtime,
+    adminToken: adminToken as string,
+    host,
+    rateLimitMax,
+    rateLimitWindowMs,
+    ackTimeoutMs,
+    lingerMs,
+    logLevel: level as GatewayConfig["logLevel"],
+  });
+}

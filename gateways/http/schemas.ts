@@ -1,0 +1,233 @@
+// JSON schemas of the HTTP API: they document the routes in the OpenAPI at /docs and validate the
+// parts the domain does not (admin and ops bodies, query strings). Readings and commands are validated
+// by the twin domain instead, so their errors name every offending index and field.
+import { CHANNELS, COMMAND_TYPES } from "../../actors/device-twin/domain/mod.ts";
+
+const ID = { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } as const;
+
+/** Shared schemas, added with `app.addSchema`. */
+export const sharedSchemas = [
+  {
+    $id: "Error",
+    type: "object",
+    description: "Every error: a catalogue code (docs/errors.md), the HTTP status and reason, a message, and details naming offending fields.",
+    properties: {
+      statusCode: { type: "integer" },
+      code: { type: "string", example: "AIRTWIN_ERR_READING_INVALID" },
+      error: { type: "string" },
+      message: { type: "string" },
+      details: {},
+    },
+    required: ["statusCode", "code", "error", "message"],
+  },
+  {
+    $id: "Reading",
+    type: "object",
+    description: "One reading: t in epoch ms and any non-empty subset of the channels.",
+    properties: {
+      t: { type: "integer", minimum: 0 },
+      pm: { type: "number", minimum: 0, maximum: 1000 },
+      co2: { type: "number", minimum: 0, maximum: 40000 },
+      voc: { type: "number", minimum: 0, maximum: 60000 },
+      tmp: { type: "number", minimum: -40, maximum: 85 },
+      hum: { type: "number", minimum: 0, maximum: 100 },
+      allpollu: { type: "number", minimum: 0, maximum: 1000 },
+    },
+    required: ["t"],
+  },
+  {
+    $id: "Device",
+    type: "object",
+    properties: { deviceId: { type: "string" }, ownerId: { type: "string" }, createdAt: { type: "integer" }, disabled: { type: "boolean" } },
+  },
+] as const;
+
+const errors = {
+  "4xx": { $ref: "Error#" },
+  "5xx": { $ref: "Error#" },
+} as const;
+
+const deviceParams = { type: "object", properties: { id: ID }, required: ["id"] } as const;
+
+const adminSecurity = [{ bearer: [] }];
+const appSecurity = [{ bearer: [] }];
+const timeQuery = {
+  from: { type: "string", description: "Start (inclusive): epoch ms or an ISO 8601 date-time." },
+  to: { type: "string", description: "End (exclusive): epoch ms or an ISO 8601 date-time." },
+} as const;
+const consistencyQuery = {
+  consistency: {
+    type: "string",
+    enum: ["live", "snapshot"],
+    default: "live",
+    description: "live: asked from the twin's owner; snapshot: the last committed snapshot, without waking the twin.",
+  },
+} as const;
+const limitQuery = { limit: { type: "integer", minimum: 1, maximum: 10000, default: 1000 } } as const;
+
+export const schemas = {
+  createUser: {
+    tags: ["registry"],
+    summary: "Create a user (admin); the API key is shown once",
+    security: adminSecurity,
+    body: { type: "object", properties: { userId: { type: "string" } }, required: ["userId"], additionalProperties: false },
+    response: { 201: { type: "object", properties: { userId: { type: "string" }, apiKey: { type: "string" } } }, ...errors },
+  },
+  deleteUser: {
+    tags: ["registry"],
+    summary: "Delete a user (admin); their API key stops working",
+    security: adminSecurity,
+    params: { type: "object", properties: { id: ID }, required: ["id"] },
+    response: { 204: { type: "null", description: "Deleted" }, ...errors },
+  },
+  createDevice: {
+    tags: ["registry"],
+    summary: "Register a device (admin); the token is shown once",
+    security: adminSecurity,
+    body: {
+      type: "object",
+      properties: { deviceId: { type: "string" }, ownerId: { type: "string" } },
+      required: ["deviceId", "ownerId"],
+      additionalProperties: false,
+    },
+    response: { 201: { type: "object", properties: { deviceId: { type: "string" }, token: { type: "string" } } }, ...errors },
+  },
+  listDevices: {
+    tags: ["registry"],
+    summary: "List devices: all for admin, own for a user",
+    security: appSecurity,
+    response: { 200: { type: "object", properties: { devices: { type: "array", items: { $ref: "Device#" } } } }, ...errors },
+  },
+  deleteDevice: {
+    tags: ["registry"],
+    summary: "Unregister a device (admin); its token stops working, its twin's state is kept",
+    security: adminSecurity,
+    params: deviceParams,
+    response: { 204: { type: "null", description: "Deleted" }, ...errors },
+  },
+  patchDevice: {
+    tags: ["registry"],
+    summary: "Disable or re-enable a device (admin); a disabled device's token is refused",
+    security: adminSecurity,
+    params: deviceParams,
+    body: { type: "object", properties: { disabled: { type: "boolean" } }, required: ["disabled"], additionalProperties: false },
+    response: { 200: { $ref: "Device#" }, ...errors },
+  },
+  ingest: {
+    tags: ["devices"],
+    summary: "Post readings (device token); 202 once JetStream stored them",
+    description:
+      "Body: `{ readings: [...] }` or the Foobot datapoints shape `{ sensors, units, datapoints }` (time in seconds), as " +
+      "application/json or application/msgpack; at most 1000 readings. The whole request is rejected on any bad field, " +
+      "with every offending index and field in `details`. 503 with Retry-After when NATS is down or did not confirm: resend " +
+      "(readings are de-duplicated by (device, t)).",
+    security: [{ bearer: [] }, { foobotToken: [] }] as Array<Record<string, string[]>>,
+    params: deviceParams,
+    body: {
+      oneOf: [
+        { type: "object", properties: { readings: { type: "array", maxItems: 1000, items: { $ref: "Reading#" } } }, required: ["readings"] },
+        {
+          type: "object",
+          description: "Foobot API datapoints",
+          properties: {
+            sensors: { type: "array", items: { type: "string", enum: ["time", ...CHANNELS] } },
+            units: { type: "array", items: { type: "string" } },
+            datapoints: { type: "array", maxItems: 1000, items: { type: "array", items: { type: "number" } } },
+          },
+          required: ["sensors", "datapoints"],
+        },
+      ],
+    },
+    response: { 202: { type: "object", properties: { accepted: { type: "integer" } } }, ...errors },
+  },
+  twin: {
+    tags: ["apps"],
+    summary: "The twin: statistics per channel, calibration, rules, event states, subscriptions, presence",
+    security: appSecurity,
+    params: deviceParams,
+    querystring: { type: "object", properties: { ...consistencyQuery } },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  aggregates: {
+    tags: ["apps"],
+    summary: "Hourly (last 24 h) or daily (last 7 days) buckets per channel, as the twin holds them",
+    security: appSecurity,
+    params: deviceParams,
+    querystring: { type: "object", properties: { resolution: { type: "string", enum: ["hour", "day"], default: "hour" }, ...timeQuery, ...consistencyQuery } },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  events: {
+    tags: ["apps"],
+    summary: "Current event state per rule (twin) and recent events (output stream; older ones come with the archive)",
+    security: appSecurity,
+    params: deviceParams,
+    querystring: { type: "object", properties: { ...timeQuery, ...limitQuery, ...consistencyQuery } },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  alerts: {
+    tags: ["apps"],
+    summary: "Recent alerts from the output stream (default: the last 24 h; older ones come with the archive)",
+    security: appSecurity,
+    params: deviceParams,
+    querystring: { type: "object", properties: { ...timeQuery, ...limitQuery } },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  command: {
+    tags: ["apps"],
+    summary: "Run a command; 200 with its result once the twin applied it",
+    security: appSecurity,
+    params: deviceParams,
+    body: {
+      type: "object",
+      properties: { type: { type: "string", enum: [...COMMAND_TYPES] } },
+      required: ["type"],
+      description:
+        '`{ type: "putRule", rule }`, `{ type: "deleteRule", ruleId }`, `{ type: "subscribe", subscription }`, ' +
+        '`{ type: "unsubscribe", subscriptionId }`, `{ type: "recalibrate", channel }`, `{ type: "reset" }`',
+    },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  live: {
+    tags: ["apps"],
+    summary: "Server-sent events: `readings` (each accepted request) and `alert` (as the twin publishes them)",
+    description: "Browsers' EventSource cannot set headers: pass the API key as `?token=` instead.",
+    security: appSecurity,
+    params: deviceParams,
+    querystring: { type: "object", properties: { token: { type: "string" } } },
+  },
+  opsCluster: {
+    tags: ["ops"],
+    summary: "Nodes, coordinator, and per shard: assignment, owner, epoch, lag",
+    security: adminSecurity,
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  opsMove: {
+    tags: ["ops"],
+    summary: "Move a shard to a node and pin it there",
+    security: adminSecurity,
+    params: { type: "object", properties: { shard: { type: "integer", minimum: 0 } }, required: ["shard"] },
+    body: { type: "object", properties: { node: ID }, required: ["node"], additionalProperties: false },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  opsDrain: {
+    tags: ["ops"],
+    summary: "Move every shard off a node over the next rounds",
+    security: adminSecurity,
+    params: { type: "object", properties: { node: ID }, required: ["node"] },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  opsRebalance: {
+    tags: ["ops"],
+    summary: "Plan a rebalancing round now; with dryRun only show the plan",
+    security: adminSecurity,
+    body: {
+      type: ["object", "null"],
+      properties: { dryRun: { type: "boolean", default: false }, unpin: { type: "boolean", default: false } },
+      additionalProperties: false,
+    },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  healthz: { tags: ["health"], summary: "Liveness: 200 while the process serves" },
+  readyz: { tags: ["health"], summary: "Readiness: 200 when NATS is connected and JetStream answers, else 503" },
+  metrics: { tags: ["health"], summary: "Prometheus metrics" },
+};

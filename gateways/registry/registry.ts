@@ -1,0 +1,360 @@
+// The registry of devices and users in NATS KV (`<prefix>-registry`), with an in-memory view fed by one
+// KV watch: authentication never waits on storage, and a write made by any gateway (or `airtwin ops`)
+// reaches every gateway's view within milliseconds — a revoked token stops working at once.
+//
+// The view keeps the highest revision seen per key, so a late watch echo of our own write never undoes
+// newer knowledge. When the watch ends, fails, or NATS reconnects (a restarted server forgets
+// ephemeral consumers), it is reopened from the revision after the last one applied.
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
+import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
+import { RuntimeError } from "../../runtime/mod.ts";
+import { GatewayError } from "../errors.ts";
+import {
+  DEVICE_PREFIX,
+  USER_PREFIX,
+  decodeDevice,
+  decodeUser,
+  deviceKey,
+  encodeDevice,
+  encodeUser,
+  isValidUserId,
+  userKey,
+  type DeviceRecord,
+  type UserRecord,
+} from "./records.ts";
+import { apiKeyUser, newApiKey, newDeviceToken, secretMatches, sha256Hex } from "./secrets.ts";
+
+export type RegistryLog = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+
+/** Options of {@link Registry.open}. */
+export interface RegistryOptions {
+  /** Cluster subject prefix; the bucket is `<prefix>-registry`. Default "airtwin". */
+  prefix?: string;
+  /** JetStream replicas of the bucket when it is created (1, 3 or 5). Default 1. */
+  replicas?: number;
+  /** Longest wait for the initial load of the view (ms). Default 10 000. */
+  loadTimeoutMs?: number;
+  /** Pause before reopening a watch that ended or failed (ms). Default 250. */
+  retryMs?: number;
+  log?: RegistryLog;
+}
+
+/** A device as the API shows it (no secrets). */
+export interface DeviceInfo {
+  deviceId: string;
+  ownerId: string;
+  createdAt: number;
+  disabled: boolean;
+}
+
+/** A user as the API shows it (no secrets). */
+export interface UserInfo {
+  userId: string;
+  createdAt: number;
+}
+
+interface Entry<T> {
+  record: T;
+  digest: Buffer;
+}
+
+/** Name of the registry bucket of a cluster. */
+export const registryBucket = (prefix: string): string => `${prefix}-registry`;
+
+export class Registry implements AsyncDisposable {
+  readonly bucket: string;
+  private readonly devices = new Map<string, Entry<DeviceRecord>>();
+  private readonly users = new Map<string, Entry<UserRecord>>();
+  /** Highest revision known per key (writes and deletes). */
+  private readonly revisions = new Map<string, number>();
+  private iter: QueuedIterator<KvEntry> | undefined;
+  private generation = 0;
+  private closed = false;
+  private watchRevision = 0;
+  private loop: Promise<void> | undefined;
+  private readonly log: RegistryLog;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly kv: KV,
+    private readonly options: RegistryOptions,
+  ) {
+    this.bucket = registryBucket(options.prefix ?? "airtwin");
+    this.log = options.log ?? (() => undefined);
+  }
+
+  /**
+   * Opens (creating if missing) the registry bucket and loads the view; resolves once every entry that
+   * existed when it started is in the view.
+   * @throws RuntimeError AIRTWIN_ERR_NATS_UNAVAILABLE when the bucket cannot be opened or loaded in time.
+   */
+  static async open(nc: NatsConnection, options: RegistryOptions = {}): Promise<Registry> {
+    const kv = await openBucket(new Kvm(nc), registryBucket(options.prefix ?? "airtwin"), options.replicas ?? 1);
+    const registry = new Registry(nc, kv, options);
+    await registry.start();
+    return registry;
+  }
+
+  // ---- reads (the in-memory view) ----
+
+  /** A registered device, or undefined. */
+  device(deviceId: string): DeviceInfo | undefined {
+    const e = this.devices.get(deviceId);
+    return e === undefined ? undefined : { deviceId, ...pickDevice(e.record) };
+  }
+
+  /** A registered user, or undefined. */
+  user(userId: string): UserInfo | undefined {
+    const e = this.users.get(userId);
+    return e === undefined ? undefined : { userId, createdAt: e.record.createdAt };
+  }
+
+  /** Registered devices, of one owner if given, sorted by id. */
+  listDevices(ownerId?: string): DeviceInfo[] {
+    const out: DeviceInfo[] = [];
+    for (const [deviceId, e] of this.devices) if (ownerId === undefined || e.record.ownerId === ownerId) out.push({ deviceId, ...pickDevice(e.record) });
+    return out.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
+  }
+
+  /** Number of registered devices and users. */
+  get size(): { devices: number; users: number } {
+    return { devices: this.devices.size, users: this.users.size };
+  }
+
+  /**
+   * True when `token` is the token of an enabled device `deviceId`. Unknown, disabled and wrong-token
+   * cases cost the same and answer the same.
+   */
+  verifyDevice(deviceId: string, token: string): boolean {
+    const e = this.devices.get(deviceId);
+    const ok = secretMatches(token, e?.digest);
+    return ok && e !== undefined && !e.record.disabled;
+  }
+
+  /** The user an API key belongs to, or undefined (unknown user or wrong key: same cost, same answer). */
+  verifyApiKey(apiKey: string): string | undefined {
+    const userId = apiKeyUser(apiKey);
+    const e = userId === undefined ? undefined : this.users.get(userId);
+    return secretMatches(apiKey, e?.digest) && e !== undefined ? userId : undefined;
+  }
+
+  // ---- writes (KV, then the view at once; other gateways see them through their watch) ----
+
+  /** Registers a user; the API key is returned once and only its digest is stored. */
+  async createUser(userId: string, now = Date.now()): Promise<{ userId: string; apiKey: string }> {
+    if (!isValidUserId(userId)) throw new GatewayError("REGISTRY_USER_ID_INVALID", undefined, { details: [{ field: "userId", message: "must be 1-64 characters of [A-Za-z0-9_-]" }] });
+    const apiKey = newApiKey(userId);
+    const record: UserRecord = { apiKeySha256: sha256Hex(apiKey), createdAt: now };
+    const key = userKey(userId);
+    const revision = await this.write(() => this.kv.create(key, encodeUser(record)), () => new GatewayError("REGISTRY_USER_EXISTS", `user "${userId}" already exists`));
+    this.applyEntry(key, "PUT", revision, encodeUser(record));
+    return { userId, apiKey };
+  }
+
+  /** Removes a user; their API key stops working. Their devices stay (an admin still reaches them). */
+  async deleteUser(userId: string): Promise<void> {
+    if (this.users.get(userId) === undefined) throw new GatewayError("REGISTRY_USER_NOT_FOUND", `no user "${userId}"`);
+    const key = userKey(userId);
+    const revision = await this.write(() => this.kv.delete(key).then(() => this.lastRevision(key)));
+    this.applyEntry(key, "DEL", revision, new Uint8Array());
+  }
+
+  /**
+   * Registers a device owned by an existing user; returns its token (shown once; only its digest is
+   * stored).
+   */
+  async createDevice(deviceId: string, ownerId: string, now = Date.now()): Promise<{ deviceId: string; token: string }> {
+    if (this.users.get(ownerId) === undefined) {
+      throw new GatewayError("REGISTRY_OWNER_UNKNOWN", `owner "${ownerId}" is not a registered user (create it with POST /v1/users)`, {
+        details: [{ field: "ownerId", message: "must be a registered user" }],
+      });
+    }
+    const token = newDeviceToken();
+    const record: DeviceRecord = { ownerId, tokenSha256: sha256Hex(token), createdAt: now, disabled: false };
+    const key = deviceKey(deviceId);
+    const revision = await this.write(() => this.kv.create(key, encodeDevice(record)), () => new GatewayError("REGISTRY_DEVICE_EXISTS", `device "${deviceId}" is already registered`));
+    this.applyEntry(key, "PUT", revision, encodeDevice(record));
+    return { deviceId, token };
+  }
+
+  /** Unregisters a device; its token stops working. The twin's state is kept. */
+  async deleteDevice(deviceId: string): Promise<void> {
+    if (this.devices.get(deviceId) === undefined) throw new GatewayError("REGISTRY_DEVICE_NOT_FOUND", `no device "${deviceId}"`);
+    const key = deviceKey(deviceId);
+    const revision = await this.write(() => this.kv.delete(key).then(() => this.lastRevision(key)));
+    this.applyEntry(key, "DEL", revision, new Uint8Array());
+  }
+
+  /** Disables (refuses its token) or re-enables a device. Compare-and-set on the entry's revision. */
+  async setDeviceDisabled(deviceId: string, disabled: boolean): Promise<DeviceInfo> {
+    const key = deviceKey(deviceId);
+    const current = await this.write(() => this.kv.get(key));
+    const record = current === null || current.operation !== "PUT" ? undefined : decodeDevice(current.value);
+    if (current === null || record === undefined) throw new GatewayError("REGISTRY_DEVICE_NOT_FOUND", `no device "${deviceId}"`);
+    const next: DeviceRecord = { ...record, disabled };
+    const revision = await this.write(
+      () => this.kv.update(key, encodeDevice(next), current.revision),
+      () => new GatewayError("REGISTRY_CONFLICT", `device "${deviceId}" changed concurrently; retry`),
+    );
+    this.applyEntry(key, "PUT", revision, encodeDevice(next));
+    return { deviceId, ...pickDevice(next) };
+  }
+
+  /** Resolves once the view reflects `revision` of the bucket (false after `timeoutMs`). */
+  async waitForRevision(revision: number, timeoutMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.watchRevision < revision) {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return true;
+  }
+
+  /** Drops the watch and reopens it from the last applied revision (after a reconnect, or when stale). */
+  rewatch(reason: string): void {
+    if (this.closed) return;
+    this.log("info", "registry watch restarted", { reason, revision: this.watchRevision });
+    this.iter?.stop();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.iter?.stop();
+    await this.loop;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ---- internals ----
+
+  private async start(): Promise<void> {
+    // Everything up to the bucket's last sequence at this moment must be in the view before we serve:
+    // a LastValue watch delivers the last message of every key, and the bucket's last message is one.
+    const status = await this.kv.status().catch((err: unknown) => {
+      throw new RuntimeError("NATS_UNAVAILABLE", `cannot read the registry bucket ${this.bucket}: ${(err as Error).message}`, { cause: err });
+    });
+    const lastSeq = (status as unknown as { si: { state: { last_seq: number } } }).si.state.last_seq;
+    await this.open();
+    void this.watchReconnects();
+    if (!(await this.waitForRevision(lastSeq, this.options.loadTimeoutMs ?? 10_000))) {
+      await this.close();
+      throw new RuntimeError("NATS_UNAVAILABLE", `the registry view did not load revision ${lastSeq} of ${this.bucket} in time`);
+    }
+  }
+
+  private async open(): Promise<void> {
+    const from = this.watchRevision + 1;
+    const iter = await this.kv.watch({ key: ">", ...(from > 1 ? { resumeFromRevision: from } : {}) });
+    if (this.closed) {
+      iter.stop();
+      return;
+    }
+    this.iter = iter;
+    const generation = ++this.generation;
+    this.loop = this.consume(iter, generation);
+  }
+
+  private async consume(iter: QueuedIterator<KvEntry>, generation: number): Promise<void> {
+    try {
+      for await (const e of iter) {
+        if (e.revision > this.watchRevision) this.watchRevision = e.revision;
+        this.applyEntry(e.key, e.operation, e.revision, e.value);
+      }
+    } catch (err) {
+      this.log("warn", "registry watch failed", { error: (err as Error).message });
+    }
+    if (this.closed || generation !== this.generation) return;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, this.options.retryMs ?? 250));
+      if (this.closed) return;
+      try {
+        await this.open();
+        return;
+      } catch (err) {
+        this.log("warn", "registry watch could not be reopened", { error: (err as Error).message });
+      }
+    }
+  }
+
+  private async watchReconnects(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (this.closed) return;
+      if (s.type === "reconnect") this.rewatch("reconnected to NATS");
+    }
+  }
+
+  /** Applies a KV entry to the view unless we already know a newer revision of its key. */
+  private applyEntry(key: string, operation: string, revision: number, value: Uint8Array): void {
+    if ((this.revisions.get(key) ?? 0) >= revision) return;
+    this.revisions.set(key, revision);
+    const live = operation === "PUT";
+    if (key.startsWith(DEVICE_PREFIX)) {
+      const id = key.slice(DEVICE_PREFIX.length);
+      const record = live ? decodeDevice(value) : undefined;
+      if (record === undefined) {
+        if (live) this.log("warn", "malformed registry entry ignored", { key, revision });
+        this.devices.delete(id);
+      } else {
+        this.devices.set(id, { record, digest: Buffer.from(record.tokenSha256, "hex") });
+      }
+    } else if (key.startsWith(USER_PREFIX)) {
+      const id = key.slice(USER_PREFIX.length);
+      const record = live ? decodeUser(value) : undefined;
+      if (record === undefined) {
+        if (live) this.log("warn", "malformed registry entry ignored", { key, revision });
+        this.users.delete(id);
+      } else {
+        this.users.set(id, { record, digest: Buffer.from(record.apiKeySha256, "hex") });
+      }
+    }
+  }
+
+  private async lastRevision(key: string): Promise<number> {
+    const e = await this.kv.get(key);
+    return e?.revision ?? 0;
+  }
+
+  /**
+   * Runs a KV write. A compare-and-set conflict becomes `onConflict()`'s error; any other failure means
+   * the registry cannot be reached: AIRTWIN_ERR_NATS_UNAVAILABLE (503, retry).
+   */
+  private async write<T>(op: () => Promise<T>, onConflict?: () => Error): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (onConflict !== undefined && isCasConflict(err)) throw onConflict();
+      if (err instanceof GatewayError) throw err;
+      throw new RuntimeError("NATS_UNAVAILABLE", `the registry could not be written: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
+function pickDevice(r: DeviceRecord): Omit<DeviceInfo, "deviceId"> {
+  return { ownerId: r.ownerId, createdAt: r.createdAt, disabled: r.disabled };
+}
+
+function isCasConflict(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
+}
+
+/**
+ * Opens the bucket, creating it (history 1) if missing. Gateways starting together race to create it;
+ * nats-server 2.9 answers the loser with an error rather than a no-op, and a retry then opens it.
+ */
+async function openBucket(kvm: Kvm, name: string, replicas: number): Promise<KV> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kvm.create(name, { history: 1, replicas });
+    } catch (err) {
+      if (attempt >= 3) throw new RuntimeError("NATS_UNAVAILABLE", `cannot open the registry bucket ${name}: ${(err as Error).message}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
+}

@@ -1,0 +1,49 @@
+// Credentials of the registry: random device tokens and user API keys, stored only as SHA-256 digests
+// and compared in constant time (crypto.timingSafeEqual on equal-length digests).
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+/** Bytes of randomness in a device token or an API key secret. */
+export const SECRET_BYTES = 32;
+
+/** A new device token: 32 random bytes, base64url (43 characters). */
+export function newDeviceToken(): string {
+  return randomBytes(SECRET_BYTES).toString("base64url");
+}
+
+/**
+ * A new API key of a user: `<userId>.<32 random bytes, base64url>`. The user id makes the key
+ * self-identifying, so verifying it is one lookup and one constant-time compare; `.` cannot occur in
+ * an id, so the split is unambiguous.
+ */
+export function newApiKey(userId: string): string {
+  return `${userId}.${randomBytes(SECRET_BYTES).toString("base64url")}`;
+}
+
+/** The user id an API key names, or undefined when it has no `<id>.` prefix. */
+export function apiKeyUser(key: string): string | undefined {
+  const dot = key.lastIndexOf(".");
+  return dot <= 0 ? undefined : key.slice(0, dot);
+}
+
+/** SHA-256 of a secret. */
+export function sha256(secret: string): Buffer {
+  return createHash("sha256").update(secret, "utf8").digest();
+}
+
+/** SHA-256 of a secret, lowercase hex (what the registry stores). */
+export function sha256Hex(secret: string): string {
+  return sha256(secret).toString("hex");
+}
+
+/** Compared against when there is nothing to compare with, so a miss costs what a hit costs. */
+const DUMMY_DIGEST = sha256("airtwin: no such credential");
+
+/**
+ * True when `presented` hashes to `expected` (a 32-byte digest). Constant time in the secret; with
+ * `expected` undefined it does the same work and answers false (callers do not reveal what was missing).
+ */
+export function secretMatches(presented: string, expected: Buffer | undefined): boolean {
+  const digest = sha256(presented);
+  const ok = timingSafeEqual(digest, expected ?? DUMMY_DIGEST);
+  return ok && expected !== undefined;
+}
