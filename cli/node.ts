@@ -1,11 +1,29 @@
 // `airtwin node`: a worker node serving shards of device twins. SIGTERM/SIGINT hand every shard off
 // to the other nodes before the process exits.
 import { deviceTwinBehavior } from "../actors/device-twin/behavior.ts";
-import { closeNats, connectNats, loadConfig } from "../runtime/mod.ts";
+import { DEFAULT_OFFLINE_AFTER_MS } from "../actors/device-twin/domain/mod.ts";
+import { closeNats, connectNats, loadConfig, RuntimeError } from "../runtime/mod.ts";
 import { startNode } from "../runtime/node.ts";
+
+/**
+ * Wall-clock silence after which a twin reports its device offline (ms), 1 000..604 800 000.
+ * `AIRTWIN_OFFLINE_AFTER_MS`. Default 900 000 (15 min, DESIGN §4). Tests use a few seconds.
+ */
+export function offlineAfterMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.AIRTWIN_OFFLINE_AFTER_MS?.trim();
+  if (raw === undefined || raw === "") return DEFAULT_OFFLINE_AFTER_MS;
+  const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1000 || n > 7 * 86_400_000) {
+    throw new RuntimeError("CONFIG_INVALID", `invalid configuration: AIRTWIN_OFFLINE_AFTER_MS=${raw}: must be an integer from 1000 to 604800000`, {
+      details: { problems: [{ variable: "AIRTWIN_OFFLINE_AFTER_MS", value: raw, reason: "must be an integer from 1000 to 604800000" }], variables: ["AIRTWIN_OFFLINE_AFTER_MS"] },
+    });
+  }
+  return n;
+}
 
 export async function runNode(): Promise<void> {
   const config = loadConfig();
+  const offline = offlineAfterMs();
   const nc = await connectNats({ servers: config.natsServers, name: `airtwin node ${config.nodeId}` });
   const node = await startNode({
     nc,
@@ -14,7 +32,7 @@ export async function runNode(): Promise<void> {
     shards: config.shards,
     streams: config.streams,
     replicas: config.replicas,
-    behaviors: [deviceTwinBehavior()],
+    behaviors: [deviceTwinBehavior({ offlineAfterMs: offline })],
     runner: { commitIntervalMs: config.commitIntervalMs, fetchBatch: config.fetchBatch, idlePassivateMs: config.idlePassivateMs || Number.MAX_SAFE_INTEGER },
     ownership: { heartbeatMs: config.heartbeatMs, leaseTtlMs: config.leaseTtlMs, nodeTtlMs: config.leaseTtlMs },
     memoryBudgetBytes: config.memoryBudgetMb * 1024 * 1024,
