@@ -10,7 +10,9 @@ export const MSGPACK_CONTENT_TYPE = "application/msgpack";
 
 // Plain maps decode to plain objects; int64 values (from non-JS producers) decode to numbers, not
 // BigInt, so decoded values stay JSON-serialisable (exact up to 2^53). `undefined` round-trips via
-// msgpackr's extension; other languages should not send it.
+// msgpackr's extension; other languages should not send it. A map key "__proto__" decodes as
+// "__proto_" (msgpackr's prototype-pollution guard), so never key a map by an untrusted id: device ids
+// may be "__proto__". Use arrays of { id, … } instead.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
 
 /** Encodes a value as MessagePack. */
@@ -20,6 +22,7 @@ export function encode(value: unknown): Uint8Array {
 
 /**
  * Decodes exactly one MessagePack value. The type parameter is a cast: validate untrusted input.
+ * A map key "__proto__" comes back as "__proto_" (see the note above the Packr).
  * @throws RuntimeError AIRTWIN_ERR_CODEC_DECODE on empty, truncated or trailing bytes.
  */
 export function decode<T = unknown>(bytes: Uint8Array): T {
