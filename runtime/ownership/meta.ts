@@ -1,24 +1,29 @@
 // The cluster bucket and its `meta` record: created once (create-if-absent), after which every node must
 // agree with it on the shard and stream counts, since both fix where every entity's data lives.
-import { JetStreamApiError } from "@nats-io/jetstream";
 import type { KV, Kvm } from "@nats-io/kv";
 import { RuntimeError } from "../errors.ts";
 import type { Names } from "../subjects.ts";
 import { isCasConflict } from "./lease.ts";
 import { META_KEY, META_VERSION, decodeMeta, encodeRecord, type MetaRecord } from "./records.ts";
 
+/** Per-attempt timeouts of creating the cluster bucket (ms); see {@link openClusterBucket}. */
+const CREATE_TIMEOUTS_MS = [2000, 5000, 10_000, 20_000];
+
 /**
  * Opens the cluster bucket, creating it (history 1, `replicas`) if missing. Nodes starting together race
- * to create it, and nats-server 2.9 answers the loser "subjects overlap with an existing stream" rather
- * than treating the identical create as a no-op; a second attempt then finds the bucket and opens it.
+ * to create it, and nats-server 2.9 handles the race badly: a single server may answer the loser
+ * "subjects overlap with an existing stream", and a cluster may not answer the loser's create at all.
+ * So each attempt has a short timeout, and a retry finds the bucket the winner created and opens it.
+ * `kvmFor(timeoutMs)` gives a KV client with that request timeout.
  */
-export async function openClusterBucket(kvm: Kvm, names: Names, replicas = 1): Promise<KV> {
-  for (let attempt = 1; ; attempt++) {
+export async function openClusterBucket(kvmFor: (timeoutMs: number) => Kvm, names: Names, replicas = 1): Promise<KV> {
+  for (let attempt = 0; ; attempt++) {
+    const timeoutMs = CREATE_TIMEOUTS_MS[Math.min(attempt, CREATE_TIMEOUTS_MS.length - 1)]!;
     try {
-      return await kvm.create(names.clusterBucket, { history: 1, replicas });
+      return await kvmFor(timeoutMs).create(names.clusterBucket, { history: 1, replicas });
     } catch (err) {
-      if (!(err instanceof JetStreamApiError) || attempt >= 3) throw err;
-      await new Promise((r) => setTimeout(r, 50 * attempt));
+      if (attempt + 1 >= CREATE_TIMEOUTS_MS.length) throw err;
+      await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
     }
   }
 }

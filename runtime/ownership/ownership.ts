@@ -110,8 +110,10 @@ export async function startOwnership(args: StartOwnershipArgs): Promise<Ownershi
   if (!Number.isInteger(args.shards) || args.shards < 1) {
     throw new RuntimeError("CONFIG_INVALID", `shards must be a positive integer, got ${args.shards}`, { details: { field: "shards" } });
   }
-  const kvm = args.kvm ?? new Kvm(jetstream(args.nc, { timeout: config.requestTimeoutMs }));
-  const kv = await openClusterBucket(kvm, args.names, args.replicas ?? 1);
+  const kvmFor = (timeout: number): Kvm => args.kvm ?? new Kvm(jetstream(args.nc, { timeout }));
+  const created = await openClusterBucket(kvmFor, args.names, args.replicas ?? 1);
+  // creating the bucket may take seconds, but every later request should fail fast
+  const kv = args.kvm !== undefined ? created : await kvmFor(config.requestTimeoutMs).open(args.names.clusterBucket);
   await ensureClusterMeta(kv, { shards: args.shards, streams: args.streams }, config.now());
   const impl = new OwnershipImpl(args, config, kv);
   await impl.start();

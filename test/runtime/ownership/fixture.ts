@@ -37,12 +37,14 @@ export class OwnershipFixture implements AsyncDisposable {
     readonly shards: number,
     readonly options: OwnershipOptions = FAST,
     readonly streams = 1,
+    /** Replicas of the cluster bucket. */
+    readonly replicas = 1,
   ) {
     this.names = names(`own${process.pid}x${++counter}`);
   }
 
   async connect(): Promise<NatsConnection> {
-    const nc = await connect({ servers: this.url, noAsyncTraces: true, maxReconnectAttempts: -1 });
+    const nc = await connect({ servers: this.url.split(","), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
     this.#connections.push(nc);
     return nc;
   }
@@ -63,6 +65,7 @@ export class OwnershipFixture implements AsyncDisposable {
       nodeId: id,
       shards,
       streams,
+      replicas: this.replicas,
       host,
       options: { ...this.options, log: this.logFor(id), ...options },
     });
