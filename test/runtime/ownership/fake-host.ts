@@ -58,6 +58,8 @@ export class FakeHost implements ShardHost {
   readonly running = new Map<number, ShardLease>();
   /** Extra time start/stop take (ms), to widen the windows in which things can overlap. */
   delayMs = 5;
+  /** Messages per second of each shard, reported for the shards this host runs (shared across hosts). */
+  shardRates: ReadonlyMap<number, number> | undefined;
 
   constructor(
     readonly node: string,
@@ -78,6 +80,12 @@ export class FakeHost implements ShardHost {
     this.registry.record({ node: this.node, kind: "stop", shard, epoch: this.running.get(shard)?.epoch, reason });
     this.running.delete(shard);
     this.registry.end(this.node, shard);
+  }
+
+  rates(): ReadonlyMap<number, number> {
+    const out = new Map<number, number>();
+    for (const s of this.running.keys()) out.set(s, this.shardRates?.get(s) ?? 0);
+    return out;
   }
 
   abort(shard: number, reason: string): void {

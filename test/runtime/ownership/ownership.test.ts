@@ -146,6 +146,31 @@ describe("ownership", () => {
     expect(fx.registry.violations).toEqual([]);
   });
 
+  it("weighted: spreads hot shards by the message rates the hosts report", async () => {
+    await using fx = new OwnershipFixture(ns.url, 4, { ...FAST, weighted: true });
+    const rates = new Map([[0, 1000], [1, 900]]);
+    const a = await fx.start("a");
+    a.host.shardRates = rates;
+    await waitFor(() => a.host.running.size === 4, { message: "a runs all four" });
+    const b = await fx.start("b");
+    b.host.shardRates = rates;
+    const hotApart = () => {
+      const owner0 = a.host.running.has(0) ? "a" : b.host.running.has(0) ? "b" : undefined;
+      const owner1 = a.host.running.has(1) ? "a" : b.host.running.has(1) ? "b" : undefined;
+      return owner0 !== undefined && owner1 !== undefined && owner0 !== owner1 && a.host.running.size + b.host.running.size === 4;
+    };
+    await waitFor(hotApart, { message: "the two hot shards on different nodes" });
+    // the coordinator now sees balanced rates: a dry run plans nothing more
+    await waitFor(() => fx.get("a").ownership.view().nodes.every((n) => n.rates !== undefined && Object.keys(n.rates).length === n.owned.length), {
+      message: "heartbeats carry the rates",
+    });
+    const c = fx.coordinator()!;
+    expect((await c.ownership.coordinator.round({ dryRun: true })).moves).toEqual([]);
+    // and by count it is 1 + 3, which an unweighted planner would have evened out
+    expect(Object.values(fx.counts()).sort()).toEqual([1, 3]);
+    expect(fx.registry.violations).toEqual([]);
+  });
+
   it("refuses to start with a shard or stream count other than the cluster's", async () => {
     await using fx = new OwnershipFixture(ns.url, 8);
     await fx.start("a");
