@@ -157,24 +157,24 @@ interface PortsFile {
   cluster?: string[];
 }
 
-/** Children still running; on process exit each gets SIGTERM, so a crashed parent leaves no server behind. */
-const live = new Set<NatsServerProcess>();
+/** Pids of children still running; on process exit each gets SIGTERM, so a crashed parent leaves no server behind. */
+const livePids = new Set<number>();
 let exitHookInstalled = false;
-function track(p: NatsServerProcess): void {
+function track(pid: number, exited: Promise<unknown>): void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on("exit", () => {
-      for (const s of live) {
+      for (const pid of livePids) {
         try {
-          process.kill(s.pid, "SIGTERM");
+          process.kill(pid, "SIGTERM");
         } catch {
           // already gone
         }
       }
     });
   }
-  live.add(p);
-  void p.exited.then(() => live.delete(p));
+  livePids.add(pid);
+  void exited.then(() => livePids.delete(pid));
 }
 
 /** GET over plain node:http without keep-alive (no pooled socket keeps the event loop alive). */
@@ -303,6 +303,7 @@ export async function spawnNatsServer(opts: SpawnNatsServerOptions): Promise<Nat
     });
     child.once("exit", (code, signal) => resolveExit((state.exit = { code, signal })));
   });
+  if (child.pid !== undefined) track(child.pid, exited);
   const logTail = () => [tail(logFile, 40), tail(stderrFile, 40)].filter(Boolean).join("\n");
 
   const timeoutMs = opts.readyTimeoutMs ?? 20_000;
@@ -344,7 +345,6 @@ export async function spawnNatsServer(opts: SpawnNatsServerOptions): Promise<Nat
     await Promise.race([sleep(25), exited]);
   }
   const p = new NatsServerProcess(child.pid!, workDir, configFile, logFile, stderrFile, ports, exited);
-  track(p);
   return p;
 }
 
