@@ -12,6 +12,8 @@ export const RuntimeErrors = {
   LEASE_FENCED: { code: "AIRTWIN_ERR_LEASE_FENCED", message: "shard lease lost: a newer owner holds it" },
   REQUEST_TIMEOUT: { code: "AIRTWIN_ERR_REQUEST_TIMEOUT", message: "request timed out" },
   ENTITY_UNKNOWN: { code: "AIRTWIN_ERR_ENTITY_UNKNOWN", message: "unknown entity type" },
+  ENTITY_APPLY: { code: "AIRTWIN_ERR_ENTITY_APPLY", message: "the entity could not apply this input" },
+  ENTITY_QUERY: { code: "AIRTWIN_ERR_ENTITY_QUERY", message: "the entity could not answer this query" },
   CLUSTER_META_INVALID: {
     code: "AIRTWIN_ERR_CLUSTER_META_INVALID",
     message: "the cluster meta record is unreadable or of an unknown version",

@@ -8,6 +8,7 @@ import type { KV, Kvm } from "@nats-io/kv";
 import { headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
 import type { EntityBehavior, EntityOutput } from "./entity.ts";
+import { RuntimeErrors } from "./errors.ts";
 import { decodeBatch } from "./envelope.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import type { PipelinedPublisher, PubAck } from "./publisher.ts";
@@ -147,7 +148,10 @@ export class ShardRunner {
     const started = performance.now();
     const bucket = names.snapshotBucket(this.shard);
     this.kv = await openSnapshotBucket(kvm, bucket, { replicas: options.replicas });
-    this.writer = await claimShard(jsm, this.kv, publisher, bucket, this.shard, this.epoch);
+    this.writer = await claimShard(jsm, this.kv, publisher, bucket, this.shard, this.epoch).catch((err: unknown) => {
+      if (err instanceof FencedError) metrics.fencingRejections.inc();
+      throw err;
+    });
     const scan = await scanShard(js, jsm, bucket);
     for (const [key, rec] of scan.entities) {
       const dot = key.indexOf(".");
@@ -164,6 +168,7 @@ export class ShardRunner {
     const consumerName = await this.positionConsumer(scan.checkpoint);
     const consumer = await js.consumers.get(this.deps.inputStream, consumerName);
     this.messages = await consumer.consume({ max_messages: options.fetchBatch });
+    void this.watchConsumer(this.messages);
     this.rpc = this.deps.nc.subscribe(names.rpc(this.shard), { callback: (err, msg) => (err ? undefined : void this.answer(msg)) });
     this.loop = this.consume(this.messages);
     this.commitTimer = setInterval(() => void this.commit().catch(() => undefined), options.commitIntervalMs);
@@ -279,6 +284,26 @@ export class ShardRunner {
     return name;
   }
 
+  /**
+   * Only a newer owner deletes this epoch's consumer: when it is gone, stop at once (a zombie learns it
+   * here even before its next write is refused). Not reported as fenced: if the consumer only looked
+   * missing (a NATS failover), the host restarts the shard, and the restart's claim is refused if a
+   * newer owner really holds it.
+   */
+  private async watchConsumer(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const s of messages.status()) {
+        if (this.stopped) return;
+        if (s.type === "consumer_deleted" || s.type === "consumer_not_found") {
+          this.fail(new Error(`shard ${this.shard} epoch ${this.epoch}: consumer gone (${s.type}), a newer owner may hold the shard`));
+          return;
+        }
+      }
+    } catch {
+      // the iterator ends with the consumer
+    }
+  }
+
   private async consume(messages: ConsumerMessages): Promise<void> {
     try {
       let slice = performance.now();
@@ -323,7 +348,7 @@ export class ShardRunner {
       const item = batch.items[i]!;
       const slot = slots[i];
       if (slot === undefined) {
-        if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_UNKNOWN", message: `unknown entity type "${item.type}"` } });
+        if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code: RuntimeErrors.ENTITY_UNKNOWN.code, message: `unknown entity type "${item.type}"` } });
         continue;
       }
       if (slot.appliedSeq > seq || (slot.appliedSeq === seq && slot.applyingSeq !== seq)) {
@@ -336,7 +361,7 @@ export class ShardRunner {
         applied = slot.behavior.apply(slot.state, item.kind, item.payload, ctx);
       } catch (err) {
         this.deps.log("error", "apply failed; input skipped", { shard: this.shard, seq, key: slot.key, error: (err as Error).message });
-        if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_APPLY", message: "the entity could not apply this input" } });
+        if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code: RuntimeErrors.ENTITY_APPLY.code, message: RuntimeErrors.ENTITY_APPLY.message } });
         continue;
       }
       slot.state = applied.state;
@@ -438,17 +463,17 @@ export class ShardRunner {
     try {
       req = packr.unpack(msg.data) as typeof req;
     } catch {
-      return this.respond(msg, { ok: false, error: { code: "AIRTWIN_ERR_CODEC_DECODE", message: "undecodable request" } });
+      return this.respond(msg, { ok: false, error: { code: RuntimeErrors.CODEC_DECODE.code, message: "undecodable request" } });
     }
     const slot = typeof req.type === "string" && typeof req.id === "string" ? this.slotFor(req.type, req.id) : undefined;
-    if (slot === undefined) return this.respond(msg, { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_UNKNOWN", message: "unknown entity type" } });
+    if (slot === undefined) return this.respond(msg, { ok: false, error: { code: RuntimeErrors.ENTITY_UNKNOWN.code, message: RuntimeErrors.ENTITY_UNKNOWN.message } });
     try {
       if (slot.state === undefined && slot.bytes === undefined && slot.persisted) await this.fetchBytes(slot);
       if (this.aborted) return; // the next owner answers the retry
       this.activate(slot);
       this.respond(msg, { ok: true, value: slot.behavior.query(slot.state, req.q), seq: slot.appliedSeq });
     } catch (err) {
-      this.respond(msg, { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_QUERY", message: (err as Error).message } });
+      this.respond(msg, { ok: false, error: { code: RuntimeErrors.ENTITY_QUERY.code, message: (err as Error).message } });
     }
   }
 
