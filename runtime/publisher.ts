@@ -64,7 +64,11 @@ export class PipelinedPublisher {
   private readonly maxInFlight: number;
   private readonly ackTimeoutMs: number;
   private readonly sweep: NodeJS.Timeout;
+  private readonly sweepMs: number;
+  private lastSweep: number;
   private waiters: Array<() => void> = [];
+  /** Waiters woken for a free slot that have not published yet; new callers queue behind them. */
+  private admitted = 0;
   private next = 0;
   private closed = false;
 
@@ -75,14 +79,24 @@ export class PipelinedPublisher {
     this.inbox = createInbox();
     this.sub = nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => (err ? this.failAll(err) : this.onAck(msg)) });
     // One timer for all publishes instead of one per message.
-    this.sweep = setInterval(() => this.expire(), Math.min(250, this.ackTimeoutMs / 4));
+    this.sweepMs = Math.min(250, this.ackTimeoutMs / 4);
+    this.lastSweep = Date.now();
+    this.sweep = setInterval(() => this.expire(), this.sweepMs);
     this.sweep.unref();
   }
 
-  /** Publishes and resolves with the PubAck; waits first when `maxInFlight` acks are outstanding. */
+  /**
+   * Publishes and resolves with the PubAck; waits first while `maxInFlight` acks are outstanding.
+   * Publishes go out in the order of the calls (a caller that has to wait keeps its place, and later
+   * callers queue behind it), so a chain of conditional writes issued in order stays in order.
+   */
   async publish(subject: string, data: Uint8Array, options: PublishOptions = {}): Promise<PubAck> {
-    while (this.pending.size >= this.maxInFlight && !this.closed) {
+    if (!this.closed && (this.waiters.length > 0 || this.admitted > 0 || this.pending.size >= this.maxInFlight)) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
+      this.admitted--;
+      const sent = this.publishNow(subject, data, options);
+      this.admit();
+      return sent;
     }
     return this.publishNow(subject, data, options);
   }
@@ -147,12 +161,26 @@ export class PipelinedPublisher {
     const p = this.pending.get(id);
     if (p === undefined) return undefined;
     this.pending.delete(id);
-    if (this.waiters.length > 0 && this.pending.size < this.maxInFlight) this.waiters.shift()?.();
+    this.admit();
     return p;
+  }
+
+  /** Wakes waiters, first come first served, while there is room. */
+  private admit(): void {
+    while (this.waiters.length > 0 && (this.closed || this.pending.size + this.admitted < this.maxInFlight)) {
+      this.admitted++;
+      this.waiters.shift()!();
+    }
   }
 
   private expire(): void {
     const now = Date.now();
+    // A late sweep means this process did not run (a long synchronous stretch, a GC pause): acks that
+    // arrived meanwhile are still unread in the socket, which is read after timers. That time is ours,
+    // not the server's — move every deadline by it instead of failing publishes that were answered.
+    const stalledMs = now - this.lastSweep - this.sweepMs;
+    this.lastSweep = now;
+    if (stalledMs > 0) for (const p of this.pending.values()) p.deadline += stalledMs;
     for (const [id, p] of this.pending) {
       if (p.deadline <= now) this.settle(id)?.reject(new PublishError(`no ack within ${this.ackTimeoutMs} ms`, 0, true));
     }
@@ -160,7 +188,7 @@ export class PipelinedPublisher {
 
   private failAll(err: Error): void {
     for (const id of [...this.pending.keys()]) this.settle(id)?.reject(err);
-    for (const w of this.waiters.splice(0)) w();
+    this.admit(); // once closed, every waiter goes on (and is refused by publishNow)
   }
 }
 

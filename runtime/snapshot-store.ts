@@ -101,8 +101,10 @@ export class FencedWriter {
     const expectLastMsgId = this.lastMsgId;
     const msgId = writeId(this.epoch, this.claim, ++this.written);
     this.lastMsgId = msgId;
+    // `publish` (not `publishNow`): a commit of many snapshots waits for room in the node-wide
+    // in-flight window, in call order, so the chain stays ordered and no ack times out in a queue.
     return this.publisher
-      .publishNow(`$KV.${this.bucket}.${key}`, value, { msgId, expectLastMsgId, headers: { [EPOCH_HEADER]: String(this.epoch) } })
+      .publish(`$KV.${this.bucket}.${key}`, value, { msgId, expectLastMsgId, headers: { [EPOCH_HEADER]: String(this.epoch) } })
       .then(
         (ack) => {
           if (ack.duplicate) throw new FencedError(this.shard, this.epoch, `shard ${this.shard}: write ${msgId} reported as duplicate`);
