@@ -25,6 +25,9 @@ switch (command) {
   case "gateway":
     await run(async () => (await import("./gateway.ts")).runGateway());
     break;
+  case "ops":
+    await run(async () => (await import("./ops.ts")).runOps(process.argv.slice(3)));
+    break;
   default:
     process.stderr.write(`airtwin: unknown command "${command}"\n\n${usage}`);
     process.exitCode = 2;

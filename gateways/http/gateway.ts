@@ -4,14 +4,14 @@
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { FastifyInstance } from "fastify";
-import { closeNats, connectNats, ensureClusterMeta, names as namesOf, openClusterBucket, OpsClient, RuntimeClient, type Names } from "../../runtime/mod.ts";
+import { closeNats, connectNats, ensureClusterMeta, names as namesOf, OpsClient, RuntimeClient, type Names } from "../../runtime/mod.ts";
 import { StreamAlertSource } from "../api/alerts.ts";
 import { NatsLiveFeed } from "../api/live.ts";
 import { NatsHealth } from "../api/nats-health.ts";
 import { TwinService } from "../api/nats-service.ts";
 import { TwinApi, type TwinApiDeps, type TwinBackend } from "../api/twin-api.ts";
 import { GatewayMetrics } from "../metrics.ts";
-import { Registry, type RegistryLog } from "../registry/registry.ts";
+import { openBucket, Registry, type RegistryLog } from "../registry/registry.ts";
 import { buildApp, type AppDeps, type HttpOptions } from "./app.ts";
 import type { GatewayConfig } from "./config.ts";
 
@@ -71,7 +71,7 @@ export async function assembleGateway(nc: NatsConnection, o: AssembleOptions): P
   const log: RegistryLog = o.log ?? (() => undefined);
   const names = namesOf(o.prefix);
   // the shard count decides where every reading goes: refuse to run with a count the cluster was not created with
-  await ensureClusterMeta(await openClusterBucket(new Kvm(nc), names, o.replicas), { shards: o.shards, streams: o.streams }, Date.now());
+  await ensureClusterMeta(await openBucket(new Kvm(nc), names.clusterBucket, o.replicas), { shards: o.shards, streams: o.streams }, Date.now());
   const registry = await Registry.open(nc, { prefix: o.prefix, replicas: o.replicas, log });
   const metrics = new GatewayMetrics({ defaultMetrics: o.defaultMetrics ?? true });
   const health = new NatsHealth(nc, metrics, { onChange: (up) => log(up ? "info" : "warn", up ? "NATS reconnected" : "NATS disconnected") });

@@ -9,7 +9,8 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
 import { RuntimeError } from "../../runtime/mod.ts";
-import { GatewayError } from "../errors.ts";
+import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
+import { GatewayError, ProblemError } from "../errors.ts";
 import {
   DEVICE_PREFIX,
   USER_PREFIX,
@@ -165,6 +166,8 @@ export class Registry implements AsyncDisposable {
    * stored).
    */
   async createDevice(deviceId: string, ownerId: string, now = Date.now()): Promise<{ deviceId: string; token: string }> {
+    const problem = validateDeviceId(deviceId);
+    if (problem !== undefined) throw new ProblemError(problem.code, problem.message, problem.details);
     if (this.users.get(ownerId) === undefined) {
       throw new GatewayError("REGISTRY_OWNER_UNKNOWN", `owner "${ownerId}" is not a registered user (create it with POST /v1/users)`, {
         details: [{ field: "ownerId", message: "must be a registered user" }],
@@ -345,16 +348,26 @@ function isCasConflict(err: unknown): boolean {
 }
 
 /**
- * Opens the bucket, creating it (history 1) if missing. Gateways starting together race to create it;
- * nats-server 2.9 answers the loser with an error rather than a no-op, and a retry then opens it.
+ * Opens a KV bucket, creating it (history 1, `replicas`) if missing. Processes starting together race
+ * to create it, and nats-server 2.9 may answer the loser with an error rather than a no-op; a bucket
+ * that exists with another configuration cannot be created either. Either way the retry opens it.
  */
-async function openBucket(kvm: Kvm, name: string, replicas: number): Promise<KV> {
-  for (let attempt = 1; ; attempt++) {
+export async function openBucket(kvm: Kvm, name: string, replicas: number): Promise<KV> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 4; attempt++) {
     try {
       return await kvm.create(name, { history: 1, replicas });
     } catch (err) {
-      if (attempt >= 3) throw new RuntimeError("NATS_UNAVAILABLE", `cannot open the registry bucket ${name}: ${(err as Error).message}`, { cause: err });
-      await new Promise((r) => setTimeout(r, 50 * attempt));
+      lastError = err;
     }
+    try {
+      const kv = await kvm.open(name);
+      await kv.status(); // fails when the bucket does not exist
+      return kv;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 50 * attempt));
   }
+  throw new RuntimeError("NATS_UNAVAILABLE", `cannot open the KV bucket ${name}: ${(lastError as Error)?.message}`, { cause: lastError });
 }

@@ -88,7 +88,7 @@ describe("airtwin dev", () => {
   });
 
   it("uses the server in NATS_URL instead of spawning one", { timeout: 60_000 }, async () => {
-    await using ns = await startNatsServer({ jetstream: false });
+    await using ns = await startNatsServer();
     const dataDir = mkdtempSync(join(tmpdir(), "airtwin-dev-"));
     dirs.push(dataDir);
     const dev = airtwin(["dev"], { AIRTWIN_DATA_DIR: dataDir, NATS_URL: ns.url });

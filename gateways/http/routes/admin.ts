@@ -1,8 +1,6 @@
 // The registry over HTTP (admin): create/delete users and devices, disable a device; list devices
 // (admin: all, a user: their own).
 import type { FastifyInstance } from "fastify";
-import { validateDeviceId } from "../../../actors/device-twin/domain/mod.ts";
-import { problemError } from "../../api/twin-api.ts";
 import type { RegistryApi } from "../app.ts";
 import type { AuthHooks } from "../auth.ts";
 import { schemas } from "../schemas.ts";
@@ -20,8 +18,6 @@ export function registerAdminRoutes(app: FastifyInstance, registry: RegistryApi,
   });
 
   app.post<{ Body: { deviceId: string; ownerId: string } }>("/v1/devices", { schema: schemas.createDevice, onRequest: auth.admin }, async (req, reply) => {
-    const problem = validateDeviceId(req.body.deviceId);
-    if (problem !== undefined) throw problemError(problem);
     const created = await registry.createDevice(req.body.deviceId, req.body.ownerId);
     reply.code(201);
     return created;

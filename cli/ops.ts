@@ -1,0 +1,145 @@
+// `airtwin ops …`: cluster operations, the registry and twin reads from the shell, straight over NATS
+// (NATS_URL, AIRTWIN_PREFIX, AIRTWIN_SHARDS); the same operations as the gateway's admin routes.
+// Answers are JSON on stdout; a failure exits 1 with its AIRTWIN_ERR_* code.
+import { StreamAlertSource } from "../gateways/api/alerts.ts";
+import { NatsLiveFeed } from "../gateways/api/live.ts";
+import { TwinApi } from "../gateways/api/twin-api.ts";
+import { GatewayMetrics } from "../gateways/metrics.ts";
+import { Registry } from "../gateways/registry/registry.ts";
+import { closeNats, connectNats, loadConfig, names as namesOf, OpsClient, RuntimeClient, RuntimeError, type AirtwinConfig } from "../runtime/mod.ts";
+import type { NatsConnection } from "@nats-io/nats-core";
+
+export const opsUsage = `usage: airtwin ops <command>
+
+cluster                                  nodes, coordinator, and per shard: assignment, owner, epoch, lag
+move <shard> <node>                      move a shard to a node and pin it there
+drain <node>                             move every shard off a node
+rebalance [--dry-run] [--unpin]          plan a round now (--dry-run: only show the plan)
+twin get <deviceId> [--snapshot]         the twin, live from its owner (or its last committed snapshot)
+user create <userId>                     register a user; prints the API key (shown once)
+user delete <userId>
+device create <deviceId> --owner <user>  register a device; prints its token (shown once)
+device delete <deviceId>
+device disable|enable <deviceId>
+device list [--owner <userId>]
+
+Connects to NATS_URL (default nats://127.0.0.1:4222); AIRTWIN_PREFIX and AIRTWIN_SHARDS as the cluster's.
+`;
+
+function usageError(message: string): RuntimeError {
+  return new RuntimeError("OPS_INVALID_REQUEST", `${message}\n\n${opsUsage}`);
+}
+
+function flag(args: string[], name: string): boolean {
+  const i = args.indexOf(name);
+  if (i < 0) return false;
+  args.splice(i, 1);
+  return true;
+}
+
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith("--")) throw usageError(`${name} needs a value`);
+  args.splice(i, 2);
+  return v;
+}
+
+/** Runs one ops command and returns what to print. */
+export async function runOpsCommand(argv: readonly string[], config: AirtwinConfig, nc: NatsConnection): Promise<unknown> {
+  const args = [...argv];
+  const names = namesOf(config.prefix);
+  const [verb, sub, arg] = args;
+  const ops = () => new OpsClient(nc, names);
+  const registry = () => Registry.open(nc, { prefix: config.prefix, replicas: config.replicas });
+  const need = (v: string | undefined, what: string): string => {
+    if (v === undefined) throw usageError(`missing ${what}`);
+    return v;
+  };
+  switch (verb) {
+    case "cluster":
+      return ops().cluster();
+    case "move": {
+      const shard = Number(need(sub, "<shard>"));
+      if (!Number.isInteger(shard) || shard < 0) throw usageError(`<shard> must be a shard number, got ${sub}`);
+      return ops().move(shard, need(arg, "<node>"));
+    }
+    case "drain":
+      return ops().drain(need(sub, "<node>"));
+    case "rebalance": {
+      const rest = args.slice(1);
+      const dryRun = flag(rest, "--dry-run");
+      const unpin = flag(rest, "--unpin");
+      if (rest.length > 0) throw usageError(`unknown argument ${rest[0]}`);
+      return ops().rebalance({ dryRun, unpin });
+    }
+    case "twin": {
+      if (sub !== "get") throw usageError(`unknown twin command ${sub ?? ""}`);
+      const rest = args.slice(3);
+      const snapshot = flag(rest, "--snapshot");
+      const client = new RuntimeClient(nc, { prefix: config.prefix, shards: config.shards });
+      try {
+        const metrics = new GatewayMetrics({ defaultMetrics: false });
+        const twins = new TwinApi({ backend: client, alerts: new StreamAlertSource(nc, names), live: new NatsLiveFeed(nc, names), metrics, connected: () => !nc.isClosed() });
+        return (await twins.view(need(arg, "<deviceId>"), snapshot ? "snapshot" : "live")).view;
+      } finally {
+        await client.close();
+      }
+    }
+    case "user": {
+      const r = await registry();
+      try {
+        if (sub === "create") return await r.createUser(need(arg, "<userId>"));
+        if (sub === "delete") {
+          await r.deleteUser(need(arg, "<userId>"));
+          return { deleted: arg };
+        }
+        throw usageError(`unknown user command ${sub ?? ""}`);
+      } finally {
+        await r.close();
+      }
+    }
+    case "device": {
+      const rest = args.slice(2);
+      const r = await registry();
+      try {
+        switch (sub) {
+          case "create": {
+            const owner = option(rest, "--owner");
+            return await r.createDevice(need(rest[0], "<deviceId>"), need(owner, "--owner <userId>"));
+          }
+          case "delete":
+            await r.deleteDevice(need(rest[0], "<deviceId>"));
+            return { deleted: rest[0] };
+          case "disable":
+          case "enable":
+            return await r.setDeviceDisabled(need(rest[0], "<deviceId>"), sub === "disable");
+          case "list":
+            return { devices: r.listDevices(option(rest, "--owner")) };
+          default:
+            throw usageError(`unknown device command ${sub ?? ""}`);
+        }
+      } finally {
+        await r.close();
+      }
+    }
+    default:
+      throw usageError(verb === undefined ? "missing command" : `unknown command ${verb}`);
+  }
+}
+
+export async function runOps(argv: readonly string[]): Promise<void> {
+  if (argv.length === 0 || argv[0] === "help" || argv.includes("--help")) {
+    process.stdout.write(opsUsage);
+    return;
+  }
+  const config = loadConfig();
+  const nc = await connectNats({ servers: config.natsServers, name: "airtwin ops" });
+  try {
+    const result = await runOpsCommand(argv, config, nc);
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await closeNats(nc);
+  }
+}

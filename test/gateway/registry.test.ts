@@ -1,0 +1,83 @@
+// The registry against a real nats-server: what one gateway (or `airtwin ops`) writes reaches another
+// gateway's view within a second — revocation included — and keeps doing so after NATS restarts.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Registry } from "../../gateways/registry/registry.ts";
+import { connectNats } from "../../runtime/mod.ts";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
+import { waitFor } from "../harness/wait-for.ts";
+
+let server: TestNatsServer;
+const conns: NatsConnection[] = [];
+const registries: Registry[] = [];
+let n = 0;
+
+async function open(prefix: string): Promise<Registry> {
+  const nc = await connectNats({ servers: server.url, reconnectTimeWaitMs: 100 });
+  conns.push(nc);
+  const r = await Registry.open(nc, { prefix });
+  registries.push(r);
+  return r;
+}
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+
+afterAll(async () => {
+  for (const r of registries) await r.close();
+  for (const nc of conns) await nc.close().catch(() => undefined);
+  await server?.stop();
+});
+
+describe("registry", () => {
+  it("stores only digests, verifies in constant time, and answers the same for unknown and wrong", async () => {
+    const prefix = `reg${++n}`;
+    const a = await open(prefix);
+    const { apiKey } = await a.createUser("u1");
+    const { token } = await a.createDevice("d1", "u1");
+    expect(a.verifyDevice("d1", token)).toBe(true);
+    expect(a.verifyDevice("d1", `${token}x`)).toBe(false);
+    expect(a.verifyDevice("d2", token)).toBe(false);
+    expect(a.verifyApiKey(apiKey)).toBe("u1");
+    expect(a.verifyApiKey(`${apiKey}x`)).toBeUndefined();
+    expect(a.verifyApiKey("u2.whatever")).toBeUndefined();
+    expect(a.verifyApiKey("no-dot")).toBeUndefined();
+    // a second gateway loads what exists
+    const b = await open(prefix);
+    expect(b.device("d1")).toEqual({ deviceId: "d1", ownerId: "u1", createdAt: expect.any(Number), disabled: false });
+    expect(b.verifyDevice("d1", token)).toBe(true);
+  });
+
+  it("revokes a token on every gateway within a second (delete and disable)", async () => {
+    const prefix = `reg${++n}`;
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createUser("u1");
+    const { token } = await a.createDevice("d1", "u1");
+    await waitFor(() => b.verifyDevice("d1", token), { timeoutMs: 1000, message: "b sees the new device" });
+
+    await a.setDeviceDisabled("d1", true);
+    await waitFor(() => !b.verifyDevice("d1", token), { timeoutMs: 1000, message: "b refuses the disabled device" });
+    await a.setDeviceDisabled("d1", false);
+    await waitFor(() => b.verifyDevice("d1", token), { timeoutMs: 1000 });
+
+    const started = Date.now();
+    await a.deleteDevice("d1");
+    expect(a.verifyDevice("d1", token)).toBe(false); // the writer at once
+    await waitFor(() => !b.verifyDevice("d1", token), { timeoutMs: 1000, message: "b refuses the deleted device" });
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it("keeps its view fed after the NATS server restarts", async () => {
+    const prefix = `reg${++n}`;
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createUser("u1");
+    await server.restart();
+    const { token } = await waitFor(() => a.createDevice("d-after", "u1").catch(() => undefined), { timeoutMs: 15_000, message: "write after restart" });
+    await waitFor(() => b.verifyDevice("d-after", token), { timeoutMs: 10_000, message: "b sees a write made after the restart" });
+    await a.deleteDevice("d-after");
+    await waitFor(() => !b.verifyDevice("d-after", token), { timeoutMs: 1000, message: "revocation after the restart" });
+  });
+});
