@@ -101,7 +101,7 @@ export class OpsServer {
 
 /** Options of {@link OpsClient}. */
 export interface OpsClientOptions {
-  /** Overall deadline of one call, retries included (ms). Default 5000. */
+  /** Overall deadline of one call, retries included (ms); covers a coordinator failover. Default 10 000. */
   timeoutMs?: number;
 }
 
@@ -117,7 +117,7 @@ export class OpsClient {
     private readonly names: Names,
     opts: OpsClientOptions = {},
   ) {
-    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
   }
 
   cluster(): Promise<ClusterView> {
@@ -143,29 +143,41 @@ export class OpsClient {
     const deadline = Date.now() + this.timeoutMs;
     let pause = 25;
     let last = "no coordinator subscribed";
+    let lastReply: RuntimeError | undefined;
     for (;;) {
       const left = deadline - Date.now();
       if (left <= 0) {
+        // the coordinator answered but could not reach KV: say that, not "no coordinator"
+        if (lastReply?.code === RuntimeErrors.NATS_UNAVAILABLE.code) throw lastReply;
         throw new RuntimeError("OPS_NO_COORDINATOR", `no cluster coordinator answered ops ${verb} within ${this.timeoutMs} ms (${last})`, {
           details: { verb, timeoutMs: this.timeoutMs },
         });
       }
+      let reply: Reply<T> | undefined;
       try {
-        const msg = await this.nc.request(this.names.ops(verb), encode(body), { timeout: Math.min(left, 2000), headers: msgpackHeaders() });
-        const reply = decode<Reply<T>>(msg.data);
-        if (reply.ok) return reply.result;
-        if (reply.error.code !== RuntimeErrors.OPS_NOT_COORDINATOR.code) throw toRuntimeError(reply.error);
-        last = reply.error.message;
+        const msg = await this.nc.request(this.names.ops(verb), encode(body), { timeout: Math.min(left, 4000), headers: msgpackHeaders() });
+        reply = decode<Reply<T>>(msg.data);
       } catch (err) {
         if (isRuntimeError(err)) throw err;
         // no responders (between coordinators), or a timeout: try again until the deadline
         last = (err as Error).message;
+      }
+      if (reply?.ok === true) return reply.result;
+      if (reply?.ok === false) {
+        const e = toRuntimeError(reply.error);
+        // every verb is safe to repeat: a move or drain writes the same thing again, a round replans
+        if (!RETRIABLE.has(e.code)) throw e;
+        last = e.message;
+        lastReply = e;
       }
       await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
       pause = Math.min(pause * 2, 500);
     }
   }
 }
+
+/** Replies worth asking again: the coordinator is changing, or its KV request timed out. */
+const RETRIABLE = new Set<string>([RuntimeErrors.OPS_NOT_COORDINATOR.code, RuntimeErrors.NATS_UNAVAILABLE.code]);
 
 function toRuntimeError(e: { code: string; message: string; details?: Record<string, unknown> }): RuntimeError {
   const name = (Object.keys(RuntimeErrors) as RuntimeErrorName[]).find((k) => RuntimeErrors[k].code === e.code);

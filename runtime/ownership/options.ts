@@ -34,7 +34,7 @@ export interface OwnershipOptions {
   forgetDeadNodeMs?: number;
   /**
    * Timeout of each cluster-bucket request (ms), when ownership creates its own KV client. Kept short so a
-   * request lost in a NATS outage does not hold up the next heartbeat for long. [max(1000, 2 × heartbeatMs)]
+   * request lost in a NATS outage does not hold up the next renewal for long. [max(2000, 2 × heartbeatMs)]
    */
   requestTimeoutMs?: number;
   /** Whether this node may be elected coordinator. [true] */
@@ -109,7 +109,7 @@ export function resolveOwnershipConfig(o: OwnershipOptions = {}): OwnershipConfi
     closeTimeoutMs: positive("closeTimeoutMs", o.closeTimeoutMs, 15_000),
     watchStaleMs: positive("watchStaleMs", o.watchStaleMs, 3 * heartbeatMs),
     forgetDeadNodeMs: positive("forgetDeadNodeMs", o.forgetDeadNodeMs, Math.max(60_000, 12 * nodeTtlMs)),
-    requestTimeoutMs: positive("requestTimeoutMs", o.requestTimeoutMs, Math.max(1000, 2 * heartbeatMs)),
+    requestTimeoutMs: positive("requestTimeoutMs", o.requestTimeoutMs, Math.max(2000, 2 * heartbeatMs)),
     coordinator: o.coordinator ?? true,
     now: o.now ?? Date.now,
     log: o.log ?? stderrLog,

@@ -7,13 +7,14 @@ import type { LogFn, OwnershipOptions } from "../../../runtime/ownership/options
 import { names, type Names } from "../../../runtime/subjects.ts";
 import { FakeHost, HolderRegistry } from "./fake-host.ts";
 
-/** Test timings: heartbeat 200 ms, node and lease TTL 1000 ms. */
+/** Test timings: heartbeat 200 ms, node and lease TTL 1000 ms, KV requests time out after 1000 ms. */
 export const FAST: OwnershipOptions = {
   heartbeatMs: 200,
   nodeTtlMs: 1000,
   leaseTtlMs: 1000,
   rebalanceIntervalMs: 200,
   closeTimeoutMs: 5000,
+  requestTimeoutMs: 1000,
 };
 
 export interface TestNode {
