@@ -27,9 +27,9 @@ const seriesArb = fc.array(
   { maxLength: 120 },
 );
 
-function toRef(alerts: Alert[]): RefEvent[] {
+function toRef(alerts: Alert[], ruleId = "r"): RefEvent[] {
   const out: RefEvent[] = [];
-  for (const a of alerts) {
+  for (const a of alerts.filter((x) => x.ruleId === ruleId)) {
     if (a.kind === "event.start") out.push({ startedAt: a.startedAt!, startAt: a.at, startValue: a.value! });
     else {
       const ev = out[out.length - 1]!;
@@ -62,6 +62,45 @@ describe("event machine vs reference", () => {
         });
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  it("several rules sharing one twin's slots stay independent (each equals its own reference)", () => {
+    const rulesArb = fc.tuple(ruleArb, ruleArb, ruleArb).map(([a, b, c]) => [
+      { ...a, id: "a" },
+      { ...b, id: "b", channel: "tmp" as const },
+      { ...c, id: "c" },
+    ]);
+    const multiArb = fc.array(
+      fc.record({ dt: fc.integer({ min: 1, max: 12 }), hum: fc.option(fc.integer({ min: 0, max: 20 }).map((x) => x * 5)), tmp: fc.option(fc.integer({ min: 0, max: 20 }).map((x) => x * 5)) }),
+      { maxLength: 150 },
+    );
+    fc.assert(
+      fc.property(rulesArb, multiArb, (rules, series) => {
+        const states = createEventStates();
+        const alerts: Alert[] = [];
+        let t = 1_000;
+        const readings: Reading[] = [];
+        for (const { dt, hum, tmp } of series) {
+          t += dt;
+          const r: Reading = { t };
+          if (hum !== null) r.hum = hum;
+          if (tmp !== null) r.tmp = tmp;
+          readings.push(r);
+          applyReadingToEvents(states, rules, "d", r, alerts);
+          expect(states.d).toHaveLength(states.ids.length * 9);
+        }
+        for (const rule of rules) {
+          const points = readings.flatMap((r) => (r[rule.channel] === undefined ? [] : [{ t: r.t, v: r[rule.channel]! }]));
+          const got = toRef(alerts, rule.id);
+          const want = referenceEvents(rule, points);
+          expect(got.map(({ mean: _m, ...e }) => e)).toEqual(want.map(({ mean: _m, ...e }) => e));
+          got.forEach((e, i) => {
+            if (e.mean !== undefined) expect(e.mean).toBeCloseTo(want[i]!.mean!, 9);
+          });
+        }
+      }),
+      { numRuns: 1000 },
     );
   });
 });

@@ -151,7 +151,7 @@ describe("event state machine transitions", () => {
     const other: Rule = { ...ABOVE, id: "o", channel: "pm", enter: 30, exit: 20 };
     applyReadingToEvents(states, [ABOVE, other], DEV, { t: 0, co2: 200, pm: 5 });
     expect(states.ids).toEqual(["r"]);
-    expect(states.d).toHaveLength(10);
+    expect(states.d).toHaveLength(9);
     applyReadingToEvents(states, [ABOVE, other], DEV, { t: 1, co2: 20, pm: 40 });
     expect(states.ids).toEqual(["o"]);
   });

@@ -7,7 +7,9 @@
 //
 // Accumulators: `main` holds the values with t0 <= t < t1 (pending and active phases); while clearing,
 // the values seen since t1 go to a side accumulator, merged into `main` if the rule returns to active and
-// dropped when the event ends, so an ended event's peak/mean cover exactly t0 <= t < t1.
+// dropped when the event ends, so an ended event's peak/mean cover exactly t0 <= t < t1. The side needs
+// no peak: clearing values are <= exit <= enter <= the value at t0 (mirrored for below), so they can
+// never be the event's peak.
 
 import type { Alert, Reading, Rule } from "./types.ts";
 
@@ -27,10 +29,9 @@ const LAST = 3; // t of the last reading this rule saw
 const N = 4; // main accumulator: count, sum, peak
 const SUM = 5;
 const PEAK = 6;
-const CN = 7; // clearing-side accumulator: count, sum, peak
+const CN = 7; // clearing-side accumulator: count, sum
 const CSUM = 8;
-const CPEAK = 9;
-const STRIDE = 10;
+const STRIDE = 9;
 
 /** The event machines of one twin: rule ids of non-normal rules and their slots (STRIDE doubles each). */
 export interface EventStates {
@@ -52,8 +53,12 @@ export interface EventView {
 
 /** Fresh machines: every rule in `normal`. */
 export function createEventStates(): EventStates {
-  return { ids: [], d: [] };
+  return { ids: NO_IDS as string[], d: NO_DATA as number[] };
 }
+
+// Shared by every twin whose rules are all normal; frozen so that a stray write fails loudly.
+const NO_IDS: readonly string[] = Object.freeze([]);
+const NO_DATA: readonly number[] = Object.freeze([]);
 
 /** The event id of DESIGN §4. */
 export function eventId(deviceId: string, ruleId: string, startedAt: number): string {
@@ -83,8 +88,9 @@ export function applyReadingToEvents(
     const i = states.ids.length === 0 ? -1 : states.ids.indexOf(rule.id);
     if (i < 0) {
       if (!entered(rule, v)) continue;
-      states.ids.push(rule.id);
-      states.d.push(PENDING, t, t, t, 1, v, v, 0, 0, 0);
+      // concat allocates exactly what is needed (push would leave growth slack behind in every twin)
+      states.ids = states.ids.concat(rule.id);
+      states.d = states.d.concat(PENDING, t, t, t, 1, v, v, 0, 0);
       if (rule.minDurationMs === 0) activate(states.d, (states.ids.length - 1) * STRIDE, rule, deviceId, t, v, out);
       continue;
     }
@@ -97,19 +103,18 @@ export function applyReadingToEvents(
           removeSlot(states, i);
           break;
         }
-        accumulate(d, o + N, rule, v);
+        accumulate(d, o, rule, v);
         if (t - at(d, o + T0) >= rule.minDurationMs) activate(d, o, rule, deviceId, t, v, out);
         break;
       case ACTIVE:
         if (!cleared(rule, v)) {
-          accumulate(d, o + N, rule, v);
+          accumulate(d, o, rule, v);
           break;
         }
         d[o + PHASE] = CLEARING;
         d[o + SINCE] = t;
         d[o + CN] = 1;
         d[o + CSUM] = v;
-        d[o + CPEAK] = v;
         if (rule.clearDurationMs === 0) finish(states, i, rule, deviceId, t, v, out);
         break;
       case CLEARING:
@@ -118,12 +123,12 @@ export function applyReadingToEvents(
           d[o + SINCE] = t;
           d[o + N] = at(d, o + N) + at(d, o + CN);
           d[o + SUM] = at(d, o + SUM) + at(d, o + CSUM);
-          d[o + PEAK] = peakOf(rule, at(d, o + PEAK), at(d, o + CPEAK));
-          d[o + CN] = d[o + CSUM] = d[o + CPEAK] = 0;
-          accumulate(d, o + N, rule, v);
+          d[o + CN] = d[o + CSUM] = 0;
+          accumulate(d, o, rule, v);
           break;
         }
-        accumulate(d, o + CN, rule, v);
+        d[o + CN] = at(d, o + CN) + 1;
+        d[o + CSUM] = at(d, o + CSUM) + v;
         if (t - at(d, o + SINCE) >= rule.clearDurationMs) finish(states, i, rule, deviceId, t, v, out);
         break;
     }
@@ -131,13 +136,19 @@ export function applyReadingToEvents(
   return out;
 }
 
+/** Adds a value to the main accumulator of the slot at `o`. */
 function accumulate(d: number[], o: number, rule: Rule, v: number): void {
-  d[o] = at(d, o) + 1;
-  d[o + 1] = at(d, o + 1) + v;
-  d[o + 2] = peakOf(rule, at(d, o + 2), v);
+  d[o + N] = at(d, o + N) + 1;
+  d[o + SUM] = at(d, o + SUM) + v;
+  d[o + PEAK] = peakOf(rule, at(d, o + PEAK), v);
 }
 
 function removeSlot(states: EventStates, i: number): void {
+  if (states.ids.length === 1) {
+    states.ids = NO_IDS as string[];
+    states.d = NO_DATA as number[];
+    return;
+  }
   states.ids.splice(i, 1);
   states.d.splice(i * STRIDE, STRIDE);
 }
@@ -186,10 +197,9 @@ export function retireRuleEvents(states: EventStates, rule: Rule, deviceId: stri
     const id = eventId(deviceId, rule.id, t0);
     const n = at(d, o + N) + at(d, o + CN);
     const sum = at(d, o + SUM) + at(d, o + CSUM);
-    const peak = phase === CLEARING ? peakOf(rule, at(d, o + PEAK), at(d, o + CPEAK)) : at(d, o + PEAK);
     out.push({
       id: `${id}:end`, deviceId, ruleId: rule.id, channel: rule.channel, kind: "event.end", at: last,
-      eventId: id, startedAt: t0, endedAt: last, durationMs: last - t0, peak, mean: sum / n,
+      eventId: id, startedAt: t0, endedAt: last, durationMs: last - t0, peak: at(d, o + PEAK), mean: sum / n,
     });
   }
   removeSlot(states, i);
@@ -214,7 +224,7 @@ export function eventsView(states: EventStates, rules: readonly Rule[], deviceId
       v.eventId = eventId(deviceId, rule.id, t0);
       v.startedAt = t0;
       const clearing = phase === CLEARING;
-      v.peak = clearing ? peakOf(rule, at(d, o + PEAK), at(d, o + CPEAK)) : at(d, o + PEAK);
+      v.peak = at(d, o + PEAK);
       v.mean = (at(d, o + SUM) + (clearing ? at(d, o + CSUM) : 0)) / (at(d, o + N) + (clearing ? at(d, o + CN) : 0));
     }
     view[rule.id] = v;
@@ -245,5 +255,5 @@ export function decodeEventStates(x: unknown, rules: readonly Rule[]): EventStat
     if (phase !== PENDING && phase !== ACTIVE && phase !== CLEARING) return undefined;
     if (!((d[o + N] as number) >= 1)) return undefined;
   }
-  return { ids: [...(ids as string[])], d: [...(d as number[])] };
+  return ids.length === 0 ? createEventStates() : { ids: [...(ids as string[])], d: [...(d as number[])] };
 }

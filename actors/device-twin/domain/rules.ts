@@ -154,7 +154,14 @@ export function makeRuleSet(user: readonly Rule[], deletedDefaults: readonly str
     effective.push(ownUser.find((r) => r.id === d.id) ?? d);
   }
   for (const r of ownUser) if (!isDefaultRuleId(r.id)) effective.push(r);
-  return { user: ownUser, deletedDefaults: deleted, effective };
+  return { user: exact(ownUser), deletedDefaults: exact(deleted), effective: exact(effective) };
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+
+/** A copy without growth slack (arrays built by push/filter keep spare capacity in every twin). */
+function exact<T>(a: readonly T[]): readonly T[] {
+  return a.length === 0 ? NONE : a.slice();
 }
 
 /** The effective rule with this id, if any. */
@@ -179,7 +186,7 @@ export function putRule(set: RuleSet, rule: Rule): Result<RuleChange> {
     return { ok: false, error: problem("RULE_LIMIT", `a device has at most ${MAX_RULES} rules`, [{ field: "rule.id", message: `limit of ${MAX_RULES} rules reached` }]) };
   }
   const at = set.user.findIndex((r) => r.id === rule.id);
-  const user = at >= 0 ? set.user.map((r, i) => (i === at ? rule : r)) : [...set.user, rule];
+  const user = at >= 0 ? set.user.map((r, i) => (i === at ? rule : r)) : set.user.concat(rule);
   const next = makeRuleSet(user, set.deletedDefaults.filter((id) => id !== rule.id));
   return { ok: true, value: previous === undefined ? { set: next } : { set: next, previous } };
 }

@@ -113,7 +113,7 @@ export function putSubscription(subs: readonly Subscription[], sub: Subscription
   if (subs.length >= MAX_SUBSCRIPTIONS) {
     return { ok: false, error: problem("SUBSCRIPTION_LIMIT", `a device has at most ${MAX_SUBSCRIPTIONS} subscriptions`, [{ field: "subscription.id", message: `limit of ${MAX_SUBSCRIPTIONS} subscriptions reached` }]) };
   }
-  return { ok: true, value: [...subs, sub] };
+  return { ok: true, value: subs.concat(sub) };
 }
 
 /** Removes a subscription; SUBSCRIPTION_NOT_FOUND when absent. */
@@ -122,5 +122,5 @@ export function removeSubscription(subs: readonly Subscription[], id: string): R
     return { ok: false, error: problem("SUBSCRIPTION_NOT_FOUND", `no subscription "${id}" on this device`, [{ field: "subscriptionId", message: "no such subscription" }]) };
   }
   const rest = subs.filter((s) => s.id !== id);
-  return { ok: true, value: rest.length === 0 ? NO_SUBSCRIPTIONS : rest };
+  return { ok: true, value: rest.length === 0 ? NO_SUBSCRIPTIONS : rest.slice() };
 }

@@ -129,7 +129,7 @@ describe("twin snapshot", () => {
     ["bad counters", { c: [1, -1, 0] }],
     ["bad presence", { p: [null, 1] }],
     ["bad rules", { r: [[["r", "co2", 0, 1, 2, 0, 0]], []] }],
-    ["events of an unknown rule", { e: [["ghost"], [1, 0, 0, 0, 1, 5, 5, 0, 0, 0]] }],
+    ["events of an unknown rule", { e: [["ghost"], [1, 0, 0, 0, 1, 5, 5, 0, 0]] }],
     ["bad subscriptions", { u: [["s", 0, "not a url", null, null, null]] }],
     ["stats not bytes", { s: "x" }],
   ])("rejects a snapshot with %s", (_name, patch) => {
