@@ -205,11 +205,13 @@ export class Coordinator {
     const nodes: PlanNode[] = live.map((n) => ({ id: n.nodeId, draining: n.draining, leaving: n.leaving, ...(n.rates ? { rates: n.rates } : {}) }));
     const current = new Map<number, string | null>();
     const pinned = new Set<number>();
+    const assignedAt = new Map<number, number>();
     let inFlight = 0;
     for (let s = 0; s < shards; s++) {
       const a = state.assignments.get(s)?.value;
       const node = a?.node ?? null;
       current.set(s, node);
+      if (a !== undefined) assignedAt.set(s, a.at);
       if (a?.pinned === true && opts.unpin !== true) pinned.add(s);
       if (node !== null && liveIds.has(node)) {
         const lease = state.leases.get(s)?.value;
@@ -227,6 +229,7 @@ export class Coordinator {
       maxMoves: Math.max(0, this.o.maxMoves - inFlight),
       weighted: this.o.weighted,
       pinned,
+      assignedAt,
     });
     const dryRun = opts.dryRun === true;
     if (!dryRun) {

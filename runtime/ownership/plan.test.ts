@@ -109,6 +109,13 @@ describe("planAssignment", () => {
     expect(plan.moves).toEqual([{ shard: 1, from: "a", to: "b", reason: "rebalance" }]);
   });
 
+  it("rebalancing moves the shard assigned longest ago first, so one shard does not bounce", () => {
+    const current = new Map<number, string | null>([[0, "a"], [1, "a"], [2, "a"], [3, "b"]]);
+    const nodes = [{ id: "a", draining: false }, { id: "b", draining: false }];
+    const assignedAt = new Map([[0, 300], [1, 100], [2, 200], [3, 50]]);
+    expect(planAssignment({ shards: 4, nodes, current, assignedAt }).moves).toEqual([{ shard: 1, from: "a", to: "b", reason: "rebalance" }]);
+  });
+
   it("weighted: spreads hot shards, not shard counts", () => {
     // a has the two hot shards, b four idle ones: moving one hot shard evens the rates
     const current = new Map<number, string | null>([[0, "a"], [1, "a"], [2, "b"], [3, "b"], [4, "b"], [5, "b"]]);

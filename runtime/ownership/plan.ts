@@ -27,6 +27,11 @@ export interface PlanInput {
   /** Shards an operator placed explicitly: rebalancing leaves them alone (drain and death still move them). */
   readonly pinned?: ReadonlySet<number>;
   /**
+   * When each shard was last assigned (ms). Among equally good rebalancing moves the shard assigned
+   * longest ago goes first, so one shard does not bounce back and forth. Default: ties by shard number.
+   */
+  readonly assignedAt?: ReadonlyMap<number, number>;
+  /**
    * Weighted only: a rebalancing move must narrow the gap between two nodes by at least this fraction of
    * the mean per-node message rate, so noisy rates do not make shards flap. Default 0.05.
    */
@@ -66,7 +71,7 @@ const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1
  * least-loaded live non-draining nodes; then shards of draining nodes move off; then shards move from the
  * most- to the least-loaded node until counts differ by at most one (or rates are even within tolerance).
  * Drain and rebalance moves together are at most `maxMoves`. Deterministic: ties break by node id, then
- * by lowest shard. A balanced cluster plans no moves.
+ * by the shard assigned longest ago, then by lowest shard. A balanced cluster plans no moves.
  */
 export function planAssignment(input: PlanInput): Plan {
   const { shards } = input;
@@ -144,7 +149,7 @@ export function planAssignment(input: PlanInput): Plan {
 
   const tolerance = weighted ? rateGapTolerance(eligible, load, owned, input.rateTolerance) : 1;
   while (budget > 0 && eligible.length > 1) {
-    const move = bestRebalanceMove(eligible, load, owned, weight, pinned, movedNow, tolerance);
+    const move = bestRebalanceMove(eligible, load, owned, weight, pinned, movedNow, tolerance, input.assignedAt);
     if (move === undefined) break;
     unplace(move.shard, move.from);
     place(move.shard, move.to);
@@ -195,7 +200,9 @@ function bestRebalanceMove(
   pinned: ReadonlySet<number>,
   movedNow: ReadonlySet<number>,
   tolerance: number,
+  assignedAt: ReadonlyMap<number, number> | undefined,
 ): { shard: number; from: string; to: string } | undefined {
+  const age = (s: number): number => assignedAt?.get(s) ?? -Infinity;
   const order = [...eligible].sort((a, b) => (load.get(b.id) ?? 0) - (load.get(a.id) ?? 0) || byId(a, b));
   const low = order[order.length - 1]!;
   const lowLoad = load.get(low.id) ?? 0;
@@ -208,7 +215,11 @@ function bestRebalanceMove(
       const w = weight(s);
       const gain = gap - Math.abs(gap - 2 * w);
       if (gain < tolerance || w >= gap) continue;
-      if (best === undefined || gain > best.gain || (gain === best.gain && s < best.shard)) best = { shard: s, gain };
+      const better =
+        best === undefined ||
+        gain > best.gain ||
+        (gain === best.gain && (age(s) < age(best.shard) || (age(s) === age(best.shard) && s < best.shard)));
+      if (better) best = { shard: s, gain };
     }
     if (best !== undefined) return { shard: best.shard, from: high.id, to: low.id };
   }
