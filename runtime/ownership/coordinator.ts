@@ -62,6 +62,11 @@ export interface CoordinatorOptions {
   readonly rebalanceIntervalMs: number;
   readonly maxMoves: number;
   readonly weighted: boolean;
+  /**
+   * Wait this long after being elected before the first automatic round (ms), so nodes starting together
+   * have all heartbeated and the shards are spread once instead of all landing on the first node.
+   */
+  readonly firstRoundDelayMs: number;
   /** Heartbeat records expired this long are deleted (ms). */
   readonly forgetDeadNodeMs: number;
   readonly now: () => number;
@@ -79,6 +84,9 @@ export class Coordinator {
   #closed = false;
   /** The last round left moves in flight: plan again as soon as leases change, not only on the interval. */
   #pending = false;
+  /** No automatic round before this time (ms). */
+  #quietUntil = 0;
+  #quietTimer: NodeJS.Timeout | undefined;
   readonly #leadershipListeners = new Set<(leader: boolean, epoch: number) => void>();
   readonly #roundListeners = new Set<(round: RoundResult) => void>();
   readonly #unsubscribe: Array<() => void>;
@@ -152,6 +160,7 @@ export class Coordinator {
       this.o.log("info", "elected coordinator", { nodeId, epoch: rec.epoch });
       for (const fn of this.#leadershipListeners) fn(true, rec.epoch);
       this.#roundTimer = setInterval(() => this.trigger(), this.o.rebalanceIntervalMs);
+      this.#quietUntil = t + this.o.firstRoundDelayMs;
       this.trigger();
     } catch (err) {
       if (!isCasConflict(err)) this.o.log("warn", "coordinator election attempt failed", { error: (err as Error).message });
@@ -175,6 +184,14 @@ export class Coordinator {
   /** Plans a round soon (coalesced: at most one runs at a time, and one more after it if asked meanwhile). */
   trigger(): void {
     if (this.#closed || !this.isLeader() || this.o.paused()) return;
+    const wait = this.#quietUntil - this.o.now();
+    if (wait > 0) {
+      this.#quietTimer ??= setTimeout(() => {
+        this.#quietTimer = undefined;
+        this.trigger();
+      }, wait);
+      return;
+    }
     if (this.#running !== undefined) {
       this.#again = true;
       return;
@@ -296,6 +313,7 @@ export class Coordinator {
     this.#closed = true;
     for (const u of this.#unsubscribe) u();
     clearInterval(this.#roundTimer);
+    clearTimeout(this.#quietTimer);
   }
 
   /** Waits for a round in progress (used on close). */

@@ -170,6 +170,7 @@ class OwnershipImpl implements Ownership {
       maxMoves: config.maxMoves,
       weighted: config.weighted,
       forgetDeadNodeMs: config.forgetDeadNodeMs,
+      firstRoundDelayMs: config.heartbeatMs,
       now,
       log,
       paused: () => this.#frozen,
