@@ -13,7 +13,8 @@ import { AirtwinProcess } from "./processes.ts";
 const dirs: string[] = [];
 const procs: AirtwinProcess[] = [];
 afterEach(async () => {
-  for (const p of procs.splice(0)) if (p.running) p.child.kill("SIGKILL");
+  // SIGTERM lets airtwin dev stop its children (a SIGKILLed supervisor would orphan them)
+  for (const p of procs.splice(0)) if (p.running) await p.stop(60_000);
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 

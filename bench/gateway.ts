@@ -1,0 +1,267 @@
+// `npm run bench -- gateway [--quick] [--duration s] [--connections n] [--devices n]`
+//
+// The HTTP gateway under autocannon, each figure next to its baseline from the same run:
+// - requests/s and readings/s with 1 and 10 readings per request, against a bare fastify route that
+//   answers 202 without work (the ceiling; target ≥ 0.5× for 1 reading per request);
+// - at half the gateway's maximum rate: request latency p50/p99 (baseline: the ceiling at the same
+//   rate; target p99 < 20 ms) and reading-to-alert latency p99 (HTTP request sent → alert received on
+//   `<prefix>.out.alert.…`; baseline: the same probes' HTTP 202 latency; target < 50 ms).
+// Everything runs on this machine: a private nats-server, one `airtwin node` and one `airtwin gateway`
+// process, the ceiling in its own process, autocannon and the probes in this one. JSON lines on stdout.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+import { connect } from "@nats-io/transport-node";
+import { decode } from "../runtime/mod.ts";
+import { startNatsServer } from "../test/harness/nats-server.ts";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const BIN = join(ROOT, "bin", "airtwin.js");
+const ADMIN = "bench-admin-token-0123456789abcdef";
+const PREFIX = "bg";
+
+interface Figure {
+  suite: "gateway";
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number };
+  detail?: Record<string, unknown>;
+}
+
+function emit(f: Omit<Figure, "suite">): void {
+  process.stdout.write(`${JSON.stringify({ suite: "gateway", ...f })}\n`);
+}
+
+function note(msg: string, fields?: Record<string, unknown>): void {
+  process.stderr.write(`[bench gateway ${new Date().toISOString().slice(11, 23)}] ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}\n`);
+}
+
+function round(x: number, digits = 3): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const scale = 10 ** (digits - 1 - Math.floor(Math.log10(Math.abs(x))));
+  return Math.round(x * scale) / scale;
+}
+
+function percentile(xs: readonly number[], p: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
+}
+
+function arg(argv: readonly string[], name: string, fallback: number): number {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? Number(argv[i + 1]) : fallback;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => (typeof a === "object" && a !== null ? resolve(a.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+function child(args: string[], env: Record<string, string>, name: string): { proc: ChildProcess; output: () => string } {
+  const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.once("exit", (code, signal) => {
+    if (code !== 0 && signal !== "SIGTERM") note(`${name} exited`, { code, signal, tail: out.slice(-2000) });
+  });
+  return { proc, output: () => out };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await Promise.resolve(fn()).catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stop(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once("exit", r));
+  p.kill("SIGTERM");
+  const t = setTimeout(() => p.kill("SIGKILL"), 30_000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Request generator: round-robin over the devices, each device's readings 1 s apart in event time. */
+function ingestRequests(devices: ReadonlyArray<{ id: string; token: string }>, perRequest: number, base: number): autocannon.Request[] {
+  let next = 0;
+  const seq = new Array<number>(devices.length).fill(0);
+  return [
+    {
+      method: "POST",
+      path: `/v1/devices/${devices[0]!.id}/readings`,
+      setupRequest: (req) => {
+        const i = next++ % devices.length;
+        const d = devices[i]!;
+        const readings: string[] = [];
+        for (let k = 0; k < perRequest; k++) {
+          const n = seq[i]!++;
+          readings.push(`{"t":${base + n * 1000},"pm":${(n % 300) / 10},"co2":${500 + (n % 400)},"tmp":21.5,"hum":40}`);
+        }
+        return {
+          ...req,
+          path: `/v1/devices/${d.id}/readings`,
+          headers: { authorization: `Bearer ${d.token}`, "content-type": "application/json" },
+          body: `{"readings":[${readings.join(",")}]}`,
+        };
+      },
+    },
+  ];
+}
+
+async function load(url: string, requests: autocannon.Request[], o: { connections: number; duration: number; overallRate?: number }): Promise<autocannon.Result> {
+  return autocannon({
+    url,
+    connections: o.connections,
+    duration: o.duration,
+    requests,
+    ...(o.overallRate === undefined ? {} : { overallRate: Math.max(1, Math.round(o.overallRate)) }),
+  });
+}
+
+const rps = (r: autocannon.Result): number => r["2xx"] / r.duration;
+
+export async function main(argv: string[]): Promise<void> {
+  const quick = argv.includes("--quick");
+  const duration = arg(argv, "duration", quick ? 4 : 10);
+  const connections = arg(argv, "connections", 64);
+  const deviceCount = arg(argv, "devices", 1000);
+  const started = performance.now();
+
+  await using ns = await startNatsServer();
+  note("private nats-server", { url: ns.url });
+  const env = {
+    NATS_URL: ns.url,
+    AIRTWIN_PREFIX: PREFIX,
+    AIRTWIN_ADMIN_TOKEN: ADMIN,
+    AIRTWIN_LOG_LEVEL: "warn",
+    AIRTWIN_INGEST_RATE_MAX: "1000000000",
+  };
+  const node = child([BIN, "node"], { ...env, AIRTWIN_NODE_ID: "bench-node-1" }, "node");
+  const gwPort = await freePort();
+  const gateway = child([BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(gwPort), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
+  const ceilPort = await freePort();
+  const ceiling = child(["--import", "tsx", join(ROOT, "bench", "gateway-ceiling.ts"), String(ceilPort)], {}, "ceiling");
+  const gw = `http://127.0.0.1:${gwPort}`;
+  const ceil = `http://127.0.0.1:${ceilPort}`;
+  const nc = await connect({ servers: ns.url, noAsyncTraces: true });
+  try {
+    await until("ceiling listening", () => ceiling.output().includes("listening"));
+    await until("gateway ready", async () => (await fetch(`${gw}/readyz`)).status === 200 || undefined);
+    const admin = { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" };
+    await until("every shard owned", async () => {
+      const r = await fetch(`${gw}/v1/ops/cluster`, { headers: admin });
+      const v = (await r.json()) as { shards?: Array<{ owner: string | null }> };
+      return (v.shards?.length ?? 0) > 0 && v.shards!.every((s) => s.owner !== null) ? true : undefined;
+    });
+    await fetch(`${gw}/v1/users`, { method: "POST", headers: admin, body: JSON.stringify({ userId: "bench" }) });
+    const register = async (id: string) => {
+      const r = await fetch(`${gw}/v1/devices`, { method: "POST", headers: admin, body: JSON.stringify({ deviceId: id, ownerId: "bench" }) });
+      return { id, token: ((await r.json()) as { token: string }).token };
+    };
+    const devices: Array<{ id: string; token: string }> = [];
+    for (let i = 0; i < deviceCount; i += 100) {
+      devices.push(...(await Promise.all(Array.from({ length: Math.min(100, deviceCount - i) }, (_, k) => register(`bench-${i + k}`)))));
+    }
+    note("registered", { devices: devices.length });
+    const base = Date.now() - 30 * 86_400_000;
+
+    // warm both servers (JIT, connections, the node's shards)
+    await load(gw, ingestRequests(devices, 1, base - 86_400_000), { connections, duration: 2 });
+    await load(ceil, ingestRequests(devices, 1, base), { connections, duration: 2 });
+
+    const max = new Map<number, { gw: autocannon.Result; ceil: autocannon.Result }>();
+    for (const n of [1, 10]) {
+      const c = await load(ceil, ingestRequests(devices, n, base), { connections, duration });
+      const g = await load(gw, ingestRequests(devices, n, base + n * 10_000_000), { connections, duration });
+      max.set(n, { gw: g, ceil: c });
+      note(`max rate, ${n} reading(s) per request`, { gateway: round(rps(g)), ceiling: round(rps(c)), gatewayNon2xx: g.non2xx, errors: g.errors });
+      if (g.non2xx > 0 || g.errors > 0) note("WARNING: the gateway answered non-2xx or failed requests", { non2xx: g.non2xx, errors: g.errors, status: g.statusCodeStats });
+      emit({ name: `requests-per-s.${n}-reading${n === 1 ? "" : "s"}`, value: round(rps(g)), unit: "req/s", baseline: { name: "bare-fastify-202", value: round(rps(c)) }, detail: { connections, duration, ratio: round(rps(g) / rps(c)) } });
+      emit({ name: `readings-per-s.${n}-reading${n === 1 ? "" : "s"}`, value: round(rps(g) * n), unit: "readings/s", baseline: { name: "bare-fastify-202", value: round(rps(c) * n) } });
+    }
+
+    // half the gateway's maximum rate (1 reading per request), with probes that trip a rule each time
+    const half = rps(max.get(1)!.gw) / 2;
+    const probes = await Promise.all(Array.from({ length: 4 }, (_, i) => register(`probe-${i}`)));
+    for (const p of probes) {
+      await fetch(`${gw}/v1/devices/${p.id}/commands`, {
+        method: "POST",
+        headers: admin,
+        body: JSON.stringify({ type: "putRule", rule: { id: "probe", channel: "pm", direction: "above", enter: 50, exit: 20, minDurationMs: 0, clearDurationMs: 0 } }),
+      });
+    }
+    const sentAt = new Map<string, number>();
+    const alertMs: number[] = [];
+    const sub = nc.subscribe(`${PREFIX}.out.alert.*.pm.>`, {
+      callback: (_e, m) => {
+        const a = decode<{ deviceId: string; at: number; ruleId?: string }>(m.data);
+        const t0 = sentAt.get(`${a.deviceId}:${a.at}`);
+        if (t0 !== undefined && a.ruleId === "probe") alertMs.push(performance.now() - t0);
+      },
+    });
+    await nc.flush();
+    const probeAckMs: number[] = [];
+    let probing = true;
+    const probeLoop = (async () => {
+      let k = 0;
+      while (probing) {
+        const p = probes[k % probes.length]!;
+        const n = Math.floor(k / probes.length);
+        const t = base + n * 1000;
+        const t0 = performance.now();
+        sentAt.set(`${p.id}:${t}`, t0);
+        const r = await fetch(`${gw}/v1/devices/${p.id}/readings`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${p.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ readings: [{ t, pm: n % 2 === 0 ? 60 : 10 }] }),
+        });
+        await r.arrayBuffer();
+        if (r.status === 202) probeAckMs.push(performance.now() - t0);
+        k++;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    })();
+    const g = await load(gw, ingestRequests(devices, 1, base + 50_000_000), { connections: 16, duration, overallRate: half });
+    probing = false;
+    await probeLoop;
+    await until("last alerts", () => (alertMs.length >= probeAckMs.length - 1 ? true : undefined), 5000).catch(() => undefined);
+    sub.unsubscribe();
+    const c = await load(ceil, ingestRequests(devices, 1, base), { connections: 16, duration, overallRate: half });
+    note("half rate", { target: round(half), gateway: round(rps(g)), ceiling: round(rps(c)), probes: probeAckMs.length, alerts: alertMs.length });
+    emit({ name: "latency-p50-at-half-rate", value: g.latency.p50, unit: "ms", baseline: { name: "bare-fastify-202", value: c.latency.p50 }, detail: { rate: round(rps(g)) } });
+    emit({ name: "latency-p99-at-half-rate", value: g.latency.p99, unit: "ms", baseline: { name: "bare-fastify-202", value: c.latency.p99 }, detail: { rate: round(rps(g)), target: 20 } });
+    emit({
+      name: "reading-to-alert-p99-at-half-rate",
+      value: round(percentile(alertMs, 99)),
+      unit: "ms",
+      baseline: { name: "probe-request-202-p99", value: round(percentile(probeAckMs, 99)) },
+      detail: { probes: alertMs.length, p50: round(percentile(alertMs, 50)), target: 50 },
+    });
+
+    // sanity: what the gateway counted matches what autocannon saw accepted
+    const metrics = await (await fetch(`${gw}/metrics`)).text();
+    const accepted = Number(/^airtwin_gateway_readings_accepted_total (\d+)/m.exec(metrics)?.[1] ?? Number.NaN);
+    note("gateway counted", { readingsAccepted: accepted });
+  } finally {
+    await nc.close();
+    await stop(gateway.proc);
+    await stop(node.proc);
+    await stop(ceiling.proc);
+    note("gateway suite done", { s: Math.round((performance.now() - started) / 1000) });
+  }
+}
