@@ -20,7 +20,7 @@ import { decode } from "../../../runtime/codec.ts";
 import { OpsClient } from "../../../runtime/ownership/mod.ts";
 import { names, type Names } from "../../../runtime/subjects.ts";
 import { waitFor } from "../../harness/wait-for.ts";
-import { NodeProcess, type NodeProcessOptions } from "./node-process.ts";
+import { CONVERGE_MS, NodeProcess, type NodeProcessOptions } from "./node-process.ts";
 
 /** A `lease.<shard>` record of the cluster bucket (DESIGN: KV lease with a monotonically increasing epoch). */
 export interface Lease {
@@ -153,7 +153,7 @@ export class TestCluster {
    * Waits until every shard is held by one of `nodeIds` (default: the live ones) and each holds
    * shards/n ± 1 (floor..ceil); returns the shards per node.
    */
-  async waitBalanced(nodeIds = this.liveIds(), timeoutMs = 60_000): Promise<Map<string, number[]>> {
+  async waitBalanced(nodeIds = this.liveIds(), timeoutMs = CONVERGE_MS): Promise<Map<string, number[]>> {
     const lo = Math.floor(this.shards / nodeIds.length);
     const hi = Math.ceil(this.shards / nodeIds.length);
     return waitFor(
@@ -171,7 +171,7 @@ export class TestCluster {
    * Waits until every shard is leased by one of `nodeIds` and its owner answers a live query for
    * `probe(shard)` (a device id in that shard).
    */
-  async waitServed(probe: (shard: number) => string, nodeIds = this.liveIds(), timeoutMs = 60_000): Promise<void> {
+  async waitServed(probe: (shard: number) => string, nodeIds = this.liveIds(), timeoutMs = CONVERGE_MS): Promise<void> {
     await waitFor(
       async () => {
         const now = Date.now();

@@ -342,7 +342,7 @@ export async function waitApplied(
   ref: FleetReference,
   o: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<Map<string, TwinViewLike & Record<string, unknown>>> {
-  const deadline = Date.now() + (o.timeoutMs ?? 120_000);
+  const deadline = Date.now() + (o.timeoutMs ?? 180_000);
   const views = new Map<string, TwinViewLike & Record<string, unknown>>();
   let todo = [...ids];
   for (;;) {

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { startNatsServer, type TestNatsServer } from "../../harness/nats-server.ts";
 import { waitFor } from "../../harness/wait-for.ts";
-import { TestCluster, percentile, probesByShard } from "./cluster.ts";
+import { TestCluster, percentile, probesByShard, type Lease } from "./cluster.ts";
+import { CONVERGE_MS } from "./node-process.ts";
 import { FleetReference, allMessages, expectMatchesReference, generateFleet, sendMessages, waitApplied, type Fleet } from "./fleet.ts";
 
 // a long stream of small messages; the load is stopped once the operations are done
@@ -57,46 +58,59 @@ afterAll(async () => {
 });
 
 describe.sequential("planned moves, drain and join under load", () => {
-  it("moves shards and drains a node through the ops API: nothing lost, each hand-off pauses briefly", { timeout: 240_000 }, async () => {
+  it("moves shards and drains a node through the ops API: nothing lost, each hand-off pauses briefly", { timeout: 300_000 }, async () => {
     const NODES = ["m1", "m2", "m3"];
     const c = await cluster("it-moves", NODES);
     await c.waitBalanced(NODES);
     const probe = probesByShard(c.client, fleet.ids);
     const ref = new FleetReference();
     const load = backgroundLoad(c, fleet, ref);
-    await waitFor(() => load.accepted() >= 1000, { timeoutMs: 30_000, message: "background load running" });
-
-    // 8 operator moves, one after the other, each to the next node in the ring
     const moves: Array<{ shard: number; fromEpoch: number; latencyMs: number }> = [];
-    for (let i = 0; i < 8; i++) {
-      const shard = (i * 5) % c.shards;
-      const lease = (await c.leases())[shard]!;
-      const from = lease.owner!;
-      const to = NODES[(NODES.indexOf(from) + 1) % NODES.length]!;
-      const t0 = performance.now();
-      const r = await c.ops.move(shard, to);
-      expect(r).toMatchObject({ shard, to, moved: true });
-      await waitFor(
-        async () => {
-          const l = (await c.leases())[shard]!;
-          return l.owner === to && l.epoch > lease.epoch && l.expiresAt > Date.now();
-        },
-        { timeoutMs: 30_000, intervalMs: 10, message: `shard ${shard} leased by ${to}` },
-      );
-      // the old owner unsubscribed before it released the lease: whoever answers now is the new owner
-      await waitFor(async () => (await c.client.get("twin", probe(shard), null, { timeoutMs: 5000 })).ok, { timeoutMs: 30_000, intervalMs: 10 });
-      moves.push({ shard, fromEpoch: lease.epoch, latencyMs: performance.now() - t0 });
-    }
-
-    // drain a node: every shard moves off it, to the others
     const drained = "m3";
-    const drainLeases = (await c.leases()).filter((l) => l.owner === drained);
-    const d0 = performance.now();
-    const dr = await c.ops.drain(drained);
-    expect(dr.nodeId).toBe(drained);
-    await c.waitServed(probe, ["m1", "m2"]);
-    const drainMs = performance.now() - d0;
-    expect((await c.ownership()).get(drained) ?? []).toEqual([]);
+    let drainLeases: Lease[] = [];
+    let drainMs = 0;
+    try {
+      await waitFor(() => load.accepted() >= 1000, { timeoutMs: CONVERGE_MS, message: "background load running" });
+
+      // 8 operator moves, one after the other, each to the next node in the ring
+      for (let i = 0; i < 8; i++) {
+        const shard = (i * 5) % c.shards;
+        // move a settled shard: assigned where its lease is (not still on its way somewhere)
+        const lease = await waitFor(
+          async () => {
+            const view = (await c.ops.cluster()).shards[shard]!;
+            const l = (await c.leases())[shard]!;
+            return view.owner !== null && view.assigned === view.owner && l.owner === view.owner && l.expiresAt > Date.now() ? l : undefined;
+          },
+          { timeoutMs: CONVERGE_MS, intervalMs: 50, message: `shard ${shard} settled` },
+        );
+        const to = NODES[(NODES.indexOf(lease.owner!) + 1) % NODES.length]!;
+        const t0 = performance.now();
+        const r = await c.ops.move(shard, to);
+        expect(r).toMatchObject({ shard, from: lease.owner, to, moved: true });
+        await waitFor(
+          async () => {
+            const l = (await c.leases())[shard]!;
+            return l.owner === to && l.epoch > lease.epoch && l.expiresAt > Date.now();
+          },
+          { timeoutMs: CONVERGE_MS, intervalMs: 10, message: `shard ${shard} leased by ${to}` },
+        );
+        // the old owner unsubscribed before it released the lease: whoever answers now is the new owner
+        await waitFor(async () => (await c.client.get("twin", probe(shard), null, { timeoutMs: 5000 })).ok, { timeoutMs: CONVERGE_MS, intervalMs: 10 });
+        moves.push({ shard, fromEpoch: lease.epoch, latencyMs: performance.now() - t0 });
+      }
+
+      // drain a node: every shard moves off it, to the others
+      drainLeases = (await c.leases()).filter((l) => l.owner === drained);
+      const d0 = performance.now();
+      const dr = await c.ops.drain(drained);
+      expect(dr.nodeId).toBe(drained);
+      await c.waitServed(probe, ["m1", "m2"]);
+      drainMs = performance.now() - d0;
+      expect((await c.ownership()).get(drained) ?? []).toEqual([]);
+    } finally {
+      await load.stop().catch(() => undefined);
+    }
 
     const accepted = await load.stop();
     const sent = await expectExact(c, ref);
@@ -113,21 +127,26 @@ describe.sequential("planned moves, drain and join under load", () => {
     );
   });
 
-  it("a node joining takes over its share of the shards: nothing lost", { timeout: 240_000 }, async () => {
+  it("a node joining takes over its share of the shards: nothing lost", { timeout: 300_000 }, async () => {
     const c = await cluster("it-join", ["j1", "j2"]);
     await c.waitBalanced(["j1", "j2"]);
     const ref = new FleetReference();
     const load = backgroundLoad(c, fleet, ref);
-    await waitFor(() => load.accepted() >= 1000, { timeoutMs: 30_000, message: "background load running" });
-
-    await c.startNode("j3");
-    const t0 = performance.now();
-    const own = await c.waitBalanced(["j1", "j2", "j3"]);
-    const joinMs = performance.now() - t0;
-    expect(Math.abs(own.get("j3")!.length - c.shards / 3)).toBeLessThanOrEqual(1);
-    // the load keeps flowing across the rebalance
-    const atJoin = load.accepted();
-    await waitFor(() => load.accepted() >= atJoin + 500, { timeoutMs: 30_000, message: "load continues after the join" });
+    let own: Map<string, number[]>;
+    let joinMs: number;
+    try {
+      await waitFor(() => load.accepted() >= 1000, { timeoutMs: CONVERGE_MS, message: "background load running" });
+      await c.startNode("j3");
+      const t0 = performance.now();
+      own = await c.waitBalanced(["j1", "j2", "j3"]);
+      joinMs = performance.now() - t0;
+      expect(Math.abs(own.get("j3")!.length - c.shards / 3)).toBeLessThanOrEqual(1);
+      // the load keeps flowing across the rebalance
+      const atJoin = load.accepted();
+      await waitFor(() => load.accepted() >= atJoin + 500, { timeoutMs: CONVERGE_MS, message: "load continues after the join" });
+    } finally {
+      await load.stop().catch(() => undefined);
+    }
 
     const accepted = await load.stop();
     const sent = await expectExact(c, ref);

@@ -23,9 +23,9 @@ export interface NodeProcessOptions {
   logDir: string;
   /** `AIRTWIN_SHARDS`. Default 16. */
   shards?: number;
-  /** `AIRTWIN_LEASE_TTL_MS`. Default 2000. */
+  /** `AIRTWIN_LEASE_TTL_MS`. Default {@link TEST_LEASE_TTL_MS}. */
   leaseTtlMs?: number;
-  /** `AIRTWIN_HEARTBEAT_MS`. Default 400. */
+  /** `AIRTWIN_HEARTBEAT_MS`. Default {@link TEST_HEARTBEAT_MS}. */
   heartbeatMs?: number;
   /** `AIRTWIN_COMMIT_INTERVAL_MS`. Default 200. */
   commitIntervalMs?: number;
@@ -68,6 +68,17 @@ function track(child: ChildProcess): void {
   });
 }
 
+/**
+ * Lease TTL and heartbeat of test nodes (ms). Short, so failures are detected in seconds; not shorter,
+ * because on a loaded 2-core machine a node's event loop can lag over a second and a healthy node would
+ * lose its leases. Override with AIRTWIN_IT_LEASE_TTL_MS / AIRTWIN_IT_HEARTBEAT_MS (e.g. 2000/400).
+ */
+export const TEST_LEASE_TTL_MS = Number(process.env.AIRTWIN_IT_LEASE_TTL_MS ?? 4000);
+export const TEST_HEARTBEAT_MS = Number(process.env.AIRTWIN_IT_HEARTBEAT_MS ?? 800);
+
+/** Deadline of waits for the cluster to converge (takeover, balance, catch-up) on a busy machine (ms). */
+export const CONVERGE_MS = 120_000;
+
 let spawned = 0;
 
 /** A running (or ended) `airtwin node` process. */
@@ -106,8 +117,8 @@ export class NodeProcess {
       AIRTWIN_NODE_ID: o.nodeId,
       AIRTWIN_PREFIX: o.prefix,
       AIRTWIN_SHARDS: String(o.shards ?? 16),
-      AIRTWIN_LEASE_TTL_MS: String(o.leaseTtlMs ?? 3000),
-      AIRTWIN_HEARTBEAT_MS: String(o.heartbeatMs ?? 500),
+      AIRTWIN_LEASE_TTL_MS: String(o.leaseTtlMs ?? TEST_LEASE_TTL_MS),
+      AIRTWIN_HEARTBEAT_MS: String(o.heartbeatMs ?? TEST_HEARTBEAT_MS),
       AIRTWIN_COMMIT_INTERVAL_MS: String(o.commitIntervalMs ?? 200),
       AIRTWIN_METRICS_PORT: "0",
       ...o.env,

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { startNatsServer, type TestNatsServer } from "../../harness/nats-server.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 import { TestCluster, type Lease } from "./cluster.ts";
+import { CONVERGE_MS } from "./node-process.ts";
 import { FleetReference, allMessages, expectMatchesReference, generateFleet, sendMessages, waitApplied } from "./fleet.ts";
 
 const NODES = ["z1", "z2", "z3"];
@@ -26,7 +27,7 @@ afterAll(async () => {
 });
 
 describe.sequential("zombie owner (SIGSTOP / SIGCONT)", () => {
-  it("is fenced: writes nothing after its shards moved, steps down, and every twin ends exact", { timeout: 240_000 }, async () => {
+  it("is fenced: writes nothing after its shards moved, steps down, and every twin ends exact", { timeout: 300_000 }, async () => {
     const c = (cluster = await TestCluster.start(server.url, { prefix: "it-zombie", nodes: NODES }));
     onTestFailed(() => console.error(`node logs:\n${c.dumpLogs(40)}`));
     await c.waitBalanced(NODES);
@@ -65,7 +66,7 @@ describe.sequential("zombie owner (SIGSTOP / SIGCONT)", () => {
         const moved = [...before.keys()].map((s) => leases[s]!);
         return moved.every((l) => l.owner !== null && others.includes(l.owner) && l.expiresAt > now && l.epoch > before.get(l.shard)!.epoch) ? moved : undefined;
       },
-      { timeoutMs: 60_000, intervalMs: 50, message: `shards of the frozen ${victimId} taken over` },
+      { timeoutMs: CONVERGE_MS, intervalMs: 50, message: `shards of the frozen ${victimId} taken over` },
     );
     const takeoverMs = performance.now() - pausedAt;
 
@@ -82,7 +83,7 @@ describe.sequential("zombie owner (SIGSTOP / SIGCONT)", () => {
         const done = [...before.values()].every((l) => lines.some((e) => e.shard === l.shard && e.epoch === l.epoch));
         return done ? lines : undefined;
       },
-      { timeoutMs: 30_000, intervalMs: 50, message: `${victimId} logs "shard aborted" for each shard it lost` },
+      { timeoutMs: CONVERGE_MS, intervalMs: 50, message: `${victimId} logs "shard aborted" for each shard it lost` },
     );
     for (const l of before.values()) {
       const reasons = aborted.filter((e) => e.shard === l.shard && e.epoch === l.epoch).map((e) => String(e.reason));
