@@ -1,26 +1,16 @@
 // UCI occupancy replay: the twin's co2 events on real office data equal the naive reference's, and a few
 // hand-checked facts about them are pinned so the comparison is not circular.
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_RULES } from "../../actors/device-twin/domain/rules.ts";
 import { applyInput, createTwin } from "../../actors/device-twin/domain/twin.ts";
-import type { Alert, Reading, Rule } from "../../actors/device-twin/domain/types.ts";
+import type { Alert, Rule } from "../../actors/device-twin/domain/types.ts";
 import { twinView } from "../../actors/device-twin/domain/view.ts";
 import { referenceEvents } from "./events-reference.ts";
+import { loadUciReadings, UCI_TRAINING } from "./uci.ts";
 import type { RefEvent } from "./events-reference.ts";
 
-const FILE = "/work/shared/data/uci-occupancy/datatraining.txt";
 const MIN = 60_000;
 const USER_RULE: Rule = { id: "co2-occupied", channel: "co2", direction: "above", enter: 800, exit: 700, minDurationMs: 5 * MIN, clearDurationMs: 15 * MIN };
-
-/** Rows `"id","YYYY-MM-DD HH:MM:SS",Temperature,Humidity,Light,CO2,...` → readings (time taken as UTC). */
-function loadReadings(path: string): Reading[] {
-  return readFileSync(path, "utf8").trim().split("\n").slice(1).map((line) => {
-    const [, date, tmp, hum, , co2] = line.split(",");
-    const [d, time] = date!.replaceAll('"', "").split(" ");
-    return { t: Date.parse(`${d}T${time}Z`), tmp: Number(tmp), hum: Number(hum), co2: Number(co2) };
-  });
-}
 
 const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
 
@@ -34,7 +24,7 @@ function twinEvents(alerts: Alert[], ruleId: string): RefEvent[] {
 }
 
 describe("UCI occupancy replay (datatraining.txt as one device)", () => {
-  const readings = loadReadings(FILE);
+  const readings = loadUciReadings(UCI_TRAINING);
   const twin = createTwin("uci-office");
   applyInput(twin, { type: "command", command: { type: "putRule", rule: USER_RULE }, at: readings[0]!.t });
   const alerts: Alert[] = [];

@@ -14,7 +14,7 @@ export { COMMAND_TYPES, validateCommand } from "./commands.ts";
 export type { CommandResult } from "./commands.ts";
 export { DEFAULT_OFFLINE_AFTER_MS } from "./presence.ts";
 export type { EventPhase, EventView } from "./events.ts";
-export type { BucketView, ChannelView } from "./stats.ts";
+export type { BucketView, ChannelView, TwinStats } from "./stats.ts";
 
 export { applyInput, createTwin, nextWakeAt } from "./twin.ts";
 export type { TwinInput, TwinOptions, TwinState, TwinStep } from "./twin.ts";
