@@ -1,7 +1,8 @@
 // The pollution-event state machine of each rule (DESIGN §4), in event time.
 //
-// Layout: a rule in `normal` has no storage at all. Every other rule owns one slot of STRIDE doubles in a
-// single packed number array per twin, found by its rule id in a parallel `ids` array. The state is owned
+// Layout: a rule in `normal` has no storage at all (twins with no open machine share two frozen empty
+// arrays). Every other rule owns one slot of STRIDE (9) doubles in a single packed number array per twin,
+// found by its rule id in a parallel `ids` array — about 100 heap bytes per open machine. The state is owned
 // by the twin's actor and is mutated in place for speed; callers that must not change it (a rejected
 // command) simply do not call in here.
 //
