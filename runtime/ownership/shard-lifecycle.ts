@@ -1,0 +1,313 @@
+// The per-shard state machine of one node: for each shard, turn "assigned here" into lease + host.start,
+// and "assigned elsewhere" (or closing) into host.stop + release; renew held leases, and abort a shard on
+// the host the moment its lease is lost or can no longer be renewed in time. Steps of one shard run one at
+// a time; lease writes of one shard (renew, release) too.
+import type { ShardHost, ShardLease, StopReason } from "../shard-host.ts";
+import type { ClusterState } from "./cluster-state.ts";
+import type { HeldLease, LeaseStore } from "./lease.ts";
+import type { OwnershipConfig } from "./options.ts";
+import type { AssignReason } from "./records.ts";
+
+/** Lifecycle events, for metrics and logs. Durations in ms. */
+export interface ShardEvents {
+  /** A lease was taken and the host serves the shard. `waitMs`: from seeing the assignment to serving. */
+  acquired: { shard: number; epoch: number; waitMs: number; startMs: number };
+  /** A shard was stopped and its lease released. */
+  released: { shard: number; epoch: number; reason: StopReason; stopMs: number; heldMs: number };
+  /** A lease was lost (taken, refused, or run out unrenewed) and the host told to abort. */
+  aborted: { shard: number; epoch: number; reason: string; heldMs: number };
+}
+
+/** Dependencies of {@link ShardLifecycle}. */
+export interface ShardLifecycleOptions {
+  readonly nodeId: string;
+  readonly shards: number;
+  readonly host: ShardHost;
+  readonly state: ClusterState;
+  readonly leases: LeaseStore;
+  readonly config: OwnershipConfig;
+  /** A paused node (test hook): no steps, no watchdog aborts. */
+  readonly frozen: () => boolean;
+  /** Closing: stop everything, take nothing new. */
+  readonly closing: () => boolean;
+  readonly emit: <K extends keyof ShardEvents>(event: K, e: ShardEvents[K]) => void;
+}
+
+type Phase = "idle" | "starting" | "running" | "stopping";
+
+interface Slot {
+  readonly shard: number;
+  held: HeldLease | undefined;
+  phase: Phase;
+  /** Lifecycle steps of this shard, one at a time. */
+  chain: Promise<void>;
+  queued: boolean;
+  /** Lease writes of this shard (renew, release), one at a time. */
+  leaseOp: Promise<unknown>;
+  renewing: boolean;
+  retry: NodeJS.Timeout | undefined;
+  watchdog: NodeJS.Timeout | undefined;
+  /** When we first saw it assigned to us (ms), for `waitMs`. */
+  wantedSince: number | undefined;
+  heldSince: number;
+}
+
+/** Every shard of one node, from "assigned" to "served" and back. */
+export class ShardLifecycle {
+  readonly #slots = new Map<number, Slot>();
+
+  constructor(private readonly o: ShardLifecycleOptions) {
+    for (let s = 0; s < o.shards; s++) {
+      this.#slots.set(s, {
+        shard: s,
+        held: undefined,
+        phase: "idle",
+        chain: Promise.resolve(),
+        queued: false,
+        leaseOp: Promise.resolve(),
+        renewing: false,
+        retry: undefined,
+        watchdog: undefined,
+        wantedSince: undefined,
+        heldSince: 0,
+      });
+    }
+  }
+
+  /** Leases held now (any phase: starting, running, stopping). */
+  held(): ShardLease[] {
+    const out: ShardLease[] = [];
+    for (const slot of this.#slots.values()) {
+      if (slot.held !== undefined) out.push({ shard: slot.shard, epoch: slot.held.epoch, owner: slot.held.owner });
+    }
+    return out;
+  }
+
+  /** Steps every shard. */
+  reconcileAll(): void {
+    for (const s of this.#slots.keys()) void this.reconcile(s);
+  }
+
+  /** The mirror shows a new value of `lease.<shard>`: abort if it is no longer ours, else maybe take it. */
+  leaseChanged(shard: number): void {
+    const slot = this.#slots.get(shard);
+    if (slot === undefined) return;
+    const held = slot.held;
+    const cur = this.o.state.leases.get(shard);
+    if (held !== undefined && cur !== undefined && cur.revision > held.revision && (cur.value.owner !== held.owner || cur.value.epoch !== held.epoch)) {
+      const by = cur.value.owner === null ? `released at epoch ${cur.value.epoch}` : `taken by ${cur.value.owner} at epoch ${cur.value.epoch}`;
+      this.#abort(slot, `lease ${by}`, false);
+    } else if (held === undefined && this.#wants(shard)) void this.reconcile(shard);
+  }
+
+  /** Closing: stops and releases every held shard, `concurrency` at a time; resolves when all are done. */
+  async stopAll(concurrency: number): Promise<void> {
+    for (const slot of this.#slots.values()) clearTimeout(slot.retry);
+    const busy = [...this.#slots.values()].filter((s) => s.held !== undefined || s.queued);
+    await bounded(busy, concurrency, (slot) => this.reconcile(slot.shard));
+  }
+
+  /** Aborts (and releases, best effort) whatever is still held, e.g. when a close deadline passed. */
+  abortAll(reason: string): void {
+    for (const slot of this.#slots.values()) this.#abort(slot, reason, true);
+  }
+
+  /** Resolves when no lease write is in flight. */
+  async leaseWritesSettled(): Promise<void> {
+    await Promise.all([...this.#slots.values()].map((s) => s.leaseOp));
+  }
+
+  /** Clears every timer (after close). */
+  dispose(): void {
+    for (const slot of this.#slots.values()) {
+      clearTimeout(slot.retry);
+      clearTimeout(slot.watchdog);
+    }
+  }
+
+  #wants(shard: number): boolean {
+    return !this.o.closing() && this.o.state.assignments.get(shard)?.value.node === this.o.nodeId;
+  }
+
+  /** Queues one lifecycle step for `shard` (coalesced while one is already queued); resolves when it ran. */
+  reconcile(shard: number): Promise<void> {
+    const slot = this.#slots.get(shard)!;
+    if (slot.queued) return slot.chain;
+    slot.queued = true;
+    slot.chain = slot.chain
+      .then(() => {
+        slot.queued = false;
+        return this.#step(slot);
+      })
+      .catch((err: unknown) => this.o.config.log("error", "shard ownership step failed", { shard, error: (err as Error).message }));
+    return slot.chain;
+  }
+
+  async #step(slot: Slot): Promise<void> {
+    if (this.o.frozen()) return;
+    const wants = this.#wants(slot.shard);
+    if (wants) slot.wantedSince ??= this.o.config.now();
+    else slot.wantedSince = undefined;
+    if (wants && slot.held === undefined) await this.#acquire(slot);
+    else if (!wants && slot.held !== undefined && slot.phase === "running") await this.#stop(slot);
+  }
+
+  async #acquire(slot: Slot): Promise<void> {
+    clearTimeout(slot.retry);
+    const { shard } = slot;
+    const r = await this.o.leases.acquire(shard);
+    if (!r.ok) {
+      const delay = r.reason === "held" ? Math.max(1, r.expiresAt - this.o.config.now() + 1) : r.reason === "conflict" ? 10 : this.o.config.heartbeatMs;
+      slot.retry = setTimeout(() => void this.reconcile(shard), delay);
+      return;
+    }
+    const lease = r.lease;
+    if (this.o.frozen() || !this.#wants(shard)) {
+      // the world moved on while we were acquiring: hand it straight back
+      await this.o.leases.release(lease);
+      return this.#reconcileLater(slot);
+    }
+    slot.held = lease;
+    slot.phase = "starting";
+    slot.heldSince = performance.now();
+    this.#arm(slot);
+    const t0 = performance.now();
+    try {
+      await this.o.host.start({ shard, epoch: lease.epoch, owner: lease.owner });
+    } catch (err) {
+      this.o.config.log("error", "shard failed to start; lease released", { shard, epoch: lease.epoch, error: (err as Error).message });
+      if (slot.held?.epoch === lease.epoch) this.#abort(slot, `start failed: ${(err as Error).message}`, true);
+      slot.retry = setTimeout(() => void this.reconcile(shard), this.o.config.heartbeatMs);
+      return;
+    }
+    if (slot.held?.epoch !== lease.epoch) return;
+    slot.phase = "running";
+    const waitMs = slot.wantedSince === undefined ? 0 : Math.max(0, this.o.config.now() - slot.wantedSince);
+    slot.wantedSince = undefined;
+    this.o.config.log("info", "shard acquired", { shard, epoch: lease.epoch, waitMs, startMs: Math.round(performance.now() - t0) });
+    this.o.emit("acquired", { shard, epoch: lease.epoch, waitMs, startMs: performance.now() - t0 });
+    // the assignment may have changed while the host was starting
+    this.#reconcileLater(slot);
+  }
+
+  async #stop(slot: Slot): Promise<void> {
+    const lease = slot.held!;
+    const reason = this.o.closing() ? "shutdown" : stopReason(this.o.state.assignments.get(slot.shard)?.value.reason);
+    slot.phase = "stopping";
+    const t0 = performance.now();
+    try {
+      await this.o.host.stop(slot.shard, reason);
+    } catch (err) {
+      this.o.config.log("error", "shard failed to stop cleanly; aborting it", { shard: slot.shard, error: (err as Error).message });
+      if (slot.held?.epoch === lease.epoch) this.#abort(slot, `stop failed: ${(err as Error).message}`, true);
+      return;
+    }
+    // lost meanwhile: abort already told the host, and there is nothing of ours to release
+    if (slot.held?.epoch !== lease.epoch) return;
+    const stopMs = performance.now() - t0;
+    const heldMs = performance.now() - slot.heldSince;
+    await this.#release(slot);
+    this.o.config.log("info", "shard released", { shard: slot.shard, epoch: lease.epoch, reason, stopMs: Math.round(stopMs) });
+    this.o.emit("released", { shard: slot.shard, epoch: lease.epoch, reason, stopMs, heldMs });
+    this.#reconcileLater(slot);
+  }
+
+  #reconcileLater(slot: Slot): void {
+    // not awaited: we run inside the slot's chain, and the next step queues behind us
+    void this.reconcile(slot.shard);
+  }
+
+  /** Forgets the lease locally, then releases it (after any renewal in flight). */
+  async #release(slot: Slot): Promise<void> {
+    const lease = slot.held;
+    if (lease === undefined) return;
+    slot.held = undefined;
+    slot.phase = "idle";
+    clearTimeout(slot.watchdog);
+    const op = slot.leaseOp.then(() => this.o.leases.release(lease)).catch(() => false);
+    slot.leaseOp = op;
+    await op;
+  }
+
+  /** The lease is gone (or must be given up): tell the host at once. `release`: we may still hold it, give it back. */
+  #abort(slot: Slot, reason: string, release: boolean): void {
+    const lease = slot.held;
+    if (lease === undefined) return;
+    slot.held = undefined;
+    slot.phase = "idle";
+    clearTimeout(slot.watchdog);
+    try {
+      this.o.host.abort(slot.shard, reason);
+    } catch (err) {
+      this.o.config.log("error", "host.abort threw", { shard: slot.shard, error: (err as Error).message });
+    }
+    const heldMs = performance.now() - slot.heldSince;
+    this.o.config.log("warn", "shard aborted", { shard: slot.shard, epoch: lease.epoch, reason });
+    this.o.emit("aborted", { shard: slot.shard, epoch: lease.epoch, reason, heldMs });
+    if (release) slot.leaseOp = slot.leaseOp.then(() => this.o.leases.release(lease)).catch(() => false);
+    if (!this.o.closing()) this.#reconcileLater(slot);
+  }
+
+  /** Arms the watchdog: abort if the lease is not renewed by `expiresAt - leaseSafetyMs`. */
+  #arm(slot: Slot): void {
+    clearTimeout(slot.watchdog);
+    const held = slot.held;
+    if (held === undefined) return;
+    const due = held.expiresAt - this.o.config.leaseSafetyMs - this.o.config.now();
+    slot.watchdog = setTimeout(() => this.#checkExpiry(slot), Math.max(0, due));
+  }
+
+  #checkExpiry(slot: Slot): void {
+    const held = slot.held;
+    if (this.o.frozen() || held === undefined) return;
+    if (this.o.config.now() >= held.expiresAt - this.o.config.leaseSafetyMs) {
+      this.#abort(slot, `lease not renewed in time (expires at ${held.expiresAt})`, true);
+    } else this.#arm(slot);
+  }
+
+  /** Renews every held lease (one renewal per shard in flight at most). */
+  renewAll(): void {
+    for (const slot of this.#slots.values()) {
+      if (slot.held === undefined || slot.renewing) continue;
+      slot.renewing = true;
+      const op = slot.leaseOp.then(async () => {
+        const held = slot.held;
+        if (held === undefined) return;
+        const r = await this.o.leases.renew(held);
+        if (slot.held?.epoch !== held.epoch) return; // released or aborted meanwhile
+        if (r.ok) {
+          slot.held = r.lease;
+          this.#arm(slot);
+        } else if (r.reason === "lost") {
+          this.#abort(slot, `lease renewal refused: ${r.detail}`, false);
+        } else {
+          this.o.config.log("warn", "lease not renewed", { shard: slot.shard, epoch: held.epoch, error: r.error.message });
+          this.#checkExpiry(slot);
+        }
+      });
+      slot.leaseOp = op
+        .catch((err: unknown) => this.o.config.log("error", "lease renewal failed", { shard: slot.shard, error: (err as Error).message }))
+        .finally(() => (slot.renewing = false));
+    }
+  }
+}
+
+function stopReason(reason: AssignReason | undefined): StopReason {
+  switch (reason) {
+    case "move":
+      return "move";
+    case "drain":
+      return "drain";
+    default:
+      return "rebalance";
+  }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function bounded<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
