@@ -67,7 +67,7 @@ describe.sequential("ingest across node processes", () => {
     for (const id of fleet.ids) expectMatchesReference(id, views.get(id)!, ref.get(id));
 
     // every node owns shards/3 ± 1, still
-    const own = await c.waitBalanced(NODES, 5000);
+    const own = await c.waitBalanced(NODES);
     for (const id of NODES) expect(Math.abs(own.get(id)!.length - SHARDS / 3)).toBeLessThanOrEqual(1);
 
     // and what a reader without an owner sees (the committed snapshot) catches up to the same state

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { startNatsServer, type TestNatsServer } from "../../harness/nats-server.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 import { TestCluster, percentile, probesByShard, type Lease } from "./cluster.ts";
-import { CONVERGE_MS } from "./node-process.ts";
+import { CONVERGE_MS, TEST_LEASE_TTL_MS } from "./node-process.ts";
 import { FleetReference, allMessages, expectMatchesReference, generateFleet, sendMessages, waitApplied, type Fleet } from "./fleet.ts";
 
 // a long stream of small messages; the load is stopped once the operations are done
@@ -117,8 +117,10 @@ describe.sequential("planned moves, drain and join under load", () => {
 
     const movePauses = moves.map((m) => c.handoffPause(m.shard, m.fromEpoch)).filter((p) => p !== undefined);
     const drainPauses = drainLeases.map((l) => c.handoffPause(l.shard, l.epoch)).filter((p) => p !== undefined);
-    // a planned hand-off must not wait for the lease to run out: it is released, not abandoned
-    expect(movePauses.length).toBeGreaterThanOrEqual(6);
+    // a planned hand-off is a release, not an abandoned lease the next owner waits out: most moves show
+    // the old owner's release in its log, and the typical pause is far below the lease TTL
+    expect(movePauses.length).toBeGreaterThanOrEqual(4);
+    expect(percentile(movePauses.map((p) => p.pauseMs), 50)).toBeLessThan(TEST_LEASE_TTL_MS);
     console.log(
       `[scenario 4] under ${RATE} msg/s (${accepted} messages, ${sent} readings, all exact): ` +
         `move request → served by the new owner: ${fmt(moves.map((m) => m.latencyMs))}; ` +
