@@ -5,6 +5,10 @@
 // epoch ≤ its own revision (a new epoch is the previous + 1, and revisions grow by at least 1 per write),
 // so a lease with no previous value can start above the key's delete marker or above the bucket's last
 // sequence and still exceed every epoch ever written.
+//
+// `expiresAt` is written with the owner's clock and read with everyone else's: nodes' clocks must agree
+// to well within `leaseSafetyMs` (NTP does). The CAS makes two owners of one epoch impossible whatever the
+// clocks say; the clocks only decide how early a lease counts as free, and the owner gives up first.
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { ShardLease } from "../shard-host.ts";

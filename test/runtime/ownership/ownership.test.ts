@@ -171,6 +171,22 @@ describe("ownership", () => {
     expect(fx.registry.violations).toEqual([]);
   });
 
+  it("the coordinator forgets long-dead nodes; a node that comes back is listed again", async () => {
+    await using fx = new OwnershipFixture(ns.url, 4, { ...FAST, forgetDeadNodeMs: 300 });
+    await Promise.all(["a", "b"].map((id) => fx.start(id)));
+    await waitFor(() => fx.settled(["a", "b"]), { message: "settled on a, b" });
+    const survivor = fx.coordinator()!;
+    const ghost = fx.get(survivor.id === "a" ? "b" : "a");
+    ghost.ownership.freeze();
+    fx.registry.paused.add(ghost.id);
+    const listed = () => survivor.ownership.view().nodes.map((n) => n.nodeId);
+    await waitFor(() => listed().join() === survivor.id, { message: "dead node's record deleted" });
+    ghost.ownership.unfreeze();
+    fx.registry.paused.delete(ghost.id);
+    await waitFor(() => listed().length === 2 && fx.settled(["a", "b"]), { message: "node back and balanced" });
+    expect(fx.registry.violations).toEqual([]);
+  });
+
   it("refuses to start with a shard or stream count other than the cluster's", async () => {
     await using fx = new OwnershipFixture(ns.url, 8);
     await fx.start("a");
