@@ -125,6 +125,8 @@ export class ShardRunner {
   private loop: Promise<void> | undefined;
   private commitTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
+  /** Set while a commit captures its cut (encoding, with yields): applying waits until it resolves. */
+  private capturing: Promise<void> | undefined;
   private committing: Promise<void> | undefined;
   private lastApplied: JsMsg | undefined;
   private committedSeq = 0;
@@ -306,16 +308,13 @@ export class ShardRunner {
 
   private async consume(messages: ConsumerMessages): Promise<void> {
     try {
-      let slice = performance.now();
       for await (const m of messages) {
-        if (this.aborted) break;
-        await this.handle(m);
         // Buffered messages resume this loop through microtasks only: without a macrotask turn now and
         // then, a backlog starves lease renewals, heartbeats and commits, and the node loses its leases.
-        if (performance.now() - slice >= YIELD_AFTER_MS) {
-          await new Promise((resolve) => setImmediate(resolve));
-          slice = performance.now();
-        }
+        if (sliceUsed()) await yieldTurn();
+        if (this.aborted) break;
+        if (this.capturing !== undefined) await this.capturing;
+        await this.handle(m);
         if (this.stopped) break; // planned stop: the message in hand is applied, the rest is the next owner's
         if (this.dirty.size >= this.deps.options.commitMaxDirty || this.appliedSinceCommit >= this.deps.options.maxAckPending / 2) {
           void this.commit().catch(() => undefined);
@@ -340,6 +339,7 @@ export class ShardRunner {
     const slots: Array<Slot | undefined> = batch.items.map((item) => this.slotFor(item.type, item.entityId));
     const missing = slots.filter((s): s is Slot => s !== undefined && s.state === undefined && s.bytes === undefined && s.persisted);
     if (missing.length > 0) await Promise.all(missing.map((s) => this.fetchBytes(s)));
+    if (this.capturing !== undefined) await this.capturing; // a commit began its cut meanwhile
     if (this.aborted) return;
     const started = performance.now();
     const { metrics, names } = this.deps;
@@ -396,15 +396,27 @@ export class ShardRunner {
     const checkpointSeq = checkpointMsg?.info.streamSequence ?? this.committedSeq;
     if (this.dirty.size === 0 && checkpointSeq === this.committedSeq && this.pendingOutputs.length === 0) return;
     const started = performance.now();
-    // Capture a consistent cut now (synchronously): the loop keeps applying while this commit waits.
+    // Capture a consistent cut: nothing is applied to this shard until every dirty entity is encoded.
+    // Encoding yields to the event loop every few ms — a large cut (a backlog, a first ingest) takes
+    // seconds, and lease renewals, acks and queries must not wait for it; the other shards go on.
+    // Once captured, the loop keeps applying while this commit waits for its writes.
+    let release!: () => void;
+    this.capturing = new Promise<void>((resolve) => (release = resolve));
     const records: Array<{ slot: Slot; record: Uint8Array }> = [];
-    for (const slot of this.dirty) {
-      const bytes = slot.behavior.encode(slot.state);
-      slot.bytes = bytes;
-      slot.dirty = false;
-      records.push({ slot, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes }) });
+    try {
+      for (const slot of this.dirty) {
+        const bytes = slot.behavior.encode(slot.state);
+        slot.bytes = bytes;
+        slot.dirty = false;
+        records.push({ slot, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes }) });
+        if (sliceUsed()) await yieldTurn();
+      }
+      this.dirty.clear();
+    } finally {
+      this.capturing = undefined;
+      release();
     }
-    this.dirty.clear();
+    if (this.aborted) return; // the lease was lost while capturing: write nothing
     const outputs = this.pendingOutputs;
     this.pendingOutputs = [];
     this.appliedSinceCommit = 0;
@@ -487,6 +499,7 @@ export class ShardRunner {
 
   /** Fires due wake-ups, at most `wakeBatch` per round; each entity once, however many it missed. */
   private async fireWakes(): Promise<void> {
+    if (this.capturing !== undefined) return; // a commit is capturing its cut; the next round fires them
     const now = Date.now();
     const due: Array<Slot> = [];
     while (due.length < this.deps.options.wakeBatch) {
@@ -501,6 +514,7 @@ export class ShardRunner {
     if (due.length === 0) return;
     const missing = due.filter((s) => s.state === undefined && s.bytes === undefined && s.persisted);
     if (missing.length > 0) await Promise.all(missing.map((s) => this.fetchBytes(s)));
+    if (this.capturing !== undefined) await this.capturing;
     if (this.aborted) return;
     for (const slot of due) {
       this.activate(slot);
@@ -581,8 +595,40 @@ export class ShardRunner {
   }
 }
 
-/** Longest the consume loop runs before it lets timers and I/O in (ms). */
+/** Longest a shard loop runs before timers and I/O get a turn (ms). */
 const YIELD_AFTER_MS = 10;
+
+// The shard loops of a process (consuming, capturing a commit's cut) take turns: a loop that finds the
+// slice used waits in one FIFO, and one waiter is let in per event-loop iteration, with a fresh slice.
+// So timers and I/O run between any two turns however many shards are busy — with a slice per loop,
+// 64 busy shards resumed in the same phase (a socket read, the commit timers) still blocked for seconds.
+let sliceStart = performance.now();
+const turns: Array<() => void> = [];
+let granting = false;
+
+/** True once the current turn's slice is used (also when no turn was granted lately). */
+function sliceUsed(): boolean {
+  return performance.now() - sliceStart >= YIELD_AFTER_MS;
+}
+
+/** Resolves at this loop's next turn (after timers and I/O had theirs). */
+function yieldTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    turns.push(resolve);
+    if (!granting) {
+      granting = true;
+      setImmediate(grantTurn);
+    }
+  });
+}
+
+function grantTurn(): void {
+  const next = turns.shift();
+  sliceStart = performance.now();
+  if (turns.length > 0) setImmediate(grantTurn);
+  else granting = false;
+  next?.();
+}
 
 const MSGPACK_HEADER = { "Content-Type": "application/msgpack" } as const;
 const MSGPACK = natsHeaders();
