@@ -135,6 +135,8 @@ export class ShardRunner {
   private stopped = false;
   /** Lease lost or storage failed: nothing more is applied or written. */
   private aborted = false;
+  /** Entities dropped (stopped or aborted): nothing may be answered from them any more. */
+  private released = false;
   private consumedSinceRate = 0;
   private lastLag = 0;
 
@@ -185,7 +187,9 @@ export class ShardRunner {
     if (this.stopped) return;
     const started = performance.now();
     this.stopped = true;
-    this.rpc?.unsubscribe();
+    // drain, not unsubscribe: queries already on their way to this owner are still answered (with the
+    // state it is about to commit) instead of waiting out the caller's timeout; new ones find the next owner
+    this.rpc?.drain().catch(() => undefined);
     this.clearTimers();
     await this.messages?.close().catch(() => undefined);
     await this.loop;
@@ -471,6 +475,7 @@ export class ShardRunner {
   }
 
   private async answer(msg: Msg): Promise<void> {
+    if (this.released) return; // a drained query that came too late: the caller retries with the next owner
     let req: { type?: unknown; id?: unknown; q?: unknown };
     try {
       req = packr.unpack(msg.data) as typeof req;
@@ -481,7 +486,7 @@ export class ShardRunner {
     if (slot === undefined) return this.respond(msg, { ok: false, error: { code: RuntimeErrors.ENTITY_UNKNOWN.code, message: RuntimeErrors.ENTITY_UNKNOWN.message } });
     try {
       if (slot.state === undefined && slot.bytes === undefined && slot.persisted) await this.fetchBytes(slot);
-      if (this.aborted) return; // the next owner answers the retry
+      if (this.aborted || this.released) return; // the next owner answers the retry
       this.activate(slot);
       this.respond(msg, { ok: true, value: slot.behavior.query(slot.state, req.q), seq: slot.appliedSeq });
     } catch (err) {
@@ -586,6 +591,7 @@ export class ShardRunner {
   }
 
   private release(): void {
+    this.released = true;
     this.deps.metrics.residentEntities.dec(this.resident.size);
     this.deps.metrics.knownEntities.dec(this.slots.size);
     this.deps.metrics.consumerLag.remove({ shard: String(this.shard) });
