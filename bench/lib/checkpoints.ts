@@ -1,0 +1,127 @@
+// Watching and resetting a benchmark cluster's committed state: the `_checkpoint` record of every
+// `<prefix>-snap-<shard>` bucket (seen as it is published, confirmed by a read), and clean-up between runs.
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { Kvm } from "@nats-io/kv";
+import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import { decode } from "../../runtime/codec.ts";
+import { bucketStream, CHECKPOINT_KEY } from "../../runtime/snapshot-store.ts";
+import type { Names } from "../../runtime/subjects.ts";
+
+/** Follows every shard's checkpoint from the KV publishes themselves (no polling). */
+export class CheckpointWatch {
+  readonly seq: number[];
+  private readonly sub: Subscription;
+  private waiters: Array<() => void> = [];
+
+  private readonly kvm: Kvm | undefined;
+
+  constructor(
+    nc: NatsConnection,
+    private readonly names: Names,
+    shards: number,
+    kvm?: Kvm,
+  ) {
+    this.kvm = kvm;
+    this.seq = new Array<number>(shards).fill(0);
+    const prefix = `${names.snapshotBucket(0).slice(0, -1)}`; // "<prefix>-snap-"
+    this.sub = nc.subscribe(`$KV.*.${CHECKPOINT_KEY}`, {
+      callback: (err, msg) => {
+        if (err) return;
+        const bucket = msg.subject.split(".")[1]!;
+        if (!bucket.startsWith(prefix)) return;
+        const shard = Number(bucket.slice(prefix.length));
+        const cp = decode<{ seq: number }>(msg.data);
+        if (shard < this.seq.length && cp.seq > this.seq[shard]!) this.seq[shard] = cp.seq;
+        for (const w of this.waiters.splice(0)) w();
+      },
+    });
+  }
+
+  /**
+   * Resolves once every shard's checkpoint is at least `target[shard]`. Every `readEveryMs` the lagging
+   * shards' stored checkpoints are read too (a safety net: the figure must not hang on a missed publish).
+   */
+  async reach(target: readonly number[], timeoutMs = 900_000, readEveryMs = 2000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let nextRead = Date.now() + readEveryMs;
+    while (!target.every((t, s) => this.seq[s]! >= t)) {
+      if (Date.now() > deadline) throw new Error(`checkpoints not reached: ${this.lagging(target).join(",")}`);
+      if (this.kvm !== undefined && Date.now() >= nextRead) {
+        nextRead = Date.now() + readEveryMs;
+        const lagging = this.lagging(target);
+        const read = await readCheckpoints(this.kvm, this.names, this.seq.length, lagging);
+        let missed = 0;
+        for (const s of lagging) {
+          if (read[s]! > this.seq[s]!) {
+            this.seq[s] = read[s]!;
+            missed++;
+          }
+        }
+        this.missedPublishes += missed;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 250);
+      });
+    }
+  }
+
+  /** Checkpoints found by reading that the subscription had not seen (should stay 0). */
+  missedPublishes = 0;
+
+  lagging(target: readonly number[]): number[] {
+    return target.flatMap((t, s) => (this.seq[s]! >= t ? [] : [s]));
+  }
+
+  close(): void {
+    this.sub.unsubscribe();
+  }
+}
+
+/** Reads the stored checkpoint of `only` (default: every shard); 0 when the bucket or the key is missing. */
+export async function readCheckpoints(kvm: Kvm, names: Names, shards: number, only?: readonly number[]): Promise<number[]> {
+  const want = new Set(only ?? Array.from({ length: shards }, (_, s) => s));
+  return Promise.all(
+    Array.from({ length: shards }, async (_, s) => {
+      if (!want.has(s)) return 0;
+      try {
+        const kv = await kvm.open(names.snapshotBucket(s));
+        const e = await kv.get(CHECKPOINT_KEY);
+        return e === null || e.value.length === 0 ? 0 : decode<{ seq: number }>(e.value).seq;
+      } catch {
+        return 0;
+      }
+    }),
+  );
+}
+
+/** Sequence of the last message of each shard's input subject (0: none). */
+export async function lastSeqPerShard(jsm: JetStreamManager, names: Names, stream: string, shards: number): Promise<number[]> {
+  return Promise.all(
+    Array.from({ length: shards }, async (_, s) => {
+      const m = await jsm.streams.getMessage(stream, { last_by_subj: names.input(s) }).catch(() => null);
+      return m?.seq ?? 0;
+    }),
+  );
+}
+
+/** Forgets all committed state (snapshot buckets, shard consumers, outputs) so a run starts from scratch. */
+export async function resetRuntimeState(jsm: JetStreamManager, names: Names, stream: string, shards: number): Promise<void> {
+  await Promise.all(Array.from({ length: shards }, (_, s) => jsm.streams.delete(bucketStream(names.snapshotBucket(s))).catch(() => false)));
+  const consumers: string[] = [];
+  for await (const ci of jsm.consumers.list(stream)) consumers.push(ci.name);
+  await Promise.all(consumers.map((c) => jsm.consumers.delete(stream, c).catch(() => false)));
+  await jsm.streams.delete(names.outputStream).catch(() => false);
+}
+
+/** Deletes every stream of a prefix (inputs, outputs, snapshot buckets, cluster bucket). */
+export async function deletePrefix(jsm: JetStreamManager, names: Names): Promise<void> {
+  const doomed: string[] = [];
+  const upper = names.prefix.toUpperCase().replace(/-/g, "_");
+  for await (const si of jsm.streams.list()) {
+    const n = si.config.name;
+    if (n.startsWith(`${upper}_`) || n.startsWith(`KV_${names.prefix}-`)) doomed.push(n);
+  }
+  await Promise.all(doomed.map((n) => jsm.streams.delete(n).catch(() => false)));
+}

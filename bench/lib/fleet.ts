@@ -1,0 +1,155 @@
+// A synthetic Foobot fleet for benchmarks: device ids, plausible readings every 5 minutes (within the
+// normal ranges, so few pollution events), input messages shaped like the gateway's batches, and a
+// pipelined pre-fill of the input stream that records the last sequence per shard.
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Reading } from "../../actors/device-twin/domain/mod.ts";
+import { TWIN_TYPE } from "../../actors/device-twin/behavior.ts";
+import { encodeBatch, type InputItem } from "../../runtime/envelope.ts";
+import { PipelinedPublisher } from "../../runtime/publisher.ts";
+import { shardOf } from "../../runtime/shard-id.ts";
+import type { Names } from "../../runtime/subjects.ts";
+
+/** Foobots report every 5 minutes. */
+export const READING_INTERVAL_MS = 300_000;
+/** Event time of every device's first reading (a Monday, 00:00 UTC). */
+export const T0 = Date.UTC(2025, 0, 6);
+
+export function deviceId(i: number): string {
+  return `dev-${String(i).padStart(7, "0")}`;
+}
+
+/** Small deterministic PRNG (mulberry32), so every run sends the same bytes. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const q = (x: number, step: number) => Math.round(x / step) * step;
+
+/** One plausible indoor reading (all six channels, Foobot resolution). */
+export function reading(rand: () => number, t: number): Reading {
+  return {
+    t,
+    pm: q(4 + rand() * 24, 0.1),
+    co2: Math.round(450 + rand() * 700),
+    voc: Math.round(120 + rand() * 250),
+    tmp: q(19 + rand() * 5, 0.01),
+    hum: q(32 + rand() * 25, 0.01),
+    allpollu: q(8 + rand() * 30, 0.1),
+  };
+}
+
+export interface Fleet {
+  readonly ids: readonly string[];
+  readonly shardOfDevice: Int32Array;
+  /** Device indexes per shard. */
+  readonly byShard: readonly number[][];
+  /** Next reading index per device (readings are 5 minutes apart from T0). */
+  readonly next: Uint32Array;
+}
+
+export function fleet(devices: number, shards: number): Fleet {
+  const ids = Array.from({ length: devices }, (_, i) => deviceId(i));
+  const shardOfDevice = new Int32Array(devices);
+  const byShard: number[][] = Array.from({ length: shards }, () => []);
+  ids.forEach((id, i) => {
+    const s = shardOf(id, shards);
+    shardOfDevice[i] = s;
+    byShard[s]!.push(i);
+  });
+  return { ids, shardOfDevice, byShard, next: new Uint32Array(devices) };
+}
+
+/** The next `n` readings of device `i` (advances its clock). */
+export function readingsOf(f: Fleet, i: number, n: number, rand: () => number): Reading[] {
+  const out: Reading[] = [];
+  const start = f.next[i]!;
+  for (let k = 0; k < n; k++) out.push(reading(rand, T0 + (start + k) * READING_INTERVAL_MS));
+  f.next[i] = start + n;
+  return out;
+}
+
+export interface InputMessage {
+  shard: number;
+  data: Uint8Array;
+  readings: number;
+}
+
+const item = (entityId: string, readings: Reading[]): InputItem => ({ type: TWIN_TYPE, entityId, kind: "readings", payload: readings });
+
+/**
+ * "Device batches": each message is one device's upload of `perMessage` readings (the gateway publishes
+ * a device's request as one message); `rounds` uploads per device, devices interleaved.
+ */
+export function* deviceBatches(f: Fleet, rounds: number, perMessage: number, acceptedAt: number, seed = 1): Generator<InputMessage> {
+  const rand = rng(seed);
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < f.ids.length; i++) {
+      const readings = readingsOf(f, i, perMessage, rand);
+      yield { shard: f.shardOfDevice[i]!, data: encodeBatch({ acceptedAt, items: [item(f.ids[i]!, readings)] }), readings: perMessage };
+    }
+  }
+}
+
+/**
+ * "Fleet batches": every device reports one reading per round (every 5 minutes), and the gateway's
+ * micro-batcher packs `perMessage` of them (from different devices of one shard) into each message.
+ */
+export function* fleetBatches(f: Fleet, rounds: number, perMessage: number, acceptedAt: number, seed = 2): Generator<InputMessage> {
+  const rand = rng(seed);
+  const pending: InputItem[][] = f.byShard.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    for (let s = 0; s < f.byShard.length; s++) {
+      const buf = pending[s]!;
+      for (const i of f.byShard[s]!) {
+        buf.push(item(f.ids[i]!, readingsOf(f, i, 1, rand)));
+        if (buf.length === perMessage) {
+          yield { shard: s, data: encodeBatch({ acceptedAt, items: buf }), readings: perMessage };
+          buf.length = 0;
+        }
+      }
+    }
+  }
+  for (let s = 0; s < pending.length; s++) {
+    const buf = pending[s]!;
+    if (buf.length > 0) yield { shard: s, data: encodeBatch({ acceptedAt, items: buf }), readings: buf.length };
+  }
+}
+
+export interface Prefilled {
+  messages: number;
+  readings: number;
+  bytes: number;
+  /** Stream sequence of the last message of each shard (0: none). */
+  lastSeq: number[];
+}
+
+/** Publishes the messages to their shards' input subjects, pipelined, and waits for every PubAck. */
+export async function prefill(nc: NatsConnection, names: Names, shards: number, messages: Iterable<InputMessage>): Promise<Prefilled> {
+  const publisher = new PipelinedPublisher(nc, { maxInFlight: 2048, ackTimeoutMs: 30_000 });
+  const lastSeq = new Array<number>(shards).fill(0);
+  const acks: Promise<void>[] = [];
+  let count = 0;
+  let readings = 0;
+  let bytes = 0;
+  try {
+    for (const m of messages) {
+      count++;
+      readings += m.readings;
+      bytes += m.data.length;
+      const shard = m.shard;
+      acks.push(publisher.publish(names.input(shard), m.data).then((ack) => void (lastSeq[shard] = Math.max(lastSeq[shard]!, ack.seq))));
+      if (acks.length >= 4096) await Promise.all(acks.splice(0));
+    }
+    await Promise.all(acks);
+  } finally {
+    publisher.close();
+  }
+  return { messages: count, readings, bytes, lastSeq };
+}

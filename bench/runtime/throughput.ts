@@ -1,0 +1,229 @@
+// Throughput: readings/s from a pre-filled input stream to committed state (every shard's checkpoint
+// covers its last message, all snapshots written), on one node with all shards — against the FLOOR:
+// one plain JetStream consumer over the same messages that decodes them and keeps count/mean/min/max
+// per device and channel in a Map, persisting nothing. Runs alternate (floor, runtime, …); medians.
+//
+//   node bin/bench.js runtime/throughput --nats <url> --prefix <p> --shape device|fleet [--runs 3]
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { deviceTwinBehavior, TWIN_TYPE } from "../../actors/device-twin/behavior.ts";
+import { decodeTwin } from "../../actors/device-twin/domain/mod.ts";
+import { ensureStreams } from "../../runtime/cluster-setup.ts";
+import { decodeBatch } from "../../runtime/envelope.ts";
+import { createNodeRuntime } from "../../runtime/node-runtime.ts";
+import { entityKey, readSnapshot } from "../../runtime/snapshot-store.ts";
+import { names as namesOf, type Names } from "../../runtime/subjects.ts";
+import { flag, int, parseArgs, str } from "../lib/args.ts";
+import { CheckpointWatch, lastSeqPerShard, resetRuntimeState } from "../lib/checkpoints.ts";
+import { deviceBatches, fleet, fleetBatches, prefill } from "../lib/fleet.ts";
+import { emit, median, note, round } from "../lib/report.ts";
+
+const CHANNELS = ["pm", "co2", "voc", "tmp", "hum", "allpollu"] as const;
+
+interface Sizes {
+  devices: number;
+  rounds: number;
+  perMessage: number;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  const url = str(args, "nats");
+  const prefix = str(args, "prefix");
+  const shape = str(args, "shape", "device") as "device" | "fleet";
+  const shards = int(args, "shards", 64);
+  const runs = int(args, "runs", 3);
+  const only = str(args, "only", "both");
+  const quick = flag(args, "quick");
+  const sizes: Sizes =
+    shape === "device"
+      ? { devices: int(args, "devices", quick ? 1000 : 10_000), rounds: int(args, "rounds", 2), perMessage: int(args, "per-message", 100) }
+      : { devices: int(args, "devices", quick ? 1000 : 10_000), rounds: int(args, "rounds", quick ? 50 : 100), perMessage: int(args, "per-message", 100) };
+  const names = namesOf(prefix);
+  const stream = names.inputStream(0);
+
+  const nc = await connect({ servers: url, noAsyncTraces: true, name: "bench throughput" });
+  const jsm = await jetstreamManager(nc, { timeout: 60_000 });
+  await ensureStreams(jsm, names, { shards, streams: 1, replicas: 1 });
+  const info = await jsm.streams.info(stream);
+  let total: { messages: number; readings: number };
+  if (info.state.messages === 0) {
+    note(`pre-filling ${stream}`, { shape, ...sizes });
+    const f = fleet(sizes.devices, shards);
+    const acceptedAt = Date.now();
+    const gen = shape === "device" ? deviceBatches(f, sizes.rounds, sizes.perMessage, acceptedAt) : fleetBatches(f, sizes.rounds, sizes.perMessage, acceptedAt);
+    const t0 = performance.now();
+    const filled = await prefill(nc, names, shards, gen);
+    note("pre-filled", { messages: filled.messages, readings: filled.readings, mb: round(filled.bytes / 2 ** 20), s: round((performance.now() - t0) / 1000) });
+    total = filled;
+  } else {
+    total = { messages: info.state.messages, readings: sizes.devices * sizes.rounds * (shape === "device" ? sizes.perMessage : 1) };
+  }
+  const lastSeq = await lastSeqPerShard(jsm, names, stream, shards);
+
+  const floor: number[] = [];
+  const runtime: number[] = [];
+  const applied: number[] = [];
+  let extra: Record<string, unknown> = {};
+  for (let run = 1; run <= runs; run++) {
+    if (only !== "runtime") {
+      const r = await floorRun(nc, stream, total.messages);
+      floor.push(total.readings / r.seconds);
+      note(`floor run ${run}`, { readingsPerS: round(total.readings / r.seconds), s: round(r.seconds), devices: r.devices });
+    }
+    if (only !== "floor") {
+      await resetRuntimeState(jsm, names, stream, shards);
+      note(`runtime run ${run}: state reset, starting ${shards} shards`);
+      const r = await runtimeRun(url, names, shards, total.messages, lastSeq);
+      runtime.push(total.readings / r.committedS);
+      applied.push(total.readings / r.appliedS);
+      extra = r.extra;
+      note(`runtime run ${run}`, { readingsPerS: round(total.readings / r.committedS), committedS: round(r.committedS), appliedS: round(r.appliedS), ...r.extra });
+      await verify(nc, names, shards, sizes, shape);
+    }
+  }
+
+  const detail = { shape, ...sizes, messages: total.messages, readings: total.readings, shards, runs, floorRuns: floor.map((x) => round(x)), runtimeRuns: runtime.map((x) => round(x)), ...extra };
+  const label = shape === "device" ? "device-batches" : "fleet-batches";
+  const floorName = "floor: plain pull consumer, decode, count/mean/min/max per device+channel in a Map";
+  if (only === "both") {
+    emit({ suite: "runtime", name: `throughput.${label}`, value: round(median(runtime)), unit: "readings/s", baseline: { name: floorName, value: round(median(floor)) }, detail });
+    emit({ suite: "runtime", name: `throughput.${label}.applied`, value: round(median(applied)), unit: "readings/s", baseline: { name: floorName, value: round(median(floor)) }, detail: { note: "until every message was applied in memory, before the last commit" } });
+    emit({ suite: "runtime", name: `throughput.${label}.ratio`, value: round(median(runtime) / median(floor)), unit: "× floor", baseline: { name: "target", value: 0.5 } });
+  } else if (only === "runtime") {
+    emit({ suite: "runtime", name: `throughput.${label}.runtime-only`, value: round(median(runtime)), unit: "readings/s", detail });
+  }
+  await nc.close();
+}
+
+/** The floor: one ordered consumer over the whole stream, decode, simple statistics in a Map. */
+async function floorRun(nc: NatsConnection, stream: string, messages: number): Promise<{ seconds: number; devices: number }> {
+  const js = jetstream(nc);
+  const stats = new Map<string, Float64Array>();
+  const t0 = performance.now();
+  const consumer = await js.consumers.get(stream);
+  const iter = await consumer.consume({ max_messages: 1000 });
+  let n = 0;
+  for await (const m of iter) {
+    const batch = decodeBatch(m.data);
+    for (const item of batch.items) {
+      if (item.kind !== "readings") continue;
+      let s = stats.get(item.entityId);
+      if (s === undefined) {
+        s = new Float64Array(CHANNELS.length * 4);
+        for (let c = 0; c < CHANNELS.length; c++) {
+          s[c * 4 + 2] = Infinity;
+          s[c * 4 + 3] = -Infinity;
+        }
+        stats.set(item.entityId, s);
+      }
+      for (const r of item.payload as Array<Record<string, number>>) {
+        for (let c = 0; c < CHANNELS.length; c++) {
+          const x = r[CHANNELS[c]!];
+          if (x === undefined) continue;
+          const o = c * 4;
+          const count = ++s[o]!;
+          s[o + 1]! += (x - s[o + 1]!) / count;
+          if (x < s[o + 2]!) s[o + 2] = x;
+          if (x > s[o + 3]!) s[o + 3] = x;
+        }
+      }
+    }
+    if (++n === messages) break;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await iter.close();
+  return { seconds, devices: stats.size };
+}
+
+/** One node, every shard started at once; done when every checkpoint covers its shard's last message. */
+async function runtimeRun(url: string, names: Names, shards: number, messages: number, lastSeq: number[]) {
+  const watchNc = await connect({ servers: url, noAsyncTraces: true, name: "bench watch" });
+  const nodeNc = await connect({ servers: url, noAsyncTraces: true, name: "bench node" });
+  const watch = new CheckpointWatch(watchNc, names, shards, new Kvm(watchNc));
+  const warnings: string[] = [];
+  const rt = await createNodeRuntime(nodeNc, {
+    prefix: names.prefix,
+    shards,
+    streams: 1,
+    replicas: 1,
+    behaviors: [deviceTwinBehavior()],
+    defaultMetrics: false,
+    memoryBudgetBytes: 64 * 2 ** 30,
+    log: (level, msg, fields) => {
+      if (level !== "info") warnings.push(`${level} ${msg} ${JSON.stringify(fields)}`);
+    },
+  });
+  // Event-loop delay during the run: what a live query, a lease renewal or a commit timer waits for.
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const t0 = performance.now();
+  // a start that fails (a JetStream request timing out under load) is retried after a heartbeat, as
+  // ownership would; it counts in the time, and in `startRetries`
+  let startRetries = 0;
+  await Promise.all(
+    Array.from({ length: shards }, async (_, shard) => {
+      for (;;) {
+        try {
+          return await rt.host.start({ shard, epoch: 1, owner: "bench" });
+        } catch (err) {
+          if (++startRetries > 3 * shards) throw err;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    }),
+  );
+  const startedS = (performance.now() - t0) / 1000;
+  let appliedS = 0;
+  const appliedDone = (async () => {
+    for (;;) {
+      const v = (await rt.metrics.messagesApplied.get()).values[0]?.value ?? 0;
+      if (v >= messages) return void (appliedS = (performance.now() - t0) / 1000);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  const progress = setInterval(() => {
+    void rt.metrics.messagesApplied.get().then((m) => note("still waiting", { s: round((performance.now() - t0) / 1000), applied: m.values[0]?.value ?? 0, of: messages, lagging: watch.lagging(lastSeq).length }));
+  }, 30_000);
+  await watch.reach(lastSeq);
+  loop.disable();
+  const committedS = (performance.now() - t0) / 1000;
+  await appliedDone;
+  clearInterval(progress);
+  const sum = async (h: { get(): Promise<{ values: Array<{ metricName?: string; value: number }> }> }, suffix: string) =>
+    (await h.get()).values.find((v) => v.metricName?.endsWith(suffix))?.value ?? 0;
+  const extra = {
+    startS: round(startedS),
+    startRetries,
+    loopDelayP99Ms: round(loop.percentile(99) / 1e6),
+    loopDelayMaxMs: round(loop.max / 1e6),
+    snapshotsWritten: await sum(rt.metrics.commitRecords, "_sum"),
+    commits: await sum(rt.metrics.commitRecords, "_count"),
+    outputs: (await rt.metrics.outputsPublished.get()).values[0]?.value ?? 0,
+    warnings: warnings.length,
+    missedCheckpointPublishes: watch.missedPublishes,
+  };
+  if (warnings.length > 0) note("runtime warnings", { first: warnings.slice(0, 3) });
+  watch.close();
+  await rt.host.stopAll();
+  rt.close();
+  await nodeNc.close();
+  await watchNc.close();
+  return { committedS, appliedS, extra };
+}
+
+/** Every device of a sample has exactly the readings it was sent, in its committed snapshot. */
+async function verify(nc: NatsConnection, names: Names, shards: number, sizes: Sizes, shape: "device" | "fleet"): Promise<void> {
+  const f = fleet(sizes.devices, shards);
+  const kvm = new Kvm(nc);
+  const expected = shape === "device" ? sizes.rounds * sizes.perMessage : sizes.rounds;
+  for (let i = 0; i < f.ids.length; i += Math.max(1, Math.floor(f.ids.length / 20))) {
+    const kv = await kvm.open(names.snapshotBucket(f.shardOfDevice[i]!));
+    const rec = await readSnapshot(kv, entityKey(TWIN_TYPE, f.ids[i]!));
+    const got = rec === undefined ? -1 : decodeTwin(rec.state).readings;
+    if (got !== expected) throw new Error(`verification failed: ${f.ids[i]} has ${got} readings committed, expected ${expected}`);
+  }
+}
