@@ -92,10 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
   });
   app.addHook("onResponse", async (req, reply) => {
-    deps.metrics.requestSeconds.observe(
-      { route: req.routeOptions.url ?? "unmatched", method: req.method, status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    deps.metrics.observeRequest(req.routeOptions.url ?? "unmatched", req.method, reply.statusCode, reply.elapsedTime / 1000);
   });
 
   // JSON (fastify's, with prototype-poisoning protection) and MessagePack only: anything else is 415
@@ -144,6 +141,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(fastifyRateLimit, {
     global: false,
     cache: o.rateLimitCacheSize ?? 100_000,
+    // the x-ratelimit-* headers only on the 429 itself (with Retry-After), not on every accepted request
+    addHeadersOnExceeding: { "x-ratelimit-limit": false, "x-ratelimit-remaining": false, "x-ratelimit-reset": false },
     errorResponseBuilder: (_req, ctx) =>
       new GatewayError("INGEST_RATE_LIMITED", `more than ${ctx.max} requests for this device within ${Math.round(ctx.ttl / 1000)} s; retry after ${ctx.after}`),
   });
