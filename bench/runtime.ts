@@ -1,6 +1,6 @@
 // `npm run bench -- runtime [--quick] [--parts throughput,cluster,memory] [--runs N] [--profile]
 //                          [--cluster-twins N] [--moves N] [--kill other|coordinator] [--load readings/s]
-//                          [--memory-twins N]`
+//                          [--memory-twins N] [--shapes device,fleet]`
 //
 // The runtime suite: throughput against a plain-consumer floor, recovery after `kill -9`, planned-move
 // pauses, and resident memory per twin against bare domain states. It starts a private nats-server
@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<void> {
   const run = (suite: string, nodeFlags: string[], extra: string[], forward = true) => child(nodeFlags, [suite, "--nats", ns.url, ...common, ...extra], forward);
 
   if (parts.includes("throughput")) {
-    for (const shape of ["device", "fleet"] as const) {
+    for (const shape of str(args, "shapes", "device,fleet").split(",")) {
       const prefix = `bt${shape[0]}`;
       await run("runtime/throughput", [], ["--prefix", prefix, "--shape", shape, "--runs", String(runs)]);
       if (flag(args, "profile")) {

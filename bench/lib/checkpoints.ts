@@ -13,15 +13,12 @@ export class CheckpointWatch {
   private readonly sub: Subscription;
   private waiters: Array<() => void> = [];
 
-  private readonly kvm: Kvm | undefined;
-
   constructor(
     nc: NatsConnection,
     private readonly names: Names,
     shards: number,
-    kvm?: Kvm,
+    private readonly kvm: Kvm,
   ) {
-    this.kvm = kvm;
     this.seq = new Array<number>(shards).fill(0);
     const prefix = `${names.snapshotBucket(0).slice(0, -1)}`; // "<prefix>-snap-"
     this.sub = nc.subscribe(`$KV.*.${CHECKPOINT_KEY}`, {
@@ -38,26 +35,26 @@ export class CheckpointWatch {
   }
 
   /**
-   * Resolves once every shard's checkpoint is at least `target[shard]`. Every `readEveryMs` the lagging
-   * shards' stored checkpoints are read too (a safety net: the figure must not hang on a missed publish).
+   * Resolves once every shard's stored checkpoint is at least `target[shard]`. A publish seen on the
+   * subject is only a hint — JetStream may have refused it (a fenced or failed writer's pipelined
+   * write is still delivered to subscribers) — so reaching is confirmed by reading the stored values,
+   * and the lagging shards are also read every `readEveryMs`.
    */
   async reach(target: readonly number[], timeoutMs = 900_000, readEveryMs = 2000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let nextRead = Date.now() + readEveryMs;
-    while (!target.every((t, s) => this.seq[s]! >= t)) {
+    for (;;) {
       if (Date.now() > deadline) throw new Error(`checkpoints not reached: ${this.lagging(target).join(",")}`);
-      if (this.kvm !== undefined && Date.now() >= nextRead) {
+      const hinted = target.every((t, s) => this.seq[s]! >= t);
+      if (hinted || Date.now() >= nextRead) {
         nextRead = Date.now() + readEveryMs;
-        const lagging = this.lagging(target);
-        const read = await readCheckpoints(this.kvm, this.names, this.seq.length, lagging);
-        let missed = 0;
-        for (const s of lagging) {
-          if (read[s]! > this.seq[s]!) {
-            this.seq[s] = read[s]!;
-            missed++;
-          }
+        const stored = await readCheckpoints(this.kvm, this.names, this.seq.length);
+        for (let s = 0; s < stored.length; s++) {
+          if (stored[s]! > this.seq[s]!) this.missedPublishes++;
+          if (stored[s]! < this.seq[s]!) this.refusedPublishes++;
+          this.seq[s] = stored[s]!;
         }
-        this.missedPublishes += missed;
+        if (target.every((t, s) => this.seq[s]! >= t)) return;
         continue;
       }
       await new Promise<void>((resolve) => {
@@ -67,8 +64,11 @@ export class CheckpointWatch {
     }
   }
 
-  /** Checkpoints found by reading that the subscription had not seen (should stay 0). */
+  /** Stored checkpoints ahead of what the subscription showed. */
   missedPublishes = 0;
+  /** Checkpoint publishes seen that JetStream did not store (a writer that failed or was fenced). */
+  refusedPublishes = 0;
+
 
   lagging(target: readonly number[]): number[] {
     return target.flatMap((t, s) => (this.seq[s]! >= t ? [] : [s]));

@@ -154,7 +154,9 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
     defaultMetrics: false,
     memoryBudgetBytes: 64 * 2 ** 30,
     log: (level, msg, fields) => {
-      if (level !== "info") warnings.push(`${level} ${msg} ${JSON.stringify(fields)}`);
+      if (level === "info") return;
+      warnings.push(`${level} ${msg} ${JSON.stringify(fields)}`);
+      if (warnings.length <= 10) note(`node ${level}: ${msg}`, fields);
     },
   });
   // Event-loop delay during the run: what a live query, a lease renewal or a commit timer waits for.
@@ -185,13 +187,26 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
       await new Promise((r) => setTimeout(r, 5));
     }
   })();
+  // a run that stops making progress fails with what it knows instead of hanging
+  let lastProgress = "";
+  let stuckRounds = 0;
+  let stuck!: (err: Error) => void;
+  const stalled = new Promise<never>((_, reject) => (stuck = reject));
+  stalled.catch(() => undefined); // raced below; unhandled only if nothing waits any more
   const progress = setInterval(() => {
-    void rt.metrics.messagesApplied.get().then((m) => note("still waiting", { s: round((performance.now() - t0) / 1000), applied: m.values[0]?.value ?? 0, of: messages, lagging: watch.lagging(lastSeq).length }));
+    void rt.metrics.messagesApplied.get().then((m) => {
+      const state = { s: round((performance.now() - t0) / 1000), applied: m.values[0]?.value ?? 0, of: messages, lagging: watch.lagging(lastSeq) };
+      note("still waiting", { ...state, lagging: state.lagging.length });
+      const key = `${state.applied}/${state.lagging.join(",")}`;
+      stuckRounds = key === lastProgress ? stuckRounds + 1 : 0;
+      lastProgress = key;
+      if (stuckRounds >= 4) stuck(new Error(`no progress for 2 minutes: ${JSON.stringify(state)}; node warnings: ${warnings.slice(0, 5).join(" | ")}`));
+    });
   }, 30_000);
-  await watch.reach(lastSeq);
+  await Promise.race([watch.reach(lastSeq), stalled]);
   loop.disable();
   const committedS = (performance.now() - t0) / 1000;
-  await appliedDone;
+  await Promise.race([appliedDone, stalled]);
   clearInterval(progress);
   const sum = async (h: { get(): Promise<{ values: Array<{ metricName?: string; value: number }> }> }, suffix: string) =>
     (await h.get()).values.find((v) => v.metricName?.endsWith(suffix))?.value ?? 0;
@@ -204,7 +219,7 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
     commits: await sum(rt.metrics.commitRecords, "_count"),
     outputs: (await rt.metrics.outputsPublished.get()).values[0]?.value ?? 0,
     warnings: warnings.length,
-    missedCheckpointPublishes: watch.missedPublishes,
+    refusedCheckpointPublishes: watch.refusedPublishes,
   };
   if (warnings.length > 0) note("runtime warnings", { first: warnings.slice(0, 3) });
   watch.close();
