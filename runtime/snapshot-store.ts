@@ -185,12 +185,24 @@ export interface ShardScan {
 
 /** Reads the last record of every key of the bucket with an ordered consumer (one pass, no request per key). */
 export async function scanShard(js: JetStreamClient, jsm: JetStreamManager, bucket: string): Promise<ShardScan> {
-  const stream = bucketStream(bucket);
+  // Only this owner writes the bucket now (it is fenced), so one pass must see every key the stream
+  // holds. A pass that saw fewer (an ordered consumer reset under load) is repeated: starting a shard
+  // from an incomplete scan would take known entities for new ones and overwrite their snapshots.
+  for (let attempt = 1; ; attempt++) {
+    const info = await jsm.streams.info(bucketStream(bucket));
+    if (info.state.messages === 0) return { checkpoint: 0, entities: new Map() };
+    const scan = await scanOnce(js, bucket);
+    const expected = info.state.num_subjects;
+    if (expected === undefined || scan.keys >= expected) return { checkpoint: scan.checkpoint, entities: scan.entities };
+    if (attempt >= 5) throw new Error(`scan of ${bucket} saw ${scan.keys} of ${expected} keys`);
+  }
+}
+
+async function scanOnce(js: JetStreamClient, bucket: string): Promise<ShardScan & { keys: number }> {
   const entities = new Map<string, SnapshotRecord>();
+  const seen = new Set<string>();
   let checkpoint = 0;
-  const info = await jsm.streams.info(stream);
-  if (info.state.messages === 0) return { checkpoint, entities };
-  const consumer = await js.consumers.get(stream, {
+  const consumer = await js.consumers.get(bucketStream(bucket), {
     filter_subjects: `$KV.${bucket}.>`,
     deliver_policy: DeliverPolicy.LastPerSubject,
   });
@@ -198,6 +210,7 @@ export async function scanShard(js: JetStreamClient, jsm: JetStreamManager, buck
   const messages = await consumer.consume({ max_messages: 1000 });
   for await (const m of messages) {
     const key = m.subject.slice(prefixLength);
+    seen.add(key);
     const op = m.headers?.get("KV-Operation");
     if (op !== "DEL" && op !== "PURGE" && m.data.length > 0) {
       if (key === CHECKPOINT_KEY) {
@@ -211,7 +224,7 @@ export async function scanShard(js: JetStreamClient, jsm: JetStreamManager, buck
     if (m.info.pending === 0) break;
   }
   await messages.close();
-  return { checkpoint, entities };
+  return { checkpoint, entities, keys: seen.size };
 }
 
 /** Reads one entity's committed record without any owner (snapshot consistency). */
