@@ -106,13 +106,31 @@ export async function lastSeqPerShard(jsm: JetStreamManager, names: Names, strea
   );
 }
 
-/** Forgets all committed state (snapshot buckets, shard consumers, outputs) so a run starts from scratch. */
+/**
+ * Forgets all committed state (snapshot buckets, shard consumers, outputs) so a run starts from scratch.
+ * Every deletion is confirmed: a bucket that survived (a delete that timed out on a loaded server) would
+ * hand the next run its predecessor's checkpoint, and the run would "finish" without applying anything.
+ */
 export async function resetRuntimeState(jsm: JetStreamManager, names: Names, stream: string, shards: number): Promise<void> {
-  await Promise.all(Array.from({ length: shards }, (_, s) => jsm.streams.delete(bucketStream(names.snapshotBucket(s))).catch(() => false)));
+  const streams = [...Array.from({ length: shards }, (_, s) => bucketStream(names.snapshotBucket(s))), names.outputStream];
+  await Promise.all(streams.map((name) => deleteStream(jsm, name)));
   const consumers: string[] = [];
-  for await (const ci of jsm.consumers.list(stream)) consumers.push(ci.name);
+  for await (const ci of jsm.consumers.list(stream)) if (ci !== null) consumers.push(ci.name);
   await Promise.all(consumers.map((c) => jsm.consumers.delete(stream, c).catch(() => false)));
-  await jsm.streams.delete(names.outputStream).catch(() => false);
+  for await (const ci of jsm.consumers.list(stream)) if (ci !== null) throw new Error(`consumer ${ci.name} of ${stream} survived the reset`);
+}
+
+/** Deletes a stream and makes sure it is gone (retrying a delete that failed or timed out). */
+async function deleteStream(jsm: JetStreamManager, name: string): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await jsm.streams.delete(name).catch(() => false);
+    const exists = await jsm.streams.info(name).then(
+      () => true,
+      (err: unknown) => !/not found/i.test(String((err as Error).message)),
+    );
+    if (!exists) return;
+  }
+  throw new Error(`stream ${name} could not be deleted`);
 }
 
 /** Deletes every stream of a prefix (inputs, outputs, snapshot buckets, cluster bucket). */

@@ -200,7 +200,11 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
       const key = `${state.applied}/${state.lagging.join(",")}`;
       stuckRounds = key === lastProgress ? stuckRounds + 1 : 0;
       lastProgress = key;
-      if (stuckRounds >= 4) stuck(new Error(`no progress for 2 minutes: ${JSON.stringify(state)}; node warnings: ${warnings.slice(0, 5).join(" | ")}`));
+      if (stuckRounds >= 4) {
+        const owned = new Set(rt.host.owned());
+        const notServed = Array.from({ length: shards }, (_, i) => i).filter((i) => !owned.has(i));
+        stuck(new Error(`no progress for 2 minutes: ${JSON.stringify({ ...state, notServed })}; node warnings (${warnings.length}): ${warnings.slice(0, 40).join(" | ")}`));
+      }
     });
   }, 30_000);
   await Promise.race([watch.reach(lastSeq), stalled]);
