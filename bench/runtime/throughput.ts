@@ -77,7 +77,7 @@ export async function main(argv: string[]): Promise<void> {
     if (only !== "floor") {
       await resetRuntimeState(jsm, names, stream, shards);
       note(`runtime run ${run}: state reset, starting ${shards} shards`);
-      const r = await runtimeRun(url, names, shards, total.messages, lastSeq);
+      const r = await runtimeRun(url, names, shards, total.messages, lastSeq, sizes, shape);
       runtime.push(total.readings / r.committedS);
       applied.push(total.readings / r.appliedS);
       extra = r.extra;
@@ -140,7 +140,7 @@ async function floorRun(nc: NatsConnection, stream: string, messages: number): P
 }
 
 /** One node, every shard started at once; done when every checkpoint covers its shard's last message. */
-async function runtimeRun(url: string, names: Names, shards: number, messages: number, lastSeq: number[]) {
+async function runtimeRun(url: string, names: Names, shards: number, messages: number, lastSeq: number[], sizes: Sizes, shape: "device" | "fleet") {
   const watchNc = await connect({ servers: url, noAsyncTraces: true, name: "bench watch" });
   const nodeNc = await connect({ servers: url, noAsyncTraces: true, name: "bench node" });
   const watch = new CheckpointWatch(watchNc, names, shards, new Kvm(watchNc));
@@ -200,10 +200,13 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
       const key = `${state.applied}/${state.lagging.join(",")}`;
       stuckRounds = key === lastProgress ? stuckRounds + 1 : 0;
       lastProgress = key;
-      if (stuckRounds >= 4) {
+      if (stuckRounds === 4) {
         const owned = new Set(rt.host.owned());
         const notServed = Array.from({ length: shards }, (_, i) => i).filter((i) => !owned.has(i));
-        stuck(new Error(`no progress for 2 minutes: ${JSON.stringify({ ...state, notServed })}; node warnings (${warnings.length}): ${warnings.slice(0, 40).join(" | ")}`));
+        void verify(watchNc, names, shards, sizes, shape, false).then(
+          (badShards) => stuck(new Error(`no progress for 2 minutes: ${JSON.stringify({ ...state, notServed, shardsWithWrongCommittedState: badShards })}; node warnings (${warnings.length}): ${warnings.slice(0, 40).join(" | ")}`)),
+          (err: unknown) => stuck(err as Error),
+        );
       }
     });
   }, 30_000);
@@ -234,15 +237,25 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
   return { committedS, appliedS, extra };
 }
 
-/** Every device of a sample has exactly the readings it was sent, in its committed snapshot. */
-async function verify(nc: NatsConnection, names: Names, shards: number, sizes: Sizes, shape: "device" | "fleet"): Promise<void> {
+/** Every device has exactly the readings it was sent in its committed snapshot; returns the shards that do not. */
+async function verify(nc: NatsConnection, names: Names, shards: number, sizes: Sizes, shape: "device" | "fleet", strict = true): Promise<number[]> {
   const f = fleet(sizes.devices, shards);
   const kvm = new Kvm(nc);
   const expected = shape === "device" ? sizes.rounds * sizes.perMessage : sizes.rounds;
-  for (let i = 0; i < f.ids.length; i += Math.max(1, Math.floor(f.ids.length / 20))) {
-    const kv = await kvm.open(names.snapshotBucket(f.shardOfDevice[i]!));
-    const rec = await readSnapshot(kv, entityKey(TWIN_TYPE, f.ids[i]!));
-    const got = rec === undefined ? -1 : decodeTwin(rec.state).readings;
-    if (got !== expected) throw new Error(`verification failed: ${f.ids[i]} has ${got} readings committed, expected ${expected}`);
-  }
+  const bad = new Map<number, string>();
+  await Promise.all(
+    Array.from({ length: shards }, async (_, s) => {
+      const kv = await kvm.open(names.snapshotBucket(s));
+      for (const i of f.byShard[s]!) {
+        const rec = await readSnapshot(kv, entityKey(TWIN_TYPE, f.ids[i]!));
+        const got = rec === undefined ? -1 : decodeTwin(rec.state).readings;
+        if (got !== expected) {
+          bad.set(s, `${f.ids[i]} has ${got} readings committed, expected ${expected}`);
+          return;
+        }
+      }
+    }),
+  );
+  if (bad.size > 0 && strict) throw new Error(`verification failed in shards ${[...bad.keys()].join(",")}: ${[...bad.values()][0]}`);
+  return [...bad.keys()];
 }
