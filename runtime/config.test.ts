@@ -26,7 +26,7 @@ describe("loadConfig defaults", () => {
       heartbeatMs: 1000,
       idlePassivateMs: 600_000,
       memoryBudgetMb: 1024,
-      fetchBatch: 256,
+      fetchBatch: 32,
     } satisfies AirtwinConfig);
     expect(c.nodeId).toBe(defaultNodeId());
     expect(c.nodeId).toMatch(new RegExp(`^[A-Za-z0-9_-]{1,64}$`));

@@ -46,7 +46,7 @@ export interface AirtwinConfig {
   readonly idlePassivateMs: number;
   /** Megabytes of live twins a node keeps in memory before passivating the least recently used, 16..1 048 576. `AIRTWIN_MEMORY_BUDGET_MB`. Default 1024. */
   readonly memoryBudgetMb: number;
-  /** Maximum messages per pull from a shard consumer, 1..10 000. `AIRTWIN_FETCH_BATCH`. Default 256. */
+  /** Maximum messages per pull from a shard consumer, 1..10 000; shards × this × message size is what a node can have in flight (keep it under nats-server's 64 MiB max_pending). `AIRTWIN_FETCH_BATCH`. Default 32. */
   readonly fetchBatch: number;
 }
 
@@ -130,7 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
   }
   const idlePassivateMs = int("AIRTWIN_IDLE_PASSIVATE_MS", 600_000, 0, 7 * 24 * 3_600_000);
   const memoryBudgetMb = int("AIRTWIN_MEMORY_BUDGET_MB", 1024, 16, 1_048_576);
-  const fetchBatch = int("AIRTWIN_FETCH_BATCH", 256, 1, 10_000);
+  const fetchBatch = int("AIRTWIN_FETCH_BATCH", 32, 1, 10_000);
 
   if (problems.length > 0) {
     const list = problems.map((p) => `${p.variable}=${p.value}: ${p.reason}`).join("; ");

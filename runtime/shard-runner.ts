@@ -36,7 +36,13 @@ export interface ShardRunnerOptions {
   commitIntervalMs: number;
   /** Commit early once this many entities are dirty. Default 5000. */
   commitMaxDirty: number;
-  /** Messages requested per pull. Default 256. */
+  /**
+   * Messages requested per pull per shard (re-pulled at 75%). A node has up to shards × this × message
+   * size in flight, which must stay under nats-server's per-client max_pending (64 MiB): past it the
+   * server drops the connection and what was in transit (the runner then replays from its checkpoint).
+   * Counted in messages because nats.js's byte-bounded consume stalls whenever a pull's remaining bytes
+   * cannot hold the next message. Default 32 (64 shards × 32 × 25 KB gateway batches ≈ 51 MB).
+   */
   fetchBatch: number;
   /** Consumer max_ack_pending; must exceed the messages one commit interval brings. Default 100000. */
   maxAckPending: number;
@@ -55,7 +61,7 @@ export interface ShardRunnerOptions {
 export const defaultShardRunnerOptions: ShardRunnerOptions = {
   commitIntervalMs: 1000,
   commitMaxDirty: 5000,
-  fetchBatch: 256,
+  fetchBatch: 32,
   maxAckPending: 100_000,
   ackWaitMs: 60_000,
   idlePassivateMs: 600_000,
@@ -130,6 +136,8 @@ export class ShardRunner {
   private committing: Promise<void> | undefined;
   private lastApplied: JsMsg | undefined;
   private committedSeq = 0;
+  /** Highest consumer delivery sequence seen (this epoch's consumer starts at 1). */
+  private lastDelivered = 0;
   private appliedSinceCommit = 0;
   /** No new input is taken (planned stop or abort). */
   private stopped = false;
@@ -318,6 +326,7 @@ export class ShardRunner {
         if (sliceUsed()) await yieldTurn();
         if (this.aborted) break;
         if (this.capturing !== undefined) await this.capturing;
+        if (!this.inSequence(m)) return;
         await this.handle(m);
         if (this.stopped) break; // planned stop: the message in hand is applied, the rest is the next owner's
         if (this.dirty.size >= this.deps.options.commitMaxDirty || this.appliedSinceCommit >= this.deps.options.maxAckPending / 2) {
@@ -327,6 +336,21 @@ export class ShardRunner {
     } catch (err) {
       if (!this.aborted) this.fail(err as Error);
     }
+  }
+
+  /**
+   * The consumer numbers its deliveries 1, 2, 3…; a jump means messages were lost in transit (nats-server
+   * closed a slow consumer's connection). Acking past them (AckPolicy.All) and checkpointing would lose
+   * them for good, so the shard stops and restarts from its checkpoint instead.
+   */
+  private inSequence(m: JsMsg): boolean {
+    const delivered = m.info.deliverySequence;
+    if (delivered > this.lastDelivered + 1) {
+      this.fail(new Error(`shard ${this.shard}: deliveries ${this.lastDelivered + 1}..${delivered - 1} lost in transit; restarting from the checkpoint`));
+      return false;
+    }
+    if (delivered > this.lastDelivered) this.lastDelivered = delivered;
+    return true;
   }
 
   private async handle(m: JsMsg): Promise<void> {
@@ -580,8 +604,9 @@ export class ShardRunner {
 
   private fail(err: Error): void {
     if (this.aborted) return;
-    this.deps.log("error", "shard stopped: storage refused a write", { shard: this.shard, epoch: this.epoch, error: err.message });
-    this.abort(err instanceof FencedError ? "fenced" : `storage failure: ${err.message}`);
+    const fenced = err instanceof FencedError;
+    this.deps.log("error", fenced ? "shard stopped: a newer owner fenced it" : "shard stopped, restarting from its checkpoint", { shard: this.shard, epoch: this.epoch, error: err.message });
+    this.abort(fenced ? "fenced" : `failure: ${err.message}`);
     this.deps.onFailure(this.shard, err);
   }
 

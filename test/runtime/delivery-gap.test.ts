@@ -1,0 +1,94 @@
+// Exactly-once when a delivery never reaches the runner. In production this is nats-server dropping a slow
+// consumer: what was in its outbound buffer is lost in transit while JetStream counts it delivered, and
+// acknowledging a later message (AckPolicy.All) plus a checkpoint past it would lose those inputs for good.
+// Here the same thing is made deterministic with real NATS: another client pulls from the shard's own
+// consumer, so a message is delivered — and never seen by the runner. The runner must notice the gap in
+// the consumer's delivery sequence and replay from its checkpoint.
+import { jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { RuntimeClient } from "../../runtime/client.ts";
+import { createNodeRuntime } from "../../runtime/node-runtime.ts";
+import { names as namesOf } from "../../runtime/subjects.ts";
+import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
+import { waitFor } from "../harness/wait-for.ts";
+import { counterBehavior, type CounterState } from "./counter-behavior.ts";
+
+const SHARDS = 2;
+const ENTITIES = 40;
+const ADDS = 150;
+const PAD = "x".repeat(200);
+
+let server: TestNatsServer;
+const conns: NatsConnection[] = [];
+
+async function conn(): Promise<NatsConnection> {
+  const nc = await connect({ servers: server.url, noAsyncTraces: true });
+  conns.push(nc);
+  return nc;
+}
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+
+afterAll(async () => {
+  for (const nc of conns) await nc.close().catch(() => undefined);
+  await server?.stop();
+});
+
+it("a delivery the runner never received is replayed from the checkpoint: nothing lost, nothing twice", async () => {
+  // small input messages (20 adds), so the backlog is many messages
+  const client = new RuntimeClient(await conn(), { prefix: "gap", shards: SHARDS, maxBatchItems: 20 });
+
+  const runtime = await createNodeRuntime(await conn(), {
+    prefix: "gap",
+    shards: SHARDS,
+    streams: 1,
+    replicas: 1,
+    behaviors: [counterBehavior],
+    defaultMetrics: false,
+    log: process.env.DEBUG_RUNNER ? (l: string, m: string, f?: object) => console.log(l, m, JSON.stringify(f)) : () => undefined,
+    // small pulls: the runner must come back for more, and the thief's pull gets its turn in between
+    runner: { commitIntervalMs: 50, fetchBatch: 4 },
+  });
+  // the backlog (the runtime created the input stream)
+  const ids = Array.from({ length: ENTITIES }, (_, i) => `e${i}`);
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < ADDS; i++) for (const id of ids) sends.push(client.send("counter", id, "add", { v: i, pad: PAD }));
+  await Promise.all(sends);
+  const failures: string[] = [];
+  runtime.host.onShardFailed = (_shard, err) => failures.push(err.message);
+  // the thief's pull waits in the consumer's queue before the runner's first one
+  const names = namesOf("gap");
+  const js = jetstream(await conn());
+  const thief = await (async () => {
+    await runtime.host.start({ shard: 0, epoch: 1, owner: "n1" });
+    const consumer = await js.consumers.get(names.inputStream(0), names.shardConsumer(0, 1));
+    return consumer.next({ expires: 5000 });
+  })();
+  expect(thief, "the thief got a delivery").not.toBeNull();
+  await runtime.host.start({ shard: 1, epoch: 1, owner: "n1" });
+
+  const state = async (id: string) => {
+    const r = await client.get("counter", id, null);
+    if (!r.ok) throw new Error(r.error.message);
+    return r.value as CounterState;
+  };
+  await waitFor(async () => (await Promise.all(ids.map(state))).every((c) => c.n >= ADDS), { timeoutMs: 30_000, message: "every add applied" });
+  await runtime.host.commitAll();
+  const expected = (ADDS * (ADDS - 1)) / 2;
+  for (const id of ids) expect(await state(id), id).toMatchObject({ n: ADDS, sum: expected });
+  expect(failures.filter((m) => m.includes("lost in transit"))).toHaveLength(1);
+
+  // and a second owner, starting from what was committed, agrees
+  await runtime.host.stopAll();
+  runtime.close();
+  const next = await createNodeRuntime(await conn(), { prefix: "gap", shards: SHARDS, streams: 1, replicas: 1, behaviors: [counterBehavior], defaultMetrics: false, log: () => undefined });
+  for (let s = 0; s < SHARDS; s++) await next.host.start({ shard: s, epoch: 2, owner: "n2" });
+  for (const id of ids) expect(await state(id), id).toMatchObject({ n: ADDS, sum: expected });
+  await next.host.stopAll();
+  next.close();
+  await client.close();
+}, 60_000);
