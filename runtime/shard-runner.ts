@@ -48,7 +48,7 @@ export interface ShardRunnerOptions {
   maxAckPending: number;
   /** Consumer ack_wait (ms); far above a commit, only matters if a node stalls. Default 60000. */
   ackWaitMs: number;
-  /** Drop decoded state of entities idle this long (ms); their snapshot bytes stay. Default 600000. */
+  /** Drop decoded state of entities idle this long (ms); they are fetched from their snapshot when needed again. Default 600000. */
   idlePassivateMs: number;
   /** At most this many wake-ups fired per timer round (missed timers after downtime drain gradually). Default 2000. */
   wakeBatch: number;
@@ -92,9 +92,12 @@ interface Slot {
   entityId: string;
   behavior: EntityBehavior;
   state: unknown;
-  /** Last committed encoding (the passivated form). */
+  /**
+   * Snapshot bytes of an entity that is not resident (read by the bulk load at acquisition, or fetched
+   * on demand); dropped once decoded — a resident entity's state is its only copy in memory.
+   */
   bytes: Uint8Array | undefined;
-  /** True when a snapshot may exist in the bucket although `bytes` was dropped. */
+  /** True when a snapshot may exist in the bucket (a passivated entity is fetched from there). */
   persisted: boolean;
   appliedSeq: number;
   /** Sequence of the message being applied, so several items of one message for one entity all apply. */
@@ -122,6 +125,8 @@ export class ShardRunner {
   /** Entities with decoded state, least recently used first (re-inserted on use). */
   private readonly resident = new Map<string, Slot>();
   private readonly dirty = new Set<Slot>();
+  /** Entities whose snapshot write is in flight: not passivated until it is stored (a fetch would miss it). */
+  private readonly writing = new Set<Slot>();
   private readonly wakes = new WakeQueue();
   private pendingOutputs: PendingOutput[] = [];
   private writer: FencedWriter | undefined;
@@ -250,7 +255,7 @@ export class ShardRunner {
     return this.resident.size;
   }
 
-  /** Drops decoded state of entities idle longer than `idleMs` (snapshot bytes stay); returns how many. */
+  /** Drops decoded state of entities idle longer than `idleMs` (their snapshot is in the bucket); returns how many. */
   passivateIdle(idleMs: number): number {
     const cutoff = Date.now() - idleMs;
     return this.passivateWhile((slot) => slot.lastUsed <= cutoff);
@@ -266,7 +271,7 @@ export class ShardRunner {
     let dropped = 0;
     for (const slot of this.resident.values()) {
       if (!more(slot)) break; // resident is in least-recently-used order
-      if (slot.dirty || slot.bytes === undefined) continue; // not committed yet: keep
+      if (slot.dirty || this.writing.has(slot)) continue; // not stored yet: keep
       slot.state = undefined;
       this.resident.delete(slot.key);
       dropped++;
@@ -434,8 +439,8 @@ export class ShardRunner {
     try {
       for (const slot of this.dirty) {
         const bytes = slot.behavior.encode(slot.state);
-        slot.bytes = bytes;
         slot.dirty = false;
+        this.writing.add(slot);
         records.push({ slot, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes }) });
         if (sliceUsed()) await yieldTurn();
       }
@@ -460,6 +465,7 @@ export class ShardRunner {
       });
       writes.push(writer.put(CHECKPOINT_KEY, encodeCheckpoint(checkpointSeq, this.epoch)));
       await Promise.all(writes);
+      for (const { slot } of records) this.writing.delete(slot);
       // 3. only now the input may be forgotten
       checkpointMsg?.ack();
       this.committedSeq = checkpointSeq;
@@ -585,6 +591,7 @@ export class ShardRunner {
     slot.lastUsed = Date.now();
     if (slot.state === undefined) {
       slot.state = slot.bytes !== undefined ? slot.behavior.decode(slot.bytes) : slot.behavior.create(slot.entityId);
+      slot.bytes = undefined;
       this.deps.metrics.residentEntities.inc();
     } else {
       this.resident.delete(slot.key);
@@ -623,6 +630,7 @@ export class ShardRunner {
     this.slots.clear();
     this.resident.clear();
     this.dirty.clear();
+    this.writing.clear();
   }
 }
 
