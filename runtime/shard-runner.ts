@@ -26,6 +26,7 @@ import {
   type FencedWriter,
 } from "./snapshot-store.ts";
 import type { Names } from "./subjects.ts";
+import { sliceUsed, yieldTurn } from "./turns.ts";
 import { WakeQueue } from "./wake-queue.ts";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -377,6 +378,8 @@ export class ShardRunner {
     const started = performance.now();
     const { metrics, names } = this.deps;
     const ctx = { prefix: names.prefix, acceptedAt: batch.acceptedAt };
+    // labelled counters are counted per run of items of one type and kind (a label lookup per item costs)
+    const counted = { type: "", kind: "", items: 0, units: 0 };
     for (let i = 0; i < batch.items.length; i++) {
       const item = batch.items[i]!;
       const slot = slots[i];
@@ -403,14 +406,26 @@ export class ShardRunner {
       this.markDirty(slot);
       this.publishOutputs(applied.outputs);
       this.schedule(slot, slot.behavior.nextWakeAt(slot.state));
-      metrics.itemsApplied.inc({ type: slot.behavior.type, kind: item.kind });
-      if (applied.units !== undefined) metrics.unitsApplied.inc({ type: slot.behavior.type }, applied.units);
+      if (counted.type !== slot.behavior.type || counted.kind !== item.kind) {
+        this.countApplied(counted);
+        counted.type = slot.behavior.type;
+        counted.kind = item.kind;
+      }
+      counted.items++;
+      counted.units += applied.units ?? 0;
       if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: true, value: applied.reply, seq });
     }
+    this.countApplied(counted);
     metrics.applySeconds.observe((performance.now() - started) / 1000);
     metrics.messagesApplied.inc();
     this.lastApplied = m;
     this.appliedSinceCommit++;
+  }
+
+  private countApplied(c: { type: string; kind: string; items: number; units: number }): void {
+    if (c.items > 0) this.deps.metrics.itemsApplied.inc({ type: c.type, kind: c.kind }, c.items);
+    if (c.units > 0) this.deps.metrics.unitsApplied.inc({ type: c.type }, c.units);
+    c.items = c.units = 0;
   }
 
   /** Commits unless a commit is running (then that one covers it). */
@@ -632,41 +647,6 @@ export class ShardRunner {
     this.dirty.clear();
     this.writing.clear();
   }
-}
-
-/** Longest a shard loop runs before timers and I/O get a turn (ms). */
-const YIELD_AFTER_MS = 10;
-
-// The shard loops of a process (consuming, capturing a commit's cut) take turns: a loop that finds the
-// slice used waits in one FIFO, and one waiter is let in per event-loop iteration, with a fresh slice.
-// So timers and I/O run between any two turns however many shards are busy — with a slice per loop,
-// 64 busy shards resumed in the same phase (a socket read, the commit timers) still blocked for seconds.
-let sliceStart = performance.now();
-const turns: Array<() => void> = [];
-let granting = false;
-
-/** True once the current turn's slice is used (also when no turn was granted lately). */
-function sliceUsed(): boolean {
-  return performance.now() - sliceStart >= YIELD_AFTER_MS;
-}
-
-/** Resolves at this loop's next turn (after timers and I/O had theirs). */
-function yieldTurn(): Promise<void> {
-  return new Promise((resolve) => {
-    turns.push(resolve);
-    if (!granting) {
-      granting = true;
-      setImmediate(grantTurn);
-    }
-  });
-}
-
-function grantTurn(): void {
-  const next = turns.shift();
-  sliceStart = performance.now();
-  if (turns.length > 0) setImmediate(grantTurn);
-  else granting = false;
-  next?.();
 }
 
 const MSGPACK_HEADER = { "Content-Type": "application/msgpack" } as const;

@@ -66,18 +66,25 @@ export async function main(argv: string[]): Promise<void> {
 
   const floor: number[] = [];
   const runtime: number[] = [];
+  // CPU µs of this process per reading: steadier than wall time on a shared machine (nats-server excluded)
+  const floorCpu: number[] = [];
+  const runtimeCpu: number[] = [];
   const applied: number[] = [];
   let extra: Record<string, unknown> = {};
   for (let run = 1; run <= runs; run++) {
     if (only !== "runtime") {
+      const c0 = process.cpuUsage();
       const r = await floorRun(nc, stream, total.messages);
+      floorCpu.push(cpuMicros(c0) / total.readings);
       floor.push(total.readings / r.seconds);
       note(`floor run ${run}`, { readingsPerS: round(total.readings / r.seconds), s: round(r.seconds), devices: r.devices });
     }
     if (only !== "floor") {
       await resetRuntimeState(jsm, names, stream, shards);
       note(`runtime run ${run}: state reset, starting ${shards} shards`);
+      const c0 = process.cpuUsage();
       const r = await runtimeRun(url, names, shards, total.messages, lastSeq, sizes, shape);
+      runtimeCpu.push(cpuMicros(c0) / total.readings);
       runtime.push(total.readings / r.committedS);
       applied.push(total.readings / r.appliedS);
       extra = r.extra;
@@ -93,10 +100,23 @@ export async function main(argv: string[]): Promise<void> {
     emit({ suite: "runtime", name: `throughput.${label}`, value: round(median(runtime)), unit: "readings/s", baseline: { name: floorName, value: round(median(floor)) }, detail });
     emit({ suite: "runtime", name: `throughput.${label}.applied`, value: round(median(applied)), unit: "readings/s", baseline: { name: floorName, value: round(median(floor)) }, detail: { note: "until every message was applied in memory, before the last commit" } });
     emit({ suite: "runtime", name: `throughput.${label}.ratio`, value: round(median(runtime) / median(floor)), unit: "× floor", baseline: { name: "target", value: 0.5 } });
+    emit({
+      suite: "runtime",
+      name: `throughput.${label}.cpu-per-reading`,
+      value: round(median(runtimeCpu)),
+      unit: "µs CPU/reading (node process)",
+      baseline: { name: "floor, same process", value: round(median(floorCpu)) },
+      detail: { runtimeRuns: runtimeCpu.map((x) => round(x)), floorRuns: floorCpu.map((x) => round(x)) },
+    });
   } else if (only === "runtime") {
     emit({ suite: "runtime", name: `throughput.${label}.runtime-only`, value: round(median(runtime)), unit: "readings/s", detail });
   }
   await nc.close();
+}
+
+function cpuMicros(since: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(since);
+  return c.user + c.system;
 }
 
 /** The floor: one ordered consumer over the whole stream, decode, simple statistics in a Map. */

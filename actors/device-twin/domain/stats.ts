@@ -134,13 +134,15 @@ export function applyReadingToStats(stats: TwinStats, deviceId: string, r: Readi
   const v = view(stats);
   const t = r.t;
   const latest = getF64(v, LATEST_T);
-  const out: StatsOutputs = { aggregates: [], calibration: [] };
+  // most readings close nothing: they share one empty (frozen) result instead of allocating their own
+  let out = NOTHING_CLOSED;
   if (t <= latest) return out;
   const hour = Math.floor(t / HOUR_MS);
   const day = Math.floor(t / DAY_MS);
   if (!Number.isNaN(latest)) {
     const curHour = Math.floor(latest / HOUR_MS);
     if (hour > curHour) {
+      out = { aggregates: [], calibration: [] };
       const curDay = Math.floor(latest / DAY_MS);
       const closedHour = closeHour(v, deviceId, curHour);
       if (closedHour) out.aggregates.push(closedHour);
@@ -154,12 +156,27 @@ export function applyReadingToStats(stats: TwinStats, deviceId: string, r: Readi
     }
   }
   setF64(v, LATEST_T, t);
+  ewmaCache.dt = NaN;
   for (let ci = 0; ci < CHANNELS.length; ci++) {
     const x = r[CHANNELS[ci] as Channel];
     // + 0 turns −0 into 0, so equal states stay equal bytes
     if (x !== undefined) addValue(v, ci, x + 0, t, hour, day);
   }
   return out;
+}
+
+const NOTHING_CLOSED: StatsOutputs = Object.freeze({ aggregates: Object.freeze([]) as unknown as ClosedAggregate[], calibration: Object.freeze([]) as unknown as CalibrationChange[] });
+
+/** The EWMA weight of the last Δt: channels of one reading usually share their Δt, so it is computed once. */
+const ewmaCache = { dt: NaN, weight: 0 };
+
+function ewmaWeight(dt: number): number {
+  if (dt !== ewmaCache.dt) {
+    ewmaCache.dt = dt;
+    // 1 − exp(−Δt/τ) computed as −expm1(−Δt/τ): same value, no cancellation for small Δt
+    ewmaCache.weight = -Math.expm1(-dt / EWMA_TAU_MS);
+  }
+  return ewmaCache.weight;
 }
 
 /** Statistics of one channel; undefined when the channel never had a reading. */
@@ -267,8 +284,7 @@ function addValue(v: DataView, ci: number, x: number, t: number, hour: number, d
       setF64(v, b + S_MAX_AT, t);
     }
     const ewma = getF64(v, b + S_EWMA);
-    // 1 − exp(−Δt/τ) computed as −expm1(−Δt/τ): same value, no cancellation for small Δt
-    setF64(v, b + S_EWMA, ewma - Math.expm1(-(t - getF64(v, b + S_LAST_AT)) / EWMA_TAU_MS) * (x - ewma));
+    setF64(v, b + S_EWMA, ewma + ewmaWeight(t - getF64(v, b + S_LAST_AT)) * (x - ewma));
   }
   setF64(v, b + S_LAST, x);
   setF64(v, b + S_LAST_AT, t);

@@ -114,12 +114,14 @@ function applyReadings(state: TwinState, readings: readonly Reading[], receivedA
     }
     state.lastT = r.t;
     state.readings++;
-    const { aggregates, calibration } = applyReadingToStats(state.stats, state.deviceId, r);
-    for (const aggregate of aggregates) outputs.push({ type: "aggregate", aggregate });
-    for (const c of calibration) outputs.push({ type: "calibration", calibration: c });
-    alerts.length = 0;
+    const closed = applyReadingToStats(state.stats, state.deviceId, r);
+    for (const aggregate of closed.aggregates) outputs.push({ type: "aggregate", aggregate });
+    for (const c of closed.calibration) outputs.push({ type: "calibration", calibration: c });
     applyReadingToEvents(state.events, state.rules.effective, state.deviceId, r, alerts);
-    if (alerts.length > 0) emitAlerts(state, alerts, outputs);
+    if (alerts.length > 0) {
+      emitAlerts(state, alerts, outputs);
+      alerts.length = 0;
+    }
   }
 }
 
