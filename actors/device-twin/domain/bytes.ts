@@ -23,6 +23,7 @@ export function unzigzag(z: number): number {
 
 /** Number of bits needed for a non-negative integer (0 for 0). */
 export function bitWidth(n: number): number {
+  if (n < 2 ** 31) return 32 - Math.clz32(n);
   let w = 0;
   while (n >= 1) {
     n = Math.floor(n / 2);
@@ -121,9 +122,10 @@ export class ByteWriter {
     let varintBytes = 0;
     for (let i = 0; i < n; i++) {
       const v = values[i] as number;
-      if (!(v >= 0 && v <= MAX_SAFE && Number.isInteger(v))) throw new RangeError(`series value out of range: ${v}`);
+      // (v >>> 0) === v: a uint32, the usual case, checked without Number.isInteger
+      if ((v >>> 0) !== v && !(v >= 0 && v <= MAX_SAFE && Number.isInteger(v))) throw new RangeError(`series value out of range: ${v}`);
       if (v > max) max = v;
-      varintBytes += v < 128 ? 1 : varuintLength(v);
+      varintBytes += v < 128 ? 1 : v < 16384 ? 2 : varuintLength(v);
     }
     const width = bitWidth(max);
     const packedBytes = Math.ceil((n * width) / 8);
@@ -256,18 +258,22 @@ export class ByteReader {
     if (header > 53) throw new ByteFormatError(`bad series width ${header}`);
     if (this.remaining < Math.ceil((count * header) / 8)) throw new ByteFormatError("unexpected end of input");
     if (header <= 24) {
-      const unit = 2 ** header;
+      // pending bits (< width ≤ 24) plus one byte stay below 2^31: plain int32 bit operations
+      const mask = (1 << header) - 1;
+      const buf = this.buf;
+      let pos = this.pos;
       let acc = 0;
       let bits = 0;
       for (let i = 0; i < count; i++) {
         while (bits < header) {
-          acc += (this.buf[this.pos++] as number) * 2 ** bits;
+          acc |= (buf[pos++] as number) << bits;
           bits += 8;
         }
-        out[i] = acc % unit;
-        acc = Math.floor(acc / unit);
+        out[i] = acc & mask;
+        acc >>>= header;
         bits -= header;
       }
+      this.pos = pos;
       return;
     }
     let acc = 0;
