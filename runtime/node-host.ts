@@ -1,5 +1,6 @@
 // The node's ShardHost: one ShardRunner per owned shard, plus the node-wide duties that span shards
-// (memory budget passivation, idle passivation, lag refresh, rates for balancing).
+// (memory budget passivation, idle passivation, lag refresh, rates for balancing), and the runners of
+// shards stopped here that still answer queries until their next owner serves (handoff.ts).
 import type { EntityBehavior } from "./entity.ts";
 import type { ShardHost, ShardLease, StopReason } from "./shard-host.ts";
 import { ShardRunner, type ShardRunnerDeps } from "./shard-runner.ts";
@@ -19,6 +20,8 @@ export class NodeHost implements ShardHost {
   private readonly runners = new Map<number, ShardRunner>();
   /** Shards whose runner failed on storage and will start again (lease still held). */
   private readonly restarts = new Map<number, NodeJS.Timeout>();
+  /** Stopped runners still answering queries for their shard's next owner. */
+  private readonly lingering = new Set<ShardRunner>();
   private readonly deps: Omit<ShardRunnerDeps, "inputStream" | "onFailure">;
   private readonly options: NodeHostOptions;
   private readonly housekeeping: NodeJS.Timeout;
@@ -31,6 +34,7 @@ export class NodeHost implements ShardHost {
     this.options = options;
     this.housekeeping = setInterval(() => void this.housekeep(), options.housekeepingMs ?? 1000);
     this.housekeeping.unref();
+    void this.endLingeringOnDisconnect();
   }
 
   get behaviors(): ReadonlyMap<string, EntityBehavior> {
@@ -99,6 +103,8 @@ export class NodeHost implements ShardHost {
       if (this.runners.get(shard) === runner) this.runners.delete(shard);
       this.deps.metrics.shardsOwned.set(this.runners.size);
     }
+    for (const r of this.lingering) if (!r.isLingering) this.lingering.delete(r);
+    if (runner.isLingering) this.lingering.add(runner);
   }
 
   abort(shard: number, reason: string): void {
@@ -144,6 +150,20 @@ export class NodeHost implements ShardHost {
   close(): void {
     clearInterval(this.housekeeping);
     for (const shard of [...this.restarts.keys()]) this.cancelRestart(shard);
+    this.endLingering();
+  }
+
+  private endLingering(): void {
+    for (const r of this.lingering) r.endLinger();
+    this.lingering.clear();
+  }
+
+  /**
+   * A lingering runner must hear its next owner's announcement; while disconnected it may miss it and,
+   * resubscribed after the reconnect, answer from a state the next owner has moved past. So it ends.
+   */
+  private async endLingeringOnDisconnect(): Promise<void> {
+    for await (const s of this.deps.nc.status()) if (s.type === "disconnect") this.endLingering();
   }
 
   private async housekeep(): Promise<void> {

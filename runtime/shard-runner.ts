@@ -3,13 +3,14 @@
 // outputs confirmed → dirty snapshots written (fenced, pipelined) → checkpoint → consumer acked.
 // A crash anywhere in between replays from the checkpoint; inputs already in a snapshot are skipped
 // per entity (`seq <= appliedSeq`), so every input takes effect exactly once.
-import { AckPolicy, DeliverPolicy, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { KV, Kvm } from "@nats-io/kv";
 import { headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
 import type { EntityBehavior, EntityOutput } from "./entity.ts";
 import { RuntimeErrors } from "./errors.ts";
 import { decodeBatch } from "./envelope.ts";
+import { announceServing, listenForNewerOwner, newInstanceId } from "./handoff.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import type { PipelinedPublisher, PubAck } from "./publisher.ts";
 import type { ShardLease } from "./shard-host.ts";
@@ -57,6 +58,13 @@ export interface ShardRunnerOptions {
   wakeIntervalMs: number;
   /** Snapshot bucket replicas. Default 1. */
   replicas: number;
+  /**
+   * After a planned stop, keep answering live queries from the committed state until the next owner
+   * announces itself (handoff.ts), at most this long (ms). 0: stop answering at once. Default 5000.
+   */
+  lingerMs: number;
+  /** How long a starting owner waits for older owners to confirm they stopped answering queries (ms). Default 500. */
+  handoffTimeoutMs: number;
 }
 
 export const defaultShardRunnerOptions: ShardRunnerOptions = {
@@ -69,6 +77,8 @@ export const defaultShardRunnerOptions: ShardRunnerOptions = {
   wakeBatch: 2000,
   wakeIntervalMs: 250,
   replicas: 1,
+  lingerMs: 5000,
+  handoffTimeoutMs: 500,
 };
 
 export interface ShardRunnerDeps {
@@ -134,6 +144,10 @@ export class ShardRunner {
   private kv: KV | undefined;
   private messages: ConsumerMessages | undefined;
   private rpc: Subscription | undefined;
+  /** Announcements of newer runners of this shard (handoff.ts). */
+  private handoff: Subscription | undefined;
+  private readonly instance = newInstanceId();
+  private lingerTimer: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
   private commitTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -151,6 +165,8 @@ export class ShardRunner {
   private aborted = false;
   /** Entities dropped (stopped or aborted): nothing may be answered from them any more. */
   private released = false;
+  /** Stopped and fully committed, still answering queries until the next owner serves. */
+  private lingering = false;
   private consumedSinceRate = 0;
   private lastLag = 0;
 
@@ -160,17 +176,30 @@ export class ShardRunner {
     this.epoch = lease.epoch;
   }
 
-  /** Fences the shard, loads its snapshots, positions the consumer and starts serving. */
+  /**
+   * Fences the shard, loads its snapshots, answers queries, has older owners stop answering
+   * (handoff.ts), positions the consumer and starts applying.
+   */
   async start(): Promise<void> {
-    const { names, kvm, jsm, js, publisher, options, metrics } = this.deps;
+    const { names, kvm, jsm, js, nc, publisher, options, metrics } = this.deps;
     const started = performance.now();
+    const phasesMs: Record<string, number> = {};
+    let mark = started;
+    const lap = (phase: string) => {
+      const now = performance.now();
+      phasesMs[phase] = Math.round(now - mark);
+      mark = now;
+    };
     const bucket = names.snapshotBucket(this.shard);
     this.kv = await openSnapshotBucket(kvm, bucket, { replicas: options.replicas });
-    this.writer = await claimShard(jsm, this.kv, publisher, bucket, this.shard, this.epoch).catch((err: unknown) => {
+    lap("open");
+    const writer = await claimShard(jsm, this.kv, publisher, bucket, this.shard, this.epoch).catch((err: unknown) => {
       if (err instanceof FencedError) metrics.fencingRejections.inc();
       throw err;
     });
-    const scan = await scanShard(js, jsm, bucket);
+    this.writer = writer;
+    lap("fence");
+    const scan = await scanShard(js, jsm, bucket, writer.claimed.keys);
     for (const [key, rec] of scan.entities) {
       const dot = key.indexOf(".");
       const behavior = this.deps.behaviors.get(key.slice(0, dot));
@@ -182,37 +211,109 @@ export class ShardRunner {
       this.schedule(slot, rec.wakeAt);
     }
     this.committedSeq = scan.checkpoint;
+    lap("scan");
     if (this.stopped) return;
-    const consumerName = await this.positionConsumer(scan.checkpoint);
-    const consumer = await js.consumers.get(this.deps.inputStream, consumerName);
+    // Answer queries from the loaded (committed) state at once: an old owner that stopped cleanly
+    // answers from the very same state until it hears the announcement below.
+    const self = { epoch: this.epoch, instance: this.instance };
+    this.rpc = nc.subscribe(names.rpc(this.shard), { callback: (err, msg) => (err ? undefined : void this.answer(msg)) });
+    const [consumer, handoff] = await Promise.all([
+      this.positionConsumer(scan.checkpoint, writer.claimed.previousEpoch),
+      announceServing(nc, names.handoff(this.shard), self, options.handoffTimeoutMs),
+    ]);
+    lap("consumer");
+    if (this.stopped) return;
+    // listening only now: our own announcement must find no listener when no older runner is left
+    this.handoff = listenForNewerOwner(nc, names.handoff(this.shard), self, (epoch) => this.onNewerOwner(epoch));
     this.messages = await consumer.consume({ max_messages: options.fetchBatch });
     void this.watchConsumer(this.messages);
-    this.rpc = this.deps.nc.subscribe(names.rpc(this.shard), { callback: (err, msg) => (err ? undefined : void this.answer(msg)) });
     this.loop = this.consume(this.messages);
     this.commitTimer = setInterval(() => void this.commit().catch(() => undefined), options.commitIntervalMs);
     this.wakeTimer = setInterval(() => void this.fireWakes(), options.wakeIntervalMs);
     metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
     metrics.knownEntities.inc(this.slots.size);
-    this.deps.log("info", "shard started", { shard: this.shard, epoch: this.epoch, entities: this.slots.size, checkpoint: scan.checkpoint, ms: Math.round(performance.now() - started) });
+    this.deps.log("info", "shard started", {
+      shard: this.shard,
+      epoch: this.epoch,
+      entities: this.slots.size,
+      checkpoint: scan.checkpoint,
+      ms: Math.round(performance.now() - started),
+      phasesMs,
+      handoff,
+    });
+    // consumers of older epochs left behind (a crash, two claims racing): cleaned up off the start's path
+    void this.deleteStaleConsumers();
   }
 
-  /** Planned stop: stop consuming, finish the message in hand, commit everything, release resources. */
+  /**
+   * Planned stop: stop consuming, finish the message in hand, commit everything. Live queries are
+   * answered throughout and, once all is committed, from that state until the next owner serves
+   * (at most `lingerMs`; see handoff.ts).
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     const started = performance.now();
     this.stopped = true;
-    // drain, not unsubscribe: queries already on their way to this owner are still answered (with the
-    // state it is about to commit) instead of waiting out the caller's timeout; new ones find the next owner
-    this.rpc?.drain().catch(() => undefined);
     this.clearTimers();
     await this.messages?.close().catch(() => undefined);
     await this.loop;
     await this.committing?.catch(() => undefined);
     try {
       await this.commitNow();
+    } catch (err) {
+      this.endLinger();
+      throw err;
     } finally {
-      this.release();
       this.deps.metrics.handoffSeconds.observe({ phase: "stop" }, (performance.now() - started) / 1000);
+    }
+    // this epoch's consumer is done with: the next owner creates its own at the checkpoint
+    const { jsm, inputStream, names } = this.deps;
+    void jsm.consumers.delete(inputStream, names.shardConsumer(this.shard, this.epoch)).catch(() => false);
+    const committed = !this.aborted && this.writer?.failed === undefined && this.dirty.size === 0;
+    // only a runner that hears the next owner's announcement may linger
+    if (committed && this.handoff !== undefined && this.deps.options.lingerMs > 0) {
+      this.lingering = true;
+      this.lingerTimer = setTimeout(() => this.endLinger(), this.deps.options.lingerMs);
+    } else {
+      this.endLinger();
+    }
+  }
+
+  /** True while a stopped runner still answers queries for the next owner (see {@link stop}). */
+  get isLingering(): boolean {
+    return this.lingering;
+  }
+
+  /**
+   * Stops answering queries and drops the entities: the end of a planned stop's linger, or earlier when
+   * the node closes or loses its NATS connection (it could miss the next owner's announcement).
+   */
+  endLinger(): void {
+    this.lingering = false;
+    clearTimeout(this.lingerTimer);
+    this.handoff?.unsubscribe();
+    const rpc = this.rpc;
+    if (rpc === undefined) return this.release();
+    // drain, not unsubscribe: queries already on their way are answered (from the committed state)
+    // instead of waiting out the caller's timeout; the entities go once the drain is through
+    void rpc
+      .drain()
+      .catch(() => undefined)
+      .then(() => this.release());
+  }
+
+  /**
+   * A newer runner of this shard serves (handoff.ts): stop answering now, before the announcer applies
+   * anything. A runner that was not stopping has been overtaken: a zombie, fenced.
+   */
+  private onNewerOwner(epoch: number): void {
+    this.rpc?.unsubscribe();
+    const why = `a newer owner (epoch ${epoch}) serves the shard`;
+    if (this.lingering) this.endLinger();
+    else if (this.stopped) this.abort(why);
+    else {
+      this.deps.metrics.fencingRejections.inc();
+      this.fail(new FencedError(this.shard, this.epoch, `shard ${this.shard} epoch ${this.epoch}: ${why}`));
     }
   }
 
@@ -223,6 +324,9 @@ export class ShardRunner {
     this.aborted = true;
     this.deps.log("warn", "shard aborted", { shard: this.shard, epoch: this.epoch, reason });
     this.rpc?.unsubscribe();
+    this.handoff?.unsubscribe();
+    this.lingering = false;
+    clearTimeout(this.lingerTimer);
     this.clearTimers();
     void this.messages?.close().catch(() => undefined);
     this.release();
@@ -281,18 +385,15 @@ export class ShardRunner {
     return dropped;
   }
 
-  /** Creates this epoch's durable consumer at the checkpoint and deletes consumers of older epochs. */
-  private async positionConsumer(checkpoint: number): Promise<string> {
-    const { jsm, names, inputStream, options } = this.deps;
+  /**
+   * Creates this epoch's durable consumer at the checkpoint. The previous claimer's consumer (its epoch
+   * is in the fence this start replaced) is deleted by name meanwhile: normally its owner deleted it at
+   * its planned stop; after a crash it is still there. No listing of every shard's consumers on this path.
+   */
+  private async positionConsumer(checkpoint: number, previousEpoch: number | undefined): Promise<Consumer> {
+    const { jsm, js, names, inputStream, options } = this.deps;
     const name = names.shardConsumer(this.shard, this.epoch);
-    const prefix = `shard-${this.shard}-e`;
-    const stale: string[] = [];
-    for await (const ci of jsm.consumers.list(inputStream) as AsyncIterable<ConsumerInfo | null>) {
-      // nats-server 2.9 lists a consumer deleted meanwhile (another shard starting) as null (fixed upstream in nats-server#4669)
-      if (ci?.name.startsWith(prefix)) stale.push(ci.name);
-    }
-    for (const old of stale) await jsm.consumers.delete(inputStream, old).catch(() => false);
-    await jsm.consumers.add(inputStream, {
+    const config: Partial<ConsumerConfig> = {
       durable_name: name,
       filter_subject: names.input(this.shard),
       ack_policy: AckPolicy.All,
@@ -300,8 +401,39 @@ export class ShardRunner {
       ack_wait: nanos(options.ackWaitMs),
       max_ack_pending: options.maxAckPending,
       max_deliver: -1,
-    });
-    return name;
+    };
+    const previous =
+      previousEpoch !== undefined && previousEpoch < this.epoch
+        ? jsm.consumers.delete(inputStream, names.shardConsumer(this.shard, previousEpoch)).catch(() => false)
+        : undefined;
+    let info = await jsm.consumers.add(inputStream, config).catch(() => undefined);
+    // It existed already (adding an identical config returns it as it is, another config is refused):
+    // this epoch's consumer of an earlier attempt, restarted after a storage failure. Begin afresh.
+    if (info === undefined || info.delivered.consumer_seq > 0) {
+      await jsm.consumers.delete(inputStream, name).catch(() => false);
+      info = await jsm.consumers.add(inputStream, config);
+    }
+    await previous;
+    return js.consumers.getConsumerFromInfo(info);
+  }
+
+  /** Deletes this shard's consumers of older epochs still there (a crash, two claims racing). */
+  private async deleteStaleConsumers(): Promise<void> {
+    const { jsm, inputStream } = this.deps;
+    const prefix = `shard-${this.shard}-e`;
+    try {
+      const stale: string[] = [];
+      for await (const ci of jsm.consumers.list(inputStream) as AsyncIterable<ConsumerInfo | null>) {
+        // nats-server 2.9 lists a consumer deleted meanwhile (another shard starting) as null (fixed upstream in nats-server#4669)
+        if (ci?.name.startsWith(prefix) !== true) continue;
+        const epoch = Number(ci.name.slice(prefix.length));
+        // never a newer owner's
+        if (Number.isInteger(epoch) && epoch < this.epoch) stale.push(ci.name);
+      }
+      for (const old of stale) await jsm.consumers.delete(inputStream, old).catch(() => false);
+    } catch (err) {
+      this.deps.log("warn", "stale consumers not cleaned up", { shard: this.shard, error: (err as Error).message });
+    }
   }
 
   /**
@@ -531,9 +663,11 @@ export class ShardRunner {
     if (slot === undefined) return this.respond(msg, { ok: false, error: { code: RuntimeErrors.ENTITY_UNKNOWN.code, message: RuntimeErrors.ENTITY_UNKNOWN.message } });
     try {
       if (slot.state === undefined && slot.bytes === undefined && slot.persisted) await this.fetchBytes(slot);
-      if (this.aborted || this.released) return; // the next owner answers the retry
-      this.activate(slot);
-      this.respond(msg, { ok: true, value: slot.behavior.query(slot.state, req.q), seq: slot.appliedSeq });
+      if (this.aborted) return; // the lease was lost: the next owner answers the retry
+      // released meanwhile after a planned stop: the slot in hand still holds the committed state
+      if (!this.released) this.activate(slot);
+      const state = slot.state ?? (slot.bytes !== undefined ? slot.behavior.decode(slot.bytes) : slot.behavior.create(slot.entityId));
+      this.respond(msg, { ok: true, value: slot.behavior.query(state, req.q), seq: slot.appliedSeq });
     } catch (err) {
       this.respond(msg, { ok: false, error: { code: RuntimeErrors.ENTITY_QUERY.code, message: (err as Error).message } });
     }
@@ -629,6 +763,8 @@ export class ShardRunner {
     const fenced = err instanceof FencedError;
     this.deps.log("error", fenced ? "shard stopped: a newer owner fenced it" : "shard stopped, restarting from its checkpoint", { shard: this.shard, epoch: this.epoch, error: err.message });
     this.abort(fenced ? "fenced" : `failure: ${err.message}`);
+    // fenced: this epoch is over for good, and its consumer with it (a failure restarts on it instead)
+    if (fenced) void this.deps.jsm.consumers.delete(this.deps.inputStream, this.deps.names.shardConsumer(this.shard, this.epoch)).catch(() => false);
     this.deps.onFailure(this.shard, err);
   }
 
@@ -638,6 +774,7 @@ export class ShardRunner {
   }
 
   private release(): void {
+    if (this.released) return;
     this.released = true;
     this.deps.metrics.residentEntities.dec(this.resident.size);
     this.deps.metrics.knownEntities.dec(this.slots.size);

@@ -75,6 +75,14 @@ export function bucketStream(bucket: string): string {
   return `KV_${bucket}`;
 }
 
+/** The bucket as the fence found it; only the new owner writes after the fence, so this stays exact. */
+export interface ClaimedBucket {
+  /** Epoch of the fence replaced: the previous claimer, whose input consumer may still exist. */
+  readonly previousEpoch: number | undefined;
+  /** Keys the bucket holds with the fence in place (what a full scan must see). */
+  readonly keys: number | undefined;
+}
+
 /**
  * The single writer of one shard's snapshots for one epoch. Obtain it with {@link claimShard}.
  * All writes go through `put`, in order; a refused write means the shard was taken over.
@@ -91,6 +99,8 @@ export class FencedWriter {
     readonly epoch: number,
     private readonly claim: string,
     fenceMsgId: string,
+    /** What the claim saw of the bucket (see {@link ClaimedBucket}). */
+    readonly claimed: ClaimedBucket = { previousEpoch: undefined, keys: undefined },
   ) {
     this.lastMsgId = fenceMsgId;
   }
@@ -150,13 +160,15 @@ export async function claimShard(
   epoch: number,
 ): Promise<FencedWriter> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const fence = await kv.get(FENCE_KEY);
+    // read concurrently: if they disagree (a write in between), the conditional fence below is refused
+    // and we read again; if it is accepted, both describe the bucket just before the fence
+    const [fence, info] = await Promise.all([kv.get(FENCE_KEY), jsm.streams.info(bucketStream(bucket))]);
     const fenceRevision = fence?.revision ?? 0;
+    let previousEpoch: number | undefined;
     if (fence !== null && fence.operation === "PUT" && fence.value.length > 0) {
-      const current = (packr.unpack(fence.value) as { epoch?: number }).epoch ?? 0;
-      if (current > epoch) throw new FencedError(shard, epoch, `shard ${shard} already fenced by epoch ${current}`);
+      previousEpoch = (packr.unpack(fence.value) as { epoch?: number }).epoch ?? 0;
+      if (previousEpoch > epoch) throw new FencedError(shard, epoch, `shard ${shard} already fenced by epoch ${previousEpoch}`);
     }
-    const info = await jsm.streams.info(bucketStream(bucket));
     const last = info.state.last_seq;
     const claim = `${processTag}${(claims++).toString(36)}`;
     const fenceMsgId = writeId(epoch, claim, 0);
@@ -168,7 +180,9 @@ export async function claimShard(
         expectLastSubjectSeq: fenceRevision,
         headers: { [EPOCH_HEADER]: String(epoch) },
       });
-      return new FencedWriter(publisher, bucket, shard, epoch, claim, fenceMsgId);
+      const subjects = info.state.num_subjects;
+      const keys = subjects === undefined ? undefined : subjects + (fenceRevision === 0 ? 1 : 0);
+      return new FencedWriter(publisher, bucket, shard, epoch, claim, fenceMsgId, { previousEpoch, keys });
     } catch (err) {
       if (!(err instanceof PublishError && err.jsErrCode === JS_ERR_WRONG_LAST_SEQUENCE)) throw err;
       // an older owner wrote in between: read again and retry
@@ -184,15 +198,15 @@ export interface ShardScan {
 }
 
 /** Reads the last record of every key of the bucket with an ordered consumer (one pass, no request per key). */
-export async function scanShard(js: JetStreamClient, jsm: JetStreamManager, bucket: string): Promise<ShardScan> {
+export async function scanShard(js: JetStreamClient, jsm: JetStreamManager, bucket: string, knownKeys?: number): Promise<ShardScan> {
   // Only this owner writes the bucket now (it is fenced), so one pass must see every key the stream
   // holds. A pass that saw fewer (an ordered consumer reset under load) is repeated: starting a shard
   // from an incomplete scan would take known entities for new ones and overwrite their snapshots.
+  // `knownKeys` (counted by the claim) saves asking the stream for the first pass.
   for (let attempt = 1; ; attempt++) {
-    const info = await jsm.streams.info(bucketStream(bucket));
-    if (info.state.messages === 0) return { checkpoint: 0, entities: new Map() };
+    const expected = attempt === 1 && knownKeys !== undefined ? knownKeys : (await jsm.streams.info(bucketStream(bucket))).state.num_subjects;
+    if (expected === 0) return { checkpoint: 0, entities: new Map() };
     const scan = await scanOnce(js, bucket);
-    const expected = info.state.num_subjects;
     if (expected === undefined || scan.keys >= expected) return { checkpoint: scan.checkpoint, entities: scan.entities };
     if (attempt >= 5) throw new Error(`scan of ${bucket} saw ${scan.keys} of ${expected} keys`);
   }

@@ -15,6 +15,8 @@ export interface Names {
   readonly outputStream: string;
   /** Request subject answered by the current owner of a shard. */
   rpc(shard: number): string;
+  /** A new owner of a shard tells older ones (lingering or zombie) to stop answering queries. */
+  handoff(shard: number): string;
   /** Cluster KV bucket (meta, nodes, coordinator, assignments, leases). */
   readonly clusterBucket: string;
   /** Snapshot KV bucket of one shard; its stream sequence is the shard's fencing token. */
@@ -36,6 +38,7 @@ export function names(prefix: string): Names {
     outputRoot: `${prefix}.out`,
     outputStream: `${upper}_OUT`,
     rpc: (shard) => `${prefix}.rpc.${shard}`,
+    handoff: (shard) => `${prefix}.handoff.${shard}`,
     clusterBucket: `${prefix}-cluster`,
     snapshotBucket: (shard) => `${prefix}-snap-${shard}`,
     ops: (verb) => `${prefix}.ops.${verb}`,
