@@ -1,6 +1,6 @@
 // `npm run bench -- runtime [--quick] [--parts throughput,cluster,memory] [--runs N] [--profile]
 //                          [--cluster-twins N] [--moves N] [--kill other|coordinator] [--load readings/s]
-//                          [--memory-twins N] [--shapes device,fleet]`
+//                          [--memory-twins N] [--shapes device,fleet] [--logs <dir>]`
 //
 // The runtime suite: throughput against a plain-consumer floor, recovery after `kill -9`, planned-move
 // pauses, and resident memory per twin against bare domain states. It starts a private nats-server
@@ -45,7 +45,7 @@ export async function main(argv: string[]): Promise<void> {
   if (parts.includes("cluster")) {
     const extra = ["--prefix", "bc", "--runs", String(runs)];
     if (typeof args.get("cluster-twins") === "string") extra.push("--twins", args.get("cluster-twins") as string);
-    for (const k of ["moves", "kill", "load"]) if (typeof args.get(k) === "string") extra.push(`--${k}`, args.get(k) as string);
+    for (const k of ["moves", "kill", "load", "logs"]) if (typeof args.get(k) === "string") extra.push(`--${k}`, args.get(k) as string);
     await run("runtime/cluster", [], extra);
   }
   if (parts.includes("memory")) {

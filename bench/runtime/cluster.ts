@@ -7,7 +7,7 @@
 //   shards answers a `get` again. Baseline: the lease TTL, the part no implementation can avoid.
 //
 //   node bin/bench.js runtime/cluster --nats <url> --prefix <p> [--twins 100000] [--moves 20] [--runs 3]
-//                                      [--kill other|coordinator] [--load 5000]
+//                                      [--kill other|coordinator] [--load 5000] [--logs <dir>]
 import { writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,6 +39,7 @@ export async function main(argv: string[]): Promise<void> {
   const runs = int(args, "runs", quick ? 1 : 3);
   const kill = str(args, "kill", "other") as "other" | "coordinator";
   const loadRps = int(args, "load", 5000);
+  const logsDir = typeof args.get("logs") === "string" ? (args.get("logs") as string) : undefined;
 
   const nc = await connect({ servers: url, noAsyncTraces: true, name: "bench cluster" });
   const pauses: number[] = [];
@@ -46,7 +47,7 @@ export async function main(argv: string[]): Promise<void> {
   const recoveries: number[] = [];
   const perRun: Array<Record<string, unknown>> = [];
   for (let run = 1; run <= runs; run++) {
-    const r = await oneRun(nc, url, `${base}${run}`, { twins, moves, kill, loadRps });
+    const r = await oneRun(nc, url, `${base}${run}`, { twins, moves, kill, loadRps, logsDir });
     pauses.push(...r.pauses);
     rtts.push(...r.rtts);
     recoveries.push(r.recovery.allServedMs);
@@ -76,6 +77,8 @@ interface RunOptions {
   moves: number;
   kill: "other" | "coordinator";
   loadRps: number;
+  /** Write the nodes' log lines here after the run (for breakdowns beyond the figures). */
+  logsDir: string | undefined;
 }
 
 async function oneRun(nc: NatsConnection, url: string, prefix: string, o: RunOptions) {
@@ -113,7 +116,7 @@ async function oneRun(nc: NatsConnection, url: string, prefix: string, o: RunOpt
     const pauses: number[] = [];
     const stopMs: number[] = [];
     const startMs: number[] = [];
-    const timeline: Array<{ releasedMs: number; acquiredMs: number; waitMs: number }> = [];
+    const timeline: Array<{ releasedMs: number; acquiredMs: number; waitMs: number; gapFromMs: number }> = [];
     let lostProbes = 0;
     if (o.moves > 0) {
       const load = new Load(nc, prefix, f, o.loadRps);
@@ -124,18 +127,21 @@ async function oneRun(nc: NatsConnection, url: string, prefix: string, o: RunOpt
         const shard = [...from.owned].find((s) => !moved.has(s) && f.byShard[s]!.length > 0);
         if (shard === undefined) throw new Error(`no shard left to move from ${from.nodeId}`);
         moved.add(shard);
-        const { pauseMs: m, lost } = await probe.pauseDuring(shard, async () => {
+        let t0 = 0;
+        const { pauseMs: m, lost, gapFrom } = await probe.pauseDuring(shard, async () => {
           note(`move ${k + 1}: shard ${shard} ${from.nodeId} -> ${to.nodeId}`);
           const acquired = to.next((l) => l.msg === "shard acquired" && l.shard === shard);
           const released = from.next((l) => l.msg === "shard released" && l.shard === shard);
-          const t0 = performance.now();
+          t0 = performance.now();
           await ops.move(shard, to.nodeId);
           const [rel, acq] = await Promise.all([released, acquired]);
           stopMs.push(Number(rel.stopMs));
           startMs.push(Number(acq.startMs));
           // when each log line reached the bench, from the ops call (pipe latency included)
-          timeline.push({ releasedMs: rel.at - t0, acquiredMs: acq.at - t0, waitMs: Number(acq.waitMs) });
+          timeline.push({ releasedMs: rel.at - t0, acquiredMs: acq.at - t0, waitMs: Number(acq.waitMs), gapFromMs: 0 });
         });
+        timeline.at(-1)!.gapFromMs = gapFrom - t0;
+        note(`move ${k + 1}: longest gap`, { pauseMs: round(m), fromMs: round(gapFrom - t0), releasedMs: round(timeline.at(-1)!.releasedMs), acquiredMs: round(timeline.at(-1)!.acquiredMs) });
         pauses.push(m);
         lostProbes += lost;
       }
@@ -194,6 +200,11 @@ async function oneRun(nc: NatsConnection, url: string, prefix: string, o: RunOpt
     throw err;
   } finally {
     clearInterval(sampler);
+    if (o.logsDir !== undefined) {
+      const file = join(o.logsDir, `airtwin-bench-${prefix}-nodes.log`);
+      writeFileSync(file, nodes.flatMap((n) => n.logs.map((l) => `${n.nodeId} ${JSON.stringify(l)}`)).join("\n"));
+      note(`${prefix}: node logs in ${file}`);
+    }
     await Promise.all(nodes.map((n) => n.stop()));
     await deletePrefix(jsm, names).catch(() => undefined);
   }
@@ -248,7 +259,7 @@ class Prober {
    * `everyMs`, each waiting up to 2 s, so one request lost in the hand-off does not hide the others.
    * Returns the longest interval between two consecutive answers, and how many requests got none.
    */
-  async pauseDuring(shard: number, action: () => Promise<void>, everyMs = 5): Promise<{ pauseMs: number; lost: number }> {
+  async pauseDuring(shard: number, action: () => Promise<void>, everyMs = 5): Promise<{ pauseMs: number; lost: number; gapFrom: number }> {
     const answers: number[] = [];
     let lost = 0;
     let running = true;
@@ -275,8 +286,11 @@ class Prober {
     await Promise.all(inflight);
     const window = answers.slice(Math.max(0, from - 1)).sort((a, b) => a - b);
     let pauseMs = 0;
-    for (let i = 1; i < window.length; i++) pauseMs = Math.max(pauseMs, window[i]! - window[i - 1]!);
-    return { pauseMs, lost: lost - lostBefore };
+    let gapFrom = 0;
+    for (let i = 1; i < window.length; i++) {
+      if (window[i]! - window[i - 1]! > pauseMs) [pauseMs, gapFrom] = [window[i]! - window[i - 1]!, window[i - 1]!];
+    }
+    return { pauseMs, lost: lost - lostBefore, gapFrom };
   }
 
   /** For each shard, ms from `since` until its first answer; probes all shards concurrently. */
