@@ -1,0 +1,88 @@
+// A shard's input consumers across owners, against a real nats-server: a start finds the previous
+// owner's consumer by name (no listing of every shard's consumers on its path), so after a planned
+// move, a crash or a left-over consumer of a racing claim, only the current epoch's consumer remains —
+// and a newer owner's consumer is never touched.
+import { AckPolicy, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { RuntimeClient } from "../../runtime/client.ts";
+import { createNodeRuntime, type NodeRuntime } from "../../runtime/node-runtime.ts";
+import { names as namesOf } from "../../runtime/subjects.ts";
+import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
+import { waitFor } from "../harness/wait-for.ts";
+import { counterBehavior, type CounterState } from "./counter-behavior.ts";
+
+const PREFIX = "sc";
+const names = namesOf(PREFIX);
+let server: TestNatsServer;
+const conns: NatsConnection[] = [];
+
+async function conn(): Promise<NatsConnection> {
+  const nc = await connect({ servers: server.url, noAsyncTraces: true });
+  conns.push(nc);
+  return nc;
+}
+
+async function node(): Promise<NodeRuntime> {
+  return createNodeRuntime(await conn(), { prefix: PREFIX, shards: 1, streams: 1, replicas: 1, behaviors: [counterBehavior], defaultMetrics: false, log: () => undefined, runner: { commitIntervalMs: 50 } });
+}
+
+async function consumers(jsm: JetStreamManager): Promise<string[]> {
+  const out: string[] = [];
+  for await (const ci of jsm.consumers.list(names.inputStream(0))) if (ci !== null) out.push(ci.name);
+  return out.sort();
+}
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+
+afterAll(async () => {
+  for (const nc of conns) await nc.close().catch(() => undefined);
+  await server?.stop();
+});
+
+it("only the current epoch's consumer remains after a move, a crash and a racing claim; a newer one is left alone", async () => {
+  const nc = await conn();
+  const jsm = await jetstreamManager(nc);
+  const client = new RuntimeClient(nc, { prefix: PREFIX, shards: 1 });
+  const state = async () => {
+    const r = await client.get("counter", "c1", null);
+    if (!r.ok) throw new Error(r.error.message);
+    return r.value as CounterState;
+  };
+
+  // planned move: the old owner deletes its own consumer once it committed
+  const a = await node();
+  await a.host.start({ shard: 0, epoch: 1, owner: "a" });
+  await client.command("counter", "c1", "add", { v: 1 });
+  await a.host.stop(0, "move");
+  const b = await node();
+  await b.host.start({ shard: 0, epoch: 2, owner: "b" });
+  await waitFor(async () => (await consumers(jsm)).join() === "shard-0-e2", { message: "only e2 after the move" });
+
+  // crash: the next owner deletes the crashed owner's consumer by name (the epoch in the fence it replaced)
+  await client.command("counter", "c1", "add", { v: 1 });
+  b.host.abort(0, "simulated crash");
+  const c = await node();
+  await c.host.start({ shard: 0, epoch: 3, owner: "c" });
+  expect(await consumers(jsm), "deleted before the start returned").toEqual(["shard-0-e3"]);
+
+  // left-overs: one of an older epoch (a claim that lost a race), and one of a newer epoch (a newer owner)
+  const orphan = { filter_subject: names.input(0), ack_policy: AckPolicy.All };
+  await jsm.consumers.add(names.inputStream(0), { ...orphan, durable_name: names.shardConsumer(0, 1) });
+  await jsm.consumers.add(names.inputStream(0), { ...orphan, durable_name: names.shardConsumer(0, 9) });
+  await client.command("counter", "c1", "add", { v: 1 });
+  await c.host.stop(0, "move");
+  const d = await node();
+  await d.host.start({ shard: 0, epoch: 4, owner: "d" });
+  await waitFor(async () => (await consumers(jsm)).join() === "shard-0-e4,shard-0-e9", { message: "older left-overs swept, the newer one kept" });
+
+  // and nothing was lost or applied twice on the way
+  await client.command("counter", "c1", "add", { v: 1 });
+  expect(await state()).toMatchObject({ n: 4, sum: 4 });
+  await d.host.stopAll();
+  for (const n of [a, b, c, d]) n.close();
+  await client.close();
+}, 60_000);
