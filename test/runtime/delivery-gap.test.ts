@@ -5,38 +5,21 @@
 // consumer, so a message is delivered — and never seen by the runner. The runner must notice the gap in
 // the consumer's delivery sequence and replay from its checkpoint.
 import { jetstream } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { createNodeRuntime } from "../../runtime/node-runtime.ts";
 import { names as namesOf } from "../../runtime/subjects.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { counterBehavior, type CounterState } from "./counter-behavior.ts";
+import { counterBehavior } from "./counter-behavior.ts";
+import { counterState, debugLog, natsForFile } from "./fixture.ts";
 
 const SHARDS = 2;
 const ENTITIES = 40;
 const ADDS = 150;
 const PAD = "x".repeat(200);
 
-let server: TestNatsServer;
-const conns: NatsConnection[] = [];
-
-async function conn(): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url, noAsyncTraces: true });
-  conns.push(nc);
-  return nc;
-}
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  for (const nc of conns) await nc.close().catch(() => undefined);
-  await server?.stop();
-});
+const nats = natsForFile();
+const conn = () => nats.conn();
 
 it("a delivery the runner never received is replayed from the checkpoint: nothing lost, nothing twice", async () => {
   // small input messages (20 adds), so the backlog is many messages
@@ -49,7 +32,7 @@ it("a delivery the runner never received is replayed from the checkpoint: nothin
     replicas: 1,
     behaviors: [counterBehavior],
     defaultMetrics: false,
-    log: process.env.DEBUG_RUNNER ? (l: string, m: string, f?: object) => console.log(l, m, JSON.stringify(f)) : () => undefined,
+    log: debugLog,
     // small pulls: the runner must come back for more, and the thief's pull gets its turn in between
     runner: { commitIntervalMs: 50, fetchBatch: 4 },
   });
@@ -71,11 +54,7 @@ it("a delivery the runner never received is replayed from the checkpoint: nothin
   expect(thief, "the thief got a delivery").not.toBeNull();
   await runtime.host.start({ shard: 1, epoch: 1, owner: "n1" });
 
-  const state = async (id: string) => {
-    const r = await client.get("counter", id, null);
-    if (!r.ok) throw new Error(r.error.message);
-    return r.value as CounterState;
-  };
+  const state = (id: string) => counterState(client, id);
   await waitFor(async () => (await Promise.all(ids.map(state))).every((c) => c.n >= ADDS), { timeoutMs: 30_000, message: "every add applied" });
   await runtime.host.commitAll();
   const expected = (ADDS * (ADDS - 1)) / 2;

@@ -1,43 +1,27 @@
 // Query hand-off across a planned move, against a real nats-server: the old owner answers until the new
 // one serves, so callers see no gap; and no answer is ever older than a result a caller already had —
 // an old owner that kept answering after the new one applied would show exactly that.
-import { connect } from "@nats-io/transport-node";
-import { errors as natsErrors, type NatsConnection } from "@nats-io/nats-core";
+import { errors as natsErrors } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { announceServing, listenForNewerOwner } from "../../runtime/handoff.ts";
 import { createNodeRuntime, type NodeRuntime } from "../../runtime/node-runtime.ts";
 import type { ShardRunnerOptions } from "../../runtime/shard-runner.ts";
 import { names as namesOf } from "../../runtime/subjects.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { counterBehavior, type CounterState } from "./counter-behavior.ts";
+import { debugLog, natsForFile } from "./fixture.ts";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-const log = process.env.DEBUG_RUNNER ? (l: string, m: string, f?: object) => console.log(l, m, JSON.stringify(f)) : () => undefined;
+const log = debugLog;
 
-let server: TestNatsServer;
-const conns: NatsConnection[] = [];
-
-async function conn(): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url, noAsyncTraces: true });
-  conns.push(nc);
-  return nc;
-}
+const nats = natsForFile();
+const conn = () => nats.conn();
 
 async function node(prefix: string, runner: Partial<ShardRunnerOptions> = {}): Promise<NodeRuntime> {
   return createNodeRuntime(await conn(), { prefix, shards: 1, streams: 1, replicas: 1, behaviors: [counterBehavior], defaultMetrics: false, log, runner: { commitIntervalMs: 50, ...runner } });
 }
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  for (const nc of conns) await nc.close().catch(() => undefined);
-  await server?.stop();
-});
 
 describe("handoff announcements", () => {
   it("reach older runners only, are acknowledged once they stopped, and find nobody when none is left", async () => {

@@ -1,34 +1,17 @@
 // Passivation against a real nats-server: a resident entity keeps no copy of its snapshot in memory, so a
 // passivated one comes back from its bucket — with exactly the state it had, its inputs after that
 // applied once, and its wake-up kept.
-import { connect } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { createNodeRuntime } from "../../runtime/node-runtime.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { counterBehavior, type CounterState } from "./counter-behavior.ts";
+import { counterBehavior } from "./counter-behavior.ts";
+import { counterState, natsForFile } from "./fixture.ts";
 
 const SHARDS = 4;
 
-let server: TestNatsServer;
-const conns: NatsConnection[] = [];
-
-async function conn(): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url, noAsyncTraces: true });
-  conns.push(nc);
-  return nc;
-}
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  for (const nc of conns) await nc.close().catch(() => undefined);
-  await server?.stop();
-});
+const nats = natsForFile();
+const conn = () => nats.conn();
 
 it("passivated entities come back from their snapshots exactly, and keep their wake-ups", async () => {
   const rt = await createNodeRuntime(await conn(), {
@@ -55,11 +38,7 @@ it("passivated entities come back from their snapshots exactly, and keep their w
   await waitFor(async () => (await resident()) === 0, { timeoutMs: 10_000, message: "every entity passivated once committed and idle" });
 
   await send(20, 10);
-  const state = async (id: string) => {
-    const r = await client.get("counter", id, null);
-    if (!r.ok) throw new Error(r.error.message);
-    return r.value as CounterState;
-  };
+  const state = (id: string) => counterState(client, id);
   await waitFor(async () => (await applied()) === ids.length * 30 + 1, { message: "later inputs applied" });
   for (const id of ids) expect(await state(id), id).toMatchObject({ n: 30, sum: (30 * 29) / 2 });
   await waitFor(async () => (await state("p0")).ticks === 1, { timeoutMs: 10_000, message: "p0 woken although it was passivated" });

@@ -3,26 +3,18 @@
 // move, a crash or a left-over consumer of a racing claim, only the current epoch's consumer remains —
 // and a newer owner's consumer is never touched.
 import { AckPolicy, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { createNodeRuntime, type NodeRuntime } from "../../runtime/node-runtime.ts";
 import { names as namesOf } from "../../runtime/subjects.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { counterBehavior, type CounterState } from "./counter-behavior.ts";
+import { counterBehavior } from "./counter-behavior.ts";
+import { counterState, natsForFile } from "./fixture.ts";
 
 const PREFIX = "sc";
 const names = namesOf(PREFIX);
-let server: TestNatsServer;
-const conns: NatsConnection[] = [];
-
-async function conn(): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url, noAsyncTraces: true });
-  conns.push(nc);
-  return nc;
-}
+const nats = natsForFile();
+const conn = () => nats.conn();
 
 async function node(): Promise<NodeRuntime> {
   return createNodeRuntime(await conn(), { prefix: PREFIX, shards: 1, streams: 1, replicas: 1, behaviors: [counterBehavior], defaultMetrics: false, log: () => undefined, runner: { commitIntervalMs: 50 } });
@@ -34,24 +26,11 @@ async function consumers(jsm: JetStreamManager): Promise<string[]> {
   return out.sort();
 }
 
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  for (const nc of conns) await nc.close().catch(() => undefined);
-  await server?.stop();
-});
-
 it("only the current epoch's consumer remains after a move, a crash and a racing claim; a newer one is left alone", async () => {
   const nc = await conn();
   const jsm = await jetstreamManager(nc);
   const client = new RuntimeClient(nc, { prefix: PREFIX, shards: 1 });
-  const state = async () => {
-    const r = await client.get("counter", "c1", null);
-    if (!r.ok) throw new Error(r.error.message);
-    return r.value as CounterState;
-  };
+  const state = () => counterState(client, "c1");
 
   // planned move: the old owner deletes its own consumer once it committed
   const a = await node();

@@ -1,26 +1,17 @@
 // The shard runner against a real nats-server: exact state after apply/commit, replay after a crash
 // without double-applying, fencing of a zombie owner, wake-ups across restarts, command replies.
 import { jetstream } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { createNodeRuntime, type NodeRuntime } from "../../runtime/node-runtime.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { counterBehavior, type CounterState } from "./counter-behavior.ts";
+import { counterBehavior } from "./counter-behavior.ts";
+import { counterState, debugLog, natsForFile } from "./fixture.ts";
 
 const SHARDS = 4;
-const quiet = process.env.DEBUG_RUNNER ? (l: string, m: string, f?: object) => console.log(l, m, JSON.stringify(f)) : () => undefined;
 
-let server: TestNatsServer;
-const conns: NatsConnection[] = [];
-
-async function conn(): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url, noAsyncTraces: true });
-  conns.push(nc);
-  return nc;
-}
+const nats = natsForFile();
+const conn = () => nats.conn();
 
 async function node(prefix: string, runner = {}): Promise<NodeRuntime> {
   return createNodeRuntime(await conn(), {
@@ -30,19 +21,13 @@ async function node(prefix: string, runner = {}): Promise<NodeRuntime> {
     replicas: 1,
     behaviors: [counterBehavior],
     defaultMetrics: false,
-    log: quiet,
+    log: debugLog,
     runner: { commitIntervalMs: 100, wakeIntervalMs: 50, ...runner },
   });
 }
 
 async function startAll(n: NodeRuntime, epoch: number): Promise<void> {
   for (let s = 0; s < SHARDS; s++) await n.host.start({ shard: s, epoch, owner: `node-e${epoch}` });
-}
-
-async function counter(client: RuntimeClient, id: string): Promise<CounterState> {
-  const r = await client.get("counter", id, null);
-  if (!r.ok) throw new Error(r.error.message);
-  return r.value as CounterState;
 }
 
 /** Sends `perEntity` adds of value i to each entity; returns the expected sums. */
@@ -54,15 +39,6 @@ async function sendAdds(client: RuntimeClient, ids: string[], perEntity: number,
 
 const sum = (from: number, n: number) => (n * (2 * from + n - 1)) / 2;
 
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  for (const nc of conns) await nc.close().catch(() => undefined);
-  await server?.stop();
-});
-
 describe("shard runner", () => {
   it("applies every input once and answers live queries", async () => {
     const a = await node("t1");
@@ -71,8 +47,8 @@ describe("shard runner", () => {
     const ids = Array.from({ length: 40 }, (_, i) => `dev-${i}`);
     await sendAdds(client, ids, 50);
     for (const id of ids) {
-      await waitFor(async () => (await counter(client, id)).n === 50, { message: `${id} applied` });
-      expect((await counter(client, id)).sum).toBe(sum(0, 50));
+      await waitFor(async () => (await counterState(client, id)).n === 50, { message: `${id} applied` });
+      expect((await counterState(client, id)).sum).toBe(sum(0, 50));
     }
     await a.host.stopAll();
     a.close();
@@ -85,10 +61,10 @@ describe("shard runner", () => {
     const client = new RuntimeClient(await conn(), { prefix: "t2", shards: SHARDS });
     const ids = Array.from({ length: 20 }, (_, i) => `d${i}`);
     await sendAdds(client, ids, 30);
-    await waitFor(async () => (await counter(client, "d19")).n === 30);
+    await waitFor(async () => (await counterState(client, "d19")).n === 30);
     await a.host.commitAll();
     await sendAdds(client, ids, 30, 30); // applied in memory, maybe committed, not all
-    await waitFor(async () => (await counter(client, "d19")).n === 60);
+    await waitFor(async () => (await counterState(client, "d19")).n === 60);
     // crash: no planned stop, no final commit
     for (let s = 0; s < SHARDS; s++) a.host.abort(s, "simulated crash");
     a.close();
@@ -96,8 +72,8 @@ describe("shard runner", () => {
     await startAll(b, 2);
     await sendAdds(client, ids, 10, 60);
     for (const id of ids) {
-      await waitFor(async () => (await counter(client, id)).n === 70, { message: `${id} at 70` });
-      expect((await counter(client, id)).sum).toBe(sum(0, 70));
+      await waitFor(async () => (await counterState(client, id)).n === 70, { message: `${id} at 70` });
+      expect((await counterState(client, id)).sum).toBe(sum(0, 70));
     }
     await b.host.stopAll();
     b.close();
@@ -113,7 +89,7 @@ describe("shard runner", () => {
     const failed: number[] = [];
     a.host.onShardFailed = (shard) => failed.push(shard);
     await sendAdds(client, ids, 5);
-    await waitFor(async () => (await counter(client, "z15")).n === 5);
+    await waitFor(async () => (await counterState(client, "z15")).n === 5);
     // a new owner takes every shard while the old one still runs
     const b = await node("t3");
     await startAll(b, 2);
@@ -125,8 +101,8 @@ describe("shard runner", () => {
     await waitFor(() => a.host.owned().length === 0, { message: "zombie serves nothing" });
     await sendAdds(client, ids, 5, 5);
     for (const id of ids) {
-      await waitFor(async () => (await counter(client, id)).n === 10, { message: `${id} at 10` });
-      expect((await counter(client, id)).sum).toBe(sum(0, 10));
+      await waitFor(async () => (await counterState(client, id)).n === 10, { message: `${id} at 10` });
+      expect((await counterState(client, id)).sum).toBe(sum(0, 10));
     }
     await b.host.stopAll();
     a.close();
@@ -144,15 +120,15 @@ describe("shard runner", () => {
     const soon = Date.now() + 300;
     await client.command("counter", "w1", "wake", { at: soon });
     await client.command("counter", "w2", "wake", { at: Date.now() + 60_000 });
-    await waitFor(async () => (await counter(client, "w1")).ticks === 1, { message: "w1 woke" });
+    await waitFor(async () => (await counterState(client, "w1")).ticks === 1, { message: "w1 woke" });
     // w2's timer is in its snapshot: it survives a planned restart
     await client.command("counter", "w2", "wake", { at: Date.now() + 1500 });
     await a.host.stopAll();
     a.close();
     const b = await node("t4");
     await startAll(b, 2);
-    await waitFor(async () => (await counter(client, "w2")).ticks === 1, { timeoutMs: 5000, message: "w2 woke after restart" });
-    expect((await counter(client, "w1")).ticks).toBe(1);
+    await waitFor(async () => (await counterState(client, "w2")).ticks === 1, { timeoutMs: 5000, message: "w2 woke after restart" });
+    expect((await counterState(client, "w1")).ticks).toBe(1);
     // the tick outputs were published once each
     const js = jetstream(nc);
     const c = await js.consumers.get("T4_OUT", { filter_subjects: "t4.out.tick.>" });
