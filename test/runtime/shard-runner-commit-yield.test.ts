@@ -3,14 +3,12 @@
 // renewals, heartbeats, acks and queries waited for it (7.9 s measured by `npm run bench -- runtime`
 // with 100,000 twins on one node). The cut is now encoded in slices while the shard applies nothing;
 // the state stays exact.
-import { connect } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { EntityBehavior } from "../../runtime/entity.ts";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { createNodeRuntime } from "../../runtime/node-runtime.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
+import { natsForFile } from "./fixture.ts";
 
 const ENCODE_MS = 1;
 
@@ -35,21 +33,11 @@ const slowEncode: EntityBehavior<{ n: number }> = {
   decode: (b) => ({ n: b[0]! + (b[1]! << 8) }),
 };
 
-let server: TestNatsServer;
-let nc: NatsConnection;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url, noAsyncTraces: true });
-});
-
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+const nats = natsForFile();
 
 describe("shard runner commit of a large cut", () => {
   it("lets timers run while it encodes, and commits every entity exactly", async () => {
+    const nc = await nats.conn();
     const ENTITIES = 1500; // 1.5 s of encoding in one cut
     const client = new RuntimeClient(nc, { prefix: "cyield", shards: 1 });
     const runtime = await createNodeRuntime(nc, {

@@ -2,14 +2,12 @@
 // heartbeats and commits are timers, and a consume loop that only resumes through microtasks would
 // starve them until the whole fetched buffer is applied (seconds), so a busy, healthy node lost its
 // leases. Found by the process-level integration tests (test/integration/runtime).
-import { connect } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { EntityBehavior } from "../../runtime/entity.ts";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { createNodeRuntime } from "../../runtime/node-runtime.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
+import { natsForFile } from "./fixture.ts";
 
 /** Each input keeps the CPU busy for `ms` of wall-clock time, like a message of thousands of readings. */
 const busy: EntityBehavior<{ n: number }> = {
@@ -30,25 +28,15 @@ const busy: EntityBehavior<{ n: number }> = {
   decode: (b) => ({ n: b[0]! + (b[1]! << 8) }),
 };
 
-let server: TestNatsServer;
-let nc: NatsConnection;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url, noAsyncTraces: true });
-});
-
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+const nats = natsForFile();
 
 describe("shard runner under a backlog", () => {
   it("lets timers run between messages while it applies a fetched backlog", async () => {
+    const nc = await nats.conn();
     const MESSAGES = 80;
     const WORK_MS = 25; // 2 s of apply work in all, all of it fetched in one pull
     const client = new RuntimeClient(nc, { prefix: "yield", shards: 1, maxBatchItems: 1 });
-    const runtime = await createNodeRuntime(nc, { prefix: "yield", shards: 1, streams: 1, replicas: 1, behaviors: [busy], defaultMetrics: false, log: () => undefined });
+    const runtime = await createNodeRuntime(nc, { prefix: "yield", shards: 1, streams: 1, replicas: 1, behaviors: [busy], defaultMetrics: false, log: () => undefined, runner: { fetchBatch: 256 } });
     // a backlog: every input is logged before the shard starts
     await Promise.all(Array.from({ length: MESSAGES }, () => client.send("busy", "b1", "work", { ms: WORK_MS })));
 
