@@ -21,6 +21,7 @@ import {
 } from "../actors/device-twin/domain/stats.ts";
 import { applyInput, createTwin, decodeTwin, encodeTwin, type TwinState } from "../actors/device-twin/domain/mod.ts";
 import { CHANNELS, type Channel, type Reading } from "../actors/device-twin/domain/types.ts";
+import { rng } from "../test/harness/rng.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -44,17 +45,6 @@ function emit(name: string, value: number, unit: string, baseline?: { name: stri
   console.log(JSON.stringify({ suite: "domain", name, value: round(value), unit, ...(baseline ? { baseline: { name: baseline.name, value: round(baseline.value) } } : {}) }));
 }
 
-/** mulberry32: a small seeded PRNG, so every run measures the same fleet. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A week of an office or home Foobot: occupancy drives co2/voc/pm, temperature and humidity follow the

@@ -8,6 +8,7 @@ import { encodeBatch, type InputItem } from "../../runtime/envelope.ts";
 import { PipelinedPublisher } from "../../runtime/publisher.ts";
 import { shardOf } from "../../runtime/shard-id.ts";
 import type { Names } from "../../runtime/subjects.ts";
+import { rng } from "../../test/harness/rng.ts";
 
 /** Foobots report every 5 minutes. */
 export const READING_INTERVAL_MS = 300_000;
@@ -18,17 +19,7 @@ export function deviceId(i: number): string {
   return `dev-${String(i).padStart(7, "0")}`;
 }
 
-/** Small deterministic PRNG (mulberry32), so every run sends the same bytes. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 const q = (x: number, step: number) => Math.round(x / step) * step;
 

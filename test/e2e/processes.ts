@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import type { Reading } from "../../actors/device-twin/domain/mod.ts";
 import { getFreePort } from "../harness/free-port.ts";
 import { waitFor } from "../harness/wait-for.ts";
+import { rng } from "../harness/rng.ts";
 
 export const BIN = resolve(import.meta.dirname, "../../bin/airtwin.js");
 
@@ -75,17 +76,7 @@ export async function startGatewayProcess(env: Record<string, string | undefined
   return { proc, url };
 }
 
-/** A small deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 /** `n` readings every `stepMs` from `startMs`, every channel, values within the valid ranges. */
 export function readingsFor(seed: number, startMs: number, n: number, stepMs = 60_000): Reading[] {

@@ -12,22 +12,13 @@
 import { expect } from "vitest";
 import type { RuntimeClient } from "../../../runtime/client.ts";
 import { CHANNELS, type Channel, type Reading } from "../../../actors/device-twin/domain/types.ts";
+import { rng as prng } from "../../harness/rng.ts";
 
 /** Entity type and input kind of the device twin in the runtime. */
 export const TWIN = "twin";
 export const READINGS = "readings";
 
-/** Mulberry32: small, fast, seeded. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 /** Options of {@link generateFleet}. */
 export interface FleetOptions {
