@@ -34,6 +34,11 @@ export class RuntimeMetrics {
     help: "Entity inputs skipped because already applied (seq <= appliedSeq)",
     registers: [this.registry],
   });
+  readonly deliveryGaps = new Counter({
+    name: "airtwin_delivery_gaps_total",
+    help: "Shard restarts from the checkpoint because consumer deliveries were lost in transit (e.g. a slow-consumer disconnect)",
+    registers: [this.registry],
+  });
   readonly fencingRejections = new Counter({ name: "airtwin_fencing_rejections_total", help: "Writes refused because another owner fenced the shard", registers: [this.registry] });
   readonly handoffSeconds = new Histogram({
     name: "airtwin_handoff_seconds",

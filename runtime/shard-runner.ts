@@ -484,6 +484,7 @@ export class ShardRunner {
   private inSequence(m: JsMsg): boolean {
     const delivered = m.info.deliverySequence;
     if (delivered > this.lastDelivered + 1) {
+      this.deps.metrics.deliveryGaps.inc();
       this.fail(new Error(`shard ${this.shard}: deliveries ${this.lastDelivered + 1}..${delivered - 1} lost in transit; restarting from the checkpoint`));
       return false;
     }

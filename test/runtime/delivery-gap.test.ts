@@ -60,6 +60,7 @@ it("a delivery the runner never received is replayed from the checkpoint: nothin
   const expected = (ADDS * (ADDS - 1)) / 2;
   for (const id of ids) expect(await state(id), id).toMatchObject({ n: ADDS, sum: expected });
   expect(failures.filter((m) => m.includes("lost in transit"))).toHaveLength(1);
+  expect((await runtime.metrics.deliveryGaps.get()).values[0]?.value).toBe(1);
 
   // and a second owner, starting from what was committed, agrees
   await runtime.host.stopAll();
