@@ -5,6 +5,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { createInbox, errors as natsErrors, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
 import { encodeBatch, type InputItem } from "./envelope.ts";
+import { InputBatcher, type PublishedPart } from "./input-batcher.ts";
 import { PipelinedPublisher, type PubAck } from "./publisher.ts";
 import { shardOf } from "./shard-id.ts";
 import type { EntityReply } from "./shard-runner.ts";
@@ -19,7 +20,11 @@ export interface RuntimeClientOptions {
   prefix?: string;
   /** Shard count of the cluster (must match the cluster's; checked against its meta when present). */
   shards: number;
-  /** Longest an input waits for companions before its batch is published (ms). Default 2. */
+  /**
+   * Longest an input waits for companions (ms). Default 2. A shard's batch leaves at the end of the
+   * event-loop turn when the shard has no message awaiting its PubAck, so the wait is 0 when idle; while
+   * one is in flight it waits for that PubAck, at most this long (see input-batcher.ts).
+   */
   lingerMs?: number;
   /** Most items in one input message. Default 500. */
   maxBatchItems?: number;
@@ -27,12 +32,6 @@ export interface RuntimeClientOptions {
   maxInFlight?: number;
   /** How long JetStream may take to confirm a batch (ms). Default 5000. */
   ackTimeoutMs?: number;
-}
-
-interface PendingBatch {
-  items: InputItem[];
-  waiters: Array<{ resolve(ack: PubAck): void; reject(err: Error): void }>;
-  timer: NodeJS.Timeout | undefined;
 }
 
 /** Most bytes in one NATS message we produce (servers default to 1 MiB max_payload). */
@@ -45,9 +44,7 @@ export class RuntimeClient {
   private readonly publisher: PipelinedPublisher;
   private readonly kvm: Kvm;
   private readonly buckets = new Map<number, Promise<KV>>();
-  private readonly batches = new Map<number, PendingBatch>();
-  private readonly lingerMs: number;
-  private readonly maxBatchItems: number;
+  private readonly batcher: InputBatcher;
   private readonly clientId = createInbox("c").slice(2);
   private batchSeq = 0;
   private readonly replies: Subscription;
@@ -59,10 +56,12 @@ export class RuntimeClient {
     this.nc = nc;
     this.names = namesOf(options.prefix ?? "airtwin");
     this.shards = options.shards;
-    this.lingerMs = options.lingerMs ?? 2;
-    this.maxBatchItems = options.maxBatchItems ?? 500;
     this.publisher = new PipelinedPublisher(nc, { maxInFlight: options.maxInFlight ?? 1024, ackTimeoutMs: options.ackTimeoutMs ?? 5000 });
     this.kvm = new Kvm(nc);
+    this.batcher = new InputBatcher((shard, items) => this.publishBatch(shard, items), {
+      lingerMs: options.lingerMs ?? 2,
+      maxBatchItems: options.maxBatchItems ?? 500,
+    });
     this.replies = nc.subscribe(`${this.replyInbox}.*`, { callback: (err, msg) => (err ? undefined : this.onReply(msg)) });
   }
 
@@ -132,8 +131,8 @@ export class RuntimeClient {
 
   /** Publishes what is batched, then stops. */
   async close(): Promise<void> {
-    const flushes = [...this.batches.keys()].map((s) => this.flush(s));
-    await Promise.allSettled(flushes);
+    this.batcher.flushAll();
+    this.batcher.close();
     this.replies.unsubscribe();
     this.publisher.close();
   }
@@ -152,35 +151,17 @@ export class RuntimeClient {
   }
 
   private enqueue(item: InputItem): Promise<PubAck> {
-    const shard = this.shardOf(item.entityId);
-    let batch = this.batches.get(shard);
-    if (batch === undefined) {
-      batch = { items: [], waiters: [], timer: undefined };
-      this.batches.set(shard, batch);
-    }
-    const b = batch;
-    const done = new Promise<PubAck>((resolve, reject) => b.waiters.push({ resolve, reject }));
-    b.items.push(item);
-    if (b.items.length >= this.maxBatchItems) void this.flush(shard);
-    else b.timer ??= setTimeout(() => void this.flush(shard), this.lingerMs);
-    return done;
+    return this.batcher.add(this.shardOf(item.entityId), item);
   }
 
-  private async flush(shard: number): Promise<void> {
-    const batch = this.batches.get(shard);
-    if (batch === undefined) return;
-    this.batches.delete(shard);
-    if (batch.timer !== undefined) clearTimeout(batch.timer);
-    const acceptedAt = Date.now();
-    for (const part of split(batch.items, acceptedAt)) {
-      const waiters = batch.waiters.splice(0, part.count);
+  private publishBatch(shard: number, items: InputItem[]): PublishedPart[] {
+    const parts: PublishedPart[] = [];
+    for (const part of split(items, Date.now())) {
       // A stable id per batch: if the client retries this very message, JetStream drops the repeat.
       const msgId = `${this.clientId}-${this.batchSeq++}`;
-      this.publisher.publish(this.names.input(shard), part.data, { msgId }).then(
-        (ack) => waiters.forEach((w) => w.resolve(ack)),
-        (err: Error) => waiters.forEach((w) => w.reject(err)),
-      );
+      parts.push({ count: part.count, ack: this.publisher.publish(this.names.input(shard), part.data, { msgId }) });
     }
+    return parts;
   }
 
   private onReply(msg: Msg): void {
