@@ -230,14 +230,19 @@ export async function main(argv: string[]): Promise<void> {
     // CPU per request of each process of the run: what the gateway's rate costs the whole machine
     const gatewayPids = { gateway: gateway.proc.pid, node: node.proc.pid, "nats-server": ns.pid, "bench+autocannon": process.pid };
     const ceilingPids = { ceiling: ceiling.proc.pid, "bench+autocannon": process.pid };
+    // how well the runtime client batched: requests per input message (one JetStream store each)
+    const jsm = await jetstreamManager(nc);
+    const inputMessages = async () => (await jsm.streams.info(`${PREFIX.toUpperCase()}_IN_0`)).state.messages;
     const maxRate = async (target: string, perRequest: number) => {
-      let best: { result: autocannon.Result; connections: number; cpuUsPerRequest: Record<string, number> } | undefined;
+      let best: { result: autocannon.Result; connections: number; cpuUsPerRequest: Record<string, number>; requestsPerMessage?: number } | undefined;
       for (const c of connectionCounts) {
+        const messagesBefore = target === gw ? await inputMessages() : 0;
         const { result, cpuUsPerRequest } = await withCpu(target === gw ? gatewayPids : ceilingPids, () =>
           load(target, ingestRequests(devices, perRequest, base + ++run * 100_000_000), { connections: c, duration }),
         );
+        const requestsPerMessage = target === gw ? round(result["2xx"] / Math.max(1, (await inputMessages()) - messagesBefore)) : undefined;
         if (result.non2xx > 0 || result.errors > 0) note("WARNING: non-2xx or failed requests", { target, non2xx: result.non2xx, errors: result.errors, status: result.statusCodeStats });
-        if (best === undefined || rps(result) > rps(best.result)) best = { result, connections: c, cpuUsPerRequest };
+        if (best === undefined || rps(result) > rps(best.result)) best = { result, connections: c, cpuUsPerRequest, ...(requestsPerMessage === undefined ? {} : { requestsPerMessage }) };
       }
       return best!;
     };
@@ -254,6 +259,7 @@ export async function main(argv: string[]): Promise<void> {
           gateway: round(rps(g.result)),
           gatewayConnections: g.connections,
           gatewayCpuUsPerRequest: g.cpuUsPerRequest,
+          requestsPerInputMessage: g.requestsPerMessage,
           ceiling: round(rps(c.result)),
           ceilingConnections: c.connections,
           ceilingCpuUsPerRequest: c.cpuUsPerRequest,
@@ -279,6 +285,7 @@ export async function main(argv: string[]): Promise<void> {
           connections: g.connections,
           baselineConnections: c.connections,
           cpuUsPerRequest: g.cpuUsPerRequest,
+          requestsPerInputMessage: g.requestsPerMessage,
           baselineCpuUsPerRequest: c.cpuUsPerRequest,
           duration,
           devices: devices.length,
@@ -329,13 +336,15 @@ export async function main(argv: string[]): Promise<void> {
         await new Promise((res) => setTimeout(res, 50));
       }
     })();
+    const halfMessagesBefore = await inputMessages();
     const g = await load(gw, ingestRequests(devices, 1, base + ++run * 100_000_000), { connections: 128, duration, overallRate: half });
+    const halfRequestsPerMessage = round(g["2xx"] / Math.max(1, (await inputMessages()) - halfMessagesBefore));
     probing = false;
     await probeLoop;
     await until("last alerts", () => (alertMs.length >= probeAckMs.length - 1 ? true : undefined), 5000).catch(() => undefined);
     sub.unsubscribe();
     const c = await load(ceil, ingestRequests(devices, 1, base), { connections: 128, duration, overallRate: half });
-    note("half rate", { target: round(half), gateway: round(rps(g)), ceiling: round(rps(c)), probes: probeAckMs.length, alerts: alertMs.length, load: loadAverage() });
+    note("half rate", { target: round(half), gateway: round(rps(g)), ceiling: round(rps(c)), probes: probeAckMs.length, alerts: alertMs.length, requestsPerInputMessage: halfRequestsPerMessage, load: loadAverage() });
     emit({ name: "latency-p50-at-half-rate", value: g.latency.p50, unit: "ms", baseline: { name: "bare-fastify-202", value: c.latency.p50 }, detail: { rate: round(rps(g)) } });
     emit({ name: "latency-p99-at-half-rate", value: g.latency.p99, unit: "ms", baseline: { name: "bare-fastify-202", value: c.latency.p99 }, detail: { rate: round(rps(g)), target: 20 } });
     emit({
@@ -351,11 +360,8 @@ export async function main(argv: string[]): Promise<void> {
     const accepted = Number(/^airtwin_gateway_readings_accepted_total (\d+)/m.exec(metrics)?.[1] ?? Number.NaN);
     const sum = Number(/^airtwin_gateway_publish_ack_seconds_sum (\S+)/m.exec(metrics)?.[1]);
     const count = Number(/^airtwin_gateway_publish_ack_seconds_count (\S+)/m.exec(metrics)?.[1]);
-    // how well the runtime client batched: requests per input message (one JetStream store each)
-    const jsm = await jetstreamManager(nc);
-    const inputMessages = (await jsm.streams.info(`${PREFIX.toUpperCase()}_IN_0`)).state.messages;
     const requests = Number(/^airtwin_gateway_ingest_batch_readings_count (\S+)/m.exec(metrics)?.[1]);
-    note("gateway counted", { readingsAccepted: accepted, publishAckMeanMs: round((1000 * sum) / count), requestsPerInputMessage: round(requests / inputMessages) });
+    note("gateway counted", { readingsAccepted: accepted, publishAckMeanMs: round((1000 * sum) / count), requestsPerInputMessage: round(requests / (await inputMessages())) });
   } finally {
     await nc.close();
     await stop(gateway.proc);
