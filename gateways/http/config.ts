@@ -16,7 +16,10 @@ export interface GatewayConfig {
   readonly rateLimitWindowMs: number;
   /** How long JetStream may take to confirm a batch of readings before the request gets 503 (ms). `AIRTWIN_INGEST_ACK_TIMEOUT_MS`. Default 3000. */
   readonly ackTimeoutMs: number;
-  /** Longest wait of readings for companions in the same per-shard message (ms). `AIRTWIN_INGEST_LINGER_MS`. Default 2. */
+  /**
+   * Longest wait of readings for companions in the same per-shard message (ms): a batch waits only while
+   * its shard's previous message awaits its PubAck, else leaves at the end of the turn. `AIRTWIN_INGEST_LINGER_MS`. Default 2.
+   */
   readonly lingerMs: number;
   /** pino log level. `AIRTWIN_LOG_LEVEL`. Default "info". */
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";

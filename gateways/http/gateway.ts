@@ -42,7 +42,7 @@ export interface AssembleOptions {
   replicas: number;
   /** PubAck deadline of the runtime client (ms). Default 3000. */
   ackTimeoutMs?: number;
-  /** Micro-batch linger of the runtime client (ms). Default 2. */
+  /** Longest micro-batch linger of the runtime client (ms; only while the shard awaits a PubAck). Default 2. */
   lingerMs?: number;
   defaultMetrics?: boolean;
   log?: RegistryLog;
