@@ -166,6 +166,22 @@ async function withCpu(pids: Record<string, number | undefined>, run: () => Prom
   return { result, cpuUsPerRequest };
 }
 
+/** The gateway's publish-ack histogram (hand-off to PubAck): cumulative bucket counts by upper bound (s), sum, count. */
+function publishAck(metrics: string): { buckets: Map<number, number>; sum: number; count: number } {
+  const buckets = new Map<number, number>();
+  for (const m of metrics.matchAll(/^airtwin_gateway_publish_ack_seconds_bucket\{le="([^"]+)"\} (\S+)/gm)) buckets.set(m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2]));
+  const sum = Number(/^airtwin_gateway_publish_ack_seconds_sum (\S+)/m.exec(metrics)?.[1]);
+  const count = Number(/^airtwin_gateway_publish_ack_seconds_count (\S+)/m.exec(metrics)?.[1]);
+  return { buckets, sum, count };
+}
+
+/** Mean and the bucket bound holding p50/p99 (ms) of the publish acks between two scrapes. */
+function publishAckSince(a: ReturnType<typeof publishAck>, b: ReturnType<typeof publishAck>): Record<string, number> {
+  const n = b.count - a.count;
+  const bound = (p: number) => [...b.buckets].find(([le, c]) => c - (a.buckets.get(le) ?? 0) >= (p / 100) * n)?.[0] ?? Number.NaN;
+  return { mean: round((1000 * (b.sum - a.sum)) / Math.max(1, n)), p50AtMost: bound(50) * 1000, p99AtMost: bound(99) * 1000 };
+}
+
 export async function main(argv: string[]): Promise<void> {
   const quick = argv.includes("--quick");
   const duration = arg(argv, "duration", quick ? 3 : 5);
@@ -337,14 +353,16 @@ export async function main(argv: string[]): Promise<void> {
       }
     })();
     const halfMessagesBefore = await inputMessages();
+    const ackBefore = publishAck(await (await fetch(`${gw}/metrics`)).text());
     const g = await load(gw, ingestRequests(devices, 1, base + ++run * 100_000_000), { connections: 128, duration, overallRate: half });
     const halfRequestsPerMessage = round(g["2xx"] / Math.max(1, (await inputMessages()) - halfMessagesBefore));
+    const halfAck = publishAckSince(ackBefore, publishAck(await (await fetch(`${gw}/metrics`)).text()));
     probing = false;
     await probeLoop;
     await until("last alerts", () => (alertMs.length >= probeAckMs.length - 1 ? true : undefined), 5000).catch(() => undefined);
     sub.unsubscribe();
     const c = await load(ceil, ingestRequests(devices, 1, base), { connections: 128, duration, overallRate: half });
-    note("half rate", { target: round(half), gateway: round(rps(g)), ceiling: round(rps(c)), probes: probeAckMs.length, alerts: alertMs.length, requestsPerInputMessage: halfRequestsPerMessage, load: loadAverage() });
+    note("half rate", { target: round(half), gateway: round(rps(g)), ceiling: round(rps(c)), probes: probeAckMs.length, alerts: alertMs.length, requestsPerInputMessage: halfRequestsPerMessage, publishAckMs: halfAck, load: loadAverage() });
     emit({ name: "latency-p50-at-half-rate", value: g.latency.p50, unit: "ms", baseline: { name: "bare-fastify-202", value: c.latency.p50 }, detail: { rate: round(rps(g)) } });
     emit({ name: "latency-p99-at-half-rate", value: g.latency.p99, unit: "ms", baseline: { name: "bare-fastify-202", value: c.latency.p99 }, detail: { rate: round(rps(g)), target: 20 } });
     emit({
