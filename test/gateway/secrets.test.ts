@@ -1,0 +1,17 @@
+// Token digests: SHA-256 (whichever Node API computes it) and the constant-time match.
+import { describe, expect, it } from "vitest";
+import { secretMatches, sha256, sha256Hex } from "../../gateways/registry/secrets.ts";
+
+describe("secrets", () => {
+  it("digests with SHA-256 of the UTF-8 bytes", () => {
+    expect(sha256Hex("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    expect(sha256("é").toString("hex")).toBe("4a99557e4033c3539de2eb65472017cad5f9557f7a0625a09f1c3f6e2ba69c4c");
+  });
+
+  it("matches a secret against its digest only", () => {
+    const digest = sha256("s3cret");
+    expect(secretMatches("s3cret", digest)).toBe(true);
+    expect(secretMatches("s3cret!", digest)).toBe(false);
+    expect(secretMatches("s3cret", undefined)).toBe(false);
+  });
+});
