@@ -4,19 +4,16 @@
 // the latest after the linger when it does not.
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { connect } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { ensureStreams } from "../../runtime/cluster-setup.ts";
 import { shardOf } from "../../runtime/shard-id.ts";
 import { names as namesOf } from "../../runtime/subjects.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
+import { natsForFile } from "./fixture.ts";
 
 const SHARDS = 64;
-
-let server: TestNatsServer;
-const conns: NatsConnection[] = [];
+const nats = natsForFile();
 
 /** What was published on input subjects, with the synchronous run each publish happened in. */
 interface Recorded {
@@ -30,8 +27,7 @@ interface Recorded {
  * nats.js flushes its outbound buffer in a microtask after the first, so they share a socket write.
  */
 async function recordingConn(prefix: string): Promise<{ nc: NatsConnection; published: Recorded[] }> {
-  const nc = await connect({ servers: server.url, noAsyncTraces: true });
-  conns.push(nc);
+  const nc = await nats.conn();
   await ensureStreams(await jetstreamManager(nc), namesOf(prefix), { shards: SHARDS, streams: 1, replicas: 1 });
   const published: Recorded[] = [];
   let run = 0;
@@ -63,15 +59,6 @@ function idPerShard(): string[] {
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  for (const nc of conns) await nc.close().catch(() => undefined);
-  await server?.stop();
-});
 
 describe("runtime client batching", () => {
   it("publishes the batches of many shards in one synchronous run", async () => {
@@ -117,7 +104,7 @@ describe("runtime client batching", () => {
     const { nc, published } = await recordingConn("b4");
     const client = new RuntimeClient(nc, { prefix: "b4", shards: SHARDS, lingerMs: 200, ackTimeoutMs: 5000 });
     await client.send("counter", "x", "add", { v: 0 }); // the stream answers
-    process.kill(server.pid, "SIGSTOP");
+    process.kill(nats.server.pid, "SIGSTOP");
     try {
       const first = client.send("counter", "x", "add", { v: 1 });
       await nextTurn();
@@ -126,11 +113,11 @@ describe("runtime client batching", () => {
       const gapMs = published[2]!.at - published[1]!.at;
       expect(gapMs).toBeGreaterThanOrEqual(150);
       expect(gapMs).toBeLessThan(2000);
-      process.kill(server.pid, "SIGCONT");
+      process.kill(nats.server.pid, "SIGCONT");
       const [a, b] = await Promise.all([first, second]);
       expect(b.seq).toBe(a.seq + 1);
     } finally {
-      process.kill(server.pid, "SIGCONT");
+      process.kill(nats.server.pid, "SIGCONT");
     }
     await client.close();
   });
