@@ -2,6 +2,7 @@
 // synchronous run (one socket write), an idle shard's input leaves at once whatever the linger, a batch
 // whose shard awaits a PubAck gathers what arrives meanwhile and leaves when that PubAck comes, and at
 // the latest after the linger when it does not.
+import { readFileSync } from "node:fs";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
@@ -58,6 +59,11 @@ function idPerShard(): string[] {
   return ids;
 }
 
+/** A process's state letter from /proc ("T": stopped). */
+function processState(pid: number): string | undefined {
+  return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0];
+}
+
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe("runtime client batching", () => {
@@ -105,6 +111,8 @@ describe("runtime client batching", () => {
     const client = new RuntimeClient(nc, { prefix: "b4", shards: SHARDS, lingerMs: 200, ackTimeoutMs: 5000 });
     await client.send("counter", "x", "add", { v: 0 }); // the stream answers
     process.kill(nats.server.pid, "SIGSTOP");
+    // the stop is asynchronous: on a busy machine the server may still answer for a moment
+    await waitFor(() => processState(nats.server.pid) === "T", { message: "nats-server stopped" });
     try {
       const first = client.send("counter", "x", "add", { v: 1 });
       await nextTurn();
