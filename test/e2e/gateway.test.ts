@@ -202,7 +202,7 @@ describe("airtwin gateway end to end", () => {
     const devices = await Promise.all(
       Array.from({ length: DEVICES }, async (_, i) => {
         const id = `e2e-out-${i}`;
-        return { id, token: await register(id), readings: readingsFor(100 + i, BASE, PER_DEVICE), next: 0, accepted: 0, lastAcceptedT: -1 };
+        return { id, token: await register(id), readings: readingsFor(100 + i, BASE, PER_DEVICE), next: 0, accepted: 0, lastAcceptedT: -1, refused: 0 };
       }),
     );
     const statuses = new Map<number, number>();
@@ -226,6 +226,7 @@ describe("airtwin gateway end to end", () => {
           d.lastAcceptedT = batch.at(-1)!.t;
           d.next++;
         } else {
+          d.refused++;
           await new Promise((r) => setTimeout(r, 100)); // Retry-After says 1 s; impatient devices are fine too
         }
       }
@@ -266,7 +267,10 @@ describe("airtwin gateway end to end", () => {
         const x = await twin(d.id);
         return x.readings === PER_DEVICE ? x : undefined;
       }, { timeoutMs: 60_000, message: `${d.id} complete` });
-      expect(v.late).toBe(0);
+      // A request answered 503 may still have been stored: nats.js keeps what was published while it was
+      // disconnected and sends it on reconnect. Its resend then repeats readings the twin has (counted as
+      // duplicate or late, applied once) — only ever readings of refused requests.
+      expect(v.late + v.duplicates).toBeLessThanOrEqual(d.refused * BATCH);
       expectReference(v, d.readings);
     }
   });
