@@ -1,0 +1,46 @@
+// The shard loops' turns: timers run between turns, and a loop with fresh input is not kept waiting a
+// whole slice per busy loop ahead of it (a shard with a new alert behind 64 shards catching up).
+import { describe, expect, it } from "vitest";
+import { sliceUsed, yieldTurn } from "./turns.ts";
+
+const spin = (ms: number) => {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // work
+  }
+};
+
+describe("turns", () => {
+  it("lets a loop with fresh input in soon although many loops are busy, and lets timers run", async () => {
+    let running = true;
+    const done: number[] = [];
+    const busy = async (i: number) => {
+      done[i] = 0;
+      while (running) {
+        if (sliceUsed()) await yieldTurn();
+        spin(1); // one input message
+        done[i]!++;
+      }
+    };
+    let worstTimerGapMs = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worstTimerGapMs = Math.max(worstTimerGapMs, now - last);
+      last = now;
+    }, 5);
+    const loops = Array.from({ length: 40 }, (_, i) => busy(i));
+    await new Promise((r) => setTimeout(r, 300));
+    // fresh input for an idle shard: how long until its loop may apply it?
+    const arrived = performance.now();
+    if (sliceUsed()) await yieldTurn();
+    const waitedMs = performance.now() - arrived;
+    running = false;
+    await Promise.all(loops);
+    clearInterval(timer);
+    // a slice per busy loop ahead (40 × 10 ms) was the old wait; now the slice is shared by the waiters
+    expect(waitedMs).toBeLessThan(200);
+    expect(worstTimerGapMs).toBeLessThan(200);
+    expect(done.every((n) => n > 0), "every busy loop had turns").toBe(true);
+  });
+});
