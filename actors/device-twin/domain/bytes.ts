@@ -62,6 +62,12 @@ export class ByteWriter {
     this.view = new DataView(next.buffer);
   }
 
+  /** Empties the writer for reuse (its buffer stays allocated). */
+  reset(): this {
+    this.pos = 0;
+    return this;
+  }
+
   u8(n: number): void {
     this.ensure(1);
     this.buf[this.pos++] = n;
@@ -139,18 +145,21 @@ export class ByteWriter {
     if (width === 0) return;
     if (width <= 24) {
       // fast path: pending bits (< 8) plus one value fit a 32-bit integer
+      const buf = this.buf;
+      let pos = this.pos;
       let acc = 0;
       let bits = 0;
       for (let i = 0; i < n; i++) {
         acc |= (values[i] as number) << bits;
         bits += width;
         while (bits >= 8) {
-          this.buf[this.pos++] = acc & 255;
+          buf[pos++] = acc & 255;
           acc >>>= 8;
           bits -= 8;
         }
       }
-      if (bits > 0) this.buf[this.pos++] = acc;
+      if (bits > 0) buf[pos++] = acc;
+      this.pos = pos;
       return;
     }
     let acc = 0;

@@ -145,7 +145,8 @@ const HAS_VOC_BASELINE = 4;
 
 /** Encodes the packed state as a compact snapshot section. */
 export function encodeStatsSection(v: DataView): Uint8Array {
-  const w = new ByteWriter(1024);
+  const w = STATS_WRITER.reset(); // finish() copies out, so one buffer serves every encode
+
   w.u8(SECTION_VERSION);
   const latest = getF64(v, LATEST_T);
   const co2Base = getF64(v, CO2_BASELINE);
@@ -351,7 +352,8 @@ function encodeRing(w: ByteWriter, v: DataView, ci: number, current: number, kep
   w.series(S_B, n);
 }
 
-// Scratch for encodeRing/decodeRing (both synchronous, never re-entered).
+// Scratch for the encoders and decoders (all synchronous, never re-entered).
+const STATS_WRITER = new ByteWriter(4096);
 const S_SLOT = new Float64Array(HOURS_KEPT);
 const S_COUNTS = new Float64Array(HOURS_KEPT);
 const S_A = new Float64Array(HOURS_KEPT);
