@@ -1,6 +1,7 @@
 // The shard loops' turns: timers run between turns, and a loop with fresh input is not kept waiting a
 // whole slice per busy loop ahead of it (a shard with a new alert behind 64 shards catching up).
 import { describe, expect, it } from "vitest";
+import { timerGaps } from "../test/harness/timer-gaps.ts";
 import { sliceUsed, yieldTurn } from "./turns.ts";
 
 const spin = (ms: number) => {
@@ -22,13 +23,7 @@ describe("turns", () => {
         done[i]!++;
       }
     };
-    let worstTimerGapMs = 0;
-    let last = performance.now();
-    const timer = setInterval(() => {
-      const now = performance.now();
-      worstTimerGapMs = Math.max(worstTimerGapMs, now - last);
-      last = now;
-    }, 5);
+    const gaps = timerGaps();
     const loops = Array.from({ length: 40 }, (_, i) => busy(i));
     await new Promise((r) => setTimeout(r, 300));
     // fresh input for an idle shard: how long until its loop may apply it?
@@ -37,10 +32,10 @@ describe("turns", () => {
     const waitedMs = performance.now() - arrived;
     running = false;
     await Promise.all(loops);
-    clearInterval(timer);
+    gaps.stop();
     // a slice per busy loop ahead (40 × 10 ms) was the old wait; now the slice is shared by the waiters
     expect(waitedMs).toBeLessThan(200);
-    expect(worstTimerGapMs).toBeLessThan(200);
+    expect(gaps.worstMs).toBeLessThan(200);
     expect(done.every((n) => n > 0), "every busy loop had turns").toBe(true);
   });
 });

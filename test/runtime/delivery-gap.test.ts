@@ -7,11 +7,9 @@
 import { jetstream } from "@nats-io/jetstream";
 import { expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
-import { createNodeRuntime } from "../../runtime/node-runtime.ts";
 import { names as namesOf } from "../../runtime/subjects.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { counterBehavior } from "./counter-behavior.ts";
-import { counterState, debugLog, natsForFile } from "./fixture.ts";
+import { counterState, natsForFile, testNode } from "./fixture.ts";
 
 const SHARDS = 2;
 const ENTITIES = 40;
@@ -25,17 +23,8 @@ it("a delivery the runner never received is replayed from the checkpoint: nothin
   // small input messages (20 adds), so the backlog is many messages
   const client = new RuntimeClient(await conn(), { prefix: "gap", shards: SHARDS, maxBatchItems: 20 });
 
-  const runtime = await createNodeRuntime(await conn(), {
-    prefix: "gap",
-    shards: SHARDS,
-    streams: 1,
-    replicas: 1,
-    behaviors: [counterBehavior],
-    defaultMetrics: false,
-    log: debugLog,
-    // small pulls: the runner must come back for more, and the thief's pull gets its turn in between
-    runner: { commitIntervalMs: 50, fetchBatch: 4 },
-  });
+  // small pulls: the runner must come back for more, and the thief's pull gets its turn in between
+  const runtime = await testNode(await conn(), { prefix: "gap", shards: SHARDS, runner: { commitIntervalMs: 50, fetchBatch: 4 } });
   // the backlog (the runtime created the input stream)
   const ids = Array.from({ length: ENTITIES }, (_, i) => `e${i}`);
   const sends: Promise<unknown>[] = [];
@@ -65,7 +54,7 @@ it("a delivery the runner never received is replayed from the checkpoint: nothin
   // and a second owner, starting from what was committed, agrees
   await runtime.host.stopAll();
   runtime.close();
-  const next = await createNodeRuntime(await conn(), { prefix: "gap", shards: SHARDS, streams: 1, replicas: 1, behaviors: [counterBehavior], defaultMetrics: false, log: () => undefined });
+  const next = await testNode(await conn(), { prefix: "gap", shards: SHARDS });
   for (let s = 0; s < SHARDS; s++) await next.host.start({ shard: s, epoch: 2, owner: "n2" });
   for (const id of ids) expect(await state(id), id).toMatchObject({ n: ADDS, sum: expected });
   await next.host.stopAll();

@@ -1,12 +1,15 @@
 // What the runtime tests share: one nats-server per test file with the connections its tests open
-// (closed after the file), a log that prints only with DEBUG_RUNNER=1, and a counter's live state.
+// (closed after the file), a one-stream node runtime for test entities, a log that prints only with
+// DEBUG_RUNNER=1 and a counter's live state.
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll } from "vitest";
 import type { RuntimeClient } from "../../runtime/client.ts";
-import type { LogFn } from "../../runtime/node-runtime.ts";
+import type { EntityBehavior } from "../../runtime/entity.ts";
+import { createNodeRuntime, type LogFn, type NodeRuntime } from "../../runtime/node-runtime.ts";
+import type { ShardRunnerOptions } from "../../runtime/shard-runner.ts";
 import { startNatsServer, type NatsServerOptions, type TestNatsServer } from "../harness/nats-server.ts";
-import type { CounterState } from "./counter-behavior.ts";
+import { counterBehavior, type CounterState } from "./counter-behavior.ts";
 
 export interface FileNats {
   /** The file's server (started in beforeAll). */
@@ -47,4 +50,21 @@ export async function counterState(client: RuntimeClient, id: string): Promise<C
   const r = await client.get("counter", id, null);
   if (!r.ok) throw new Error(r.error.message);
   return r.value as CounterState;
+}
+
+/** A node runtime over one input stream, replicas 1, no default metrics; counters unless told otherwise. */
+export function testNode(
+  nc: NatsConnection,
+  o: { prefix: string; shards: number; runner?: Partial<ShardRunnerOptions>; behaviors?: readonly EntityBehavior[]; log?: LogFn },
+): Promise<NodeRuntime> {
+  return createNodeRuntime(nc, {
+    prefix: o.prefix,
+    shards: o.shards,
+    streams: 1,
+    replicas: 1,
+    behaviors: o.behaviors ?? [counterBehavior],
+    defaultMetrics: false,
+    log: o.log ?? debugLog,
+    ...(o.runner === undefined ? {} : { runner: o.runner }),
+  });
 }

@@ -6,21 +6,20 @@ import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { announceServing, listenForNewerOwner } from "../../runtime/handoff.ts";
-import { createNodeRuntime, type NodeRuntime } from "../../runtime/node-runtime.ts";
+import type { NodeRuntime } from "../../runtime/node-runtime.ts";
 import type { ShardRunnerOptions } from "../../runtime/shard-runner.ts";
 import { names as namesOf } from "../../runtime/subjects.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { counterBehavior, type CounterState } from "./counter-behavior.ts";
-import { debugLog, natsForFile } from "./fixture.ts";
+import type { CounterState } from "./counter-behavior.ts";
+import { natsForFile, testNode } from "./fixture.ts";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-const log = debugLog;
 
 const nats = natsForFile();
 const conn = () => nats.conn();
 
 async function node(prefix: string, runner: Partial<ShardRunnerOptions> = {}): Promise<NodeRuntime> {
-  return createNodeRuntime(await conn(), { prefix, shards: 1, streams: 1, replicas: 1, behaviors: [counterBehavior], defaultMetrics: false, log, runner: { commitIntervalMs: 50, ...runner } });
+  return testNode(await conn(), { prefix, shards: 1, runner: { commitIntervalMs: 50, ...runner } });
 }
 
 describe("handoff announcements", () => {

@@ -3,10 +3,8 @@
 // applied once, and its wake-up kept.
 import { expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
-import { createNodeRuntime } from "../../runtime/node-runtime.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { counterBehavior } from "./counter-behavior.ts";
-import { counterState, natsForFile } from "./fixture.ts";
+import { counterState, natsForFile, testNode } from "./fixture.ts";
 
 const SHARDS = 4;
 
@@ -14,16 +12,7 @@ const nats = natsForFile();
 const conn = () => nats.conn();
 
 it("passivated entities come back from their snapshots exactly, and keep their wake-ups", async () => {
-  const rt = await createNodeRuntime(await conn(), {
-    prefix: "pv",
-    shards: SHARDS,
-    streams: 1,
-    replicas: 1,
-    behaviors: [counterBehavior],
-    defaultMetrics: false,
-    log: () => undefined,
-    runner: { commitIntervalMs: 50, idlePassivateMs: 300, wakeIntervalMs: 50 },
-  });
+  const rt = await testNode(await conn(), { prefix: "pv", shards: SHARDS, runner: { commitIntervalMs: 50, idlePassivateMs: 300, wakeIntervalMs: 50 } });
   for (let s = 0; s < SHARDS; s++) await rt.host.start({ shard: s, epoch: 1, owner: "n1" });
   const client = new RuntimeClient(await conn(), { prefix: "pv", shards: SHARDS });
   const ids = Array.from({ length: 30 }, (_, i) => `p${i}`);
@@ -48,7 +37,7 @@ it("passivated entities come back from their snapshots exactly, and keep their w
   await waitFor(async () => (await resident()) === 0, { timeoutMs: 10_000, message: "passivated again" });
   await rt.host.stopAll();
   rt.close();
-  const next = await createNodeRuntime(await conn(), { prefix: "pv", shards: SHARDS, streams: 1, replicas: 1, behaviors: [counterBehavior], defaultMetrics: false, log: () => undefined });
+  const next = await testNode(await conn(), { prefix: "pv", shards: SHARDS });
   for (let s = 0; s < SHARDS; s++) await next.host.start({ shard: s, epoch: 2, owner: "n2" });
   for (const id of ids) expect(await state(id), id).toMatchObject({ n: 30, sum: (30 * 29) / 2 });
   expect((await state("p0")).ticks).toBe(1);

@@ -5,11 +5,10 @@
 import { AckPolicy, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
-import { createNodeRuntime, type NodeRuntime } from "../../runtime/node-runtime.ts";
+import type { NodeRuntime } from "../../runtime/node-runtime.ts";
 import { names as namesOf } from "../../runtime/subjects.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { counterBehavior } from "./counter-behavior.ts";
-import { counterState, natsForFile } from "./fixture.ts";
+import { counterState, natsForFile, testNode } from "./fixture.ts";
 
 const PREFIX = "sc";
 const names = namesOf(PREFIX);
@@ -17,7 +16,7 @@ const nats = natsForFile();
 const conn = () => nats.conn();
 
 async function node(): Promise<NodeRuntime> {
-  return createNodeRuntime(await conn(), { prefix: PREFIX, shards: 1, streams: 1, replicas: 1, behaviors: [counterBehavior], defaultMetrics: false, log: () => undefined, runner: { commitIntervalMs: 50 } });
+  return testNode(await conn(), { prefix: PREFIX, shards: 1, runner: { commitIntervalMs: 50 } });
 }
 
 async function consumers(jsm: JetStreamManager): Promise<string[]> {

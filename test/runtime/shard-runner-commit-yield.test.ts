@@ -6,9 +6,9 @@
 import { describe, expect, it } from "vitest";
 import type { EntityBehavior } from "../../runtime/entity.ts";
 import { RuntimeClient } from "../../runtime/client.ts";
-import { createNodeRuntime } from "../../runtime/node-runtime.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { natsForFile } from "./fixture.ts";
+import { timerGaps } from "../harness/timer-gaps.ts";
+import { natsForFile, testNode } from "./fixture.ts";
 
 const ENCODE_MS = 1;
 
@@ -40,39 +40,25 @@ describe("shard runner commit of a large cut", () => {
     const nc = await nats.conn();
     const ENTITIES = 1500; // 1.5 s of encoding in one cut
     const client = new RuntimeClient(nc, { prefix: "cyield", shards: 1 });
-    const runtime = await createNodeRuntime(nc, {
-      prefix: "cyield",
-      shards: 1,
-      streams: 1,
-      replicas: 1,
-      behaviors: [slowEncode],
-      defaultMetrics: false,
-      log: () => undefined,
-      runner: { commitIntervalMs: 60_000 }, // one commit, started by the test
-    });
+    // one commit, started by the test
+    const runtime = await testNode(nc, { prefix: "cyield", shards: 1, behaviors: [slowEncode], runner: { commitIntervalMs: 60_000 } });
     await runtime.host.start({ shard: 0, epoch: 1, owner: "t" });
     const ids = Array.from({ length: ENTITIES }, (_, i) => `e${i}`);
     await Promise.all(ids.map((id) => client.send("slow", id, "add", {})));
     await waitFor(async () => (await runtime.metrics.messagesApplied.get()).values[0]?.value === Math.ceil(ENTITIES / 500), { message: "all applied" });
 
-    let last = performance.now();
-    let worstGapMs = 0;
-    const timer = setInterval(() => {
-      const now = performance.now();
-      worstGapMs = Math.max(worstGapMs, now - last);
-      last = now;
-    }, 5);
+    const gaps = timerGaps();
     // inputs sent during the cut wait for it and are applied after it
     const commit = runtime.host.commitAll();
     const during = Promise.all(ids.slice(0, 10).map((id) => client.send("slow", id, "add", {})));
     try {
       await commit;
     } finally {
-      clearInterval(timer);
+      gaps.stop();
     }
     await during;
     // One synchronous stretch would be the whole cut (~1500 ms); in slices it is ~10 ms plus the load.
-    expect(worstGapMs).toBeLessThan(700);
+    expect(gaps.worstMs).toBeLessThan(700);
     expect((await runtime.metrics.commitRecords.get()).values.find((v) => v.metricName?.endsWith("_sum"))?.value).toBe(ENTITIES);
     await waitFor(async () => {
       const r = await client.get("slow", "e0", null);
@@ -81,7 +67,7 @@ describe("shard runner commit of a large cut", () => {
     await runtime.host.stopAll();
     runtime.close();
     // the committed state is exact: a new owner reads every entity back with its count
-    const again = await createNodeRuntime(nc, { prefix: "cyield", shards: 1, streams: 1, replicas: 1, behaviors: [slowEncode], defaultMetrics: false, log: () => undefined });
+    const again = await testNode(nc, { prefix: "cyield", shards: 1, behaviors: [slowEncode] });
     await again.host.start({ shard: 0, epoch: 2, owner: "t2" });
     for (const id of [ids[0]!, ids[9]!, ids[10]!, ids[ENTITIES - 1]!]) {
       const r = await client.get("slow", id, null);

@@ -5,9 +5,9 @@
 import { describe, expect, it } from "vitest";
 import type { EntityBehavior } from "../../runtime/entity.ts";
 import { RuntimeClient } from "../../runtime/client.ts";
-import { createNodeRuntime } from "../../runtime/node-runtime.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { natsForFile } from "./fixture.ts";
+import { timerGaps } from "../harness/timer-gaps.ts";
+import { natsForFile, testNode } from "./fixture.ts";
 
 /** Each input keeps the CPU busy for `ms` of wall-clock time, like a message of thousands of readings. */
 const busy: EntityBehavior<{ n: number }> = {
@@ -36,17 +36,11 @@ describe("shard runner under a backlog", () => {
     const MESSAGES = 80;
     const WORK_MS = 25; // 2 s of apply work in all, all of it fetched in one pull
     const client = new RuntimeClient(nc, { prefix: "yield", shards: 1, maxBatchItems: 1 });
-    const runtime = await createNodeRuntime(nc, { prefix: "yield", shards: 1, streams: 1, replicas: 1, behaviors: [busy], defaultMetrics: false, log: () => undefined, runner: { fetchBatch: 256 } });
+    const runtime = await testNode(nc, { prefix: "yield", shards: 1, behaviors: [busy], runner: { fetchBatch: 256 } });
     // a backlog: every input is logged before the shard starts
     await Promise.all(Array.from({ length: MESSAGES }, () => client.send("busy", "b1", "work", { ms: WORK_MS })));
 
-    let last = performance.now();
-    let worstGapMs = 0;
-    const timer = setInterval(() => {
-      const now = performance.now();
-      worstGapMs = Math.max(worstGapMs, now - last);
-      last = now;
-    }, 5);
+    const gaps = timerGaps();
     try {
       await runtime.host.start({ shard: 0, epoch: 1, owner: "t" });
       await waitFor(async () => {
@@ -54,11 +48,11 @@ describe("shard runner under a backlog", () => {
         return r.ok && (r.value as { n: number }).n === MESSAGES;
       }, { timeoutMs: 20_000, message: "backlog applied" });
     } finally {
-      clearInterval(timer);
+      gaps.stop();
     }
     // Without a macrotask turn between messages the gap is the whole backlog (~2000 ms); with one it is
     // about one message (25 ms) plus whatever the machine's load adds.
-    expect(worstGapMs).toBeLessThan(700);
+    expect(gaps.worstMs).toBeLessThan(700);
     await runtime.host.stopAll();
     runtime.close();
     await client.close();

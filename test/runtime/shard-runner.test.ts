@@ -3,10 +3,9 @@
 import { jetstream } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
-import { createNodeRuntime, type NodeRuntime } from "../../runtime/node-runtime.ts";
+import type { NodeRuntime } from "../../runtime/node-runtime.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { counterBehavior } from "./counter-behavior.ts";
-import { counterState, debugLog, natsForFile } from "./fixture.ts";
+import { counterState, natsForFile, testNode } from "./fixture.ts";
 
 const SHARDS = 4;
 
@@ -14,16 +13,7 @@ const nats = natsForFile();
 const conn = () => nats.conn();
 
 async function node(prefix: string, runner = {}): Promise<NodeRuntime> {
-  return createNodeRuntime(await conn(), {
-    prefix,
-    shards: SHARDS,
-    streams: 1,
-    replicas: 1,
-    behaviors: [counterBehavior],
-    defaultMetrics: false,
-    log: debugLog,
-    runner: { commitIntervalMs: 100, wakeIntervalMs: 50, ...runner },
-  });
+  return testNode(await conn(), { prefix, shards: SHARDS, runner: { commitIntervalMs: 100, wakeIntervalMs: 50, ...runner } });
 }
 
 async function startAll(n: NodeRuntime, epoch: number): Promise<void> {
