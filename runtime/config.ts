@@ -38,6 +38,8 @@ export interface AirtwinConfig {
   readonly dataDir: string;
   /** Milliseconds between commits of dirty snapshots and consumer acks, 10..60 000. `AIRTWIN_COMMIT_INTERVAL_MS`. Default 1000. */
   readonly commitIntervalMs: number;
+  /** Longest gap between commits while a shard works off a backlog (fewer snapshot writes, faster catch-up; bounds what a crash replays), commitIntervalMs..60 000. `AIRTWIN_COMMIT_MAX_INTERVAL_MS`. Default 5000, or commitIntervalMs when that is larger. */
+  readonly commitMaxIntervalMs: number;
   /** Milliseconds a shard lease lasts without renewal, 500..600 000. `AIRTWIN_LEASE_TTL_MS`. Default 5000. */
   readonly leaseTtlMs: number;
   /** Milliseconds between lease renewals and node heartbeats, 50..600 000, at most half of leaseTtlMs. `AIRTWIN_HEARTBEAT_MS`. Default 1000. */
@@ -123,6 +125,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
   const dataDir = raw("AIRTWIN_DATA_DIR") ?? ".airtwin";
 
   const commitIntervalMs = int("AIRTWIN_COMMIT_INTERVAL_MS", 1000, 10, 60_000);
+  const commitMaxIntervalMs = int("AIRTWIN_COMMIT_MAX_INTERVAL_MS", Math.max(5000, commitIntervalMs), 10, 60_000);
+  if (commitMaxIntervalMs < commitIntervalMs) {
+    fail("AIRTWIN_COMMIT_MAX_INTERVAL_MS", String(commitMaxIntervalMs), `must be at least AIRTWIN_COMMIT_INTERVAL_MS (${commitIntervalMs})`);
+  }
   const leaseTtlMs = int("AIRTWIN_LEASE_TTL_MS", 5000, 500, 600_000);
   const heartbeatMs = int("AIRTWIN_HEARTBEAT_MS", 1000, 50, 600_000);
   if (heartbeatMs * 2 > leaseTtlMs) {
@@ -152,6 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
     replicas: replicas as 1 | 3 | 5,
     dataDir,
     commitIntervalMs,
+    commitMaxIntervalMs,
     leaseTtlMs,
     heartbeatMs,
     idlePassivateMs,

@@ -34,8 +34,15 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** Tunables of shard processing. */
 export interface ShardRunnerOptions {
-  /** Commit at least this often while there is something to commit (ms). Default 1000. */
+  /** Commit at least this often while there is something to commit and the shard is caught up (ms). Default 1000. */
   commitIntervalMs: number;
+  /**
+   * While the shard is behind its input (a backlog after a restart or a takeover, or more input than
+   * the node keeps up with), commits are spaced up to this far apart (ms): the snapshot of a twin that
+   * changes again a moment later is not worth writing, and a backlog is worked off faster without it.
+   * Caught up, commits come every `commitIntervalMs` again. Bounds what a crash replays. Default 5000.
+   */
+  commitMaxIntervalMs: number;
   /** Commit early once this many entities are dirty. Default 5000. */
   commitMaxDirty: number;
   /**
@@ -69,6 +76,7 @@ export interface ShardRunnerOptions {
 
 export const defaultShardRunnerOptions: ShardRunnerOptions = {
   commitIntervalMs: 1000,
+  commitMaxIntervalMs: 5000,
   commitMaxDirty: 5000,
   fetchBatch: 32,
   maxAckPending: 100_000,
@@ -126,6 +134,15 @@ interface PendingOutput {
 }
 
 /** The runtime's reply to a command's caller and to a live query. */
+/**
+ * The commit timer's rule: a shard that still has input waiting on the server (`pending` after the
+ * last applied message) defers its commit until `commitMaxIntervalMs` since the last one; caught up, it
+ * commits every tick. (Commits forced by dirty entities or unacknowledged messages do not ask.)
+ */
+export function commitDeferred(pending: number, sinceLastCommitMs: number, options: Pick<ShardRunnerOptions, "commitMaxIntervalMs">): boolean {
+  return pending > 0 && sinceLastCommitMs < options.commitMaxIntervalMs;
+}
+
 export type EntityReply = { ok: true; value: unknown; seq?: number } | { ok: false; error: { code: string; message: string } };
 
 export class ShardRunner {
@@ -159,6 +176,8 @@ export class ShardRunner {
   /** Highest consumer delivery sequence seen (this epoch's consumer starts at 1). */
   private lastDelivered = 0;
   private appliedSinceCommit = 0;
+  /** When the last commit began (performance.now()). */
+  private lastCommitAt = performance.now();
   /** No new input is taken (planned stop or abort). */
   private stopped = false;
   /** Lease lost or storage failed: nothing more is applied or written. */
@@ -228,7 +247,7 @@ export class ShardRunner {
     this.messages = await consumer.consume({ max_messages: options.fetchBatch });
     void this.watchConsumer(this.messages);
     this.loop = this.consume(this.messages);
-    this.commitTimer = setInterval(() => void this.commit().catch(() => undefined), options.commitIntervalMs);
+    this.commitTimer = setInterval(() => this.commitIfDue(), options.commitIntervalMs);
     this.wakeTimer = setInterval(() => void this.fireWakes(), options.wakeIntervalMs);
     metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
     metrics.knownEntities.inc(this.slots.size);
@@ -561,6 +580,12 @@ export class ShardRunner {
     c.items = c.units = 0;
   }
 
+  /** The commit timer: commits now unless the shard is behind its input and committed recently. */
+  private commitIfDue(): void {
+    if (commitDeferred(this.lastApplied?.info.pending ?? 0, performance.now() - this.lastCommitAt, this.deps.options)) return;
+    void this.commit().catch(() => undefined);
+  }
+
   /** Commits unless a commit is running (then that one covers it). */
   commit(): Promise<void> {
     if (this.committing !== undefined) return this.committing;
@@ -577,6 +602,7 @@ export class ShardRunner {
     const checkpointSeq = checkpointMsg?.info.streamSequence ?? this.committedSeq;
     if (this.dirty.size === 0 && checkpointSeq === this.committedSeq && this.pendingOutputs.length === 0) return;
     const started = performance.now();
+    this.lastCommitAt = started;
     // Capture a consistent cut: nothing is applied to this shard until every dirty entity is encoded.
     // Encoding yields to the event loop every few ms — a large cut (a backlog, a first ingest) takes
     // seconds, and lease renewals, acks and queries must not wait for it; the other shards go on.
