@@ -6,7 +6,8 @@ import { NatsLiveFeed } from "../gateways/api/live.ts";
 import { TwinApi } from "../gateways/api/twin-api.ts";
 import { GatewayMetrics } from "../gateways/metrics.ts";
 import { Registry } from "../gateways/registry/registry.ts";
-import { closeNats, connectNats, loadConfig, names as namesOf, OpsClient, RuntimeClient, RuntimeError, type AirtwinConfig } from "../runtime/mod.ts";
+import { closeNats, connectNats, ensureClusterForClients, loadConfig, names as namesOf, OpsClient, RuntimeClient, RuntimeError, type AirtwinConfig } from "../runtime/mod.ts";
+import { TWIN_TYPE } from "../actors/device-twin/behavior.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 
 export const opsUsage = `usage: airtwin ops <command>
@@ -52,7 +53,17 @@ export async function runOpsCommand(argv: readonly string[], config: AirtwinConf
   const names = namesOf(config.prefix);
   const [verb, sub, arg] = args;
   const ops = () => new OpsClient(nc, names);
-  const registry = () => Registry.open(nc, { prefix: config.prefix, replicas: config.replicas });
+  // device create/delete erase the device's twin through the input log, like the gateway's admin routes
+  let twinClient: RuntimeClient | undefined;
+  const eraseTwin = async (id: string) => {
+    if (twinClient === undefined) {
+      // the shard count decides where the erasure goes: refuse one the cluster was not created with
+      await ensureClusterForClients(nc, names, { shards: config.shards, streams: config.streams, replicas: config.replicas });
+      twinClient = new RuntimeClient(nc, { prefix: config.prefix, shards: config.shards });
+    }
+    return twinClient.erase(TWIN_TYPE, id);
+  };
+  const registry = () => Registry.open(nc, { prefix: config.prefix, replicas: config.replicas, eraseTwin });
   const need = (v: string | undefined, what: string): string => {
     if (v === undefined) throw usageError(`missing ${what}`);
     return v;
@@ -121,6 +132,7 @@ export async function runOpsCommand(argv: readonly string[], config: AirtwinConf
             throw usageError(`unknown device command ${sub ?? ""}`);
         }
       } finally {
+        await twinClient?.close();
         await r.close();
       }
     }

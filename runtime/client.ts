@@ -4,6 +4,7 @@
 import { Kvm, type KV } from "@nats-io/kv";
 import { createInbox, errors as natsErrors, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
+import { ERASE_KIND } from "./entity.ts";
 import { encodeBatch, type InputItem } from "./envelope.ts";
 import { InputBatcher, type PublishedPart } from "./input-batcher.ts";
 import { PipelinedPublisher, type PubAck } from "./publisher.ts";
@@ -77,6 +78,15 @@ export class RuntimeClient {
    */
   send(type: string, entityId: string, kind: string, payload: unknown): Promise<PubAck> {
     return this.enqueue({ type, entityId, kind, payload });
+  }
+
+  /**
+   * Erases an entity: its state is replaced by a fresh one (history, settings and wake-ups gone) when
+   * the owner reaches this point of the log — after every input sent before, before any sent after.
+   * Resolves once the request is stored in the log (durable; the owner applies it even if it is down now).
+   */
+  erase(type: string, entityId: string): Promise<PubAck> {
+    return this.send(type, entityId, ERASE_KIND, null);
   }
 
   /** Sends a command through the log and resolves with the entity's reply once it was applied. */

@@ -1,7 +1,9 @@
 // Creates the JetStream resources of a cluster if they are missing: K input streams (each a contiguous
 // group of shards, so stream leaders spread over a NATS cluster) and the output stream. Idempotent.
-import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
-import { nanos } from "@nats-io/nats-core";
+import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import { ensureClusterMeta, openClusterBucket } from "./ownership/meta.ts";
 import { shardsOfStream, type Names } from "./subjects.ts";
 
 /** Retention and replication of the cluster's streams. */
@@ -68,4 +70,15 @@ export async function ensureStreams(jsm: JetStreamManager, names: Names, o: Stre
       }
     }
   }
+}
+
+/**
+ * What a process that writes input without owning shards (the gateway, `airtwin ops`) does first:
+ * refuses a shard count the cluster was not created with (every entity's shard depends on it;
+ * AIRTWIN_ERR_SHARDS_MISMATCH), and creates the streams if no node has yet, so its first write is stored.
+ */
+export async function ensureClusterForClients(nc: NatsConnection, names: Names, o: StreamsOptions): Promise<void> {
+  const kv = await openClusterBucket((timeout) => new Kvm(jetstream(nc, { timeout })), names, o.replicas);
+  await ensureClusterMeta(kv, { shards: o.shards, streams: o.streams }, Date.now());
+  await ensureStreams(await jetstreamManager(nc), names, o);
 }

@@ -1,6 +1,12 @@
 // What the runtime needs to know about an entity type: how to create, apply, query, persist and wake it.
 // The runtime stays generic; the device twin (actors/) implements this interface.
 
+/**
+ * Input kind the runtime itself applies to any entity type: the entity's state is replaced by a fresh
+ * `create(entityId)` — history, settings and wake-ups gone — with no outputs. Behaviours never see it.
+ */
+export const ERASE_KIND = "$erase";
+
 /** A message an entity emits; published to JetStream with `id` as `Nats-Msg-Id` (stable across replays). */
 export interface EntityOutput {
   /** Deterministic id: the same input applied to the same state gives the same id. */

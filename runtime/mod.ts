@@ -12,6 +12,7 @@ export { fnv1a32, fnv1a32Bytes, shardOf } from "./shard-id.ts";
 
 // The actor runtime proper.
 export type { Applied, ApplyContext, EntityBehavior, EntityOutput } from "./entity.ts";
+export { ERASE_KIND } from "./entity.ts";
 export { RuntimeClient } from "./client.ts";
 export type { RuntimeClientOptions } from "./client.ts";
 export type { EntityReply } from "./shard-runner.ts";
@@ -29,3 +30,4 @@ export { OpsClient } from "./ownership/ops.ts";
 export type { OpsClientOptions, RebalanceRequest } from "./ownership/ops.ts";
 export type { ClusterView, DrainResult, MoveResult, RoundResult, ShardView } from "./ownership/mod.ts";
 export { ensureClusterMeta, openClusterBucket } from "./ownership/meta.ts";
+export { ensureClusterForClients } from "./cluster-setup.ts";

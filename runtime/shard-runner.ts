@@ -7,7 +7,7 @@ import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerConfig, type Cons
 import type { KV, Kvm } from "@nats-io/kv";
 import { headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
-import type { EntityBehavior, EntityOutput } from "./entity.ts";
+import { ERASE_KIND, type Applied, type EntityBehavior, type EntityOutput } from "./entity.ts";
 import { RuntimeErrors } from "./errors.ts";
 import { decodeBatch } from "./envelope.ts";
 import { announceServing, listenForNewerOwner, newInstanceId } from "./handoff.ts";
@@ -141,6 +141,11 @@ interface PendingOutput {
  */
 export function commitDeferred(pending: number, sinceLastCommitMs: number, options: Pick<ShardRunnerOptions, "commitMaxIntervalMs">): boolean {
   return pending > 0 && sinceLastCommitMs < options.commitMaxIntervalMs;
+}
+
+/** What erasing an entity applies: a fresh state in place of the old one (see ERASE_KIND). */
+function erased(slot: Slot): Applied<unknown> {
+  return { state: slot.behavior.create(slot.entityId), outputs: [], reply: { erased: true } };
 }
 
 export type EntityReply = { ok: true; value: unknown; seq?: number } | { ok: false; error: { code: string; message: string } };
@@ -546,7 +551,7 @@ export class ShardRunner {
       this.activate(slot);
       let applied;
       try {
-        applied = slot.behavior.apply(slot.state, item.kind, item.payload, ctx);
+        applied = item.kind === ERASE_KIND ? erased(slot) : slot.behavior.apply(slot.state, item.kind, item.payload, ctx);
       } catch (err) {
         this.deps.log("error", "apply failed; input skipped", { shard: this.shard, seq, key: slot.key, error: (err as Error).message });
         if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code: RuntimeErrors.ENTITY_APPLY.code, message: RuntimeErrors.ENTITY_APPLY.message } });

@@ -11,9 +11,10 @@ import { decode, RuntimeError, type Names } from "../../runtime/mod.ts";
 export interface AlertSource {
   /**
    * Alerts of `deviceId` with `fromMs <= at < toMs`, oldest first (stream order), at most `limit`;
-   * `truncated` when more were left.
+   * `truncated` when more were left. Only alerts stored at or after `storedSinceMs` (wall clock): the
+   * device's registration, so a device id registered again never shows an earlier device's alerts.
    */
-  recent(deviceId: string, fromMs: number, toMs: number, limit: number): Promise<{ alerts: Alert[]; truncated: boolean }>;
+  recent(deviceId: string, fromMs: number, toMs: number, limit: number, storedSinceMs?: number): Promise<{ alerts: Alert[]; truncated: boolean }>;
 }
 
 /** Most messages fetched per round trip. */
@@ -29,14 +30,14 @@ export class StreamAlertSource implements AlertSource {
     this.js = jetstream(nc);
   }
 
-  async recent(deviceId: string, fromMs: number, toMs: number, limit: number): Promise<{ alerts: Alert[]; truncated: boolean }> {
+  async recent(deviceId: string, fromMs: number, toMs: number, limit: number, storedSinceMs = 0): Promise<{ alerts: Alert[]; truncated: boolean }> {
     let consumer: Consumer;
     try {
       // An alert's event time is at most its storage time (readings do not come from the future), so
       // every alert with at >= fromMs was stored at or after fromMs: start there and filter on `at`.
       consumer = await this.js.consumers.get(this.names.outputStream, {
         filter_subjects: `${this.names.outputRoot}.alert.${deviceId}.>`,
-        opt_start_time: new Date(Math.max(0, fromMs)).toISOString(),
+        opt_start_time: new Date(Math.max(0, fromMs, storedSinceMs)).toISOString(),
       });
     } catch (err) {
       if (isStreamNotFound(err)) return { alerts: [], truncated: false }; // no node has created it yet

@@ -57,6 +57,14 @@ export interface TwinApiDeps {
 /** Where a read is answered from. */
 export type Consistency = "live" | "snapshot";
 
+/** Which alerts: `fromMs <= at < toMs`, at most `limit`, stored since the device was registered (`registeredAt`, ms). */
+export interface AlertsQuery {
+  fromMs: number;
+  toMs?: number;
+  limit: number;
+  registeredAt?: number;
+}
+
 /** An event as the events route lists it, assembled from its event.start / event.end alerts. */
 export interface EventRecord {
   eventId: string;
@@ -167,11 +175,8 @@ export class TwinApi {
    * The current state of each rule's event machine (from the twin) and the recent events (from the
    * event.start/event.end alerts in the output stream) with `from <= startedAt|endedAt < to`.
    */
-  async events(deviceId: string, q: { fromMs: number; toMs?: number; limit: number; consistency?: Consistency }): Promise<EventsAnswer> {
-    const [{ view }, { alerts, truncated }] = await Promise.all([
-      this.view(deviceId, q.consistency),
-      this.recentAlerts(deviceId, q.fromMs, q.toMs, q.limit),
-    ]);
+  async events(deviceId: string, q: AlertsQuery & { consistency?: Consistency }): Promise<EventsAnswer> {
+    const [{ view }, { alerts, truncated }] = await Promise.all([this.view(deviceId, q.consistency), this.recentAlerts(deviceId, q)]);
     const byId = new Map<string, EventRecord>();
     for (const a of alerts) {
       if ((a.kind !== "event.start" && a.kind !== "event.end") || a.eventId === undefined) continue;
@@ -192,8 +197,8 @@ export class TwinApi {
   }
 
   /** Alerts with `from <= at < to`, oldest first, at most `limit`. */
-  async alerts(deviceId: string, q: { fromMs: number; toMs?: number; limit: number }): Promise<{ deviceId: string; from: number; to?: number; alerts: Alert[]; truncated: boolean }> {
-    const { alerts, truncated } = await this.recentAlerts(deviceId, q.fromMs, q.toMs, q.limit);
+  async alerts(deviceId: string, q: AlertsQuery): Promise<{ deviceId: string; from: number; to?: number; alerts: Alert[]; truncated: boolean }> {
+    const { alerts, truncated } = await this.recentAlerts(deviceId, q);
     return { deviceId, from: q.fromMs, ...(q.toMs === undefined ? {} : { to: q.toMs }), alerts, truncated };
   }
 
@@ -213,9 +218,9 @@ export class TwinApi {
     return result.value;
   }
 
-  private recentAlerts(deviceId: string, fromMs: number, toMs: number | undefined, limit: number): Promise<{ alerts: Alert[]; truncated: boolean }> {
+  private recentAlerts(deviceId: string, q: AlertsQuery): Promise<{ alerts: Alert[]; truncated: boolean }> {
     this.ensureConnected();
-    return this.deps.alerts.recent(deviceId, fromMs, toMs ?? Number.MAX_SAFE_INTEGER, limit);
+    return this.deps.alerts.recent(deviceId, q.fromMs, q.toMs ?? Number.MAX_SAFE_INTEGER, q.limit, q.registeredAt);
   }
 
   private ensureConnected(readings = 0): void {

@@ -150,7 +150,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     rateLimitWindowMs: o.rateLimitWindowMs ?? 60_000,
     rateLimitCacheSize: o.rateLimitCacheSize ?? 100_000,
   });
-  registerTwinRoutes(app, deps.twins, auth);
+  registerTwinRoutes(app, deps.twins, auth, deps.registry);
   registerLiveRoute(app, deps.live, auth, live, { heartbeatMs: o.liveHeartbeatMs ?? 15_000, maxBufferedBytes: o.liveMaxBufferedBytes ?? 1024 * 1024 });
   registerOpsRoutes(app, deps.ops, auth);
   return app;

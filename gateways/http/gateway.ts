@@ -1,17 +1,17 @@
 // A running gateway: NATS connection, registry view, runtime client, the HTTP app listening, and the
 // NATS services. `close()` is the graceful shutdown: stop taking requests (HTTP and NATS), finish the
 // ones in flight and their publishes, then flush and close the connection.
-import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { FastifyInstance } from "fastify";
-import { closeNats, connectNats, ensureClusterMeta, names as namesOf, OpsClient, RuntimeClient, type Names } from "../../runtime/mod.ts";
+import { TWIN_TYPE } from "../../actors/device-twin/behavior.ts";
+import { closeNats, connectNats, ensureClusterForClients, names as namesOf, OpsClient, RuntimeClient, type Names } from "../../runtime/mod.ts";
 import { StreamAlertSource } from "../api/alerts.ts";
 import { NatsLiveFeed } from "../api/live.ts";
 import { NatsHealth } from "../api/nats-health.ts";
 import { TwinService } from "../api/nats-service.ts";
 import { TwinApi, type TwinApiDeps, type TwinBackend } from "../api/twin-api.ts";
 import { GatewayMetrics } from "../metrics.ts";
-import { openBucket, Registry, type RegistryLog } from "../registry/registry.ts";
+import { Registry, type RegistryLog } from "../registry/registry.ts";
 import { buildApp, type AppDeps, type HttpOptions } from "./app.ts";
 import type { GatewayConfig } from "./config.ts";
 
@@ -71,11 +71,14 @@ export async function assembleGateway(nc: NatsConnection, o: AssembleOptions): P
   const log: RegistryLog = o.log ?? (() => undefined);
   const names = namesOf(o.prefix);
   // the shard count decides where every reading goes: refuse to run with a count the cluster was not created with
-  await ensureClusterMeta(await openBucket(new Kvm(nc), names.clusterBucket, o.replicas), { shards: o.shards, streams: o.streams }, Date.now());
-  const registry = await Registry.open(nc, { prefix: o.prefix, replicas: o.replicas, log });
+  await ensureClusterForClients(nc, names, { shards: o.shards, streams: o.streams, replicas: o.replicas });
+  const client = new RuntimeClient(nc, { prefix: o.prefix, shards: o.shards, ackTimeoutMs: o.ackTimeoutMs ?? 3000, lingerMs: o.lingerMs ?? 2 });
+  const registry = await Registry.open(nc, { prefix: o.prefix, replicas: o.replicas, log, eraseTwin: (id) => client.erase(TWIN_TYPE, id) }).catch(async (err: unknown) => {
+    await client.close();
+    throw err;
+  });
   const metrics = new GatewayMetrics({ defaultMetrics: o.defaultMetrics ?? true });
   const health = new NatsHealth(nc, metrics, { onChange: (up) => log(up ? "info" : "warn", up ? "NATS reconnected" : "NATS disconnected") });
-  const client = new RuntimeClient(nc, { prefix: o.prefix, shards: o.shards, ackTimeoutMs: o.ackTimeoutMs ?? 3000, lingerMs: o.lingerMs ?? 2 });
   const live = new NatsLiveFeed(nc, names);
   const backend = o.backend?.(client) ?? client;
   const twinDeps: TwinApiDeps = { backend, alerts: new StreamAlertSource(nc, names), live, metrics, connected: () => health.connected() };

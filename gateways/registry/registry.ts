@@ -39,6 +39,14 @@ export interface RegistryOptions {
   /** Pause before reopening a watch that ended or failed (ms). Default 250. */
   retryMs?: number;
   log?: RegistryLog;
+  /**
+   * Erases a device's twin (the runtime's `erase`: its state replaced by a fresh one, in log order).
+   * Called before a device is registered and before it is unregistered, so a deleted device's history,
+   * rules, subscriptions and offline timer are gone, and an id registered again — possibly for another
+   * owner — starts from nothing. Resolves once the erasure is stored in the input log. Without it the
+   * registry touches no twin (tests of the registry alone).
+   */
+  eraseTwin?: (deviceId: string) => Promise<unknown>;
 }
 
 /** A device as the API shows it (no secrets). */
@@ -173,20 +181,35 @@ export class Registry implements AsyncDisposable {
         details: [{ field: "ownerId", message: "must be a registered user" }],
       });
     }
+    const key = deviceKey(deviceId);
+    if (this.devices.get(deviceId) !== undefined) throw new GatewayError("REGISTRY_DEVICE_EXISTS", `device "${deviceId}" is already registered`);
+    // first, so a failure changes nothing: leftovers of an earlier device with this id never reach the new owner
+    await this.eraseTwin(deviceId);
     const token = newDeviceToken();
     const record: DeviceRecord = { ownerId, tokenSha256: sha256Hex(token), createdAt: now, disabled: false };
-    const key = deviceKey(deviceId);
     const revision = await this.write(() => this.kv.create(key, encodeDevice(record)), () => new GatewayError("REGISTRY_DEVICE_EXISTS", `device "${deviceId}" is already registered`));
     this.applyEntry(key, "PUT", revision, encodeDevice(record));
     return { deviceId, token };
   }
 
-  /** Unregisters a device; its token stops working. The twin's state is kept. */
+  /** Unregisters a device: its twin is erased (see RegistryOptions.eraseTwin), then its token stops working. */
   async deleteDevice(deviceId: string): Promise<void> {
     if (this.devices.get(deviceId) === undefined) throw new GatewayError("REGISTRY_DEVICE_NOT_FOUND", `no device "${deviceId}"`);
+    // first, so a failure leaves the device registered and the delete can be retried
+    await this.eraseTwin(deviceId);
     const key = deviceKey(deviceId);
     const revision = await this.write(() => this.kv.delete(key).then(() => this.lastRevision(key)));
     this.applyEntry(key, "DEL", revision, new Uint8Array());
+  }
+
+  private async eraseTwin(deviceId: string): Promise<void> {
+    const erase = this.options.eraseTwin;
+    if (erase === undefined) return;
+    try {
+      await erase(deviceId);
+    } catch (err) {
+      throw new RuntimeError("NATS_UNAVAILABLE", `the twin of device "${deviceId}" could not be erased (nothing changed; retry): ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** Disables (refuses its token) or re-enables a device. Compare-and-set on the entry's revision. */

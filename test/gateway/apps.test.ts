@@ -103,6 +103,33 @@ describe("registry (admin)", () => {
     expect(errorOf(await inject("PATCH", "/v1/devices/del-1", admin, { disabled: true })).code).toBe("AIRTWIN_ERR_REGISTRY_DEVICE_NOT_FOUND");
     expect(errorOf(await inject("PATCH", "/v1/devices/x", admin, { disabled: "yes" })).code).toBe("AIRTWIN_ERR_HTTP_VALIDATION");
   });
+  it("erases a deleted device's twin: its id registered again, for another owner, starts from nothing", async () => {
+    const d = await f.device("del-2", "alice");
+    const rule = { id: "pm-hi", channel: "pm", direction: "above", enter: 50, exit: 20, minDurationMs: 0, clearDurationMs: 0 };
+    expect((await command("del-2", { type: "putRule", rule })).statusCode).toBe(200);
+    const sub = { id: "hook", provider: "webhook", match: {}, target: "https://alice.example/hook" };
+    expect((await command("del-2", { type: "subscribe", subscription: sub })).statusCode).toBe(200);
+    await ingest(d.token, "del-2", [{ t: NOW, pm: 60 }]);
+    await waitFor(async () => (await inject("GET", "/v1/devices/del-2/alerts", alice.headers)).json<{ alerts: Alert[] }>().alerts.length === 1, { message: "alice's alert" });
+    expect((await inject("DELETE", "/v1/devices/del-2", admin)).statusCode).toBe(204);
+
+    const again = await f.device("del-2", "bob");
+    await ingest(again.token, "del-2", [{ t: NOW + 60_000, pm: 5 }]);
+    // the erasure is in the log before bob's reading: his twin counts one reading, alice's are gone
+    const twin = await waitFor(async () => {
+      const v = (await inject("GET", "/v1/devices/del-2", bob.headers)).json<TwinView>();
+      return v.readings === 1 ? v : undefined;
+    });
+    expect(twin.channels.pm).toMatchObject({ count: 1, max: 5 });
+    expect(twin.rules.map((r) => r.id).sort()).toEqual(["default-allpollu", "default-co2", "default-pm", "default-voc"]);
+    expect(twin.subscriptions).toEqual([]);
+    expect((await inject("GET", "/v1/devices/del-2/alerts", bob.headers)).json<{ alerts: Alert[] }>().alerts).toEqual([]);
+    expect((await inject("GET", "/v1/devices/del-2/events", bob.headers)).json<{ recent: unknown[] }>().recent).toEqual([]);
+    await waitFor(async () => (await inject("GET", "/v1/devices/del-2?consistency=snapshot", bob.headers)).json<TwinView>().readings === 1, {
+      message: "committed snapshot erased too",
+    });
+    expect(errorOf(await inject("GET", "/v1/devices/del-2", alice.headers)).statusCode).toBe(403);
+  });
 });
 
 describe("who sees which twin", () => {

@@ -12,10 +12,10 @@ const conns: NatsConnection[] = [];
 const registries: Registry[] = [];
 let n = 0;
 
-async function open(prefix: string): Promise<Registry> {
+async function open(prefix: string, eraseTwin?: (deviceId: string) => Promise<unknown>): Promise<Registry> {
   const nc = await connectNats({ servers: server.url, reconnectTimeWaitMs: 100 });
   conns.push(nc);
-  const r = await Registry.open(nc, { prefix });
+  const r = await Registry.open(nc, { prefix, ...(eraseTwin === undefined ? {} : { eraseTwin }) });
   registries.push(r);
   return r;
 }
@@ -47,6 +47,33 @@ describe("registry", () => {
     const b = await open(prefix);
     expect(b.device("d1")).toEqual({ deviceId: "d1", ownerId: "u1", createdAt: expect.any(Number), disabled: false });
     expect(b.verifyDevice("d1", token)).toBe(true);
+  });
+
+  it("erases the twin before registering and before unregistering a device; when that fails, nothing changes", async () => {
+    const prefix = `reg${++n}`;
+    const erased: string[] = [];
+    let failing = false;
+    const a = await open(prefix, async (id) => {
+      if (failing) throw new Error("no PubAck");
+      erased.push(id);
+    });
+    await a.createUser("u1");
+    await a.createDevice("d1", "u1");
+    expect(erased).toEqual(["d1"]);
+    // an existing id is refused before anything is erased
+    await expect(a.createDevice("d1", "u1")).rejects.toMatchObject({ code: "AIRTWIN_ERR_REGISTRY_DEVICE_EXISTS" });
+    expect(erased).toEqual(["d1"]);
+    failing = true;
+    await expect(a.createDevice("d2", "u1")).rejects.toMatchObject({ code: "AIRTWIN_ERR_NATS_UNAVAILABLE" });
+    expect(a.device("d2")).toBeUndefined();
+    await expect(a.deleteDevice("d1")).rejects.toMatchObject({ code: "AIRTWIN_ERR_NATS_UNAVAILABLE" });
+    expect(a.device("d1")).toBeDefined();
+    failing = false;
+    await a.deleteDevice("d1");
+    expect(erased).toEqual(["d1", "d1"]);
+    expect(a.device("d1")).toBeUndefined();
+    const b = await open(prefix);
+    await waitFor(() => b.device("d1") === undefined && b.device("d2") === undefined, { message: "the refused writes left nothing behind" });
   });
 
   it("revokes a token on every gateway within a second (delete and disable)", async () => {

@@ -128,4 +128,31 @@ describe("shard runner", () => {
     b.close();
     await client.close();
   });
+
+  it("erases an entity in log order: state and wake-up gone, later input starts fresh, also after a restart", async () => {
+    const a = await node("t5");
+    await startAll(a, 1);
+    const client = new RuntimeClient(await conn(), { prefix: "t5", shards: SHARDS });
+    await sendAdds(client, ["gone", "kept"], 5);
+    await client.command("counter", "gone", "wake", { at: Date.now() + 400 });
+    // erased after the adds and the wake request, before the adds that follow (one log, one order)
+    await client.erase("counter", "gone");
+    await sendAdds(client, ["gone"], 2, 100);
+    await waitFor(async () => (await counterState(client, "gone")).n === 2, { message: "fresh state took the later adds" });
+    expect(await counterState(client, "gone")).toEqual({ id: "gone", n: 2, sum: 201, ticks: 0 });
+    expect((await counterState(client, "kept")).n).toBe(5);
+    // the erased wake-up never fires
+    await new Promise((r) => setTimeout(r, 700));
+    expect((await counterState(client, "gone")).ticks).toBe(0);
+    // the erasure is committed: a new owner reads the fresh state back, not the old one
+    await a.host.stopAll();
+    a.close();
+    const b = await node("t5");
+    await startAll(b, 2);
+    expect(await counterState(client, "gone")).toEqual({ id: "gone", n: 2, sum: 201, ticks: 0 });
+    expect((await client.getSnapshot("counter", "gone"))?.appliedSeq).toBeGreaterThan(0);
+    await b.host.stopAll();
+    b.close();
+    await client.close();
+  });
 });

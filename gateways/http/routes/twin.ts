@@ -1,6 +1,7 @@
 // The twin for apps (owner or admin): its state, aggregates, events, alerts, and commands.
 import type { FastifyInstance } from "fastify";
 import type { Consistency, TwinApi } from "../../api/twin-api.ts";
+import type { RegistryApi } from "../app.ts";
 import { GatewayError } from "../../errors.ts";
 import type { AuthHooks } from "../auth.ts";
 import { schemas } from "../schemas.ts";
@@ -32,8 +33,10 @@ function window(q: TimeQuery, defaultFrom?: number): { fromMs: number | undefine
   return { fromMs, toMs };
 }
 
-export function registerTwinRoutes(app: FastifyInstance, twins: TwinApi, auth: AuthHooks): void {
+export function registerTwinRoutes(app: FastifyInstance, twins: TwinApi, auth: AuthHooks, registry: Pick<RegistryApi, "device">): void {
   const owner = [auth.validDeviceId, auth.deviceOwner()];
+  // alerts stored before this registration belong to an earlier device with the same id
+  const registeredAt = (id: string) => registry.device(id)?.createdAt ?? 0;
 
   app.get<{ Params: Params; Querystring: { consistency?: Consistency } }>(
     "/v1/devices/:id",
@@ -66,6 +69,7 @@ export function registerTwinRoutes(app: FastifyInstance, twins: TwinApi, auth: A
       const { fromMs, toMs } = window(req.query, Date.now() - DEFAULT_WINDOW_MS);
       return twins.events(req.params.id, {
         fromMs: fromMs as number,
+        registeredAt: registeredAt(req.params.id),
         ...(toMs === undefined ? {} : { toMs }),
         limit: req.query.limit ?? 1000,
         ...(req.query.consistency === undefined ? {} : { consistency: req.query.consistency }),
@@ -78,7 +82,7 @@ export function registerTwinRoutes(app: FastifyInstance, twins: TwinApi, auth: A
     { schema: schemas.alerts, onRequest: owner },
     async (req) => {
       const { fromMs, toMs } = window(req.query, Date.now() - DEFAULT_WINDOW_MS);
-      return twins.alerts(req.params.id, { fromMs: fromMs as number, ...(toMs === undefined ? {} : { toMs }), limit: req.query.limit ?? 1000 });
+      return twins.alerts(req.params.id, { fromMs: fromMs as number, registeredAt: registeredAt(req.params.id), ...(toMs === undefined ? {} : { toMs }), limit: req.query.limit ?? 1000 });
     },
   );
 
