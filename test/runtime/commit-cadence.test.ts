@@ -4,32 +4,14 @@
 // (fleet shape) — while a caught-up shard commits every commitIntervalMs. State stays exact either way.
 import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
-import type { EntityBehavior } from "../../runtime/entity.ts";
 import type { NodeRuntime } from "../../runtime/node-runtime.ts";
 import { commitDeferred } from "../../runtime/shard-runner.ts";
 import { waitFor } from "../harness/wait-for.ts";
+import { busyApply } from "./busy-behavior.ts";
 import { natsForFile, testNode } from "./fixture.ts";
 
+/** Applying one input takes APPLY_MS of CPU, so a few hundred make a backlog. */
 const APPLY_MS = 4;
-
-/** Counts its inputs; applying one keeps the CPU busy for APPLY_MS, so a few hundred make a backlog. */
-const slowApply: EntityBehavior<{ n: number }> = {
-  type: "slow",
-  create: () => ({ n: 0 }),
-  apply: (state) => {
-    const until = performance.now() + APPLY_MS;
-    while (performance.now() < until) {
-      // spin
-    }
-    state.n++;
-    return { state, outputs: [], reply: { n: state.n } };
-  },
-  query: (state) => ({ ...state }),
-  nextWakeAt: () => undefined,
-  tick: (state) => ({ state, outputs: [] }),
-  encode: (state) => new Uint8Array([state.n & 0xff, state.n >> 8]),
-  decode: (b) => ({ n: b[0]! + (b[1]! << 8) }),
-};
 
 const nats = natsForFile();
 
@@ -52,9 +34,9 @@ describe("commit cadence", () => {
     const nc = await nats.conn();
     const MESSAGES = 300; // ~1.2 s of applying
     const client = new RuntimeClient(nc, { prefix: "cad", shards: 1 });
-    const rt = await testNode(nc, { prefix: "cad", shards: 1, behaviors: [slowApply], runner: { commitIntervalMs: 50, commitMaxIntervalMs: 10_000, fetchBatch: 4 } });
+    const rt = await testNode(nc, { prefix: "cad", shards: 1, behaviors: [busyApply], runner: { commitIntervalMs: 50, commitMaxIntervalMs: 10_000, fetchBatch: 4 } });
     // the backlog: one message per send (each send waits for its PubAck before the next is batched)
-    for (let i = 0; i < MESSAGES; i++) await client.send("slow", `e${i % 7}`, "add", {});
+    for (let i = 0; i < MESSAGES; i++) await client.send("busy", `e${i % 7}`, "work", { ms: APPLY_MS });
     await rt.host.start({ shard: 0, epoch: 1, owner: "t" });
     let applied = 0;
     await waitFor(async () => (applied = await count(rt, "messagesApplied")) === MESSAGES, { timeoutMs: 20_000, message: "backlog applied" });
@@ -67,17 +49,17 @@ describe("commit cadence", () => {
     // live input now commits at the base cadence
     const before = await count(rt, "commitSeconds");
     for (let i = 0; i < 5; i++) {
-      await client.send("slow", "live", "add", {});
+      await client.send("busy", "live", "work", {});
       await new Promise((r) => setTimeout(r, 120));
     }
     expect((await count(rt, "commitSeconds")) - before).toBeGreaterThanOrEqual(4);
     await rt.host.stopAll();
     rt.close();
     // the committed state is exact: a new owner reads every entity back
-    const again = await testNode(nc, { prefix: "cad", shards: 1, behaviors: [slowApply] });
+    const again = await testNode(nc, { prefix: "cad", shards: 1, behaviors: [busyApply] });
     await again.host.start({ shard: 0, epoch: 2, owner: "t2" });
     for (let k = 0; k < 7; k++) {
-      const r = await client.get("slow", `e${k}`, null);
+      const r = await client.get("busy", `e${k}`, null);
       expect(r.ok && (r.value as { n: number }).n).toBe(Math.ceil((MESSAGES - k) / 7));
     }
     expect(applied).toBe(MESSAGES);

@@ -4,34 +4,16 @@
 // with 100,000 twins on one node). The cut is now encoded in slices while the shard applies nothing;
 // the state stays exact.
 import { describe, expect, it } from "vitest";
-import type { EntityBehavior } from "../../runtime/entity.ts";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { timerGaps } from "../harness/timer-gaps.ts";
+import { busyEncode } from "./busy-behavior.ts";
 import { natsForFile, testNode } from "./fixture.ts";
 
 const ENCODE_MS = 1;
 
-/** Counts its inputs; encoding each snapshot keeps the CPU busy for ENCODE_MS, like a large twin. */
-const slowEncode: EntityBehavior<{ n: number }> = {
-  type: "slow",
-  create: () => ({ n: 0 }),
-  apply: (state) => {
-    state.n++;
-    return { state, outputs: [] };
-  },
-  query: (state) => ({ ...state }),
-  nextWakeAt: () => undefined,
-  tick: (state) => ({ state, outputs: [] }),
-  encode(state) {
-    const until = performance.now() + ENCODE_MS;
-    while (performance.now() < until) {
-      // spin
-    }
-    return new Uint8Array([state.n & 0xff, state.n >> 8]);
-  },
-  decode: (b) => ({ n: b[0]! + (b[1]! << 8) }),
-};
+/** Encoding each snapshot keeps the CPU busy for ENCODE_MS, like a large twin. */
+const slowEncode = busyEncode(ENCODE_MS);
 
 const nats = natsForFile();
 

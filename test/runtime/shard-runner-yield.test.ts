@@ -3,30 +3,11 @@
 // starve them until the whole fetched buffer is applied (seconds), so a busy, healthy node lost its
 // leases. Found by the process-level integration tests (test/integration/runtime).
 import { describe, expect, it } from "vitest";
-import type { EntityBehavior } from "../../runtime/entity.ts";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { timerGaps } from "../harness/timer-gaps.ts";
+import { busyApply as busy } from "./busy-behavior.ts";
 import { natsForFile, testNode } from "./fixture.ts";
-
-/** Each input keeps the CPU busy for `ms` of wall-clock time, like a message of thousands of readings. */
-const busy: EntityBehavior<{ n: number }> = {
-  type: "busy",
-  create: () => ({ n: 0 }),
-  apply(state, _kind, payload) {
-    const until = performance.now() + (payload as { ms: number }).ms;
-    while (performance.now() < until) {
-      // spin
-    }
-    state.n++;
-    return { state, outputs: [] };
-  },
-  query: (state) => ({ ...state }),
-  nextWakeAt: () => undefined,
-  tick: (state) => ({ state, outputs: [] }),
-  encode: (state) => new Uint8Array([state.n & 0xff, state.n >> 8]),
-  decode: (b) => ({ n: b[0]! + (b[1]! << 8) }),
-};
 
 const nats = natsForFile();
 
