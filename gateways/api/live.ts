@@ -88,8 +88,9 @@ export class NatsLiveFeed implements LiveFeed {
       for (const [id, until] of this.remote) if (until <= now) this.remote.delete(id);
     }, this.announceMs);
     this.timer.unref();
-    // the running gateways answer with their streams, so readings accepted here reach them from the start
-    nc.publish(`${root}.sync`);
+    // the running gateways answer with their streams, so readings accepted here reach them from the
+    // start (after a reconnect, the next period's announcements refresh what was missed)
+    this.sync();
   }
 
   /** True when some gateway streams the device. */
@@ -125,6 +126,14 @@ export class NatsLiveFeed implements LiveFeed {
       for (const id of a.deviceIds) this.remote.set(id, until);
     } catch {
       // an undecodable announcement is skipped
+    }
+  }
+
+  private sync(): void {
+    try {
+      this.nc.publish(`${this.interestRoot}.sync`);
+    } catch {
+      // closed: nothing to publish for
     }
   }
 
@@ -170,8 +179,6 @@ export class NatsLiveFeed implements LiveFeed {
   }
 
   subscribe(deviceId: string, handlers: LiveHandlers): () => void {
-    const streams = this.local.get(deviceId) ?? 0;
-    this.local.set(deviceId, streams + 1);
     const subs: Subscription[] = [
       this.nc.subscribe(`${this.names.outputRoot}.alert.${deviceId}.>`, {
         callback: (err, msg) => {
@@ -195,6 +202,8 @@ export class NatsLiveFeed implements LiveFeed {
       }),
     ];
     // after the subscriptions: a gateway that hears of the stream finds them in place
+    const streams = this.local.get(deviceId) ?? 0;
+    this.local.set(deviceId, streams + 1);
     if (streams === 0) this.announce([deviceId]);
     let done = false;
     return () => {
