@@ -346,6 +346,19 @@ export async function main(argv: string[]): Promise<void> {
       });
       emit({ name: `readings-per-s.${suffix}`, value: round(rps(g.result) * n), unit: "readings/s", baseline: { name: "bare-fastify-202", value: round(rps(c.result) * n) } });
       if (n === 1) emit({ name: "ratio-to-ceiling.1-reading", value: round(ratios[ratios.length >> 1]!), unit: "x", baseline: { name: "target", value: 0.5 } });
+      // The same ratio in CPU per request, summed over every process of each side (load generator
+      // included): what the gateway would reach if each side had the cores to itself. Steadier than
+      // the rate ratio, which rises with background load (the scheduler shares the cores per thread,
+      // and the gateway's side runs four busy processes against the ceiling's two).
+      const sum = (cpu: Record<string, number>) => Object.values(cpu).reduce((a, b) => a + b, 0);
+      const cpuRatios = rounds.map((x) => sum(x.c.cpuUsPerRequest) / sum(x.g.cpuUsPerRequest)).sort((x, y) => x - y);
+      const processRatios = rounds.map((x) => (x.c.cpuUsPerRequest.ceiling ?? Number.NaN) / (x.g.cpuUsPerRequest.gateway ?? Number.NaN)).sort((x, y) => x - y);
+      emit({
+        name: `cpu-ratio-to-ceiling.${suffix}`,
+        value: round(cpuRatios[cpuRatios.length >> 1]!),
+        unit: "x",
+        detail: { perRound: cpuRatios.map((r) => round(r)), gatewayProcessOnly: round(processRatios[processRatios.length >> 1]!) },
+      });
     }
 
     // half the gateway's maximum rate (1 reading per request), with probes that trip a rule each time
