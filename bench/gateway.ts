@@ -1,14 +1,18 @@
 // `npm run bench -- gateway [--quick] [--rounds n] [--duration s] [--connections n] [--devices n] [--linger ms]
-//                          [--shards n] [--profile dir]`
+//                          [--shards n] [--profile dir] [--half-rate r]`
 //
-// The HTTP gateway under autocannon, each figure next to its baseline from the same run:
-// - requests/s and readings/s with 1 and 10 readings per request, against a bare fastify route that
-//   answers 202 without work (the ceiling; target ≥ 0.5× for 1 reading per request);
-// - at half the gateway's maximum rate: request latency p50/p99 (baseline: the ceiling at the same
-//   rate; target p99 < 20 ms) and reading-to-alert latency p99 (HTTP request sent → alert received on
+// The HTTP gateway under load, each figure next to its baseline from the same run:
+// - requests/s and readings/s with 1 and 10 readings per request (autocannon, closed loop), against a
+//   bare fastify route that answers 202 without work (the ceiling; target ≥ 0.5× for 1 reading per
+//   request);
+// - at half the gateway's maximum rate, open loop at an even pace (bench/gateway-load.ts; latency from
+//   each request's due time): request latency p50/p99 (baseline: the ceiling at the same rate; target
+//   p99 < 20 ms) and reading-to-alert latency p99 (HTTP request sent → alert received on
 //   `<prefix>.out.alert.…`; baseline: the same probes' HTTP 202 latency; target < 50 ms).
 // Everything runs on this machine: a private nats-server, one `airtwin node` and one `airtwin gateway`
-// process, the ceiling in its own process, autocannon and the probes in this one. JSON lines on stdout.
+// process, the ceiling in its own process, autocannon and the probes in this one, the open-loop load
+// in a process of its own. Every run starts once the node has caught up with the input stream. JSON
+// lines on stdout.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -19,6 +23,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { decode } from "../runtime/mod.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
+import type { LoadJob, LoadResult } from "./gateway-load.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = join(ROOT, "bin", "airtwin.js");
@@ -144,6 +149,20 @@ async function load(url: string, requests: autocannon.Request[], o: { connection
   });
 }
 
+/** Open-loop load at a constant rate, from its own process (bench/gateway-load.ts). */
+async function openLoad(job: LoadJob): Promise<LoadResult> {
+  const proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench", "gateway-load.ts")], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  proc.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.once("exit", r));
+  proc.stdin.end(JSON.stringify(job));
+  const code = await exited;
+  if (code !== 0) throw new Error(`load generator exited ${code}: ${err.slice(-2000)}`);
+  return JSON.parse(out) as LoadResult;
+}
+
 const rps = (r: autocannon.Result): number => r["2xx"] / r.duration;
 
 /** CPU seconds (user + system) a process has used so far; NaN where /proc is not available. */
@@ -249,9 +268,25 @@ export async function main(argv: string[]): Promise<void> {
     // how well the runtime client batched: requests per input message (one JetStream store each)
     const jsm = await jetstreamManager(nc);
     const inputMessages = async () => (await jsm.streams.info(`${PREFIX.toUpperCase()}_IN_0`)).state.messages;
+    // Input not yet delivered to the node. A run at the maximum rate can leave the node behind (the
+    // gateway's rate is the store's, not the node's); the next run then shares the cores with the node
+    // catching up, so every run starts once the backlog is gone, and the wait is reported.
+    const backlog = async () => {
+      let n = 0;
+      for await (const ci of jsm.consumers.list(`${PREFIX.toUpperCase()}_IN_0`)) n += ci.num_pending;
+      return n;
+    };
+    const caughtUp = async (after: string) => {
+      const t0 = performance.now();
+      const before = await backlog();
+      await until("the node caught up", async () => ((await backlog()) === 0 ? true : undefined), 120_000);
+      const waitedMs = Math.round(performance.now() - t0);
+      if (before > 0) note(`node backlog after ${after}`, { messages: before, caughtUpInMs: waitedMs });
+    };
     const maxRate = async (target: string, perRequest: number) => {
       let best: { result: autocannon.Result; connections: number; cpuUsPerRequest: Record<string, number>; requestsPerMessage?: number } | undefined;
       for (const c of connectionCounts) {
+        await caughtUp(`the previous run (before ${target === gw ? "gateway" : "ceiling"}, ${c} connections)`);
         const messagesBefore = target === gw ? await inputMessages() : 0;
         const { result, cpuUsPerRequest } = await withCpu(target === gw ? gatewayPids : ceilingPids, () =>
           load(target, ingestRequests(devices, perRequest, base + ++run * 100_000_000), { connections: c, duration }),
@@ -265,7 +300,9 @@ export async function main(argv: string[]): Promise<void> {
     // Ceiling and gateway alternate, round after round, so both see the same background load (this
     // machine is shared); each figure is the median over the rounds of its best connection count.
     const max = new Map<number, { gw: autocannon.Result; ceil: autocannon.Result }>();
-    for (const n of [1, 10]) {
+    // --half-rate r: skip the maximum-rate runs and measure latency at r requests/s (exploration only)
+    const fixedHalf = argv.includes("--half-rate") ? arg(argv, "half-rate", 1000) : undefined;
+    for (const n of fixedHalf === undefined ? [1, 10] : []) {
       const rounds: Array<{ g: Awaited<ReturnType<typeof maxRate>>; c: Awaited<ReturnType<typeof maxRate>> }> = [];
       for (let r = 0; r < roundCount; r++) {
         const c = await maxRate(ceil, n);
@@ -309,10 +346,23 @@ export async function main(argv: string[]): Promise<void> {
       });
       emit({ name: `readings-per-s.${suffix}`, value: round(rps(g.result) * n), unit: "readings/s", baseline: { name: "bare-fastify-202", value: round(rps(c.result) * n) } });
       if (n === 1) emit({ name: "ratio-to-ceiling.1-reading", value: round(ratios[ratios.length >> 1]!), unit: "x", baseline: { name: "target", value: 0.5 } });
+      // The same ratio in CPU per request, summed over every process of each side (load generator
+      // included): what the gateway would reach if each side had the cores to itself. Steadier than
+      // the rate ratio, which rises with background load (the scheduler shares the cores per thread,
+      // and the gateway's side runs four busy processes against the ceiling's two).
+      const sum = (cpu: Record<string, number>) => Object.values(cpu).reduce((a, b) => a + b, 0);
+      const cpuRatios = rounds.map((x) => sum(x.c.cpuUsPerRequest) / sum(x.g.cpuUsPerRequest)).sort((x, y) => x - y);
+      const processRatios = rounds.map((x) => (x.c.cpuUsPerRequest.ceiling ?? Number.NaN) / (x.g.cpuUsPerRequest.gateway ?? Number.NaN)).sort((x, y) => x - y);
+      emit({
+        name: `cpu-ratio-to-ceiling.${suffix}`,
+        value: round(cpuRatios[cpuRatios.length >> 1]!),
+        unit: "x",
+        detail: { perRound: cpuRatios.map((r) => round(r)), gatewayProcessOnly: round(processRatios[processRatios.length >> 1]!) },
+      });
     }
 
     // half the gateway's maximum rate (1 reading per request), with probes that trip a rule each time
-    const half = rps(max.get(1)!.gw) / 2;
+    const half = fixedHalf ?? rps(max.get(1)!.gw) / 2;
     const probes = await Promise.all(Array.from({ length: 4 }, (_, i) => register(`probe-${i}`)));
     for (const p of probes) {
       await fetch(`${gw}/v1/devices/${p.id}/commands`, {
@@ -332,9 +382,10 @@ export async function main(argv: string[]): Promise<void> {
     });
     await nc.flush();
     const probeAckMs: number[] = [];
-    let probing = true;
-    const probeLoop = (async () => {
-      let k = 0;
+    let probing = false;
+    let k = 0;
+    // 20 requests per second at most, each a reading that starts or ends the probe rule's event
+    const probe = async () => {
       while (probing) {
         const p = probes[k % probes.length]!;
         const n = Math.floor(k / probes.length);
@@ -351,20 +402,55 @@ export async function main(argv: string[]): Promise<void> {
         k++;
         await new Promise((res) => setTimeout(res, 50));
       }
-    })();
-    const halfMessagesBefore = await inputMessages();
-    const ackBefore = publishAck(await (await fetch(`${gw}/metrics`)).text());
-    const g = await load(gw, ingestRequests(devices, 1, base + ++run * 100_000_000), { connections: 128, duration, overallRate: half });
-    const halfRequestsPerMessage = round(g["2xx"] / Math.max(1, (await inputMessages()) - halfMessagesBefore));
-    const halfAck = publishAckSince(ackBefore, publishAck(await (await fetch(`${gw}/metrics`)).text()));
-    probing = false;
-    await probeLoop;
+    };
+    // Half rate, open loop (bench/gateway-load.ts: requests due at an even pace, latency from the due
+    // time), gateway and ceiling alternating round after round like the maximum; the probes run during
+    // the gateway's rounds. Each latency figure is the median over the rounds; the reading-to-alert
+    // p99 is over the probes of all rounds.
+    const halfRounds: Array<{ g: LoadResult; c: LoadResult; requestsPerMessage: number; publishAckMs: Record<string, number>; load: number | undefined }> = [];
+    for (let r = 0; r < roundCount; r++) {
+      await caughtUp("the previous run (before half rate)");
+      const messagesBefore = await inputMessages();
+      const ackBefore = publishAck(await (await fetch(`${gw}/metrics`)).text());
+      probing = true;
+      const probeLoop = probe();
+      const g = await openLoad({ url: gw, rate: half, durationS: duration, warmupS: 1, connections: 128, devices, baseT: base + ++run * 100_000_000, readingsPerRequest: 1 });
+      probing = false;
+      await probeLoop;
+      const requestsPerMessage = round((g.status["202"] ?? 0) / Math.max(1, (await inputMessages()) - messagesBefore));
+      const publishAckMs = publishAckSince(ackBefore, publishAck(await (await fetch(`${gw}/metrics`)).text()));
+      const c = await openLoad({ url: ceil, rate: half, durationS: duration, warmupS: 1, connections: 128, devices, baseT: base, readingsPerRequest: 1 });
+      await caughtUp("half rate");
+      halfRounds.push({ g, c, requestsPerMessage, publishAckMs, load: loadAverage() });
+      note(`half rate, round ${r + 1}`, { target: round(half), gateway: g, ceiling: c, requestsPerInputMessage: requestsPerMessage, publishAckMs, load: loadAverage() });
+    }
     await until("last alerts", () => (alertMs.length >= probeAckMs.length - 1 ? true : undefined), 5000).catch(() => undefined);
     sub.unsubscribe();
-    const c = await load(ceil, ingestRequests(devices, 1, base), { connections: 128, duration, overallRate: half });
-    note("half rate", { target: round(half), gateway: round(rps(g)), ceiling: round(rps(c)), probes: probeAckMs.length, alerts: alertMs.length, requestsPerInputMessage: halfRequestsPerMessage, publishAckMs: halfAck, load: loadAverage() });
-    emit({ name: "latency-p50-at-half-rate", value: g.latency.p50, unit: "ms", baseline: { name: "bare-fastify-202", value: c.latency.p50 }, detail: { rate: round(rps(g)) } });
-    emit({ name: "latency-p99-at-half-rate", value: g.latency.p99, unit: "ms", baseline: { name: "bare-fastify-202", value: c.latency.p99 }, detail: { rate: round(rps(g)), target: 20 } });
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+    const perRound = (f: (x: LoadResult) => number) => halfRounds.map((x) => [f(x.g), f(x.c)]);
+    note("half rate", { probes: probeAckMs.length, alerts: alertMs.length });
+    emit({
+      name: "latency-p50-at-half-rate",
+      value: median(halfRounds.map((x) => x.g.latencyMs.p50)),
+      unit: "ms",
+      baseline: { name: "bare-fastify-202", value: median(halfRounds.map((x) => x.c.latencyMs.p50)) },
+      detail: { rate: round(median(halfRounds.map((x) => x.g.rate))), perRound: perRound((x) => x.latencyMs.p50) },
+    });
+    emit({
+      name: "latency-p99-at-half-rate",
+      value: median(halfRounds.map((x) => x.g.latencyMs.p99)),
+      unit: "ms",
+      baseline: { name: "bare-fastify-202", value: median(halfRounds.map((x) => x.c.latencyMs.p99)) },
+      detail: {
+        rate: round(median(halfRounds.map((x) => x.g.rate))),
+        target: 20,
+        perRound: perRound((x) => x.latencyMs.p99),
+        serviceP99PerRound: perRound((x) => x.serviceMs.p99),
+        publishAckMsPerRound: halfRounds.map((x) => x.publishAckMs),
+        requestsPerInputMessage: halfRounds.map((x) => x.requestsPerMessage),
+        load: halfRounds.map((x) => x.load),
+      },
+    });
     emit({
       name: "reading-to-alert-p99-at-half-rate",
       value: round(percentile(alertMs, 99)),

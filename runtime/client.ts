@@ -46,8 +46,6 @@ export class RuntimeClient {
   private readonly kvm: Kvm;
   private readonly buckets = new Map<number, Promise<KV>>();
   private readonly batcher: InputBatcher;
-  private readonly clientId = createInbox("c").slice(2);
-  private batchSeq = 0;
   private readonly replies: Subscription;
   private readonly replyInbox = createInbox();
   private readonly waiting = new Map<number, (reply: EntityReply) => void>();
@@ -165,11 +163,14 @@ export class RuntimeClient {
   }
 
   private publishBatch(shard: number, items: InputItem[]): PublishedPart[] {
+    // No `Nats-Msg-Id`: nothing ever publishes the same input message twice (no retry here; a caller
+    // that retries after a failure sends a new message, which a per-message id would not match), so
+    // the header only cost its bytes and the server's de-duplication state (an entry per message for
+    // the stream's duplicate window). Exactly-once application is the consumer's (`appliedSeq`); a
+    // resent reading is de-duplicated by the entity (device, t). See docs/gateway.md, "Ingest".
     const parts: PublishedPart[] = [];
     for (const part of split(items, Date.now())) {
-      // A stable id per batch: if the client retries this very message, JetStream drops the repeat.
-      const msgId = `${this.clientId}-${this.batchSeq++}`;
-      parts.push({ count: part.count, ack: this.publisher.publish(this.names.input(shard), part.data, { msgId }) });
+      parts.push({ count: part.count, ack: this.publisher.publish(this.names.input(shard), part.data) });
     }
     return parts;
   }

@@ -1,9 +1,16 @@
 // The live feed of a device over core NATS (no JetStream): alerts as the twin publishes them on
-// `<prefix>.out.alert.<deviceId>.>`, and readings as gateways accept them — every gateway publishes each
+// `<prefix>.out.alert.<deviceId>.>`, and readings as gateways accept them — a gateway publishes each
 // accepted request's readings on `<prefix>.live.<deviceId>` (after its PubAck), so an SSE client of any
 // gateway sees the readings posted to every gateway. Nothing is stored: a client that is not connected
 // misses what happens meanwhile (the twin and the alerts routes have the state).
-import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+//
+// Readings are published only for devices someone streams: a gateway announces the devices of its SSE
+// streams on `<prefix>.live-interest.announce` when a device's first stream opens and every
+// `announceMs` after, and every gateway keeps what it hears for three announcement periods. A gateway
+// that starts asks for the current streams (`<prefix>.live-interest.sync`). Without this, every
+// accepted request cost one more NATS message — encoding, a socket write and the server's parsing —
+// for a feed that is almost never watched.
+import { nuid, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import type { Alert, Reading } from "../../actors/device-twin/domain/mod.ts";
 import { decode, encode, msgpackHeaders, type Names } from "../../runtime/mod.ts";
 
@@ -27,7 +34,30 @@ export interface LiveFeed {
   publishReadings(deviceId: string, readings: Reading[], acceptedAt: number): void;
   /** Subscribes to a device's feed; returns the unsubscribe function. */
   subscribe(deviceId: string, handlers: LiveHandlers): () => void;
+  /** Resolves once the NATS server has the subscriptions and announcements made so far. */
+  ready(): Promise<void>;
 }
+
+/** Options of {@link NatsLiveFeed}. */
+export interface LiveFeedOptions {
+  /**
+   * How often a gateway repeats which devices it streams (ms). Default 5000. Other gateways publish a
+   * device's readings until three periods pass without a repeat.
+   */
+  announceMs?: number;
+}
+
+/** Body of `<prefix>.live-interest.announce` (msgpack). */
+interface Announcement {
+  /** The announcing feed (its own announcements are ignored). */
+  from: string;
+  deviceIds: string[];
+  /** How long the receivers keep the devices (ms). */
+  ttlMs: number;
+}
+
+/** Most device ids in one announcement (64-character ids: ~66 KB). */
+const ANNOUNCE_CHUNK = 1000;
 
 /** Subject of the live readings of a device. */
 export const liveSubject = (prefix: string, deviceId: string): string => `${prefix}.live.${deviceId}`;
@@ -35,11 +65,90 @@ export const liveSubject = (prefix: string, deviceId: string): string => `${pref
 export class NatsLiveFeed implements LiveFeed {
   private pending: LiveReadings[] = [];
   private scheduled = false;
+  private readonly id = nuid.next();
+  /** Devices streamed by this gateway, with their stream counts. */
+  private readonly local = new Map<string, number>();
+  /** Devices streamed by other gateways, with the wall-clock ms until which they count. */
+  private readonly remote = new Map<string, number>();
+  private readonly announceMs: number;
+  private readonly interest: Subscription;
+  private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly names: Names,
-  ) {}
+    options: LiveFeedOptions = {},
+  ) {
+    this.announceMs = options.announceMs ?? 5000;
+    const root = this.interestRoot;
+    this.interest = nc.subscribe(`${root}.*`, { callback: (err, msg) => (err === null ? this.onInterest(msg) : undefined) });
+    this.timer = setInterval(() => {
+      this.announce([...this.local.keys()]);
+      const now = Date.now();
+      for (const [id, until] of this.remote) if (until <= now) this.remote.delete(id);
+    }, this.announceMs);
+    this.timer.unref();
+    // the running gateways answer with their streams, so readings accepted here reach them from the
+    // start (after a reconnect, the next period's announcements refresh what was missed)
+    this.sync();
+  }
+
+  /** True when some gateway streams the device. */
+  watched(deviceId: string): boolean {
+    if (this.local.has(deviceId)) return true;
+    const until = this.remote.get(deviceId);
+    return until !== undefined && until > Date.now();
+  }
+
+  async ready(): Promise<void> {
+    await this.nc.flush();
+  }
+
+  /** Stops announcing and listening for announcements (the connection stays open). */
+  close(): void {
+    clearInterval(this.timer);
+    if (!this.nc.isClosed()) this.interest.unsubscribe();
+  }
+
+  private get interestRoot(): string {
+    return `${this.names.prefix}.live-interest`;
+  }
+
+  private onInterest(msg: Msg): void {
+    if (msg.subject.endsWith(".sync")) {
+      this.announce([...this.local.keys()]);
+      return;
+    }
+    try {
+      const a = decode<Announcement>(msg.data);
+      if (a.from === this.id || !Array.isArray(a.deviceIds)) return;
+      const until = Date.now() + a.ttlMs;
+      for (const id of a.deviceIds) this.remote.set(id, until);
+    } catch {
+      // an undecodable announcement is skipped
+    }
+  }
+
+  private sync(): void {
+    try {
+      this.nc.publish(`${this.interestRoot}.sync`);
+    } catch {
+      // closed: nothing to publish for
+    }
+  }
+
+  private announce(deviceIds: string[]): void {
+    if (deviceIds.length === 0 || this.nc.isClosed()) return;
+    const headers = msgpackHeaders();
+    for (let i = 0; i < deviceIds.length; i += ANNOUNCE_CHUNK) {
+      const body: Announcement = { from: this.id, deviceIds: deviceIds.slice(i, i + ANNOUNCE_CHUNK), ttlMs: 3 * this.announceMs };
+      try {
+        this.nc.publish(`${this.interestRoot}.announce`, encode(body), { headers });
+      } catch {
+        // repeated on the next period
+      }
+    }
+  }
 
   /**
    * Queues the readings and publishes everything queued on the next turn of the event loop: the
@@ -47,6 +156,7 @@ export class NatsLiveFeed implements LiveFeed {
    * largest part of the gateway's CPU per request).
    */
   publishReadings(deviceId: string, readings: Reading[], acceptedAt: number): void {
+    if (!this.watched(deviceId)) return;
     this.pending.push({ deviceId, readings, acceptedAt });
     if (this.scheduled) return;
     this.scheduled = true;
@@ -91,8 +201,18 @@ export class NatsLiveFeed implements LiveFeed {
         },
       }),
     ];
+    // after the subscriptions: a gateway that hears of the stream finds them in place
+    const streams = this.local.get(deviceId) ?? 0;
+    this.local.set(deviceId, streams + 1);
+    if (streams === 0) this.announce([deviceId]);
+    let done = false;
     return () => {
+      if (done) return;
+      done = true;
       for (const s of subs) s.unsubscribe();
+      const left = (this.local.get(deviceId) ?? 1) - 1;
+      if (left > 0) this.local.set(deviceId, left);
+      else this.local.delete(deviceId);
     };
   }
 }

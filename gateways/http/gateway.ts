@@ -93,6 +93,7 @@ export async function assembleGateway(nc: NatsConnection, o: AssembleOptions): P
     serve: () => (service ??= new TwinService({ nc, names, twins, registry, metrics, log })),
     async close() {
       await service?.drain();
+      live.close();
       await client.close();
       await registry.close();
     },

@@ -2,8 +2,6 @@
 // HTTP; graceful shutdown finishes the request in flight (202 only after its PubAck) while a request
 // arriving meanwhile gets 503 in the error shape, and then the port is closed.
 import { connect as netConnect } from "node:net";
-import { get as httpGet, type IncomingMessage } from "node:http";
-import type { FastifyInstance } from "fastify";
 import { decode, encode } from "../../runtime/mod.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TwinView } from "../../actors/device-twin/domain/mod.ts";
@@ -11,7 +9,7 @@ import { STATUS_HEADER } from "../../gateways/api/nats-service.ts";
 import type { PubAck } from "../../runtime/mod.ts";
 import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { bearer, GatewayFixture } from "./fixture.ts";
+import { bearer, GatewayFixture, listen, sse } from "./fixture.ts";
 
 let server: TestNatsServer;
 let f: GatewayFixture;
@@ -29,44 +27,6 @@ afterAll(async () => {
   await f?.[Symbol.asyncDispose]();
   await server?.stop();
 });
-
-async function listen(app: FastifyInstance): Promise<string> {
-  await app.listen({ port: 0, host: "127.0.0.1" });
-  const addr = app.server.address();
-  if (addr === null || typeof addr === "string") throw new Error("no address");
-  return `http://127.0.0.1:${addr.port}`;
-}
-
-/** Opens an SSE stream and collects its events. */
-function sse(url: string, headers: Record<string, string> = {}) {
-  const events: Array<{ event: string; id?: string; data: unknown }> = [];
-  let res: IncomingMessage | undefined;
-  const opened = new Promise<IncomingMessage>((resolve, reject) => {
-    const req = httpGet(url, { headers, agent: false }, (r) => {
-      res = r;
-      let buf = "";
-      r.setEncoding("utf8");
-      r.on("data", (chunk: string) => {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const e: { event: string; id?: string; data: unknown } = { event: "message", data: undefined };
-          for (const line of block.split("\n")) {
-            if (line.startsWith("event: ")) e.event = line.slice(7);
-            else if (line.startsWith("id: ")) e.id = line.slice(4);
-            else if (line.startsWith("data: ")) e.data = JSON.parse(line.slice(6));
-          }
-          if (e.data !== undefined) events.push(e);
-        }
-      });
-      resolve(r);
-    });
-    req.on("error", reject);
-  });
-  return { events, opened, close: () => res?.destroy() };
-}
 
 describe("server-sent events", () => {
   it("streams accepted readings and the alerts of the device, to its owner (also with ?token=)", async () => {

@@ -129,4 +129,13 @@ describe("runtime client batching", () => {
     }
     await client.close();
   });
+
+  it("stores input messages without a Nats-Msg-Id (no input is ever republished, so the server keeps no de-duplication state for them)", async () => {
+    const { nc } = await recordingConn("b5");
+    const client = new RuntimeClient(nc, { prefix: "b5", shards: SHARDS });
+    const ack = await client.send("counter", "x", "add", { v: 1 });
+    const stored = await (await jetstreamManager(nc)).streams.getMessage(ack.stream, { seq: ack.seq });
+    expect(stored?.header.get("Nats-Msg-Id") ?? "").toBe("");
+    await client.close();
+  });
 });

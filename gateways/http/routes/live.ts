@@ -75,8 +75,11 @@ export function registerLiveRoute(
         res.end();
       }
       res.on("close", end);
+      // `open` once NATS has the subscriptions and the stream's announcement: from then on the readings
+      // accepted by any gateway reach this stream
+      await feed.ready().catch(() => undefined);
       // tell the client the stream is open (and how long to wait before reconnecting)
-      res.write(`retry: 2000\nevent: open\ndata: ${JSON.stringify({ deviceId })}\n\n`);
+      send(`retry: 2000\nevent: open\ndata: ${JSON.stringify({ deviceId })}\n\n`);
     },
   );
 }
