@@ -93,6 +93,10 @@ export const CHANNEL_BYTES = 448;
 /** Total bytes of one twin's packed statistics. */
 export const STATS_BYTES = HEADER_BYTES + CHANNELS.length * CHANNEL_BYTES;
 
+/** n % k (as `%` computes it, sign included), as an int32 remainder rather than a float fmod when n is a uint31. */
+export function ringIndex(n: number, k: number): number {
+  return n >= 0 && n <= 0x7fffffff ? (n | 0) % k : n % k;
+}
 export function channelBase(ci: number): number {
   return HEADER_BYTES + ci * CHANNEL_BYTES;
 }
@@ -145,7 +149,18 @@ const HAS_VOC_BASELINE = 4;
 
 /** Encodes the packed state as a compact snapshot section. */
 export function encodeStatsSection(v: DataView): Uint8Array {
-  const w = STATS_WRITER.reset(); // finish() copies out, so one buffer serves every encode
+  return encodeStatsSectionInto(STATS_WRITER.reset(), v).finish(); // finish() copies out, so one writer serves every encode
+}
+
+/**
+ * As {@link encodeStatsSection}, but the bytes are a view of a shared buffer, valid only until the next
+ * encode: for a caller that copies them at once (the twin snapshot), saving an allocation and a copy.
+ */
+export function encodeStatsSectionTransient(v: DataView): Uint8Array {
+  return encodeStatsSectionInto(STATS_WRITER.reset(), v).written();
+}
+
+function encodeStatsSectionInto(w: ByteWriter, v: DataView): ByteWriter {
 
   w.u8(SECTION_VERSION);
   const latest = getF64(v, LATEST_T);
@@ -157,7 +172,7 @@ export function encodeStatsSection(v: DataView): Uint8Array {
   w.num(getF64(v, CO2_OFFSET));
   if (flags & HAS_VOC_BASELINE) w.num(vocBase);
   writeSparse(w, v, LOWS, 2 * DAYS_KEPT);
-  if (!(flags & HAS_LATEST)) return w.finish();
+  if (!(flags & HAS_LATEST)) return w;
   w.ms(latest);
   const hour = Math.floor(latest / HOUR_MS);
   const day = Math.floor(latest / DAY_MS);
@@ -165,7 +180,7 @@ export function encodeStatsSection(v: DataView): Uint8Array {
   for (let ci = 0; ci < CHANNELS.length; ci++) if (getF64(v, channelBase(ci) + S_COUNT) > 0) present |= 1 << ci;
   w.u8(present);
   for (let ci = 0; ci < CHANNELS.length; ci++) if (present & (1 << ci)) encodeChannel(w, v, ci, latest, hour, day);
-  return w.finish();
+  return w;
 }
 
 /** Decodes a section written by encodeStatsSection; throws DomainError SNAPSHOT_VERSION / SNAPSHOT_CORRUPT. */
@@ -285,77 +300,122 @@ function slotAt(ci: number, bucket: number, isDay: boolean): number {
  * and topLowSum − n·min (all ≥ 0 because quantization is monotone).
  */
 function encodeRing(w: ByteWriter, v: DataView, ci: number, current: number, kept: number, isDay: boolean): void {
-  const shape = isDay ? DAY_SHAPE : HOUR_SHAPE;
-  const at = slotAt(ci, current, isDay);
+  // direct offsets (no SlotShape indirection): hour slots have a u24 count, day slots a u32
+  const ring = channelBase(ci) + (isDay ? DAY_RING : HOUR_RING);
+  const slotBytes = isDay ? DAY_SLOT : HOUR_SLOT;
+  const meanAt = isDay ? D_MEAN : H_MEAN;
+  const minAt = isDay ? D_MIN : H_MIN;
+  const maxAt = isDay ? D_MAX : H_MAX;
   let mask = 0;
   let n = 0;
   let minCount = Infinity;
+  const first = current - (kept - 1);
   for (let k = 0; k < kept - 1; k++) {
-    const bucket = current - (kept - 1) + k;
+    const bucket = first + k;
     if (bucket < 0) continue;
-    const slot = slotAt(ci, bucket, isDay);
-    const count = shape.count(v, slot);
+    const slot = ring + ringIndex(bucket, kept) * slotBytes;
+    const count = isDay ? v.getUint32(slot, true) : v.getUint16(slot, true) + v.getUint8(slot + 2) * 65536;
     if (count === 0) continue;
     mask |= 1 << k;
     S_SLOT[n] = slot;
     S_COUNTS[n] = count;
+    S_MEANS[n] = v.getUint16(slot + meanAt, true);
     if (count < minCount) minCount = count;
     n++;
   }
-  const openCount = shape.count(v, at);
+  const at = ring + ringIndex(current, kept) * slotBytes;
+  const openCount = isDay ? v.getUint32(at, true) : v.getUint16(at, true) + v.getUint8(at + 2) * 65536;
   if (openCount > 0) mask |= 1 << (kept - 1);
   w.varuint(mask);
   if (openCount > 0) {
-    const min = getU16(v, at + shape.min);
+    const min = v.getUint16(at + minAt, true);
     w.varuint(openCount);
     w.varuint(min);
-    w.varuint(getU16(v, at + shape.max) - min);
+    w.varuint(v.getUint16(at + maxAt, true) - min);
     if (isDay) {
       const top = Math.min(TOP_N, openCount);
       const base = channelBase(ci);
+      let loA = 0, hiA = 0, loB = 0, hiB = 0;
       for (let i = 1; i < top; i++) {
-        S_A[i - 1] = getU16(v, base + TOP_HIGH + (i - 1) * 2) - getU16(v, base + TOP_HIGH + i * 2);
-        S_B[i - 1] = getU16(v, base + TOP_LOW + i * 2) - getU16(v, base + TOP_LOW + (i - 1) * 2);
+        const a = v.getUint16(base + TOP_HIGH + (i - 1) * 2, true) - v.getUint16(base + TOP_HIGH + i * 2, true);
+        const b = v.getUint16(base + TOP_LOW + i * 2, true) - v.getUint16(base + TOP_LOW + (i - 1) * 2, true);
+        S_A[i - 1] = a;
+        S_B[i - 1] = b;
+        if (a < loA) loA = a;
+        if (a > hiA) hiA = a;
+        if (b < loB) loB = b;
+        if (b > hiB) hiB = b;
       }
-      w.series(S_A, Math.max(0, top - 1));
-      w.series(S_B, Math.max(0, top - 1));
+      putSeries(w, S_A, Math.max(0, top - 1), loA, hiA);
+      putSeries(w, S_B, Math.max(0, top - 1), loB, hiB);
     }
   }
   if (n === 0) return;
   w.varuint(minCount);
-  for (let i = 0; i < n; i++) S_A[i] = (S_COUNTS[i] as number) - minCount;
-  w.series(S_A, n);
-  let prev = getU16(v, (S_SLOT[0] as number) + shape.mean);
+  // every series value below is an integer (differences of stored integers), so only its sign is checked
+  let hi = 0;
+  for (let i = 0; i < n; i++) {
+    const c = (S_COUNTS[i] as number) - minCount;
+    S_A[i] = c;
+    if (c > hi) hi = c;
+  }
+  w.seriesUpTo(S_A, n, hi);
+  let prev = S_MEANS[0] as number;
   w.varuint(prev);
+  hi = 0;
   for (let i = 1; i < n; i++) {
-    const mean = getU16(v, (S_SLOT[i] as number) + shape.mean);
-    S_A[i - 1] = zigzag(mean - prev);
+    const mean = S_MEANS[i] as number;
+    const z = zigzag(mean - prev);
+    S_A[i - 1] = z;
+    if (z > hi) hi = z;
     prev = mean;
   }
-  w.series(S_A, n - 1);
+  w.seriesUpTo(S_A, n - 1, hi);
+  let loA = 0, hiA = 0, loB = 0, hiB = 0;
   for (let i = 0; i < n; i++) {
     const slot = S_SLOT[i] as number;
-    const mean = getU16(v, slot + shape.mean);
-    S_A[i] = mean - getU16(v, slot + shape.min);
-    S_B[i] = getU16(v, slot + shape.max) - mean;
+    const mean = S_MEANS[i] as number;
+    const a = mean - v.getUint16(slot + minAt, true);
+    const b = v.getUint16(slot + maxAt, true) - mean;
+    S_A[i] = a;
+    S_B[i] = b;
+    if (a < loA) loA = a;
+    if (a > hiA) hiA = a;
+    if (b < loB) loB = b;
+    if (b > hiB) hiB = b;
   }
-  w.series(S_A, n);
-  w.series(S_B, n);
+  putSeries(w, S_A, n, loA, hiA);
+  putSeries(w, S_B, n, loB, hiB);
   if (!isDay) return;
+  loA = hiA = loB = hiB = 0;
   for (let i = 0; i < n; i++) {
     const slot = S_SLOT[i] as number;
-    const top = Math.min(TOP_N, S_COUNTS[i] as number);
-    S_A[i] = top * getU16(v, slot + shape.max) - getU24(v, slot + D_TOP_HIGH_SUM);
-    S_B[i] = getU24(v, slot + D_TOP_LOW_SUM) - top * getU16(v, slot + shape.min);
+    const count = S_COUNTS[i] as number;
+    const top = count < TOP_N ? count : TOP_N;
+    const a = top * v.getUint16(slot + D_MAX, true) - getU24(v, slot + D_TOP_HIGH_SUM);
+    const b = getU24(v, slot + D_TOP_LOW_SUM) - top * v.getUint16(slot + D_MIN, true);
+    S_A[i] = a;
+    S_B[i] = b;
+    if (a < loA) loA = a;
+    if (a > hiA) hiA = a;
+    if (b < loB) loB = b;
+    if (b > hiB) hiB = b;
   }
-  w.series(S_A, n);
-  w.series(S_B, n);
+  putSeries(w, S_A, n, loA, hiA);
+  putSeries(w, S_B, n, loB, hiB);
+}
+
+/** A series of integers whose least (≤ 0) and largest (≥ 0) values the caller tracked; a negative one throws as series() does. */
+function putSeries(w: ByteWriter, values: Float64Array, n: number, lo: number, hi: number): void {
+  if (lo < 0) w.series(values, n);
+  else w.seriesUpTo(values, n, hi);
 }
 
 // Scratch for the encoders and decoders (all synchronous, never re-entered).
 const STATS_WRITER = new ByteWriter(4096);
 const S_SLOT = new Float64Array(HOURS_KEPT);
 const S_COUNTS = new Float64Array(HOURS_KEPT);
+const S_MEANS = new Float64Array(HOURS_KEPT);
 const S_A = new Float64Array(HOURS_KEPT);
 const S_B = new Float64Array(HOURS_KEPT);
 

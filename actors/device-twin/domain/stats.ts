@@ -45,10 +45,12 @@ import {
   decodeStatsSection,
   emptyLayout,
   encodeStatsSection,
+  encodeStatsSectionTransient,
   getF64,
   getU16,
   getU24,
   hourSlot,
+  ringIndex,
   setF64,
   setU16,
   setU24,
@@ -185,11 +187,6 @@ if (CHANNELS.join() !== "pm,co2,voc,tmp,hum,allpollu") throw new Error("stats.ts
 
 const NOTHING_CLOSED: StatsOutputs = Object.freeze({ aggregates: Object.freeze([]) as unknown as ClosedAggregate[], calibration: Object.freeze([]) as unknown as CalibrationChange[] });
 
-/** n mod k as `%` computes it; an int32 remainder (not a float fmod) in the usual case. */
-function ringIndex(n: number, k: number): number {
-  return n >= 0 && n <= 0x7fffffff ? (n | 0) % k : n % k;
-}
-
 // The EWMA weight of the last Δt: channels of one reading usually share their Δt, so it is computed once.
 let ewmaDt = NaN;
 let ewmaW = 0;
@@ -243,6 +240,11 @@ export function recalibrate(stats: TwinStats, deviceId: string, ch: "co2" | "voc
 /** The compact snapshot section of these statistics (about 1 KB for a week of 5-minute data). */
 export function encodeStats(stats: TwinStats): Uint8Array {
   return encodeStatsSection(view(stats));
+}
+
+/** encodeStats into a shared buffer, valid until the next encode (for callers that copy it at once). */
+export function encodeStatsTransient(stats: TwinStats): Uint8Array {
+  return encodeStatsSectionTransient(view(stats));
 }
 
 /** Inverse of encodeStats; throws DomainError (AIRTWIN_ERR_SNAPSHOT_CORRUPT / _VERSION). */

@@ -12,7 +12,7 @@ import { createEventStates, decodeEventStates, encodeEventStates } from "./event
 import type { EventStates } from "./events.ts";
 import { DomainError } from "./errors.ts";
 import { decodeRuleSet, DEFAULT_RULE_SET, encodeRuleSet, isValidId } from "./rules.ts";
-import { decodeStats, encodeStats, statsEqual } from "./stats.ts";
+import { decodeStats, encodeStatsTransient, statsEqual } from "./stats.ts";
 import { NO_SUBSCRIPTIONS, PROVIDERS, validateSubscription } from "./subscriptions.ts";
 import type { TwinState } from "./twin.ts";
 import type { Subscription } from "./types.ts";
@@ -30,7 +30,8 @@ export function encodeTwin(state: TwinState): Uint8Array {
   const snap: Record<string, unknown> = {
     v: TWIN_SNAPSHOT_VERSION,
     id: state.deviceId,
-    s: encodeStats(state.stats),
+    // a view of the stats writer's buffer: msgpackr copies it into the snapshot right away
+    s: encodeStatsTransient(state.stats),
     c: [state.readings, state.duplicates, state.late],
     p: [state.presence.lastSeen ?? null, state.presence.offline ? 1 : 0],
   };
