@@ -18,6 +18,8 @@ export function zigzag(n: number): number {
 }
 
 export function unzigzag(z: number): number {
+  // below 2^31: bit operations (int32 results), not a float remainder
+  if (z >= 0 && z <= 0x7fffffff && (z | 0) === z) return (z >>> 1) ^ -(z & 1);
   return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
 }
 
@@ -129,7 +131,9 @@ export class ByteWriter {
 
   /** A non-negative millisecond duration or timestamp; whole seconds cost a bit less. */
   ms(n: number): void {
-    this.varuint(n % 1000 === 0 ? (n / 1000) * 2 : n * 2 + 1);
+    // an int32 n (the usual: a duration within the week) takes an integer remainder, not a float one
+    const rest = (n | 0) === n ? (n | 0) % 1000 : n % 1000;
+    this.varuint(rest === 0 ? (n / 1000) * 2 : n * 2 + 1);
   }
 
   /**
@@ -280,7 +284,8 @@ export class ByteReader {
 
   ms(): number {
     const z = this.varuint();
-    return z % 2 === 0 ? (z / 2) * 1000 : (z - 1) / 2;
+    const odd = z <= 0x7fffffff ? z & 1 : z % 2;
+    return odd === 0 ? (z / 2) * 1000 : (z - 1) / 2;
   }
 
   /** Reads `count` values written by ByteWriter.series. */

@@ -230,7 +230,8 @@ function readSparse(r: ByteReader, v: DataView, at: number, slots: number): void
 }
 
 function checked(n: number, min: number, max: number): number {
-  if (!Number.isInteger(n) || n < min || n > max) throw new ByteFormatError(`value ${n} outside ${min}..${max}`);
+  // Math.floor(n) === n with the bounds is Number.isInteger(n) here (NaN and ±Infinity fail the bounds)
+  if (!(n >= min && n <= max && Math.floor(n) === n)) throw new ByteFormatError(`value ${n} outside ${min}..${max}`);
   return n;
 }
 
@@ -268,29 +269,6 @@ function decodeChannel(r: ByteReader, v: DataView, ci: number, latest: number, h
   setF64(v, b + S_DAY_SUM, r.num());
   decodeRing(r, v, ci, hour, HOURS_KEPT, false);
   decodeRing(r, v, ci, day, DAYS_KEPT, true);
-}
-
-/** Offsets of a bucket slot's fields, hour or day flavour. */
-interface SlotShape {
-  count: (v: DataView, at: number) => number;
-  setCount: (v: DataView, at: number, n: number) => void;
-  maxCount: number;
-  mean: number;
-  min: number;
-  max: number;
-}
-const HOUR_SHAPE: SlotShape = { count: getU24, setCount: setU24, maxCount: 0xffffff, mean: H_MEAN, min: H_MIN, max: H_MAX };
-const DAY_SHAPE: SlotShape = {
-  count: (v, at) => v.getUint32(at + D_COUNT, true),
-  setCount: (v, at, n) => v.setUint32(at + D_COUNT, n, true),
-  maxCount: 0xffffffff,
-  mean: D_MEAN,
-  min: D_MIN,
-  max: D_MAX,
-};
-
-function slotAt(ci: number, bucket: number, isDay: boolean): number {
-  return isDay ? daySlot(ci, bucket) : hourSlot(ci, bucket);
 }
 
 /**
@@ -418,26 +396,34 @@ const S_COUNTS = new Float64Array(HOURS_KEPT);
 const S_MEANS = new Float64Array(HOURS_KEPT);
 const S_A = new Float64Array(HOURS_KEPT);
 const S_B = new Float64Array(HOURS_KEPT);
+const S_C = new Float64Array(DAYS_KEPT);
+const S_D = new Float64Array(DAYS_KEPT);
 
 function decodeRing(r: ByteReader, v: DataView, ci: number, current: number, kept: number, isDay: boolean): void {
-  const shape = isDay ? DAY_SHAPE : HOUR_SHAPE;
+  // direct offsets as in encodeRing; reads and checks in the same order as ever (same error for bad input)
+  const ring = channelBase(ci) + (isDay ? DAY_RING : HOUR_RING);
+  const slotBytes = isDay ? DAY_SLOT : HOUR_SLOT;
+  const meanAt = isDay ? D_MEAN : H_MEAN;
+  const minAt = isDay ? D_MIN : H_MIN;
+  const maxAt = isDay ? D_MAX : H_MAX;
+  const maxCount = isDay ? 0xffffffff : 0xffffff;
   const mask = r.varuint();
-  if (mask >= 2 ** kept) throw new ByteFormatError("bad bucket mask");
+  if (mask >= (isDay ? 2 ** DAYS_KEPT : 2 ** HOURS_KEPT)) throw new ByteFormatError("bad bucket mask");
   let n = 0;
   for (let k = 0; k < kept - 1; k++) {
     if (!(mask & (1 << k))) continue;
     const bucket = current - (kept - 1) + k;
     if (bucket < 0) throw new ByteFormatError("bucket before epoch");
-    S_SLOT[n++] = slotAt(ci, bucket, isDay);
+    S_SLOT[n++] = ring + ringIndex(bucket, kept) * slotBytes;
   }
   if (mask & (1 << (kept - 1))) {
-    const at = slotAt(ci, current, isDay);
-    const count = checked(r.varuint(), 1, shape.maxCount);
+    const at = ring + ringIndex(current, kept) * slotBytes;
+    const count = checked(r.varuint(), 1, maxCount);
     const min = checked(r.varuint(), 0, MAX_Q);
     const max = checked(min + r.varuint(), 0, MAX_Q);
-    shape.setCount(v, at, count);
-    setU16(v, at + shape.min, min);
-    setU16(v, at + shape.max, max);
+    setCount(v, at, count, isDay);
+    v.setUint16(at + minAt, min, true);
+    v.setUint16(at + maxAt, max, true);
     if (isDay) {
       const top = Math.min(TOP_N, count);
       const base = channelBase(ci);
@@ -445,42 +431,59 @@ function decodeRing(r: ByteReader, v: DataView, ci: number, current: number, kep
       r.seriesInto(S_B, Math.max(0, top - 1));
       let hi = max;
       let lo = min;
-      setU16(v, base + TOP_HIGH, hi);
-      setU16(v, base + TOP_LOW, lo);
+      v.setUint16(base + TOP_HIGH, hi, true);
+      v.setUint16(base + TOP_LOW, lo, true);
       for (let i = 1; i < top; i++) {
         hi = checked(hi - (S_A[i - 1] as number), 0, MAX_Q);
         lo = checked(lo + (S_B[i - 1] as number), 0, MAX_Q);
-        setU16(v, base + TOP_HIGH + i * 2, hi);
-        setU16(v, base + TOP_LOW + i * 2, lo);
+        v.setUint16(base + TOP_HIGH + i * 2, hi, true);
+        v.setUint16(base + TOP_LOW + i * 2, lo, true);
       }
     }
   }
   if (n === 0) return;
   const minCount = r.varuint();
   r.seriesInto(S_A, n);
-  for (let i = 0; i < n; i++) shape.setCount(v, S_SLOT[i] as number, checked((S_A[i] as number) + minCount, 1, shape.maxCount));
+  for (let i = 0; i < n; i++) {
+    const count = checked((S_A[i] as number) + minCount, 1, maxCount);
+    S_COUNTS[i] = count;
+    setCount(v, S_SLOT[i] as number, count, isDay);
+  }
   let mean = checked(r.varuint(), 0, MAX_Q);
-  setU16(v, (S_SLOT[0] as number) + shape.mean, mean);
+  S_MEANS[0] = mean;
+  v.setUint16((S_SLOT[0] as number) + meanAt, mean, true);
   r.seriesInto(S_A, n - 1);
   for (let i = 1; i < n; i++) {
     mean = checked(mean + unzigzag(S_A[i - 1] as number), 0, MAX_Q);
-    setU16(v, (S_SLOT[i] as number) + shape.mean, mean);
+    S_MEANS[i] = mean;
+    v.setUint16((S_SLOT[i] as number) + meanAt, mean, true);
   }
   r.seriesInto(S_A, n);
   r.seriesInto(S_B, n);
   for (let i = 0; i < n; i++) {
     const slot = S_SLOT[i] as number;
-    const m = getU16(v, slot + shape.mean);
-    setU16(v, slot + shape.min, checked(m - (S_A[i] as number), 0, MAX_Q));
-    setU16(v, slot + shape.max, checked(m + (S_B[i] as number), 0, MAX_Q));
+    const m = S_MEANS[i] as number;
+    const min = checked(m - (S_A[i] as number), 0, MAX_Q);
+    v.setUint16(slot + minAt, min, true);
+    S_A[i] = min;
+    const max = checked(m + (S_B[i] as number), 0, MAX_Q);
+    v.setUint16(slot + maxAt, max, true);
+    S_B[i] = max;
   }
   if (!isDay) return;
-  r.seriesInto(S_A, n);
-  r.seriesInto(S_B, n);
+  // S_A / S_B now hold the mins and maxes; the top sums' series go to S_C / S_D
+  r.seriesInto(S_C, n);
+  r.seriesInto(S_D, n);
   for (let i = 0; i < n; i++) {
     const slot = S_SLOT[i] as number;
-    const top = Math.min(TOP_N, v.getUint32(slot + D_COUNT, true));
-    setU24(v, slot + D_TOP_HIGH_SUM, checked(top * getU16(v, slot + shape.max) - (S_A[i] as number), 0, 0xffffff));
-    setU24(v, slot + D_TOP_LOW_SUM, checked(top * getU16(v, slot + shape.min) + (S_B[i] as number), 0, 0xffffff));
+    const count = S_COUNTS[i] as number;
+    const top = count < TOP_N ? count : TOP_N;
+    setU24(v, slot + D_TOP_HIGH_SUM, checked(top * (S_B[i] as number) - (S_C[i] as number), 0, 0xffffff));
+    setU24(v, slot + D_TOP_LOW_SUM, checked(top * (S_A[i] as number) + (S_D[i] as number), 0, 0xffffff));
   }
+}
+
+function setCount(v: DataView, at: number, n: number, isDay: boolean): void {
+  if (isDay) v.setUint32(at, n, true);
+  else setU24(v, at, n);
 }
