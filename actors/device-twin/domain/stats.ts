@@ -168,22 +168,27 @@ export function applyReadingToStats(stats: TwinStats, deviceId: string, r: Readi
   // named loads (one per channel) instead of r[CHANNELS[ci]], whose varying key makes the load megamorphic;
   // + 0 turns −0 into 0, so equal states stay equal bytes
   const pm = r.pm;
-  if (pm !== undefined) addValue(v, 0, pm + 0, t, hourAt, dayAt);
+  if (pm !== undefined) addValue(v, CI_PM, pm + 0, t, hourAt, dayAt);
   const co2 = r.co2;
-  if (co2 !== undefined) addValue(v, 1, co2 + 0, t, hourAt, dayAt);
+  if (co2 !== undefined) addValue(v, CI_CO2, co2 + 0, t, hourAt, dayAt);
   const voc = r.voc;
-  if (voc !== undefined) addValue(v, 2, voc + 0, t, hourAt, dayAt);
+  if (voc !== undefined) addValue(v, CI_VOC, voc + 0, t, hourAt, dayAt);
   const tmp = r.tmp;
-  if (tmp !== undefined) addValue(v, 3, tmp + 0, t, hourAt, dayAt);
+  if (tmp !== undefined) addValue(v, CI_TMP, tmp + 0, t, hourAt, dayAt);
   const hum = r.hum;
-  if (hum !== undefined) addValue(v, 4, hum + 0, t, hourAt, dayAt);
+  if (hum !== undefined) addValue(v, CI_HUM, hum + 0, t, hourAt, dayAt);
   const allpollu = r.allpollu;
-  if (allpollu !== undefined) addValue(v, 5, allpollu + 0, t, hourAt, dayAt);
+  if (allpollu !== undefined) addValue(v, CI_ALLPOLLU, allpollu + 0, t, hourAt, dayAt);
   return out;
 }
 
-// addValue's channel indexes above are CHANNELS positions; fail at load, not silently, if the order changes.
-if (CHANNELS.join() !== "pm,co2,voc,tmp,hum,allpollu") throw new Error("stats.ts: CHANNELS order changed");
+// Channel indexes (CHANNELS positions, i.e. channel blocks of the layout) for the named loads above.
+const CI_PM = CHANNELS.indexOf("pm");
+const CI_CO2 = CHANNELS.indexOf("co2");
+const CI_VOC = CHANNELS.indexOf("voc");
+const CI_TMP = CHANNELS.indexOf("tmp");
+const CI_HUM = CHANNELS.indexOf("hum");
+const CI_ALLPOLLU = CHANNELS.indexOf("allpollu");
 
 const NOTHING_CLOSED: StatsOutputs = Object.freeze({ aggregates: Object.freeze([]) as unknown as ClosedAggregate[], calibration: Object.freeze([]) as unknown as CalibrationChange[] });
 
