@@ -18,6 +18,8 @@ export function zigzag(n: number): number {
 }
 
 export function unzigzag(z: number): number {
+  // below 2^31: bit operations (int32 results), not a float remainder
+  if (z >= 0 && z <= 0x7fffffff && (z | 0) === z) return (z >>> 1) ^ -(z & 1);
   return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
 }
 
@@ -75,6 +77,19 @@ export class ByteWriter {
 
   /** Unsigned LEB128 of a safe non-negative integer (1 byte below 128, at most 8). */
   varuint(n: number): void {
+    if ((n >>> 0) === n) {
+      // uint32 (the usual case): shifts instead of float division
+      this.ensure(5);
+      const buf = this.buf;
+      let pos = this.pos;
+      while (n >= 128) {
+        buf[pos++] = (n & 127) | 128;
+        n >>>= 7;
+      }
+      buf[pos++] = n;
+      this.pos = pos;
+      return;
+    }
     if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varuint out of range: ${n}`);
     this.ensure(8);
     while (n >= 128) {
@@ -116,7 +131,9 @@ export class ByteWriter {
 
   /** A non-negative millisecond duration or timestamp; whole seconds cost a bit less. */
   ms(n: number): void {
-    this.varuint(n % 1000 === 0 ? (n / 1000) * 2 : n * 2 + 1);
+    // an int32 n (the usual: a duration within the week) takes an integer remainder, not a float one
+    const rest = (n | 0) === n ? (n | 0) % 1000 : n % 1000;
+    this.varuint(rest === 0 ? (n / 1000) * 2 : n * 2 + 1);
   }
 
   /**
@@ -125,13 +142,29 @@ export class ByteWriter {
    */
   series(values: ArrayLike<number>, n: number = values.length): void {
     let max = 0;
-    let varintBytes = 0;
     for (let i = 0; i < n; i++) {
       const v = values[i] as number;
       // (v >>> 0) === v: a uint32, the usual case, checked without Number.isInteger
       if ((v >>> 0) !== v && !(v >= 0 && v <= MAX_SAFE && Number.isInteger(v))) throw new RangeError(`series value out of range: ${v}`);
       if (v > max) max = v;
-      varintBytes += v < 128 ? 1 : v < 16384 ? 2 : varuintLength(v);
+    }
+    this.seriesUpTo(values, n, max);
+  }
+
+  /**
+   * As {@link series}, for a caller that already knows every value is an integer in 0..max (and max is
+   * the largest): the same bytes, without the checking pass.
+   */
+  seriesUpTo(values: ArrayLike<number>, n: number, max: number): void {
+    // Below 2^8 every value costs ≥ 1 varint byte and ≤ 1 packed byte, so packing never loses and the
+    // varint size need not be counted (the usual case: deltas and spreads of quantized buckets).
+    let varintBytes = n;
+    if (max >= 256) {
+      varintBytes = 0;
+      for (let i = 0; i < n; i++) {
+        const v = values[i] as number;
+        varintBytes += v < 128 ? 1 : v < 16384 ? 2 : varuintLength(v);
+      }
     }
     const width = bitWidth(max);
     const packedBytes = Math.ceil((n * width) / 8);
@@ -182,6 +215,11 @@ export class ByteWriter {
       }
     }
     if (bits > 0) this.buf[this.pos++] = acc;
+  }
+
+  /** The bytes written so far, as a view of the writer's buffer: valid until its next reset or write. */
+  written(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
   }
 
   /** The bytes written so far (a copy sized exactly). */
@@ -246,7 +284,8 @@ export class ByteReader {
 
   ms(): number {
     const z = this.varuint();
-    return z % 2 === 0 ? (z / 2) * 1000 : (z - 1) / 2;
+    const odd = z <= 0x7fffffff ? z & 1 : z % 2;
+    return odd === 0 ? (z / 2) * 1000 : (z - 1) / 2;
   }
 
   /** Reads `count` values written by ByteWriter.series. */

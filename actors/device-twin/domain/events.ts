@@ -12,7 +12,7 @@
 // no peak: clearing values are <= exit <= enter <= the value at t0 (mirrored for below), so they can
 // never be the event's peak.
 
-import type { Alert, Reading, Rule } from "./types.ts";
+import type { Alert, Channel, Reading, Rule } from "./types.ts";
 
 /** Per-rule machine phase as shown by {@link eventsView}. */
 export type EventPhase = "normal" | "pending" | "active" | "clearing";
@@ -84,7 +84,7 @@ export function applyReadingToEvents(
 ): Alert[] {
   const t = reading.t;
   for (const rule of rules) {
-    const v = reading[rule.channel];
+    const v = channelValue(reading, rule.channel);
     if (v === undefined) continue;
     const i = states.ids.length === 0 ? -1 : states.ids.indexOf(rule.id);
     if (i < 0) {
@@ -135,6 +135,24 @@ export function applyReadingToEvents(
     }
   }
   return out;
+}
+
+/** reading[ch] as named loads: the keyed load `reading[rule.channel]` sees every channel name and goes megamorphic. */
+function channelValue(r: Reading, ch: Channel): number | undefined {
+  switch (ch) {
+    case "pm":
+      return r.pm;
+    case "co2":
+      return r.co2;
+    case "voc":
+      return r.voc;
+    case "tmp":
+      return r.tmp;
+    case "hum":
+      return r.hum;
+    case "allpollu":
+      return r.allpollu;
+  }
 }
 
 /** Adds a value to the main accumulator of the slot at `o`. */

@@ -93,6 +93,10 @@ export const CHANNEL_BYTES = 448;
 /** Total bytes of one twin's packed statistics. */
 export const STATS_BYTES = HEADER_BYTES + CHANNELS.length * CHANNEL_BYTES;
 
+/** n % k (as `%` computes it, sign included), as an int32 remainder rather than a float fmod when n is a uint31. */
+export function ringIndex(n: number, k: number): number {
+  return n >= 0 && n <= 0x7fffffff ? (n | 0) % k : n % k;
+}
 export function channelBase(ci: number): number {
   return HEADER_BYTES + ci * CHANNEL_BYTES;
 }
@@ -145,7 +149,18 @@ const HAS_VOC_BASELINE = 4;
 
 /** Encodes the packed state as a compact snapshot section. */
 export function encodeStatsSection(v: DataView): Uint8Array {
-  const w = STATS_WRITER.reset(); // finish() copies out, so one buffer serves every encode
+  return encodeStatsSectionInto(STATS_WRITER.reset(), v).finish(); // finish() copies out, so one writer serves every encode
+}
+
+/**
+ * As {@link encodeStatsSection}, but the bytes are a view of a shared buffer, valid only until the next
+ * encode: for a caller that copies them at once (the twin snapshot), saving an allocation and a copy.
+ */
+export function encodeStatsSectionTransient(v: DataView): Uint8Array {
+  return encodeStatsSectionInto(STATS_WRITER.reset(), v).written();
+}
+
+function encodeStatsSectionInto(w: ByteWriter, v: DataView): ByteWriter {
 
   w.u8(SECTION_VERSION);
   const latest = getF64(v, LATEST_T);
@@ -157,7 +172,7 @@ export function encodeStatsSection(v: DataView): Uint8Array {
   w.num(getF64(v, CO2_OFFSET));
   if (flags & HAS_VOC_BASELINE) w.num(vocBase);
   writeSparse(w, v, LOWS, 2 * DAYS_KEPT);
-  if (!(flags & HAS_LATEST)) return w.finish();
+  if (!(flags & HAS_LATEST)) return w;
   w.ms(latest);
   const hour = Math.floor(latest / HOUR_MS);
   const day = Math.floor(latest / DAY_MS);
@@ -165,7 +180,7 @@ export function encodeStatsSection(v: DataView): Uint8Array {
   for (let ci = 0; ci < CHANNELS.length; ci++) if (getF64(v, channelBase(ci) + S_COUNT) > 0) present |= 1 << ci;
   w.u8(present);
   for (let ci = 0; ci < CHANNELS.length; ci++) if (present & (1 << ci)) encodeChannel(w, v, ci, latest, hour, day);
-  return w.finish();
+  return w;
 }
 
 /** Decodes a section written by encodeStatsSection; throws DomainError SNAPSHOT_VERSION / SNAPSHOT_CORRUPT. */
@@ -215,7 +230,8 @@ function readSparse(r: ByteReader, v: DataView, at: number, slots: number): void
 }
 
 function checked(n: number, min: number, max: number): number {
-  if (!Number.isInteger(n) || n < min || n > max) throw new ByteFormatError(`value ${n} outside ${min}..${max}`);
+  // Math.floor(n) === n with the bounds is Number.isInteger(n) here (NaN and ±Infinity fail the bounds)
+  if (!(n >= min && n <= max && Math.floor(n) === n)) throw new ByteFormatError(`value ${n} outside ${min}..${max}`);
   return n;
 }
 
@@ -255,29 +271,6 @@ function decodeChannel(r: ByteReader, v: DataView, ci: number, latest: number, h
   decodeRing(r, v, ci, day, DAYS_KEPT, true);
 }
 
-/** Offsets of a bucket slot's fields, hour or day flavour. */
-interface SlotShape {
-  count: (v: DataView, at: number) => number;
-  setCount: (v: DataView, at: number, n: number) => void;
-  maxCount: number;
-  mean: number;
-  min: number;
-  max: number;
-}
-const HOUR_SHAPE: SlotShape = { count: getU24, setCount: setU24, maxCount: 0xffffff, mean: H_MEAN, min: H_MIN, max: H_MAX };
-const DAY_SHAPE: SlotShape = {
-  count: (v, at) => v.getUint32(at + D_COUNT, true),
-  setCount: (v, at, n) => v.setUint32(at + D_COUNT, n, true),
-  maxCount: 0xffffffff,
-  mean: D_MEAN,
-  min: D_MIN,
-  max: D_MAX,
-};
-
-function slotAt(ci: number, bucket: number, isDay: boolean): number {
-  return isDay ? daySlot(ci, bucket) : hourSlot(ci, bucket);
-}
-
 /**
  * One ring, oldest bucket first: an occupancy bitmap, then the open (current) bucket on its own (its
  * mean lives in the exact running sum), then the closed buckets as series: counts (frame of
@@ -285,99 +278,152 @@ function slotAt(ci: number, bucket: number, isDay: boolean): number {
  * and topLowSum − n·min (all ≥ 0 because quantization is monotone).
  */
 function encodeRing(w: ByteWriter, v: DataView, ci: number, current: number, kept: number, isDay: boolean): void {
-  const shape = isDay ? DAY_SHAPE : HOUR_SHAPE;
-  const at = slotAt(ci, current, isDay);
+  // direct offsets (no SlotShape indirection): hour slots have a u24 count, day slots a u32
+  const ring = channelBase(ci) + (isDay ? DAY_RING : HOUR_RING);
+  const slotBytes = isDay ? DAY_SLOT : HOUR_SLOT;
+  const meanAt = isDay ? D_MEAN : H_MEAN;
+  const minAt = isDay ? D_MIN : H_MIN;
+  const maxAt = isDay ? D_MAX : H_MAX;
   let mask = 0;
   let n = 0;
   let minCount = Infinity;
+  const first = current - (kept - 1);
   for (let k = 0; k < kept - 1; k++) {
-    const bucket = current - (kept - 1) + k;
+    const bucket = first + k;
     if (bucket < 0) continue;
-    const slot = slotAt(ci, bucket, isDay);
-    const count = shape.count(v, slot);
+    const slot = ring + ringIndex(bucket, kept) * slotBytes;
+    const count = isDay ? v.getUint32(slot, true) : v.getUint16(slot, true) + v.getUint8(slot + 2) * 65536;
     if (count === 0) continue;
     mask |= 1 << k;
     S_SLOT[n] = slot;
     S_COUNTS[n] = count;
+    S_MEANS[n] = v.getUint16(slot + meanAt, true);
     if (count < minCount) minCount = count;
     n++;
   }
-  const openCount = shape.count(v, at);
+  const at = ring + ringIndex(current, kept) * slotBytes;
+  const openCount = isDay ? v.getUint32(at, true) : v.getUint16(at, true) + v.getUint8(at + 2) * 65536;
   if (openCount > 0) mask |= 1 << (kept - 1);
   w.varuint(mask);
   if (openCount > 0) {
-    const min = getU16(v, at + shape.min);
+    const min = v.getUint16(at + minAt, true);
     w.varuint(openCount);
     w.varuint(min);
-    w.varuint(getU16(v, at + shape.max) - min);
+    w.varuint(v.getUint16(at + maxAt, true) - min);
     if (isDay) {
       const top = Math.min(TOP_N, openCount);
       const base = channelBase(ci);
+      let loA = 0, hiA = 0, loB = 0, hiB = 0;
       for (let i = 1; i < top; i++) {
-        S_A[i - 1] = getU16(v, base + TOP_HIGH + (i - 1) * 2) - getU16(v, base + TOP_HIGH + i * 2);
-        S_B[i - 1] = getU16(v, base + TOP_LOW + i * 2) - getU16(v, base + TOP_LOW + (i - 1) * 2);
+        const a = v.getUint16(base + TOP_HIGH + (i - 1) * 2, true) - v.getUint16(base + TOP_HIGH + i * 2, true);
+        const b = v.getUint16(base + TOP_LOW + i * 2, true) - v.getUint16(base + TOP_LOW + (i - 1) * 2, true);
+        S_A[i - 1] = a;
+        S_B[i - 1] = b;
+        if (a < loA) loA = a;
+        if (a > hiA) hiA = a;
+        if (b < loB) loB = b;
+        if (b > hiB) hiB = b;
       }
-      w.series(S_A, Math.max(0, top - 1));
-      w.series(S_B, Math.max(0, top - 1));
+      putSeries(w, S_A, Math.max(0, top - 1), loA, hiA);
+      putSeries(w, S_B, Math.max(0, top - 1), loB, hiB);
     }
   }
   if (n === 0) return;
   w.varuint(minCount);
-  for (let i = 0; i < n; i++) S_A[i] = (S_COUNTS[i] as number) - minCount;
-  w.series(S_A, n);
-  let prev = getU16(v, (S_SLOT[0] as number) + shape.mean);
+  // every series value below is an integer (differences of stored integers), so only its sign is checked
+  let hi = 0;
+  for (let i = 0; i < n; i++) {
+    const c = (S_COUNTS[i] as number) - minCount;
+    S_A[i] = c;
+    if (c > hi) hi = c;
+  }
+  w.seriesUpTo(S_A, n, hi);
+  let prev = S_MEANS[0] as number;
   w.varuint(prev);
+  hi = 0;
   for (let i = 1; i < n; i++) {
-    const mean = getU16(v, (S_SLOT[i] as number) + shape.mean);
-    S_A[i - 1] = zigzag(mean - prev);
+    const mean = S_MEANS[i] as number;
+    const z = zigzag(mean - prev);
+    S_A[i - 1] = z;
+    if (z > hi) hi = z;
     prev = mean;
   }
-  w.series(S_A, n - 1);
+  w.seriesUpTo(S_A, n - 1, hi);
+  let loA = 0, hiA = 0, loB = 0, hiB = 0;
   for (let i = 0; i < n; i++) {
     const slot = S_SLOT[i] as number;
-    const mean = getU16(v, slot + shape.mean);
-    S_A[i] = mean - getU16(v, slot + shape.min);
-    S_B[i] = getU16(v, slot + shape.max) - mean;
+    const mean = S_MEANS[i] as number;
+    const a = mean - v.getUint16(slot + minAt, true);
+    const b = v.getUint16(slot + maxAt, true) - mean;
+    S_A[i] = a;
+    S_B[i] = b;
+    if (a < loA) loA = a;
+    if (a > hiA) hiA = a;
+    if (b < loB) loB = b;
+    if (b > hiB) hiB = b;
   }
-  w.series(S_A, n);
-  w.series(S_B, n);
+  putSeries(w, S_A, n, loA, hiA);
+  putSeries(w, S_B, n, loB, hiB);
   if (!isDay) return;
+  loA = hiA = loB = hiB = 0;
   for (let i = 0; i < n; i++) {
     const slot = S_SLOT[i] as number;
-    const top = Math.min(TOP_N, S_COUNTS[i] as number);
-    S_A[i] = top * getU16(v, slot + shape.max) - getU24(v, slot + D_TOP_HIGH_SUM);
-    S_B[i] = getU24(v, slot + D_TOP_LOW_SUM) - top * getU16(v, slot + shape.min);
+    const count = S_COUNTS[i] as number;
+    const top = count < TOP_N ? count : TOP_N;
+    const a = top * v.getUint16(slot + D_MAX, true) - getU24(v, slot + D_TOP_HIGH_SUM);
+    const b = getU24(v, slot + D_TOP_LOW_SUM) - top * v.getUint16(slot + D_MIN, true);
+    S_A[i] = a;
+    S_B[i] = b;
+    if (a < loA) loA = a;
+    if (a > hiA) hiA = a;
+    if (b < loB) loB = b;
+    if (b > hiB) hiB = b;
   }
-  w.series(S_A, n);
-  w.series(S_B, n);
+  putSeries(w, S_A, n, loA, hiA);
+  putSeries(w, S_B, n, loB, hiB);
+}
+
+/** A series of integers whose least (≤ 0) and largest (≥ 0) values the caller tracked; a negative one throws as series() does. */
+function putSeries(w: ByteWriter, values: Float64Array, n: number, lo: number, hi: number): void {
+  if (lo < 0) w.series(values, n);
+  else w.seriesUpTo(values, n, hi);
 }
 
 // Scratch for the encoders and decoders (all synchronous, never re-entered).
 const STATS_WRITER = new ByteWriter(4096);
 const S_SLOT = new Float64Array(HOURS_KEPT);
 const S_COUNTS = new Float64Array(HOURS_KEPT);
+const S_MEANS = new Float64Array(HOURS_KEPT);
 const S_A = new Float64Array(HOURS_KEPT);
 const S_B = new Float64Array(HOURS_KEPT);
+const S_C = new Float64Array(DAYS_KEPT);
+const S_D = new Float64Array(DAYS_KEPT);
 
 function decodeRing(r: ByteReader, v: DataView, ci: number, current: number, kept: number, isDay: boolean): void {
-  const shape = isDay ? DAY_SHAPE : HOUR_SHAPE;
+  // direct offsets as in encodeRing; reads and checks in the same order as ever (same error for bad input)
+  const ring = channelBase(ci) + (isDay ? DAY_RING : HOUR_RING);
+  const slotBytes = isDay ? DAY_SLOT : HOUR_SLOT;
+  const meanAt = isDay ? D_MEAN : H_MEAN;
+  const minAt = isDay ? D_MIN : H_MIN;
+  const maxAt = isDay ? D_MAX : H_MAX;
+  const maxCount = isDay ? 0xffffffff : 0xffffff;
   const mask = r.varuint();
-  if (mask >= 2 ** kept) throw new ByteFormatError("bad bucket mask");
+  if (mask >= (isDay ? 2 ** DAYS_KEPT : 2 ** HOURS_KEPT)) throw new ByteFormatError("bad bucket mask");
   let n = 0;
   for (let k = 0; k < kept - 1; k++) {
     if (!(mask & (1 << k))) continue;
     const bucket = current - (kept - 1) + k;
     if (bucket < 0) throw new ByteFormatError("bucket before epoch");
-    S_SLOT[n++] = slotAt(ci, bucket, isDay);
+    S_SLOT[n++] = ring + ringIndex(bucket, kept) * slotBytes;
   }
   if (mask & (1 << (kept - 1))) {
-    const at = slotAt(ci, current, isDay);
-    const count = checked(r.varuint(), 1, shape.maxCount);
+    const at = ring + ringIndex(current, kept) * slotBytes;
+    const count = checked(r.varuint(), 1, maxCount);
     const min = checked(r.varuint(), 0, MAX_Q);
     const max = checked(min + r.varuint(), 0, MAX_Q);
-    shape.setCount(v, at, count);
-    setU16(v, at + shape.min, min);
-    setU16(v, at + shape.max, max);
+    setCount(v, at, count, isDay);
+    v.setUint16(at + minAt, min, true);
+    v.setUint16(at + maxAt, max, true);
     if (isDay) {
       const top = Math.min(TOP_N, count);
       const base = channelBase(ci);
@@ -385,42 +431,59 @@ function decodeRing(r: ByteReader, v: DataView, ci: number, current: number, kep
       r.seriesInto(S_B, Math.max(0, top - 1));
       let hi = max;
       let lo = min;
-      setU16(v, base + TOP_HIGH, hi);
-      setU16(v, base + TOP_LOW, lo);
+      v.setUint16(base + TOP_HIGH, hi, true);
+      v.setUint16(base + TOP_LOW, lo, true);
       for (let i = 1; i < top; i++) {
         hi = checked(hi - (S_A[i - 1] as number), 0, MAX_Q);
         lo = checked(lo + (S_B[i - 1] as number), 0, MAX_Q);
-        setU16(v, base + TOP_HIGH + i * 2, hi);
-        setU16(v, base + TOP_LOW + i * 2, lo);
+        v.setUint16(base + TOP_HIGH + i * 2, hi, true);
+        v.setUint16(base + TOP_LOW + i * 2, lo, true);
       }
     }
   }
   if (n === 0) return;
   const minCount = r.varuint();
   r.seriesInto(S_A, n);
-  for (let i = 0; i < n; i++) shape.setCount(v, S_SLOT[i] as number, checked((S_A[i] as number) + minCount, 1, shape.maxCount));
+  for (let i = 0; i < n; i++) {
+    const count = checked((S_A[i] as number) + minCount, 1, maxCount);
+    S_COUNTS[i] = count;
+    setCount(v, S_SLOT[i] as number, count, isDay);
+  }
   let mean = checked(r.varuint(), 0, MAX_Q);
-  setU16(v, (S_SLOT[0] as number) + shape.mean, mean);
+  S_MEANS[0] = mean;
+  v.setUint16((S_SLOT[0] as number) + meanAt, mean, true);
   r.seriesInto(S_A, n - 1);
   for (let i = 1; i < n; i++) {
     mean = checked(mean + unzigzag(S_A[i - 1] as number), 0, MAX_Q);
-    setU16(v, (S_SLOT[i] as number) + shape.mean, mean);
+    S_MEANS[i] = mean;
+    v.setUint16((S_SLOT[i] as number) + meanAt, mean, true);
   }
   r.seriesInto(S_A, n);
   r.seriesInto(S_B, n);
   for (let i = 0; i < n; i++) {
     const slot = S_SLOT[i] as number;
-    const m = getU16(v, slot + shape.mean);
-    setU16(v, slot + shape.min, checked(m - (S_A[i] as number), 0, MAX_Q));
-    setU16(v, slot + shape.max, checked(m + (S_B[i] as number), 0, MAX_Q));
+    const m = S_MEANS[i] as number;
+    const min = checked(m - (S_A[i] as number), 0, MAX_Q);
+    v.setUint16(slot + minAt, min, true);
+    S_A[i] = min;
+    const max = checked(m + (S_B[i] as number), 0, MAX_Q);
+    v.setUint16(slot + maxAt, max, true);
+    S_B[i] = max;
   }
   if (!isDay) return;
-  r.seriesInto(S_A, n);
-  r.seriesInto(S_B, n);
+  // S_A / S_B now hold the mins and maxes; the top sums' series go to S_C / S_D
+  r.seriesInto(S_C, n);
+  r.seriesInto(S_D, n);
   for (let i = 0; i < n; i++) {
     const slot = S_SLOT[i] as number;
-    const top = Math.min(TOP_N, v.getUint32(slot + D_COUNT, true));
-    setU24(v, slot + D_TOP_HIGH_SUM, checked(top * getU16(v, slot + shape.max) - (S_A[i] as number), 0, 0xffffff));
-    setU24(v, slot + D_TOP_LOW_SUM, checked(top * getU16(v, slot + shape.min) + (S_B[i] as number), 0, 0xffffff));
+    const count = S_COUNTS[i] as number;
+    const top = count < TOP_N ? count : TOP_N;
+    setU24(v, slot + D_TOP_HIGH_SUM, checked(top * (S_B[i] as number) - (S_C[i] as number), 0, 0xffffff));
+    setU24(v, slot + D_TOP_LOW_SUM, checked(top * (S_A[i] as number) + (S_D[i] as number), 0, 0xffffff));
   }
+}
+
+function setCount(v: DataView, at: number, n: number, isDay: boolean): void {
+  if (isDay) v.setUint32(at, n, true);
+  else setU24(v, at, n);
 }

@@ -5,6 +5,7 @@
 import { onDayClosed, readCalibration, recalibrateChannel } from "./calibration.ts";
 import {
   DAY_MS,
+  DAY_RING,
   DAYS_KEPT,
   DAY_SLOT,
   D_COUNT,
@@ -15,6 +16,8 @@ import {
   D_TOP_LOW_SUM,
   HOURS_KEPT,
   HOUR_MS,
+  HOUR_RING,
+  HOUR_SLOT,
   H_MAX,
   H_MEAN,
   H_MIN,
@@ -42,10 +45,12 @@ import {
   decodeStatsSection,
   emptyLayout,
   encodeStatsSection,
+  encodeStatsSectionTransient,
   getF64,
   getU16,
   getU24,
   hourSlot,
+  ringIndex,
   setF64,
   setU16,
   setU24,
@@ -133,7 +138,7 @@ export function statsLatestT(stats: TwinStats): number | undefined {
 export function applyReadingToStats(stats: TwinStats, deviceId: string, r: Reading): StatsOutputs {
   const v = view(stats);
   const t = r.t;
-  const latest = getF64(v, LATEST_T);
+  const latest = v.getFloat64(LATEST_T, true);
   // most readings close nothing: they share one empty (frozen) result instead of allocating their own
   let out = NOTHING_CLOSED;
   if (t <= latest) return out;
@@ -155,29 +160,41 @@ export function applyReadingToStats(stats: TwinStats, deviceId: string, r: Readi
       advanceHours(v, curHour, hour);
     }
   }
-  setF64(v, LATEST_T, t);
-  ewmaCache.dt = NaN;
-  for (let ci = 0; ci < CHANNELS.length; ci++) {
-    const x = r[CHANNELS[ci] as Channel];
-    // + 0 turns −0 into 0, so equal states stay equal bytes
-    if (x !== undefined) addValue(v, ci, x + 0, t, hour, day);
-  }
+  v.setFloat64(LATEST_T, t, true);
+  // Per reading, not per channel: the ring slots (relative to a channel block) and the EWMA weight.
+  const hourAt = HOUR_RING + ringIndex(hour, HOURS_KEPT) * HOUR_SLOT;
+  const dayAt = DAY_RING + ringIndex(day, DAYS_KEPT) * DAY_SLOT;
+  ewmaDt = NaN;
+  // named loads (one per channel) instead of r[CHANNELS[ci]], whose varying key makes the load megamorphic;
+  // + 0 turns −0 into 0, so equal states stay equal bytes
+  const pm = r.pm;
+  if (pm !== undefined) addValue(v, CI_PM, pm + 0, t, hourAt, dayAt);
+  const co2 = r.co2;
+  if (co2 !== undefined) addValue(v, CI_CO2, co2 + 0, t, hourAt, dayAt);
+  const voc = r.voc;
+  if (voc !== undefined) addValue(v, CI_VOC, voc + 0, t, hourAt, dayAt);
+  const tmp = r.tmp;
+  if (tmp !== undefined) addValue(v, CI_TMP, tmp + 0, t, hourAt, dayAt);
+  const hum = r.hum;
+  if (hum !== undefined) addValue(v, CI_HUM, hum + 0, t, hourAt, dayAt);
+  const allpollu = r.allpollu;
+  if (allpollu !== undefined) addValue(v, CI_ALLPOLLU, allpollu + 0, t, hourAt, dayAt);
   return out;
 }
 
+// Channel indexes (CHANNELS positions, i.e. channel blocks of the layout) for the named loads above.
+const CI_PM = CHANNELS.indexOf("pm");
+const CI_CO2 = CHANNELS.indexOf("co2");
+const CI_VOC = CHANNELS.indexOf("voc");
+const CI_TMP = CHANNELS.indexOf("tmp");
+const CI_HUM = CHANNELS.indexOf("hum");
+const CI_ALLPOLLU = CHANNELS.indexOf("allpollu");
+
 const NOTHING_CLOSED: StatsOutputs = Object.freeze({ aggregates: Object.freeze([]) as unknown as ClosedAggregate[], calibration: Object.freeze([]) as unknown as CalibrationChange[] });
 
-/** The EWMA weight of the last Δt: channels of one reading usually share their Δt, so it is computed once. */
-const ewmaCache = { dt: NaN, weight: 0 };
-
-function ewmaWeight(dt: number): number {
-  if (dt !== ewmaCache.dt) {
-    ewmaCache.dt = dt;
-    // 1 − exp(−Δt/τ) computed as −expm1(−Δt/τ): same value, no cancellation for small Δt
-    ewmaCache.weight = -Math.expm1(-dt / EWMA_TAU_MS);
-  }
-  return ewmaCache.weight;
-}
+// The EWMA weight of the last Δt: channels of one reading usually share their Δt, so it is computed once.
+let ewmaDt = NaN;
+let ewmaW = 0;
 
 /** Statistics of one channel; undefined when the channel never had a reading. */
 export function channelView(stats: TwinStats, ch: Channel): ChannelView | undefined {
@@ -230,6 +247,11 @@ export function encodeStats(stats: TwinStats): Uint8Array {
   return encodeStatsSection(view(stats));
 }
 
+/** encodeStats into a shared buffer, valid until the next encode (for callers that copy it at once). */
+export function encodeStatsTransient(stats: TwinStats): Uint8Array {
+  return encodeStatsSectionTransient(view(stats));
+}
+
 /** Inverse of encodeStats; throws DomainError (AIRTWIN_ERR_SNAPSHOT_CORRUPT / _VERSION). */
 export function decodeStats(bytes: Uint8Array): TwinStats {
   return wrap(decodeStatsSection(bytes));
@@ -258,67 +280,83 @@ function dequantizeMean(ci: number, sum: number, n: number): number {
   return (sum - n * (QOFF[ci] as number)) / (n * (SCALE[ci] as number));
 }
 
-function addValue(v: DataView, ci: number, x: number, t: number, hour: number, day: number): void {
+/**
+ * Adds value x (at time t) of channel ci; `hourAt` / `dayAt` are the open hour and day slots relative to
+ * the channel block. Straight-line DataView accesses at constant offsets from the block base.
+ */
+function addValue(v: DataView, ci: number, x: number, t: number, hourAt: number, dayAt: number): void {
   const b = channelBase(ci);
-  const count = getF64(v, b + S_COUNT) + 1;
-  setF64(v, b + S_COUNT, count);
+  const count = v.getFloat64(b + S_COUNT, true) + 1;
+  v.setFloat64(b + S_COUNT, count, true);
   if (count === 1) {
-    setF64(v, b + S_MEAN, x);
-    setF64(v, b + S_MIN, x);
-    setF64(v, b + S_MIN_AT, t);
-    setF64(v, b + S_MAX, x);
-    setF64(v, b + S_MAX_AT, t);
-    setF64(v, b + S_EWMA, x);
+    v.setFloat64(b + S_MEAN, x, true);
+    v.setFloat64(b + S_MIN, x, true);
+    v.setFloat64(b + S_MIN_AT, t, true);
+    v.setFloat64(b + S_MAX, x, true);
+    v.setFloat64(b + S_MAX_AT, t, true);
+    v.setFloat64(b + S_EWMA, x, true);
   } else {
-    const mean = getF64(v, b + S_MEAN);
+    const mean = v.getFloat64(b + S_MEAN, true);
     const delta = x - mean;
     const next = mean + delta / count;
-    setF64(v, b + S_MEAN, next);
-    setF64(v, b + S_M2, getF64(v, b + S_M2) + delta * (x - next));
-    if (x < getF64(v, b + S_MIN)) {
-      setF64(v, b + S_MIN, x);
-      setF64(v, b + S_MIN_AT, t);
+    v.setFloat64(b + S_MEAN, next, true);
+    v.setFloat64(b + S_M2, v.getFloat64(b + S_M2, true) + delta * (x - next), true);
+    if (x < v.getFloat64(b + S_MIN, true)) {
+      v.setFloat64(b + S_MIN, x, true);
+      v.setFloat64(b + S_MIN_AT, t, true);
     }
-    if (x > getF64(v, b + S_MAX)) {
-      setF64(v, b + S_MAX, x);
-      setF64(v, b + S_MAX_AT, t);
+    if (x > v.getFloat64(b + S_MAX, true)) {
+      v.setFloat64(b + S_MAX, x, true);
+      v.setFloat64(b + S_MAX_AT, t, true);
     }
-    const ewma = getF64(v, b + S_EWMA);
-    setF64(v, b + S_EWMA, ewma + ewmaWeight(t - getF64(v, b + S_LAST_AT)) * (x - ewma));
+    const dt = t - v.getFloat64(b + S_LAST_AT, true);
+    if (dt !== ewmaDt) {
+      ewmaDt = dt;
+      // 1 − exp(−Δt/τ) computed as −expm1(−Δt/τ): same value, no cancellation for small Δt
+      ewmaW = -Math.expm1(-dt / EWMA_TAU_MS);
+    }
+    const ewma = v.getFloat64(b + S_EWMA, true);
+    v.setFloat64(b + S_EWMA, ewma + ewmaW * (x - ewma), true);
   }
-  setF64(v, b + S_LAST, x);
-  setF64(v, b + S_LAST_AT, t);
-  setF64(v, b + S_HOUR_SUM, getF64(v, b + S_HOUR_SUM) + x);
-  setF64(v, b + S_DAY_SUM, getF64(v, b + S_DAY_SUM) + x);
+  v.setFloat64(b + S_LAST, x, true);
+  v.setFloat64(b + S_LAST_AT, t, true);
+  v.setFloat64(b + S_HOUR_SUM, v.getFloat64(b + S_HOUR_SUM, true) + x, true);
+  v.setFloat64(b + S_DAY_SUM, v.getFloat64(b + S_DAY_SUM, true) + x, true);
   const q = quantize(ci, x);
 
-  const hs = hourSlot(ci, hour);
-  const hc = getU24(v, hs);
-  if (hc === 0 || q < getU16(v, hs + H_MIN)) setU16(v, hs + H_MIN, q);
-  if (hc === 0 || q > getU16(v, hs + H_MAX)) setU16(v, hs + H_MAX, q);
+  const hs = b + hourAt;
+  const hc = v.getUint16(hs, true) + v.getUint8(hs + 2) * 65536;
+  if (hc === 0) {
+    v.setUint16(hs + H_MIN, q, true);
+    v.setUint16(hs + H_MAX, q, true);
+  } else if (q < v.getUint16(hs + H_MIN, true)) v.setUint16(hs + H_MIN, q, true);
+  else if (q > v.getUint16(hs + H_MAX, true)) v.setUint16(hs + H_MAX, q, true);
   setU24(v, hs, hc + 1);
 
-  const ds = daySlot(ci, day);
+  const ds = b + dayAt;
   const dc = v.getUint32(ds + D_COUNT, true);
-  if (dc === 0 || q < getU16(v, ds + D_MIN)) setU16(v, ds + D_MIN, q);
-  if (dc === 0 || q > getU16(v, ds + D_MAX)) setU16(v, ds + D_MAX, q);
+  if (dc === 0) {
+    v.setUint16(ds + D_MIN, q, true);
+    v.setUint16(ds + D_MAX, q, true);
+  } else if (q < v.getUint16(ds + D_MIN, true)) v.setUint16(ds + D_MIN, q, true);
+  else if (q > v.getUint16(ds + D_MAX, true)) v.setUint16(ds + D_MAX, q, true);
   v.setUint32(ds + D_COUNT, dc + 1, true);
-  const n = Math.min(dc, TOP_N);
+  const n = dc < TOP_N ? dc : TOP_N;
   insertTop(v, b + TOP_HIGH, n, q, 1);
   insertTop(v, b + TOP_LOW, n, q, -1);
 }
 
 /** Inserts q into a sorted array of n ≤ 5 u16 (descending when sign = 1, ascending when −1), keeping 5. */
 function insertTop(v: DataView, at: number, n: number, q: number, sign: 1 | -1): void {
-  if (n === TOP_N && !((q - getU16(v, at + (TOP_N - 1) * 2)) * sign > 0)) return;
+  if (n === TOP_N && !((q - v.getUint16(at + (TOP_N - 1) * 2, true)) * sign > 0)) return;
   let i = n === TOP_N ? TOP_N - 1 : n;
   while (i > 0) {
-    const prev = getU16(v, at + (i - 1) * 2);
+    const prev = v.getUint16(at + (i - 1) * 2, true);
     if (!((q - prev) * sign > 0)) break;
-    setU16(v, at + i * 2, prev);
+    v.setUint16(at + i * 2, prev, true);
     i--;
   }
-  setU16(v, at + i * 2, q);
+  v.setUint16(at + i * 2, q, true);
 }
 
 function topSum(v: DataView, at: number, n: number): number {
