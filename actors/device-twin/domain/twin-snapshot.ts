@@ -27,11 +27,6 @@ type EncodedSubscription = [string, number, string, string[] | null, string[] | 
 
 /** Serializes a twin; the bytes are a fresh, plain Uint8Array. */
 export function encodeTwin(state: TwinState): Uint8Array {
-  const plain = state.rules.user.length === 0 && state.rules.deletedDefaults.length === 0 && state.events.ids.length === 0 && state.subscriptions.length === 0;
-  if (plain) {
-    const fast = encodePlainTwin(state);
-    if (fast !== undefined) return fast;
-  }
   const snap: Record<string, unknown> = {
     v: TWIN_SNAPSHOT_VERSION,
     id: state.deviceId,
@@ -50,117 +45,6 @@ export function encodeTwin(state: TwinState): Uint8Array {
   }
   // msgpackr returns a slice of a shared 8 KB slab; copy so the snapshot owns (and retains) only itself.
   return new Uint8Array(packr.pack(snap));
-}
-
-// The usual twin (default rules, no open event, no subscription) is written here directly, byte for byte
-// what msgpackr writes for the same map (useRecords: false: a map16 header, keys in insertion order,
-// integers in the smallest uint/int form, other numbers as float64, ASCII ids as fixstr/str8, the stats
-// as bin), in one exactly sized allocation; the golden test pins the equality. Anything else: msgpackr.
-const ENVELOPE = new Uint8Array(128);
-const ENVELOPE_VIEW = new DataView(ENVELOPE.buffer);
-
-function encodePlainTwin(state: TwinState): Uint8Array | undefined {
-  const id = state.deviceId;
-  if (id.length >= 0x100) return undefined;
-  const e = ENVELOPE;
-  let pos = 0;
-  e[pos++] = 0xde; // map16
-  e[pos++] = 0;
-  e[pos++] = state.lastT === undefined ? 5 : 6;
-  e[pos++] = 0xa1; // "v"
-  e[pos++] = 0x76;
-  e[pos++] = TWIN_SNAPSHOT_VERSION;
-  e[pos++] = 0xa2; // "id"
-  e[pos++] = 0x69;
-  e[pos++] = 0x64;
-  if (id.length < 0x20) e[pos++] = 0xa0 | id.length;
-  else {
-    e[pos++] = 0xd9;
-    e[pos++] = id.length;
-  }
-  for (let i = 0; i < id.length; i++) {
-    const c = id.charCodeAt(i);
-    if (c >= 0x80) return undefined;
-    e[pos++] = c;
-  }
-  const stats = encodeStatsTransient(state.stats);
-  e[pos++] = 0xa1; // "s"
-  e[pos++] = 0x73;
-  const n = stats.length;
-  if (n < 0x100) {
-    e[pos++] = 0xc4;
-    e[pos++] = n;
-  } else if (n < 0x10000) {
-    e[pos++] = 0xc5;
-    e[pos++] = n >> 8;
-    e[pos++] = n & 0xff;
-  } else {
-    e[pos++] = 0xc6;
-    ENVELOPE_VIEW.setUint32(pos, n);
-    pos += 4;
-  }
-  const head = pos;
-  e[pos++] = 0xa1; // "c"
-  e[pos++] = 0x63;
-  e[pos++] = 0x93;
-  pos = packNumber(e, pos, state.readings);
-  pos = packNumber(e, pos, state.duplicates);
-  pos = packNumber(e, pos, state.late);
-  e[pos++] = 0xa1; // "p"
-  e[pos++] = 0x70;
-  e[pos++] = 0x92;
-  const lastSeen = state.presence.lastSeen;
-  if (lastSeen === undefined) e[pos++] = 0xc0;
-  else pos = packNumber(e, pos, lastSeen);
-  e[pos++] = state.presence.offline ? 1 : 0;
-  if (state.lastT !== undefined) {
-    e[pos++] = 0xa1; // "t"
-    e[pos++] = 0x74;
-    pos = packNumber(e, pos, state.lastT);
-  }
-  const out = new Uint8Array(pos + n);
-  out.set(e.subarray(0, head), 0);
-  out.set(stats, head);
-  out.set(e.subarray(head, pos), head + n);
-  return out;
-}
-
-/** A number as msgpackr writes it (useFloat32 off): fixint/uint8/16/32, negative int8/16/32, else float64. At most 9 bytes. */
-function packNumber(e: Uint8Array, pos: number, x: number): number {
-  if (x >>> 0 === x) {
-    if (x < 0x80) e[pos++] = x;
-    else if (x < 0x100) {
-      e[pos++] = 0xcc;
-      e[pos++] = x;
-    } else if (x < 0x10000) {
-      e[pos++] = 0xcd;
-      e[pos++] = x >> 8;
-      e[pos++] = x & 0xff;
-    } else {
-      e[pos++] = 0xce;
-      ENVELOPE_VIEW.setUint32(pos, x);
-      pos += 4;
-    }
-  } else if (x >> 0 === x) {
-    if (x >= -0x20) e[pos++] = 0x100 + x;
-    else if (x >= -0x80) {
-      e[pos++] = 0xd0;
-      e[pos++] = x + 0x100;
-    } else if (x >= -0x8000) {
-      e[pos++] = 0xd1;
-      ENVELOPE_VIEW.setInt16(pos, x);
-      pos += 2;
-    } else {
-      e[pos++] = 0xd2;
-      ENVELOPE_VIEW.setInt32(pos, x);
-      pos += 4;
-    }
-  } else {
-    e[pos++] = 0xcb;
-    ENVELOPE_VIEW.setFloat64(pos, x);
-    pos += 8;
-  }
-  return pos;
 }
 
 const corrupt = (why: string, cause?: unknown): DomainError =>
