@@ -223,11 +223,12 @@ export async function main(argv: string[]): Promise<void> {
     // --shards n: the cluster's shard count (default 64)
     ...(argv.includes("--shards") ? { AIRTWIN_SHARDS: String(arg(argv, "shards", 64)) } : {}),
   };
-  const node = child([BIN, "node"], { ...env, AIRTWIN_NODE_ID: "bench-node-1" }, "node");
+
   const gwPort = await freePort();
-  // --profile DIR: the gateway writes a V8 CPU profile there on exit
+  // --profile DIR: the gateway writes a V8 CPU profile there on exit, the node under DIR/node
   const profileDir = argv.includes("--profile") ? argv[argv.indexOf("--profile") + 1] : undefined;
   const gatewayNodeFlags = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
+  const node = child([...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, "node")}`]), BIN, "node"], { ...env, AIRTWIN_NODE_ID: "bench-node-1" }, "node");
   const gateway = child([...gatewayNodeFlags, BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(gwPort), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
   const ceilPort = await freePort();
   const ceiling = child(["--import", "tsx", join(ROOT, "bench", "gateway-ceiling.ts"), String(ceilPort)], {}, "ceiling");
