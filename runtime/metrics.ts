@@ -48,6 +48,11 @@ export class RuntimeMetrics {
     registers: [this.registry],
   });
   readonly timersFired = new Counter({ name: "airtwin_timers_fired_total", help: "Entity wake-ups delivered", registers: [this.registry] });
+  readonly timersQueued = new Gauge({
+    name: "airtwin_timers_queued",
+    help: "Wake-up entries queued on this node: about one per entity with a timer (plus earlier entries superseded but not yet due)",
+    registers: [this.registry],
+  });
   readonly outputsPublished = new Counter({ name: "airtwin_outputs_published_total", help: "Outputs published", registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {

@@ -121,7 +121,10 @@ interface Slot {
   appliedSeq: number;
   /** Sequence of the message being applied, so several items of one message for one entity all apply. */
   applyingSeq: number;
+  /** Wall-clock wake-up the entity wants (persisted with its snapshot). */
   wakeAt: number | undefined;
+  /** Time of the entity's live entry in the wake queue (≤ wakeAt; see `schedule`). */
+  queuedAt: number | undefined;
   dirty: boolean;
   lastUsed: number;
 }
@@ -726,8 +729,15 @@ export class ShardRunner {
       const at = this.wakes.peekTime();
       if (at === undefined || at > now) break;
       const { key } = this.wakes.pop()!;
+      this.deps.metrics.timersQueued.dec();
       const slot = this.slots.get(key);
-      if (slot === undefined || slot.wakeAt !== at) continue; // superseded
+      if (slot === undefined || slot.queuedAt !== at) continue; // superseded by an earlier entry
+      slot.queuedAt = undefined;
+      if (slot.wakeAt === undefined) continue; // cancelled
+      if (slot.wakeAt > now) {
+        this.enqueueWake(slot, slot.wakeAt); // moved later since: on to that time
+        continue;
+      }
       slot.wakeAt = undefined;
       due.push(slot);
     }
@@ -747,10 +757,21 @@ export class ShardRunner {
     this.deps.metrics.timersFired.inc(due.length);
   }
 
+  /**
+   * Sets the entity's wake-up. A later time than the one queued adds no entry: the queued one moves on
+   * when it comes due. (The twin's offline timer moves later with every reading; an entry per reading
+   * kept every reading of the last offline period in the heap.)
+   */
   private schedule(slot: Slot, at: number | undefined): void {
     if (at === slot.wakeAt) return;
     slot.wakeAt = at;
-    if (at !== undefined) this.wakes.push(at, slot.key);
+    if (at !== undefined && (slot.queuedAt === undefined || at < slot.queuedAt)) this.enqueueWake(slot, at);
+  }
+
+  private enqueueWake(slot: Slot, at: number): void {
+    slot.queuedAt = at;
+    this.wakes.push(at, slot.key);
+    this.deps.metrics.timersQueued.inc();
   }
 
   private slotFor(type: string, entityId: string): Slot | undefined {
@@ -766,7 +787,7 @@ export class ShardRunner {
   }
 
   private newSlot(key: string, entityId: string, behavior: EntityBehavior): Slot {
-    const slot: Slot = { key, entityId, behavior, state: undefined, bytes: undefined, persisted: false, appliedSeq: 0, applyingSeq: 0, wakeAt: undefined, dirty: false, lastUsed: 0 };
+    const slot: Slot = { key, entityId, behavior, state: undefined, bytes: undefined, persisted: false, appliedSeq: 0, applyingSeq: 0, wakeAt: undefined, queuedAt: undefined, dirty: false, lastUsed: 0 };
     this.slots.set(key, slot);
     return slot;
   }
@@ -820,6 +841,8 @@ export class ShardRunner {
     this.released = true;
     this.deps.metrics.residentEntities.dec(this.resident.size);
     this.deps.metrics.knownEntities.dec(this.slots.size);
+    this.deps.metrics.timersQueued.dec(this.wakes.size);
+    this.wakes.clear();
     this.deps.metrics.consumerLag.remove({ shard: String(this.shard) });
     this.slots.clear();
     this.resident.clear();

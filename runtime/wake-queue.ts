@@ -1,5 +1,5 @@
-// A min-heap of entity wake-ups. Entries are lazily invalidated: an entry counts only while the entity
-// still wants exactly that time, so re-scheduling never searches the heap.
+// A min-heap of entity wake-ups. Entries are lazily invalidated: the runner keeps, per entity, which
+// entry is live and skips the others when they come due, so re-scheduling never searches the heap.
 
 export class WakeQueue {
   private times: number[] = [];
@@ -13,6 +13,12 @@ export class WakeQueue {
     this.times.push(at);
     this.keys.push(key);
     this.up(this.times.length - 1);
+  }
+
+  /** Drops every entry. */
+  clear(): void {
+    this.times = [];
+    this.keys = [];
   }
 
   /** Earliest time in the queue, or undefined. */

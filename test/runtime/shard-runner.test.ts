@@ -155,4 +155,32 @@ describe("shard runner", () => {
     b.close();
     await client.close();
   });
+
+  it("keeps one queued wake-up per entity however often it moves later, and fires once, at the latest time", async () => {
+    const a = await node("t6");
+    await startAll(a, 1);
+    const client = new RuntimeClient(await conn(), { prefix: "t6", shards: SHARDS });
+    const base = Date.now();
+    // 50 moves later (like a twin's offline timer with every reading), then one move earlier
+    for (let i = 0; i < 50; i++) void client.send("counter", "mv", "wake", { at: base + 1000 + i * 10 });
+    await client.command("counter", "mv", "wake", { at: base + 1500 });
+    await client.command("counter", "early", "wake", { at: base + 5000 });
+    await client.command("counter", "early", "wake", { at: base + 600 });
+    const queued = (await a.metrics.timersQueued.get()).values[0]?.value ?? 0;
+    expect(queued).toBeGreaterThanOrEqual(3); // mv's first entry, early's two entries (the later one superseded)
+    expect(queued).toBeLessThanOrEqual(4); // one entry per move would be 53
+    await waitFor(async () => (await counterState(client, "early")).ticks === 1, { message: "early woke" });
+    await new Promise((r) => setTimeout(r, Math.max(0, base + 1300 - Date.now())));
+    expect((await counterState(client, "mv")).ticks).toBe(0); // not at its first time (base + 1000)
+    await waitFor(async () => (await counterState(client, "mv")).ticks === 1, { message: "mv woke at its latest time" });
+    expect(Date.now()).toBeGreaterThanOrEqual(base + 1500);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await counterState(client, "mv")).ticks).toBe(1);
+    expect((await counterState(client, "early")).ticks).toBe(1);
+    // what is left: early's superseded entry (base + 5000), skipped when it comes due
+    expect((await a.metrics.timersQueued.get()).values[0]?.value).toBe(1);
+    await a.host.stopAll();
+    a.close();
+    await client.close();
+  });
 });
