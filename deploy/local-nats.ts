@@ -82,7 +82,10 @@ export interface NatsServerConfig {
   port?: number;
   /** Monitoring (HTTP) port, used for /healthz; -1 picks a free one. Default -1. */
   httpPort?: number;
-  /** Enables JetStream with its store under `storeDir` (nats-server adds a `jetstream/` folder). */
+  /**
+   * Enables JetStream with its store under `storeDir` (nats-server adds a `jetstream/` folder).
+   * `maxFileBytes` defaults to {@link LOCAL_MAX_FILE_BYTES}.
+   */
   jetstream?: { storeDir: string; maxMemoryBytes?: number; maxFileBytes?: number };
   /** Cluster block: `port` is the route listen port; `routes` are the peers' route URLs (self included is fine). */
   cluster?: { name: string; port: number; routes: readonly string[] };
@@ -93,6 +96,15 @@ export interface NatsServerConfig {
 }
 
 const q = (s: string): string => JSON.stringify(s);
+
+/**
+ * `max_file_store` of the servers started here (`airtwin dev`, the tests): 1 TiB. A stream reserves its
+ * `max_bytes` from this limit when it is created, and nats-server's default limit is 75% of the free
+ * disk: on a machine with less than ~14 GB free, the 10 GiB input stream of a new cluster was refused
+ * ("insufficient storage resources available"), and a test server ran out after five clusters on a
+ * 79 GB disk. The limit is a reservation bound, not usage: the disk holds what is stored.
+ */
+export const LOCAL_MAX_FILE_BYTES = 2 ** 40;
 
 /** Renders a nats-server config file (the server's own format; strings are JSON-quoted). */
 export function renderNatsServerConfig(config: NatsServerConfig, logFile?: string): string {
@@ -106,7 +118,7 @@ export function renderNatsServerConfig(config: NatsServerConfig, logFile?: strin
     const js = config.jetstream;
     const fields = [`store_dir: ${q(js.storeDir)}`];
     if (js.maxMemoryBytes !== undefined) fields.push(`max_memory_store: ${js.maxMemoryBytes}`);
-    if (js.maxFileBytes !== undefined) fields.push(`max_file_store: ${js.maxFileBytes}`);
+    fields.push(`max_file_store: ${js.maxFileBytes ?? LOCAL_MAX_FILE_BYTES}`);
     lines.push(`jetstream { ${fields.join(", ")} }`);
   }
   if (config.cluster) {

@@ -41,6 +41,13 @@ describe("deploy/nats", () => {
 });
 
 describe("renderNatsServerConfig", () => {
+  it("gives local servers room for our streams' reservations whatever the free disk", () => {
+    // a stream reserves its max_bytes; nats-server's default limit (75% of the free disk) refused the
+    // 10 GiB input stream on small disks
+    expect(renderNatsServerConfig({ jetstream: { storeDir: "/s" } })).toContain(`max_file_store: ${2 ** 40}`);
+    expect(renderNatsServerConfig({ jetstream: { storeDir: "/s", maxFileBytes: 1 << 30 } })).toContain(`max_file_store: ${1 << 30}`);
+  });
+
   it("renders configs nats-server accepts (JetStream, cluster, mappings)", () => {
     const tmp = mkdtempSync(join(tmpdir(), "airtwin-conf-"));
     try {

@@ -52,7 +52,7 @@ export async function counterState(client: RuntimeClient, id: string): Promise<C
   return r.value as CounterState;
 }
 
-/** A node runtime over one input stream (256 MiB), replicas 1, no default metrics; counters unless told otherwise. */
+/** A node runtime over one input stream, replicas 1, no default metrics; counters unless told otherwise. */
 export function testNode(
   nc: NatsConnection,
   o: { prefix: string; shards: number; runner?: Partial<ShardRunnerOptions>; behaviors?: readonly EntityBehavior[]; log?: LogFn },
@@ -65,9 +65,6 @@ export function testNode(
     behaviors: o.behaviors ?? [counterBehavior],
     defaultMetrics: false,
     log: o.log ?? debugLog,
-    // JetStream reserves a stream's max_bytes from the server's store limit (a share of the free disk):
-    // at the 10 GiB default a file's sixth prefix found no room on a 79 GB disk
-    streamsOptions: { inputMaxBytes: 256 * 1024 ** 2 },
     ...(o.runner === undefined ? {} : { runner: o.runner }),
   });
 }
