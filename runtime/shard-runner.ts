@@ -136,7 +136,6 @@ interface PendingOutput {
   ack: Promise<PubAck>;
 }
 
-/** The runtime's reply to a command's caller and to a live query. */
 /**
  * The commit timer's rule: a shard that still has input waiting on the server (`pending` after the
  * last applied message) defers its commit until `commitMaxIntervalMs` since the last one; caught up, it
@@ -151,6 +150,7 @@ function erased(slot: Slot): Applied<unknown> {
   return { state: slot.behavior.create(slot.entityId), outputs: [], reply: { erased: true } };
 }
 
+/** The runtime's reply to a command's caller and to a live query. */
 export type EntityReply = { ok: true; value: unknown; seq?: number } | { ok: false; error: { code: string; message: string } };
 
 export class ShardRunner {
