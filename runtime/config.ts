@@ -38,7 +38,7 @@ export interface AirtwinConfig {
   readonly dataDir: string;
   /** Milliseconds between commits of dirty snapshots and consumer acks, 10..60 000. `AIRTWIN_COMMIT_INTERVAL_MS`. Default 1000. */
   readonly commitIntervalMs: number;
-  /** Longest gap between commits while a shard works off a backlog (fewer snapshot writes, faster catch-up; bounds what a crash replays), commitIntervalMs..60 000. `AIRTWIN_COMMIT_MAX_INTERVAL_MS`. Default 5000, or commitIntervalMs when that is larger. */
+  /** Longest gap between commits while a shard works off a backlog (fewer snapshot writes, faster catch-up; bounds what a crash replays), commitIntervalMs..60 000; keep it well under the shard consumers' ack_wait (60 s), or the server redelivers what waits for its commit. `AIRTWIN_COMMIT_MAX_INTERVAL_MS`. Default 5000, or commitIntervalMs when that is larger. */
   readonly commitMaxIntervalMs: number;
   /** Milliseconds a shard lease lasts without renewal, 500..600 000. `AIRTWIN_LEASE_TTL_MS`. Default 5000. */
   readonly leaseTtlMs: number;
