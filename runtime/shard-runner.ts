@@ -157,13 +157,15 @@ export class ShardRunner {
   readonly shard: number;
   readonly epoch: number;
   private readonly deps: ShardRunnerDeps;
-  private readonly slots = new Map<string, Slot>();
+  /** Every entity of the shard this runner knows, by type, then id (the per-item lookup builds no key string). */
+  private readonly slots = new Map<string, Map<string, Slot>>();
+  private slotCount = 0;
   /** Entities with decoded state, least recently used first (re-inserted on use). */
   private readonly resident = new Map<string, Slot>();
   private readonly dirty = new Set<Slot>();
   /** Entities whose snapshot write is in flight: not passivated until it is stored (a fetch would miss it). */
   private readonly writing = new Set<Slot>();
-  private readonly wakes = new WakeQueue();
+  private readonly wakes = new WakeQueue<Slot>();
   private pendingOutputs: PendingOutput[] = [];
   private writer: FencedWriter | undefined;
   private kv: KV | undefined;
@@ -261,11 +263,11 @@ export class ShardRunner {
     this.commitTimer = setInterval(() => this.commitIfDue(), options.commitIntervalMs);
     this.wakeTimer = setInterval(() => void this.fireWakes(), options.wakeIntervalMs);
     metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
-    metrics.knownEntities.inc(this.slots.size);
+    metrics.knownEntities.inc(this.slotCount);
     this.deps.log("info", "shard started", {
       shard: this.shard,
       epoch: this.epoch,
-      entities: this.slots.size,
+      entities: this.slotCount,
       checkpoint: scan.checkpoint,
       ms: Math.round(performance.now() - started),
       phasesMs,
@@ -383,7 +385,7 @@ export class ShardRunner {
   }
 
   get entityCount(): number {
-    return this.slots.size;
+    return this.slotCount;
   }
 
   get residentCount(): number {
@@ -728,10 +730,9 @@ export class ShardRunner {
     while (due.length < this.deps.options.wakeBatch) {
       const at = this.wakes.peekTime();
       if (at === undefined || at > now) break;
-      const { key } = this.wakes.pop()!;
+      const slot = this.wakes.pop()!.key;
       this.deps.metrics.timersQueued.dec();
-      const slot = this.slots.get(key);
-      if (slot === undefined || slot.queuedAt !== at) continue; // superseded by an earlier entry
+      if (slot.queuedAt !== at) continue; // superseded by an earlier entry
       slot.queuedAt = undefined;
       if (slot.wakeAt === undefined) continue; // cancelled
       if (slot.wakeAt > now) {
@@ -770,25 +771,27 @@ export class ShardRunner {
 
   private enqueueWake(slot: Slot, at: number): void {
     slot.queuedAt = at;
-    this.wakes.push(at, slot.key);
+    this.wakes.push(at, slot);
     this.deps.metrics.timersQueued.inc();
   }
 
   private slotFor(type: string, entityId: string): Slot | undefined {
+    const slot = this.slots.get(type)?.get(entityId);
+    if (slot !== undefined) return slot;
     const behavior = this.deps.behaviors.get(type);
     if (behavior === undefined) return undefined;
-    const key = entityKey(type, entityId);
-    const slot = this.slots.get(key);
-    if (slot !== undefined) return slot;
     // The scan at acquisition saw every snapshot of this shard and only this owner writes: a key we
     // do not know has no snapshot.
     this.deps.metrics.knownEntities.inc();
-    return this.newSlot(key, entityId, behavior);
+    return this.newSlot(entityKey(type, entityId), entityId, behavior);
   }
 
   private newSlot(key: string, entityId: string, behavior: EntityBehavior): Slot {
     const slot: Slot = { key, entityId, behavior, state: undefined, bytes: undefined, persisted: false, appliedSeq: 0, applyingSeq: 0, wakeAt: undefined, queuedAt: undefined, dirty: false, lastUsed: 0 };
-    this.slots.set(key, slot);
+    let byId = this.slots.get(behavior.type);
+    if (byId === undefined) this.slots.set(behavior.type, (byId = new Map()));
+    byId.set(entityId, slot);
+    this.slotCount++;
     return slot;
   }
 
@@ -840,11 +843,12 @@ export class ShardRunner {
     if (this.released) return;
     this.released = true;
     this.deps.metrics.residentEntities.dec(this.resident.size);
-    this.deps.metrics.knownEntities.dec(this.slots.size);
+    this.deps.metrics.knownEntities.dec(this.slotCount);
     this.deps.metrics.timersQueued.dec(this.wakes.size);
     this.wakes.clear();
     this.deps.metrics.consumerLag.remove({ shard: String(this.shard) });
     this.slots.clear();
+    this.slotCount = 0;
     this.resident.clear();
     this.dirty.clear();
     this.writing.clear();

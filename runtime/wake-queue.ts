@@ -1,15 +1,15 @@
 // A min-heap of entity wake-ups. Entries are lazily invalidated: the runner keeps, per entity, which
 // entry is live and skips the others when they come due, so re-scheduling never searches the heap.
 
-export class WakeQueue {
+export class WakeQueue<T> {
   private times: number[] = [];
-  private keys: string[] = [];
+  private keys: T[] = [];
 
   get size(): number {
     return this.times.length;
   }
 
-  push(at: number, key: string): void {
+  push(at: number, key: T): void {
     this.times.push(at);
     this.keys.push(key);
     this.up(this.times.length - 1);
@@ -27,7 +27,7 @@ export class WakeQueue {
   }
 
   /** Removes and returns the earliest entry. */
-  pop(): { at: number; key: string } | undefined {
+  pop(): { at: number; key: T } | undefined {
     const n = this.times.length;
     if (n === 0) return undefined;
     const at = this.times[0]!;
