@@ -51,7 +51,7 @@ export class CheckpointWatch {
         const stored = await readCheckpoints(this.kvm, this.names, this.seq.length);
         for (let s = 0; s < stored.length; s++) {
           if (stored[s]! > this.seq[s]!) this.missedPublishes++;
-          if (stored[s]! < this.seq[s]!) this.refusedPublishes++;
+          if (stored[s]! < this.seq[s]!) this.seenNotStored++;
           this.seq[s] = stored[s]!;
         }
         if (target.every((t, s) => this.seq[s]! >= t)) return;
@@ -66,8 +66,12 @@ export class CheckpointWatch {
 
   /** Stored checkpoints ahead of what the subscription showed. */
   missedPublishes = 0;
-  /** Checkpoint publishes seen that JetStream did not store (a writer that failed or was fenced). */
-  refusedPublishes = 0;
+  /**
+   * Reads that found a lower stored checkpoint than a publish seen on the subject: JetStream refused it (a
+   * writer that failed or was fenced) or had not stored it yet (subscribers get a publish before the
+   * stream's ack) — the watch then goes on from the stored value.
+   */
+  seenNotStored = 0;
 
 
   lagging(target: readonly number[]): number[] {

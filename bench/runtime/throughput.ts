@@ -246,7 +246,7 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
     commits: await sum(rt.metrics.commitRecords, "_count"),
     outputs: (await rt.metrics.outputsPublished.get()).values[0]?.value ?? 0,
     warnings: warnings.length,
-    refusedCheckpointPublishes: watch.refusedPublishes,
+    checkpointsSeenNotStored: watch.seenNotStored,
   };
   if (warnings.length > 0) note("runtime warnings", { first: warnings.slice(0, 3) });
   watch.close();
