@@ -6,6 +6,10 @@
 // duplicates, late readings, multi-day silences, range extremes and −0; rules, events, subscriptions,
 // recalibration and reset commands; a long co2 history that moves baseline and offset; a twin that never
 // had a reading. Each twin is snapshotted at several checkpoints of its log.
+//
+// The generators (the PRNG, the reading shapes) are this file's own copies on purpose, not imports of
+// test/harness/rng.ts or bench/lib/fleet.ts: the recorded hashes depend on every generated value, so a
+// change to a shared test or bench helper must not move them.
 
 import { applyInput, createTwin } from "./twin.ts";
 import type { TwinInput, TwinState } from "./twin.ts";
@@ -16,7 +20,7 @@ const MIN = 60_000;
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
 
-/** mulberry32, as in test/harness/rng.ts (copied: the domain's tests stay inside the domain). */
+/** mulberry32, as in test/harness/rng.ts (copied: see the header). */
 function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
