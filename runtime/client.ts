@@ -43,8 +43,9 @@ export interface CommandOptions {
   /**
    * Makes a retry safe: the entity applies the first command it receives under this key and answers
    * every later one with that command's reply (same `seq`, `replayed: true`) without applying it. Keys
-   * are per entity; each entity remembers its last 32 keyed commands (command-keys.ts). 1–128 printable
-   * ASCII characters, no space at either end; anything else is refused (AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID).
+   * are per entity; each entity remembers its last 32 keyed commands, at most 16 KiB of them
+   * (command-keys.ts); a forgotten key applies again. 1–128 printable ASCII characters, no space at
+   * either end; anything else is refused (AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID).
    */
   idempotencyKey?: string;
 }

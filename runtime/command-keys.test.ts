@@ -41,6 +41,17 @@ describe("CommandKeys", () => {
     expect(keys.list()[0]!.key).toBe("k1");
   });
 
+  it("forgets the oldest beyond its byte bound too, but always keeps the newest", () => {
+    const big = new Uint8Array(400);
+    const keys = new CommandKeys([], 32, 1000);
+    for (let i = 0; i < 5; i++) keys.add({ key: `k${i}`, seq: i, reply: big });
+    expect(keys.list().map((e) => e.key)).toEqual(["k3", "k4"]); // 2 × 402 bytes ≤ 1000 < 3 × 402
+    keys.add({ key: "huge", seq: 9, reply: new Uint8Array(5000) });
+    expect(keys.list().map((e) => e.key)).toEqual(["huge"]);
+    keys.add({ key: "small", seq: 10, reply: new Uint8Array(1) });
+    expect(keys.list().map((e) => e.key)).toEqual(["small"]);
+  });
+
   it("keeps only the newest entries it is built from", () => {
     const entries = Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, seq: i, reply: reply(i) }));
     const keys = new CommandKeys(entries, 3);

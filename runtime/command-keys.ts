@@ -7,6 +7,13 @@
 /** Most keyed commands an entity remembers; the oldest is forgotten first (a retry of it applies again). */
 export const COMMAND_KEYS_PER_ENTITY = 32;
 
+/**
+ * Most bytes (keys + packed replies) an entity's record holds; beyond it the oldest entries are
+ * forgotten even below {@link COMMAND_KEYS_PER_ENTITY} (the newest is always kept). Bounds what the
+ * record adds to a snapshot when replies are large (a twin's subscription may carry a 2 KB target).
+ */
+export const COMMAND_KEYS_MAX_BYTES = 16 * 1024;
+
 /** Longest idempotency key (characters). */
 export const IDEMPOTENCY_KEY_MAX_LENGTH = 128;
 
@@ -37,17 +44,20 @@ export interface AppliedCommand {
 }
 
 /**
- * The keyed commands an entity applied last, oldest first, at most `limit`. A linear search: 32 short
- * strings are compared faster than a Map is built, and only keyed commands ever search.
+ * The keyed commands an entity applied last, oldest first, at most `limit` entries and `maxBytes`. A
+ * linear search: 32 short strings are compared faster than a Map is built, and only keyed commands
+ * ever search.
  */
 export class CommandKeys {
-  private readonly entries: AppliedCommand[];
+  private readonly entries: AppliedCommand[] = [];
+  private bytes = 0;
 
   constructor(
     entries: readonly AppliedCommand[] = [],
     private readonly limit = COMMAND_KEYS_PER_ENTITY,
+    private readonly maxBytes = COMMAND_KEYS_MAX_BYTES,
   ) {
-    this.entries = entries.slice(-limit);
+    for (const e of entries) this.add(e);
   }
 
   /** The command applied under `key`, if it is still remembered. */
@@ -56,10 +66,13 @@ export class CommandKeys {
     return undefined;
   }
 
-  /** Remembers a command just applied; forgets the oldest beyond the limit. */
+  /** Remembers a command just applied; forgets the oldest beyond the limits. */
   add(entry: AppliedCommand): void {
     this.entries.push(entry);
-    if (this.entries.length > this.limit) this.entries.shift();
+    this.bytes += sizeOf(entry);
+    while (this.entries.length > this.limit || (this.bytes > this.maxBytes && this.entries.length > 1)) {
+      this.bytes -= sizeOf(this.entries.shift()!);
+    }
   }
 
   get size(): number {
@@ -70,6 +83,10 @@ export class CommandKeys {
   list(): readonly AppliedCommand[] {
     return this.entries;
   }
+}
+
+function sizeOf(e: AppliedCommand): number {
+  return e.key.length + e.reply.length;
 }
 
 /** The snapshot record's form: `[[key, seq, reply], …]`, oldest first. */
