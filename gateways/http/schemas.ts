@@ -2,7 +2,7 @@
 // parts the domain does not (admin and ops bodies, query strings). Readings and commands are validated
 // by the twin domain instead, so their errors name every offending index and field.
 import { CHANNELS, COMMAND_TYPES } from "../../actors/device-twin/domain/mod.ts";
-import { COMMAND_KEYS_PER_ENTITY } from "../../runtime/mod.ts";
+import { COMMAND_KEYS_MAX_BYTES, COMMAND_KEYS_PER_ENTITY } from "../../runtime/mod.ts";
 import { IDEMPOTENCY_KEY_SCHEMA } from "../api/idempotency-key.ts";
 
 const ID = { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } as const;
@@ -181,7 +181,7 @@ export const schemas = {
       "Send an `Idempotency-Key` header to make retries safe: the twin applies the first command it gets under a key " +
       "and answers every later one with that command's result (or refusal) without applying it again, with " +
       `\`Idempotent-Replayed: true\`. Keys are per device; a device remembers its last ${COMMAND_KEYS_PER_ENTITY} keyed commands ` +
-      "(an older key is forgotten and applies again). Retry a 504 or 503 with the same key.",
+      `(at most ${COMMAND_KEYS_MAX_BYTES / 1024} KiB of them; an older key is forgotten and applies again). Retry a 504 or 503 with the same key.`,
     security: appSecurity,
     params: deviceParams,
     headers: {
