@@ -4,6 +4,7 @@
 import { Kvm, type KV } from "@nats-io/kv";
 import { createInbox, errors as natsErrors, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
+import { idempotencyKeyProblem } from "./command-keys.ts";
 import { ERASE_KIND } from "./entity.ts";
 import { encodeBatch, type InputItem } from "./envelope.ts";
 import { InputBatcher, type PublishedPart } from "./input-batcher.ts";
@@ -33,6 +34,20 @@ export interface RuntimeClientOptions {
   maxInFlight?: number;
   /** How long JetStream may take to confirm a batch (ms). Default 5000. */
   ackTimeoutMs?: number;
+}
+
+/** Options of {@link RuntimeClient.command}. */
+export interface CommandOptions {
+  /** How long to wait for the entity's reply (ms); the command is applied anyway afterwards. Default 10 000. */
+  timeoutMs?: number;
+  /**
+   * Makes a retry safe: the entity applies the first command it receives under this key and answers
+   * every later one with that command's reply (same `seq`, `replayed: true`) without applying it. Keys
+   * are per entity; each entity remembers its last 32 keyed commands, at most 16 KiB of them
+   * (command-keys.ts); a forgotten key applies again. 1–128 printable ASCII characters, no space at
+   * either end; anything else is refused (AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID).
+   */
+  idempotencyKey?: string;
 }
 
 /** Most bytes in one NATS message we produce (servers default to 1 MiB max_payload). */
@@ -87,8 +102,16 @@ export class RuntimeClient {
     return this.send(type, entityId, ERASE_KIND, null);
   }
 
-  /** Sends a command through the log and resolves with the entity's reply once it was applied. */
-  async command(type: string, entityId: string, kind: string, payload: unknown, options: { timeoutMs?: number } = {}): Promise<EntityReply> {
+  /**
+   * Sends a command through the log and resolves with the entity's reply once it was applied. Resend it
+   * with the same `idempotencyKey` after a timeout or a lost connection: it is applied at most once.
+   */
+  async command(type: string, entityId: string, kind: string, payload: unknown, options: CommandOptions = {}): Promise<EntityReply> {
+    const key = options.idempotencyKey;
+    if (key !== undefined) {
+      const problem = idempotencyKeyProblem(key);
+      if (problem !== undefined) throw new RuntimeError("IDEMPOTENCY_KEY_INVALID", `idempotency key ${problem}`, { details: { field: "idempotencyKey" } });
+    }
     const id = this.nextReply++;
     const timeoutMs = options.timeoutMs ?? 10_000;
     const reply = new Promise<EntityReply>((resolve, reject) => {
@@ -102,7 +125,9 @@ export class RuntimeClient {
       });
     });
     try {
-      await this.enqueue({ type, entityId, kind, payload, replyTo: `${this.replyInbox}.${id}` });
+      const item: InputItem = { type, entityId, kind, payload, replyTo: `${this.replyInbox}.${id}` };
+      if (key !== undefined) item.idempotencyKey = key;
+      await this.enqueue(item);
     } catch (err) {
       this.waiting.delete(id);
       reply.catch(() => undefined);

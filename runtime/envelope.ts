@@ -12,6 +12,11 @@ export interface InputItem {
   payload: unknown;
   /** Inbox to which the owner replies with the apply result (commands). */
   replyTo?: string;
+  /**
+   * The caller's idempotency key (commands): an entity that already applied a command under this key
+   * answers with that command's reply instead of applying this one (command-keys.ts).
+   */
+  idempotencyKey?: string;
 }
 
 /** A decoded input message. */
@@ -24,10 +29,18 @@ export interface InputBatch {
 const VERSION = 1;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
-/** Encodes a batch as msgpack `[v, acceptedAt, [[type, id, kind, payload, replyTo?], …]]`. */
+/**
+ * Encodes a batch as msgpack `[v, acceptedAt, [[type, id, kind, payload, replyTo?, idempotencyKey?], …]]`
+ * (`replyTo` null when only a key is given). The trailing fields are left out when absent, so items
+ * without them — readings — are as they always were, and an older runner reads newer items (ignoring a key).
+ */
 export function encodeBatch(batch: InputBatch): Uint8Array {
   const items = batch.items.map((i) =>
-    i.replyTo === undefined ? [i.type, i.entityId, i.kind, i.payload] : [i.type, i.entityId, i.kind, i.payload, i.replyTo],
+    i.idempotencyKey !== undefined
+      ? [i.type, i.entityId, i.kind, i.payload, i.replyTo ?? null, i.idempotencyKey]
+      : i.replyTo === undefined
+        ? [i.type, i.entityId, i.kind, i.payload]
+        : [i.type, i.entityId, i.kind, i.payload, i.replyTo],
   );
   return packr.pack([VERSION, batch.acceptedAt, items]);
 }
@@ -44,7 +57,11 @@ export function decodeBatch(bytes: Uint8Array): InputBatch {
       throw new TypeError("malformed input item");
     }
     const item: InputItem = { type: it[0], entityId: it[1], kind: it[2], payload: it[3] };
-    if (typeof it[4] === "string") item.replyTo = it[4];
+    // readings have four fields: one length check, and their items keep one shape
+    if (it.length > 4) {
+      if (typeof it[4] === "string") item.replyTo = it[4];
+      if (typeof it[5] === "string") item.idempotencyKey = it[5];
+    }
     items.push(item);
   }
   return { acceptedAt: raw[1], items };

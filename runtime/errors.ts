@@ -13,6 +13,10 @@ export const RuntimeErrors = {
   REQUEST_TIMEOUT: { code: "AIRTWIN_ERR_REQUEST_TIMEOUT", message: "request timed out" },
   ENTITY_UNKNOWN: { code: "AIRTWIN_ERR_ENTITY_UNKNOWN", message: "unknown entity type" },
   ENTITY_APPLY: { code: "AIRTWIN_ERR_ENTITY_APPLY", message: "the entity could not apply this input" },
+  IDEMPOTENCY_KEY_INVALID: {
+    code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID",
+    message: "an idempotency key must be 1-128 printable ASCII characters, not beginning or ending with a space",
+  },
   ENTITY_QUERY: { code: "AIRTWIN_ERR_ENTITY_QUERY", message: "the entity could not answer this query" },
   CLUSTER_META_INVALID: {
     code: "AIRTWIN_ERR_CLUSTER_META_INVALID",

@@ -34,6 +34,11 @@ export class RuntimeMetrics {
     help: "Entity inputs skipped because already applied (seq <= appliedSeq)",
     registers: [this.registry],
   });
+  readonly commandsReplayed = new Counter({
+    name: "airtwin_commands_replayed_total",
+    help: "Keyed commands answered with the recorded reply of an earlier command with the same idempotency key, not applied again",
+    registers: [this.registry],
+  });
   readonly deliveryGaps = new Counter({
     name: "airtwin_delivery_gaps_total",
     help: "Shard restarts from the checkpoint because consumer deliveries were lost in transit (e.g. a slow-consumer disconnect)",

@@ -7,9 +7,10 @@ import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerConfig, type Cons
 import type { KV, Kvm } from "@nats-io/kv";
 import { headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
+import { CommandKeys, idempotencyKeyProblem, type AppliedCommand } from "./command-keys.ts";
 import { ERASE_KIND, type Applied, type EntityBehavior, type EntityOutput } from "./entity.ts";
 import { RuntimeErrors } from "./errors.ts";
-import { decodeBatch } from "./envelope.ts";
+import { decodeBatch, type InputItem } from "./envelope.ts";
 import { announceServing, listenForNewerOwner, newInstanceId } from "./handoff.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import type { PipelinedPublisher, PubAck } from "./publisher.ts";
@@ -156,13 +157,11 @@ export function commitPhaseMs(shard: number, commitIntervalMs: number): number {
   return Math.floor(((shard * 0.6180339887498949) % 1) * commitIntervalMs);
 }
 
-/** What erasing an entity applies: a fresh state in place of the old one (see ERASE_KIND). */
-function erased(slot: Slot): Applied<unknown> {
-  return { state: slot.behavior.create(slot.entityId), outputs: [], reply: { erased: true } };
-}
-
-/** The runtime's reply to a command's caller and to a live query. */
-export type EntityReply = { ok: true; value: unknown; seq?: number } | { ok: false; error: { code: string; message: string } };
+/**
+ * The runtime's reply to a command's caller and to a live query. `replayed`: a keyed command that was
+ * not applied again — `value` and `seq` are those of the command applied earlier under the same key.
+ */
+export type EntityReply = { ok: true; value: unknown; seq?: number; replayed?: true } | { ok: false; error: { code: string; message: string } };
 
 export class ShardRunner {
   readonly shard: number;
@@ -177,6 +176,12 @@ export class ShardRunner {
   /** Entities whose snapshot write is in flight: not passivated until it is stored (a fetch would miss it). */
   private readonly writing = new Set<Slot>();
   private readonly wakes = new WakeQueue<Slot>();
+  /**
+   * The keyed commands each entity applied last (command-keys.ts), only for entities that got one: a
+   * side table rather than a slot field, so the other entities — nearly all — pay nothing for it.
+   * Kept while an entity is passivated, like its `appliedSeq`; persisted in its snapshot record.
+   */
+  private readonly commandKeys = new Map<Slot, CommandKeys>();
   private pendingOutputs: PendingOutput[] = [];
   private writer: FencedWriter | undefined;
   private kv: KV | undefined;
@@ -251,6 +256,7 @@ export class ShardRunner {
       slot.bytes = rec.state;
       slot.persisted = true;
       slot.appliedSeq = rec.appliedSeq;
+      if (rec.commands !== undefined && rec.commands.length > 0) this.commandKeys.set(slot, new CommandKeys(rec.commands));
       this.schedule(slot, rec.wakeAt);
     }
     this.committedSeq = scan.checkpoint;
@@ -571,10 +577,12 @@ export class ShardRunner {
         metrics.redeliveriesSkipped.inc();
         continue;
       }
+      const key = item.idempotencyKey;
+      if (key !== undefined && this.answeredBefore(slot, item, key)) continue;
       this.activate(slot, now);
       let applied;
       try {
-        applied = item.kind === ERASE_KIND ? erased(slot) : slot.behavior.apply(slot.state, item.kind, item.payload, ctx);
+        applied = item.kind === ERASE_KIND ? this.erased(slot) : slot.behavior.apply(slot.state, item.kind, item.payload, ctx);
       } catch (err) {
         this.deps.log("error", "apply failed; input skipped", { shard: this.shard, seq, key: slot.key, error: (err as Error).message });
         if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code: RuntimeErrors.ENTITY_APPLY.code, message: RuntimeErrors.ENTITY_APPLY.message } });
@@ -593,6 +601,7 @@ export class ShardRunner {
       }
       counted.items++;
       counted.units += applied.units ?? 0;
+      if (key !== undefined) this.remember(slot, { key, seq, reply: packr.pack(applied.reply) });
       if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: true, value: applied.reply, seq });
     }
     this.countApplied(counted);
@@ -600,6 +609,36 @@ export class ShardRunner {
     metrics.messagesApplied.inc();
     this.lastApplied = m;
     this.appliedSinceCommit++;
+  }
+
+  /**
+   * A keyed command the entity already applied is answered with that command's reply and seq and not
+   * applied again; one with an invalid key (a client that did not validate it) is refused. Either way
+   * nothing changes. False: apply it.
+   */
+  private answeredBefore(slot: Slot, item: InputItem, key: string): boolean {
+    const problem = idempotencyKeyProblem(key);
+    if (problem !== undefined) {
+      if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code: RuntimeErrors.IDEMPOTENCY_KEY_INVALID.code, message: `idempotency key ${problem}` } });
+      return true;
+    }
+    const earlier = this.commandKeys.get(slot)?.find(key);
+    if (earlier === undefined) return false;
+    this.deps.metrics.commandsReplayed.inc();
+    if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: true, value: packr.unpack(earlier.reply), seq: earlier.seq, replayed: true });
+    return true;
+  }
+
+  private remember(slot: Slot, applied: AppliedCommand): void {
+    let keys = this.commandKeys.get(slot);
+    if (keys === undefined) this.commandKeys.set(slot, (keys = new CommandKeys()));
+    keys.add(applied);
+  }
+
+  /** What erasing an entity applies: a fresh state in place of the old one (see ERASE_KIND), and no keyed commands remembered. */
+  private erased(slot: Slot): Applied<unknown> {
+    this.commandKeys.delete(slot);
+    return { state: slot.behavior.create(slot.entityId), outputs: [], reply: { erased: true } };
   }
 
   private countApplied(c: { type: string; kind: string; items: number; units: number }): void {
@@ -643,7 +682,9 @@ export class ShardRunner {
         const bytes = slot.behavior.encode(slot.state);
         slot.dirty = false;
         this.writing.add(slot);
-        records.push({ slot, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes }) });
+        // the table is empty on a shard that never got a keyed command: no lookup per snapshot then
+        const commands = this.commandKeys.size === 0 ? undefined : this.commandKeys.get(slot)?.list();
+        records.push({ slot, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes, commands }) });
         if (sliceUsed()) await yieldTurn();
       }
       this.dirty.clear();
@@ -862,6 +903,7 @@ export class ShardRunner {
     this.wakes.clear();
     this.deps.metrics.consumerLag.remove({ shard: String(this.shard) });
     this.slots.clear();
+    this.commandKeys.clear();
     this.slotCount = 0;
     this.resident.clear();
     this.dirty.clear();

@@ -11,6 +11,7 @@
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { Kvm, KV } from "@nats-io/kv";
 import { Packr } from "msgpackr";
+import { decodeCommandKeys, encodeCommandKeys, type AppliedCommand } from "./command-keys.ts";
 import { JS_ERR_WRONG_LAST_MSG_ID, JS_ERR_WRONG_LAST_SEQUENCE, PublishError, type PipelinedPublisher } from "./publisher.ts";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -22,7 +23,10 @@ export const CHECKPOINT_KEY = "_checkpoint";
 /** Header naming the epoch of the owner that wrote a record. */
 export const EPOCH_HEADER = "Airtwin-Epoch";
 
-/** What the store keeps per entity: where it is in the input log, when it wants to wake, and its state. */
+/**
+ * What the store keeps per entity: where it is in the input log, when it wants to wake, its state, and
+ * the keyed commands it applied last (command-keys.ts).
+ */
 export interface SnapshotRecord {
   /** Input stream sequence of the last message applied to this entity. */
   appliedSeq: number;
@@ -30,10 +34,18 @@ export interface SnapshotRecord {
   wakeAt: number | undefined;
   /** The behaviour-encoded state. */
   state: Uint8Array;
+  /** Keyed commands applied last, oldest first; absent for an entity that never got one. */
+  commands?: readonly AppliedCommand[];
 }
 
+/**
+ * Encodes `[appliedSeq, wakeAt, state]`, with a fourth element `[[key, seq, reply], …]` only when the
+ * entity remembers keyed commands: the records of every other entity stay byte for byte what they were
+ * (and records written before keys existed decode as "no keyed commands").
+ */
 export function encodeRecord(r: SnapshotRecord): Uint8Array {
-  return packr.pack([r.appliedSeq, r.wakeAt ?? null, r.state]);
+  if (r.commands === undefined || r.commands.length === 0) return packr.pack([r.appliedSeq, r.wakeAt ?? null, r.state]);
+  return packr.pack([r.appliedSeq, r.wakeAt ?? null, r.state, encodeCommandKeys(r.commands)]);
 }
 
 export function decodeRecord(bytes: Uint8Array): SnapshotRecord {
@@ -41,7 +53,9 @@ export function decodeRecord(bytes: Uint8Array): SnapshotRecord {
   if (!Array.isArray(raw) || typeof raw[0] !== "number" || !(raw[2] instanceof Uint8Array)) {
     throw new TypeError("malformed snapshot record");
   }
-  return { appliedSeq: raw[0], wakeAt: typeof raw[1] === "number" ? raw[1] : undefined, state: raw[2] };
+  const record: SnapshotRecord = { appliedSeq: raw[0], wakeAt: typeof raw[1] === "number" ? raw[1] : undefined, state: raw[2] };
+  if (raw.length > 3) record.commands = decodeCommandKeys(raw[3]);
+  return record;
 }
 
 /** Snapshot key of an entity: `<type>.<id>`. */

@@ -21,7 +21,7 @@ import {
   type Result,
   type TwinView,
 } from "../../actors/device-twin/domain/mod.ts";
-import { RuntimeError, type EntityReply, type PubAck, type SnapshotRecord } from "../../runtime/mod.ts";
+import { RuntimeError, type CommandOptions, type EntityReply, type PubAck, type SnapshotRecord } from "../../runtime/mod.ts";
 import { ProblemError, statusOf } from "../errors.ts";
 import type { GatewayMetrics } from "../metrics.ts";
 import type { AlertSource } from "./alerts.ts";
@@ -30,7 +30,7 @@ import type { LiveFeed } from "./live.ts";
 /** The part of the runtime client the gateway uses (RuntimeClient implements it). */
 export interface TwinBackend {
   send(type: string, entityId: string, kind: string, payload: unknown): Promise<PubAck>;
-  command(type: string, entityId: string, kind: string, payload: unknown, options?: { timeoutMs?: number }): Promise<EntityReply>;
+  command(type: string, entityId: string, kind: string, payload: unknown, options?: CommandOptions): Promise<EntityReply>;
   get(type: string, entityId: string, query: unknown, options?: { timeoutMs?: number }): Promise<EntityReply>;
   getSnapshot(type: string, entityId: string): Promise<SnapshotRecord | undefined>;
 }
@@ -52,6 +52,13 @@ export interface TwinApiDeps {
   metrics: GatewayMetrics;
   /** False while the NATS connection is down: requests then fail fast with 503. */
   connected: () => boolean;
+}
+
+/** A command's answer: the twin's result, and whether it came from an earlier application under the same idempotency key. */
+export interface CommandAnswer {
+  result: CommandResult;
+  /** True when the command was not applied now: `result` is that of the command applied earlier under its key. */
+  replayed: boolean;
 }
 
 /** Where a read is answered from. */
@@ -204,18 +211,23 @@ export class TwinApi {
 
   /**
    * Validates a command, appends it to the device's input and resolves with the twin's result once it
-   * was applied. @throws ProblemError (400 invalid; 404/409 refused by the twin), PublishError (503),
-   * RuntimeError REQUEST_TIMEOUT (504: logged, will still be applied).
+   * was applied. With an idempotency key, a command the twin already applied under that key is not
+   * applied again: its earlier result (or refusal) is the answer, `replayed`.
+   * @throws ProblemError (400 invalid; 404/409 refused by the twin), PublishError (503),
+   *   RuntimeError REQUEST_TIMEOUT (504: logged, will still be applied — retry with the same key).
    */
-  async command(deviceId: string, body: unknown): Promise<CommandResult> {
+  async command(deviceId: string, body: unknown, options: { idempotencyKey?: string } = {}): Promise<CommandAnswer> {
     const command = validateCommand(body);
     if (!command.ok) throw problemError(command.error);
     this.ensureConnected();
-    const reply = await this.deps.backend.command(TWIN_TYPE, deviceId, TwinInputKinds.command, command.value, { timeoutMs: this.commandTimeoutMs });
+    const reply = await this.deps.backend.command(TWIN_TYPE, deviceId, TwinInputKinds.command, command.value, {
+      timeoutMs: this.commandTimeoutMs,
+      ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+    });
     if (!reply.ok) throw replyError(reply.error);
     const result = reply.value as Result<CommandResult>;
     if (!result.ok) throw problemError(result.error);
-    return result.value;
+    return { result: result.value, replayed: reply.replayed === true };
   }
 
   private recentAlerts(deviceId: string, q: AlertsQuery): Promise<{ alerts: Alert[]; truncated: boolean }> {

@@ -2,6 +2,8 @@
 // parts the domain does not (admin and ops bodies, query strings). Readings and commands are validated
 // by the twin domain instead, so their errors name every offending index and field.
 import { CHANNELS, COMMAND_TYPES } from "../../actors/device-twin/domain/mod.ts";
+import { COMMAND_KEYS_MAX_BYTES, COMMAND_KEYS_PER_ENTITY } from "../../runtime/mod.ts";
+import { IDEMPOTENCY_KEY_SCHEMA } from "../api/idempotency-key.ts";
 
 const ID = { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } as const;
 
@@ -175,8 +177,24 @@ export const schemas = {
   command: {
     tags: ["apps"],
     summary: "Run a command; 200 with its result once the twin applied it",
+    description:
+      "Send an `Idempotency-Key` header to make retries safe: the twin applies the first command it gets under a key " +
+      "and answers every later one with that command's result (or refusal) without applying it again, with " +
+      `\`Idempotent-Replayed: true\`. Keys are per device; a device remembers its last ${COMMAND_KEYS_PER_ENTITY} keyed commands ` +
+      `(at most ${COMMAND_KEYS_MAX_BYTES / 1024} KiB of them; an older key is forgotten and applies again). Retry a 504 or 503 with the same key.`,
     security: appSecurity,
     params: deviceParams,
+    headers: {
+      type: "object",
+      properties: {
+        "idempotency-key": {
+          ...IDEMPOTENCY_KEY_SCHEMA,
+          description:
+            "1–128 printable ASCII characters (0x20–0x7E), no space at either end, given once; anything else is 400 " +
+            "AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID. A UUID per logical command does.",
+        },
+      },
+    },
     body: {
       type: "object",
       properties: { type: { type: "string", enum: [...COMMAND_TYPES] } },
@@ -185,7 +203,20 @@ export const schemas = {
         '`{ type: "putRule", rule }`, `{ type: "deleteRule", ruleId }`, `{ type: "subscribe", subscription }`, ' +
         '`{ type: "unsubscribe", subscriptionId }`, `{ type: "recalibrate", channel }`, `{ type: "reset" }`',
     },
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: {
+      200: {
+        type: "object",
+        additionalProperties: true,
+        headers: {
+          "idempotent-replayed": {
+            type: "string",
+            enum: ["true"],
+            description: "Present when this is the result of a command applied earlier under the same Idempotency-Key (not applied again now).",
+          },
+        },
+      },
+      ...errors,
+    },
   },
   live: {
     tags: ["apps"],
