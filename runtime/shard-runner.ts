@@ -147,17 +147,6 @@ export function commitDeferred(pending: number, sinceLastCommitMs: number, optio
 }
 
 /**
- * When, within the commit interval, a shard's commit timer first fires: shard k at the fractional part of
- * k·φ (golden ratio), so any set of shards a node holds lands spread over the interval. Shards started
- * together (a node's start, a rebalance) would otherwise commit together, and a node's snapshot writes
- * would reach the server as one burst each interval, delaying every other client's PubAcks (measured:
- * 1,000 snapshot puts at once per second took a steady publisher's PubAck p99 from ~1 ms to 4–11 ms).
- */
-export function commitPhaseMs(shard: number, commitIntervalMs: number): number {
-  return Math.floor(((shard * 0.6180339887498949) % 1) * commitIntervalMs);
-}
-
-/**
  * The runtime's reply to a command's caller and to a live query. `replayed`: a keyed command that was
  * not applied again — `value` and `seq` are those of the command applied earlier under the same key.
  */
@@ -277,10 +266,7 @@ export class ShardRunner {
     this.messages = await consumer.consume({ max_messages: options.fetchBatch });
     void this.watchConsumer(this.messages);
     this.loop = this.consume(this.messages);
-    this.commitTimer = setTimeout(() => {
-      this.commitTimer = setInterval(() => this.commitIfDue(), options.commitIntervalMs);
-      this.commitIfDue();
-    }, commitPhaseMs(this.shard, options.commitIntervalMs));
+    this.commitTimer = setInterval(() => this.commitIfDue(), options.commitIntervalMs);
     this.wakeTimer = setInterval(() => void this.fireWakes(), options.wakeIntervalMs);
     metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
     metrics.knownEntities.inc(this.slotCount);

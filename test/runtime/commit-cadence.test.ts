@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
 import type { NodeRuntime } from "../../runtime/node-runtime.ts";
-import { commitDeferred, commitPhaseMs } from "../../runtime/shard-runner.ts";
+import { commitDeferred } from "../../runtime/shard-runner.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { busyApply } from "./busy-behavior.ts";
 import { natsForFile, testNode } from "./fixture.ts";
@@ -28,22 +28,6 @@ describe("commit cadence", () => {
     expect(commitDeferred(1, 10, options)).toBe(true);
     expect(commitDeferred(1000, 4999, options)).toBe(true);
     expect(commitDeferred(1000, 5000, options)).toBe(false);
-  });
-
-  it("spreads the first commit of a node's shards over the interval, whichever shards it holds", () => {
-    const largestGap = (shards: number[]) => {
-      const phases = shards.map((s) => commitPhaseMs(s, 1000)).sort((a, b) => a - b);
-      for (const p of phases) expect(p >= 0 && p < 1000).toBe(true);
-      let gap = 1000 - phases.at(-1)! + phases[0]!; // around the end of the interval
-      for (let i = 1; i < phases.length; i++) gap = Math.max(gap, phases[i]! - phases[i - 1]!);
-      return gap;
-    };
-    const range = (from: number, to: number, step = 1) => Array.from({ length: Math.ceil((to - from) / step) }, (_, i) => from + i * step);
-    // evenly spread would be 1000/n ms apart; the golden-ratio sequence stays within ~2.6× of it
-    expect(largestGap(range(0, 64))).toBeLessThanOrEqual((3 * 1000) / 64);
-    expect(largestGap(range(32, 64))).toBeLessThanOrEqual((3 * 1000) / 32); // a node holding half the shards
-    expect(largestGap(range(1, 64, 3))).toBeLessThanOrEqual((3 * 1000) / 21); // every third shard
-    expect(commitPhaseMs(7, 1000)).toBe(commitPhaseMs(7, 1000));
   });
 
   it("spaces commits while a shard works off a backlog, commits at the base interval once caught up, and loses nothing", async () => {
