@@ -1,7 +1,9 @@
 // Throughput: readings/s from a pre-filled input stream to committed state (every shard's checkpoint
 // covers its last message, all snapshots written), on one node with all shards — against the FLOOR:
 // one plain JetStream consumer over the same messages that decodes them and keeps count/mean/min/max
-// per device and channel in a Map, persisting nothing. Runs alternate (floor, runtime, …); medians.
+// per device and channel in a Map, persisting nothing. Next to it the DOMAIN BOUND: the same consumer
+// applying the real twin domain (outputs dropped, nothing persisted), the best any runtime could do
+// with this twin. Runs alternate (floor, domain bound, runtime, …); medians.
 //
 //   node bin/bench.js runtime/throughput --nats <url> --prefix <p> --shape device|fleet [--runs 3]
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -10,7 +12,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { deviceTwinBehavior, TWIN_TYPE } from "../../actors/device-twin/behavior.ts";
-import { decodeTwin } from "../../actors/device-twin/domain/mod.ts";
+import { applyInput, createTwin, decodeTwin, type Reading, type TwinState } from "../../actors/device-twin/domain/mod.ts";
 import { ensureStreams } from "../../runtime/cluster-setup.ts";
 import { decodeBatch } from "../../runtime/envelope.ts";
 import { createNodeRuntime } from "../../runtime/node-runtime.ts";
@@ -68,6 +70,9 @@ export async function main(argv: string[]): Promise<void> {
   const runtime: number[] = [];
   // CPU µs of this process per reading: steadier than wall time on a shared machine (nats-server excluded)
   const floorCpu: number[] = [];
+  // the floor's consumer applying the real twin domain, outputs dropped, nothing persisted (see domainBoundRun)
+  const domain: number[] = [];
+  const domainCpu: number[] = [];
   const runtimeCpu: number[] = [];
   const applied: number[] = [];
   let extra: Record<string, unknown> = {};
@@ -78,6 +83,11 @@ export async function main(argv: string[]): Promise<void> {
       floorCpu.push(cpuMicros(c0) / total.readings);
       floor.push(total.readings / r.seconds);
       note(`floor run ${run}`, { readingsPerS: round(total.readings / r.seconds), s: round(r.seconds), devices: r.devices });
+      const d0 = process.cpuUsage();
+      const d = await domainBoundRun(nc, stream, total.messages);
+      domainCpu.push(cpuMicros(d0) / total.readings);
+      domain.push(total.readings / d.seconds);
+      note(`domain-bound run ${run}`, { readingsPerS: round(total.readings / d.seconds), s: round(d.seconds), devices: d.devices, outputsDropped: d.outputs });
     }
     if (only !== "floor") {
       await resetRuntimeState(jsm, names, stream, shards);
@@ -100,13 +110,22 @@ export async function main(argv: string[]): Promise<void> {
     emit({ suite: "runtime", name: `throughput.${label}`, value: round(median(runtime)), unit: "readings/s", baseline: { name: floorName, value: round(median(floor)) }, detail });
     emit({ suite: "runtime", name: `throughput.${label}.applied`, value: round(median(applied)), unit: "readings/s", baseline: { name: floorName, value: round(median(floor)) }, detail: { note: "until every message was applied in memory, before the last commit" } });
     emit({ suite: "runtime", name: `throughput.${label}.ratio`, value: round(median(runtime) / median(floor)), unit: "× floor", baseline: { name: "target", value: 0.5 } });
+    // What the domain alone leaves of the target: the best ratio any runtime could reach with this twin.
+    emit({
+      suite: "runtime",
+      name: `throughput.${label}.domain-bound`,
+      value: round(median(domain)),
+      unit: "readings/s",
+      baseline: { name: floorName, value: round(median(floor)) },
+      detail: { ratioToFloor: round(median(domain) / median(floor)), runtimeToDomainBound: round(median(runtime) / median(domain)), runs: domain.map((x) => round(x)), cpuUsPerReading: round(median(domainCpu)) },
+    });
     emit({
       suite: "runtime",
       name: `throughput.${label}.cpu-per-reading`,
       value: round(median(runtimeCpu)),
       unit: "µs CPU/reading (node process)",
       baseline: { name: "floor, same process", value: round(median(floorCpu)) },
-      detail: { runtimeRuns: runtimeCpu.map((x) => round(x)), floorRuns: floorCpu.map((x) => round(x)) },
+      detail: { runtimeRuns: runtimeCpu.map((x) => round(x)), floorRuns: floorCpu.map((x) => round(x)), domainBound: round(median(domainCpu)) },
     });
   } else if (only === "runtime") {
     emit({ suite: "runtime", name: `throughput.${label}.runtime-only`, value: round(median(runtime)), unit: "readings/s", detail });
@@ -119,44 +138,66 @@ function cpuMicros(since: NodeJS.CpuUsage): number {
   return c.user + c.system;
 }
 
-/** The floor: one ordered consumer over the whole stream, decode, simple statistics in a Map. */
-async function floorRun(nc: NatsConnection, stream: string, messages: number): Promise<{ seconds: number; devices: number }> {
+/** One ordered consumer over the whole stream: decode each message, hand every readings item to `apply`. */
+async function consumeAll(nc: NatsConnection, stream: string, messages: number, apply: (entityId: string, readings: Reading[], acceptedAt: number) => void): Promise<number> {
   const js = jetstream(nc);
-  const stats = new Map<string, Float64Array>();
   const t0 = performance.now();
   const consumer = await js.consumers.get(stream);
   const iter = await consumer.consume({ max_messages: 1000 });
   let n = 0;
   for await (const m of iter) {
     const batch = decodeBatch(m.data);
-    for (const item of batch.items) {
-      if (item.kind !== "readings") continue;
-      let s = stats.get(item.entityId);
-      if (s === undefined) {
-        s = new Float64Array(CHANNELS.length * 4);
-        for (let c = 0; c < CHANNELS.length; c++) {
-          s[c * 4 + 2] = Infinity;
-          s[c * 4 + 3] = -Infinity;
-        }
-        stats.set(item.entityId, s);
-      }
-      for (const r of item.payload as Array<Record<string, number>>) {
-        for (let c = 0; c < CHANNELS.length; c++) {
-          const x = r[CHANNELS[c]!];
-          if (x === undefined) continue;
-          const o = c * 4;
-          const count = ++s[o]!;
-          s[o + 1]! += (x - s[o + 1]!) / count;
-          if (x < s[o + 2]!) s[o + 2] = x;
-          if (x > s[o + 3]!) s[o + 3] = x;
-        }
-      }
-    }
+    for (const item of batch.items) if (item.kind === "readings") apply(item.entityId, item.payload as Reading[], batch.acceptedAt);
     if (++n === messages) break;
   }
   const seconds = (performance.now() - t0) / 1000;
   await iter.close();
+  return seconds;
+}
+
+/** The floor: decode, simple statistics (count/mean/min/max per device and channel) in a Map. */
+async function floorRun(nc: NatsConnection, stream: string, messages: number): Promise<{ seconds: number; devices: number }> {
+  const stats = new Map<string, Float64Array>();
+  const seconds = await consumeAll(nc, stream, messages, (entityId, readings) => {
+    let s = stats.get(entityId);
+    if (s === undefined) {
+      s = new Float64Array(CHANNELS.length * 4);
+      for (let c = 0; c < CHANNELS.length; c++) {
+        s[c * 4 + 2] = Infinity;
+        s[c * 4 + 3] = -Infinity;
+      }
+      stats.set(entityId, s);
+    }
+    for (const r of readings as unknown as Array<Record<string, number>>) {
+      for (let c = 0; c < CHANNELS.length; c++) {
+        const x = r[CHANNELS[c]!];
+        if (x === undefined) continue;
+        const o = c * 4;
+        const count = ++s[o]!;
+        s[o + 1]! += (x - s[o + 1]!) / count;
+        if (x < s[o + 2]!) s[o + 2] = x;
+        if (x > s[o + 3]!) s[o + 3] = x;
+      }
+    }
+  });
   return { seconds, devices: stats.size };
+}
+
+/**
+ * The domain bound: the floor's consumer, but each device's readings go through the twin's own
+ * `applyInput` (every statistic, bucket, calibration and rule of DESIGN §4) and its outputs are dropped;
+ * nothing is persisted or published. No runtime can beat this with this domain: it is what is left of
+ * the floor/runtime gap once all of the runtime's own work (activation, outputs, commits, acks) is free.
+ */
+async function domainBoundRun(nc: NatsConnection, stream: string, messages: number): Promise<{ seconds: number; devices: number; outputs: number }> {
+  const twins = new Map<string, TwinState>();
+  let outputs = 0;
+  const seconds = await consumeAll(nc, stream, messages, (entityId, readings, acceptedAt) => {
+    let twin = twins.get(entityId);
+    if (twin === undefined) twins.set(entityId, (twin = createTwin(entityId)));
+    outputs += applyInput(twin, { type: "readings", readings, receivedAt: acceptedAt }).outputs.length;
+  });
+  return { seconds, devices: twins.size, outputs };
 }
 
 /** One node, every shard started at once; done when every checkpoint covers its shard's last message. */
