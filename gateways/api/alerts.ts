@@ -17,6 +17,13 @@ export interface AlertSource {
   recent(deviceId: string, fromMs: number, toMs: number, limit: number, storedSinceMs?: number): Promise<{ alerts: Alert[]; truncated: boolean }>;
 }
 
+/**
+ * How far ahead of the servers' clocks a device's clock may run and its alerts still be found by event
+ * time: an alert is looked for among those stored since `from` minus this. A day covers a device that
+ * sends local time as UTC (up to UTC+14); it costs a query one more day of the stream to skip through.
+ */
+export const DEVICE_CLOCK_AHEAD_MS = 24 * 3_600_000;
+
 /** Most messages fetched per round trip. */
 const FETCH = 256;
 
@@ -33,11 +40,12 @@ export class StreamAlertSource implements AlertSource {
   async recent(deviceId: string, fromMs: number, toMs: number, limit: number, storedSinceMs = 0): Promise<{ alerts: Alert[]; truncated: boolean }> {
     let consumer: Consumer;
     try {
-      // An alert's event time is at most its storage time (readings do not come from the future), so
-      // every alert with at >= fromMs was stored at or after fromMs: start there and filter on `at`.
+      // Start at the stored time that can hold the first alert with at >= fromMs, then filter on `at`.
+      // An alert is stored after its event time, except when the device's clock runs ahead: up to
+      // DEVICE_CLOCK_AHEAD_MS is allowed for (a device sending local time as UTC is up to 14 h ahead).
       consumer = await this.js.consumers.get(this.names.outputStream, {
         filter_subjects: `${this.names.outputRoot}.alert.${deviceId}.>`,
-        opt_start_time: new Date(Math.max(0, fromMs, storedSinceMs)).toISOString(),
+        opt_start_time: new Date(Math.max(0, fromMs - DEVICE_CLOCK_AHEAD_MS, storedSinceMs)).toISOString(),
       });
     } catch (err) {
       if (isStreamNotFound(err)) return { alerts: [], truncated: false }; // no node has created it yet

@@ -245,6 +245,27 @@ describe("the twin", () => {
     expect(errorOf(await inject("GET", "/v1/devices/ev-1/alerts?limit=0", alice.headers)).code).toBe("AIRTWIN_ERR_HTTP_VALIDATION");
   });
 
+  it("finds the alerts of a device whose clock runs ahead (local time sent as UTC), by their event time", async () => {
+    // a UTC+13 device sending local time as UTC: its alerts are stored up to 13 h before their `at`
+    const ahead = Date.now() + 13 * HOUR;
+    const d = await f.device("fast-1", "alice");
+    const rule = { id: "pm-now", channel: "pm", direction: "above", enter: 50, exit: 20, minDurationMs: 0, clearDurationMs: 0 };
+    expect((await command("fast-1", { type: "putRule", rule })).statusCode).toBe(200);
+    await ingest(d.token, "fast-1", [{ t: ahead, pm: 60 }]);
+    const all = await waitFor(async () => {
+      const r = (await inject("GET", "/v1/devices/fast-1/alerts", alice.headers)).json<{ alerts: Alert[] }>();
+      return r.alerts.some((a) => a.ruleId === "pm-now") ? r.alerts : undefined;
+    });
+    expect(all.find((a) => a.ruleId === "pm-now")).toMatchObject({ kind: "event.start", at: ahead });
+    // a client polling by event time ("since the last alert I saw") asks from a time that is still in
+    // the future for the server; the alert was stored before it
+    for (const from of [ahead - 1, ahead, ahead - 12 * HOUR]) {
+      const r = (await inject("GET", `/v1/devices/fast-1/alerts?from=${from}`, alice.headers)).json<{ alerts: Alert[] }>();
+      expect(r.alerts.filter((a) => a.ruleId === "pm-now").map((a) => a.at), `from=${from}`).toEqual([ahead]);
+    }
+    expect((await inject("GET", `/v1/devices/fast-1/alerts?from=${ahead + 1}`, alice.headers)).json<{ alerts: Alert[] }>().alerts).toEqual([]);
+  });
+
   it("answers every command once applied, and each refusal with its code", async () => {
     await f.device("cmd-1", "alice");
     const ok = async (body: unknown) => {
