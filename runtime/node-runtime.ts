@@ -40,11 +40,21 @@ export const stderrLog: LogFn = (level, msg, fields) => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
 };
 
+/**
+ * Timeout of the node's JetStream API requests (a shard's start: its snapshot bucket, the scan's and the
+ * shard's consumers). On a replicated stream each is a raft group of its own, and creating one took
+ * 4–11 s on a busy 3-server cluster (test/integration/runtime/nats-loss.test.ts): with nats.js's 5 s a
+ * shard's start failed, released its lease and was retried for 20 s and more. Not much longer either:
+ * a request sent while the JetStream meta leader is being replaced is never answered, and waits it out.
+ * The shard's consumer is asked for again after a timeout (ShardRunner.addConsumer).
+ */
+export const JS_API_TIMEOUT_MS = 10_000;
+
 export async function createNodeRuntime(nc: NatsConnection, o: NodeRuntimeOptions): Promise<NodeRuntime> {
   const names = namesOf(o.prefix);
-  const jsm = await jetstreamManager(nc);
-  const js = jetstream(nc);
-  const kvm = new Kvm(nc);
+  const jsm = await jetstreamManager(nc, { timeout: JS_API_TIMEOUT_MS });
+  const js = jetstream(nc, { timeout: JS_API_TIMEOUT_MS });
+  const kvm = new Kvm(js);
   await ensureStreams(jsm, names, { shards: o.shards, streams: o.streams, replicas: o.replicas, ...o.streamsOptions });
   const metrics = new RuntimeMetrics({ defaultMetrics: o.defaultMetrics ?? true });
   const publisher = new PipelinedPublisher(nc, { maxInFlight: 8192 });

@@ -5,7 +5,7 @@
 // per entity (`seq <= appliedSeq`), so every input takes effect exactly once.
 import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { KV, Kvm } from "@nats-io/kv";
-import { headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { errors as natsErrors, headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
 import { CommandKeys, idempotencyKeyProblem, type AppliedCommand } from "./command-keys.ts";
 import { ERASE_KIND, type Applied, type EntityBehavior, type EntityOutput } from "./entity.ts";
@@ -54,6 +54,18 @@ export interface ShardRunnerOptions {
    * cannot hold the next message. Default 32 (64 shards × 32 × 25 KB gateway batches ≈ 51 MB).
    */
   fetchBatch: number;
+  /**
+   * How long each pull request lives (ms), and the idle heartbeat the server sends while it waits. A
+   * consumer whose server (an R3 consumer's leader) died answers nothing: two missed heartbeats make the
+   * runner pull again from the consumer's new leader. nats.js's defaults (30 s pulls, 15 s heartbeats)
+   * left a shard idle ~30–60 s after a NATS server loss. Default 5000 (heartbeat 1000).
+   */
+  pullExpiresMs: number;
+  /**
+   * How long a shard's start keeps asking for its consumer when the request times out (ms): a replicated
+   * consumer's creation can outlast one API timeout (see `addConsumer`). Default 30000.
+   */
+  consumerCreateMs: number;
   /** Consumer max_ack_pending; must exceed the messages one commit interval brings. Default 100000. */
   maxAckPending: number;
   /** Consumer ack_wait (ms); far above a commit, only matters if a node stalls. Default 60000. */
@@ -80,6 +92,8 @@ export const defaultShardRunnerOptions: ShardRunnerOptions = {
   commitMaxIntervalMs: 5000,
   commitMaxDirty: 5000,
   fetchBatch: 32,
+  pullExpiresMs: 5000,
+  consumerCreateMs: 30_000,
   maxAckPending: 100_000,
   ackWaitMs: 60_000,
   idlePassivateMs: 600_000,
@@ -145,6 +159,9 @@ interface PendingOutput {
 export function commitDeferred(pending: number, sinceLastCommitMs: number, options: Pick<ShardRunnerOptions, "commitMaxIntervalMs">): boolean {
   return pending > 0 && sinceLastCommitMs < options.commitMaxIntervalMs;
 }
+
+/** A shard start's phases, in order (see `ShardRunner.start`). */
+const START_PHASES = ["open", "fence", "scan", "consumer"] as const;
 
 /**
  * The runtime's reply to a command's caller and to a live query. `replayed`: a keyed command that was
@@ -218,9 +235,21 @@ export class ShardRunner {
    * (handoff.ts), positions the consumer and starts applying.
    */
   async start(): Promise<void> {
+    const phasesMs: Record<string, number> = {};
+    try {
+      await this.startPhases(phasesMs);
+    } catch (err) {
+      // which request did not come back (a bucket, the fence, the scan, the consumer) tells why a
+      // start keeps failing, e.g. while a NATS server is replaced
+      const phase = START_PHASES.find((p) => !(p in phasesMs)) ?? "consume";
+      this.deps.log("warn", "shard start failed", { shard: this.shard, epoch: this.epoch, phase, phasesMs, error: (err as Error).message });
+      throw err;
+    }
+  }
+
+  private async startPhases(phasesMs: Record<string, number>): Promise<void> {
     const { names, kvm, jsm, js, nc, publisher, options, metrics } = this.deps;
     const started = performance.now();
-    const phasesMs: Record<string, number> = {};
     let mark = started;
     const lap = (phase: string) => {
       const now = performance.now();
@@ -263,7 +292,11 @@ export class ShardRunner {
     if (this.stopped) return;
     // listening only now: our own announcement must find no listener when no older runner is left
     this.handoff = listenForNewerOwner(nc, names.handoff(this.shard), self, (epoch) => this.onNewerOwner(epoch));
-    this.messages = await consumer.consume({ max_messages: options.fetchBatch });
+    this.messages = await consumer.consume({
+      max_messages: options.fetchBatch,
+      expires: options.pullExpiresMs,
+      idle_heartbeat: Math.max(500, Math.round(options.pullExpiresMs / 5)),
+    });
     void this.watchConsumer(this.messages);
     this.loop = this.consume(this.messages);
     this.commitTimer = setInterval(() => this.commitIfDue(), options.commitIntervalMs);
@@ -431,7 +464,7 @@ export class ShardRunner {
   private async positionConsumer(checkpoint: number, previousEpoch: number | undefined): Promise<Consumer> {
     const { jsm, js, names, inputStream, options } = this.deps;
     const name = names.shardConsumer(this.shard, this.epoch);
-    const config: Partial<ConsumerConfig> = {
+    const config: Partial<ConsumerConfig> & { durable_name: string } = {
       durable_name: name,
       filter_subject: names.input(this.shard),
       ack_policy: AckPolicy.All,
@@ -444,15 +477,40 @@ export class ShardRunner {
       previousEpoch !== undefined && previousEpoch < this.epoch
         ? jsm.consumers.delete(inputStream, names.shardConsumer(this.shard, previousEpoch)).catch(() => false)
         : undefined;
-    let info = await jsm.consumers.add(inputStream, config).catch(() => undefined);
-    // It existed already (adding an identical config returns it as it is, another config is refused):
-    // this epoch's consumer of an earlier attempt, restarted after a storage failure. Begin afresh.
-    if (info === undefined || info.delivered.consumer_seq > 0) {
-      await jsm.consumers.delete(inputStream, name).catch(() => false);
-      info = await jsm.consumers.add(inputStream, config);
-    }
+    const info = await this.addConsumer(config);
     await previous;
     return js.consumers.getConsumerFromInfo(info);
+  }
+
+  /**
+   * Creates this epoch's consumer. Adding an identical config is idempotent, so a request that timed out
+   * — a replicated consumer is a raft group of its own, and creating one can outlast the API timeout on a
+   * busy cluster or while a NATS server is being replaced — is simply asked again until `consumerCreateMs`
+   * has passed: the server may still be creating it. A consumer of this name that has delivered already
+   * (an earlier attempt of this epoch, restarted after a storage failure) or has another config (refused)
+   * is deleted and made afresh.
+   */
+  private async addConsumer(config: Partial<ConsumerConfig> & { durable_name: string }): Promise<ConsumerInfo> {
+    const { jsm, inputStream, options } = this.deps;
+    const deadline = performance.now() + options.consumerCreateMs;
+    let fresh = false;
+    for (;;) {
+      let info: ConsumerInfo;
+      try {
+        info = await jsm.consumers.add(inputStream, config);
+      } catch (err) {
+        if (this.stopped || performance.now() >= deadline) throw err;
+        if (!(err instanceof natsErrors.TimeoutError)) {
+          if (fresh) throw err;
+          fresh = true;
+          await jsm.consumers.delete(inputStream, config.durable_name).catch(() => false);
+        }
+        continue;
+      }
+      if (info.delivered.consumer_seq === 0 || fresh) return info;
+      fresh = true;
+      await jsm.consumers.delete(inputStream, config.durable_name).catch(() => false);
+    }
   }
 
   /** Deletes this shard's consumers of older epochs still there (a crash, two claims racing). */

@@ -41,6 +41,8 @@ export interface TestClusterOptions {
   env?: Record<string, string>;
   /** Passed to every node. */
   node?: Partial<Pick<NodeProcessOptions, "leaseTtlMs" | "heartbeatMs" | "commitIntervalMs">>;
+  /** JetStream replicas of every stream and bucket (`AIRTWIN_REPLICAS`, and the cluster bucket made here). Default 1. */
+  replicas?: number;
 }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -84,7 +86,8 @@ export class TestCluster {
     const nc = await connect({ servers: natsUrl, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 100, name: `test ${o.prefix}` });
     const jsm = await jetstreamManager(nc);
     const kvm = new Kvm(nc);
-    const cluster = new TestCluster(natsUrl, o, nc, jsm, await kvm.create(names(o.prefix).clusterBucket, { history: 1 }), logDir);
+    const bucket = await kvm.create(names(o.prefix).clusterBucket, { history: 1, replicas: o.replicas ?? 1 });
+    const cluster = new TestCluster(natsUrl, o, nc, jsm, bucket, logDir);
     try {
       await Promise.all(o.nodes.map((id) => cluster.startNode(id)));
     } catch (err) {
@@ -107,7 +110,7 @@ export class TestCluster {
       shards: this.shards,
       logDir: this.logDir,
       ...this.#o.node,
-      env: { ...this.#o.env, ...env },
+      env: { AIRTWIN_REPLICAS: String(this.#o.replicas ?? 1), ...this.#o.env, ...env },
     });
     this.nodes.set(id, node);
     this.incarnations.push(node);
