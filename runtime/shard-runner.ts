@@ -160,6 +160,14 @@ export function commitDeferred(pending: number, sinceLastCommitMs: number, optio
   return pending > 0 && sinceLastCommitMs < options.commitMaxIntervalMs;
 }
 
+/**
+ * "jetstream is not enabled": nats.js's name for a JetStream API request nobody answered at once (no
+ * responders) — on a cluster, while the JetStream meta leader is being replaced after a server loss.
+ */
+function jetStreamBeingReplaced(err: unknown): boolean {
+  return err instanceof Error && err.name === "JetStreamNotEnabled";
+}
+
 /** A shard start's phases, in order (see `ShardRunner.start`). */
 const START_PHASES = ["open", "fence", "scan", "consumer"] as const;
 
@@ -486,9 +494,9 @@ export class ShardRunner {
    * Creates this epoch's consumer. Adding an identical config is idempotent, so a request that timed out
    * — a replicated consumer is a raft group of its own, and creating one can outlast the API timeout on a
    * busy cluster or while a NATS server is being replaced — is simply asked again until `consumerCreateMs`
-   * has passed: the server may still be creating it. A consumer of this name that has delivered already
-   * (an earlier attempt of this epoch, restarted after a storage failure) or has another config (refused)
-   * is deleted and made afresh.
+   * has passed: the server may still be creating it. So is one that found no JetStream leader. A
+   * consumer of this name that has delivered already (an earlier attempt of this epoch, restarted after
+   * a storage failure) or has another config (refused) is deleted and made afresh.
    */
   private async addConsumer(config: Partial<ConsumerConfig> & { durable_name: string }): Promise<ConsumerInfo> {
     const { jsm, inputStream, options } = this.deps;
@@ -500,7 +508,9 @@ export class ShardRunner {
         info = await jsm.consumers.add(inputStream, config);
       } catch (err) {
         if (this.stopped || performance.now() >= deadline) throw err;
-        if (!(err instanceof natsErrors.TimeoutError)) {
+        if (jetStreamBeingReplaced(err)) {
+          await new Promise((r) => setTimeout(r, 250)); // no JetStream leader answers yet
+        } else if (!(err instanceof natsErrors.TimeoutError)) {
           if (fresh) throw err;
           fresh = true;
           await jsm.consumers.delete(inputStream, config.durable_name).catch(() => false);
