@@ -128,6 +128,8 @@ const RUNTIME_STATUS: Partial<Record<(typeof RuntimeErrors)[keyof typeof Runtime
   AIRTWIN_ERR_ENTITY_APPLY: 500,
   AIRTWIN_ERR_ENTITY_QUERY: 500,
   AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID: 400,
+  // as draft-ietf-httpapi-idempotency-key-header: a key reused with a different payload
+  AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED: 422,
   AIRTWIN_ERR_CLUSTER_META_INVALID: 500,
   AIRTWIN_ERR_CLUSTER_NODE_ID_IN_USE: 409,
   AIRTWIN_ERR_OPS_INVALID_REQUEST: 400,

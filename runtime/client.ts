@@ -42,8 +42,10 @@ export interface CommandOptions {
   timeoutMs?: number;
   /**
    * Makes a retry safe: the entity applies the first command it receives under this key and answers
-   * every later one with that command's reply (same `seq`, `replayed: true`) without applying it. Keys
-   * are per entity; each entity remembers its last 32 keyed commands, at most 16 KiB of them
+   * every later one with that command's reply (same `seq`, `replayed: true`) without applying it; a
+   * later command under the key that differs from the first (its kind or payload, not merely the order
+   * of object keys) is not applied either and gets `ok: false` with AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED
+   * (command-fingerprint.ts). Keys are per entity; each entity remembers its last 32 keyed commands, at most 16 KiB of them
    * (command-keys.ts); a forgotten key applies again. 1–128 printable ASCII characters, no space at
    * either end; anything else is refused (AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID).
    */

@@ -84,10 +84,35 @@ describe("snapshot record", () => {
     expect(decoded.appliedSeq).toBe(7);
   });
 
+  it("carries each entry's fingerprint as a fourth element; entries recorded before fingerprints keep three", () => {
+    const fingerprint = new Uint8Array(16).fill(7);
+    const commands = [
+      { key: "old", seq: 5, reply: reply(1) },
+      { key: "new", seq: 7, reply: reply(2), fingerprint },
+    ];
+    const bytes = encodeRecord({ appliedSeq: 7, wakeAt: undefined, state, commands });
+    const raw = packr.unpack(bytes) as unknown[][][];
+    expect(raw[3]!.map((e) => e.length)).toEqual([3, 4]);
+    const decoded = decodeRecord(bytes).commands!;
+    expect(decoded[0]).not.toHaveProperty("fingerprint");
+    expect([...decoded[1]!.fingerprint!]).toEqual([...fingerprint]);
+    // a record written before fingerprints reads as entries without one
+    const old = decodeRecord(packr.pack([7, null, state, [["k", 5, reply(1)]]])).commands!;
+    expect(old).toEqual([{ key: "k", seq: 5, reply: expect.any(Uint8Array) }]);
+    expect(old[0]).not.toHaveProperty("fingerprint");
+  });
+
+  it("counts the fingerprint in the byte bound", () => {
+    const keys = new CommandKeys([], 32, 100);
+    for (let i = 0; i < 3; i++) keys.add({ key: `k${i}`, seq: i, reply: new Uint8Array(30), fingerprint: new Uint8Array(16) });
+    expect(keys.list().map((e) => e.key)).toEqual(["k1", "k2"]); // 2 × 48 bytes ≤ 100 < 3 × 48
+  });
+
   it("refuses malformed keyed commands", () => {
     expect(() => decodeRecord(packr.pack([7, null, state, "x"]))).toThrow(TypeError);
     expect(() => decodeRecord(packr.pack([7, null, state, [["a", "seq", reply(1)]]]))).toThrow(TypeError);
     expect(() => decodeRecord(packr.pack([7, null, state, [["a", 1, { not: "bytes" }]]]))).toThrow(TypeError);
+    expect(() => decodeRecord(packr.pack([7, null, state, [["a", 1, reply(1), "not bytes"]]]))).toThrow(TypeError);
   });
 });
 

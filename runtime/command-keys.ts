@@ -2,7 +2,9 @@
 // commands an entity applied last (key → the reply it gave, and the input sequence it was applied at).
 // The shard runner keeps one record per entity that ever received a keyed command and persists it with
 // the entity's snapshot (snapshot-store.ts), so a caller's retry is answered from the record instead of
-// being applied again — across passivation, restarts, replays after a crash and shard moves.
+// being applied again — across passivation, restarts, replays after a crash and shard moves. Each entry
+// also keeps the command's fingerprint (command-fingerprint.ts), so a key reused for a different command
+// is refused rather than answered with another command's reply.
 
 /** Most keyed commands an entity remembers; the oldest is forgotten first (a retry of it applies again). */
 export const COMMAND_KEYS_PER_ENTITY = 32;
@@ -32,7 +34,10 @@ export function idempotencyKeyProblem(key: unknown): string | undefined {
   return undefined;
 }
 
-/** One keyed command an entity applied: its key, the input sequence it was applied at, and its reply. */
+/**
+ * One keyed command an entity applied: its key, the input sequence it was applied at, its reply and
+ * the fingerprint of the command.
+ */
 export interface AppliedCommand {
   readonly key: string;
   readonly seq: number;
@@ -41,6 +46,11 @@ export interface AppliedCommand {
    * behaviour shares between reply and state cannot alter it, and it costs no object graph in memory.
    */
   readonly reply: Uint8Array;
+  /**
+   * The fingerprint of the command's kind and payload (command-fingerprint.ts); absent in entries
+   * recorded before fingerprints existed, which are then answered without comparing.
+   */
+  readonly fingerprint?: Uint8Array;
 }
 
 /**
@@ -86,21 +96,26 @@ export class CommandKeys {
 }
 
 function sizeOf(e: AppliedCommand): number {
-  return e.key.length + e.reply.length;
+  return e.key.length + e.reply.length + (e.fingerprint?.length ?? 0);
 }
 
-/** The snapshot record's form: `[[key, seq, reply], …]`, oldest first. */
+/**
+ * The snapshot record's form: `[[key, seq, reply, fingerprint?], …]`, oldest first. An entry without a
+ * fingerprint keeps the old three elements; an older runner reads the fourth as nothing.
+ */
 export function encodeCommandKeys(entries: readonly AppliedCommand[]): unknown[] {
-  return entries.map((e) => [e.key, e.seq, e.reply]);
+  return entries.map((e) => (e.fingerprint === undefined ? [e.key, e.seq, e.reply] : [e.key, e.seq, e.reply, e.fingerprint]));
 }
 
-/** Reads the snapshot record's form back; throws a TypeError when it is malformed. */
+/** Reads the snapshot record's form back (entries of three elements: no fingerprint); throws a TypeError when it is malformed. */
 export function decodeCommandKeys(raw: unknown): AppliedCommand[] {
   if (!Array.isArray(raw)) throw new TypeError("malformed command keys in snapshot record");
   return raw.map((e: unknown) => {
     if (!Array.isArray(e) || typeof e[0] !== "string" || typeof e[1] !== "number" || !(e[2] instanceof Uint8Array)) {
       throw new TypeError("malformed command key in snapshot record");
     }
-    return { key: e[0], seq: e[1], reply: e[2] };
+    if (e.length < 4) return { key: e[0], seq: e[1], reply: e[2] };
+    if (!(e[3] instanceof Uint8Array)) throw new TypeError("malformed command fingerprint in snapshot record");
+    return { key: e[0], seq: e[1], reply: e[2], fingerprint: e[3] };
   });
 }

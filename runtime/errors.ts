@@ -17,6 +17,10 @@ export const RuntimeErrors = {
     code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID",
     message: "an idempotency key must be 1-128 printable ASCII characters, not beginning or ending with a space",
   },
+  IDEMPOTENCY_KEY_REUSED: {
+    code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED",
+    message: "this idempotency key was used for a different command",
+  },
   ENTITY_QUERY: { code: "AIRTWIN_ERR_ENTITY_QUERY", message: "the entity could not answer this query" },
   CLUSTER_META_INVALID: {
     code: "AIRTWIN_ERR_CLUSTER_META_INVALID",

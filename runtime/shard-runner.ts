@@ -7,6 +7,7 @@ import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerConfig, type Cons
 import type { KV, Kvm } from "@nats-io/kv";
 import { errors as natsErrors, headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
+import { commandFingerprint, sameFingerprint } from "./command-fingerprint.ts";
 import { CommandKeys, idempotencyKeyProblem, type AppliedCommand } from "./command-keys.ts";
 import { ERASE_KIND, type Applied, type EntityBehavior, type EntityOutput } from "./entity.ts";
 import { RuntimeErrors } from "./errors.ts";
@@ -632,7 +633,11 @@ export class ShardRunner {
         continue;
       }
       const key = item.idempotencyKey;
-      if (key !== undefined && this.answeredBefore(slot, item, key)) continue;
+      let fingerprint: Uint8Array | undefined;
+      if (key !== undefined) {
+        fingerprint = this.keyedCommand(slot, item, key, seq);
+        if (fingerprint === undefined) continue;
+      }
       this.activate(slot, now);
       let applied;
       try {
@@ -655,7 +660,7 @@ export class ShardRunner {
       }
       counted.items++;
       counted.units += applied.units ?? 0;
-      if (key !== undefined) this.remember(slot, { key, seq, reply: packr.pack(applied.reply) });
+      if (key !== undefined) this.remember(slot, { key, seq, reply: packr.pack(applied.reply), fingerprint });
       if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: true, value: applied.reply, seq });
     }
     this.countApplied(counted);
@@ -666,21 +671,40 @@ export class ShardRunner {
   }
 
   /**
-   * A keyed command the entity already applied is answered with that command's reply and seq and not
-   * applied again; one with an invalid key (a client that did not validate it) is refused. Either way
-   * nothing changes. False: apply it.
+   * Decides a keyed command. Refused: its key is invalid (a client that did not validate it), or the
+   * entity applied a different command under it (another fingerprint; entries recorded before
+   * fingerprints are not compared). Answered with the earlier reply and seq: the entity applied this
+   * command already. Refused or answered, nothing changes and undefined is returned; otherwise the
+   * command's fingerprint, to be recorded with the key once it is applied.
    */
-  private answeredBefore(slot: Slot, item: InputItem, key: string): boolean {
+  private keyedCommand(slot: Slot, item: InputItem, key: string, seq: number): Uint8Array | undefined {
     const problem = idempotencyKeyProblem(key);
     if (problem !== undefined) {
-      if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code: RuntimeErrors.IDEMPOTENCY_KEY_INVALID.code, message: `idempotency key ${problem}` } });
-      return true;
+      this.refuse(item, RuntimeErrors.IDEMPOTENCY_KEY_INVALID.code, `idempotency key ${problem}`);
+      return undefined;
+    }
+    let fingerprint: Uint8Array;
+    try {
+      fingerprint = commandFingerprint(item.kind, item.payload);
+    } catch (err) {
+      // only a payload nested deeper than the stack gets here; it would not apply either
+      this.deps.log("error", "keyed command not fingerprinted; input skipped", { shard: this.shard, seq, key: slot.key, error: (err as Error).message });
+      this.refuse(item, RuntimeErrors.ENTITY_APPLY.code, RuntimeErrors.ENTITY_APPLY.message);
+      return undefined;
     }
     const earlier = this.commandKeys.get(slot)?.find(key);
-    if (earlier === undefined) return false;
+    if (earlier === undefined) return fingerprint;
+    if (earlier.fingerprint !== undefined && !sameFingerprint(earlier.fingerprint, fingerprint)) {
+      this.refuse(item, RuntimeErrors.IDEMPOTENCY_KEY_REUSED.code, RuntimeErrors.IDEMPOTENCY_KEY_REUSED.message);
+      return undefined;
+    }
     this.deps.metrics.commandsReplayed.inc();
     if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: true, value: packr.unpack(earlier.reply), seq: earlier.seq, replayed: true });
-    return true;
+    return undefined;
+  }
+
+  private refuse(item: InputItem, code: string, message: string): void {
+    if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: false, error: { code, message } });
   }
 
   private remember(slot: Slot, applied: AppliedCommand): void {

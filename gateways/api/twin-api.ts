@@ -212,8 +212,9 @@ export class TwinApi {
   /**
    * Validates a command, appends it to the device's input and resolves with the twin's result once it
    * was applied. With an idempotency key, a command the twin already applied under that key is not
-   * applied again: its earlier result (or refusal) is the answer, `replayed`.
-   * @throws ProblemError (400 invalid; 404/409 refused by the twin), PublishError (503),
+   * applied again: its earlier result (or refusal) is the answer, `replayed`; one that differs from the
+   * command first applied under the key is refused.
+   * @throws ProblemError (400 invalid; 404/409 refused by the twin; 422 key reused for another command), PublishError (503),
    *   RuntimeError REQUEST_TIMEOUT (504: logged, will still be applied — retry with the same key).
    */
   async command(deviceId: string, body: unknown, options: { idempotencyKey?: string } = {}): Promise<CommandAnswer> {

@@ -180,7 +180,9 @@ export const schemas = {
     description:
       "Send an `Idempotency-Key` header to make retries safe: the twin applies the first command it gets under a key " +
       "and answers every later one with that command's result (or refusal) without applying it again, with " +
-      `\`Idempotent-Replayed: true\`. Keys are per device; a device remembers its last ${COMMAND_KEYS_PER_ENTITY} keyed commands ` +
+      "`Idempotent-Replayed: true`; a key reused for a different command (the same JSON with keys in another order is the same) " +
+      "is 422 AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED and not applied. " +
+      `Keys are per device; a device remembers its last ${COMMAND_KEYS_PER_ENTITY} keyed commands ` +
       `(at most ${COMMAND_KEYS_MAX_BYTES / 1024} KiB of them; an older key is forgotten and applies again). Retry a 504 or 503 with the same key.`,
     security: appSecurity,
     params: deviceParams,

@@ -1,6 +1,7 @@
 // The Idempotency-Key header of commands, against a real nats-server and node: a retry under the same
 // key (after a lost answer, or just resent) gets the first result with `Idempotent-Replayed: true` and
 // the twin shows one application; a bad key is 400 AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID with nothing
+// applied; a key reused for a different command is 422 AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED with nothing
 // applied; the NATS service `<prefix>.api.cmd.<deviceId>` takes the same header.
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -102,6 +103,29 @@ describe("Idempotency-Key over HTTP", () => {
     expect(errorOf(anonymous).code).toBe("AIRTWIN_ERR_AUTH_UNAUTHORIZED");
   });
 
+  it("refuses a key reused for a different command with 422 AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED and applies nothing", async () => {
+    await f.device("idem-4", "alice");
+    const first = await command("idem-4", { type: "putRule", rule: rule("r1", 2000) }, "put-r1");
+    expect(first.statusCode, first.body).toBe(200);
+    const other = await command("idem-4", { type: "putRule", rule: rule("r1", 2500) }, "put-r1");
+    expect(other.statusCode).toBe(422);
+    expect(errorOf(other)).toEqual({
+      statusCode: 422,
+      code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED",
+      error: "Unprocessable Entity",
+      message: "this idempotency key was used for a different command",
+    });
+    expect(other.headers["idempotent-replayed"]).toBeUndefined();
+    expect(errorOf(await command("idem-4", { type: "reset" }, "put-r1")).statusCode).toBe(422);
+    expect((await twin("idem-4")).rules.find((r) => r.id === "r1")?.enter).toBe(2000);
+    // the same body with its keys in another order is the same command
+    const { enter, id, ...rest } = rule("r1", 2000);
+    const reordered = await command("idem-4", { rule: { ...rest, enter, id }, type: "putRule" }, "put-r1");
+    expect(reordered.statusCode).toBe(200);
+    expect(reordered.json()).toEqual(first.json());
+    expect(reordered.headers["idempotent-replayed"]).toBe("true");
+  });
+
   it("documents the header and the replay header in the OpenAPI of the route", async () => {
     const doc = (await f.app.inject({ method: "GET", url: "/docs/json" })).json<{
       paths: Record<string, { post: { parameters: Array<{ in: string; name: string; schema: { maxLength?: number } }>; responses: Record<string, { headers?: Record<string, unknown> }> } }>;
@@ -109,6 +133,7 @@ describe("Idempotency-Key over HTTP", () => {
     const op = doc.paths["/v1/devices/{id}/commands"]!.post;
     expect(op.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ in: "header", name: "idempotency-key", schema: expect.objectContaining({ maxLength: 128 }) })]));
     expect(op.responses["200"]?.headers).toHaveProperty("idempotent-replayed");
+    expect((doc.paths["/v1/devices/{id}/commands"] as unknown as { post: { description: string } }).post.description).toContain("422 AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED");
   });
 });
 
@@ -133,5 +158,12 @@ describe("Idempotency-Key over NATS", () => {
     const http = await command("idem-nats", { type: "putRule", rule: rule("n1", 2000) }, "nats-put-1");
     expect(http.headers["idempotent-replayed"]).toBe("true");
     expect(await ask({ type: "reset" }, "x".repeat(129))).toMatchObject({ status: 400, body: { code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID" } });
+    // a key reused for a different command: the error body of the NATS services, status 422, nothing applied
+    expect(await ask({ type: "putRule", rule: rule("n1", 2500) }, "nats-put-1")).toEqual({
+      status: 422,
+      replayed: "",
+      body: { statusCode: 422, code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED", error: "Unprocessable Entity", message: "this idempotency key was used for a different command" },
+    });
+    expect((await twin("idem-nats")).rules.find((r) => r.id === "n1")?.enter).toBe(3000);
   });
 });

@@ -1,14 +1,19 @@
 // Idempotency keys of commands against a real nats-server: a command resent under the same key is
 // applied once and the retry gets the first reply (same seq); the record of applied keys survives
 // passivation, a planned restart (a shard move is one), a crash with and without a commit (replay),
-// keeps the last COMMAND_KEYS_PER_ENTITY keys per entity, and `$erase` clears it.
+// keeps the last COMMAND_KEYS_PER_ENTITY keys per entity, and `$erase` clears it. A key reused for a
+// different command (another kind or payload; not merely its object keys in another order) is refused
+// with AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED and not applied; entries recorded before fingerprints are not
+// compared.
 import { createInbox } from "@nats-io/nats-core";
 import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
 import { COMMAND_KEYS_PER_ENTITY } from "../../runtime/command-keys.ts";
 import { encodeBatch } from "../../runtime/envelope.ts";
+import { decodeRecord, encodeRecord, entityKey } from "../../runtime/snapshot-store.ts";
 import { isRuntimeError } from "../../runtime/errors.ts";
 import type { NodeRuntime } from "../../runtime/node-runtime.ts";
 import type { ShardRunnerOptions } from "../../runtime/shard-runner.ts";
@@ -167,6 +172,62 @@ describe("idempotent commands", () => {
     const snapshot = await client.getSnapshot("counter", "e1");
     expect(snapshot?.appliedSeq).toBeGreaterThan(0);
     expect(snapshot).not.toHaveProperty("commands");
+    await client.close();
+  });
+
+  it("refuses a key reused for a different command without applying it; the same command in another key order is replayed; across a restart", async () => {
+    const a = await node("ik7", 1);
+    const client = new RuntimeClient(await conn(), { prefix: "ik7", shards: SHARDS });
+    const send = (kind: string, payload: unknown) => client.command("counter", "f1", kind, payload, { idempotencyKey: "k" });
+    const reused = { ok: false, error: { code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED", message: "this idempotency key was used for a different command" } };
+    const first = (await send("add", { v: 5, meta: { a: 1, b: [1, { x: 1, y: 2 }] } })) as { seq: number };
+    expect(first).toMatchObject({ ok: true, value: { n: 1 } });
+    // the same JSON, its keys in another order at every level: the same command
+    const replay = { ok: true, value: { n: 1 }, seq: first.seq, replayed: true };
+    expect(await send("add", { meta: { b: [1, { y: 2, x: 1 }], a: 1 }, v: 5 })).toEqual(replay);
+    // another value, an array in another order, another kind: refused
+    expect(await send("add", { v: 6, meta: { a: 1, b: [1, { x: 1, y: 2 }] } })).toEqual(reused);
+    expect(await send("add", { v: 5, meta: { a: 1, b: [{ x: 1, y: 2 }, 1] } })).toEqual(reused);
+    expect(await send("wake", { v: 5, meta: { a: 1, b: [1, { x: 1, y: 2 }] } })).toEqual(reused);
+    expect(await counterState(client, "f1")).toMatchObject({ n: 1, sum: 5 });
+    expect(await counterState(client, "f1")).not.toHaveProperty("wakeAt");
+    // the refusals changed nothing: the first command is still what the key answers
+    expect(await send("add", { v: 5, meta: { a: 1, b: [1, { x: 1, y: 2 }] } })).toEqual(replay);
+    expect((await a.metrics.commandsReplayed.get()).values[0]?.value).toBe(2);
+
+    // the fingerprint is committed with the key, and the next owner compares with it
+    await stop(a);
+    const committed = (await client.getSnapshot("counter", "f1"))?.commands;
+    expect(committed?.map((c) => [c.key, c.seq, c.fingerprint?.length])).toEqual([["k", first.seq, 16]]);
+    const b = await node("ik7", 2);
+    expect(await send("add", { v: 6 })).toEqual(reused);
+    expect(await send("add", { meta: { a: 1, b: [1, { x: 1, y: 2 }] }, v: 5 })).toEqual(replay);
+    expect(await counterState(client, "f1")).toMatchObject({ n: 1, sum: 5 });
+    await stop(b);
+    await client.close();
+  });
+
+  it("answers from an entry recorded before fingerprints (three elements) without comparing the command", async () => {
+    const nc = await conn();
+    const a = await node("ik8", 1);
+    const client = new RuntimeClient(nc, { prefix: "ik8", shards: SHARDS });
+    const first = (await add(client, "o1", 3, "old")) as { seq: number };
+    await stop(a);
+    // rewrite the committed record as a runner before fingerprints wrote it
+    const kv = await new Kvm(nc).open(client.names.snapshotBucket(client.shardOf("o1")));
+    const key = entityKey("counter", "o1");
+    const record = decodeRecord((await kv.get(key))!.value);
+    await kv.put(key, encodeRecord({ ...record, commands: record.commands!.map(({ key, seq, reply }) => ({ key, seq, reply })) }));
+    expect((packr.unpack((await kv.get(key))!.value) as unknown[][][])[3]).toEqual([["old", first.seq, expect.any(Uint8Array)]]);
+
+    const b = await node("ik8", 2);
+    expect(await add(client, "o1", 4, "old")).toEqual({ ok: true, value: { n: 1 }, seq: first.seq, replayed: true });
+    expect(await counterState(client, "o1")).toMatchObject({ n: 1, sum: 3 });
+    // keys recorded from now on have fingerprints
+    await add(client, "o1", 4, "new");
+    expect(await add(client, "o1", 5, "new")).toMatchObject({ ok: false, error: { code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED" } });
+    expect(await counterState(client, "o1")).toMatchObject({ n: 2, sum: 7 });
+    await stop(b);
     await client.close();
   });
 });
