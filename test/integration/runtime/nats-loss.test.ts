@@ -30,7 +30,7 @@ afterAll(async () => {
 
 describe("ingest on a 3-server NATS cluster, replicas 3", () => {
   it("loses no accepted reading and applies none twice when the input stream's leader dies mid-ingest", { timeout: 300_000 }, async () => {
-    // R3 needs leases that outlive a stream leader election (docs/runtime.md)
+    // leases that outlive a stream leader election: the default with replicas 3 (runtime/config.ts)
     c = await TestCluster.start(nats.urls.join(","), { prefix: PREFIX, nodes: NODES, shards: SHARDS, replicas: 3, node: { leaseTtlMs: 10_000, heartbeatMs: 2000 } });
     const cl = c;
     onTestFailed(() => console.error(`node logs:\n${cl.dumpLogs()}\n${nats.servers.map((m) => `--- ${m.name} ---\n${m.logTail(15)}`).join("\n")}`));
