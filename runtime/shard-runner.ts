@@ -5,10 +5,11 @@
 // per entity (`seq <= appliedSeq`), so every input takes effect exactly once.
 import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { KV, Kvm } from "@nats-io/kv";
-import { errors as natsErrors, headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
 import { commandFingerprint, sameFingerprint } from "./command-fingerprint.ts";
 import { CommandKeys, idempotencyKeyProblem, type AppliedCommand } from "./command-keys.ts";
+import { askAgain, worthAskingAgain } from "./js-retry.ts";
 import { ERASE_KIND, type Applied, type EntityBehavior, type EntityOutput } from "./entity.ts";
 import { RuntimeErrors } from "./errors.ts";
 import { decodeBatch, type InputItem } from "./envelope.ts";
@@ -63,10 +64,11 @@ export interface ShardRunnerOptions {
    */
   pullExpiresMs: number;
   /**
-   * How long a shard's start keeps asking for its consumer when the request times out (ms): a replicated
-   * consumer's creation can outlast one API timeout (see `addConsumer`). Default 30000.
+   * How long a shard's start keeps asking JetStream again (ms) when a request times out or finds no
+   * JetStream leader (js-retry.ts): its snapshot bucket, the scan's consumer, the shard's consumer.
+   * Default 30000.
    */
-  consumerCreateMs: number;
+  startRetryMs: number;
   /** Consumer max_ack_pending; must exceed the messages one commit interval brings. Default 100000. */
   maxAckPending: number;
   /** Consumer ack_wait (ms); far above a commit, only matters if a node stalls. Default 60000. */
@@ -94,7 +96,7 @@ export const defaultShardRunnerOptions: ShardRunnerOptions = {
   commitMaxDirty: 5000,
   fetchBatch: 32,
   pullExpiresMs: 5000,
-  consumerCreateMs: 30_000,
+  startRetryMs: 30_000,
   maxAckPending: 100_000,
   ackWaitMs: 60_000,
   idlePassivateMs: 600_000,
@@ -159,14 +161,6 @@ interface PendingOutput {
  */
 export function commitDeferred(pending: number, sinceLastCommitMs: number, options: Pick<ShardRunnerOptions, "commitMaxIntervalMs">): boolean {
   return pending > 0 && sinceLastCommitMs < options.commitMaxIntervalMs;
-}
-
-/**
- * "jetstream is not enabled": nats.js's name for a JetStream API request nobody answered at once (no
- * responders) — on a cluster, while the JetStream meta leader is being replaced after a server loss.
- */
-function jetStreamBeingReplaced(err: unknown): boolean {
-  return err instanceof Error && err.name === "JetStreamNotEnabled";
 }
 
 /** A shard start's phases, in order (see `ShardRunner.start`). */
@@ -266,7 +260,7 @@ export class ShardRunner {
       mark = now;
     };
     const bucket = names.snapshotBucket(this.shard);
-    this.kv = await openSnapshotBucket(kvm, bucket, { replicas: options.replicas });
+    this.kv = await this.askAgain(() => openSnapshotBucket(kvm, bucket, { replicas: options.replicas }));
     lap("open");
     const writer = await claimShard(jsm, this.kv, publisher, bucket, this.shard, this.epoch).catch((err: unknown) => {
       if (err instanceof FencedError) metrics.fencingRejections.inc();
@@ -274,7 +268,7 @@ export class ShardRunner {
     });
     this.writer = writer;
     lap("fence");
-    const scan = await scanShard(js, jsm, bucket, writer.claimed.keys);
+    const scan = await this.askAgain(() => scanShard(js, jsm, bucket, writer.claimed.keys));
     for (const [key, rec] of scan.entities) {
       const dot = key.indexOf(".");
       const behavior = this.deps.behaviors.get(key.slice(0, dot));
@@ -492,36 +486,22 @@ export class ShardRunner {
   }
 
   /**
-   * Creates this epoch's consumer. Adding an identical config is idempotent, so a request that timed out
-   * — a replicated consumer is a raft group of its own, and creating one can outlast the API timeout on a
-   * busy cluster or while a NATS server is being replaced — is simply asked again until `consumerCreateMs`
-   * has passed: the server may still be creating it. So is one that found no JetStream leader. A
-   * consumer of this name that has delivered already (an earlier attempt of this epoch, restarted after
-   * a storage failure) or has another config (refused) is deleted and made afresh.
+   * Creates this epoch's consumer, asking again while the request times out or finds no JetStream
+   * leader (js-retry.ts). A consumer of this name that has delivered already (an earlier attempt of this
+   * epoch, restarted after a storage failure) or has another config (refused) is deleted and made afresh.
    */
   private async addConsumer(config: Partial<ConsumerConfig> & { durable_name: string }): Promise<ConsumerInfo> {
-    const { jsm, inputStream, options } = this.deps;
-    const deadline = performance.now() + options.consumerCreateMs;
-    let fresh = false;
-    for (;;) {
-      let info: ConsumerInfo;
-      try {
-        info = await jsm.consumers.add(inputStream, config);
-      } catch (err) {
-        if (this.stopped || performance.now() >= deadline) throw err;
-        if (jetStreamBeingReplaced(err)) {
-          await new Promise((r) => setTimeout(r, 250)); // no JetStream leader answers yet
-        } else if (!(err instanceof natsErrors.TimeoutError)) {
-          if (fresh) throw err;
-          fresh = true;
-          await jsm.consumers.delete(inputStream, config.durable_name).catch(() => false);
-        }
-        continue;
-      }
-      if (info.delivered.consumer_seq === 0 || fresh) return info;
-      fresh = true;
-      await jsm.consumers.delete(inputStream, config.durable_name).catch(() => false);
-    }
+    const { jsm, inputStream } = this.deps;
+    const add = () => this.askAgain(() => jsm.consumers.add(inputStream, config));
+    const info = await add().catch((err: unknown) => (worthAskingAgain(err) ? Promise.reject(err) : undefined));
+    if (info !== undefined && info.delivered.consumer_seq === 0) return info;
+    await jsm.consumers.delete(inputStream, config.durable_name).catch(() => false);
+    return add();
+  }
+
+  /** A start's JetStream request, asked again while worth it (js-retry.ts), until `startRetryMs`. */
+  private askAgain<T>(request: () => Promise<T>): Promise<T> {
+    return askAgain(request, { withinMs: this.deps.options.startRetryMs, stopped: () => this.stopped });
   }
 
   /** Deletes this shard's consumers of older epochs still there (a crash, two claims racing). */
