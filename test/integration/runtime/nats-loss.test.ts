@@ -72,7 +72,7 @@ describe("ingest on a 3-server NATS cluster, replicas 3", () => {
 
     // every twin: exactly the readings and statistics of what was sent, in order; a resent message
     // that had been stored after all counts only as duplicates / late readings
-    // (how soon is printed below: 15–31 s in most runs on this 2-core machine, once over a minute)
+    // (how soon is printed below: 19–25 s on this 2-core machine)
     await cl.waitServed(probe, NODES, 150_000);
     const views = await waitApplied(cl.client, fleet.ids, ref, { resentReadings: sent.resentReadings, timeoutMs: 120_000 });
     for (const id of fleet.ids) expectMatchesReference(id, views.get(id)!, ref.get(id), sent.resentReadings.get(id) ?? 0);
