@@ -65,8 +65,8 @@ export interface ShardRunnerOptions {
   pullExpiresMs: number;
   /**
    * How long a shard's start keeps asking JetStream again (ms) when a request times out or finds no
-   * JetStream leader (js-retry.ts): its snapshot bucket, the scan's consumer, the shard's consumer.
-   * Default 30000.
+   * JetStream leader (js-retry.ts): its snapshot bucket, the scan's consumer, the shard's consumer; and
+   * how long a commit keeps publishing refused outputs again (`confirmOutputs`). Default 30000.
    */
   startRetryMs: number;
   /** Consumer max_ack_pending; must exceed the messages one commit interval brings. Default 100000. */
@@ -784,13 +784,21 @@ export class ShardRunner {
     }
   }
 
+  /**
+   * Waits until every output of the cut is stored, publishing the refused ones again (their `Nats-Msg-Id`
+   * makes a repeat harmless) with growing pauses for up to `startRetryMs`: while the output stream elects
+   * a new leader (a NATS server lost) every publish is refused at once with "no stream answered", and
+   * giving up then would restart the shard from its checkpoint for a pause of a few seconds.
+   */
   private async confirmOutputs(outputs: PendingOutput[]): Promise<void> {
+    const deadline = performance.now() + this.deps.options.startRetryMs;
     let todo = outputs;
     for (let attempt = 0; todo.length > 0; attempt++) {
       const results = await Promise.allSettled(todo.map((o) => o.ack));
       const failed = todo.filter((_, i) => results[i]!.status === "rejected");
       if (failed.length === 0) return;
-      if (attempt >= 3) throw (results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason;
+      if (this.aborted || performance.now() >= deadline) throw (results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason;
+      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
       todo = failed.map((o) => ({ ...o, ack: this.deps.publisher.publishNow(o.subject, o.data, { msgId: o.msgId, headers: MSGPACK_HEADER }) }));
     }
   }
