@@ -68,6 +68,7 @@ describe("ingest on a 3-server NATS cluster, replicas 3", () => {
     await client.close();
     expect(sent.accepted).toBe(messages);
     expect(killed).toBeDefined();
+    expect(sent.resends, "sends caught by the loss (resent)").toBeGreaterThan(0);
     await killed;
 
     // every twin: exactly the readings and statistics of what was sent, in order; a resent message
