@@ -21,7 +21,7 @@ export const IDEMPOTENCY_KEY_MAX_LENGTH = 128;
 
 // printable ASCII (0x20–0x7E), no space at either end: HTTP trims header values, so such a key could not
 // arrive unchanged over HTTP and would silently differ from the same key sent over NATS
-const KEY_PATTERN = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
 /**
  * Why `key` is not a valid idempotency key (1–128 printable ASCII characters, no space at either end),
@@ -30,7 +30,7 @@ const KEY_PATTERN = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 export function idempotencyKeyProblem(key: unknown): string | undefined {
   if (typeof key !== "string") return "must be a string";
   if (key.length === 0 || key.length > IDEMPOTENCY_KEY_MAX_LENGTH) return `must be 1–${IDEMPOTENCY_KEY_MAX_LENGTH} characters`;
-  if (!KEY_PATTERN.test(key)) return "must be printable ASCII (0x20–0x7E), not beginning or ending with a space";
+  if (!IDEMPOTENCY_KEY_PATTERN.test(key)) return "must be printable ASCII (0x20–0x7E), not beginning or ending with a space";
   return undefined;
 }
 

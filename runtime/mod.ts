@@ -15,7 +15,7 @@ export type { Applied, ApplyContext, EntityBehavior, EntityOutput } from "./enti
 export { ERASE_KIND } from "./entity.ts";
 export { RuntimeClient } from "./client.ts";
 export type { CommandOptions, RuntimeClientOptions } from "./client.ts";
-export { COMMAND_KEYS_MAX_BYTES, COMMAND_KEYS_PER_ENTITY, IDEMPOTENCY_KEY_MAX_LENGTH, idempotencyKeyProblem } from "./command-keys.ts";
+export { COMMAND_KEYS_MAX_BYTES, COMMAND_KEYS_PER_ENTITY, IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN, idempotencyKeyProblem } from "./command-keys.ts";
 export type { AppliedCommand } from "./command-keys.ts";
 export type { EntityReply } from "./shard-runner.ts";
 export { PublishError } from "./publisher.ts";

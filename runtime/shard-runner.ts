@@ -64,11 +64,11 @@ export interface ShardRunnerOptions {
    */
   pullExpiresMs: number;
   /**
-   * How long a shard's start keeps asking JetStream again (ms) when a request times out or finds no
-   * JetStream leader (js-retry.ts): its snapshot bucket, the scan's consumer, the shard's consumer; and
-   * how long a commit keeps publishing refused outputs again (`confirmOutputs`). Default 30000.
+   * How long a shard keeps asking JetStream again (ms) while a server is being replaced: a start's
+   * requests that time out or find no JetStream leader (js-retry.ts: its snapshot bucket, the scan's
+   * consumer, the shard's consumer), and a commit's refused outputs (`confirmOutputs`). Default 30000.
    */
-  startRetryMs: number;
+  askAgainMs: number;
   /** Consumer max_ack_pending; must exceed the messages one commit interval brings. Default 100000. */
   maxAckPending: number;
   /** Consumer ack_wait (ms); far above a commit, only matters if a node stalls. Default 60000. */
@@ -96,7 +96,7 @@ export const defaultShardRunnerOptions: ShardRunnerOptions = {
   commitMaxDirty: 5000,
   fetchBatch: 32,
   pullExpiresMs: 5000,
-  startRetryMs: 30_000,
+  askAgainMs: 30_000,
   maxAckPending: 100_000,
   ackWaitMs: 60_000,
   idlePassivateMs: 600_000,
@@ -499,9 +499,9 @@ export class ShardRunner {
     return add();
   }
 
-  /** A start's JetStream request, asked again while worth it (js-retry.ts), until `startRetryMs`. */
+  /** A start's JetStream request, asked again while worth it (js-retry.ts), until `askAgainMs`. */
   private askAgain<T>(request: () => Promise<T>): Promise<T> {
-    return askAgain(request, { withinMs: this.deps.options.startRetryMs, stopped: () => this.stopped });
+    return askAgain(request, { withinMs: this.deps.options.askAgainMs, stopped: () => this.stopped });
   }
 
   /** Deletes this shard's consumers of older epochs still there (a crash, two claims racing). */
@@ -786,12 +786,12 @@ export class ShardRunner {
 
   /**
    * Waits until every output of the cut is stored, publishing the refused ones again (their `Nats-Msg-Id`
-   * makes a repeat harmless) with growing pauses for up to `startRetryMs`: while the output stream elects
+   * makes a repeat harmless) with growing pauses for up to `askAgainMs`: while the output stream elects
    * a new leader (a NATS server lost) every publish is refused at once with "no stream answered", and
    * giving up then would restart the shard from its checkpoint for a pause of a few seconds.
    */
   private async confirmOutputs(outputs: PendingOutput[]): Promise<void> {
-    const deadline = performance.now() + this.deps.options.startRetryMs;
+    const deadline = performance.now() + this.deps.options.askAgainMs;
     let todo = outputs;
     for (let attempt = 0; todo.length > 0; attempt++) {
       const results = await Promise.allSettled(todo.map((o) => o.ack));

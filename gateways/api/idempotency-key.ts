@@ -1,7 +1,7 @@
 // The `Idempotency-Key` header of commands, over HTTP and the NATS service alike: a caller that retries
 // a command under the same key gets the first application's result instead of a second application
 // (the twin's runner keeps the last keys per device; see docs/runtime.md, "Idempotent commands").
-import { idempotencyKeyProblem, IDEMPOTENCY_KEY_MAX_LENGTH, RuntimeErrors } from "../../runtime/mod.ts";
+import { idempotencyKeyProblem, IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN, RuntimeErrors } from "../../runtime/mod.ts";
 import { ProblemError } from "../errors.ts";
 
 /** Request header (HTTP and NATS) carrying a command's idempotency key. */
@@ -15,7 +15,7 @@ export const IDEMPOTENCY_KEY_SCHEMA = {
   type: "string",
   minLength: 1,
   maxLength: IDEMPOTENCY_KEY_MAX_LENGTH,
-  pattern: "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$",
+  pattern: IDEMPOTENCY_KEY_PATTERN.source,
 } as const;
 
 /**

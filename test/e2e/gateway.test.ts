@@ -6,7 +6,6 @@
 // being stored, and after a restart and resend the final state equals the reference exactly.
 import { connect as natsConnect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { get as httpGet } from "node:http";
 import { pack } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHANNELS, type Alert, type Reading, type TwinView } from "../../actors/device-twin/domain/mod.ts";
@@ -14,6 +13,7 @@ import { decode } from "../../runtime/mod.ts";
 import { expectChannel } from "../domain/compare.ts";
 import { acceptInOrder, refChannel } from "../domain/reference.ts";
 import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
+import { sse as openSse } from "../harness/sse.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { AirtwinProcess, FAST_ENV, foobotBody, readingsFor, runAirtwin, startGatewayProcess } from "./processes.ts";
 
@@ -295,25 +295,3 @@ describe("airtwin gateway end to end", () => {
     expect(bad.out).toContain("AIRTWIN_ERR_OPS_SHARD_RANGE");
   });
 });
-
-/** A minimal SSE reader over node:http. */
-function openSse(target: string, headers: Record<string, string>) {
-  const events: Array<{ event: string; data: unknown }> = [];
-  let buf = "";
-  const req = httpGet(target, { headers, agent: false }, (res) => {
-    res.setEncoding("utf8");
-    res.on("data", (chunk: string) => {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        const block = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1] ?? "message";
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (data !== undefined) events.push({ event, data: JSON.parse(data) });
-      }
-    });
-  });
-  req.on("error", () => undefined);
-  return { events, close: () => req.destroy() };
-}

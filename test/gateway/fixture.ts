@@ -2,7 +2,6 @@
 // `app.inject()` tests exercise the real registry, client, twin and output stream. Each fixture uses its
 // own subject prefix; failures are injected at the gateway's interfaces (backend, health, ops), never by
 // mocking NATS.
-import { get as httpGet, type IncomingMessage } from "node:http";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { deviceTwinBehavior } from "../../actors/device-twin/behavior.ts";
@@ -143,36 +142,7 @@ export function errorOf(r: LightMyRequestResponse): { statusCode: number; code: 
   return body;
 }
 
-/** Opens an SSE stream and collects its events. */
-export function sse(url: string, headers: Record<string, string> = {}) {
-  const events: Array<{ event: string; id?: string; data: unknown }> = [];
-  let res: IncomingMessage | undefined;
-  const opened = new Promise<IncomingMessage>((resolve, reject) => {
-    const req = httpGet(url, { headers, agent: false }, (r) => {
-      res = r;
-      let buf = "";
-      r.setEncoding("utf8");
-      r.on("data", (chunk: string) => {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const e: { event: string; id?: string; data: unknown } = { event: "message", data: undefined };
-          for (const line of block.split("\n")) {
-            if (line.startsWith("event: ")) e.event = line.slice(7);
-            else if (line.startsWith("id: ")) e.id = line.slice(4);
-            else if (line.startsWith("data: ")) e.data = JSON.parse(line.slice(6));
-          }
-          if (e.data !== undefined) events.push(e);
-        }
-      });
-      resolve(r);
-    });
-    req.on("error", reject);
-  });
-  return { events, opened, close: () => res?.destroy() };
-}
+export { sse } from "../harness/sse.ts";
 
 /** Listens on a free port of 127.0.0.1; the base URL. */
 export async function listen(app: FastifyInstance): Promise<string> {
