@@ -1,9 +1,10 @@
 // The shard runner against a real nats-server: exact state after apply/commit, replay after a crash
 // without double-applying, fencing of a zombie owner, wake-ups across restarts, command replies.
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../runtime/client.ts";
-import type { NodeRuntime } from "../../runtime/node-runtime.ts";
+import { outputStreamConfig } from "../../runtime/cluster-setup.ts";
+import type { LogFn, NodeRuntime } from "../../runtime/node-runtime.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { counterState, natsForFile, testNode } from "./fixture.ts";
 
@@ -12,8 +13,8 @@ const SHARDS = 4;
 const nats = natsForFile();
 const conn = () => nats.conn();
 
-async function node(prefix: string, runner = {}): Promise<NodeRuntime> {
-  return testNode(await conn(), { prefix, shards: SHARDS, runner: { commitIntervalMs: 100, wakeIntervalMs: 50, ...runner } });
+async function node(prefix: string, runner = {}, log?: LogFn): Promise<NodeRuntime> {
+  return testNode(await conn(), { prefix, shards: SHARDS, runner: { commitIntervalMs: 100, wakeIntervalMs: 50, ...runner }, ...(log === undefined ? {} : { log }) });
 }
 
 async function startAll(n: NodeRuntime, epoch: number): Promise<void> {
@@ -179,6 +180,30 @@ describe("shard runner", () => {
     expect((await counterState(client, "early")).ticks).toBe(1);
     // what is left: early's superseded entry (base + 5000), skipped when it comes due
     expect((await a.metrics.timersQueued.get()).values[0]?.value).toBe(1);
+    await a.host.stopAll();
+    a.close();
+    await client.close();
+  });
+
+  it("keeps its shards while the output stream cannot store: a commit publishes the refused outputs again", async () => {
+    // what a shard sees while the output stream elects a leader after a NATS server loss: every publish
+    // refused at once ("no stream answered"); here the stream is gone for a while, then back
+    const warnings: string[] = [];
+    const a = await node("t7", {}, (level, msg) => void (level !== "info" && warnings.push(msg)));
+    await startAll(a, 1);
+    const client = new RuntimeClient(await conn(), { prefix: "t7", shards: SHARDS });
+    const jsm = await jetstreamManager(await conn());
+    const out = outputStreamConfig(a.names, { shards: SHARDS, streams: 1, replicas: 1 });
+    await jsm.streams.delete(out.name);
+    for (let i = 0; i < 10; i++) await client.send("counter", "o", "add", { v: i }); // the 10th emits an output
+    await waitFor(async () => (await counterState(client, "o")).n === 10, { message: "applied" });
+    await new Promise((r) => setTimeout(r, 800)); // several commits refused meanwhile
+    await jsm.streams.add(out);
+    await waitFor(async () => (await jsm.streams.info(out.name)).state.messages === 1, { message: "the output stored once the stream is back" });
+    await waitFor(async () => (await client.getSnapshot("counter", "o"))?.appliedSeq !== undefined, { message: "committed" });
+    // no restart from the checkpoint: the shards stayed with their first runner throughout
+    expect(warnings).toEqual([]);
+    expect(a.host.owned().sort()).toEqual([0, 1, 2, 3]);
     await a.host.stopAll();
     a.close();
     await client.close();
