@@ -24,27 +24,16 @@ import { connect } from "@nats-io/transport-node";
 import { decode } from "../runtime/mod.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import type { LoadJob, LoadResult } from "./gateway-load.ts";
+import { emit as emitFigure, note, percentile, round, type Figure } from "./lib/report.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = join(ROOT, "bin", "airtwin.js");
 const ADMIN = "bench-admin-token-0123456789abcdef";
 const PREFIX = "bg";
 
-interface Figure {
-  suite: "gateway";
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  detail?: Record<string, unknown>;
-}
-
+/** A figure of this suite (lib/report.ts). */
 function emit(f: Omit<Figure, "suite">): void {
-  process.stdout.write(`${JSON.stringify({ suite: "gateway", ...f })}\n`);
-}
-
-function note(msg: string, fields?: Record<string, unknown>): void {
-  process.stderr.write(`[bench gateway ${new Date().toISOString().slice(11, 23)}] ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}\n`);
+  emitFigure({ suite: "gateway", ...f });
 }
 
 function loadAverage(): number | undefined {
@@ -53,17 +42,6 @@ function loadAverage(): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-function round(x: number, digits = 3): number {
-  if (!Number.isFinite(x) || x === 0) return x;
-  const scale = 10 ** (digits - 1 - Math.floor(Math.log10(Math.abs(x))));
-  return Math.round(x * scale) / scale;
-}
-
-function percentile(xs: readonly number[], p: number): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
 }
 
 function arg(argv: readonly string[], name: string, fallback: number): number {
