@@ -1,4 +1,4 @@
-// Test support (imported only by twin-snapshot.golden.test.ts): a seeded, varied corpus of twins whose
+// Test support (imported only by ./twin-snapshot.golden.test.ts): a seeded, varied corpus of twins whose
 // snapshots were recorded by the encoder of commit 327c28c, so a change of the snapshot byte format — or
 // of the state a given input log produces — fails a test instead of slipping through a refactor.
 //
@@ -11,10 +11,10 @@
 // test/harness/rng.ts or bench/lib/fleet.ts: the recorded hashes depend on every generated value, so a
 // change to a shared test or bench helper must not move them.
 
-import { applyInput, createTwin } from "./twin.ts";
-import type { TwinInput, TwinState } from "./twin.ts";
-import { CHANNELS, CHANNEL_RANGES } from "./types.ts";
-import type { Command, Reading } from "./types.ts";
+import { applyInput, createTwin } from "../../../actors/device-twin/domain/twin.ts";
+import type { TwinInput, TwinState } from "../../../actors/device-twin/domain/twin.ts";
+import { CHANNELS, CHANNEL_RANGES } from "../../../actors/device-twin/domain/types.ts";
+import type { Command, Reading } from "../../../actors/device-twin/domain/types.ts";
 
 const MIN = 60_000;
 const HOUR = 3_600_000;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { goldenCorpus, hash53, replayCorpusTwin } from "./snapshot-golden-corpus.ts";
-import { GOLDEN_HASHES, GOLDEN_SNAPSHOTS } from "./snapshot-golden-data.ts";
-import { decodeTwin, encodeTwin, twinEqual } from "./twin-snapshot.ts";
+import { goldenCorpus, hash53, replayCorpusTwin } from "./corpus.ts";
+import { GOLDEN_HASHES, GOLDEN_SNAPSHOTS } from "./data.ts";
+import { decodeTwin, encodeTwin, twinEqual } from "../../../actors/device-twin/domain/twin-snapshot.ts";
 
 // The snapshot format is a contract with every snapshot already stored: these fail when the encoder's
 // bytes or the decoder's reading of old bytes change, even if encode∘decode still round-trips.

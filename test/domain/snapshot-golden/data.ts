@@ -1,4 +1,4 @@
-// Generated from the snapshot encoder of commit 327c28c by replaying snapshot-golden-corpus.ts (see
+// Generated from the snapshot encoder of commit 327c28c by replaying corpus.ts (see
 // twin-snapshot.golden.test.ts). Do not edit; a change here is a change of the snapshot format.
 
 /** Per corpus twin: `length:hash53` of encodeTwin's bytes after each segment. */
