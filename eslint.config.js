@@ -1,9 +1,9 @@
-// Lint: typescript-eslint plus the architecture rules of DESIGN §1 (no cycles; a pure domain).
+// Lint: typescript-eslint plus the architecture rules of docs/design.md §1 (no cycles; a pure domain).
 import tseslint from "typescript-eslint";
 import importX from "eslint-plugin-import-x";
 import { createTypeScriptImportResolver } from "eslint-import-resolver-typescript";
 
-/** Imports that would make the twin domain impure or couple it to the runtime (DESIGN §1). */
+/** Imports that would make the twin domain impure or couple it to the runtime (docs/design.md §1). */
 const domainForbidden = {
   patterns: [
     { group: ["node:*"], message: "actors/*/domain is pure: no node:* imports." },

@@ -1,4 +1,4 @@
-// airtwin CLI entry: one subcommand per role (DESIGN §6).
+// airtwin CLI entry: one subcommand per role (docs/design.md §6).
 const usage = `usage: airtwin <command>
 
 commands:

@@ -7,7 +7,7 @@ import { startNode } from "../runtime/node.ts";
 
 /**
  * Wall-clock silence after which a twin reports its device offline (ms), 1 000..604 800 000.
- * `AIRTWIN_OFFLINE_AFTER_MS`. Default 900 000 (15 min, DESIGN §4). Tests use a few seconds.
+ * `AIRTWIN_OFFLINE_AFTER_MS`. Default 900 000 (15 min, docs/design.md §4). Tests use a few seconds.
  */
 export function offlineAfterMs(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.AIRTWIN_OFFLINE_AFTER_MS?.trim();

@@ -1,4 +1,4 @@
-// MessagePack codec of every NATS payload (DESIGN §5): msgpackr with plain maps, no record extension,
+// MessagePack codec of every NATS payload (docs/design.md §5): msgpackr with plain maps, no record extension,
 // so other languages can read it; header Content-Type: application/msgpack.
 
 import { Packr } from "msgpackr";

@@ -1,4 +1,4 @@
-// Runtime configuration (DESIGN §6): environment variables in, a validated, frozen AirtwinConfig out.
+// Runtime configuration (docs/design.md §6): environment variables in, a validated, frozen AirtwinConfig out.
 // Invalid values fail fast with AIRTWIN_ERR_CONFIG_INVALID naming every offending variable and why.
 
 import { hostname } from "node:os";

@@ -1,4 +1,4 @@
-// Subject and resource names of one airtwin cluster, all derived from the prefix (DESIGN §5).
+// Subject and resource names of one airtwin cluster, all derived from the prefix (docs/design.md §5).
 // Generic: nothing here knows what an entity is about.
 
 /** Names of the NATS subjects, streams, buckets and consumers of a cluster with a given prefix. */

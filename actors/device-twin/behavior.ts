@@ -1,4 +1,4 @@
-// Binds the pure device-twin domain to the actor runtime: input kinds, output subjects (DESIGN §5),
+// Binds the pure device-twin domain to the actor runtime: input kinds, output subjects (docs/design.md §5),
 // live queries, wake-ups for offline detection, and the snapshot codec.
 import type { Applied, EntityBehavior, EntityOutput } from "../../runtime/mod.ts";
 import {
@@ -25,7 +25,7 @@ export const TwinInputKinds = { readings: "readings", command: "command" } as co
 /** Live queries: the whole view (default). */
 export type TwinQuery = { view?: "state" } | null | undefined;
 
-/** Subject of each output kind under the cluster prefix (DESIGN §5). */
+/** Subject of each output kind under the cluster prefix (docs/design.md §5). */
 export function outputSubject(prefix: string, o: TwinOutput): string {
   switch (o.type) {
     case "alert":

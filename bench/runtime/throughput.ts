@@ -185,7 +185,7 @@ async function floorRun(nc: NatsConnection, stream: string, messages: number): P
 
 /**
  * The domain bound: the floor's consumer, but each device's readings go through the twin's own
- * `applyInput` (every statistic, bucket, calibration and rule of DESIGN §4) and its outputs are dropped;
+ * `applyInput` (every statistic, bucket, calibration and rule of docs/design.md §4) and its outputs are dropped;
  * nothing is persisted or published. No runtime can beat this with this domain: it is what is left of
  * the floor/runtime gap once all of the runtime's own work (activation, outputs, commits, acks) is free.
  */

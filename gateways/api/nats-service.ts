@@ -1,4 +1,4 @@
-// The twin API for services over plain NATS request/reply (DESIGN §5): `<prefix>.api.cmd.<deviceId>`
+// The twin API for services over plain NATS request/reply (docs/design.md §5): `<prefix>.api.cmd.<deviceId>`
 // (body: a command, as POST …/commands) and `<prefix>.api.get.<deviceId>` (body: empty, or
 // `{ consistency: "live"|"snapshot" }`), served by every gateway in one queue group. Bodies are
 // MessagePack; the reply body is the HTTP response body — the result, or the error object

@@ -1,4 +1,4 @@
-// buildApp(deps): the HTTP API v1 (DESIGN §5) as a fastify instance, without listening — tests use
+// buildApp(deps): the HTTP API v1 (docs/design.md §5) as a fastify instance, without listening — tests use
 // `app.inject()`, the gateway process calls `listen`. Plugins: OpenAPI from the route schemas at /docs,
 // msgpack bodies, one error handler that answers every error as
 // `{ statusCode, code, error, message, details? }`, and request metrics.

@@ -1,4 +1,4 @@
-// Authentication and authorisation of the HTTP API (DESIGN §5): device tokens for ingest (Bearer or
+// Authentication and authorisation of the HTTP API (docs/design.md §5): device tokens for ingest (Bearer or
 // Foobot's X-API-KEY-TOKEN), user API keys (own devices only) and the one admin token for everything.
 // Failures never reveal whether a device exists: an unknown device and a wrong token get the same 401,
 // and a user asking for a device that is not theirs gets 403 whether it exists or not.

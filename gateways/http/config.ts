@@ -1,4 +1,4 @@
-// Configuration of `airtwin gateway`: the runtime's (DESIGN §6: NATS_URL, AIRTWIN_ADMIN_TOKEN,
+// Configuration of `airtwin gateway`: the runtime's (docs/design.md §6: NATS_URL, AIRTWIN_ADMIN_TOKEN,
 // AIRTWIN_HTTP_PORT, AIRTWIN_SHARDS, AIRTWIN_PREFIX, …) plus the gateway's own variables below.
 // Invalid values fail fast with AIRTWIN_ERR_CONFIG_INVALID naming every offending variable.
 import { loadConfig, RuntimeError, type AirtwinConfig, type ConfigProblem } from "../../runtime/mod.ts";

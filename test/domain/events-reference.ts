@@ -1,4 +1,4 @@
-// A deliberately naive reference of DESIGN §4's pollution events, for differential tests of the twin:
+// A deliberately naive reference of docs/design.md §4's pollution events, for differential tests of the twin:
 // one rule, the whole (t, value) series in memory, peak and mean recomputed from the series itself.
 import type { Rule } from "../../actors/device-twin/domain/types.ts";
 

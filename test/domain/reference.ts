@@ -1,4 +1,4 @@
-// A deliberately naive reference of the twin statistics (DESIGN §4): plain arrays, everything recomputed
+// A deliberately naive reference of the twin statistics (docs/design.md §4): plain arrays, everything recomputed
 // from scratch. Tests compare the packed implementation in actors/device-twin/domain/stats.ts with it.
 
 import { CHANNELS, type Channel, type Reading } from "../../actors/device-twin/domain/types.ts";
@@ -144,7 +144,7 @@ export interface RefCalibrationChange {
 }
 
 /**
- * Calibration per DESIGN §4 with the calendar-window decision: a day's low is the mean of its ≤ 5 lowest
+ * Calibration per docs/design.md §4 with the calendar-window decision: a day's low is the mean of its ≤ 5 lowest
  * values at 1 ppm/ppb resolution (Math.round), the baseline the min of the lows of days D−7 … D−1.
  * `recalibrations.get(i)`: channels recalibrated just before accepted[i] (lows of closed days forgotten,
  * baseline undefined, offset 0); the changes recalibrate() itself returns are not listed.

@@ -1,4 +1,4 @@
-// Command validation (DESIGN §5 POST /v1/devices/:id/commands). Stateless: shape and field checks only;
+// Command validation (docs/design.md §5 POST /v1/devices/:id/commands). Stateless: shape and field checks only;
 // what needs the twin (unknown rule/subscription ids, limits) is checked when the twin applies it.
 
 import { problem } from "./errors.ts";

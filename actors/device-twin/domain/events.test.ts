@@ -1,4 +1,4 @@
-// Table-driven tests of every transition of the pollution-event state machine (DESIGN §4).
+// Table-driven tests of every transition of the pollution-event state machine (docs/design.md §4).
 import { describe, expect, it } from "vitest";
 import {
   applyReadingToEvents,
@@ -137,7 +137,7 @@ describe("event state machine transitions", () => {
     }
   });
 
-  it("alerts carry exactly the DESIGN §5 payload fields", () => {
+  it("alerts carry exactly the docs/design.md §5 payload fields", () => {
     const { alerts } = run(ABOVE, [[0, 120], [10, 130], [20, 40], [30, 45]]);
     expect(Object.keys(alerts[0]!)).toEqual(["id", "deviceId", "ruleId", "channel", "kind", "at", "value", "threshold", "eventId", "startedAt"]);
     expect(alerts[1]).toEqual({

@@ -1,4 +1,4 @@
-// The pollution-event state machine of each rule (DESIGN §4), in event time.
+// The pollution-event state machine of each rule (docs/design.md §4), in event time.
 //
 // Layout: a rule in `normal` has no storage at all (twins with no open machine share two frozen empty
 // arrays). Every other rule owns one slot of STRIDE (9) doubles in a single packed number array per twin,
@@ -61,7 +61,7 @@ export function createEventStates(): EventStates {
 const NO_IDS: readonly string[] = Object.freeze([]);
 const NO_DATA: readonly number[] = Object.freeze([]);
 
-/** The event id of DESIGN §4. */
+/** The event id of docs/design.md §4. */
 export function eventId(deviceId: string, ruleId: string, startedAt: number): string {
   return `${deviceId}:${ruleId}:${startedAt}`;
 }

@@ -1,4 +1,4 @@
-// Device id validation (DESIGN §4): an id becomes a NATS subject token and a KV key.
+// Device id validation (docs/design.md §4): an id becomes a NATS subject token and a KV key.
 
 import { problem } from "./errors.ts";
 import type { Problem } from "./types.ts";

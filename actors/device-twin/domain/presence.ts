@@ -1,4 +1,4 @@
-// Device presence (DESIGN §4 "Offline"): wall-clock liveness from reading arrivals and runtime ticks.
+// Device presence (docs/design.md §4 "Offline"): wall-clock liveness from reading arrivals and runtime ticks.
 //
 // Every alert here is a pure function of `lastSeen` and `offlineAfterMs`, never of when a tick happened
 // to run: `offline` is stamped at lastSeen + offlineAfterMs, and a reading that arrives after that

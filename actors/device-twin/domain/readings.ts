@@ -1,4 +1,4 @@
-// Validation of reading batches (DESIGN §4/§5): `{ readings: [...] }` and the Foobot datapoints shape.
+// Validation of reading batches (docs/design.md §4/§5): `{ readings: [...] }` and the Foobot datapoints shape.
 // A batch is accepted whole or rejected whole with a Problem naming every offending index and field.
 
 import { problem } from "./errors.ts";

@@ -31,7 +31,7 @@ function mustPut(set: RuleSet, r: Rule): RuleSet {
 }
 
 describe("default rules", () => {
-  it("are exactly DESIGN §4's", () => {
+  it("are exactly docs/design.md §4's", () => {
     const tenMin = 600_000;
     expect(DEFAULT_RULES).toEqual([
       { id: "default-pm", channel: "pm", direction: "above", enter: 35.5, exit: 25, minDurationMs: tenMin, clearDurationMs: tenMin },

@@ -1,4 +1,4 @@
-// Pollution-event rules (DESIGN §4): the four defaults, validation of user rules, and a device's rule set.
+// Pollution-event rules (docs/design.md §4): the four defaults, validation of user rules, and a device's rule set.
 // A rule set stores only its deviations from the defaults (user rules + deleted default ids) and is an
 // immutable value: every change builds a new one, so a twin with default rules shares one constant and a
 // rejected command cannot leave a half-applied rule set behind.
@@ -30,7 +30,7 @@ function defaultRule(channel: Channel, enter: number, exit: number): Rule {
   });
 }
 
-/** The rules every device starts with (DESIGN §4), frozen. */
+/** The rules every device starts with (docs/design.md §4), frozen. */
 export const DEFAULT_RULES: readonly Rule[] = Object.freeze([
   defaultRule("pm", 35.5, 25),
   defaultRule("co2", 1400, 1000),

@@ -1,4 +1,4 @@
-// Per-channel statistics of one device (DESIGN §4) on the packed layout of snapshot.ts: exact running
+// Per-channel statistics of one device (docs/design.md §4) on the packed layout of snapshot.ts: exact running
 // statistics (Welford, time-aware EWMA), hourly and daily rings with per-day top-5 means, closed-bucket
 // outputs, and the co2/voc calibration of calibration.ts. Pure: time comes from the readings.
 

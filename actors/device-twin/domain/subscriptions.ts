@@ -1,4 +1,4 @@
-// Integration subscriptions (DESIGN §4): validation, the per-device list, matching and forwarding.
+// Integration subscriptions (docs/design.md §4): validation, the per-device list, matching and forwarding.
 // The list is an immutable value (each change builds a new array), so a rejected command changes nothing.
 
 import { problem } from "./errors.ts";

@@ -180,7 +180,7 @@ describe("presence through applyInput", () => {
 });
 
 describe("twinView", () => {
-  it("has DESIGN §5's names", () => {
+  it("has docs/design.md §5's names", () => {
     const s = createTwin(DEV);
     applyInput(s, readings([{ t: T, co2: 500, pm: 3 }, { t: T + MIN, co2: 1500 }], T + MIN + 10));
     const v = twinView(s);

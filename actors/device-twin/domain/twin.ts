@@ -1,4 +1,4 @@
-// The device twin: its whole state and the single entry point `applyInput` (DESIGN §4).
+// The device twin: its whole state and the single entry point `applyInput` (docs/design.md §4).
 //
 // `(state, input) => { state, outputs, result? }`, deterministic (time comes in with the input). For
 // speed the state is owned by its actor and mutated in place, and the same object is returned. A

@@ -1,11 +1,11 @@
-// The twin's shared vocabulary (DESIGN §4/§5): channels, readings, rules, subscriptions, commands, outputs.
+// The twin's shared vocabulary (docs/design.md §4/§5): channels, readings, rules, subscriptions, commands, outputs.
 // Pure types and constants only; every other domain file builds on these names.
 
 /** The six Foobot channels. */
 export const CHANNELS = ["pm", "co2", "voc", "tmp", "hum", "allpollu"] as const;
 export type Channel = (typeof CHANNELS)[number];
 
-/** Inclusive valid range of each channel (DESIGN §4). */
+/** Inclusive valid range of each channel (docs/design.md §4). */
 export const CHANNEL_RANGES: Readonly<Record<Channel, { readonly min: number; readonly max: number }>> = {
   pm: { min: 0, max: 1000 },
   co2: { min: 0, max: 40000 },
@@ -28,7 +28,7 @@ export interface Reading {
 
 export type Direction = "above" | "below";
 
-/** A pollution-event rule (DESIGN §4). Durations in event-time milliseconds. */
+/** A pollution-event rule (docs/design.md §4). Durations in event-time milliseconds. */
 export interface Rule {
   id: string;
   channel: Channel;
@@ -42,7 +42,7 @@ export interface Rule {
 export type AlertKind = "event.start" | "event.end" | "offline" | "online";
 export type Provider = "webhook" | "thermostat" | "push";
 
-/** A subscription forwards matching alerts to a partner provider (DESIGN §4). */
+/** A subscription forwards matching alerts to a partner provider (docs/design.md §4). */
 export interface Subscription {
   id: string;
   provider: Provider;
@@ -50,7 +50,7 @@ export interface Subscription {
   target: string;
 }
 
-/** Alert payload published on `airtwin.out.alert.<deviceId>.<channel>.<kind>` (DESIGN §5). */
+/** Alert payload published on `airtwin.out.alert.<deviceId>.<channel>.<kind>` (docs/design.md §5). */
 export interface Alert {
   id: string;
   deviceId: string;
@@ -107,7 +107,7 @@ export type TwinOutput =
   | { type: "aggregate"; aggregate: ClosedAggregate }
   | { type: "integration"; id: string; provider: Provider; deviceId: string; subscriptionId: string; target: string; alert: Alert };
 
-/** Commands (DESIGN §5), validated before they touch state. */
+/** Commands (docs/design.md §5), validated before they touch state. */
 export type Command =
   | { type: "putRule"; rule: Rule }
   | { type: "deleteRule"; ruleId: string }

@@ -1,4 +1,4 @@
-// The twin as the HTTP API shows it (DESIGN §5 GET /v1/devices/:id): plain JSON, derived on demand.
+// The twin as the HTTP API shows it (docs/design.md §5 GET /v1/devices/:id): plain JSON, derived on demand.
 
 import { eventsView } from "./events.ts";
 import type { EventView } from "./events.ts";

@@ -22,7 +22,7 @@ import { names, type Names } from "../../../runtime/subjects.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 import { CONVERGE_MS, NodeProcess, type NodeProcessOptions } from "./node-process.ts";
 
-/** A `lease.<shard>` record of the cluster bucket (DESIGN: KV lease with a monotonically increasing epoch). */
+/** A `lease.<shard>` record of the cluster bucket (docs/design.md §3.4: KV lease with a monotonically increasing epoch). */
 export interface Lease {
   shard: number;
   owner: string | null;

@@ -6,7 +6,7 @@
 // or the previous message's last `t` again) and some a late reading (older than what was applied).
 //
 // `FleetReference` is the independent oracle: it replays exactly what was sent, message by message, with
-// the rules of DESIGN §4 written out plainly (applied / duplicate / late; count, mean, min, max, last per
+// the rules of docs/design.md §4 written out plainly (applied / duplicate / late; count, mean, min, max, last per
 // channel). Tests compare what the cluster shows with it.
 
 import { expect } from "vitest";

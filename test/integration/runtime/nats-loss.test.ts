@@ -1,5 +1,5 @@
 // @vitest-environment node
-// DESIGN §3.1, its second half: on a 3-server NATS cluster with replicas 3, every accepted reading is
+// docs/design.md §3.1, its second half: on a 3-server NATS cluster with replicas 3, every accepted reading is
 // applied to its twin exactly once across the loss of one NATS server — here the server leading the
 // input stream, killed -9 in the middle of the ingest, with two `airtwin node` processes and the
 // test's client connected to the cluster. Devices resend what was not accepted, as the gateway's 503
