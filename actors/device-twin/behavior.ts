@@ -34,6 +34,8 @@ export function outputSubject(prefix: string, o: TwinOutput): string {
       return `${prefix}.out.calibration.${o.calibration.deviceId}`;
     case "aggregate":
       return `${prefix}.out.aggregate.${o.aggregate.deviceId}`;
+    case "occupancy":
+      return `${prefix}.out.occupancy.${o.occupancy.deviceId}`;
     case "integration":
       return `${prefix}.out.integration.${o.provider}.${o.deviceId}`;
   }
@@ -47,6 +49,8 @@ function toEntityOutput(prefix: string, o: TwinOutput): EntityOutput {
       return { id: o.calibration.id, subject: outputSubject(prefix, o), payload: o.calibration };
     case "aggregate":
       return { id: o.aggregate.id, subject: outputSubject(prefix, o), payload: o.aggregate };
+    case "occupancy":
+      return { id: o.occupancy.id, subject: outputSubject(prefix, o), payload: o.occupancy };
     case "integration":
       return { id: o.id, subject: outputSubject(prefix, o), payload: { subscriptionId: o.subscriptionId, target: o.target, alert: o.alert } };
   }

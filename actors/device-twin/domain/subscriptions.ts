@@ -16,7 +16,7 @@ export const MAX_TARGET_LENGTH = 2048;
 export const MAX_MATCH_ITEMS = 32;
 
 /** Every alert kind a subscription can ask for. */
-export const ALERT_KINDS: readonly AlertKind[] = ["event.start", "event.end", "offline", "online"];
+export const ALERT_KINDS: readonly AlertKind[] = ["event.start", "event.end", "offline", "online", "anomaly", "forecast"];
 
 /** The shared empty subscription list (lists are immutable values). */
 export const NO_SUBSCRIPTIONS: readonly Subscription[] = Object.freeze([]);

@@ -39,7 +39,10 @@ export interface Rule {
   clearDurationMs: number;
 }
 
-export type AlertKind = "event.start" | "event.end" | "offline" | "online";
+export type AlertKind = "event.start" | "event.end" | "offline" | "online" | "anomaly" | "forecast";
+
+/** Why a reading was found anomalous: a sudden jump, a flat line where the channel moves, a slow departure. */
+export type AnomalyReason = "spike" | "stuck" | "drift";
 export type Provider = "webhook" | "thermostat" | "push";
 
 /** A subscription forwards matching alerts to a partner provider (docs/design.md §4). */
@@ -66,6 +69,25 @@ export interface Alert {
   durationMs?: number;
   peak?: number;
   mean?: number;
+  /** anomaly: how unlikely the reading is (robust z-score, ≥ the detector's threshold). */
+  score?: number;
+  /** anomaly: the value the device's learned behaviour expected. */
+  expected?: number;
+  /** anomaly: which kind of anomaly. */
+  reason?: AnomalyReason;
+  /** forecast: event time (ms) at which the rule's `enter` is forecast to be crossed. */
+  expectedAt?: number;
+}
+
+/** An occupancy change, published on `airtwin.out.occupancy.<deviceId>`; id `<deviceId>:occupancy:<at>`. */
+export interface OccupancyChange {
+  id: string;
+  deviceId: string;
+  /** Event time of the reading that changed it. */
+  at: number;
+  occupied: boolean;
+  /** The model's probability of occupancy at that reading (0–1). */
+  probability: number;
 }
 
 /** A calibration change, published on `airtwin.out.calibration.<deviceId>`. */
@@ -105,6 +127,7 @@ export type TwinOutput =
   | { type: "alert"; alert: Alert }
   | { type: "calibration"; calibration: CalibrationChange }
   | { type: "aggregate"; aggregate: ClosedAggregate }
+  | { type: "occupancy"; occupancy: OccupancyChange }
   | { type: "integration"; id: string; provider: Provider; deviceId: string; subscriptionId: string; target: string; alert: Alert };
 
 /** Commands (docs/design.md §5), validated before they touch state. */
