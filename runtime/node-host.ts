@@ -2,7 +2,7 @@
 // (memory budget passivation, idle passivation, lag refresh, rates for balancing), and the runners of
 // shards stopped here that still answer queries until their next owner serves (handoff.ts).
 import type { EntityBehavior } from "./entity.ts";
-import type { ShardHost, ShardLease, StopReason } from "./shard-host.ts";
+import type { HostLoad, ShardHost, ShardLease, StopReason } from "./shard-host.ts";
 import { ShardRunner, type ShardRunnerDeps } from "./shard-runner.ts";
 import { FencedError } from "./snapshot-store.ts";
 import { streamOfShard } from "./subjects.ts";
@@ -26,6 +26,9 @@ export class NodeHost implements ShardHost {
   private readonly options: NodeHostOptions;
   private readonly housekeeping: NodeJS.Timeout;
   private lastRates = Date.now();
+  /** The units counter at the last housekeeping round, for {@link load}'s rate. */
+  private lastUnits = { total: 0, at: Date.now() };
+  private unitsPerSec = 0;
   /** Called when a runner gave its shard up by itself (fenced, storage failed). */
   onShardFailed: (shard: number, err: Error) => void = () => undefined;
 
@@ -130,6 +133,19 @@ export class NodeHost implements ShardHost {
     return [...this.runners.keys()].sort((a, b) => a - b);
   }
 
+  /** Resident and known entities, units/s and lag per shard, as of the last housekeeping round. */
+  load(): HostLoad {
+    let resident = 0;
+    let entities = 0;
+    const lag = new Map<number, number>();
+    for (const [shard, r] of this.runners) {
+      resident += r.residentCount;
+      entities += r.entityCount;
+      lag.set(shard, r.lag);
+    }
+    return { resident, entities, unitsPerSec: this.unitsPerSec, lag };
+  }
+
   /** Lag (undelivered + unacknowledged messages) per owned shard, freshly read. */
   async lag(): Promise<Map<number, number>> {
     const out = new Map<number, number>();
@@ -176,6 +192,17 @@ export class NodeHost implements ShardHost {
       if (dropped === 0) break;
       heap = process.memoryUsage().heapUsed;
     }
+    await this.measureUnits().catch(() => undefined);
     await this.lag().catch(() => undefined);
+  }
+
+  /** Units applied per second since the previous round, from the node's own counter. */
+  private async measureUnits(): Promise<void> {
+    const counted = await this.deps.metrics.unitsApplied.get();
+    const total = counted.values.reduce((sum, v) => sum + v.value, 0);
+    const at = Date.now();
+    const seconds = (at - this.lastUnits.at) / 1000;
+    if (seconds > 0) this.unitsPerSec = Math.round((Math.max(0, total - this.lastUnits.total) / seconds) * 10) / 10;
+    this.lastUnits = { total, at };
   }
 }

@@ -21,4 +21,18 @@ export interface ShardHost {
   abort(shard: number, reason: string): void;
   /** Messages per second consumed per shard since the last call (for rate-weighted balancing). */
   rates?(): ReadonlyMap<number, number>;
+  /** What the node's heartbeat reports for operators (dashboard, `ops cluster`); read often, must be cheap. */
+  load?(): HostLoad;
+}
+
+/** A node's load as its heartbeat reports it. */
+export interface HostLoad {
+  /** Entities with decoded state in memory, over all owned shards. */
+  readonly resident: number;
+  /** Entities of owned shards, resident or passivated. */
+  readonly entities: number;
+  /** Domain units applied per second (readings, for the device twin), as last measured. */
+  readonly unitsPerSec: number;
+  /** Input messages not yet consumed per owned shard, as last measured. */
+  readonly lag: ReadonlyMap<number, number>;
 }

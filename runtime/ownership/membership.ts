@@ -20,6 +20,14 @@ export interface NodeInfo {
   readonly drainRequested: boolean;
   readonly owned: readonly number[];
   readonly rates: Readonly<Record<number, number>> | undefined;
+  /** Entities with decoded state in memory, when the node reports it. */
+  readonly resident?: number;
+  /** Entities of its shards, resident or passivated, when reported. */
+  readonly entities?: number;
+  /** Domain units (readings) applied per second, when reported. */
+  readonly unitsPerSec?: number;
+  /** Input messages not yet consumed per owned shard, when reported. */
+  readonly lag?: Readonly<Record<number, number>>;
   readonly startedAt: number;
   readonly heartbeatAt: number;
   readonly expiresAt: number;
@@ -31,6 +39,10 @@ export interface HeartbeatReport {
   readonly rates?: Record<number, number>;
   readonly draining: boolean;
   readonly leaving: boolean;
+  readonly resident?: number;
+  readonly entities?: number;
+  readonly unitsPerSec?: number;
+  readonly lag?: Record<number, number>;
 }
 
 /** Dependencies and timings of {@link Membership}. */
@@ -103,6 +115,10 @@ export class Membership {
     };
     if (report.leaving) rec.leaving = true;
     if (report.rates !== undefined) rec.rates = report.rates;
+    if (report.resident !== undefined) rec.resident = report.resident;
+    if (report.entities !== undefined) rec.entities = report.entities;
+    if (report.unitsPerSec !== undefined) rec.unitsPerSec = report.unitsPerSec;
+    if (report.lag !== undefined) rec.lag = report.lag;
     const value = encodeRecord(rec);
     const revision = await kv.put(nodeKey(nodeId), value);
     state.apply({ key: nodeKey(nodeId), operation: "PUT", revision, value });
@@ -128,6 +144,10 @@ export class Membership {
         drainRequested,
         owned: r.owned,
         rates: r.rates,
+        ...(r.resident === undefined ? {} : { resident: r.resident }),
+        ...(r.entities === undefined ? {} : { entities: r.entities }),
+        ...(r.unitsPerSec === undefined ? {} : { unitsPerSec: r.unitsPerSec }),
+        ...(r.lag === undefined ? {} : { lag: r.lag }),
         startedAt: r.startedAt,
         heartbeatAt: r.heartbeatAt,
         expiresAt: r.expiresAt,

@@ -287,9 +287,16 @@ class OwnershipImpl implements Ownership {
       rates = {};
       for (const s of owned) rates[s] = Math.round((measured.get(s) ?? 0) * 100) / 100;
     }
+    const load = this.args.host.load?.();
+    let lag: Record<number, number> | undefined;
+    if (load !== undefined) {
+      lag = {};
+      for (const s of owned) lag[s] = load.lag.get(s) ?? 0;
+    }
     return {
       owned,
       ...(rates ? { rates } : {}),
+      ...(load === undefined ? {} : { resident: load.resident, entities: load.entities, unitsPerSec: load.unitsPerSec, lag }),
       draining: this.#closing || this.#state.drains.has(this.nodeId),
       leaving: this.#closing,
     };

@@ -42,6 +42,14 @@ export interface NodeRecord {
   owned: number[];
   /** Messages per second per owned shard, as last measured. */
   rates?: Record<number, number>;
+  /** Entities with decoded state in memory (for operators). */
+  resident?: number;
+  /** Entities of its shards, resident or passivated (for operators). */
+  entities?: number;
+  /** Domain units applied per second, e.g. readings (for operators). */
+  unitsPerSec?: number;
+  /** Input messages not yet consumed per owned shard (for operators). */
+  lag?: Record<number, number>;
 }
 
 /** The elected coordinator; taken over by anyone once `expiresAt` (ms) has passed. */
@@ -119,12 +127,22 @@ export function decodeNode(bytes: Uint8Array): NodeRecord | undefined {
     owned,
   };
   if (r.leaving === true) rec.leaving = true;
-  if (typeof r.rates === "object" && r.rates !== null) {
-    const rates: Record<number, number> = {};
-    for (const [k, v] of Object.entries(r.rates)) if (isShard(Number(k)) && isNum(v)) rates[Number(k)] = v;
-    rec.rates = rates;
-  }
+  const rates = shardMap(r.rates);
+  if (rates !== undefined) rec.rates = rates;
+  const lag = shardMap(r.lag);
+  if (lag !== undefined) rec.lag = lag;
+  if (isNum(r.resident)) rec.resident = r.resident;
+  if (isNum(r.entities)) rec.entities = r.entities;
+  if (isNum(r.unitsPerSec)) rec.unitsPerSec = r.unitsPerSec;
   return rec;
+}
+
+/** A `{ [shard]: number }` map, its malformed entries dropped; undefined when absent. */
+function shardMap(v: unknown): Record<number, number> | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const out: Record<number, number> = {};
+  for (const [k, n] of Object.entries(v)) if (isShard(Number(k)) && isNum(n)) out[Number(k)] = n;
+  return out;
 }
 
 export function decodeCoordinator(bytes: Uint8Array): CoordinatorRecord | undefined {

@@ -16,7 +16,7 @@ export interface ShardView {
   readonly epoch: number;
   /** When the current lease runs out unless renewed (ms), or null when nobody holds it. */
   readonly leaseExpiresAt: number | null;
-  /** Messages not yet consumed, when a lag provider is configured. */
+  /** Messages not yet consumed: freshly read for the answering node's shards, else from the owner's last heartbeat. */
   readonly lag?: number;
 }
 
@@ -53,9 +53,15 @@ export function buildClusterView(
       owner: held ? l.owner : null,
       epoch: l?.epoch ?? 0,
       leaseExpiresAt: held ? l.expiresAt : null,
-      ...(lag?.has(s) ? { lag: lag.get(s)! } : {}),
+      ...lagOf(s, held ? l.owner : null),
     };
     list.push(view);
+  }
+  /** A fresh local reading, else what the shard's owner reported in its last heartbeat. */
+  function lagOf(s: number, owner: string | null): { lag?: number } {
+    if (lag?.has(s)) return { lag: lag.get(s)! };
+    const reported = owner === null ? undefined : state.nodes.get(owner)?.value.lag?.[s];
+    return reported === undefined ? {} : { lag: reported };
   }
   return {
     at: now,

@@ -38,6 +38,25 @@ describe("ops (admin)", () => {
     expect(errorOf(await f.app.inject({ method: "GET", url: "/v1/ops/cluster" })).statusCode).toBe(401);
   });
 
+  it("shows each node's load from its heartbeat: resident twins, readings/s, and every shard's lag", async () => {
+    const dev = await f.device("load-1", "alice");
+    const t0 = Date.UTC(2026, 0, 1);
+    const readings = Array.from({ length: 50 }, (_, i) => ({ t: t0 + i * 60_000, co2: 500 + i }));
+    expect((await f.app.inject({ method: "POST", url: "/v1/devices/load-1/readings", headers: dev.headers, payload: { readings } })).statusCode).toBe(202);
+    type Node = { nodeId: string; resident?: number; entities?: number; unitsPerSec?: number };
+    const v = await waitFor(
+      async () => {
+        const x = (await f.app.inject({ method: "GET", url: "/v1/ops/cluster", headers: admin })).json<{ nodes: Node[]; shards: Array<{ owner: string | null; lag?: number }> }>();
+        const busy = x.nodes.some((n) => (n.unitsPerSec ?? 0) > 0);
+        return busy && x.nodes.reduce((sum, n) => sum + (n.resident ?? 0), 0) >= 1 ? x : undefined;
+      },
+      { timeoutMs: 15_000, message: "a node reporting readings/s and a resident twin" },
+    );
+    for (const n of v.nodes) expect(n, n.nodeId).toMatchObject({ resident: expect.any(Number), entities: expect.any(Number), unitsPerSec: expect.any(Number) });
+    // lag of every owned shard: the coordinator's own freshly read, the other node's from its heartbeat
+    for (const s of v.shards.filter((x) => x.owner !== null)) expect(s.lag).toEqual(expect.any(Number));
+  });
+
   it("moves a shard (pinned), and answers bad moves with the runtime's codes", async () => {
     const moved = await f.app.inject({ method: "POST", url: "/v1/ops/shards/1/move", headers: admin, payload: { node: "n2" } });
     expect(moved.statusCode, moved.body).toBe(200);
