@@ -38,6 +38,14 @@ export const GatewayErrors = {
     message: "the registry entry changed concurrently; retry",
     status: 409,
   },
+  ARCHIVE_DB_OPTIONS: { code: "AIRTWIN_ERR_ARCHIVE_DB_OPTIONS", message: "invalid archive database options", status: 500 },
+  ARCHIVE_DB_LOCKED: { code: "AIRTWIN_ERR_ARCHIVE_DB_LOCKED", message: "the embedded archive database is open in another process", status: 500 },
+  ARCHIVE_MIGRATION_INVALID: { code: "AIRTWIN_ERR_ARCHIVE_MIGRATION_INVALID", message: "a component's migrations are not numbered 1, 2, 3, …", status: 500 },
+  ARCHIVE_MIGRATION_CHANGED: { code: "AIRTWIN_ERR_ARCHIVE_MIGRATION_CHANGED", message: "the database schema does not match the migrations of this program", status: 500 },
+  ARCHIVE_UNAVAILABLE: { code: "AIRTWIN_ERR_ARCHIVE_UNAVAILABLE", message: "no archive answered; retry", status: 503 },
+  ARCHIVE_CURSOR_INVALID: { code: "AIRTWIN_ERR_ARCHIVE_CURSOR_INVALID", message: "the cursor is not one this route returned", status: 400 },
+  ARCHIVE_RESTORE_BUSY: { code: "AIRTWIN_ERR_ARCHIVE_RESTORE_BUSY", message: "a shard to restore is owned by a running node", status: 409 },
+  ARCHIVE_RESTORE_INVALID: { code: "AIRTWIN_ERR_ARCHIVE_RESTORE_INVALID", message: "invalid restore or export arguments", status: 400 },
 } as const;
 
 export type GatewayErrorName = keyof typeof GatewayErrors;
@@ -148,6 +156,7 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = Object.freeze({ ...
 const RETRYABLE = new Set<string>([
   GatewayErrors.INPUT_NOT_STORED.code,
   GatewayErrors.GATEWAY_SHUTTING_DOWN.code,
+  GatewayErrors.ARCHIVE_UNAVAILABLE.code,
   RuntimeErrors.NATS_UNAVAILABLE.code,
   RuntimeErrors.LEASE_FENCED.code,
   RuntimeErrors.OPS_NO_COORDINATOR.code,

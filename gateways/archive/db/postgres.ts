@@ -1,0 +1,85 @@
+// The Postgres backend of the archive database: a `pg` pool; int8 parsed as numbers (epoch
+// milliseconds and sequences stay far below 2^53); an optional schema set as every session's search_path.
+import pg from "pg";
+import { GatewayError } from "../../errors.ts";
+import { SQL_IDENTIFIER, type Database, type DatabaseOptions, type Queryable, type QueryResult } from "./database.ts";
+
+const INT8_OID = 20;
+
+const types = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === INT8_OID && format !== "binary" ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export async function openPostgres(url: string, o: DatabaseOptions): Promise<Database> {
+  if (o.schema !== undefined && !SQL_IDENTIFIER.test(o.schema)) {
+    throw new GatewayError("ARCHIVE_DB_OPTIONS", `schema "${o.schema}" must be a lowercase SQL identifier`);
+  }
+  const statementTimeoutMs = o.statementTimeoutMs ?? 60_000;
+  const settings = [`-c statement_timeout=${statementTimeoutMs}`, ...(o.schema === undefined ? [] : [`-c search_path=${o.schema}`])];
+  const pool = new pg.Pool({
+    connectionString: url,
+    options: settings.join(" "),
+    types,
+    max: o.poolSize ?? 4,
+    connectionTimeoutMillis: o.connectTimeoutMs ?? 5000,
+    // a connection the server dropped is replaced on the next query, not reported as an idle error
+    idleTimeoutMillis: 30_000,
+  });
+  // an idle client's socket error (server restarted, connection terminated) must not crash the process
+  pool.on("error", () => undefined);
+  if (o.schema !== undefined) {
+    // two processes creating the schema at once collide even with "if not exists": serialize them
+    const client = await pool.connect().catch(async (err: unknown) => {
+      await pool.end();
+      throw err;
+    });
+    try {
+      await client.query("begin");
+      await client.query("select pg_advisory_xact_lock(hashtext($1))", [`airtwin.schema.${o.schema}`]);
+      await client.query(`create schema if not exists ${o.schema}`);
+      await client.query("commit");
+    } finally {
+      client.release();
+    }
+  }
+  const run = async <R>(client: pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> => {
+    const r = await client.query(sql, params as unknown[] | undefined);
+    return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+  };
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => (closed ??= pool.end());
+  return {
+    kind: "postgres",
+    location: url.replace(/\/\/([^:/@]+):[^@/]*@/, "//$1:***@"),
+    query: (sql, params) => run(pool, sql, params),
+    async exec(sql) {
+      await pool.query(sql);
+    },
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        await client.query("begin");
+        const tx: Queryable = {
+          query: (sql, params) => run(client, sql, params),
+          async exec(sql) {
+            await client.query(sql);
+          },
+        };
+        const result = await fn(tx);
+        await client.query("commit");
+        return result;
+      } catch (err) {
+        await client.query("rollback").catch(() => {
+          broken = true; // the connection is gone: do not hand it out again
+        });
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
