@@ -123,7 +123,8 @@ const DOMAIN_STATUS: Record<(typeof DomainErrors)[keyof typeof DomainErrors]["co
 
 /**
  * Runtime codes. Partial on purpose: the runtime's catalogue grows in other hands, and a code missing
- * here answers 500 (test/gateway/errors.test.ts fails until it is mapped).
+ * here answers 500 (test/gateway/ops-health.test.ts, "maps every runtime code per the table", fails
+ * until it is mapped; test/docs/errors-doc.test.ts checks docs/errors.md against this table).
  */
 const RUNTIME_STATUS: Partial<Record<(typeof RuntimeErrors)[keyof typeof RuntimeErrors]["code"], number>> = {
   AIRTWIN_ERR_CONFIG_INVALID: 500,

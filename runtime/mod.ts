@@ -1,5 +1,6 @@
 // Public entry of the actor runtime: actors and gateways import only this module (lint-enforced).
-// Foundation only so far: errors, configuration, NATS connection, codec, shard ids.
+// Errors, configuration, the NATS connection, codec and shard ids; the actor runtime proper (entity
+// behaviours, the client, idempotency keys, nodes); cluster operations. docs/runtime.md describes it.
 
 export { isRuntimeError, RuntimeError, RuntimeErrors } from "./errors.ts";
 export type { RuntimeErrorCode, RuntimeErrorName } from "./errors.ts";
