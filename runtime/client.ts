@@ -3,19 +3,16 @@
 // Used by the HTTP gateway and by any other service.
 import { Kvm, type KV } from "@nats-io/kv";
 import { createInbox, errors as natsErrors, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
-import { Packr } from "msgpackr";
 import { idempotencyKeyProblem } from "./command-keys.ts";
 import { ERASE_KIND } from "./entity.ts";
 import { encodeBatch, type InputItem } from "./envelope.ts";
 import { InputBatcher, type PublishedPart } from "./input-batcher.ts";
+import { decodeReply, encodeQuery, type EntityReply } from "./protocol.ts";
 import { PipelinedPublisher, type PubAck } from "./publisher.ts";
 import { shardOf } from "./shard-id.ts";
-import type { EntityReply } from "./shard-runner.ts";
 import { entityKey, readSnapshot, type SnapshotRecord } from "./snapshot-store.ts";
 import { names as namesOf, type Names } from "./subjects.ts";
 import { RuntimeError } from "./errors.ts";
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 export interface RuntimeClientOptions {
   /** Subject prefix of the cluster. Default "airtwin". */
@@ -142,14 +139,14 @@ export class RuntimeClient {
   async get(type: string, entityId: string, query: unknown, options: { timeoutMs?: number } = {}): Promise<EntityReply> {
     const deadline = Date.now() + (options.timeoutMs ?? 5000);
     const subject = this.names.rpc(this.shardOf(entityId));
-    const body = packr.pack({ type, id: entityId, q: query });
+    const body = encodeQuery(type, entityId, query);
     let delay = 20;
     for (;;) {
       const left = deadline - Date.now();
       if (left <= 0) throw new RuntimeError("REQUEST_TIMEOUT", `no owner answered for ${type} ${entityId}`);
       try {
         const msg = await this.nc.request(subject, body, { timeout: Math.min(left, 2000) });
-        return packr.unpack(msg.data) as EntityReply;
+        return decodeReply(msg.data);
       } catch (err) {
         if (!(err instanceof natsErrors.NoRespondersError || err instanceof natsErrors.TimeoutError || isNoResponders(err))) throw err;
         await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
@@ -207,7 +204,7 @@ export class RuntimeClient {
     const waiter = this.waiting.get(id);
     if (waiter === undefined) return;
     this.waiting.delete(id);
-    waiter(packr.unpack(msg.data) as EntityReply);
+    waiter(decodeReply(msg.data));
   }
 }
 

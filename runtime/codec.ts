@@ -1,4 +1,5 @@
-// MessagePack codec of every NATS payload (docs/design.md §5): msgpackr with plain maps, no record extension,
+// MessagePack codec of every NATS payload (docs/design.md §5), the one Packr every runtime format (envelope,
+// snapshot records, protocol, hand-off) encodes and decodes with: plain maps, no record extension,
 // so other languages can read it; header Content-Type: application/msgpack.
 
 import { Packr } from "msgpackr";

@@ -1,6 +1,6 @@
 // The input log's message format: one message carries many items for entities of one shard.
 // Batching many items per message is what makes ingest cheap (one JetStream store per batch).
-import { Packr } from "msgpackr";
+import { decode, encode } from "./codec.ts";
 
 /** One input for one entity. */
 export interface InputItem {
@@ -27,7 +27,6 @@ export interface InputBatch {
 }
 
 const VERSION = 1;
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /**
  * Encodes a batch as msgpack `[v, acceptedAt, [[type, id, kind, payload, replyTo?, idempotencyKey?], …]]`
@@ -42,12 +41,15 @@ export function encodeBatch(batch: InputBatch): Uint8Array {
         ? [i.type, i.entityId, i.kind, i.payload]
         : [i.type, i.entityId, i.kind, i.payload, i.replyTo],
   );
-  return packr.pack([VERSION, batch.acceptedAt, items]);
+  return encode([VERSION, batch.acceptedAt, items]);
 }
 
-/** Decodes a batch; throws a TypeError on a malformed message (the caller logs and skips it). */
+/**
+ * Decodes a batch; throws on a malformed message (the caller logs and skips it): RuntimeError
+ * AIRTWIN_ERR_CODEC_DECODE when it is not MessagePack, a TypeError when it is not a batch.
+ */
 export function decodeBatch(bytes: Uint8Array): InputBatch {
-  const raw: unknown = packr.unpack(bytes);
+  const raw: unknown = decode(bytes);
   if (!Array.isArray(raw) || raw[0] !== VERSION || typeof raw[1] !== "number" || !Array.isArray(raw[2])) {
     throw new TypeError("malformed input batch");
   }

@@ -10,9 +10,7 @@
 // processed the notice. If one does not reply in time it is alive but stalled; the notice is still ahead
 // of any later query in its connection (one server orders them), so it stops before answering those.
 import { errors as natsErrors, type NatsConnection, type Subscription } from "@nats-io/nats-core";
-import { Packr } from "msgpackr";
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+import { decode, encode } from "./codec.ts";
 
 /** Who announces: the lease epoch, and the runner instance (a restart keeps the epoch). */
 export interface HandoffIdentity {
@@ -39,10 +37,10 @@ export function listenForNewerOwner(nc: NatsConnection, subject: string, self: H
   return nc.subscribe(subject, {
     callback: (err, msg) => {
       if (err !== null) return;
-      const other = decodeIdentity(msg.data);
+      const other = decodeAnnouncement(msg.data);
       if (other === undefined || !isNewer(other, self)) return;
       onNewer(other.epoch);
-      if (msg.reply) msg.respond(packr.pack({ epoch: self.epoch }));
+      if (msg.reply) msg.respond(encode({ epoch: self.epoch }));
     },
   });
 }
@@ -50,7 +48,7 @@ export function listenForNewerOwner(nc: NatsConnection, subject: string, self: H
 /** Announces that this runner serves the shard now; resolves when older runners stopped answering (or none listens, or after `timeoutMs`). */
 export async function announceServing(nc: NatsConnection, subject: string, self: HandoffIdentity, timeoutMs: number): Promise<HandoffOutcome> {
   try {
-    await nc.request(subject, packr.pack({ epoch: self.epoch, instance: self.instance }), { timeout: timeoutMs });
+    await nc.request(subject, encodeAnnouncement(self), { timeout: timeoutMs });
     return "acknowledged";
   } catch (err) {
     if (err instanceof natsErrors.NoRespondersError || (err instanceof natsErrors.RequestError && err.isNoResponders())) return "no-older-owner";
@@ -63,9 +61,16 @@ function isNewer(other: HandoffIdentity, self: HandoffIdentity): boolean {
   return other.epoch > self.epoch || (other.epoch === self.epoch && other.instance !== self.instance);
 }
 
-function decodeIdentity(data: Uint8Array): HandoffIdentity | undefined {
+/** The announcement's payload: `{ epoch, instance }`. */
+export function encodeAnnouncement(self: HandoffIdentity): Uint8Array {
+  return encode({ epoch: self.epoch, instance: self.instance });
+}
+
+/** Decodes an announcement; undefined when it is not one. */
+export function decodeAnnouncement(data: Uint8Array): HandoffIdentity | undefined {
   try {
-    const v = packr.unpack(data) as { epoch?: unknown; instance?: unknown };
+    const v = decode<{ epoch?: unknown; instance?: unknown } | null>(data);
+    if (typeof v !== "object" || v === null) return undefined;
     return typeof v.epoch === "number" && typeof v.instance === "string" ? { epoch: v.epoch, instance: v.instance } : undefined;
   } catch {
     return undefined;

@@ -18,7 +18,7 @@ export { RuntimeClient } from "./client.ts";
 export type { CommandOptions, RuntimeClientOptions } from "./client.ts";
 export { COMMAND_KEYS_MAX_BYTES, COMMAND_KEYS_PER_ENTITY, IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN, idempotencyKeyProblem } from "./command-keys.ts";
 export type { AppliedCommand } from "./command-keys.ts";
-export type { EntityReply } from "./shard-runner.ts";
+export type { EntityQuery, EntityReply } from "./protocol.ts";
 export { PublishError } from "./publisher.ts";
 export type { PubAck } from "./publisher.ts";
 export { names } from "./subjects.ts";

@@ -5,11 +5,12 @@
 // per entity (`seq <= appliedSeq`), so every input takes effect exactly once.
 import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { KV, Kvm } from "@nats-io/kv";
-import { headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
-import { Packr } from "msgpackr";
+import { nanos, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { decode, encode, MSGPACK_CONTENT_TYPE, msgpackHeaders } from "./codec.ts";
 import { commandFingerprint, sameFingerprint } from "./command-fingerprint.ts";
 import { CommandKeys, idempotencyKeyProblem, type AppliedCommand } from "./command-keys.ts";
 import { askAgain, worthAskingAgain } from "./js-retry.ts";
+import { decodeQuery, encodeReply, errorReply, type EntityReply } from "./protocol.ts";
 import { ERASE_KIND, type Applied, type EntityBehavior, type EntityOutput } from "./entity.ts";
 import { RuntimeErrors } from "./errors.ts";
 import { decodeBatch, type InputItem } from "./envelope.ts";
@@ -32,8 +33,6 @@ import {
 import type { Names } from "./subjects.ts";
 import { sliceUsed, yieldTurn } from "./turns.ts";
 import { WakeQueue } from "./wake-queue.ts";
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** Tunables of shard processing. */
 export interface ShardRunnerOptions {
@@ -165,12 +164,6 @@ export function commitDeferred(pending: number, sinceLastCommitMs: number, optio
 
 /** A shard start's phases, in order (see `ShardRunner.start`). */
 const START_PHASES = ["open", "fence", "scan", "consumer"] as const;
-
-/**
- * The runtime's reply to a command's caller and to a live query. `replayed`: a keyed command that was
- * not applied again — `value` and `seq` are those of the command applied earlier under the same key.
- */
-export type EntityReply = { ok: true; value: unknown; seq?: number; replayed?: true } | { ok: false; error: { code: string; message: string } };
 
 export class ShardRunner {
   readonly shard: number;
@@ -640,7 +633,7 @@ export class ShardRunner {
       }
       counted.items++;
       counted.units += applied.units ?? 0;
-      if (key !== undefined) this.remember(slot, { key, seq, reply: packr.pack(applied.reply), fingerprint });
+      if (key !== undefined) this.remember(slot, { key, seq, reply: encode(applied.reply), fingerprint });
       if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: true, value: applied.reply, seq });
     }
     this.countApplied(counted);
@@ -679,7 +672,7 @@ export class ShardRunner {
       return undefined;
     }
     this.deps.metrics.commandsReplayed.inc();
-    if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: true, value: packr.unpack(earlier.reply), seq: earlier.seq, replayed: true });
+    if (item.replyTo !== undefined) this.reply(item.replyTo, { ok: true, value: decode(earlier.reply), seq: earlier.seq, replayed: true });
     return undefined;
   }
 
@@ -805,7 +798,7 @@ export class ShardRunner {
 
   private publishOutputs(outputs: readonly EntityOutput[]): void {
     for (const o of outputs) {
-      const data = packr.pack(o.payload);
+      const data = encode(o.payload);
       const ack = this.deps.publisher.publishNow(o.subject, data, { msgId: o.id, headers: MSGPACK_HEADER });
       ack.catch(() => undefined); // confirmed (and retried) at commit
       this.pendingOutputs.push({ subject: o.subject, data, msgId: o.id, ack });
@@ -815,14 +808,14 @@ export class ShardRunner {
 
   private async answer(msg: Msg): Promise<void> {
     if (this.released) return; // a drained query that came too late: the caller retries with the next owner
-    let req: { type?: unknown; id?: unknown; q?: unknown };
+    let req;
     try {
-      req = packr.unpack(msg.data) as typeof req;
+      req = decodeQuery(msg.data);
     } catch {
-      return this.respond(msg, { ok: false, error: { code: RuntimeErrors.CODEC_DECODE.code, message: "undecodable request" } });
+      return this.respond(msg, errorReply(RuntimeErrors.CODEC_DECODE.code, "undecodable request"));
     }
-    const slot = typeof req.type === "string" && typeof req.id === "string" ? this.slotFor(req.type, req.id) : undefined;
-    if (slot === undefined) return this.respond(msg, { ok: false, error: { code: RuntimeErrors.ENTITY_UNKNOWN.code, message: RuntimeErrors.ENTITY_UNKNOWN.message } });
+    const slot = req === undefined ? undefined : this.slotFor(req.type, req.id);
+    if (req === undefined || slot === undefined) return this.respond(msg, { ok: false, error: { code: RuntimeErrors.ENTITY_UNKNOWN.code, message: RuntimeErrors.ENTITY_UNKNOWN.message } });
     try {
       if (slot.state === undefined && slot.bytes === undefined && slot.persisted) await this.fetchBytes(slot);
       if (this.aborted) return; // the lease was lost: the next owner answers the retry
@@ -836,11 +829,11 @@ export class ShardRunner {
   }
 
   private respond(msg: Msg, reply: EntityReply): void {
-    msg.respond(packr.pack(reply), { headers: MSGPACK });
+    msg.respond(encodeReply(reply), { headers: MSGPACK });
   }
 
   private reply(subject: string, reply: EntityReply): void {
-    this.deps.nc.publish(subject, packr.pack(reply), { headers: MSGPACK });
+    this.deps.nc.publish(subject, encodeReply(reply), { headers: MSGPACK });
   }
 
   /** Fires due wake-ups, at most `wakeBatch` per round; each entity once, however many it missed. */
@@ -980,6 +973,6 @@ export class ShardRunner {
 /** Resolution of the least-recently-used order of resident entities (ms), at most: see `lruGrainMs`. */
 const LRU_GRAIN_MS = 1000;
 
-const MSGPACK_HEADER = { "Content-Type": "application/msgpack" } as const;
-const MSGPACK = natsHeaders();
-MSGPACK.set("Content-Type", "application/msgpack");
+const MSGPACK_HEADER = { "Content-Type": MSGPACK_CONTENT_TYPE } as const;
+/** One header set for every reply (nats.js only reads it). */
+const MSGPACK = msgpackHeaders();

@@ -10,11 +10,9 @@
 // new owner's sequence numbers and pass. Ids carrying the epoch never line up.)
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { Kvm, KV } from "@nats-io/kv";
-import { Packr } from "msgpackr";
+import { decode, encode } from "./codec.ts";
 import { decodeCommandKeys, encodeCommandKeys, type AppliedCommand } from "./command-keys.ts";
 import { JS_ERR_WRONG_LAST_MSG_ID, JS_ERR_WRONG_LAST_SEQUENCE, PublishError, type PipelinedPublisher } from "./publisher.ts";
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** Key of the fence record in every snapshot bucket. */
 export const FENCE_KEY = "_fence";
@@ -44,12 +42,12 @@ export interface SnapshotRecord {
  * (and records written before keys existed decode as "no keyed commands").
  */
 export function encodeRecord(r: SnapshotRecord): Uint8Array {
-  if (r.commands === undefined || r.commands.length === 0) return packr.pack([r.appliedSeq, r.wakeAt ?? null, r.state]);
-  return packr.pack([r.appliedSeq, r.wakeAt ?? null, r.state, encodeCommandKeys(r.commands)]);
+  if (r.commands === undefined || r.commands.length === 0) return encode([r.appliedSeq, r.wakeAt ?? null, r.state]);
+  return encode([r.appliedSeq, r.wakeAt ?? null, r.state, encodeCommandKeys(r.commands)]);
 }
 
 export function decodeRecord(bytes: Uint8Array): SnapshotRecord {
-  const raw = packr.unpack(bytes) as unknown;
+  const raw = decode(bytes);
   if (!Array.isArray(raw) || typeof raw[0] !== "number" || !(raw[2] instanceof Uint8Array)) {
     throw new TypeError("malformed snapshot record");
   }
@@ -180,14 +178,14 @@ export async function claimShard(
     const fenceRevision = fence?.revision ?? 0;
     let previousEpoch: number | undefined;
     if (fence !== null && fence.operation === "PUT" && fence.value.length > 0) {
-      previousEpoch = (packr.unpack(fence.value) as { epoch?: number }).epoch ?? 0;
+      previousEpoch = decodeFenceEpoch(fence.value);
       if (previousEpoch > epoch) throw new FencedError(shard, epoch, `shard ${shard} already fenced by epoch ${previousEpoch}`);
     }
     const last = info.state.last_seq;
     const claim = `${processTag}${(claims++).toString(36)}`;
     const fenceMsgId = writeId(epoch, claim, 0);
     try {
-      await publisher.publishNow(`$KV.${bucket}.${FENCE_KEY}`, packr.pack({ epoch, at: Date.now() }), {
+      await publisher.publishNow(`$KV.${bucket}.${FENCE_KEY}`, encodeFence(epoch, Date.now()), {
         msgId: fenceMsgId,
         expectLastSeq: last,
         // also conditional on the fence we read: a slower claimer of an older epoch cannot overwrite ours
@@ -242,7 +240,7 @@ async function scanOnce(js: JetStreamClient, bucket: string): Promise<ShardScan 
     const op = m.headers?.get("KV-Operation");
     if (op !== "DEL" && op !== "PURGE" && m.data.length > 0) {
       if (key === CHECKPOINT_KEY) {
-        checkpoint = (packr.unpack(m.data) as { seq: number }).seq;
+        checkpoint = decode<{ seq: number }>(m.data).seq;
       } else if (key !== FENCE_KEY) {
         entities.set(key, decodeRecord(m.data));
       }
@@ -262,9 +260,19 @@ export async function readSnapshot(kv: KV, key: string): Promise<SnapshotRecord 
   return decodeRecord(e.value);
 }
 
-/** Encodes the shard checkpoint record. */
+/** Encodes the shard checkpoint record `{ seq, epoch }`. */
 export function encodeCheckpoint(seq: number, epoch: number): Uint8Array {
-  return packr.pack({ seq, epoch });
+  return encode({ seq, epoch });
+}
+
+/** Encodes the fence record `{ epoch, at }` (`at`: wall-clock ms of the claim, for people reading the bucket). */
+export function encodeFence(epoch: number, at: number): Uint8Array {
+  return encode({ epoch, at });
+}
+
+/** The epoch a fence record names (0 if it names none). */
+export function decodeFenceEpoch(bytes: Uint8Array): number {
+  return decode<{ epoch?: number }>(bytes).epoch ?? 0;
 }
 
 /** Opens a KV handle of an existing bucket without creating it. */
