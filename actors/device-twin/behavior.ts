@@ -10,7 +10,11 @@ import {
   problem,
   twinView,
   validateCommand,
+  type Alert,
+  type IntegrationOutput,
   type Reading,
+  type Report,
+  type Subscription,
   type TwinOptions,
   type TwinOutput,
   type TwinState,
@@ -22,8 +26,17 @@ export const TWIN_TYPE = "twin";
 /** Input kinds the twin accepts from the log. */
 export const TwinInputKinds = { readings: "readings", command: "command" } as const;
 
-/** Live queries: the whole view (default). */
-export type TwinQuery = { view?: "state" } | null | undefined;
+/**
+ * Live queries: the whole view (default), or one subscription as the twin holds it now, secret
+ * included (`{ subscription: Subscription | null }`) — for the integrations service, which checks it
+ * before each delivery. The gateway's API never sends the latter, so secrets never reach users.
+ */
+export type TwinQuery = { view?: "state" } | { view: "subscription"; subscriptionId: string } | null | undefined;
+
+/** The answer to a `{ view: "subscription" }` query. */
+export interface SubscriptionAnswer {
+  subscription: Subscription | null;
+}
 
 /** Subject of each output kind under the cluster prefix (docs/design.md §5). */
 export function outputSubject(prefix: string, o: TwinOutput): string {
@@ -36,6 +49,8 @@ export function outputSubject(prefix: string, o: TwinOutput): string {
       return `${prefix}.out.aggregate.${o.aggregate.deviceId}`;
     case "occupancy":
       return `${prefix}.out.occupancy.${o.occupancy.deviceId}`;
+    case "report":
+      return `${prefix}.out.report.${o.report.deviceId}`;
     case "integration":
       return `${prefix}.out.integration.${o.provider}.${o.deviceId}`;
   }
@@ -51,9 +66,29 @@ function toEntityOutput(prefix: string, o: TwinOutput): EntityOutput {
       return { id: o.aggregate.id, subject: outputSubject(prefix, o), payload: o.aggregate };
     case "occupancy":
       return { id: o.occupancy.id, subject: outputSubject(prefix, o), payload: o.occupancy };
+    case "report":
+      return { id: o.report.id, subject: outputSubject(prefix, o), payload: o.report };
     case "integration":
-      return { id: o.id, subject: outputSubject(prefix, o), payload: { subscriptionId: o.subscriptionId, target: o.target, alert: o.alert } };
+      return { id: o.id, subject: outputSubject(prefix, o), payload: integrationPayload(o) };
   }
+}
+
+/** The message on `<prefix>.out.integration.<provider>.<deviceId>`: `{ subscriptionId, target, alert }` or `{ …, report }`. */
+export type IntegrationMessage = { subscriptionId: string; target: string } & ({ alert: Alert; report?: undefined } | { report: Report; alert?: undefined });
+
+function integrationPayload(o: IntegrationOutput): IntegrationMessage {
+  return o.alert !== undefined
+    ? { subscriptionId: o.subscriptionId, target: o.target, alert: o.alert }
+    : { subscriptionId: o.subscriptionId, target: o.target, report: o.report };
+}
+
+function answerQuery(state: TwinState, query: unknown, options: Partial<TwinOptions>): unknown {
+  const q = query as TwinQuery;
+  if (q !== null && typeof q === "object" && q.view === "subscription") {
+    const sub = state.subscriptions.find((s) => s.id === q.subscriptionId);
+    return { subscription: sub === undefined ? null : { ...sub, match: { ...sub.match } } } satisfies SubscriptionAnswer;
+  }
+  return twinView(state, { now: Date.now(), ...(options.offlineAfterMs === undefined ? {} : { offlineAfterMs: options.offlineAfterMs }) });
 }
 
 /** The device twin as a runtime entity type. */
@@ -80,7 +115,7 @@ export function deviceTwinBehavior(options: Partial<TwinOptions> = {}): EntityBe
       }
       return { state, outputs: [], reply: { ok: false, error: problem("COMMAND_INVALID", `unknown input kind "${kind}"`) } };
     },
-    query: (state) => twinView(state, { now: Date.now(), ...(options.offlineAfterMs === undefined ? {} : { offlineAfterMs: options.offlineAfterMs }) }),
+    query: (state, query) => answerQuery(state, query, options),
     nextWakeAt: (state) => nextWakeAt(state, options),
     tick: (state, now, ctx) => step(ctx.prefix, applyInput(state, { type: "tick", now }, options)),
     encode: (state) => encodeTwin(state),

@@ -4,7 +4,7 @@
 import { problem } from "./errors.ts";
 import { isRecord, isValidId, validateRule } from "./rules.ts";
 import { validateSubscription } from "./subscriptions.ts";
-import type { CalibrationChange, Command, Problem, Result, Rule, Subscription } from "./types.ts";
+import type { CalibrationChange, Command, Problem, Result, Rule, SubscriptionView } from "./types.ts";
 
 /** Every command type. */
 export const COMMAND_TYPES: readonly Command["type"][] = ["putRule", "deleteRule", "subscribe", "unsubscribe", "recalibrate", "reset"];
@@ -13,7 +13,7 @@ export const COMMAND_TYPES: readonly Command["type"][] = ["putRule", "deleteRule
 export type CommandResult =
   | { type: "putRule"; rule: Rule }
   | { type: "deleteRule"; ruleId: string }
-  | { type: "subscribe"; subscription: Subscription }
+  | { type: "subscribe"; subscription: SubscriptionView }
   | { type: "unsubscribe"; subscriptionId: string }
   | { type: "recalibrate"; channel: "co2" | "voc"; calibration: CalibrationChange }
   | { type: "reset" };

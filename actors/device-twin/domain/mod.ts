@@ -9,7 +9,10 @@ export { fromFoobotDatapoints, MAX_READINGS_PER_REQUEST, parseReadingsBody, vali
 export type { ReadingsOptions } from "./readings.ts";
 
 export { DEFAULT_RULES, MAX_RULES, MAX_RULE_DURATION_MS, validateRule } from "./rules.ts";
-export { ALERT_KINDS, MAX_SUBSCRIPTIONS, PROVIDERS, matches, validateSubscription } from "./subscriptions.ts";
+export {
+  ALERT_KINDS, isWebhookSecret, MAX_SUBSCRIPTIONS, PROVIDERS, REPORT_KINDS, SUBSCRIPTION_KINDS, matches, subscriptionView, validateSubscription,
+} from "./subscriptions.ts";
+export { MAX_REPORT_EVENTS, weekStartOf, WORST_CHANNELS } from "./reports.ts";
 export { COMMAND_TYPES, validateCommand } from "./commands.ts";
 export type { CommandResult } from "./commands.ts";
 export { DEFAULT_OFFLINE_AFTER_MS } from "./presence.ts";

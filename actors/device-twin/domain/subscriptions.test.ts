@@ -5,9 +5,11 @@ import {
   matches,
   putSubscription,
   removeSubscription,
+  reportIntegrationOutputs,
+  subscriptionView,
   validateSubscription,
 } from "./subscriptions.ts";
-import type { Alert, Subscription } from "./types.ts";
+import type { Alert, Report, Subscription, TwinOutput } from "./types.ts";
 
 const sub = (over: Partial<Subscription> = {}): Subscription => ({
   id: "s1", provider: "webhook", match: {}, target: "https://example.com/hook", ...over,
@@ -29,12 +31,23 @@ describe("validateSubscription", () => {
     expect(validateSubscription(full)).toEqual({ ok: true, value: full });
     expect(validateSubscription(sub({ provider: "push", target: "token" })).ok).toBe(true);
     expect(validateSubscription(sub({ target: "http://10.0.0.1:8080/x?y=1" })).ok).toBe(true);
+    const signed = sub({ secret: `whsec_${btoa("k".repeat(24))}`, match: { kinds: ["forecast", "anomaly", "report.day", "report.week"] } });
+    expect(validateSubscription(signed)).toEqual({ ok: true, value: signed });
+    expect(validateSubscription(sub({ secret: `whsec_${btoa("k".repeat(64))}` })).ok).toBe(true);
+    expect(validateSubscription(sub({ provider: "email", target: "ana@example.org" })).ok).toBe(true);
+  });
+
+  it("views and subscribe results show secret: true, never the secret", () => {
+    const secret = `whsec_${btoa("k".repeat(32))}`;
+    expect(subscriptionView(sub({ secret }))).toEqual({ ...sub(), secret: true });
+    expect(JSON.stringify(subscriptionView(sub({ secret })))).not.toContain(secret);
+    expect(subscriptionView(sub())).toEqual(sub());
   });
 
   it.each([
     ["not an object", "x", ["subscription"]],
     ["bad id", sub({ id: "a b" }), ["id"]],
-    ["unknown provider", { ...sub(), provider: "email" }, ["provider"]],
+    ["unknown provider", { ...sub(), provider: "sms" }, ["provider"]],
     ["match not an object", { ...sub(), match: [] }, ["match"]],
     ["missing match", { id: "a", provider: "push", target: "t" }, ["match"]],
     ["empty kinds", sub({ match: { kinds: [] } }), ["match.kinds"]],
@@ -46,7 +59,14 @@ describe("validateSubscription", () => {
     ["target too long", sub({ provider: "push", target: "x".repeat(2049) }), ["target"]],
     ["webhook to a relative URL", sub({ target: "/hook" }), ["target"]],
     ["webhook to a non-http URL", sub({ target: "ftp://example.com/x" }), ["target"]],
-    ["unknown field", { ...sub(), secret: "x" }, ["secret"]],
+    ["unknown field", { ...sub(), headers: "x" }, ["headers"]],
+    ["secret not whsec_", sub({ secret: "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0" }), ["secret"]],
+    ["secret too short (16 bytes)", sub({ secret: `whsec_${btoa("x".repeat(16))}` }), ["secret"]],
+    ["secret too long (65 bytes)", sub({ secret: `whsec_${btoa("x".repeat(65))}` }), ["secret"]],
+    ["secret not base64", sub({ secret: "whsec_!!!!" + "A".repeat(32) }), ["secret"]],
+    ["secret on a push subscription", sub({ provider: "push", target: "tok", secret: `whsec_${btoa("x".repeat(32))}` }), ["secret"]],
+    ["email to a non-address", sub({ provider: "email", target: "not an address" }), ["target"]],
+    ["unknown report kind", { ...sub(), match: { kinds: ["report.month"] } }, ["match.kinds.0"]],
   ])("rejects %s naming the fields", (_name, input, fields) => {
     expect(fieldsOf(input)).toEqual(fields);
   });
@@ -72,6 +92,18 @@ describe("integrationOutputs and the subscription list", () => {
       { type: "integration", id: "d:r:1:start:s1", provider: "webhook", deviceId: "d", subscriptionId: "s1", target: "https://example.com/hook", alert: start },
     ]);
     expect(integrationOutputs(subs, offline).map((o) => o.type === "integration" && o.id)).toEqual(["d:offline:5:s1", "d:offline:5:s2"]);
+  });
+
+  it("reports go only to subscriptions whose kinds name them; rule and channel filters do not apply", () => {
+    const report: Report = { id: "d:report.day:0", deviceId: "d", kind: "report.day", start: 0, end: 86_400_000, channels: {}, rules: {}, events: [], eventsOmitted: 0, occupiedHours: 0 };
+    const subs = [
+      sub({ id: "all" }),
+      sub({ id: "daily", provider: "email", target: "a@b.io", match: { kinds: ["report.day"], channels: ["pm"] } }),
+      sub({ id: "weekly", match: { kinds: ["report.week"] } }),
+    ];
+    const out: TwinOutput[] = [];
+    reportIntegrationOutputs(subs, report, out);
+    expect(out).toEqual([{ type: "integration", id: "d:report.day:0:daily", provider: "email", deviceId: "d", subscriptionId: "daily", target: "a@b.io", report }]);
   });
 
   it("put replaces by id in place, enforces the limit; remove reports unknown ids", () => {

@@ -4,7 +4,7 @@
 import { problem } from "./errors.ts";
 import { isRecord, isValidId } from "./rules.ts";
 import { CHANNELS } from "./types.ts";
-import type { Alert, AlertKind, Channel, Problem, Provider, Result, Subscription, TwinOutput } from "./types.ts";
+import type { Alert, AlertKind, Channel, Problem, Provider, Report, ReportKind, Result, Subscription, SubscriptionKind, SubscriptionView, TwinOutput } from "./types.ts";
 
 /** Most subscriptions one device may have. */
 export const MAX_SUBSCRIPTIONS = 16;
@@ -18,13 +18,23 @@ export const MAX_MATCH_ITEMS = 32;
 /** Every alert kind a subscription can ask for. */
 export const ALERT_KINDS: readonly AlertKind[] = ["event.start", "event.end", "offline", "online", "anomaly", "forecast"];
 
+/** Every report kind; a subscription receives reports only when its `match.kinds` names them. */
+export const REPORT_KINDS: readonly ReportKind[] = ["report.day", "report.week"];
+
+/** Every kind `match.kinds` may name. */
+export const SUBSCRIPTION_KINDS: readonly SubscriptionKind[] = [...ALERT_KINDS, ...REPORT_KINDS];
+
+/** Bytes of key a webhook secret carries, after `whsec_` and base64 (Standard Webhooks: 24–64). */
+export const SECRET_MIN_BYTES = 24;
+export const SECRET_MAX_BYTES = 64;
+
 /** The shared empty subscription list (lists are immutable values). */
 export const NO_SUBSCRIPTIONS: readonly Subscription[] = Object.freeze([]);
 
 /** Every provider. */
-export const PROVIDERS: readonly Provider[] = ["webhook", "thermostat", "push"];
+export const PROVIDERS: readonly Provider[] = ["webhook", "thermostat", "push", "email"];
 
-const SUBSCRIPTION_FIELDS = new Set(["id", "provider", "match", "target"]);
+const SUBSCRIPTION_FIELDS = new Set(["id", "provider", "match", "target", "secret"]);
 const MATCH_FIELDS = new Set(["kinds", "ruleIds", "channels"]);
 const MATCH_CHANNELS: ReadonlyArray<Channel | "device"> = [...CHANNELS, "device"];
 
@@ -58,7 +68,7 @@ export function validateSubscription(x: unknown): Result<Subscription> {
       });
       return [...v] as T[];
     };
-    const kinds = list<AlertKind>("kinds", (v) => ALERT_KINDS.includes(v as AlertKind), `alert kinds (${ALERT_KINDS.join(", ")})`);
+    const kinds = list<SubscriptionKind>("kinds", (v) => SUBSCRIPTION_KINDS.includes(v as SubscriptionKind), `kinds (${SUBSCRIPTION_KINDS.join(", ")})`);
     const ruleIds = list<string>("ruleIds", isValidId, "rule ids");
     const channels = list<Channel | "device">("channels", (v) => MATCH_CHANNELS.includes(v as Channel), `channels (${MATCH_CHANNELS.join(", ")})`);
     if (kinds !== undefined) match.kinds = kinds;
@@ -71,9 +81,43 @@ export function validateSubscription(x: unknown): Result<Subscription> {
     bad("target", `must be a non-empty string of at most ${MAX_TARGET_LENGTH} characters`);
   } else if (provider === "webhook" && !isHttpUrl(target)) {
     bad("target", "must be an absolute http(s) URL for a webhook");
+  } else if (provider === "email" && !isEmailAddress(target)) {
+    bad("target", "must be an e-mail address (local@domain) for email");
+  }
+  const secret = x.secret;
+  if (secret !== undefined) {
+    if (provider !== "webhook") bad("secret", "only webhook subscriptions are signed");
+    else if (!isWebhookSecret(secret)) bad("secret", `must be "whsec_" followed by the base64 of ${SECRET_MIN_BYTES}-${SECRET_MAX_BYTES} bytes`);
   }
   if (details.length > 0) return { ok: false, error: problem("SUBSCRIPTION_INVALID", undefined, details) };
-  return { ok: true, value: { id: x.id as string, provider: provider as Provider, match, target: target as string } };
+  const sub: Subscription = { id: x.id as string, provider: provider as Provider, match, target: target as string };
+  if (secret !== undefined) sub.secret = secret as string;
+  return { ok: true, value: sub };
+}
+
+/** `whsec_` + canonical base64 of SECRET_MIN_BYTES–SECRET_MAX_BYTES bytes (no `node:*` here: the length is computed). */
+export function isWebhookSecret(x: unknown): x is string {
+  if (typeof x !== "string" || !x.startsWith("whsec_")) return false;
+  const b64 = x.slice(6);
+  if (b64.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) return false;
+  const bytes = (b64.length / 4) * 3 - (b64.endsWith("==") ? 2 : b64.endsWith("=") ? 1 : 0);
+  return bytes >= SECRET_MIN_BYTES && bytes <= SECRET_MAX_BYTES;
+}
+
+/** A plausible address: one `@`, no spaces, a dot in the domain; at most 254 characters (RFC 5321). */
+function isEmailAddress(s: string): boolean {
+  return s.length <= 254 && /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>.]+$/.test(s);
+}
+
+/** A subscription as views and replies show it: `secret: true` instead of the secret. */
+export function subscriptionView(s: Subscription): SubscriptionView {
+  const match: Subscription["match"] = {};
+  if (s.match.kinds !== undefined) match.kinds = [...s.match.kinds];
+  if (s.match.ruleIds !== undefined) match.ruleIds = [...s.match.ruleIds];
+  if (s.match.channels !== undefined) match.channels = [...s.match.channels];
+  const view: SubscriptionView = { id: s.id, provider: s.provider, match, target: s.target };
+  if (s.secret !== undefined) view.secret = true;
+  return view;
 }
 
 function isHttpUrl(s: string): boolean {
@@ -104,6 +148,21 @@ export function integrationOutputs(subs: readonly Subscription[], alert: Alert, 
     });
   }
   return out;
+}
+
+/**
+ * One `integration` output per subscription whose `match.kinds` names the report's kind (reports are
+ * never sent to a subscription that did not ask for them; `ruleIds`/`channels` do not apply); id
+ * `${report.id}:${sub.id}`.
+ */
+export function reportIntegrationOutputs(subs: readonly Subscription[], report: Report, out: TwinOutput[]): void {
+  for (const sub of subs) {
+    if (sub.match.kinds === undefined || !sub.match.kinds.includes(report.kind)) continue;
+    out.push({
+      type: "integration", id: `${report.id}:${sub.id}`, provider: sub.provider, deviceId: report.deviceId,
+      subscriptionId: sub.id, target: sub.target, report,
+    });
+  }
 }
 
 /** Adds or replaces (same id, same position) a validated subscription; SUBSCRIPTION_LIMIT beyond 16. */

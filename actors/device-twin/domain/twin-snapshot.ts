@@ -1,9 +1,10 @@
 // The twin's snapshot (the value stored in KV per twin): MessagePack, plain maps, versioned.
 //
 //   { v: 1, id, s: <stats bytes from encodeStats>, t?: lastT, c: [readings, duplicates, late],
-//     p: [lastSeen | null, offline 0|1], r?: rule deviations, e?: event slots, u?: subscriptions }
+//     p: [lastSeen | null, offline 0|1], r?: rule deviations, e?: event slots, u?: subscriptions,
+//     w?: report accumulators }
 //
-// Sections that hold only defaults (rules, events, subscriptions) are left out, so a twin that never
+// Sections that hold only defaults (rules, events, subscriptions, reports) are left out, so a twin that never
 // had a command or an open event costs its stats bytes plus ~40 bytes. Decoding validates everything
 // (rules and subscriptions with the same validators as commands) so a decoded twin is always sound.
 
@@ -11,6 +12,7 @@ import { Packr } from "msgpackr";
 import { createEventStates, decodeEventStates, encodeEventStates } from "./events.ts";
 import type { EventStates } from "./events.ts";
 import { DomainError } from "./errors.ts";
+import { createReportState, decodeReportState, encodeReportState, isReportStateEmpty } from "./reports.ts";
 import { decodeRuleSet, DEFAULT_RULE_SET, encodeRuleSet, isValidId } from "./rules.ts";
 import { decodeStats, encodeStatsTransient, statsEqual } from "./stats.ts";
 import { NO_SUBSCRIPTIONS, PROVIDERS, validateSubscription } from "./subscriptions.ts";
@@ -21,9 +23,10 @@ import type { Subscription } from "./types.ts";
 export const TWIN_SNAPSHOT_VERSION = 1;
 
 const packr = new Packr({ useRecords: false });
-const KEYS = new Set(["v", "id", "s", "t", "c", "p", "r", "e", "u"]);
+const KEYS = new Set(["v", "id", "s", "t", "c", "p", "r", "e", "u", "w"]);
 
-type EncodedSubscription = [string, number, string, string[] | null, string[] | null, string[] | null];
+/** [id, provider index, target, kinds, ruleIds, channels] and, when it has one, the secret last. */
+type EncodedSubscription = [string, number, string, string[] | null, string[] | null, string[] | null, string?];
 
 /** Serializes a twin; the bytes are a fresh, plain Uint8Array. */
 export function encodeTwin(state: TwinState): Uint8Array {
@@ -39,10 +42,13 @@ export function encodeTwin(state: TwinState): Uint8Array {
   if (state.rules.user.length > 0 || state.rules.deletedDefaults.length > 0) snap.r = encodeRuleSet(state.rules);
   if (state.events.ids.length > 0) snap.e = encodeEventStates(state.events);
   if (state.subscriptions.length > 0) {
-    snap.u = state.subscriptions.map((s): EncodedSubscription => [
-      s.id, PROVIDERS.indexOf(s.provider), s.target, s.match.kinds ?? null, s.match.ruleIds ?? null, s.match.channels ?? null,
-    ]);
+    snap.u = state.subscriptions.map((s): EncodedSubscription => {
+      const e: EncodedSubscription = [s.id, PROVIDERS.indexOf(s.provider), s.target, s.match.kinds ?? null, s.match.ruleIds ?? null, s.match.channels ?? null];
+      if (s.secret !== undefined) e.push(s.secret);
+      return e;
+    });
   }
+  if (!isReportStateEmpty(state.reports)) snap.w = encodeReportState(state.reports);
   // msgpackr returns a slice of a shared 8 KB slab; copy so the snapshot owns (and retains) only itself.
   return new Uint8Array(packr.pack(snap));
 }
@@ -91,6 +97,8 @@ export function decodeTwin(bytes: Uint8Array): TwinState {
   const events: EventStates | undefined = m.e === undefined ? createEventStates() : decodeEventStates(m.e, rules.effective);
   if (events === undefined) throw corrupt("bad events");
   const subscriptions = m.u === undefined ? NO_SUBSCRIPTIONS : decodeSubscriptions(m.u);
+  const reports = m.w === undefined ? createReportState() : decodeReportState(m.w);
+  if (reports === undefined) throw corrupt("bad report accumulators");
 
   const state: TwinState = {
     deviceId: m.id,
@@ -98,6 +106,7 @@ export function decodeTwin(bytes: Uint8Array): TwinState {
     rules,
     events,
     subscriptions,
+    reports,
     presence: p[0] === null ? { offline: false } : { lastSeen: p[0] as number, offline: p[1] === 1 },
     readings: c[0] as number,
     duplicates: c[1] as number,
@@ -111,12 +120,12 @@ function decodeSubscriptions(x: unknown): Subscription[] {
   if (!Array.isArray(x) || x.length === 0) throw corrupt("bad subscriptions");
   const subs: Subscription[] = [];
   for (const e of x as unknown[]) {
-    if (!Array.isArray(e) || e.length !== 6) throw corrupt("bad subscription");
+    if (!Array.isArray(e) || (e.length !== 6 && e.length !== 7)) throw corrupt("bad subscription");
     const match: Record<string, unknown> = {};
     if (e[3] !== null) match.kinds = e[3];
     if (e[4] !== null) match.ruleIds = e[4];
     if (e[5] !== null) match.channels = e[5];
-    const r = validateSubscription({ id: e[0], provider: PROVIDERS[e[1] as number], match, target: e[2] });
+    const r = validateSubscription({ id: e[0], provider: PROVIDERS[e[1] as number], match, target: e[2], ...(e.length === 7 ? { secret: e[6] } : {}) });
     if (!r.ok || subs.some((s) => s.id === r.value.id)) throw corrupt("bad subscription");
     subs.push(r.value);
   }

@@ -11,11 +11,13 @@ import { applyReadingToEvents, createEventStates, retireRuleEvents } from "./eve
 import type { EventStates } from "./events.ts";
 import { createPresence, DEFAULT_OFFLINE_AFTER_MS, presenceOnReadings, presenceOnTick, presenceWakeAt } from "./presence.ts";
 import type { Presence } from "./presence.ts";
+import { createReportState, reportOnAlert, reportOnDayClosed, reportOnHourClosed } from "./reports.ts";
+import type { ReportState } from "./reports.ts";
 import { DEFAULT_RULE_SET, deleteRule, putRule } from "./rules.ts";
 import type { RuleSet } from "./rules.ts";
 import { applyReadingToStats, createStats, recalibrate, resetStats } from "./stats.ts";
 import type { TwinStats } from "./stats.ts";
-import { integrationOutputs, NO_SUBSCRIPTIONS, putSubscription, removeSubscription } from "./subscriptions.ts";
+import { integrationOutputs, NO_SUBSCRIPTIONS, putSubscription, removeSubscription, reportIntegrationOutputs, subscriptionView } from "./subscriptions.ts";
 import type { Alert, Command, Reading, Result, Subscription, TwinOutput } from "./types.ts";
 
 /** Everything one device's twin knows. Owned by its actor; mutated in place by {@link applyInput}. */
@@ -31,6 +33,8 @@ export interface TwinState {
   subscriptions: readonly Subscription[];
   /** Wall-clock liveness. */
   presence: Presence;
+  /** Accumulators of the daily and weekly reports (reports.ts). */
+  reports: ReportState;
   /** Event time `t` of the last applied reading; kept across `reset`. */
   lastT?: number;
   /** Applied readings (duplicates and late ones excluded). */
@@ -69,6 +73,7 @@ export function createTwin(deviceId: string): TwinState {
     events: createEventStates(),
     subscriptions: NO_SUBSCRIPTIONS,
     presence: createPresence(),
+    reports: createReportState(),
     readings: 0,
     duplicates: 0,
     late: 0,
@@ -83,6 +88,7 @@ function offlineAfter(options?: Partial<TwinOptions>): number {
 function emitAlerts(state: TwinState, alerts: readonly Alert[], outputs: TwinOutput[]): void {
   for (const alert of alerts) {
     outputs.push({ type: "alert", alert });
+    reportOnAlert(state.reports, alert);
     if (state.subscriptions.length > 0) integrationOutputs(state.subscriptions, alert, outputs);
   }
 }
@@ -115,7 +121,16 @@ function applyReadings(state: TwinState, readings: readonly Reading[], receivedA
     state.lastT = r.t;
     state.readings++;
     const closed = applyReadingToStats(state.stats, state.deviceId, r);
-    for (const aggregate of closed.aggregates) outputs.push({ type: "aggregate", aggregate });
+    for (const aggregate of closed.aggregates) {
+      outputs.push({ type: "aggregate", aggregate });
+      if (aggregate.resolution === "hour") reportOnHourClosed(state.reports, aggregate);
+      else {
+        for (const report of reportOnDayClosed(state.reports, state.deviceId, aggregate, r.t)) {
+          outputs.push({ type: "report", report });
+          if (state.subscriptions.length > 0) reportIntegrationOutputs(state.subscriptions, report, outputs);
+        }
+      }
+    }
     for (const c of closed.calibration) outputs.push({ type: "calibration", calibration: c });
     applyReadingToEvents(state.events, state.rules.effective, state.deviceId, r, alerts);
     if (alerts.length > 0) {
@@ -155,7 +170,7 @@ function applyCommand(state: TwinState, raw: Command, at: number, outputs: TwinO
       const r = putSubscription(state.subscriptions, command.subscription);
       if (!r.ok) return r;
       state.subscriptions = r.value;
-      return { ok: true, value: { type: "subscribe", subscription: command.subscription } };
+      return { ok: true, value: { type: "subscribe", subscription: subscriptionView(command.subscription) } };
     }
     case "unsubscribe": {
       const r = removeSubscription(state.subscriptions, command.subscriptionId);
@@ -173,6 +188,7 @@ function applyCommand(state: TwinState, raw: Command, at: number, outputs: TwinO
       for (const rule of state.rules.effective) retireRuleEvents(state.events, rule, state.deviceId, alerts);
       state.events = createEventStates();
       resetStats(state.stats);
+      state.reports = createReportState();
       state.readings = state.duplicates = state.late = 0;
       emitAlerts(state, alerts, outputs);
       return { ok: true, value: { type: "reset" } };

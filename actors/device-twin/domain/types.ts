@@ -43,15 +43,29 @@ export type AlertKind = "event.start" | "event.end" | "offline" | "online" | "an
 
 /** Why a reading was found anomalous: a sudden jump, a flat line where the channel moves, a slow departure. */
 export type AnomalyReason = "spike" | "stuck" | "drift";
-export type Provider = "webhook" | "thermostat" | "push";
+export type Provider = "webhook" | "thermostat" | "push" | "email";
 
-/** A subscription forwards matching alerts to a partner provider (docs/design.md §4). */
+/** Kinds of the periodic reports (reports.ts). */
+export type ReportKind = "report.day" | "report.week";
+
+/** What a subscription's `match.kinds` may name: alert kinds and report kinds. */
+export type SubscriptionKind = AlertKind | ReportKind;
+
+/**
+ * A subscription forwards matching alerts (and, when `match.kinds` names them, reports) to a partner
+ * provider (docs/design.md §4). `secret` (webhook only): `whsec_` + base64 of 24–64 bytes, the Standard Webhooks
+ * signing key; the twin keeps it, views and command results show `secret: true` instead.
+ */
 export interface Subscription {
   id: string;
   provider: Provider;
-  match: { kinds?: AlertKind[]; ruleIds?: string[]; channels?: Array<Channel | "device"> };
+  match: { kinds?: SubscriptionKind[]; ruleIds?: string[]; channels?: Array<Channel | "device"> };
   target: string;
+  secret?: string;
 }
+
+/** A subscription as views and command results show it: the secret replaced by whether there is one. */
+export type SubscriptionView = Omit<Subscription, "secret"> & { secret?: true };
 
 /** Alert payload published on `airtwin.out.alert.<deviceId>.<channel>.<kind>` (docs/design.md §5). */
 export interface Alert {
@@ -122,13 +136,83 @@ export interface ClosedAggregate {
   channels: Partial<Record<Channel, AggregateBucket>>;
 }
 
+/** Per channel of a report: the period's statistics (top-5 means on daily reports only). Channel units. */
+export interface ReportChannel {
+  count: number;
+  mean: number;
+  min: number;
+  max: number;
+  topMaxMean?: number;
+  topMinMean?: number;
+}
+
+/** Per rule of a report: events started in the period and minutes the rule spent in an event. */
+export interface ReportRule {
+  channel: Channel;
+  events: number;
+  minutes: number;
+}
+
+/** An event a report lists: started or ended in the period; times in epoch ms. */
+export interface ReportEvent {
+  eventId: string;
+  ruleId: string;
+  channel: Channel;
+  startedAt: number;
+  endedAt?: number;
+  peak?: number;
+  mean?: number;
+}
+
+/** The hour (or day) of a period whose mean of `channel` was highest (the first of allpollu, pm, co2, voc present). */
+export interface ReportWorst {
+  start: number;
+  channel: Channel;
+  mean: number;
+}
+
+/**
+ * A daily (`report.day`, a closed UTC day) or weekly (`report.week`, a closed ISO week, Monday 00:00
+ * UTC) report, published on `airtwin.out.report.<deviceId>`; id `<deviceId>:<kind>:<start>`.
+ */
+export interface Report {
+  id: string;
+  deviceId: string;
+  kind: ReportKind;
+  /** Period start and end (exclusive), epoch ms UTC. */
+  start: number;
+  end: number;
+  channels: Partial<Record<Channel, ReportChannel>>;
+  /** Rules that had an event in the period, by rule id. */
+  rules: Record<string, ReportRule>;
+  /** Events of the period, oldest first (at most MAX_REPORT_EVENTS; `eventsOmitted` counts the rest). */
+  events: ReportEvent[];
+  eventsOmitted: number;
+  worstHour?: ReportWorst;
+  /** Weekly only: the day with the highest mean. */
+  worstDay?: ReportWorst;
+  /** Hours the room was occupied in the period (learned occupancy). */
+  occupiedHours: number;
+  /** Weekly only: days of the week that had readings. */
+  days?: number;
+  /** The period before (the previous report of this kind): its start and per-channel means, for comparison. */
+  previous?: { start: number; means: Partial<Record<Channel, number>> };
+}
+
 /** Everything a twin emits; the binding maps each to its NATS subject. */
 export type TwinOutput =
   | { type: "alert"; alert: Alert }
   | { type: "calibration"; calibration: CalibrationChange }
   | { type: "aggregate"; aggregate: ClosedAggregate }
   | { type: "occupancy"; occupancy: OccupancyChange }
-  | { type: "integration"; id: string; provider: Provider; deviceId: string; subscriptionId: string; target: string; alert: Alert };
+  | { type: "report"; report: Report }
+  | IntegrationOutput;
+
+/** A matching alert or report for one subscription, on `airtwin.out.integration.<provider>.<deviceId>`. */
+export type IntegrationOutput = { type: "integration"; id: string; provider: Provider; deviceId: string; subscriptionId: string; target: string } & (
+  | { alert: Alert; report?: undefined }
+  | { report: Report; alert?: undefined }
+);
 
 /** Commands (docs/design.md §5), validated before they touch state. */
 export type Command =

@@ -7,7 +7,8 @@ import { calibrationView, channelView } from "./stats.ts";
 import type { ChannelView } from "./stats.ts";
 import type { TwinState } from "./twin.ts";
 import { CHANNELS } from "./types.ts";
-import type { Channel, Rule, Subscription } from "./types.ts";
+import { subscriptionView } from "./subscriptions.ts";
+import type { Channel, Rule, SubscriptionView } from "./types.ts";
 
 /** Options of {@link twinView}. */
 export interface TwinViewOptions {
@@ -30,7 +31,8 @@ export interface TwinView {
   rules: Rule[];
   /** Event-machine state per rule id. */
   events: Record<string, EventView>;
-  subscriptions: Subscription[];
+  /** Secrets are never shown: `secret: true` says a subscription has one. */
+  subscriptions: SubscriptionView[];
   /** Wall-clock ms of the last reading's arrival. */
   lastSeen?: number;
   /** Event time of the last applied reading. */
@@ -57,7 +59,7 @@ export function twinView(state: TwinState, options: TwinViewOptions = {}): TwinV
     calibration: calibrationView(state.stats),
     rules: state.rules.effective.map((r) => ({ ...r })),
     events: eventsView(state.events, state.rules.effective, state.deviceId),
-    subscriptions: state.subscriptions.map(copySubscription),
+    subscriptions: state.subscriptions.map(subscriptionView),
     readings: state.readings,
     duplicates: state.duplicates,
     late: state.late,
@@ -66,12 +68,4 @@ export function twinView(state: TwinState, options: TwinViewOptions = {}): TwinV
   if (lastSeen !== undefined) view.lastSeen = lastSeen;
   if (state.lastT !== undefined) view.lastT = state.lastT;
   return view;
-}
-
-function copySubscription(s: Subscription): Subscription {
-  const match: Subscription["match"] = {};
-  if (s.match.kinds !== undefined) match.kinds = [...s.match.kinds];
-  if (s.match.ruleIds !== undefined) match.ruleIds = [...s.match.ruleIds];
-  if (s.match.channels !== undefined) match.channels = [...s.match.channels];
-  return { id: s.id, provider: s.provider, match, target: s.target };
 }

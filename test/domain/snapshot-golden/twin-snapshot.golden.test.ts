@@ -8,7 +8,7 @@ import { decodeTwin, encodeTwin, twinEqual } from "../../../actors/device-twin/d
 
 const fromBase64 = (s: string): Uint8Array => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
-describe("snapshot format (golden corpus recorded by the encoder of 327c28c)", () => {
+describe("snapshot format (golden corpus recorded by scripts/record-golden-snapshots.ts)", () => {
   const corpus = goldenCorpus();
 
   it("covers every recorded twin", () => {
