@@ -34,6 +34,8 @@ export interface LiveFeed {
   publishReadings(deviceId: string, readings: Reading[], acceptedAt: number): void;
   /** Subscribes to a device's feed; returns the unsubscribe function. */
   subscribe(deviceId: string, handlers: LiveHandlers): () => void;
+  /** Subscribes to the alerts of every device (the fleet's feed); returns the unsubscribe function. */
+  subscribeAlerts(handler: (alert: Alert) => void): () => void;
   /** Resolves once the NATS server has the subscriptions and announcements made so far. */
   ready(): Promise<void>;
 }
@@ -178,18 +180,28 @@ export class NatsLiveFeed implements LiveFeed {
     }
   }
 
+  subscribeAlerts(handler: (alert: Alert) => void): () => void {
+    const sub = this.alertSubscription(">", handler);
+    return () => sub.unsubscribe();
+  }
+
+  /** Alerts on `<outputRoot>.alert.<tail>`; undecodable messages are skipped. */
+  private alertSubscription(tail: string, handler: (alert: Alert) => void): Subscription {
+    return this.nc.subscribe(`${this.names.outputRoot}.alert.${tail}`, {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        try {
+          handler(decode<Alert>(msg.data));
+        } catch {
+          // an undecodable message is skipped
+        }
+      },
+    });
+  }
+
   subscribe(deviceId: string, handlers: LiveHandlers): () => void {
     const subs: Subscription[] = [
-      this.nc.subscribe(`${this.names.outputRoot}.alert.${deviceId}.>`, {
-        callback: (err, msg) => {
-          if (err !== null) return;
-          try {
-            handlers.alert(decode<Alert>(msg.data));
-          } catch {
-            // an undecodable message is skipped
-          }
-        },
-      }),
+      this.alertSubscription(`${deviceId}.>`, (a) => handlers.alert(a)),
       this.nc.subscribe(liveSubject(this.names.prefix, deviceId), {
         callback: (err, msg) => {
           if (err !== null) return;

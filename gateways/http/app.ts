@@ -13,9 +13,11 @@ import type { GatewayMetrics } from "../metrics.ts";
 import type { Registry } from "../registry/registry.ts";
 import { authHooks } from "./auth.ts";
 import { registerAdminRoutes } from "./routes/admin.ts";
+import { registerDashboardRoutes } from "./routes/dashboard.ts";
 import { registerHealthRoutes, type HealthProbe } from "./routes/health.ts";
 import { registerIngestRoute } from "./routes/ingest.ts";
 import { LiveStreams, registerLiveRoute } from "./routes/live.ts";
+import { registerMeRoute } from "./routes/me.ts";
 import { registerOpsRoutes, type OpsApi } from "./routes/ops.ts";
 import { registerTwinRoutes } from "./routes/twin.ts";
 import { sharedSchemas } from "./schemas.ts";
@@ -151,8 +153,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     rateLimitCacheSize: o.rateLimitCacheSize ?? 100_000,
   });
   registerTwinRoutes(app, deps.twins, auth, deps.registry);
-  registerLiveRoute(app, deps.live, auth, live, { heartbeatMs: o.liveHeartbeatMs ?? 15_000, maxBufferedBytes: o.liveMaxBufferedBytes ?? 1024 * 1024 });
+  registerLiveRoute(app, deps.live, auth, live, { heartbeatMs: o.liveHeartbeatMs ?? 15_000, maxBufferedBytes: o.liveMaxBufferedBytes ?? 1024 * 1024 }, deps.registry);
   registerOpsRoutes(app, deps.ops, auth);
+  registerMeRoute(app, auth);
+  await registerDashboardRoutes(app);
   return app;
 }
 

@@ -228,6 +228,26 @@ export const schemas = {
     params: deviceParams,
     querystring: { type: "object", properties: { token: { type: "string" } } },
   },
+  alertsLive: {
+    tags: ["apps"],
+    summary: "Server-sent events: `alert` for every device (admin) or for the caller's devices (user key)",
+    description: "Send the key in the Authorization header (e.g. with fetch streaming); this route takes no key in the URL.",
+    security: appSecurity,
+  },
+  me: {
+    tags: ["apps"],
+    summary: "Who the credentials belong to: `{ kind: \"admin\" }` or `{ kind: \"user\", userId }`",
+    security: appSecurity,
+    response: {
+      200: {
+        type: "object",
+        properties: { kind: { type: "string", enum: ["admin", "user"] }, userId: { type: "string" } },
+        required: ["kind"],
+        additionalProperties: false,
+      },
+      ...errors,
+    },
+  },
   opsCluster: {
     tags: ["ops"],
     summary: "Nodes, coordinator, and per shard: assignment, owner, epoch, lag",
