@@ -20,6 +20,17 @@ export const GatewayErrors = {
   HTTP_VALIDATION: { code: "AIRTWIN_ERR_HTTP_VALIDATION", message: "the request does not match the route's schema", status: 400 },
   HTTP_QUERY_INVALID: { code: "AIRTWIN_ERR_HTTP_QUERY_INVALID", message: "a query parameter is invalid", status: 400 },
   HTTP_INTERNAL: { code: "AIRTWIN_ERR_HTTP_INTERNAL", message: "internal error", status: 500 },
+  HTTP_REQUEST_TIMEOUT: { code: "AIRTWIN_ERR_HTTP_REQUEST_TIMEOUT", message: "the request was not received in time", status: 408 },
+  HTTP_HEADERS_TOO_LARGE: { code: "AIRTWIN_ERR_HTTP_HEADERS_TOO_LARGE", message: "the request line and headers are too large", status: 431 },
+  HTTP_MALFORMED: { code: "AIRTWIN_ERR_HTTP_MALFORMED", message: "the request is not valid HTTP/1.1", status: 400 },
+  HTTP_URL_INVALID: { code: "AIRTWIN_ERR_HTTP_URL_INVALID", message: "the URL path is not valid (bad percent-encoding)", status: 400 },
+  HTTP_URL_TOO_LONG: { code: "AIRTWIN_ERR_HTTP_URL_TOO_LONG", message: "a path parameter of the URL is too long", status: 414 },
+  HTTP_METHOD_NOT_ALLOWED: { code: "AIRTWIN_ERR_HTTP_METHOD_NOT_ALLOWED", message: "this server does not support this method", status: 405 },
+  HTTP_TOO_MANY_CONNECTIONS: {
+    code: "AIRTWIN_ERR_HTTP_TOO_MANY_CONNECTIONS",
+    message: "too many open connections from this client; close some and retry",
+    status: 429,
+  },
   GATEWAY_SHUTTING_DOWN: { code: "AIRTWIN_ERR_GATEWAY_SHUTTING_DOWN", message: "the gateway is shutting down; retry", status: 503 },
   INGEST_RATE_LIMITED: { code: "AIRTWIN_ERR_INGEST_RATE_LIMITED", message: "too many requests for this device; retry later", status: 429 },
   INPUT_NOT_STORED: {
@@ -156,6 +167,7 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = Object.freeze({ ...
 /** Codes that mean "try again shortly": their responses carry Retry-After. */
 const RETRYABLE = new Set<string>([
   GatewayErrors.INPUT_NOT_STORED.code,
+  GatewayErrors.HTTP_TOO_MANY_CONNECTIONS.code,
   GatewayErrors.GATEWAY_SHUTTING_DOWN.code,
   GatewayErrors.ARCHIVE_UNAVAILABLE.code,
   RuntimeErrors.NATS_UNAVAILABLE.code,

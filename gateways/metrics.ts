@@ -49,6 +49,12 @@ export class GatewayMetrics {
     help: "Open server-sent-event streams",
     registers: [this.registry],
   });
+  readonly httpRefused = new Counter({
+    name: "airtwin_gateway_http_refused_total",
+    help: "HTTP clients refused before a route ran (timeouts, malformed requests, oversized headers, CONNECT, too many connections), by error code",
+    labelNames: ["code"],
+    registers: [this.registry],
+  });
   readonly serviceRequests = new Counter({
     name: "airtwin_gateway_nats_service_requests_total",
     help: "Requests answered on <prefix>.api.cmd/get.<deviceId>, by verb and status",

@@ -2,9 +2,10 @@
 // `app.inject()`, the gateway process calls `listen`. Plugins: OpenAPI from the route schemas at /docs,
 // msgpack bodies, one error handler that answers every error as
 // `{ statusCode, code, error, message, details? }`, and request metrics.
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
 import { decode } from "../../runtime/mod.ts";
 import type { TwinApi } from "../api/twin-api.ts";
 import type { LiveFeed } from "../api/live.ts";
@@ -21,6 +22,8 @@ import { registerMeRoute } from "./routes/me.ts";
 import { registerOpsRoutes, type OpsApi } from "./routes/ops.ts";
 import { registerTwinRoutes } from "./routes/twin.ts";
 import { sharedSchemas } from "./schemas.ts";
+import { clientErrorHandler, DEFAULT_HTTP_SERVER_LIMITS, httpServerFactory, type ClientErrorSink, type HttpServerLimits } from "./server.ts";
+import { strictBodyCompilers } from "./validation.ts";
 
 /** The registry operations the HTTP API uses (Registry implements them). */
 export type RegistryApi = Pick<
@@ -46,6 +49,8 @@ export interface HttpOptions {
   liveHeartbeatMs?: number;
   /** Unsent bytes after which a slow SSE client is disconnected. Default 1 MiB. */
   liveMaxBufferedBytes?: number;
+  /** Timeouts and the per-client connection bound of the HTTP server (defaults: DEFAULT_HTTP_SERVER_LIMITS). */
+  limits?: Partial<HttpServerLimits>;
   /** fastify logger: false (default), or a pino instance/options. */
   logger?: FastifyServerOptions["logger"] | FastifyBaseLogger;
 }
@@ -67,7 +72,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const retryAfterSeconds = o.retryAfterSeconds ?? 1;
   const loggerOption = o.logger ?? false;
   const isLoggerInstance = typeof loggerOption === "object" && loggerOption !== null && "child" in loggerOption;
-  const app = Fastify({
+  const limits = serverLimits(o.limits);
+  // the server exists before the app (and its logger): refusals find the app through this
+  const late: { log?: FastifyBaseLogger } = {};
+  const sink: ClientErrorSink = {
+    refused(code, detail) {
+      deps.metrics.httpRefused.inc({ code });
+      late.log?.info({ code, ...detail }, "HTTP client refused");
+    },
+  };
+  const app = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({
+    serverFactory: httpServerFactory(limits, sink),
+    clientErrorHandler: clientErrorHandler(limits, sink),
+    // bad percent-encoding, path parameters over 100 characters: our shape and code, not fastify's
+    frameworkErrors: (err, _req, reply) => {
+      const which = err.code === "FST_ERR_MAX_PARAM_LENGTH" ? "HTTP_URL_TOO_LONG" : err.code === "FST_ERR_BAD_URL" ? "HTTP_URL_INVALID" : "HTTP_INTERNAL";
+      (reply as FastifyReply).code(GatewayErrors[which].status).send(errorBody(GatewayErrors[which].code, GatewayErrors[which].message));
+    },
+    schemaController: { compilersFactory: strictBodyCompilers() },
     ...(isLoggerInstance ? { loggerInstance: loggerOption as FastifyBaseLogger } : { logger: loggerOption as FastifyServerOptions["logger"] }),
     // per-request log lines cost throughput; errors are logged by the error handler
     logController: new LogController({ disableRequestLogging: true }),
@@ -75,8 +97,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // our own 503 (in the error shape) while closing; see the onRequest hook below
     return503OnClosing: false,
     forceCloseConnections: "idle",
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: true } },
   });
+  late.log = app.log;
   app.decorateRequest("principal", null);
   for (const s of sharedSchemas) app.addSchema(s);
 
@@ -111,6 +133,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (clientWentAway(err, req.raw)) {
+      // an abort or a broken body: the client's doing, and nobody is left to answer
+      req.log.info({ code: err.code, route: req.routeOptions.url }, "client closed the connection before the request was read");
+      reply.code(400).send(errorBody(GatewayErrors.HTTP_BODY_INVALID.code, "the request body was cut off"));
+      return;
+    }
     const mapped = fastifyError(err) ?? mapError(err, retryAfterSeconds);
     if (mapped.unexpected) req.log.error({ err, route: req.routeOptions.url }, "request failed");
     reply.headers(mapped.headers).code(mapped.body.statusCode).send(mapped.body);
@@ -158,6 +186,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerMeRoute(app, auth);
   await registerDashboardRoutes(app);
   return app;
+}
+
+/** The limits with their defaults; a request timeout shorter than the headers one would never fire. */
+function serverLimits(given: Partial<HttpServerLimits> = {}): HttpServerLimits {
+  const limits = { ...DEFAULT_HTTP_SERVER_LIMITS, ...given };
+  return { ...limits, requestTimeoutMs: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs) };
+}
+
+/** True when a request failed because its client aborted or its connection broke while the body was read. */
+function clientWentAway(err: FastifyError, raw: { destroyed: boolean; socket?: { destroyed: boolean } | null }): boolean {
+  const code = typeof err.code === "string" ? err.code : "";
+  return code === "ECONNRESET" || code === "ECONNABORTED" || code === "ERR_STREAM_PREMATURE_CLOSE" || raw.destroyed || raw.socket?.destroyed === true;
 }
 
 /** fastify's own errors (body parsing, schema validation) in our shape; undefined for everything else. */

@@ -2,6 +2,7 @@
 // AIRTWIN_HTTP_PORT, AIRTWIN_SHARDS, AIRTWIN_PREFIX, …) plus the gateway's own variables below.
 // Invalid values fail fast with AIRTWIN_ERR_CONFIG_INVALID naming every offending variable.
 import { loadConfig, RuntimeError, type AirtwinConfig, type ConfigProblem } from "../../runtime/mod.ts";
+import { DEFAULT_HTTP_SERVER_LIMITS, type HttpServerLimits } from "./server.ts";
 
 /** Validated configuration of a gateway process. */
 export interface GatewayConfig {
@@ -21,6 +22,13 @@ export interface GatewayConfig {
    * its shard's previous message awaits its PubAck, else leaves at the end of the turn. `AIRTWIN_INGEST_LINGER_MS`. Default 2.
    */
   readonly lingerMs: number;
+  /**
+   * Limits against slow and greedy clients (docs/gateway.md, "Slow and greedy clients"):
+   * `AIRTWIN_HTTP_HEADERS_TIMEOUT_MS` (10 000), `AIRTWIN_HTTP_REQUEST_TIMEOUT_MS` (30 000, at least the
+   * headers timeout), `AIRTWIN_HTTP_IDLE_TIMEOUT_MS` (72 000), `AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT`
+   * (256; 0 = unbounded).
+   */
+  readonly httpLimits: Readonly<HttpServerLimits>;
   /** pino log level. `AIRTWIN_LOG_LEVEL`. Default "info". */
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
@@ -62,6 +70,20 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   const rateLimitWindowMs = int("AIRTWIN_INGEST_RATE_WINDOW_MS", 60_000, 100, 86_400_000);
   const ackTimeoutMs = int("AIRTWIN_INGEST_ACK_TIMEOUT_MS", 3000, 100, 60_000);
   const lingerMs = int("AIRTWIN_INGEST_LINGER_MS", 2, 0, 1000);
+  const d = DEFAULT_HTTP_SERVER_LIMITS;
+  const httpLimits: HttpServerLimits = {
+    headersTimeoutMs: int("AIRTWIN_HTTP_HEADERS_TIMEOUT_MS", d.headersTimeoutMs, 100, 600_000),
+    requestTimeoutMs: int("AIRTWIN_HTTP_REQUEST_TIMEOUT_MS", d.requestTimeoutMs, 100, 3_600_000),
+    idleTimeoutMs: int("AIRTWIN_HTTP_IDLE_TIMEOUT_MS", d.idleTimeoutMs, 100, 3_600_000),
+    maxConnectionsPerClient: int("AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT", d.maxConnectionsPerClient, 0, 1_000_000),
+  };
+  if (httpLimits.requestTimeoutMs < httpLimits.headersTimeoutMs) {
+    problems.push({
+      variable: "AIRTWIN_HTTP_REQUEST_TIMEOUT_MS",
+      value: String(httpLimits.requestTimeoutMs),
+      reason: `must be at least AIRTWIN_HTTP_HEADERS_TIMEOUT_MS (${httpLimits.headersTimeoutMs}): the whole request includes its headers`,
+    });
+  }
   const level = raw("AIRTWIN_LOG_LEVEL") ?? "info";
   if (!(LEVELS as readonly string[]).includes(level)) problems.push({ variable: "AIRTWIN_LOG_LEVEL", value: level, reason: `must be one of ${LEVELS.join(", ")}` });
 
@@ -77,6 +99,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     rateLimitWindowMs,
     ackTimeoutMs,
     lingerMs,
+    httpLimits: Object.freeze(httpLimits),
     logLevel: level as GatewayConfig["logLevel"],
   });
 }

@@ -124,6 +124,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
       options: {
         rateLimitMax: config.rateLimitMax,
         rateLimitWindowMs: config.rateLimitWindowMs,
+        limits: config.httpLimits,
         logger: { level: config.logLevel },
         ...o.http,
       },

@@ -46,6 +46,28 @@ describe("gateway configuration", () => {
     );
   });
 
+  it("reads the HTTP limits, defaults included, and refuses a request timeout shorter than the headers one", () => {
+    expect(loadGatewayConfig({ AIRTWIN_ADMIN_TOKEN: TOKEN }).httpLimits).toEqual({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      idleTimeoutMs: 72_000,
+      maxConnectionsPerClient: 256,
+    });
+    const c = loadGatewayConfig({
+      AIRTWIN_ADMIN_TOKEN: TOKEN,
+      AIRTWIN_HTTP_HEADERS_TIMEOUT_MS: "2000",
+      AIRTWIN_HTTP_REQUEST_TIMEOUT_MS: "5000",
+      AIRTWIN_HTTP_IDLE_TIMEOUT_MS: "9000",
+      AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT: "0",
+    });
+    expect(c.httpLimits).toEqual({ headersTimeoutMs: 2000, requestTimeoutMs: 5000, idleTimeoutMs: 9000, maxConnectionsPerClient: 0 });
+    expect(problems({ AIRTWIN_ADMIN_TOKEN: TOKEN, AIRTWIN_HTTP_HEADERS_TIMEOUT_MS: "5000", AIRTWIN_HTTP_REQUEST_TIMEOUT_MS: "1000" })).toEqual(["AIRTWIN_HTTP_REQUEST_TIMEOUT_MS"]);
+    expect(problems({ AIRTWIN_ADMIN_TOKEN: TOKEN, AIRTWIN_HTTP_IDLE_TIMEOUT_MS: "0", AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT: "-1" }).sort()).toEqual([
+      "AIRTWIN_HTTP_IDLE_TIMEOUT_MS",
+      "AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT",
+    ]);
+  });
+
   it("never echoes the admin token in errors", () => {
     try {
       loadGatewayConfig({ AIRTWIN_ADMIN_TOKEN: "secret secret secret" });

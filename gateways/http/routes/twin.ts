@@ -13,13 +13,33 @@ type TimeQuery = { from?: string; to?: string };
 /** Default window of the alerts and events routes: the last 24 hours. */
 const DEFAULT_WINDOW_MS = 24 * 3_600_000;
 
-/** Parses a time query parameter: epoch ms or an ISO 8601 date-time. */
+/** An RFC 3339 date-time with its zone (`2026-03-01T12:00:00Z`, `…T12:00:00.5+01:00`), or a date (`2026-03-01`, UTC midnight). */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-](\d{2}):(\d{2})))?$/;
+
+/** The epoch ms of a strict ISO 8601 time, or undefined when it is not one or names no real instant (Feb 30, 25:00). */
+function isoToMs(value: string): number | undefined {
+  const m = ISO_TIME.exec(value);
+  if (m === null) return undefined;
+  const [year, month, day, hour = 0, minute = 0, second = 0] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((x) => (x === undefined ? undefined : Number(x))) as number[];
+  const ms = m[7] === undefined ? 0 : Math.floor(Number(`0.${m[7]}`) * 1000);
+  const offsetMin = m[8] === undefined || m[8] === "Z" ? 0 : (m[8].startsWith("-") ? -1 : 1) * (Number(m[9]) * 60 + Number(m[10]));
+  if (month! < 1 || month! > 12 || hour > 23 || minute > 59 || second > 59 || Number(m[9] ?? 0) > 23 || Number(m[10] ?? 0) > 59) return undefined;
+  const utc = Date.UTC(year!, month! - 1, day!, hour, minute, second, ms);
+  // Date.UTC rolls Feb 30 over into March: a day the month does not have is refused
+  if (new Date(utc).getUTCDate() !== day) return undefined;
+  return utc - offsetMin * 60_000;
+}
+
+/**
+ * Parses a time query parameter: epoch milliseconds (digits only) or an ISO 8601 date-time with its zone
+ * (or a date, meaning UTC midnight). Nothing lenient: `Date.parse` would read "foo 1" as the year 2001.
+ */
 export function parseTime(field: string, value: string | undefined): number | undefined {
   if (value === undefined || value === "") return undefined;
-  const ms = /^-?\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isSafeInteger(ms) || ms < 0) {
-    throw new GatewayError("HTTP_QUERY_INVALID", `${field} must be epoch milliseconds or an ISO 8601 date-time`, {
-      details: [{ field, message: `cannot read ${JSON.stringify(value)} as a time` }],
+  const ms = /^\d{1,16}$/.test(value) ? Number(value) : isoToMs(value);
+  if (ms === undefined || !Number.isSafeInteger(ms) || ms < 0) {
+    throw new GatewayError("HTTP_QUERY_INVALID", `${field} must be epoch milliseconds or an ISO 8601 date-time with a zone (2026-03-01T12:00:00Z)`, {
+      details: [{ field, message: `cannot read ${JSON.stringify(value.slice(0, 64))} as a time` }],
     });
   }
   return ms;
