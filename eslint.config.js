@@ -63,6 +63,27 @@ export default tseslint.config(
     },
   },
   {
+    // the simulator's model is pure like the twin domain: same seed, same readings
+    files: ["sim/model/**/*.ts"],
+    rules: { "no-restricted-imports": ["error", {
+      ...domainForbidden,
+      patterns: [...domainForbidden.patterns, { group: ["**/actors/*/domain/*", "!**/actors/*/domain/mod.ts"], message: "sim/model uses only the domain's public module." }],
+    }] },
+  },
+  {
+    // the simulator is a client: the runtime's public module, the actors' public modules
+    files: ["sim/**/*.ts"],
+    ignores: ["sim/model/**"],
+    rules: {
+      "no-restricted-imports": ["error", {
+        patterns: [
+          { group: ["**/runtime/*", "!**/runtime/mod.ts"], message: "sim/ uses only runtime/mod.ts." },
+          { group: ["**/actors/*/domain/*", "!**/actors/*/domain/mod.ts"], message: "sim/ uses only the actors' public modules." },
+        ],
+      }],
+    },
+  },
+  {
     files: ["runtime/**/*.ts"],
     rules: {
       "no-restricted-imports": ["error", {

@@ -1,32 +1,34 @@
 // `airtwin dev`: everything on one machine. A nats-server child with JetStream (store under
-// $AIRTWIN_DATA_DIR/nats, on a free port; or the server in NATS_URL), `--nodes N` worker nodes (default
-// 2) and the HTTP gateway, each a child process logging to $AIRTWIN_DATA_DIR/logs. Prints the gateway
-// URL, the admin token (AIRTWIN_ADMIN_TOKEN, or one generated once and kept in
-// $AIRTWIN_DATA_DIR/admin-token) and the NATS URL. Ctrl-C / SIGTERM stops the gateway (it finishes its
-// requests), then the nodes (they hand their shards off and commit), then nats-server. Starting again
-// keeps all state: streams, snapshots and the registry live in the JetStream store.
+// $AIRTWIN_DATA_DIR/nats, on a free port; or the server in NATS_URL) and the roles of dev-roles.ts
+// (worker nodes, the gateway, …), each a child process logging to $AIRTWIN_DATA_DIR/logs;
+// `--simulate N` registers a demo user and N devices and runs them as a simulated fleet. Prints the
+// dashboard URL, the admin token (AIRTWIN_ADMIN_TOKEN, or one generated once and kept in
+// $AIRTWIN_DATA_DIR/admin-token), the demo user's API key and the NATS URL. Ctrl-C / SIGTERM stops the
+// roles in their stop order (dev-roles.ts), then nats-server. Starting again keeps all state: streams,
+// snapshots and the registry live in the JetStream store, the demo fleet's tokens and clock in its file.
 
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { get as httpGet } from "node:http";
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { DeployError } from "../deploy/errors.ts";
 import { natsServerVersion, resolveNatsServerBinary, spawnNatsServer, type NatsServerProcess } from "../deploy/local-nats.ts";
 import { closeNats, connectNats, loadConfig, RuntimeError } from "../runtime/mod.ts";
+import { DEMO_FLEET_FILE, prepareDemoFleet, type DemoFleetInfo } from "../sim/demo-fleet.ts";
+import { Child, children } from "./dev-child.ts";
+import { devRoles, devRolesAfterGateway, stopOrder, type DevRoleContext } from "./dev-roles.ts";
 
-const usage = `usage: airtwin dev [--nodes N]
+const usage = `usage: airtwin dev [--nodes N] [--simulate N]
 
 Runs airtwin on this machine: nats-server with JetStream (store in $AIRTWIN_DATA_DIR/nats, default
 .airtwin/nats, on a free port; with NATS_URL set, that server instead), N worker nodes (default 2) and
-the HTTP gateway (AIRTWIN_HTTP_PORT, default 8080, or a free port when 8080 is taken). Prints the
-gateway URL, the admin token and the NATS URL; logs go to $AIRTWIN_DATA_DIR/logs. Ctrl-C stops
-everything; starting again keeps all state.
+the HTTP gateway (AIRTWIN_HTTP_PORT, default 8080, or a free port when 8080 is taken and the variable
+is unset). --simulate N registers a demo user and N devices and runs them as a simulated fleet whose
+event time runs faster than the clock (npm start is airtwin dev --simulate 50). Prints the dashboard
+URL, the admin token, the demo user's API key and the NATS URL; logs go to $AIRTWIN_DATA_DIR/logs.
+Ctrl-C stops everything; starting again keeps all state and resumes the fleet.
 `;
-
-const BIN = fileURLToPath(new URL("../bin/airtwin.js", import.meta.url));
 
 /** The lock of one `airtwin dev` per data directory: our pid and the nats-server child's. */
 interface DevLock {
@@ -85,25 +87,30 @@ function untilSignal(onForce: () => void): Promise<NodeJS.Signals> {
   });
 }
 
-/** `--nodes N` (1–64, default 2). */
-export function parseDevArgs(args: readonly string[]): { nodes: number; help: boolean } {
+/** `--nodes N` (1–64, default 2), `--simulate N` (0–10 000 devices, default 0). */
+export function parseDevArgs(args: readonly string[]): { nodes: number; simulate: number; help: boolean } {
   let nodes = 2;
+  let simulate = 0;
   let help = false;
+  const count = (flag: string, v: string | undefined, min: number, max: number): number => {
+    const n = v !== undefined && /^\d+$/.test(v) ? Number(v) : Number.NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new RuntimeError("CONFIG_INVALID", `${flag} must be an integer from ${min} to ${max}, got ${v ?? "nothing"}`, { details: { problems: [{ variable: flag, value: v ?? "", reason: `${min}-${max}` }] } });
+    }
+    return n;
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
+    const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    const value = () => (a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i]);
     if (a === "--help" || a === "-h") help = true;
-    else if (a === "--nodes" || a.startsWith("--nodes=")) {
-      const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
-      const n = v !== undefined && /^\d+$/.test(v) ? Number(v) : Number.NaN;
-      if (!Number.isInteger(n) || n < 1 || n > 64) {
-        throw new RuntimeError("CONFIG_INVALID", `--nodes must be an integer from 1 to 64, got ${v ?? "nothing"}`, { details: { problems: [{ variable: "--nodes", value: v ?? "", reason: "1-64" }] } });
-      }
-      nodes = n;
-    } else {
+    else if (flag === "--nodes") nodes = count("--nodes", value(), 1, 64);
+    else if (flag === "--simulate") simulate = count("--simulate", value(), 0, 10_000);
+    else {
       throw new RuntimeError("CONFIG_INVALID", `unknown argument ${a}\n\n${usage}`);
     }
   }
-  return { nodes, help };
+  return { nodes, simulate, help };
 }
 
 /** The admin token: AIRTWIN_ADMIN_TOKEN, else the one kept in `<dataDir>/admin-token` (created once, mode 0600). */
@@ -153,69 +160,6 @@ function getStatus(url: string, headers: Record<string, string> = {}): Promise<{
   });
 }
 
-/** A child `airtwin <role>` process with its log file. */
-class Child {
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  private readonly proc: ChildProcess;
-
-  constructor(
-    readonly name: string,
-    role: string,
-    env: NodeJS.ProcessEnv,
-    readonly logFile: string,
-  ) {
-    const fd = openSync(logFile, "a");
-    try {
-      // own process group: a terminal's Ctrl-C reaches only `airtwin dev`, which stops children in order
-      this.proc = spawn(process.execPath, [BIN, role], { env, stdio: ["ignore", fd, fd], detached: true });
-    } finally {
-      closeSync(fd);
-    }
-    this.exited = new Promise((r) => this.proc.once("exit", (code, signal) => r((this.exit = { code, signal }))));
-    children.add(this);
-    void this.exited.then(() => children.delete(this));
-  }
-
-  get running(): boolean {
-    return this.exit === undefined;
-  }
-
-  get pid(): number | undefined {
-    return this.proc.pid;
-  }
-
-  kill(signal: NodeJS.Signals): void {
-    if (this.running) this.proc.kill(signal);
-  }
-
-  /** SIGTERM, then SIGKILL after `graceMs`. */
-  async stop(graceMs: number): Promise<void> {
-    if (!this.running) return;
-    this.kill("SIGTERM");
-    const timer = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
-    if ((await Promise.race([this.exited, timer])) === "timeout") {
-      process.stderr.write(`airtwin dev: ${this.name} did not stop within ${graceMs} ms; killing it\n`);
-      this.kill("SIGKILL");
-      await this.exited;
-    }
-  }
-
-  logTail(lines = 20): string {
-    try {
-      return readFileSync(this.logFile, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
-    } catch {
-      return "";
-    }
-  }
-}
-
-/** Children still running; a crashed `airtwin dev` leaves none behind. */
-const children = new Set<Child>();
-process.on("exit", () => {
-  for (const c of children) c.kill("SIGTERM");
-});
-
 /** Runs `airtwin dev` until Ctrl-C / SIGTERM; sets process.exitCode. */
 export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const opts = parseDevArgs(args);
@@ -233,6 +177,7 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
   const logDir = join(dataDir, "logs");
   const urlFile = join(dataDir, "nats.url");
   const lockFile = join(dataDir, "dev.lock");
+  const gatewayUrlFile = join(dataDir, "gateway.url");
   const external = Boolean(env.NATS_URL?.trim());
 
   let nats: NatsServerProcess | undefined;
@@ -274,21 +219,31 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
     const admin = adminToken(env, dataDir);
     const host = env.AIRTWIN_HTTP_HOST?.trim() || "127.0.0.1";
     let port = config.httpPort;
-    if (!env.AIRTWIN_HTTP_PORT?.trim() && !(await portFree(port, host))) {
+    if (!(await portFree(port, host))) {
+      if (env.AIRTWIN_HTTP_PORT?.trim()) {
+        throw new DeployError("DEV_PORT_IN_USE", `port ${port} on ${host} is in use (AIRTWIN_HTTP_PORT=${port}); stop what uses it or set AIRTWIN_HTTP_PORT to a free port`, {
+          details: { port, host, variable: "AIRTWIN_HTTP_PORT" },
+        });
+      }
       const taken = port;
       port = await freePort(host);
-      out(`airtwin dev: port ${taken} is taken; the gateway uses ${port} (set AIRTWIN_HTTP_PORT to choose)`);
+      out(`airtwin dev: port ${taken} is in use; the gateway takes ${port} instead (set AIRTWIN_HTTP_PORT to choose the port)`);
     }
     const childEnv = { ...env, NATS_URL: natsUrl, AIRTWIN_ADMIN_TOKEN: admin.token, AIRTWIN_DATA_DIR: dataDir };
-    out(`airtwin dev: starting ${opts.nodes} node${opts.nodes === 1 ? "" : "s"} and the gateway; logs in ${rel(logDir)}`);
-    const nodes = Array.from({ length: opts.nodes }, (_, i) => {
-      const nodeId = `dev-node-${i + 1}`;
-      return new Child(nodeId, "node", { ...childEnv, AIRTWIN_NODE_ID: nodeId, AIRTWIN_METRICS_PORT: "" }, join(logDir, `${nodeId}.log`));
-    });
-    const gateway = new Child("gateway", "gateway", { ...childEnv, AIRTWIN_HTTP_PORT: String(port), AIRTWIN_HTTP_HOST: host }, join(logDir, "gateway.log"));
-    const all = [gateway, ...nodes];
-    const firstExit = Promise.race(all.map((c) => c.exited.then(() => c)));
     const base = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const roleContext: DevRoleContext = {
+      env: childEnv,
+      nodes: opts.nodes,
+      httpHost: host,
+      httpPort: port,
+      gatewayUrl: base,
+      simulate: opts.simulate,
+      fleetFile: join(dataDir, DEMO_FLEET_FILE),
+    };
+    const roles = devRoles(roleContext);
+    out(`airtwin dev: starting ${roles.map((r) => r.name).join(", ")}; logs in ${rel(logDir)}`);
+    const running = roles.map((r) => new Child(r, join(logDir, `${r.name}.log`)));
+    let firstExit = Promise.race(running.map((c) => c.exited.then(() => c)));
 
     const probing = new AbortController();
     const started = await Promise.race([
@@ -297,18 +252,40 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
       waitUntilUp(base, admin.token, probing.signal).then((shards) => ({ kind: "up" as const, shards })),
     ]);
     probing.abort();
-    let ended: { kind: "signal"; s: NodeJS.Signals } | { kind: "exited"; c: Child };
+    let ended: { kind: "signal"; s: NodeJS.Signals } | { kind: "exited"; c: Child } | undefined;
     if (started.kind === "up") {
-      out("");
-      out("airtwin dev is up:");
-      out(`  gateway  ${base}   (API docs: ${base}/docs)`);
-      out(`  admin    ${admin.token}   (${admin.source === "AIRTWIN_ADMIN_TOKEN" ? "from AIRTWIN_ADMIN_TOKEN" : `kept in ${rel(admin.source)}`})`);
-      out(`  NATS     ${natsUrl}`);
-      out(`  nodes    ${nodes.map((n) => n.name).join(", ")}${started.shards ? "" : " (still taking their shards)"}`);
-      out(`GATEWAY_URL=${base}`);
-      out(`AIRTWIN_ADMIN_TOKEN=${admin.token}`);
-      out("Ctrl-C stops everything; starting again keeps all state.");
-      ended = await Promise.race([signal.then((s) => ({ kind: "signal" as const, s })), firstExit.then((c) => ({ kind: "exited" as const, c }))]);
+      writeFileSync(gatewayUrlFile, `${base}\n`);
+      let demo: DemoFleetInfo | undefined;
+      if (opts.simulate > 0) {
+        const setup = await Promise.race([
+          signal.then((s) => ({ kind: "signal" as const, s })),
+          prepareDemoFleet({ gatewayUrl: base, adminToken: admin.token, fleetFile: roleContext.fleetFile, devices: opts.simulate, log: out }).then((info) => ({ kind: "ready" as const, info })),
+        ]);
+        if (setup.kind === "signal") ended = setup;
+        else {
+          demo = setup.info;
+          const fleet = devRolesAfterGateway(roleContext).map((r) => new Child(r, join(logDir, `${r.name}.log`)));
+          running.push(...fleet);
+          firstExit = Promise.race(running.map((c) => c.exited.then(() => c)));
+        }
+      }
+      if (ended === undefined) {
+        out("");
+        out("airtwin dev is up:");
+        out(`  dashboard ${base}/   (API docs: ${base}/docs)`);
+        out(`  admin     ${admin.token}   (${admin.source === "AIRTWIN_ADMIN_TOKEN" ? "from AIRTWIN_ADMIN_TOKEN" : `kept in ${rel(admin.source)}`})`);
+        if (demo !== undefined) {
+          out(`  demo user ${demo.userId}, API key ${demo.apiKey}   (kept in ${rel(roleContext.fleetFile)})`);
+          out(`  fleet     ${demo.devices} simulated devices (${demo.first} … ${demo.last}), event time ×${demo.speed}; log ${rel(join(logDir, "simulate.log"))}`);
+        }
+        out(`  NATS      ${natsUrl}`);
+        out(`  nodes     ${roles.filter((r) => r.args[0] === "node").map((r) => r.name).join(", ")}${started.shards ? "" : " (still taking their shards)"}`);
+        out(`GATEWAY_URL=${base}`);
+        out(`AIRTWIN_ADMIN_TOKEN=${admin.token}`);
+        if (demo !== undefined) out(`AIRTWIN_API_KEY=${demo.apiKey}`);
+        out("Ctrl-C stops everything; starting again keeps all state.");
+        ended = await Promise.race([signal.then((s) => ({ kind: "signal" as const, s })), firstExit.then((c) => ({ kind: "exited" as const, c }))]);
+      }
     } else {
       ended = started;
     }
@@ -322,9 +299,7 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
     } else {
       out(`airtwin dev: ${ended.s}, stopping`);
     }
-    // the gateway first (it finishes its requests), then the nodes (they hand off and commit), then NATS
-    await gateway.stop(15_000);
-    await Promise.all(nodes.map((n) => n.stop(30_000)));
+    for (const stage of stopOrder(running)) await Promise.all(stage.map((c) => c.stop(c.stopGraceMs)));
     if (nats !== undefined) await nats.stop(10_000);
     out("airtwin dev: stopped");
   } finally {
@@ -332,6 +307,7 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
     if (nats?.running) await nats.stop(10_000);
     if (locked) {
       rmSync(urlFile, { force: true });
+      rmSync(gatewayUrlFile, { force: true });
       rmSync(lockFile, { force: true });
     }
   }

@@ -6,6 +6,7 @@ commands:
   node        run a worker node (shards of twins)
   gateway     run the HTTP gateway
   ops         cluster operations
+  simulate    a simulated device fleet and load generator (HTTP or NATS, synthetic or a CSV replay)
   bench       run benchmarks
 `;
 
@@ -27,6 +28,9 @@ switch (command) {
     break;
   case "ops":
     await run(async () => (await import("./ops.ts")).runOps(process.argv.slice(3)));
+    break;
+  case "simulate":
+    await run(async () => (await import("./simulate.ts")).runSimulate(process.argv.slice(3)));
     break;
   default:
     process.stderr.write(`airtwin: unknown command "${command}"\n\n${usage}`);

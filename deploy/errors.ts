@@ -14,6 +14,10 @@ export const DeployErrors = {
     code: "AIRTWIN_ERR_DEPLOY_DEV_ALREADY_RUNNING",
     message: "another airtwin dev already uses this data directory",
   },
+  DEV_PORT_IN_USE: {
+    code: "AIRTWIN_ERR_DEPLOY_DEV_PORT_IN_USE",
+    message: "a port airtwin dev was told to use is in use",
+  },
 } as const;
 
 export type DeployErrorName = keyof typeof DeployErrors;
