@@ -69,7 +69,11 @@ function relativeLinks(text: string): Array<{ target: string; line: number }> {
   return out;
 }
 
-const TOP_LEVEL = ["actors", "bench", "bin", "cli", "data", "deploy", "docs", "gateways", "runtime", "scripts", "test"];
+/** The repository's top-level folders (runtime, actors, gateways, sim, …), as they are now. */
+const TOP_LEVEL = readdirSync(root, { withFileTypes: true })
+  .filter((e) => e.isDirectory() && !e.name.startsWith(".") && !SKIP_DIRS.has(e.name))
+  .map((e) => e.name)
+  .concat("data");
 const REPO_PATH = new RegExp(`^(?:(?:${TOP_LEVEL.join("|")})/[A-Za-z0-9_./-]*|README\\.md|package\\.json|eslint\\.config\\.js|tsconfig\\.json|vitest\\.config\\.ts|\\.ci/run)$`);
 
 /** Backticked tokens that are concrete repository paths (no placeholders such as `<suite>` or `*`). */
