@@ -3,7 +3,7 @@
 // shards stopped here that still answer queries until their next owner serves (handoff.ts).
 import type { EntityBehavior } from "./entity.ts";
 import type { HostLoad, ShardHost, ShardLease, StopReason } from "./shard-host.ts";
-import { ShardRunner, type ShardRunnerDeps } from "./shard-runner.ts";
+import { ShardRunner, type ShardRunnerDeps } from "./shard/mod.ts";
 import { FencedError } from "./snapshot-store.ts";
 import { streamOfShard } from "./subjects.ts";
 

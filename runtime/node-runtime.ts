@@ -8,7 +8,7 @@ import type { EntityBehavior } from "./entity.ts";
 import { RuntimeMetrics } from "./metrics.ts";
 import { NodeHost } from "./node-host.ts";
 import { PipelinedPublisher } from "./publisher.ts";
-import { defaultShardRunnerOptions, type ShardRunnerOptions } from "./shard-runner.ts";
+import { defaultShardRunnerOptions, type ShardRunnerOptions } from "./shard/mod.ts";
 import { names as namesOf, type Names } from "./subjects.ts";
 
 export type LogFn = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
@@ -46,7 +46,7 @@ export const stderrLog: LogFn = (level, msg, fields) => {
  * 4–11 s on a busy 3-server cluster (test/integration/runtime/nats-loss.test.ts): with nats.js's 5 s a
  * shard's start failed, released its lease and was retried for 20 s and more. Not much longer either:
  * a request sent while the JetStream meta leader is being replaced is never answered, and waits it out.
- * The shard's consumer is asked for again after a timeout (ShardRunner.addConsumer).
+ * The shard's consumer is asked for again after a timeout (shard/consumer.ts, addConsumer).
  */
 export const JS_API_TIMEOUT_MS = 10_000;
 

@@ -6,7 +6,7 @@ import type { EntityBehavior } from "./entity.ts";
 import { createNodeRuntime, stderrLog, type LogFn, type NodeRuntime } from "./node-runtime.ts";
 import type { OwnershipOptions } from "./ownership/options.ts";
 import { startOwnership, type Ownership } from "./ownership/ownership.ts";
-import type { ShardRunnerOptions } from "./shard-runner.ts";
+import type { ShardRunnerOptions } from "./shard/mod.ts";
 
 export interface StartNodeOptions {
   nc: NatsConnection;

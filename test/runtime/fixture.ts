@@ -7,7 +7,7 @@ import { afterAll, beforeAll } from "vitest";
 import type { RuntimeClient } from "../../runtime/client.ts";
 import type { EntityBehavior } from "../../runtime/entity.ts";
 import { createNodeRuntime, type LogFn, type NodeRuntime } from "../../runtime/node-runtime.ts";
-import type { ShardRunnerOptions } from "../../runtime/shard-runner.ts";
+import type { ShardRunnerOptions } from "../../runtime/shard/mod.ts";
 import { startNatsServer, type NatsServerOptions, type TestNatsServer } from "../harness/nats-server.ts";
 import { counterBehavior, type CounterState } from "./counter-behavior.ts";
 

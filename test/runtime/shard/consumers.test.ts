@@ -4,11 +4,11 @@
 // and a newer owner's consumer is never touched.
 import { AckPolicy, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { expect, it } from "vitest";
-import { RuntimeClient } from "../../runtime/client.ts";
-import type { NodeRuntime } from "../../runtime/node-runtime.ts";
-import { names as namesOf } from "../../runtime/subjects.ts";
-import { waitFor } from "../harness/wait-for.ts";
-import { counterState, natsForFile, testNode } from "./fixture.ts";
+import { RuntimeClient } from "../../../runtime/client.ts";
+import type { NodeRuntime } from "../../../runtime/node-runtime.ts";
+import { names as namesOf } from "../../../runtime/subjects.ts";
+import { waitFor } from "../../harness/wait-for.ts";
+import { counterState, natsForFile, testNode } from "../fixture.ts";
 
 const PREFIX = "sc";
 const names = namesOf(PREFIX);

@@ -3,12 +3,12 @@
 // overwritten a moment later, and writing them slowed catching up ~1.4× in `npm run bench -- runtime`
 // (fleet shape) — while a caught-up shard commits every commitIntervalMs. State stays exact either way.
 import { describe, expect, it } from "vitest";
-import { RuntimeClient } from "../../runtime/client.ts";
-import type { NodeRuntime } from "../../runtime/node-runtime.ts";
-import { commitDeferred } from "../../runtime/shard-runner.ts";
-import { waitFor } from "../harness/wait-for.ts";
-import { busyApply } from "./busy-behavior.ts";
-import { natsForFile, testNode } from "./fixture.ts";
+import { RuntimeClient } from "../../../runtime/client.ts";
+import type { NodeRuntime } from "../../../runtime/node-runtime.ts";
+import { commitDeferred } from "../../../runtime/shard/mod.ts";
+import { waitFor } from "../../harness/wait-for.ts";
+import { busyApply } from "../busy-behavior.ts";
+import { natsForFile, testNode } from "../fixture.ts";
 
 /** Applying one input takes APPLY_MS of CPU, so a few hundred make a backlog. */
 const APPLY_MS = 4;

@@ -2,11 +2,11 @@
 // without double-applying, fencing of a zombie owner, wake-ups across restarts, command replies.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
-import { RuntimeClient } from "../../runtime/client.ts";
-import { outputStreamConfig } from "../../runtime/cluster-setup.ts";
-import type { LogFn, NodeRuntime } from "../../runtime/node-runtime.ts";
-import { waitFor } from "../harness/wait-for.ts";
-import { counterState, natsForFile, testNode } from "./fixture.ts";
+import { RuntimeClient } from "../../../runtime/client.ts";
+import { outputStreamConfig } from "../../../runtime/cluster-setup.ts";
+import type { LogFn, NodeRuntime } from "../../../runtime/node-runtime.ts";
+import { waitFor } from "../../harness/wait-for.ts";
+import { counterState, natsForFile, testNode } from "../fixture.ts";
 
 const SHARDS = 4;
 

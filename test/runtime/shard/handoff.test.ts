@@ -4,14 +4,14 @@
 import { errors as natsErrors } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
-import { RuntimeClient } from "../../runtime/client.ts";
-import { announceServing, listenForNewerOwner } from "../../runtime/handoff.ts";
-import type { NodeRuntime } from "../../runtime/node-runtime.ts";
-import type { ShardRunnerOptions } from "../../runtime/shard-runner.ts";
-import { names as namesOf } from "../../runtime/subjects.ts";
-import { waitFor } from "../harness/wait-for.ts";
-import type { CounterState } from "./counter-behavior.ts";
-import { natsForFile, testNode } from "./fixture.ts";
+import { RuntimeClient } from "../../../runtime/client.ts";
+import { announceServing, listenForNewerOwner } from "../../../runtime/handoff.ts";
+import type { NodeRuntime } from "../../../runtime/node-runtime.ts";
+import type { ShardRunnerOptions } from "../../../runtime/shard/mod.ts";
+import { names as namesOf } from "../../../runtime/subjects.ts";
+import { waitFor } from "../../harness/wait-for.ts";
+import type { CounterState } from "../counter-behavior.ts";
+import { natsForFile, testNode } from "../fixture.ts";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 

@@ -3,11 +3,11 @@
 // starve them until the whole fetched buffer is applied (seconds), so a busy, healthy node lost its
 // leases. Found by the process-level integration tests (test/integration/runtime).
 import { describe, expect, it } from "vitest";
-import { RuntimeClient } from "../../runtime/client.ts";
-import { waitFor } from "../harness/wait-for.ts";
-import { timerGaps } from "../harness/timer-gaps.ts";
-import { busyApply as busy } from "./busy-behavior.ts";
-import { natsForFile, testNode } from "./fixture.ts";
+import { RuntimeClient } from "../../../runtime/client.ts";
+import { waitFor } from "../../harness/wait-for.ts";
+import { timerGaps } from "../../harness/timer-gaps.ts";
+import { busyApply as busy } from "../busy-behavior.ts";
+import { natsForFile, testNode } from "../fixture.ts";
 
 const nats = natsForFile();
 

@@ -2,9 +2,9 @@
 // passivated one comes back from its bucket — with exactly the state it had, its inputs after that
 // applied once, and its wake-up kept.
 import { expect, it } from "vitest";
-import { RuntimeClient } from "../../runtime/client.ts";
-import { waitFor } from "../harness/wait-for.ts";
-import { counterState, natsForFile, testNode } from "./fixture.ts";
+import { RuntimeClient } from "../../../runtime/client.ts";
+import { waitFor } from "../../harness/wait-for.ts";
+import { counterState, natsForFile, testNode } from "../fixture.ts";
 
 const SHARDS = 4;
 

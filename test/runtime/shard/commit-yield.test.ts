@@ -4,11 +4,11 @@
 // with 100,000 twins on one node). The cut is now encoded in slices while the shard applies nothing;
 // the state stays exact.
 import { describe, expect, it } from "vitest";
-import { RuntimeClient } from "../../runtime/client.ts";
-import { waitFor } from "../harness/wait-for.ts";
-import { timerGaps } from "../harness/timer-gaps.ts";
-import { busyEncode } from "./busy-behavior.ts";
-import { natsForFile, testNode } from "./fixture.ts";
+import { RuntimeClient } from "../../../runtime/client.ts";
+import { waitFor } from "../../harness/wait-for.ts";
+import { timerGaps } from "../../harness/timer-gaps.ts";
+import { busyEncode } from "../busy-behavior.ts";
+import { natsForFile, testNode } from "../fixture.ts";
 
 const ENCODE_MS = 1;
 

@@ -6,10 +6,10 @@
 // the consumer's delivery sequence and replay from its checkpoint.
 import { jetstream } from "@nats-io/jetstream";
 import { expect, it } from "vitest";
-import { RuntimeClient } from "../../runtime/client.ts";
-import { names as namesOf } from "../../runtime/subjects.ts";
-import { waitFor } from "../harness/wait-for.ts";
-import { counterState, natsForFile, testNode } from "./fixture.ts";
+import { RuntimeClient } from "../../../runtime/client.ts";
+import { names as namesOf } from "../../../runtime/subjects.ts";
+import { waitFor } from "../../harness/wait-for.ts";
+import { counterState, natsForFile, testNode } from "../fixture.ts";
 
 const SHARDS = 2;
 const ENTITIES = 40;

@@ -1,0 +1,180 @@
+// The apply decisions over the entity table, without NATS: what is skipped as a redelivery, what a
+// keyed command replays or is refused for, and what applying changes.
+import { describe, expect, it } from "vitest";
+import { counterBehavior, type CounterState } from "../../test/runtime/counter-behavior.ts";
+import { decode, encode } from "../codec.ts";
+import { ERASE_KIND } from "../entity.ts";
+import type { InputItem } from "../envelope.ts";
+import type { LogFn } from "../log.ts";
+import { RuntimeMetrics } from "../metrics.ts";
+import type { EntityReply } from "../protocol.ts";
+import { applyBatch, applyItem, decide, rememberCommand, type ApplyEnv } from "./apply.ts";
+import { EntityTable } from "./entities.ts";
+import { WakeUps } from "./timers.ts";
+
+const ctx = { prefix: "t", acceptedAt: 1000 };
+const add = (entityId: string, v: number, extra: Partial<InputItem> = {}): InputItem => ({ type: "counter", entityId, kind: "add", payload: { v }, ...extra });
+
+function table(): EntityTable {
+  return new EntityTable(new Map([["counter", counterBehavior]]), new RuntimeMetrics({ defaultMetrics: false }), 600_000);
+}
+
+/** An entity of `t` that applied `item` at `seq` (activated and applied as the runner does). */
+function applied(t: EntityTable, item: InputItem, seq: number) {
+  const slot = t.slotFor(item.type, item.entityId)!;
+  t.activate(slot, 0);
+  const result = applyItem(t, slot, item, seq, ctx);
+  if (item.idempotencyKey !== undefined) {
+    const d = decide(t, slot, item, seq);
+    rememberCommand(t, slot, item.idempotencyKey, seq, result.reply, d.do === "apply" ? d.fingerprint : undefined);
+  }
+  return slot;
+}
+
+describe("decide", () => {
+  it("refuses an entity type nobody serves", () => {
+    const t = table();
+    const item = { ...add("a", 1), type: "nope" };
+    expect(decide(t, t.slotFor("nope", "a"), item, 1)).toEqual({ do: "refuse", code: "AIRTWIN_ERR_ENTITY_UNKNOWN", message: 'unknown entity type "nope"' });
+  });
+
+  it("applies a new entity's first input, and skips a message at or below its appliedSeq (a redelivery)", () => {
+    const t = table();
+    const slot = t.slotFor("counter", "a")!;
+    expect(decide(t, slot, add("a", 1), 5)).toEqual({ do: "apply", fingerprint: undefined });
+    applied(t, add("a", 1), 5);
+    expect(decide(t, slot, add("a", 1), 4).do).toBe("skip");
+    expect(decide(t, slot, add("a", 1), 6).do).toBe("apply");
+  });
+
+  it("applies every item of the message being applied for one entity, but not the same message redelivered", () => {
+    const t = table();
+    const slot = applied(t, add("a", 1), 7);
+    // the next item of message 7 for the same entity
+    expect(decide(t, slot, add("a", 2), 7).do).toBe("apply");
+    // after a restart the slot comes from its snapshot: appliedSeq 7, nothing being applied
+    slot.applyingSeq = 0;
+    expect(decide(t, slot, add("a", 2), 7).do).toBe("skip");
+  });
+
+  it("refuses an invalid idempotency key", () => {
+    const t = table();
+    const d = decide(t, t.slotFor("counter", "a"), add("a", 1, { idempotencyKey: " padded" }), 1);
+    expect(d).toMatchObject({ do: "refuse", code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_INVALID" });
+  });
+
+  it("replays a keyed command applied before, refuses another command under the same key", () => {
+    const t = table();
+    const slot = applied(t, add("a", 3, { idempotencyKey: "k1" }), 1);
+    const again = decide(t, slot, add("a", 3, { idempotencyKey: "k1" }), 2);
+    expect(again.do).toBe("replay");
+    if (again.do === "replay") expect({ seq: again.earlier.seq, reply: decode(again.earlier.reply) }).toEqual({ seq: 1, reply: { n: 1 } });
+    expect(decide(t, slot, add("a", 4, { idempotencyKey: "k1" }), 2)).toMatchObject({ do: "refuse", code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED" });
+    expect(decide(t, slot, add("a", 4, { idempotencyKey: "k2" }), 2).do).toBe("apply");
+  });
+
+  it("changes nothing it decides on", () => {
+    const t = table();
+    const slot = applied(t, add("a", 3, { idempotencyKey: "k1" }), 1);
+    const before = { state: structuredClone(slot.state), appliedSeq: slot.appliedSeq, dirty: t.dirty.size };
+    for (const seq of [0, 1, 2]) decide(t, slot, add("a", 9, { idempotencyKey: "k1" }), seq);
+    expect({ state: slot.state, appliedSeq: slot.appliedSeq, dirty: t.dirty.size }).toEqual(before);
+  });
+});
+
+describe("applyItem", () => {
+  it("sets the new state and appliedSeq and marks the entity dirty", () => {
+    const t = table();
+    const slot = applied(t, add("a", 5), 3);
+    expect(slot.state).toMatchObject({ n: 1, sum: 5 });
+    expect([slot.appliedSeq, slot.applyingSeq, slot.dirty, t.dirty.has(slot)]).toEqual([3, 3, true, true]);
+  });
+
+  it("erasing gives a fresh state and forgets the entity's keyed commands", () => {
+    const t = table();
+    const slot = applied(t, add("a", 5, { idempotencyKey: "k1" }), 3);
+    applied(t, { type: "counter", entityId: "a", kind: ERASE_KIND, payload: null }, 4);
+    expect(slot.state).toEqual({ id: "a", n: 0, sum: 0, ticks: 0 });
+    expect(decide(t, slot, add("a", 5, { idempotencyKey: "k1" }), 5).do).toBe("apply");
+  });
+
+  it("leaves the entity as it was when the behaviour throws", () => {
+    const t = table();
+    const slot = applied(t, add("a", 5), 3);
+    expect(() => applyItem(t, slot, { type: "counter", entityId: "a", kind: "unknown", payload: null }, 4, ctx)).toThrow("unknown kind");
+    expect([slot.appliedSeq, (slot.state as CounterState).n]).toEqual([3, 1]);
+  });
+});
+
+describe("applyBatch", () => {
+  function env(t: EntityTable) {
+    const replies: Array<[string, EntityReply]> = [];
+    const published: string[] = [];
+    const logged: string[] = [];
+    const log: LogFn = (_level, msg) => logged.push(msg);
+    const e: ApplyEnv = {
+      table: t,
+      wakeUps: new WakeUps(new RuntimeMetrics({ defaultMetrics: false })),
+      metrics: new RuntimeMetrics({ defaultMetrics: false }),
+      log,
+      shard: 0,
+      prefix: "t",
+      publish: (outputs) => published.push(...outputs.map((o) => o.id)),
+      reply: (subject, reply) => replies.push([subject, reply]),
+    };
+    return { e, replies, published, logged };
+  }
+
+  it("answers each item as decided, applies the rest in order, counts what it skipped and replayed", async () => {
+    const t = table();
+    const { e, replies, published, logged } = env(t);
+    const items: InputItem[] = [
+      ...Array.from({ length: 10 }, (_, i) => add("a", i)),
+      add("b", 1, { replyTo: "r.1", idempotencyKey: "k" }),
+      add("b", 1, { replyTo: "r.2", idempotencyKey: "k" }),
+      add("b", 2, { replyTo: "r.3", idempotencyKey: "k" }),
+      { type: "nope", entityId: "c", kind: "add", payload: {}, replyTo: "r.4" },
+      { type: "counter", entityId: "b", kind: "bad", payload: {}, replyTo: "r.5" },
+    ];
+    const batch = { acceptedAt: 1000, items };
+    const slots = items.map((i) => t.slotFor(i.type, i.entityId));
+    applyBatch(e, batch, slots, 1, 0);
+    expect(replies).toEqual([
+      ["r.1", { ok: true, value: { n: 1 }, seq: 1 }],
+      ["r.2", { ok: true, value: { n: 1 }, seq: 1, replayed: true }],
+      ["r.3", { ok: false, error: { code: "AIRTWIN_ERR_IDEMPOTENCY_KEY_REUSED", message: expect.any(String) } }],
+      ["r.4", { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_UNKNOWN", message: 'unknown entity type "nope"' } }],
+      ["r.5", { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_APPLY", message: expect.any(String) } }],
+    ]);
+    expect(published).toEqual(["a:10"]);
+    expect(logged).toEqual(["apply failed; input skipped"]);
+    expect(t.slotFor("counter", "a")!.state).toMatchObject({ n: 10, sum: 45 });
+
+    // the same message again (a redelivery after a restart): every item of a served type skipped and
+    // not answered again; the unknown type is refused again (it has no entity to remember it)
+    for (const s of slots) if (s !== undefined) s.applyingSeq = 0;
+    applyBatch(e, batch, slots, 1, 0);
+    expect(replies.slice(5)).toEqual([replies[3]]);
+    expect((await e.metrics.redeliveriesSkipped.get()).values[0]!.value).toBe(14);
+    expect((await e.metrics.commandsReplayed.get()).values[0]!.value).toBe(1);
+    expect((await e.metrics.itemsApplied.get()).values.map((v) => [v.labels.type, v.value])).toEqual([["counter", 11]]);
+  });
+
+  it("schedules the wake-up an applied input asks for", () => {
+    const t = table();
+    const { e } = env(t);
+    const item: InputItem = { type: "counter", entityId: "w", kind: "wake", payload: { at: 5000 } };
+    const slots = [t.slotFor("counter", "w")];
+    applyBatch(e, { acceptedAt: 0, items: [item] }, slots, 1, 0);
+    expect(e.wakeUps.takeDue(4999, 10)).toEqual([]);
+    expect(e.wakeUps.takeDue(5000, 10)).toEqual(slots);
+  });
+
+  it("packs a keyed command's reply when it is applied", () => {
+    const t = table();
+    const { e } = env(t);
+    const slots = [t.slotFor("counter", "k")];
+    applyBatch(e, { acceptedAt: 0, items: [add("k", 1, { idempotencyKey: "x" })] }, slots, 1, 0);
+    expect(t.commandKeys.get(slots[0]!)!.find("x")!.reply).toEqual(encode({ n: 1 }));
+  });
+});

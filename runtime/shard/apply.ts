@@ -1,0 +1,178 @@
+// Applying one input message to the entities of a shard. Each item is first decided — skip (already in
+// the entity's snapshot: a redelivery), replay (a keyed command applied before: answer with its reply),
+// refuse (with a coded error), or apply — by `decide`, a pure function of the item and the entity table;
+// `applyItem` then changes the entity, and `applyBatch` runs a message's items in order with their
+// effects (outputs, replies, wake-ups, metrics) handed to the runner.
+import { commandFingerprint, sameFingerprint } from "../command-fingerprint.ts";
+import { idempotencyKeyProblem, type AppliedCommand } from "../command-keys.ts";
+import { decode, encode } from "../codec.ts";
+import { ERASE_KIND, type Applied, type ApplyContext, type EntityOutput } from "../entity.ts";
+import type { InputBatch, InputItem } from "../envelope.ts";
+import { RuntimeErrors } from "../errors.ts";
+import type { LogFn } from "../log.ts";
+import type { RuntimeMetrics } from "../metrics.ts";
+import { errorReply, type EntityReply } from "../protocol.ts";
+import type { EntityTable, Slot } from "./entities.ts";
+import type { WakeUps } from "./timers.ts";
+
+/** What to do with one input item. */
+export type Decision =
+  | { readonly do: "apply"; readonly fingerprint: Uint8Array | undefined }
+  /** Already applied to the entity (its `appliedSeq` is past this message): a redelivery. */
+  | { readonly do: "skip" }
+  /** A keyed command the entity applied already: answered with that command's reply, not applied. */
+  | { readonly do: "replay"; readonly earlier: AppliedCommand }
+  /** Not applied; the caller gets this error. `cause`: an unexpected failure worth logging. */
+  | { readonly do: "refuse"; readonly code: string; readonly message: string; readonly cause?: Error };
+
+// shared: readings, nearly every item, allocate no decision
+const APPLY: Decision = { do: "apply", fingerprint: undefined };
+const SKIP: Decision = { do: "skip" };
+
+/**
+ * Decides an item of the message with stream sequence `seq` for its entity's `slot` (undefined: an
+ * entity type not served here). Changes nothing.
+ */
+export function decide(table: EntityTable, slot: Slot | undefined, item: InputItem, seq: number): Decision {
+  if (slot === undefined) return { do: "refuse", code: RuntimeErrors.ENTITY_UNKNOWN.code, message: `unknown entity type "${item.type}"` };
+  // several items of one message for one entity all apply (`applyingSeq`)
+  if (slot.appliedSeq > seq || (slot.appliedSeq === seq && slot.applyingSeq !== seq)) return SKIP;
+  const key = item.idempotencyKey;
+  return key === undefined ? APPLY : decideKeyed(table, slot, item, key);
+}
+
+/**
+ * A keyed command. Refused: its key is invalid (a client that did not validate it), or the entity
+ * applied a different command under it (another fingerprint; entries recorded before fingerprints are
+ * not compared). Replayed: the entity applied this command already. Otherwise applied, and its
+ * fingerprint recorded with the key.
+ */
+function decideKeyed(table: EntityTable, slot: Slot, item: InputItem, key: string): Decision {
+  const problem = idempotencyKeyProblem(key);
+  if (problem !== undefined) return { do: "refuse", code: RuntimeErrors.IDEMPOTENCY_KEY_INVALID.code, message: `idempotency key ${problem}` };
+  let fingerprint: Uint8Array;
+  try {
+    fingerprint = commandFingerprint(item.kind, item.payload);
+  } catch (err) {
+    // only a payload nested deeper than the stack gets here; it would not apply either
+    return { do: "refuse", code: RuntimeErrors.ENTITY_APPLY.code, message: RuntimeErrors.ENTITY_APPLY.message, cause: err as Error };
+  }
+  const earlier = table.commandKeys.get(slot)?.find(key);
+  if (earlier === undefined) return { do: "apply", fingerprint };
+  if (earlier.fingerprint !== undefined && !sameFingerprint(earlier.fingerprint, fingerprint)) {
+    return { do: "refuse", code: RuntimeErrors.IDEMPOTENCY_KEY_REUSED.code, message: RuntimeErrors.IDEMPOTENCY_KEY_REUSED.message };
+  }
+  return { do: "replay", earlier };
+}
+
+/** The reply a replayed command's caller gets: the earlier command's value and seq. */
+export function replayReply(earlier: AppliedCommand): EntityReply {
+  return { ok: true, value: decode(earlier.reply), seq: earlier.seq, replayed: true };
+}
+
+/**
+ * Applies an item decided "apply" to its resident entity: its new state, `appliedSeq` and dirty mark.
+ * Throws what the behaviour throws; the entity is unchanged then. (A keyed command's key is remembered
+ * by {@link rememberCommand} once its effects are out.)
+ */
+export function applyItem(table: EntityTable, slot: Slot, item: InputItem, seq: number, ctx: ApplyContext): Applied<unknown> {
+  const applied = item.kind === ERASE_KIND ? erased(table, slot) : slot.behavior.apply(slot.state, item.kind, item.payload, ctx);
+  slot.state = applied.state;
+  slot.appliedSeq = seq;
+  slot.applyingSeq = seq;
+  table.markDirty(slot);
+  return applied;
+}
+
+/** Remembers a keyed command the entity applied, with its reply (packed now: later changes to it do not count). */
+export function rememberCommand(table: EntityTable, slot: Slot, key: string, seq: number, reply: unknown, fingerprint: Uint8Array | undefined): void {
+  table.remember(slot, { key, seq, reply: encode(reply), fingerprint });
+}
+
+/** What erasing an entity applies: a fresh state in place of the old one (see ERASE_KIND), and no keyed commands remembered. */
+function erased(table: EntityTable, slot: Slot): Applied<unknown> {
+  table.forgetCommands(slot);
+  return { state: slot.behavior.create(slot.entityId), outputs: [], reply: { erased: true } };
+}
+
+/** Where applying a message hands its effects. */
+export interface ApplyEnv {
+  readonly table: EntityTable;
+  readonly wakeUps: WakeUps;
+  readonly metrics: RuntimeMetrics;
+  readonly log: LogFn;
+  readonly shard: number;
+  /** The cluster's subject prefix (for the behaviours' output subjects). */
+  readonly prefix: string;
+  /** Publishes an entity's outputs (confirmed at the next commit). */
+  publish(outputs: readonly EntityOutput[]): void;
+  /** Answers a command's caller. */
+  reply(subject: string, reply: EntityReply): void;
+}
+
+/**
+ * Applies the items of the message with stream sequence `seq`, in order; `slots[i]` is item i's entity
+ * (resolved, its snapshot fetched). Nothing here waits.
+ */
+export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArray<Slot | undefined>, seq: number, now: number): void {
+  const { table, metrics } = env;
+  const ctx: ApplyContext = { prefix: env.prefix, acceptedAt: batch.acceptedAt };
+  // labelled counters are counted per run of items of one type and kind (a label lookup per item costs)
+  const counted = { type: "", kind: "", items: 0, units: 0 };
+  for (let i = 0; i < batch.items.length; i++) {
+    const item = batch.items[i]!;
+    const slot = slots[i];
+    const decision = decide(table, slot, item, seq);
+    if (decision.do !== "apply") {
+      settle(env, decision, item, slot, seq);
+      continue;
+    }
+    // an "apply" decision has a slot
+    const entity = slot!;
+    table.activate(entity, now);
+    let applied;
+    try {
+      applied = applyItem(table, entity, item, seq, ctx);
+    } catch (err) {
+      env.log("error", "apply failed; input skipped", { shard: env.shard, seq, key: entity.key, error: (err as Error).message });
+      if (item.replyTo !== undefined) env.reply(item.replyTo, errorReply(RuntimeErrors.ENTITY_APPLY.code, RuntimeErrors.ENTITY_APPLY.message));
+      continue;
+    }
+    env.publish(applied.outputs);
+    env.wakeUps.schedule(entity, entity.behavior.nextWakeAt(entity.state));
+    if (counted.type !== entity.behavior.type || counted.kind !== item.kind) {
+      countApplied(metrics, counted);
+      counted.type = entity.behavior.type;
+      counted.kind = item.kind;
+    }
+    counted.items++;
+    counted.units += applied.units ?? 0;
+    if (item.idempotencyKey !== undefined) rememberCommand(table, entity, item.idempotencyKey, seq, applied.reply, decision.fingerprint);
+    if (item.replyTo !== undefined) env.reply(item.replyTo, { ok: true, value: applied.reply, seq });
+  }
+  countApplied(metrics, counted);
+}
+
+/** The effects of an item not applied: a metric, a log line, the caller's answer. */
+function settle(env: ApplyEnv, decision: Exclude<Decision, { do: "apply" }>, item: InputItem, slot: Slot | undefined, seq: number): void {
+  switch (decision.do) {
+    case "skip":
+      env.metrics.redeliveriesSkipped.inc();
+      return;
+    case "replay":
+      env.metrics.commandsReplayed.inc();
+      if (item.replyTo !== undefined) env.reply(item.replyTo, replayReply(decision.earlier));
+      return;
+    case "refuse":
+      if (decision.cause !== undefined) {
+        env.log("error", "keyed command not fingerprinted; input skipped", { shard: env.shard, seq, key: slot?.key, error: decision.cause.message });
+      }
+      if (item.replyTo !== undefined) env.reply(item.replyTo, errorReply(decision.code, decision.message));
+  }
+}
+
+function countApplied(metrics: RuntimeMetrics, c: { type: string; kind: string; items: number; units: number }): void {
+  if (c.items > 0) metrics.itemsApplied.inc({ type: c.type, kind: c.kind }, c.items);
+  if (c.units > 0) metrics.unitsApplied.inc({ type: c.type }, c.units);
+  c.items = c.units = 0;
+}

@@ -1,0 +1,200 @@
+// A shard's commits: a consistent cut (every dirty entity encoded, the last applied message noted), then
+// the cut's outputs confirmed (published again under the same id while refused) → its snapshots and
+// the shard checkpoint written, fenced and pipelined → the consumer acknowledged up to the cut. A crash
+// anywhere in between replays from the previous checkpoint.
+import type { JsMsg } from "@nats-io/jetstream";
+import { MSGPACK_CONTENT_TYPE, encode } from "../codec.ts";
+import type { EntityOutput } from "../entity.ts";
+import type { PubAck } from "../publisher.ts";
+import { CHECKPOINT_KEY, FencedError, encodeCheckpoint, encodeRecord, type FencedWriter } from "../snapshot-store.ts";
+import { sliceUsed, yieldTurn } from "../turns.ts";
+import type { EntityTable, Slot } from "./entities.ts";
+import type { ShardRunnerDeps, ShardRunnerOptions } from "./options.ts";
+
+/**
+ * The commit timer's rule: a shard that still has input waiting on the server (`pending` after the
+ * last applied message) defers its commit until `commitMaxIntervalMs` since the last one; caught up, it
+ * commits every tick. (Commits forced by dirty entities or unacknowledged messages do not ask.)
+ */
+export function commitDeferred(pending: number, sinceLastCommitMs: number, options: Pick<ShardRunnerOptions, "commitMaxIntervalMs">): boolean {
+  return pending > 0 && sinceLastCommitMs < options.commitMaxIntervalMs;
+}
+
+interface PendingOutput {
+  subject: string;
+  data: Uint8Array;
+  msgId: string;
+  ack: Promise<PubAck>;
+}
+
+/** What a shard's commits need of its runner. */
+export interface CommitEnv {
+  readonly shard: number;
+  readonly epoch: number;
+  readonly deps: Pick<ShardRunnerDeps, "publisher" | "metrics" | "options">;
+  readonly table: EntityTable;
+  /** True once the lease is lost or storage failed: nothing more is written. */
+  isAborted(): boolean;
+  /** Gives the shard up (a write failed or was fenced). */
+  fail(err: Error): void;
+}
+
+const MSGPACK_HEADER = { "Content-Type": MSGPACK_CONTENT_TYPE } as const;
+
+export class Committer {
+  /** The fenced writer of the shard's snapshot bucket, once the shard is claimed. */
+  writer: FencedWriter | undefined;
+  /** The input stream sequence up to which everything is committed. */
+  committedSeq = 0;
+  private capture: Promise<void> | undefined;
+  private committing: Promise<void> | undefined;
+  private pendingOutputs: PendingOutput[] = [];
+  private lastApplied: JsMsg | undefined;
+  private appliedSinceCommit = 0;
+  /** When the last commit began (performance.now()). */
+  private lastCommitAt = performance.now();
+
+  constructor(private readonly env: CommitEnv) {}
+
+  /** Set while a commit captures its cut (encoding, with yields): applying waits until it resolves. */
+  get capturing(): Promise<void> | undefined {
+    return this.capture;
+  }
+
+  /** A message applied: the next cut acknowledges up to it. */
+  noteApplied(m: JsMsg): void {
+    this.lastApplied = m;
+    this.appliedSinceCommit++;
+  }
+
+  /** A message passed over (undecodable): acknowledged with the next cut, nothing to apply. */
+  notePassed(m: JsMsg): void {
+    this.lastApplied = m;
+  }
+
+  /** True when a commit should start now rather than at the next tick: many dirty entities or unacknowledged messages. */
+  get dueEarly(): boolean {
+    const { options } = this.env.deps;
+    return this.env.table.dirty.size >= options.commitMaxDirty || this.appliedSinceCommit >= options.maxAckPending / 2;
+  }
+
+  /** The commit timer: commits now unless the shard is behind its input and committed recently. */
+  commitIfDue(): void {
+    if (commitDeferred(this.lastApplied?.info.pending ?? 0, performance.now() - this.lastCommitAt, this.env.deps.options)) return;
+    void this.commit().catch(() => undefined);
+  }
+
+  /** Commits unless a commit is running (then that one covers it). */
+  commit(): Promise<void> {
+    if (this.committing !== undefined) return this.committing;
+    this.committing = this.commitNow().finally(() => {
+      this.committing = undefined;
+    });
+    return this.committing;
+  }
+
+  /** Resolves once the commit running (if any) is over, however it ended. */
+  async settled(): Promise<void> {
+    await this.committing?.catch(() => undefined);
+  }
+
+  /** True when everything applied is written and the writer is sound. */
+  get clean(): boolean {
+    return this.writer?.failed === undefined && this.env.table.dirty.size === 0;
+  }
+
+  /** Publishes outputs at once; each is confirmed (and published again if refused) by the commit of its cut. */
+  publishOutputs(outputs: readonly EntityOutput[]): void {
+    for (const o of outputs) {
+      const data = encode(o.payload);
+      const ack = this.env.deps.publisher.publishNow(o.subject, data, { msgId: o.id, headers: MSGPACK_HEADER });
+      ack.catch(() => undefined); // confirmed (and retried) at commit
+      this.pendingOutputs.push({ subject: o.subject, data, msgId: o.id, ack });
+    }
+    this.env.deps.metrics.outputsPublished.inc(outputs.length);
+  }
+
+  /** Commits now (a planned stop's last commit; otherwise see {@link commit}). */
+  async commitNow(): Promise<void> {
+    const { table, epoch } = this.env;
+    const writer = this.writer;
+    if (writer === undefined || writer.failed !== undefined) return;
+    const checkpointMsg = this.lastApplied;
+    const checkpointSeq = checkpointMsg?.info.streamSequence ?? this.committedSeq;
+    if (table.dirty.size === 0 && checkpointSeq === this.committedSeq && this.pendingOutputs.length === 0) return;
+    const started = performance.now();
+    this.lastCommitAt = started;
+    // Capture a consistent cut: nothing is applied to this shard until every dirty entity is encoded.
+    // Encoding yields to the event loop every few ms — a large cut (a backlog, a first ingest) takes
+    // seconds, and lease renewals, acks and queries must not wait for it; the other shards go on.
+    // Once captured, the loop keeps applying while this commit waits for its writes.
+    let release!: () => void;
+    this.capture = new Promise<void>((resolve) => (release = resolve));
+    const records: Array<{ slot: Slot; record: Uint8Array }> = [];
+    try {
+      for (const slot of table.dirty) {
+        const bytes = slot.behavior.encode(slot.state);
+        slot.dirty = false;
+        table.writing.add(slot);
+        records.push({ slot, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes, commands: table.commandsOf(slot) }) });
+        if (sliceUsed()) await yieldTurn();
+      }
+      table.dirty.clear();
+    } finally {
+      this.capture = undefined;
+      release();
+    }
+    if (this.env.isAborted()) return; // the lease was lost while capturing: write nothing
+    const outputs = this.pendingOutputs;
+    this.pendingOutputs = [];
+    this.appliedSinceCommit = 0;
+    try {
+      // 1. every output of the cut is stored (re-published under the same id if an ack failed)
+      await this.confirmOutputs(outputs);
+      // 2. snapshots, then the checkpoint, all fenced by the shard's stream sequence
+      let bytes = 0;
+      const writes = records.map(({ slot, record }) => {
+        bytes += record.length;
+        slot.persisted = true;
+        return writer.put(slot.key, record);
+      });
+      writes.push(writer.put(CHECKPOINT_KEY, encodeCheckpoint(checkpointSeq, epoch)));
+      await Promise.all(writes);
+      for (const { slot } of records) table.writing.delete(slot);
+      // 3. only now the input may be forgotten
+      checkpointMsg?.ack();
+      this.committedSeq = checkpointSeq;
+      const { metrics } = this.env.deps;
+      metrics.commitSeconds.observe((performance.now() - started) / 1000);
+      metrics.commitRecords.observe(records.length);
+      metrics.commitBytes.inc(bytes);
+    } catch (err) {
+      // Nothing of this cut is acknowledged: put it back so nothing is forgotten, then give the shard up.
+      for (const { slot } of records) table.markDirty(slot);
+      this.pendingOutputs = outputs.concat(this.pendingOutputs);
+      if (err instanceof FencedError) this.env.deps.metrics.fencingRejections.inc();
+      this.env.fail(err as Error);
+      throw err;
+    }
+  }
+
+  /**
+   * Waits until every output of the cut is stored, publishing the refused ones again (their `Nats-Msg-Id`
+   * makes a repeat harmless) with growing pauses for up to `askAgainMs`: while the output stream elects
+   * a new leader (a NATS server lost) every publish is refused at once with "no stream answered", and
+   * giving up then would restart the shard from its checkpoint for a pause of a few seconds.
+   */
+  private async confirmOutputs(outputs: PendingOutput[]): Promise<void> {
+    const { publisher, options } = this.env.deps;
+    const deadline = performance.now() + options.askAgainMs;
+    let todo = outputs;
+    for (let attempt = 0; todo.length > 0; attempt++) {
+      const results = await Promise.allSettled(todo.map((o) => o.ack));
+      const failed = todo.filter((_, i) => results[i]!.status === "rejected");
+      if (failed.length === 0) return;
+      if (this.env.isAborted() || performance.now() >= deadline) throw (results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason;
+      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
+      todo = failed.map((o) => ({ ...o, ack: publisher.publishNow(o.subject, o.data, { msgId: o.msgId, headers: MSGPACK_HEADER }) }));
+    }
+  }
+}

@@ -1,0 +1,131 @@
+// A shard's input consumer: one durable consumer per lease epoch (`shard-<s>-e<epoch>`), positioned at
+// the checkpoint; the consumers of older epochs cleaned up; a deleted consumer noticed; deliveries
+// checked for gaps (messages lost in transit).
+import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/nats-core";
+import { worthAskingAgain } from "../js-retry.ts";
+import type { ShardRunnerDeps, ShardRunnerOptions } from "./options.ts";
+
+/** What the consumer's requests need of the runner. */
+export interface ConsumerEnv {
+  readonly deps: Pick<ShardRunnerDeps, "js" | "jsm" | "names" | "inputStream" | "options" | "log">;
+  readonly shard: number;
+  readonly epoch: number;
+  /** A start's JetStream request, asked again while worth it (js-retry.ts). */
+  askAgain<T>(request: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * Creates this epoch's durable consumer at the checkpoint. The previous claimer's consumer (its epoch
+ * is in the fence this start replaced) is deleted by name meanwhile: normally its owner deleted it at
+ * its planned stop; after a crash it is still there. No listing of every shard's consumers on this path.
+ */
+export async function positionConsumer(env: ConsumerEnv, checkpoint: number, previousEpoch: number | undefined): Promise<Consumer> {
+  const { jsm, js, names, inputStream, options } = env.deps;
+  const config: Partial<ConsumerConfig> & { durable_name: string } = {
+    durable_name: names.shardConsumer(env.shard, env.epoch),
+    filter_subject: names.input(env.shard),
+    ack_policy: AckPolicy.All,
+    ...(checkpoint > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 } : { deliver_policy: DeliverPolicy.All }),
+    ack_wait: nanos(options.ackWaitMs),
+    max_ack_pending: options.maxAckPending,
+    max_deliver: -1,
+  };
+  const previous =
+    previousEpoch !== undefined && previousEpoch < env.epoch
+      ? jsm.consumers.delete(inputStream, names.shardConsumer(env.shard, previousEpoch)).catch(() => false)
+      : undefined;
+  const info = await addConsumer(env, config);
+  await previous;
+  return js.consumers.getConsumerFromInfo(info);
+}
+
+/**
+ * Creates this epoch's consumer, asking again while the request times out or finds no JetStream
+ * leader (js-retry.ts). A consumer of this name that has delivered already (an earlier attempt of this
+ * epoch, restarted after a storage failure) or has another config (refused) is deleted and made afresh.
+ */
+async function addConsumer(env: ConsumerEnv, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<ConsumerInfo> {
+  const { jsm, inputStream } = env.deps;
+  const add = () => env.askAgain(() => jsm.consumers.add(inputStream, config));
+  const info = await add().catch((err: unknown) => (worthAskingAgain(err) ? Promise.reject(err) : undefined));
+  if (info !== undefined && info.delivered.consumer_seq === 0) return info;
+  await jsm.consumers.delete(inputStream, config.durable_name).catch(() => false);
+  return add();
+}
+
+/** How the runner pulls: `fetchBatch` messages per pull, pulls living `pullExpiresMs` with heartbeats within. */
+export function consumeOptions(options: Pick<ShardRunnerOptions, "fetchBatch" | "pullExpiresMs">): { max_messages: number; expires: number; idle_heartbeat: number } {
+  return {
+    max_messages: options.fetchBatch,
+    expires: options.pullExpiresMs,
+    idle_heartbeat: Math.max(500, Math.round(options.pullExpiresMs / 5)),
+  };
+}
+
+/** Deletes this epoch's consumer, in the background (a planned stop is done with it; a fenced epoch is over). */
+export function deleteOwnConsumer(env: Pick<ConsumerEnv, "deps" | "shard" | "epoch">): void {
+  const { jsm, inputStream, names } = env.deps;
+  void jsm.consumers.delete(inputStream, names.shardConsumer(env.shard, env.epoch)).catch(() => false);
+}
+
+/** Deletes this shard's consumers of older epochs still there (a crash, two claims racing). */
+export async function deleteStaleConsumers(env: ConsumerEnv): Promise<void> {
+  const { jsm, inputStream } = env.deps;
+  const prefix = `shard-${env.shard}-e`;
+  try {
+    const stale: string[] = [];
+    for await (const ci of jsm.consumers.list(inputStream) as AsyncIterable<ConsumerInfo | null>) {
+      // nats-server 2.9 lists a consumer deleted meanwhile (another shard starting) as null (fixed upstream in nats-server#4669)
+      if (ci?.name.startsWith(prefix) !== true) continue;
+      const epoch = Number(ci.name.slice(prefix.length));
+      // never a newer owner's
+      if (Number.isInteger(epoch) && epoch < env.epoch) stale.push(ci.name);
+    }
+    for (const old of stale) await jsm.consumers.delete(inputStream, old).catch(() => false);
+  } catch (err) {
+    env.deps.log("warn", "stale consumers not cleaned up", { shard: env.shard, error: (err as Error).message });
+  }
+}
+
+/**
+ * Only a newer owner deletes this epoch's consumer: when it is gone, `gone` is called (a zombie learns
+ * it here even before its next write is refused). Watches until the messages end or `stopped()`.
+ */
+export async function watchConsumer(messages: ConsumerMessages, stopped: () => boolean, gone: (status: string) => void): Promise<void> {
+  try {
+    for await (const s of messages.status()) {
+      if (stopped()) return;
+      if (s.type === "consumer_deleted" || s.type === "consumer_not_found") {
+        gone(s.type);
+        return;
+      }
+    }
+  } catch {
+    // the iterator ends with the consumer
+  }
+}
+
+/**
+ * The consumer numbers its deliveries 1, 2, 3…; a jump means messages were lost in transit (nats-server
+ * closed a slow consumer's connection). Acking past them (AckPolicy.All) and checkpointing would lose
+ * them for good, so the shard must stop and restart from its checkpoint instead.
+ */
+export class DeliveryOrder {
+  /** Highest consumer delivery sequence seen (this epoch's consumer starts at 1). */
+  private lastDelivered = 0;
+
+  /** Notes a delivery; returns the deliveries it skipped, if any (then it is not noted). */
+  gapBefore(deliverySequence: number): { from: number; to: number } | undefined {
+    if (deliverySequence > this.lastDelivered + 1) return { from: this.lastDelivered + 1, to: deliverySequence - 1 };
+    if (deliverySequence > this.lastDelivered) this.lastDelivered = deliverySequence;
+    return undefined;
+  }
+}
+
+/** The consumer's backlog: messages not yet delivered, and delivered but not acknowledged. */
+export async function consumerBacklog(env: Pick<ConsumerEnv, "deps" | "shard" | "epoch">): Promise<{ pending: number; ackPending: number }> {
+  const { jsm, inputStream, names } = env.deps;
+  const info = await jsm.consumers.info(inputStream, names.shardConsumer(env.shard, env.epoch));
+  return { pending: info.num_pending, ackPending: info.num_ack_pending };
+}

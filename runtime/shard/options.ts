@@ -1,0 +1,98 @@
+// The tunables of shard processing and what a shard runner is given by its node.
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { EntityBehavior } from "../entity.ts";
+import type { RuntimeMetrics } from "../metrics.ts";
+import type { PipelinedPublisher } from "../publisher.ts";
+import type { LogFn } from "../log.ts";
+import type { Names } from "../subjects.ts";
+
+/** Tunables of shard processing. */
+export interface ShardRunnerOptions {
+  /** Commit at least this often while there is something to commit and the shard is caught up (ms). Default 1000. */
+  commitIntervalMs: number;
+  /**
+   * While the shard is behind its input (a backlog after a restart or a takeover, or more input than
+   * the node keeps up with), commits are spaced up to this far apart (ms): the snapshot of a twin that
+   * changes again a moment later is not worth writing, and a backlog is worked off faster without it.
+   * Caught up, commits come every `commitIntervalMs` again. Bounds what a crash replays. Default 5000.
+   */
+  commitMaxIntervalMs: number;
+  /** Commit early once this many entities are dirty. Default 5000. */
+  commitMaxDirty: number;
+  /**
+   * Messages requested per pull per shard (re-pulled at 75%). A node has up to shards × this × message
+   * size in flight, which must stay under nats-server's per-client max_pending (64 MiB): past it the
+   * server drops the connection and what was in transit (the runner then replays from its checkpoint).
+   * Counted in messages because nats.js's byte-bounded consume stalls whenever a pull's remaining bytes
+   * cannot hold the next message. Default 32 (64 shards × 32 × 25 KB gateway batches ≈ 51 MB).
+   */
+  fetchBatch: number;
+  /**
+   * How long each pull request lives (ms), and the idle heartbeat the server sends while it waits. A
+   * consumer whose server (an R3 consumer's leader) died answers nothing: two missed heartbeats make the
+   * runner pull again from the consumer's new leader. nats.js's defaults (30 s pulls, 15 s heartbeats)
+   * left a shard idle ~30–60 s after a NATS server loss. Default 5000 (heartbeat 1000).
+   */
+  pullExpiresMs: number;
+  /**
+   * How long a shard keeps asking JetStream again (ms) while a server is being replaced: a start's
+   * requests that time out or find no JetStream leader (js-retry.ts: its snapshot bucket, the scan's
+   * consumer, the shard's consumer), and a commit's refused outputs (`confirmOutputs`). Default 30000.
+   */
+  askAgainMs: number;
+  /** Consumer max_ack_pending; must exceed the messages one commit interval brings. Default 100000. */
+  maxAckPending: number;
+  /** Consumer ack_wait (ms); far above a commit, only matters if a node stalls. Default 60000. */
+  ackWaitMs: number;
+  /** Drop decoded state of entities idle this long (ms); they are fetched from their snapshot when needed again. Default 600000. */
+  idlePassivateMs: number;
+  /** At most this many wake-ups fired per timer round (missed timers after downtime drain gradually). Default 2000. */
+  wakeBatch: number;
+  /** Timer round interval (ms). Default 250. */
+  wakeIntervalMs: number;
+  /** Snapshot bucket replicas. Default 1. */
+  replicas: number;
+  /**
+   * After a planned stop, keep answering live queries from the committed state until the next owner
+   * announces itself (handoff.ts), at most this long (ms). 0: stop answering at once. Default 5000.
+   */
+  lingerMs: number;
+  /** How long a starting owner waits for older owners to confirm they stopped answering queries (ms). Default 500. */
+  handoffTimeoutMs: number;
+}
+
+export const defaultShardRunnerOptions: ShardRunnerOptions = {
+  commitIntervalMs: 1000,
+  commitMaxIntervalMs: 5000,
+  commitMaxDirty: 5000,
+  fetchBatch: 32,
+  pullExpiresMs: 5000,
+  askAgainMs: 30_000,
+  maxAckPending: 100_000,
+  ackWaitMs: 60_000,
+  idlePassivateMs: 600_000,
+  wakeBatch: 2000,
+  wakeIntervalMs: 250,
+  replicas: 1,
+  lingerMs: 5000,
+  handoffTimeoutMs: 500,
+};
+
+export interface ShardRunnerDeps {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  kvm: Kvm;
+  publisher: PipelinedPublisher;
+  names: Names;
+  /** Input stream that holds this shard. */
+  inputStream: string;
+  behaviors: ReadonlyMap<string, EntityBehavior>;
+  metrics: RuntimeMetrics;
+  options: ShardRunnerOptions;
+  log: LogFn;
+  /** Called when the runner stops itself (fenced, or storage failed); the node gives the shard up. */
+  onFailure: (shard: number, err: Error) => void;
+}

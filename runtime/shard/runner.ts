@@ -1,0 +1,419 @@
+// Runs one owned shard: fence, bulk-load, consume the shard's input in stream order, apply each entity's
+// inputs turn by turn (apply.ts), publish outputs, answer live queries (queries.ts), fire wake-ups
+// (timers.ts), and commit periodically (commit.ts): outputs confirmed → dirty snapshots written (fenced,
+// pipelined) → checkpoint → consumer acked. A crash anywhere in between replays from the checkpoint;
+// inputs already in a snapshot are skipped per entity (`seq <= appliedSeq`), so every input takes
+// effect exactly once. This file is the lifecycle: start, planned stop with its linger, abort.
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { Subscription } from "@nats-io/nats-core";
+import { decodeBatch } from "../envelope.ts";
+import { announceServing, listenForNewerOwner, newInstanceId } from "../handoff.ts";
+import { askAgain } from "../js-retry.ts";
+import type { EntityReply } from "../protocol.ts";
+import type { ShardLease } from "../shard-host.ts";
+import { FencedError, claimShard, openSnapshotBucket, scanShard } from "../snapshot-store.ts";
+import { sliceUsed, yieldTurn } from "../turns.ts";
+import { applyBatch, type ApplyEnv } from "./apply.ts";
+import { Committer } from "./commit.ts";
+import { DeliveryOrder, consumeOptions, consumerBacklog, deleteOwnConsumer, deleteStaleConsumers, positionConsumer, watchConsumer, type ConsumerEnv } from "./consumer.ts";
+import { EntityTable, type Slot } from "./entities.ts";
+import type { ShardRunnerDeps } from "./options.ts";
+import { answerQuery, sendReply, type QueryEnv } from "./queries.ts";
+import { WakeUps } from "./timers.ts";
+
+/**
+ * Where a runner is in its life. It moves down this list, except that `abort` jumps from any phase to
+ * "aborted":
+ * - "starting": fencing, loading, positioning the consumer (queries are answered once loaded);
+ * - "running": applying input, committing, firing wake-ups, answering queries;
+ * - "stopping": a planned stop takes no new input, finishes the message in hand and commits;
+ * - "lingering": stopped and committed, answering queries from that state until the next owner serves;
+ * - "draining": the linger is over; queries already on their way are answered, then the entities go;
+ * - "released": stopped cleanly, entities dropped: nothing is answered any more;
+ * - "aborted": the lease is lost or storage failed: nothing more is applied, written or answered.
+ */
+export type ShardPhase = "starting" | "running" | "stopping" | "lingering" | "draining" | "released" | "aborted";
+
+/** A shard start's steps, in order (see `ShardRunner.start`). */
+const START_STEPS = ["open", "fence", "scan", "consumer"] as const;
+
+export class ShardRunner {
+  readonly shard: number;
+  readonly epoch: number;
+  private readonly deps: ShardRunnerDeps;
+  private phaseNow: ShardPhase = "starting";
+  private readonly table: EntityTable;
+  private readonly wakeUps: WakeUps;
+  private readonly committer: Committer;
+  private readonly applyEnv: ApplyEnv;
+  private readonly consumerEnv: ConsumerEnv;
+  private readonly queryEnv: QueryEnv;
+  private readonly deliveries = new DeliveryOrder();
+  private messages: ConsumerMessages | undefined;
+  private rpc: Subscription | undefined;
+  /** Announcements of newer runners of this shard (handoff.ts). */
+  private handoff: Subscription | undefined;
+  private readonly instance = newInstanceId();
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private loop: Promise<void> | undefined;
+  private commitTimer: NodeJS.Timeout | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private consumedSinceRate = 0;
+  private lastLag = 0;
+
+  constructor(deps: ShardRunnerDeps, lease: ShardLease) {
+    this.deps = deps;
+    this.shard = lease.shard;
+    this.epoch = lease.epoch;
+    this.table = new EntityTable(deps.behaviors, deps.metrics, deps.options.idlePassivateMs);
+    this.wakeUps = new WakeUps(deps.metrics);
+    this.committer = new Committer({
+      shard: this.shard,
+      epoch: this.epoch,
+      deps,
+      table: this.table,
+      isAborted: () => this.aborted,
+      fail: (err) => this.fail(err),
+    });
+    this.applyEnv = {
+      table: this.table,
+      wakeUps: this.wakeUps,
+      metrics: deps.metrics,
+      log: deps.log,
+      shard: this.shard,
+      prefix: deps.names.prefix,
+      publish: (outputs) => this.committer.publishOutputs(outputs),
+      reply: (subject, reply) => this.reply(subject, reply),
+    };
+    this.queryEnv = { table: this.table, isReleased: () => this.released, isAborted: () => this.aborted };
+    this.consumerEnv = {
+      deps,
+      shard: this.shard,
+      epoch: this.epoch,
+      askAgain: (request) => askAgain(request, { withinMs: deps.options.askAgainMs, stopped: () => this.stopped }),
+    };
+  }
+
+  /** Where the runner is in its life. */
+  get phase(): ShardPhase {
+    return this.phaseNow;
+  }
+
+  /** No new input is taken (planned stop or abort). */
+  private get stopped(): boolean {
+    return this.phaseNow !== "starting" && this.phaseNow !== "running";
+  }
+
+  /** Lease lost or storage failed: nothing more is applied or written. */
+  private get aborted(): boolean {
+    return this.phaseNow === "aborted";
+  }
+
+  /** Entities dropped (stopped or aborted): nothing may be answered from them any more. */
+  private get released(): boolean {
+    return this.phaseNow === "released" || this.phaseNow === "aborted";
+  }
+
+  /**
+   * Fences the shard, loads its snapshots, answers queries, has older owners stop answering
+   * (handoff.ts), positions the consumer and starts applying.
+   */
+  async start(): Promise<void> {
+    const stepsMs: Record<string, number> = {};
+    try {
+      await this.startSteps(stepsMs);
+    } catch (err) {
+      // which request did not come back (a bucket, the fence, the scan, the consumer) tells why a
+      // start keeps failing, e.g. while a NATS server is replaced
+      const phase = START_STEPS.find((p) => !(p in stepsMs)) ?? "consume";
+      this.deps.log("warn", "shard start failed", { shard: this.shard, epoch: this.epoch, phase, phasesMs: stepsMs, error: (err as Error).message });
+      throw err;
+    }
+  }
+
+  private async startSteps(stepsMs: Record<string, number>): Promise<void> {
+    const { names, kvm, jsm, js, nc, publisher, options, metrics } = this.deps;
+    const { askAgain } = this.consumerEnv;
+    const started = performance.now();
+    let mark = started;
+    const lap = (step: string) => {
+      const now = performance.now();
+      stepsMs[step] = Math.round(now - mark);
+      mark = now;
+    };
+    const bucket = names.snapshotBucket(this.shard);
+    const kv = await askAgain(() => openSnapshotBucket(kvm, bucket, { replicas: options.replicas }));
+    this.table.kv = kv;
+    lap("open");
+    const writer = await claimShard(jsm, kv, publisher, bucket, this.shard, this.epoch).catch((err: unknown) => {
+      if (err instanceof FencedError) metrics.fencingRejections.inc();
+      throw err;
+    });
+    this.committer.writer = writer;
+    lap("fence");
+    const scan = await askAgain(() => scanShard(js, jsm, bucket, writer.claimed.keys));
+    for (const [key, rec] of scan.entities) {
+      const slot = this.table.load(key, rec);
+      if (slot !== undefined) this.wakeUps.schedule(slot, rec.wakeAt);
+    }
+    this.committer.committedSeq = scan.checkpoint;
+    lap("scan");
+    if (this.stopped) return;
+    // Answer queries from the loaded (committed) state at once: an old owner that stopped cleanly
+    // answers from the very same state until it hears the announcement below.
+    const self = { epoch: this.epoch, instance: this.instance };
+    this.rpc = nc.subscribe(names.rpc(this.shard), { callback: (err, msg) => (err ? undefined : void answerQuery(this.queryEnv, msg)) });
+    const [consumer, handoff] = await Promise.all([
+      positionConsumer(this.consumerEnv, scan.checkpoint, writer.claimed.previousEpoch),
+      announceServing(nc, names.handoff(this.shard), self, options.handoffTimeoutMs),
+    ]);
+    lap("consumer");
+    if (this.stopped) return;
+    // listening only now: our own announcement must find no listener when no older runner is left
+    this.handoff = listenForNewerOwner(nc, names.handoff(this.shard), self, (epoch) => this.onNewerOwner(epoch));
+    this.messages = await consumer.consume(consumeOptions(options));
+    void watchConsumer(this.messages, () => this.stopped, (status) => this.fail(new Error(`shard ${this.shard} epoch ${this.epoch}: consumer gone (${status}), a newer owner may hold the shard`)));
+    this.loop = this.consume(this.messages);
+    this.commitTimer = setInterval(() => this.committer.commitIfDue(), options.commitIntervalMs);
+    this.wakeTimer = setInterval(() => void this.fireWakes(), options.wakeIntervalMs);
+    // a stop or abort during the last await has moved the phase on already
+    if (this.phaseNow === "starting") this.phaseNow = "running";
+    metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
+    metrics.knownEntities.inc(this.table.count);
+    this.deps.log("info", "shard started", {
+      shard: this.shard,
+      epoch: this.epoch,
+      entities: this.table.count,
+      checkpoint: scan.checkpoint,
+      ms: Math.round(performance.now() - started),
+      phasesMs: stepsMs,
+      handoff,
+    });
+    // consumers of older epochs left behind (a crash, two claims racing): cleaned up off the start's path
+    void deleteStaleConsumers(this.consumerEnv);
+  }
+
+  /**
+   * Planned stop: stop consuming, finish the message in hand, commit everything. Live queries are
+   * answered throughout and, once all is committed, from that state until the next owner serves
+   * (at most `lingerMs`; see handoff.ts).
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    const started = performance.now();
+    this.phaseNow = "stopping";
+    this.clearTimers();
+    await this.messages?.close().catch(() => undefined);
+    await this.loop;
+    await this.committer.settled();
+    try {
+      await this.committer.commitNow();
+    } catch (err) {
+      this.endLinger();
+      throw err;
+    } finally {
+      this.deps.metrics.handoffSeconds.observe({ phase: "stop" }, (performance.now() - started) / 1000);
+    }
+    // this epoch's consumer is done with: the next owner creates its own at the checkpoint
+    deleteOwnConsumer(this.consumerEnv);
+    const committed = !this.aborted && this.committer.clean;
+    // only a runner that hears the next owner's announcement may linger
+    if (committed && this.handoff !== undefined && this.deps.options.lingerMs > 0) {
+      this.phaseNow = "lingering";
+      this.lingerTimer = setTimeout(() => this.endLinger(), this.deps.options.lingerMs);
+    } else {
+      this.endLinger();
+    }
+  }
+
+  /** True while a stopped runner still answers queries for the next owner (see {@link stop}). */
+  get isLingering(): boolean {
+    return this.phaseNow === "lingering";
+  }
+
+  /**
+   * Stops answering queries and drops the entities: the end of a planned stop's linger, or earlier when
+   * the node closes or loses its NATS connection (it could miss the next owner's announcement).
+   */
+  endLinger(): void {
+    if (this.phaseNow === "lingering" || this.phaseNow === "stopping") this.phaseNow = "draining";
+    clearTimeout(this.lingerTimer);
+    this.handoff?.unsubscribe();
+    const rpc = this.rpc;
+    if (rpc === undefined) return this.release();
+    // drain, not unsubscribe: queries already on their way are answered (from the committed state)
+    // instead of waiting out the caller's timeout; the entities go once the drain is through
+    void rpc
+      .drain()
+      .catch(() => undefined)
+      .then(() => this.release());
+  }
+
+  /**
+   * A newer runner of this shard serves (handoff.ts): stop answering now, before the announcer applies
+   * anything. A runner that was not stopping has been overtaken: a zombie, fenced.
+   */
+  private onNewerOwner(epoch: number): void {
+    this.rpc?.unsubscribe();
+    const why = `a newer owner (epoch ${epoch}) serves the shard`;
+    if (this.isLingering) this.endLinger();
+    else if (this.stopped) this.abort(why);
+    else {
+      this.deps.metrics.fencingRejections.inc();
+      this.fail(new FencedError(this.shard, this.epoch, `shard ${this.shard} epoch ${this.epoch}: ${why}`));
+    }
+  }
+
+  /** Lease lost: stop at once and write nothing more. */
+  abort(reason: string): void {
+    if (this.aborted) return;
+    this.phaseNow = "aborted";
+    this.deps.log("warn", "shard aborted", { shard: this.shard, epoch: this.epoch, reason });
+    this.rpc?.unsubscribe();
+    this.handoff?.unsubscribe();
+    clearTimeout(this.lingerTimer);
+    this.clearTimers();
+    void this.messages?.close().catch(() => undefined);
+    this.release();
+  }
+
+  /** Commits now unless a commit is running (then that one covers it). */
+  commit(): Promise<void> {
+    return this.committer.commit();
+  }
+
+  /** Messages consumed since the previous call (for rate-weighted balancing). */
+  takeConsumed(): number {
+    const n = this.consumedSinceRate;
+    this.consumedSinceRate = 0;
+    return n;
+  }
+
+  /** Input messages not yet delivered to this shard's consumer (refreshed by `refreshLag`). */
+  get lag(): number {
+    return this.lastLag;
+  }
+
+  async refreshLag(): Promise<number> {
+    if (this.stopped) return this.lastLag;
+    const backlog = await consumerBacklog(this.consumerEnv);
+    this.lastLag = backlog.pending + backlog.ackPending;
+    this.deps.metrics.consumerLag.set({ shard: String(this.shard) }, backlog.pending);
+    return this.lastLag;
+  }
+
+  get entityCount(): number {
+    return this.table.count;
+  }
+
+  get residentCount(): number {
+    return this.table.residentCount;
+  }
+
+  /** Drops decoded state of entities idle longer than `idleMs` (their snapshot is in the bucket); returns how many. */
+  passivateIdle(idleMs: number): number {
+    return this.table.passivateIdle(idleMs);
+  }
+
+  /** Drops decoded state of the `count` least recently used entities. */
+  passivateLeastRecent(count: number): number {
+    return this.table.passivateLeastRecent(count);
+  }
+
+  private async consume(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const m of messages) {
+        // Buffered messages resume this loop through microtasks only: without a macrotask turn now and
+        // then, a backlog starves lease renewals, heartbeats and commits, and the node loses its leases.
+        if (sliceUsed()) await yieldTurn();
+        if (this.aborted) break;
+        if (this.committer.capturing !== undefined) await this.committer.capturing;
+        if (!this.inSequence(m)) return;
+        await this.handle(m);
+        if (this.stopped) break; // planned stop: the message in hand is applied, the rest is the next owner's
+        if (this.committer.dueEarly) void this.committer.commit().catch(() => undefined);
+      }
+    } catch (err) {
+      if (!this.aborted) this.fail(err as Error);
+    }
+  }
+
+  /** A jump in the consumer's delivery numbers: deliveries lost in transit, so restart from the checkpoint (consumer.ts). */
+  private inSequence(m: JsMsg): boolean {
+    const gap = this.deliveries.gapBefore(m.info.deliverySequence);
+    if (gap === undefined) return true;
+    this.deps.metrics.deliveryGaps.inc();
+    this.fail(new Error(`shard ${this.shard}: deliveries ${gap.from}..${gap.to} lost in transit; restarting from the checkpoint`));
+    return false;
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    const seq = m.info.streamSequence;
+    this.consumedSinceRate++;
+    let batch;
+    try {
+      batch = decodeBatch(m.data);
+    } catch (err) {
+      this.deps.log("error", "undecodable input message skipped", { shard: this.shard, seq, error: (err as Error).message });
+      this.committer.notePassed(m);
+      return;
+    }
+    const slots: Array<Slot | undefined> = batch.items.map((item) => this.table.slotFor(item.type, item.entityId));
+    await this.table.fetchMissing(slots);
+    if (this.committer.capturing !== undefined) await this.committer.capturing; // a commit began its cut meanwhile
+    if (this.aborted) return;
+    const started = performance.now();
+    applyBatch(this.applyEnv, batch, slots, seq, Date.now());
+    const { metrics } = this.deps;
+    metrics.applySeconds.observe((performance.now() - started) / 1000);
+    metrics.messagesApplied.inc();
+    this.committer.noteApplied(m);
+  }
+
+  /** Fires due wake-ups, at most `wakeBatch` per round; each entity once, however many it missed. */
+  private async fireWakes(): Promise<void> {
+    if (this.committer.capturing !== undefined) return; // a commit is capturing its cut; the next round fires them
+    const now = Date.now();
+    const due = this.wakeUps.takeDue(now, this.deps.options.wakeBatch);
+    if (due.length === 0) return;
+    await this.table.fetchMissing(due);
+    if (this.committer.capturing !== undefined) await this.committer.capturing;
+    if (this.aborted) return;
+    for (const slot of due) {
+      this.table.activate(slot, now);
+      const applied = slot.behavior.tick(slot.state, now, { prefix: this.deps.names.prefix });
+      slot.state = applied.state;
+      this.table.markDirty(slot);
+      this.committer.publishOutputs(applied.outputs);
+      this.wakeUps.schedule(slot, slot.behavior.nextWakeAt(slot.state));
+    }
+    this.deps.metrics.timersFired.inc(due.length);
+  }
+
+  private reply(subject: string, reply: EntityReply): void {
+    sendReply(this.deps.nc, subject, reply);
+  }
+
+  private fail(err: Error): void {
+    if (this.aborted) return;
+    const fenced = err instanceof FencedError;
+    this.deps.log("error", fenced ? "shard stopped: a newer owner fenced it" : "shard stopped, restarting from its checkpoint", { shard: this.shard, epoch: this.epoch, error: err.message });
+    this.abort(fenced ? "fenced" : `failure: ${err.message}`);
+    // fenced: this epoch is over for good, and its consumer with it (a failure restarts on it instead)
+    if (fenced) deleteOwnConsumer(this.consumerEnv);
+    this.deps.onFailure(this.shard, err);
+  }
+
+  private clearTimers(): void {
+    if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
+    if (this.wakeTimer !== undefined) clearInterval(this.wakeTimer);
+  }
+
+  /** Drops the entities; after a planned stop's drain, or at once on abort (a second call finds nothing left). */
+  private release(): void {
+    if (this.phaseNow !== "aborted") this.phaseNow = "released";
+    this.table.clear();
+    this.wakeUps.clear();
+    this.deps.metrics.consumerLag.remove({ shard: String(this.shard) });
+  }
+}
