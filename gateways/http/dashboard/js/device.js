@@ -128,8 +128,16 @@ export function mountDevice(main, deviceId, ctx) {
       .catch(fail("recalibrate"));
   }
 
-  // ---- rules
-  function renderRules() {
+  // ---- rules (the forms are built once: a refresh redraws the tables, never what the user is typing)
+  const ruleRows = h("tbody", { id: "rule-rows" });
+  rulesPanel.append(
+    h("h2", {}, "Rules"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["rule", "channel", "", "enter / exit", "durations", "state", ""].map((t) => h("th", {}, t)))), ruleRows),
+    h("h3", {}, "Add or replace a rule"),
+    ruleForm(),
+  );
+
+  function ruleForm() {
     const fields = {
       id: h("input", { name: "id", required: true, pattern: "[A-Za-z0-9_-]{1,64}", placeholder: "my-co2", size: 12 }),
       channel: h("select", { name: "channel" }, ...CHANNELS.map((c) => h("option", { value: c }, NAMES[c]))),
@@ -139,7 +147,7 @@ export function mountDevice(main, deviceId, ctx) {
       minMinutes: h("input", { name: "minMinutes", type: "number", min: 0, step: "any", value: 0, size: 4 }),
       clearMinutes: h("input", { name: "clearMinutes", type: "number", min: 0, step: "any", value: 0, size: 4 }),
     };
-    const form = h(
+    return h(
       "form.inline",
       {
         id: "rule-form",
@@ -155,7 +163,10 @@ export function mountDevice(main, deviceId, ctx) {
             clearDurationMs: Math.round(Number(fields.clearMinutes.value || 0) * 60_000),
           };
           await command(deviceId, { type: "putRule", rule })
-            .then(() => toast(`Rule ${rule.id} saved`))
+            .then(() => {
+              toast(`Rule ${rule.id} saved`);
+              e.target.reset();
+            })
             .then(refreshAll)
             .catch(fail("rule"));
         },
@@ -169,33 +180,24 @@ export function mountDevice(main, deviceId, ctx) {
       h("label", {}, "clear after ", fields.clearMinutes, " min"),
       h("button", { type: "submit" }, "Save rule"),
     );
-    rulesPanel.replaceChildren(
-      h("h2", {}, "Rules"),
-      h(
-        "table",
-        {},
-        h("thead", {}, h("tr", {}, ["rule", "channel", "", "enter / exit", "durations", "state", ""].map((t) => h("th", {}, t)))),
-        h(
-          "tbody",
-          { id: "rule-rows" },
-          ...view.rules.map((r) => {
-            const ev = view.events?.[r.id];
-            return h(
-              "tr",
-              { dataset: { rule: r.id } },
-              h("td", {}, r.id),
-              h("td", {}, NAMES[r.channel] ?? r.channel),
-              h("td", {}, r.direction),
-              h("td.num", {}, `${num(r.enter)} / ${num(r.exit)}`),
-              h("td", {}, `${duration(r.minDurationMs)} / ${duration(r.clearDurationMs)}`),
-              h("td", {}, ev ? h(`span.badge.${ev.state === "normal" ? "ok" : "warn"}`, {}, ev.state) : ""),
-              h("td", {}, h("button.small", { onclick: () => deleteRule(r.id), dataset: { deleteRule: r.id } }, "delete")),
-            );
-          }),
-        ),
-      ),
-      h("h3", {}, "Add or replace a rule"),
-      form,
+  }
+
+  function renderRules() {
+    ruleRows.replaceChildren(
+      ...view.rules.map((r) => {
+        const ev = view.events?.[r.id];
+        return h(
+          "tr",
+          { dataset: { rule: r.id } },
+          h("td", {}, r.id),
+          h("td", {}, NAMES[r.channel] ?? r.channel),
+          h("td", {}, r.direction),
+          h("td.num", {}, `${num(r.enter)} / ${num(r.exit)}`),
+          h("td", {}, `${duration(r.minDurationMs)} / ${duration(r.clearDurationMs)}`),
+          h("td", {}, ev ? h(`span.badge.${ev.state === "normal" ? "ok" : "warn"}`, {}, ev.state) : ""),
+          h("td", {}, h("button.small", { onclick: () => deleteRule(r.id), dataset: { deleteRule: r.id } }, "delete")),
+        );
+      }),
     );
   }
 
@@ -207,13 +209,16 @@ export function mountDevice(main, deviceId, ctx) {
   }
 
   // ---- subscriptions
-  function renderSubscriptions() {
+  const subsTable = h("div", { id: "subscription-table" });
+  subsPanel.append(h("h2", {}, "Subscriptions"), subsTable, h("h3", {}, "Add a subscription"), subscriptionForm());
+
+  function subscriptionForm() {
     const id = h("input", { name: "id", required: true, pattern: "[A-Za-z0-9_-]{1,64}", placeholder: "ops-hook", size: 12 });
     const provider = h("select", { name: "provider" }, ...["webhook", "email", "push", "thermostat"].map((p) => h("option", { value: p }, p)));
     const target = h("input", { name: "target", required: true, placeholder: "https://example.com/hook", size: 28 });
     const kinds = h("input", { name: "kinds", placeholder: "event.start,event.end (empty: all)", size: 26 });
     const secret = h("input", { name: "secret", placeholder: "whsec_… (optional)", size: 16 });
-    const form = h(
+    return h(
       "form.inline",
       {
         id: "subscription-form",
@@ -223,7 +228,10 @@ export function mountDevice(main, deviceId, ctx) {
           const subscription = { id: id.value.trim(), provider: provider.value, match: list.length > 0 ? { kinds: list } : {}, target: target.value.trim() };
           if (secret.value.trim() !== "") subscription.secret = secret.value.trim();
           await command(deviceId, { type: "subscribe", subscription })
-            .then(() => toast(`Subscription ${subscription.id} saved`))
+            .then(() => {
+              toast(`Subscription ${subscription.id} saved`);
+              e.target.reset();
+            })
             .then(loadView)
             .catch(fail("subscribe"));
         },
@@ -235,8 +243,10 @@ export function mountDevice(main, deviceId, ctx) {
       h("label", {}, secret),
       h("button", { type: "submit" }, "Subscribe"),
     );
-    subsPanel.replaceChildren(
-      h("h2", {}, "Subscriptions"),
+  }
+
+  function renderSubscriptions() {
+    subsTable.replaceChildren(
       view.subscriptions.length === 0
         ? h("p.muted", {}, "None: alerts of this device go nowhere but this page.")
         : h(
@@ -255,13 +265,11 @@ export function mountDevice(main, deviceId, ctx) {
                   h("td.wrap", {}, s.target),
                   h("td", {}, Object.entries(s.match ?? {}).map(([k, v]) => `${k}: ${v.join(", ")}`).join("; ") || "everything"),
                   h("td", {}, s.secret ? "yes" : ""),
-                  h("td", {}, h("button.small", { onclick: () => unsubscribe(s.id) }, "delete")),
+                  h("td", {}, h("button.small", { onclick: () => unsubscribe(s.id), dataset: { unsubscribe: s.id } }, "delete")),
                 ),
               ),
             ),
           ),
-      h("h3", {}, "Add a subscription"),
-      form,
     );
   }
 
