@@ -80,7 +80,7 @@ afterAll(async () => {
 });
 
 /** The shards' owners as the page shows them. */
-const shownOwners = () => page.$$eval("#shard-grid .shard", (tiles) => tiles.map((t) => (t as HTMLElement).dataset.owner ?? ""));
+const shownOwners = () => page.$$eval("#shard-grid .shard", (tiles) => tiles.map((t) => t.getAttribute("data-owner") ?? ""));
 
 describe("the dashboard in Chromium", () => {
   it("signs in with the admin token and shows the nodes and the shards each owns", { timeout: 60_000 }, async () => {
@@ -90,13 +90,13 @@ describe("the dashboard in Chromium", () => {
     await page.waitForSelector("#whoami");
     expect(await page.textContent("#whoami")).toBe("admin");
     await waitFor(async () => (await page.$$("#nodes tbody tr")).length === 2, { timeoutMs: 20_000, message: "two nodes listed" });
-    expect(await page.$$eval("#nodes tbody tr", (rows) => rows.map((r) => (r as HTMLElement).dataset.node))).toEqual(["dev-node-1", "dev-node-2"]);
+    expect(await page.$$eval("#nodes tbody tr", (rows) => rows.map((r) => r.getAttribute("data-node")))).toEqual(["dev-node-1", "dev-node-2"]);
     const owners = await waitFor(async () => {
       const o = await shownOwners();
       return o.length === 64 && o.every((x) => x !== "") ? o : undefined;
     }, { timeoutMs: 20_000, message: "64 shards with owners" });
     expect(new Set(owners)).toEqual(new Set(["dev-node-1", "dev-node-2"]));
-    expect(await page.$$eval("#device-rows tr", (rows) => rows.map((r) => (r as HTMLElement).dataset.device))).toEqual(["bedroom", "kitchen", "office"]);
+    expect(await page.$$eval("#device-rows tr", (rows) => rows.map((r) => r.getAttribute("data-device")))).toEqual(["bedroom", "kitchen", "office"]);
   });
 
   it("shows an alert the moment a device crosses a threshold", { timeout: 60_000 }, async () => {
