@@ -195,9 +195,11 @@ function serverLimits(given: Partial<HttpServerLimits> = {}): HttpServerLimits {
 }
 
 /** True when a request failed because its client aborted or its connection broke while the body was read. */
-function clientWentAway(err: FastifyError, raw: { destroyed: boolean; socket?: { destroyed: boolean } | null }): boolean {
+function clientWentAway(err: FastifyError, raw: { complete?: boolean; destroyed: boolean; socket?: { destroyed: boolean } | null }): boolean {
   const code = typeof err.code === "string" ? err.code : "";
-  return code === "ECONNRESET" || code === "ECONNABORTED" || code === "ERR_STREAM_PREMATURE_CLOSE" || raw.destroyed || raw.socket?.destroyed === true;
+  if (code === "ECONNRESET" || code === "ECONNABORTED" || code === "ERR_STREAM_PREMATURE_CLOSE") return true;
+  // a request whose body was read whole is destroyed too (Node's autoDestroy): its errors are the handler's
+  return raw.complete !== true && (raw.destroyed || raw.socket?.destroyed === true);
 }
 
 /** fastify's own errors (body parsing, schema validation) in our shape; undefined for everything else. */
