@@ -2,6 +2,9 @@
 // the gateway shows once in the fleet file) or straight in the registry over NATS (no tokens needed).
 // Idempotent: what is registered and known stays; a run again registers only what is missing.
 import type { NatsConnection } from "@nats-io/nats-core";
+// undici's own fetch: the Pool of the HTTP transport installs undici 7's global dispatcher, which Node 20's
+// built-in fetch (undici 6) cannot drive (bodies arrive cut off)
+import { fetch } from "undici";
 import { TWIN_TYPE } from "../actors/device-twin/behavior.ts";
 import { Registry } from "../gateways/registry/registry.ts";
 import { RuntimeClient, type AirtwinConfig } from "../runtime/mod.ts";
