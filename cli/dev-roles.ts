@@ -54,6 +54,8 @@ export function devRoles(c: DevRoleContext): DevRole[] {
     stopStage: StopStage.gateway,
     stopGraceMs: 15_000,
   });
+  // Postgres from DATABASE_URL, else embedded PGlite under the data dir (<dataDir>/pglite/archive)
+  roles.push({ name: "archive", args: ["archive"], env: { ...c.env, AIRTWIN_METRICS_PORT: "" }, stopStage: StopStage.outputReaders, stopGraceMs: 15_000 });
   return roles;
 }
 

@@ -5,6 +5,7 @@ commands:
   dev         run the whole system on this machine
   node        run a worker node (shards of twins)
   gateway     run the HTTP gateway
+  archive     run the archive (Postgres/PGlite); archive restore, archive export
   ops         cluster operations
   simulate    a simulated device fleet and load generator (HTTP or NATS, synthetic or a CSV replay)
   bench       run benchmarks
@@ -25,6 +26,9 @@ switch (command) {
     break;
   case "gateway":
     await run(async () => (await import("./gateway.ts")).runGateway());
+    break;
+  case "archive":
+    await run(async () => (await import("./archive.ts")).runArchive(process.argv.slice(3)));
     break;
   case "ops":
     await run(async () => (await import("./ops.ts")).runOps(process.argv.slice(3)));

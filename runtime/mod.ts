@@ -23,7 +23,10 @@ export { PublishError } from "./publisher.ts";
 export type { PubAck } from "./publisher.ts";
 export { names } from "./subjects.ts";
 export type { Names } from "./subjects.ts";
-export { decodeRecord } from "./snapshot-store.ts";
+export { decodeRecord, encodeRecord } from "./snapshot-store.ts";
+// The input log's message format, for readers of the input streams other than the owners (the archive).
+export { decodeBatch } from "./envelope.ts";
+export type { InputBatch, InputItem } from "./envelope.ts";
 export type { SnapshotRecord } from "./snapshot-store.ts";
 export { startNode } from "./node.ts";
 export type { RunningNode, StartNodeOptions } from "./node.ts";

@@ -1,0 +1,205 @@
+// A running archive (`airtwin archive`): migrations applied, one durable consumer per source stream —
+// every input stream, the output stream, every shard's snapshot bucket, the registry bucket — each
+// writing batches in transactions and acknowledging after commit; the history query service on
+// `<prefix>.archive.query.*`; retention of raw reading partitions; metrics. Several archive processes
+// share the consumers (and the query service's queue group).
+import { createServer, type Server } from "node:http";
+import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { decode, decodeBatch, decodeRecord, ensureClusterForClients, names as namesOf, type Names } from "../../runtime/mod.ts";
+import { registryBucket } from "../registry/registry.ts";
+import { SourceConsumer, type ArchiveLog, type BatchWriter } from "./consumer.ts";
+import { migrate, type Database } from "./db/mod.ts";
+import { ArchiveMetrics } from "./metrics.ts";
+import { Partitions } from "./partitions.ts";
+import { ArchiveQueryService } from "./query-service.ts";
+import { ARCHIVE_MIGRATIONS } from "./schema.ts";
+import { writeInputs, writeOutputs, writeRegistry, writeSnapshots, type InputMessage, type KvMessage } from "./writer.ts";
+
+/** Options of {@link startArchive}. */
+export interface ArchiveOptions {
+  nc: NatsConnection;
+  db: Database;
+  prefix: string;
+  shards: number;
+  streams: number;
+  replicas: number;
+  /** Raw readings older than this are dropped (whole month partitions); 0 = keep forever. Default 0. */
+  retentionMs?: number;
+  /** Most messages per batch. Default 256. */
+  batchMessages?: number;
+  /** How long a pull waits for messages (ms). Default 2000. */
+  pullWaitMs?: number;
+  /** Longest pause between retries of a failed write (ms). Default 5000. */
+  maxRetryMs?: number;
+  /** How often lag is measured and retention applied (ms). Default 5000. */
+  housekeepingMs?: number;
+  /** Port of a /metrics listener on 127.0.0.1; 0 = any free port; unset = none. */
+  metricsPort?: number;
+  defaultMetrics?: boolean;
+  log?: ArchiveLog;
+}
+
+/** What GET /v1/ops/archive shows (and `<prefix>.archive.query.status` answers). */
+export interface ArchiveStatus {
+  /** Database kind and location (password hidden). */
+  database: { kind: string; location: string };
+  sources: { source: string; lag: number; missing: boolean; lastError?: { at: number; message: string } }[];
+  /** Sum of the sources' lag. */
+  lag: number;
+  /** Rows written by this process since it started, by table. */
+  rows: Record<string, number>;
+  /** Failed batch writes of this process (each retried). */
+  errors: number;
+  retentionMs: number;
+}
+
+export interface RunningArchive extends AsyncDisposable {
+  readonly metrics: ArchiveMetrics;
+  readonly metricsUrl: string | undefined;
+  readonly names: Names;
+  status(): Promise<ArchiveStatus>;
+  /** Measures lag now (tests poll for "caught up"). */
+  measureLag(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Months of reading partitions created ahead of the current one. */
+const MONTHS_AHEAD = 2;
+
+export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
+  const log: ArchiveLog = o.log ?? (() => undefined);
+  const names = namesOf(o.prefix);
+  const metrics = new ArchiveMetrics({ defaultMetrics: o.defaultMetrics ?? true });
+  await ensureClusterForClients(o.nc, names, { shards: o.shards, streams: o.streams, replicas: o.replicas });
+  await migrate(o.db, { component: "archive", migrations: ARCHIVE_MIGRATIONS });
+  const partitions = new Partitions();
+  await partitions.ensureAhead(o.db, Date.now(), MONTHS_AHEAD);
+  const js = jetstream(o.nc);
+  const jsm = await jetstreamManager(o.nc);
+  const deps = { js, jsm, db: o.db, metrics, log };
+  const common = {
+    ...(o.batchMessages === undefined ? {} : { batchMessages: o.batchMessages }),
+    ...(o.pullWaitMs === undefined ? {} : { pullWaitMs: o.pullWaitMs }),
+    ...(o.maxRetryMs === undefined ? {} : { maxRetryMs: o.maxRetryMs }),
+  };
+  const undecodable = (label: string) => metrics.errors.inc({ source: label, kind: "decode" });
+
+  const inputWriter = (k: number): BatchWriter => async (tx, messages, gen) => {
+    const decoded: InputMessage[] = [];
+    for (const m of messages) {
+      try {
+        decoded.push({ stream: k, gen, seq: m.seq, batch: decodeBatch(m.data) });
+      } catch {
+        undecodable(`in.${k}`); // nothing a twin applied either: the runner skips it too
+      }
+    }
+    const counts = await writeInputs(tx, partitions, decoded);
+    const last = messages.at(-1)!.seq;
+    await tx.query(
+      `insert into sources (stream, gen, last_seq, updated_at) values ($1, $2, $3, $4)
+       on conflict (stream) do update set gen = excluded.gen, last_seq = greatest(case when sources.gen = excluded.gen then sources.last_seq else 0 end, excluded.last_seq), updated_at = excluded.updated_at`,
+      [names.inputStream(k), gen, last, Date.now()],
+    );
+    return counts;
+  };
+  const outputWriter: BatchWriter = (tx, messages) =>
+    writeOutputs(
+      tx,
+      o.prefix,
+      messages.flatMap((m) => {
+        try {
+          return [{ subject: m.subject, payload: decode(m.data), storedAt: Math.floor(m.info.timestampNanos / 1e6) }];
+        } catch {
+          undecodable("out");
+          return [];
+        }
+      }),
+    );
+  const kvMessages = (messages: readonly JsMsg[], gen: number, bucket: string): KvMessage[] => {
+    const cut = `$KV.${bucket}.`.length;
+    return messages.map((m) => {
+      const op = m.headers?.get("KV-Operation");
+      return { key: m.subject.slice(cut), gen, seq: m.seq, value: op === "DEL" || op === "PURGE" || m.data.length === 0 ? null : m.data };
+    });
+  };
+  const snapshotWriter = (shard: number): BatchWriter => (tx, messages, gen) =>
+    writeSnapshots(
+      tx,
+      shard,
+      kvMessages(messages, gen, names.snapshotBucket(shard)),
+      Date.now(),
+      (bytes) => decodeRecord(bytes).appliedSeq,
+      (bytes) => (decode(bytes) as { seq: number }).seq,
+    );
+  const registryWriter: BatchWriter = (tx, messages, gen) => writeRegistry(tx, kvMessages(messages, gen, registryBucket(o.prefix)), Date.now());
+
+  const consumers: SourceConsumer[] = [new SourceConsumer({ stream: names.outputStream, label: "out", write: outputWriter, ...common }, deps)];
+  for (let k = 0; k < o.streams; k++) consumers.push(new SourceConsumer({ stream: names.inputStream(k), label: `in.${k}`, write: inputWriter(k), ...common }, deps));
+  consumers.push(new SourceConsumer({ stream: `KV_${registryBucket(o.prefix)}`, label: "registry", write: registryWriter, ...common }, deps));
+  for (let s = 0; s < o.shards; s++) {
+    consumers.push(new SourceConsumer({ stream: `KV_${names.snapshotBucket(s)}`, label: `snap.${s}`, write: snapshotWriter(s), ...common, missingRetryMs: 10_000 }, deps));
+  }
+  for (const c of consumers) c.start();
+
+  const retentionMs = o.retentionMs ?? 0;
+  const measureLag = async () => {
+    await Promise.all(consumers.map((c) => c.measureLag()));
+    return consumers.reduce((sum, c) => sum + c.lag, 0);
+  };
+  const housekeeping = async () => {
+    await measureLag();
+    if (retentionMs > 0) {
+      const dropped = await partitions.dropOlderThan(o.db, Date.now(), retentionMs).catch(() => []);
+      if (dropped.length > 0) {
+        metrics.dropped.inc(dropped.length);
+        log("info", "dropped raw reading partitions past retention", { partitions: dropped });
+      }
+    }
+  };
+  let housekeepingRun: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    housekeepingRun ??= housekeeping().finally(() => (housekeepingRun = undefined));
+  }, o.housekeepingMs ?? 5000);
+  timer.unref();
+
+  const status = async (): Promise<ArchiveStatus> => {
+    await measureLag();
+    const rows: Record<string, number> = {};
+    for (const v of (await metrics.rows.get()).values) rows[String(v.labels.table)] = v.value;
+    const errors = (await metrics.errors.get()).values.reduce((n, v) => n + v.value, 0);
+    return {
+      database: { kind: o.db.kind, location: o.db.location },
+      sources: consumers.map((c) => ({ source: c.label, lag: c.lag, missing: c.missing, ...(c.lastError === undefined ? {} : { lastError: c.lastError }) })),
+      lag: consumers.reduce((sum, c) => sum + c.lag, 0),
+      rows,
+      errors,
+      retentionMs,
+    };
+  };
+  const service = new ArchiveQueryService({ nc: o.nc, names, db: o.db, status, log });
+
+  let server: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (o.metricsPort !== undefined) {
+    server = createServer((req, res) => {
+      if (req.url === "/metrics") {
+        metrics.registry.metrics().then((text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text), () => res.writeHead(500).end());
+      } else res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server!.listen(o.metricsPort, "127.0.0.1", resolve));
+    const addr = server.address();
+    metricsUrl = `http://127.0.0.1:${typeof addr === "object" && addr !== null ? addr.port : o.metricsPort}/metrics`;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      clearInterval(timer);
+      await service.drain();
+      await Promise.all(consumers.map((c) => c.stop()));
+      await housekeepingRun;
+      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+    })());
+  return { metrics, metricsUrl, names, status, measureLag, close, [Symbol.asyncDispose]: close };
+}

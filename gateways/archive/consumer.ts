@@ -1,0 +1,260 @@
+// One durable consumer of one source stream, shared by every archive process (JetStream hands each
+// pulled batch to one of them). The loop: pull a batch → write it in one transaction → acknowledge it.
+// A failing database holds the batch and retries with growing pauses (telling JetStream the messages
+// are still being worked on), so a slow or stopped Postgres makes the archive fall behind — the stream
+// keeps everything — and never slows anyone writing to the stream.
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/nats-core";
+import type { Database, Queryable } from "./db/mod.ts";
+import type { ArchiveMetrics } from "./metrics.ts";
+import type { WriteCounts } from "./writer.ts";
+
+export type ArchiveLog = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+
+/** What a source does with a batch inside the transaction. `gen` identifies the stream's incarnation. */
+export type BatchWriter = (tx: Queryable, messages: readonly JsMsg[], gen: number) => Promise<WriteCounts>;
+
+/** Options of a {@link SourceConsumer}. */
+export interface SourceConsumerOptions {
+  /** Stream to archive. */
+  stream: string;
+  /** Label in metrics and logs ("in.0", "out", "snap.12", "registry"). */
+  label: string;
+  /** Durable consumer name shared by all archive processes. Default "archive". */
+  durable?: string;
+  write: BatchWriter;
+  /** Most messages per batch (one transaction). Default 256. */
+  batchMessages?: number;
+  /** How long a pull waits for messages (ms). Default 2000. */
+  pullWaitMs?: number;
+  /** Longest pause between retries of a failed write (ms). Default 5000. */
+  maxRetryMs?: number;
+  /** Pause before looking again for a stream that does not exist yet (ms). Default 2000. */
+  missingRetryMs?: number;
+  /** How long the server waits for an ack before redelivering (ms). Default 30 000. */
+  ackWaitMs?: number;
+}
+
+export interface ConsumerDeps {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  db: Database;
+  metrics: ArchiveMetrics;
+  log: ArchiveLog;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+export class SourceConsumer {
+  private readonly abort = new AbortController();
+  private running: Promise<void> | undefined;
+  /** Generation (creation time, ms) of the stream the consumer was made on. */
+  private gen = 0;
+  private ready = false;
+  /** Last time a batch failed (ms), for ops. */
+  lastError: { at: number; message: string } | undefined;
+  /** Messages pending in the stream for this consumer at the last look. */
+  lag = 0;
+  /** True while the stream does not exist (e.g. a shard no node owned yet). */
+  missing = false;
+
+  constructor(
+    private readonly o: SourceConsumerOptions,
+    private readonly deps: ConsumerDeps,
+  ) {}
+
+  get label(): string {
+    return this.o.label;
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.running;
+  }
+
+  /** Refreshes {@link lag} from the consumer's info (pending + unacknowledged). */
+  async measureLag(): Promise<void> {
+    if (!this.ready) return;
+    try {
+      const info = await this.deps.jsm.consumers.info(this.o.stream, this.o.durable ?? "archive");
+      this.lag = info.num_pending + info.num_ack_pending;
+      this.deps.metrics.lag.set({ source: this.o.label }, this.lag);
+    } catch {
+      // the next batch recreates a vanished consumer
+    }
+  }
+
+  private async ensureConsumer(): Promise<boolean> {
+    const { jsm } = this.deps;
+    const durable = this.o.durable ?? "archive";
+    try {
+      const info = await jsm.streams.info(this.o.stream);
+      this.gen = Date.parse(info.created);
+      this.missing = false;
+    } catch (err) {
+      if (isNotFound(err)) {
+        this.missing = true;
+        return false;
+      }
+      throw err;
+    }
+    try {
+      await jsm.consumers.info(this.o.stream, durable);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await jsm.consumers.add(this.o.stream, {
+        durable_name: durable,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(this.o.ackWaitMs ?? 30_000),
+        max_ack_pending: 20_000,
+        // a message the archive cannot take is retried forever: the archive must not skip data
+        max_deliver: -1,
+      }).catch(async (e: unknown) => {
+        // another archive process created it in between
+        await jsm.consumers.info(this.o.stream, durable).catch(() => Promise.reject(e));
+      });
+    }
+    this.ready = true;
+    return true;
+  }
+
+  private async loop(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      try {
+        if (!this.ready && !(await this.ensureConsumer())) {
+          await sleep(this.o.missingRetryMs ?? 2000, signal);
+          continue;
+        }
+        await this.consumeUntilGone();
+      } catch (err) {
+        if (signal.aborted) return;
+        if (!isNotFound(err)) this.deps.log("warn", "archive consumer failed; retrying", { source: this.o.label, error: (err as Error).message });
+        await sleep(this.o.missingRetryMs ?? 2000, signal);
+      }
+      // the stream or our consumer vanished (a reset JetStream), or the pull failed: make it again
+      this.ready = false;
+    }
+  }
+
+  /**
+   * Pulls continuously (JetStream keeps a window of messages on the way while a batch is written) and
+   * writes what has arrived in batches: a batch is cut when full, or when the stream has nothing more
+   * pending right now. Returns when the consumer is gone or the archive stops.
+   */
+  private async consumeUntilGone(): Promise<void> {
+    const signal = this.abort.signal;
+    const durable = this.o.durable ?? "archive";
+    const max = this.o.batchMessages ?? 256;
+    const consumer = await this.deps.js.consumers.get(this.o.stream, durable);
+    const iter = await consumer.consume({ max_messages: max * 2, expires: Math.max(1000, this.o.pullWaitMs ?? 2000) });
+    const buffer: JsMsg[] = [];
+    let pending = 0;
+    let ended = false;
+    let wake: (() => void) | undefined;
+    const reader = (async () => {
+      try {
+        for await (const m of iter) {
+          buffer.push(m);
+          pending = m.info.pending;
+          wake?.();
+        }
+      } finally {
+        ended = true;
+        wake?.();
+      }
+    })().catch(() => undefined);
+    const arrival = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(done, ms);
+        function done() {
+          clearTimeout(t);
+          wake = undefined;
+          signal.removeEventListener("abort", done);
+          resolve();
+        }
+        wake = done;
+        signal.addEventListener("abort", done, { once: true });
+      });
+    try {
+      while (!signal.aborted && !ended) {
+        if (buffer.length === 0) {
+          await arrival(10_000);
+          if (buffer.length === 0) {
+            // quiet for a while: is our consumer still there (a recreated stream has none)?
+            if (!(await this.consumerExists())) return;
+            continue;
+          }
+        }
+        // more is on its way: let a fuller batch form (one transaction instead of many)
+        if (buffer.length < max && pending > 0) await arrival(20);
+        const batch = buffer.splice(0, max);
+        if (!(await this.writeUntilDone(batch))) return; // stopped while retrying: unacked, redelivered later
+        for (const m of batch) m.ack();
+        this.deps.metrics.messages.inc({ source: this.o.label }, batch.length);
+      }
+    } finally {
+      iter.stop();
+      await reader;
+    }
+  }
+
+  private async consumerExists(): Promise<boolean> {
+    try {
+      await this.deps.jsm.consumers.info(this.o.stream, this.o.durable ?? "archive");
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      return true; // NATS did not answer: keep consuming
+    }
+  }
+
+  /** Writes the batch, retrying with growing pauses; false when stopped before it succeeded. */
+  private async writeUntilDone(messages: JsMsg[]): Promise<boolean> {
+    const { db, metrics, log } = this.deps;
+    const signal = this.abort.signal;
+    let pauseMs = 100;
+    let lastWorking = Date.now();
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      const started = performance.now();
+      try {
+        const counts = await db.transaction((tx) => this.o.write(tx, messages, this.gen));
+        metrics.batchSeconds.observe({ source: this.o.label }, (performance.now() - started) / 1000);
+        for (const [table, n] of Object.entries(counts)) if (n > 0) metrics.rows.inc({ table }, n);
+        if (attempt > 1) log("info", "archive caught up with its database again", { source: this.o.label, attempts: attempt });
+        return true;
+      } catch (err) {
+        metrics.errors.inc({ source: this.o.label, kind: "write" });
+        this.lastError = { at: Date.now(), message: (err as Error).message };
+        if (attempt === 1 || attempt % 20 === 0) log("warn", "archive write failed; holding the batch and retrying", { source: this.o.label, attempt, error: (err as Error).message });
+        await sleep(pauseMs, signal);
+        pauseMs = Math.min(pauseMs * 2, this.o.maxRetryMs ?? 5000);
+        // keep the held messages ours (no redelivery to another archive while we retry)
+        if (Date.now() - lastWorking > (this.o.ackWaitMs ?? 30_000) / 3) {
+          for (const m of messages) m.working();
+          lastWorking = Date.now();
+        }
+      }
+    }
+    return false;
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.code === 10059 || err.code === 10014;
+  return /not found/i.test((err as Error)?.message ?? "");
+}

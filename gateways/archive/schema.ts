@@ -1,0 +1,129 @@
+// The archive's tables (component "archive" of the migrations). Every time is epoch milliseconds in a
+// bigint, so Postgres and PGlite agree without time zones. Natural keys make every write idempotent:
+// readings by (device_id, t), repeats and commands by their position in the input log (stream,
+// generation, sequence, index), outputs by id, snapshots and registry entries by key (newest wins).
+import type { Migration } from "./db/mod.ts";
+
+const CHANNEL_COLUMNS = "pm double precision, co2 double precision, voc double precision, tmp double precision, hum double precision, allpollu double precision";
+
+const ROLLUP = (table: string) => `create table ${table} (
+  device_id text not null,
+  channel text not null,
+  start bigint not null,
+  count int not null,
+  mean double precision not null,
+  min double precision not null,
+  max double precision not null,
+  top_max_mean double precision,
+  top_min_mean double precision,
+  primary key (device_id, start, channel)
+);`;
+
+export const ARCHIVE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "readings, repeats, commands, outputs, rollups, snapshots, registry",
+    sql: `
+-- every accepted reading once; partitions by calendar month (UTC) are created by the archive itself
+create table readings (
+  device_id text not null,
+  t bigint not null,
+  ${CHANNEL_COLUMNS},
+  accepted_at bigint not null,
+  -- the twin counted it late (older than a reading before it): archived, not applied to statistics
+  late boolean not null default false,
+  stream int not null,
+  gen bigint not null,
+  seq bigint not null,
+  idx int8 not null,
+  primary key (device_id, t)
+) partition by range (t);
+
+-- a reading resent with a (device_id, t) already archived: the twin counted it as a duplicate
+create table reading_repeats (
+  device_id text not null,
+  t bigint not null,
+  ${CHANNEL_COLUMNS},
+  accepted_at bigint not null,
+  stream int not null,
+  gen bigint not null,
+  seq bigint not null,
+  idx int8 not null,
+  primary key (stream, gen, seq, idx)
+);
+create index reading_repeats_device_t on reading_repeats (device_id, t);
+
+-- the newest reading time per device, to flag late readings as the twin does
+create table device_heads (
+  device_id text primary key,
+  last_t bigint not null
+);
+
+create table commands (
+  stream int not null,
+  gen bigint not null,
+  seq bigint not null,
+  idx int8 not null,
+  entity_type text not null,
+  device_id text not null,
+  kind text not null,
+  payload jsonb,
+  accepted_at bigint not null,
+  primary key (stream, gen, seq, idx)
+);
+create index commands_device_at on commands (device_id, accepted_at);
+
+-- every output once: alerts, calibration, aggregates, reports, occupancy
+create table outputs (
+  id text primary key,
+  kind text not null,
+  device_id text not null,
+  at bigint not null,
+  subject text not null,
+  payload jsonb not null,
+  stored_at bigint not null
+);
+create index outputs_device_kind_at on outputs (device_id, kind, at, id);
+
+${ROLLUP("rollups_hourly")}
+${ROLLUP("rollups_daily")}
+
+-- the latest snapshot record of each entity (the runtime's encoding), newest write wins
+create table snapshots (
+  key text primary key,
+  shard int not null,
+  gen bigint not null,
+  kv_seq bigint not null,
+  applied_seq bigint not null,
+  record bytea,
+  stored_at bigint not null
+);
+create index snapshots_shard on snapshots (shard, key);
+
+create table checkpoints (
+  shard int primary key,
+  gen bigint not null,
+  kv_seq bigint not null,
+  seq bigint not null,
+  stored_at bigint not null
+);
+
+-- the registry's entries as stored in NATS KV (hashed credentials only), newest revision wins
+create table registry (
+  key text primary key,
+  gen bigint not null,
+  revision bigint not null,
+  value bytea,
+  stored_at bigint not null
+);
+
+-- how far each archive consumer got (for restore's "which input generation" and for ops)
+create table sources (
+  stream text primary key,
+  gen bigint not null,
+  last_seq bigint not null,
+  updated_at bigint not null
+);
+`,
+  },
+];

@@ -1,0 +1,303 @@
+// Batched, idempotent writes of what the archive consumes. Each `write*` runs inside the caller's
+// transaction and sends a handful of multi-row statements (`INSERT … SELECT FROM unnest(…)`) whatever
+// the batch size; redelivered messages change nothing (natural keys, newest-wins guards).
+import type { InputBatch } from "../../runtime/mod.ts";
+import type { Queryable } from "./db/mod.ts";
+import type { Partitions } from "./partitions.ts";
+
+export const CHANNEL_NAMES = ["pm", "co2", "voc", "tmp", "hum", "allpollu"] as const;
+
+/** One input message, decoded, with its place in the log. */
+export interface InputMessage {
+  stream: number;
+  /** Generation of the stream (its creation time, ms): sequences restart when a stream is recreated. */
+  gen: number;
+  seq: number;
+  batch: InputBatch;
+}
+
+/** One output message. */
+export interface OutputMessage {
+  subject: string;
+  payload: unknown;
+  storedAt: number;
+}
+
+/** One KV entry (snapshot or registry) as its stream delivered it. */
+export interface KvMessage {
+  key: string;
+  gen: number;
+  /** The bucket stream's sequence (= the entry's revision). */
+  seq: number;
+  /** Null for a delete or purge. */
+  value: Uint8Array | null;
+}
+
+/** What one write did (for metrics and tests). */
+export interface WriteCounts {
+  readings: number;
+  repeats: number;
+  commands: number;
+  outputs: number;
+  rollups: number;
+  snapshots: number;
+  registry: number;
+}
+
+export const noCounts = (): WriteCounts => ({ readings: 0, repeats: 0, commands: 0, outputs: 0, rollups: 0, snapshots: 0, registry: 0 });
+
+const READING_KINDS = new Set(["readings"]);
+/** Inputs after which the twin has forgotten its readings: its next reading is never late. */
+const ERASING = (kind: string, payload: unknown) => kind === "$erase" || (kind === "command" && (payload as { type?: unknown })?.type === "reset");
+
+const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+/**
+ * Readings (and the commands among the inputs). A reading whose (device_id, t) is archived from another
+ * log position is a resend: kept in reading_repeats. One older than the device's newest before it is
+ * flagged late, as the twin counts it.
+ */
+export async function writeInputs(tx: Queryable, partitions: Partitions, messages: readonly InputMessage[]): Promise<WriteCounts> {
+  const counts = noCounts();
+  const r = { device: [] as string[], t: [] as number[], ch: CHANNEL_NAMES.map(() => [] as (number | null)[]), at: [] as number[], late: [] as boolean[], stream: [] as number[], gen: [] as number[], seq: [] as number[], idx: [] as number[] };
+  const c = { stream: [] as number[], gen: [] as number[], seq: [] as number[], idx: [] as number[], type: [] as string[], device: [] as string[], kind: [] as string[], payload: [] as (string | null)[], at: [] as number[] };
+  const devices = new Set<string>();
+  for (const m of messages) for (const it of m.batch.items) devices.add(it.entityId);
+  if (devices.size === 0) return counts;
+  const heads = new Map<string, number | null>();
+  const { rows } = await tx.query<{ device_id: string; last_t: number }>("select device_id, last_t from device_heads where device_id = any($1::text[])", [[...devices]]);
+  for (const row of rows) heads.set(row.device_id, row.last_t);
+  const erased = new Set<string>();
+  for (const m of messages) {
+    m.batch.items.forEach((it, i) => {
+      if (READING_KINDS.has(it.kind) && Array.isArray(it.payload)) {
+        let k = 0;
+        for (const reading of it.payload as Record<string, unknown>[]) {
+          const t = num(reading?.t);
+          if (t === null) continue;
+          const head = heads.get(it.entityId) ?? null;
+          r.device.push(it.entityId);
+          r.t.push(t);
+          CHANNEL_NAMES.forEach((ch, j) => r.ch[j]!.push(num(reading[ch])));
+          r.at.push(m.batch.acceptedAt);
+          r.late.push(head !== null && t < head);
+          r.stream.push(m.stream);
+          r.gen.push(m.gen);
+          r.seq.push(m.seq);
+          // index of the reading in the message: item index × 2^16 + position (≤ 1000 readings per item)
+          r.idx.push(i * 65_536 + k++);
+          if (head === null || t > head) heads.set(it.entityId, t);
+        }
+        return;
+      }
+      if (ERASING(it.kind, it.payload)) {
+        heads.set(it.entityId, null);
+        erased.add(it.entityId);
+      }
+      c.stream.push(m.stream);
+      c.gen.push(m.gen);
+      c.seq.push(m.seq);
+      c.idx.push(i);
+      c.type.push(it.type);
+      c.device.push(it.entityId);
+      c.kind.push(it.kind);
+      c.payload.push(it.payload === undefined ? null : JSON.stringify(it.payload));
+      c.at.push(m.batch.acceptedAt);
+    });
+  }
+  if (r.t.length > 0) {
+    await partitions.ensure(tx, r.t);
+    const params = [r.device, r.t, ...r.ch, r.at, r.late, r.stream, r.gen, r.seq, r.idx];
+    const unnest = `unnest($1::text[], $2::int8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::int8[], $10::bool[], $11::int[], $12::int8[], $13::int8[], $14::int8[])
+      as u(device_id, t, pm, co2, voc, tmp, hum, allpollu, accepted_at, late, stream, gen, seq, idx)`;
+    const inserted = await tx.query(
+      `insert into readings (device_id, t, pm, co2, voc, tmp, hum, allpollu, accepted_at, late, stream, gen, seq, idx)
+       select * from ${unnest} on conflict (device_id, t) do nothing`,
+      params,
+    );
+    counts.readings = inserted.rowCount;
+    if (inserted.rowCount < r.t.length) {
+      // not inserted: a resend (another log position holds the key) or a redelivery (the same one does)
+      const repeats = await tx.query(
+        `insert into reading_repeats (device_id, t, pm, co2, voc, tmp, hum, allpollu, accepted_at, stream, gen, seq, idx)
+         select u.device_id, u.t, u.pm, u.co2, u.voc, u.tmp, u.hum, u.allpollu, u.accepted_at, u.stream, u.gen, u.seq, u.idx
+         from ${unnest} join readings r on r.device_id = u.device_id and r.t = u.t
+         where (r.stream, r.gen, r.seq, r.idx) <> (u.stream, u.gen, u.seq, u.idx)
+         on conflict do nothing`,
+        params,
+      );
+      counts.repeats = repeats.rowCount;
+    }
+  }
+  if (c.seq.length > 0) {
+    const done = await tx.query(
+      `insert into commands (stream, gen, seq, idx, entity_type, device_id, kind, payload, accepted_at)
+       select u.stream, u.gen, u.seq, u.idx, u.type, u.device, u.kind, u.payload::jsonb, u.at
+       from unnest($1::int[], $2::int8[], $3::int8[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[]) as u(stream, gen, seq, idx, type, device, kind, payload, at)
+       on conflict do nothing`,
+      [c.stream, c.gen, c.seq, c.idx, c.type, c.device, c.kind, c.payload, c.at],
+    );
+    counts.commands = done.rowCount;
+  }
+  const headDevices: string[] = [];
+  const headTimes: (number | null)[] = [];
+  for (const [d, t] of heads) {
+    headDevices.push(d);
+    headTimes.push(t);
+  }
+  if (erased.size > 0) await tx.query("delete from device_heads where device_id = any($1::text[])", [[...erased]]);
+  await tx.query(
+    `insert into device_heads (device_id, last_t) select d, t from unnest($1::text[], $2::int8[]) as u(d, t) where t is not null
+     on conflict (device_id) do update set last_t = greatest(device_heads.last_t, excluded.last_t)`,
+    [headDevices, headTimes],
+  );
+  return counts;
+}
+
+/** Output kinds the archive keeps: the token after `<prefix>.out.` (integration copies are not kept). */
+export const ARCHIVED_OUTPUT_KINDS = new Set(["alert", "calibration", "aggregate", "report", "occupancy"]);
+
+/** The event time of an output, by kind. */
+function outputAt(kind: string, p: Record<string, unknown>): number {
+  return num(p.at) ?? num(p.start) ?? num(p.day) ?? num(p.from) ?? 0;
+}
+
+/** Outputs by id, and the closed aggregates into the rollup tables (upserted). */
+export async function writeOutputs(tx: Queryable, prefix: string, messages: readonly OutputMessage[]): Promise<WriteCounts> {
+  const counts = noCounts();
+  const o = { id: [] as string[], kind: [] as string[], device: [] as string[], at: [] as number[], subject: [] as string[], payload: [] as string[], stored: [] as number[] };
+  const roll = { hour: rollupColumns(), day: rollupColumns() };
+  const root = `${prefix}.out.`;
+  for (const m of messages) {
+    if (!m.subject.startsWith(root)) continue;
+    const [kind, deviceFromSubject] = m.subject.slice(root.length).split(".");
+    if (kind === undefined || !ARCHIVED_OUTPUT_KINDS.has(kind)) continue;
+    const p = (typeof m.payload === "object" && m.payload !== null ? m.payload : {}) as Record<string, unknown>;
+    const id = typeof p.id === "string" ? p.id : undefined;
+    const deviceId = typeof p.deviceId === "string" ? p.deviceId : deviceFromSubject;
+    if (id === undefined || deviceId === undefined) continue;
+    o.id.push(id);
+    o.kind.push(kind);
+    o.device.push(deviceId);
+    o.at.push(outputAt(kind, p));
+    o.subject.push(m.subject);
+    o.payload.push(JSON.stringify(p));
+    o.stored.push(m.storedAt);
+    if (kind === "aggregate" && (p.resolution === "hour" || p.resolution === "day") && typeof p.channels === "object" && p.channels !== null) {
+      const cols = roll[p.resolution];
+      for (const [channel, b] of Object.entries(p.channels as Record<string, Record<string, unknown>>)) {
+        const start = num(b?.start) ?? num(p.start);
+        if (start === null || num(b.count) === null) continue;
+        cols.device.push(deviceId);
+        cols.channel.push(channel);
+        cols.start.push(start);
+        cols.count.push(b.count as number);
+        cols.mean.push(num(b.mean) ?? 0);
+        cols.min.push(num(b.min) ?? 0);
+        cols.max.push(num(b.max) ?? 0);
+        cols.topMax.push(num(b.topMaxMean));
+        cols.topMin.push(num(b.topMinMean));
+      }
+    }
+  }
+  if (o.id.length > 0) {
+    const r = await tx.query(
+      `insert into outputs (id, kind, device_id, at, subject, payload, stored_at)
+       select u.id, u.kind, u.device, u.at, u.subject, u.payload::jsonb, u.stored
+       from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[]) as u(id, kind, device, at, subject, payload, stored)
+       on conflict (id) do nothing`,
+      [o.id, o.kind, o.device, o.at, o.subject, o.payload, o.stored],
+    );
+    counts.outputs = r.rowCount;
+  }
+  for (const [resolution, cols] of Object.entries(roll)) {
+    if (cols.start.length === 0) continue;
+    const r = await tx.query(
+      `insert into ${resolution === "hour" ? "rollups_hourly" : "rollups_daily"} (device_id, channel, start, count, mean, min, max, top_max_mean, top_min_mean)
+       select * from unnest($1::text[], $2::text[], $3::int8[], $4::int[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[])
+       on conflict (device_id, start, channel) do update set count = excluded.count, mean = excluded.mean, min = excluded.min, max = excluded.max,
+         top_max_mean = excluded.top_max_mean, top_min_mean = excluded.top_min_mean`,
+      [cols.device, cols.channel, cols.start, cols.count, cols.mean, cols.min, cols.max, cols.topMax, cols.topMin],
+    );
+    counts.rollups += r.rowCount;
+  }
+  return counts;
+}
+
+function rollupColumns() {
+  return { device: [] as string[], channel: [] as string[], start: [] as number[], count: [] as number[], mean: [] as number[], min: [] as number[], max: [] as number[], topMax: [] as (number | null)[], topMin: [] as (number | null)[] };
+}
+
+/**
+ * Snapshot records of one shard's bucket, newest write wins: a later generation of the bucket, or a
+ * later revision within one (the bucket's revisions order an entity's writes; its applied sequence
+ * would not survive a restore into a recreated input stream). `_checkpoint` goes to checkpoints.
+ */
+export async function writeSnapshots(
+  tx: Queryable,
+  shard: number,
+  messages: readonly KvMessage[],
+  now: number,
+  decodeAppliedSeq: (record: Uint8Array) => number,
+  decodeCheckpoint: (record: Uint8Array) => number,
+): Promise<WriteCounts> {
+  const counts = noCounts();
+  const latest = new Map<string, KvMessage>();
+  for (const m of messages) latest.set(m.key, m); // in stream order: the last one wins
+  const s = { key: [] as string[], gen: [] as number[], kvSeq: [] as number[], applied: [] as number[], hex: [] as (string | null)[] };
+  for (const m of latest.values()) {
+    if (m.key === "_fence") continue;
+    if (m.key === "_checkpoint") {
+      if (m.value === null) continue;
+      await tx.query(
+        `insert into checkpoints (shard, gen, kv_seq, seq, stored_at) values ($1, $2, $3, $4, $5)
+         on conflict (shard) do update set gen = excluded.gen, kv_seq = excluded.kv_seq, seq = excluded.seq, stored_at = excluded.stored_at
+         where (excluded.gen, excluded.kv_seq) > (checkpoints.gen, checkpoints.kv_seq)`,
+        [shard, m.gen, m.seq, decodeCheckpoint(m.value), now],
+      );
+      continue;
+    }
+    s.key.push(m.key);
+    s.gen.push(m.gen);
+    s.kvSeq.push(m.seq);
+    s.applied.push(m.value === null ? 0 : decodeAppliedSeq(m.value));
+    s.hex.push(m.value === null ? null : Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength).toString("hex"));
+  }
+  if (s.key.length > 0) {
+    const r = await tx.query(
+      `insert into snapshots (key, shard, gen, kv_seq, applied_seq, record, stored_at)
+       select u.key, $6, u.gen, u.kv_seq, u.applied, decode(u.hex, 'hex'), $7
+       from unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[]) as u(key, gen, kv_seq, applied, hex)
+       on conflict (key) do update set shard = excluded.shard, gen = excluded.gen, kv_seq = excluded.kv_seq, applied_seq = excluded.applied_seq,
+         record = excluded.record, stored_at = excluded.stored_at
+       where (excluded.gen, excluded.kv_seq) > (snapshots.gen, snapshots.kv_seq)`,
+      [s.key, s.gen, s.kvSeq, s.applied, s.hex, shard, now],
+    );
+    counts.snapshots = r.rowCount;
+  }
+  return counts;
+}
+
+/** Registry entries (values are already hashed-credential records), newest revision wins. */
+export async function writeRegistry(tx: Queryable, messages: readonly KvMessage[], now: number): Promise<WriteCounts> {
+  const counts = noCounts();
+  const latest = new Map<string, KvMessage>();
+  for (const m of messages) latest.set(m.key, m);
+  const e = { key: [] as string[], gen: [] as number[], rev: [] as number[], hex: [] as (string | null)[] };
+  for (const m of latest.values()) {
+    e.key.push(m.key);
+    e.gen.push(m.gen);
+    e.rev.push(m.seq);
+    e.hex.push(m.value === null ? null : Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength).toString("hex"));
+  }
+  if (e.key.length === 0) return counts;
+  const r = await tx.query(
+    `insert into registry (key, gen, revision, value, stored_at)
+     select u.key, u.gen, u.rev, decode(u.hex, 'hex'), $5 from unnest($1::text[], $2::int8[], $3::int8[], $4::text[]) as u(key, gen, rev, hex)
+     on conflict (key) do update set gen = excluded.gen, revision = excluded.revision, value = excluded.value, stored_at = excluded.stored_at
+     where (excluded.gen, excluded.revision) > (registry.gen, registry.revision)`,
+    [e.key, e.gen, e.rev, e.hex, now],
+  );
+  counts.registry = r.rowCount;
+  return counts;
+}

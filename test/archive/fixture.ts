@@ -1,0 +1,55 @@
+// An archive against a real nats-server, a real node and the gateway's parts (GatewayFixture), on the
+// backend the test names: Postgres from DATABASE_URL in a schema of its own, or in-memory PGlite.
+import { randomBytes } from "node:crypto";
+import { startArchive, type ArchiveOptions, type RunningArchive } from "../../gateways/archive/archive.ts";
+import { openDatabase, type Database } from "../../gateways/archive/db/mod.ts";
+import { waitFor } from "../harness/wait-for.ts";
+import type { GatewayFixture } from "../gateway/fixture.ts";
+
+export type Backend = "postgres" | "pglite";
+
+/** The backends this run can test: both when DATABASE_URL is set, else PGlite. */
+export const BACKENDS: readonly Backend[] = process.env.DATABASE_URL ? ["postgres", "pglite"] : ["pglite"];
+
+/** A database for one test: its own Postgres schema (dropped by `drop`) or in-memory PGlite. */
+export async function testDatabase(backend: Backend, o: { schema?: string } = {}): Promise<Database & { schema: string | undefined; drop(): Promise<void> }> {
+  const schema = backend === "postgres" ? (o.schema ?? `archive_${process.pid}_${randomBytes(4).toString("hex")}`) : undefined;
+  const db =
+    backend === "postgres" ? await openDatabase({ databaseUrl: process.env.DATABASE_URL, ...(schema === undefined ? {} : { schema }) }) : await openDatabase({ inMemory: true });
+  return Object.assign(db, {
+    schema,
+    async drop() {
+      if (schema !== undefined) await db.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);
+      await db.close();
+    },
+  });
+}
+
+/** Starts an archive on the fixture's cluster with fast pulls. */
+export function archiveOn(f: GatewayFixture, db: Database, over: Partial<ArchiveOptions> = {}): Promise<RunningArchive> {
+  return startArchive({
+    nc: f.nc,
+    db,
+    prefix: f.prefix,
+    shards: f.shards,
+    streams: 1,
+    replicas: 1,
+    pullWaitMs: 250,
+    maxRetryMs: 500,
+    housekeepingMs: 500,
+    defaultMetrics: false,
+    ...(process.env.ARCHIVE_TEST_LOG ? { log: (level: string, msg: string, fields?: object) => console.error(level, msg, fields) } : {}),
+    ...over,
+  });
+}
+
+/** Waits until the archive has archived everything its sources hold. */
+export async function caughtUp(archive: RunningArchive, timeoutMs = 30_000): Promise<void> {
+  await waitFor(async () => (await archive.measureLag()) === 0, { timeoutMs, intervalMs: 200, message: "archive caught up" });
+}
+
+/** Posts readings for a device; throws unless 202. */
+export async function post(f: GatewayFixture, device: { deviceId: string; headers: Record<string, string> }, readings: object[]): Promise<void> {
+  const r = await f.app.inject({ method: "POST", url: `/v1/devices/${device.deviceId}/readings`, headers: device.headers, payload: { readings } });
+  if (r.statusCode !== 202) throw new Error(`ingest: ${r.statusCode} ${r.body}`);
+}
