@@ -13,12 +13,14 @@ import { createPresence, DEFAULT_OFFLINE_AFTER_MS, presenceOnReadings, presenceO
 import type { Presence } from "./presence.ts";
 import { createReportState, reportOnAlert, reportOnDayClosed, reportOnHourClosed } from "./reports.ts";
 import type { ReportState } from "./reports.ts";
+import { applyReadingToLearned, createLearned, resetLearned } from "./learned/learned-state.ts";
+import type { LearnedState, RuleContext } from "./learned/learned-state.ts";
 import { DEFAULT_RULE_SET, deleteRule, putRule } from "./rules.ts";
 import type { RuleSet } from "./rules.ts";
 import { applyReadingToStats, createStats, recalibrate, resetStats } from "./stats.ts";
 import type { TwinStats } from "./stats.ts";
 import { integrationOutputs, NO_SUBSCRIPTIONS, putSubscription, removeSubscription, reportIntegrationOutputs, subscriptionView } from "./subscriptions.ts";
-import type { Alert, Command, Reading, Result, Subscription, TwinOutput } from "./types.ts";
+import type { Alert, Command, OccupancyChange, Reading, Result, Subscription, TwinOutput } from "./types.ts";
 
 /** Everything one device's twin knows. Owned by its actor; mutated in place by {@link applyInput}. */
 export interface TwinState {
@@ -35,6 +37,8 @@ export interface TwinState {
   presence: Presence;
   /** Accumulators of the daily and weekly reports (reports.ts). */
   reports: ReportState;
+  /** Occupancy and the per-channel models (learned/). */
+  learned: LearnedState;
   /** Event time `t` of the last applied reading; kept across `reset`. */
   lastT?: number;
   /** Applied readings (duplicates and late ones excluded). */
@@ -74,6 +78,7 @@ export function createTwin(deviceId: string): TwinState {
     subscriptions: NO_SUBSCRIPTIONS,
     presence: createPresence(),
     reports: createReportState(),
+    learned: createLearned(),
     readings: 0,
     duplicates: 0,
     late: 0,
@@ -108,10 +113,14 @@ export function applyInput(state: TwinState, input: TwinInput, options?: Partial
   }
 }
 
+// The rules as the learned state sees them, refilled per reading (no allocation on the hot path).
+const RULES: RuleContext = { rules: [], busy: [] };
+
 function applyReadings(state: TwinState, readings: readonly Reading[], receivedAt: number, offlineAfterMs: number, outputs: TwinOutput[]): void {
   if (readings.length === 0) return;
   emitAlerts(state, presenceOnReadings(state.presence, state.deviceId, receivedAt, offlineAfterMs), outputs);
   const alerts: Alert[] = [];
+  const occupancy: OccupancyChange[] = [];
   for (const r of readings) {
     if (state.lastT !== undefined && r.t <= state.lastT) {
       if (r.t === state.lastT) state.duplicates++;
@@ -133,6 +142,13 @@ function applyReadings(state: TwinState, readings: readonly Reading[], receivedA
     }
     for (const c of closed.calibration) outputs.push({ type: "calibration", calibration: c });
     applyReadingToEvents(state.events, state.rules.effective, state.deviceId, r, alerts);
+    RULES.rules = state.rules.effective;
+    RULES.busy = state.events.ids;
+    applyReadingToLearned(state.learned, state.deviceId, r, RULES, alerts, occupancy);
+    if (occupancy.length > 0) {
+      for (const o of occupancy) outputs.push({ type: "occupancy", occupancy: o });
+      occupancy.length = 0;
+    }
     if (alerts.length > 0) {
       emitAlerts(state, alerts, outputs);
       alerts.length = 0;
@@ -189,6 +205,7 @@ function applyCommand(state: TwinState, raw: Command, at: number, outputs: TwinO
       state.events = createEventStates();
       resetStats(state.stats);
       state.reports = createReportState();
+      resetLearned(state.learned);
       state.readings = state.duplicates = state.late = 0;
       emitAlerts(state, alerts, outputs);
       return { ok: true, value: { type: "reset" } };

@@ -1,0 +1,47 @@
+// Time-aware exponential smoothing for the learned state: the weight a new observation gets after Δt
+// of event time, 1 − exp(−Δt/τ), so models behave the same at a 1-minute (UCI) or 5-minute (Foobot)
+// cadence and across gaps. Readings of one twin usually share their Δt, so the weights of every time
+// constant are computed once per distinct Δt (a tiny memo, shared and deterministic: a weight depends
+// on Δt and τ only).
+
+/** Time constants (seconds) of the learned models; an index into the weights {@link weightsFor} returns. */
+export const TAU = {
+  /** Smoothed rates of change (co2, tmp, hum) for occupancy. */
+  rate: 600,
+  /** Level of each channel's Holt-Winters model. */
+  level: 1200,
+  /** Its trend. */
+  trend: 3600,
+  /** A season slot's level (the slot sees ~1 h of readings a day: ~3 days of memory). */
+  season: 3 * 3600,
+  /** Residual scale and typical movement (spike and stuck detection). */
+  scale: 12 * 3600,
+  /** Slow level (drift detection)… */
+  slow: 86400,
+  /** …and the anchor it is compared with. */
+  anchor: 7 * 86400,
+  /** The co2 baseline's rise toward higher values (it falls at once). */
+  baselineUp: 12 * 3600,
+} as const;
+
+const TAUS = Object.values(TAU);
+export const W_RATE = 0;
+export const W_LEVEL = 1;
+export const W_TREND = 2;
+export const W_SEASON = 3;
+export const W_SCALE = 4;
+export const W_SLOW = 5;
+export const W_ANCHOR = 6;
+export const W_BASELINE_UP = 7;
+
+let memoDtS = NaN;
+const memo = new Float64Array(TAUS.length);
+
+/** The weights 1 − exp(−Δt/τ) of every τ in {@link TAU} order (a shared array: read it before the next call). */
+export function weightsFor(dtS: number): Float64Array {
+  if (dtS !== memoDtS) {
+    for (let i = 0; i < TAUS.length; i++) memo[i] = 1 - Math.exp(-dtS / (TAUS[i] as number));
+    memoDtS = dtS;
+  }
+  return memo;
+}

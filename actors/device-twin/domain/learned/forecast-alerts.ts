@@ -1,0 +1,60 @@
+// Forecast alerts (docs/design.md §4): when a rule that is `normal` is forecast to cross its `enter`
+// within FORECAST_ALERT_HORIZON_MS, one alert of kind `forecast` — ventilation can start before the
+// air is bad. Once per forming event: a channel that fired stays quiet until its forecast no longer
+// crosses any of its rules and none of them is in an event (the episode is over).
+
+import type { Alert, Channel, Rule } from "../types.ts";
+import { forecastChannel } from "./channel-model.ts";
+import { C_MASK, channelBase, FORECAST_FIRED, setU32, u32 } from "./layout.ts";
+
+/** How far ahead a crossing raises a forecast alert (ms). */
+export const FORECAST_ALERT_HORIZON_MS = 30 * 60_000;
+/** Steps at which the forecast is checked for the first crossing (ms). */
+const STEP_MS = 5 * 60_000;
+
+/** Rules and their open events as forecast alerts need them (they fire only for rules in `normal`). */
+export interface RuleContext {
+  rules: readonly Rule[];
+  /** Ids of the rules whose event machine is not `normal`. */
+  busy: readonly string[];
+}
+
+const crosses = (rule: Rule, y: number): boolean => (rule.direction === "above" ? y >= rule.enter : y <= rule.enter);
+
+/** Checks the rules of channel `ch` after its model took a reading at `t`; returns an alert or undefined. */
+export function forecastAlert(v: DataView, ci: number, deviceId: string, ch: Channel, x: number, t: number, seasonScale: number, ctx: RuleContext): Alert | undefined {
+  const b = channelBase(ci);
+  const mask = u32(v, b + C_MASK);
+  const fired = (mask & FORECAST_FIRED) !== 0;
+  let anyCrossing = false;
+  let anyBusy = false;
+  for (const rule of ctx.rules) {
+    if (rule.channel !== ch) continue;
+    if (ctx.busy.length > 0 && ctx.busy.includes(rule.id)) {
+      anyBusy = true;
+      continue;
+    }
+    if (crosses(rule, x)) continue; // at/over enter already: the rule's own machine takes it from here
+    const far = forecastChannel(v, ci, t + FORECAST_ALERT_HORIZON_MS, seasonScale) as number;
+    if (!crosses(rule, far)) continue;
+    anyCrossing = true;
+    if (fired) continue;
+    let expectedAt = t + FORECAST_ALERT_HORIZON_MS;
+    let value = far;
+    for (let at = t + STEP_MS; at < t + FORECAST_ALERT_HORIZON_MS; at += STEP_MS) {
+      const y = forecastChannel(v, ci, at, seasonScale) as number;
+      if (crosses(rule, y)) {
+        expectedAt = at;
+        value = y;
+        break;
+      }
+    }
+    setU32(v, b + C_MASK, mask | FORECAST_FIRED);
+    return {
+      id: `${deviceId}:${rule.id}:forecast:${t}`, deviceId, ruleId: rule.id, channel: ch, kind: "forecast", at: t,
+      value: Math.round(value * 1000) / 1000, threshold: rule.enter, expectedAt,
+    };
+  }
+  if (fired && !anyCrossing && !anyBusy) setU32(v, b + C_MASK, mask & ~FORECAST_FIRED);
+  return undefined;
+}

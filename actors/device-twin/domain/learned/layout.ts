@@ -1,0 +1,79 @@
+// The packed learned state of one twin: one small ArrayBuffer behind a DataView (as the statistics
+// are), so it costs a fixed ~600 bytes of heap however long the twin lives, and a snapshot restores
+// exactly the numbers the models compute with (each is stored at the width it is computed at: f32
+// values are rounded once, on write).
+//
+//   header (occupancy)  f64 since (NaN: never decided) · f32 co2 baseline (NaN: none) · f32 smoothed
+//                       rates of co2 (ppm/min), tmp (°C/h), hum (%/h) · f32 probability · u8 flags
+//   channel ×6 (CHANNELS order, CHANNEL_BYTES each)
+//     u32 lastS (s; 0: never) · f32 last, level, trend (/h), scale (mean |residual|), move (mean |Δ|),
+//     slow (deseasonalized level over days), anchor (over a week) · u32 stuckSinceS, anomalyS (last anomaly alert) ·
+//     u32 season mask (bit h: slot h learned; bit 24: forecast alert armed off) · u16 n (saturating) ·
+//     i16 ×24 season (deviation from the level per UTC hour, SEASON_SCALE units)
+
+import { CHANNELS } from "../types.ts";
+import type { Channel } from "../types.ts";
+
+export const O_SINCE = 0;
+export const O_BASELINE = 8;
+export const O_CO2_RATE = 12;
+export const O_TMP_RATE = 16;
+export const O_HUM_RATE = 20;
+export const O_PROBABILITY = 24;
+export const O_FLAGS = 28;
+/** O_FLAGS bits: occupied now; occupancy decided at least once. */
+export const OCCUPIED = 1;
+export const DECIDED = 2;
+const HEADER_BYTES = 32;
+
+export const C_LAST_S = 0;
+export const C_LAST = 4;
+export const C_LEVEL = 8;
+export const C_TREND = 12;
+export const C_SCALE = 16;
+export const C_MOVE = 20;
+export const C_SLOW = 24;
+export const C_ANCHOR = 28;
+export const C_STUCK_SINCE_S = 32;
+export const C_ANOMALY_S = 36;
+export const C_MASK = 40;
+export const C_N = 44;
+export const C_SEASON = 46;
+export const SEASON_SLOTS = 24;
+/** C_MASK bit set while a forecast alert of this channel has fired and its episode has not ended. */
+export const FORECAST_FIRED = 1 << 24;
+export const CHANNEL_BYTES = 96;
+export const LEARNED_BYTES = HEADER_BYTES + CHANNELS.length * CHANNEL_BYTES;
+
+/** Season resolution: a slot holds round(deviation · scale) as an i16. */
+export const SEASON_SCALE: Readonly<Record<Channel, number>> = { pm: 10, co2: 4, voc: 2, tmp: 100, hum: 100, allpollu: 10 };
+/** The least residual scale assumed per channel (about the sensor's resolution and noise floor). */
+export const SCALE_FLOOR: Readonly<Record<Channel, number>> = { pm: 1, co2: 10, voc: 10, tmp: 0.05, hum: 0.3, allpollu: 1 };
+
+/** The learned state: an opaque handle over the packed layout. */
+export interface LearnedState {
+  readonly __learned: unique symbol;
+}
+export const view = (s: LearnedState): DataView => s as unknown as DataView;
+export const wrap = (v: DataView): LearnedState => v as unknown as LearnedState;
+
+export const channelBase = (ci: number): number => HEADER_BYTES + ci * CHANNEL_BYTES;
+
+export const f32 = (v: DataView, at: number): number => v.getFloat32(at, true);
+export const setF32 = (v: DataView, at: number, x: number): void => v.setFloat32(at, x, true);
+export const u32 = (v: DataView, at: number): number => v.getUint32(at, true);
+export const setU32 = (v: DataView, at: number, x: number): void => v.setUint32(at, x, true);
+
+/** A fresh learned state (nothing seen). */
+export function createLearned(): LearnedState {
+  const v = new DataView(new ArrayBuffer(LEARNED_BYTES));
+  clearLearned(v);
+  return wrap(v);
+}
+
+/** Back to nothing learned. */
+export function clearLearned(v: DataView): void {
+  new Uint8Array(v.buffer, v.byteOffset, v.byteLength).fill(0);
+  v.setFloat64(O_SINCE, NaN, true);
+  setF32(v, O_BASELINE, NaN);
+}
