@@ -39,7 +39,7 @@ export function evaluateOccupancy(path: string, co2Threshold = 700): OccupancySc
   const model: boolean[] = [];
   for (const row of rows) {
     applyInput(twin, { type: "readings", readings: [row.reading], receivedAt: row.reading.t });
-    model.push(isOccupied(twin.learned));
+    model.push(isOccupied(twin));
   }
   return [
     score("twin", truth, model),

@@ -16,7 +16,8 @@ const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t
 
 function twinEvents(alerts: Alert[], ruleId: string): RefEvent[] {
   const out: RefEvent[] = [];
-  for (const a of alerts.filter((x) => x.ruleId === ruleId)) {
+  // forecast alerts name their rule too; the rule's events are its start and end alerts
+  for (const a of alerts.filter((x) => x.ruleId === ruleId && (x.kind === "event.start" || x.kind === "event.end"))) {
     if (a.kind === "event.start") out.push({ startedAt: a.startedAt!, startAt: a.at, startValue: a.value! });
     else Object.assign(out.at(-1)!, { endedAt: a.endedAt, endAt: a.at, peak: a.peak, mean: a.mean });
   }

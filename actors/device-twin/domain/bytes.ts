@@ -110,6 +110,13 @@ export class ByteWriter {
     this.pos += 8;
   }
 
+  /** A float32 (n should already be one: it is rounded to float32 here). */
+  f32(n: number): void {
+    this.ensure(4);
+    this.view.setFloat32(this.pos, n, true);
+    this.pos += 4;
+  }
+
   /**
    * A float that is usually a short decimal (a sensor value, a sum of integers): written as a varint of
    * (zigzag(k)·5 + d) when `k / 10^d` reproduces it bit for bit (d ≤ 3), else as tag 4 plus float64.
@@ -269,6 +276,13 @@ export class ByteReader {
     if (this.remaining < 8) throw new ByteFormatError("unexpected end of input");
     const n = this.view.getFloat64(this.pos, true);
     this.pos += 8;
+    return n;
+  }
+
+  f32(): number {
+    if (this.remaining < 4) throw new ByteFormatError("unexpected end of input");
+    const n = this.view.getFloat32(this.pos, true);
+    this.pos += 4;
     return n;
   }
 

@@ -22,5 +22,6 @@ export type { BucketView, ChannelView, TwinStats } from "./stats.ts";
 export { applyInput, createTwin, nextWakeAt } from "./twin.ts";
 export type { TwinInput, TwinOptions, TwinState, TwinStep } from "./twin.ts";
 export { twinView } from "./view.ts";
-export type { TwinView, TwinViewOptions } from "./view.ts";
+export type { ChannelWithModelView, TwinView, TwinViewOptions } from "./view.ts";
+export { isOccupied } from "./learned/learned-state.ts";
 export { decodeTwin, encodeTwin, TWIN_SNAPSHOT_VERSION, twinEqual } from "./twin-snapshot.ts";

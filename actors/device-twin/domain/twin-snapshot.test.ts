@@ -111,7 +111,7 @@ describe("twin snapshot", () => {
   it("rejects an unknown version with SNAPSHOT_VERSION", () => {
     const packr = new Packr({ useRecords: false });
     const snap = packr.unpack(encodeTwin(createTwin("dev"))) as Record<string, unknown>;
-    expect(() => decodeTwin(packr.pack({ ...snap, v: 2 }))).toThrow(expect.objectContaining({ code: "AIRTWIN_ERR_SNAPSHOT_VERSION" }));
+    expect(() => decodeTwin(packr.pack({ ...snap, v: 3 }))).toThrow(expect.objectContaining({ code: "AIRTWIN_ERR_SNAPSHOT_VERSION" }));
   });
 
   it.each([

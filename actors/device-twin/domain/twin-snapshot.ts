@@ -1,8 +1,11 @@
 // The twin's snapshot (the value stored in KV per twin): MessagePack, plain maps, versioned.
 //
-//   { v: 1, id, s: <stats bytes from encodeStats>, t?: lastT, c: [readings, duplicates, late],
+//   { v: 2, id, s: <stats bytes from encodeStats>, t?: lastT, c: [readings, duplicates, late],
 //     p: [lastSeen | null, offline 0|1], r?: rule deviations, e?: event slots, u?: subscriptions,
-//     w?: report accumulators }
+//     w?: report accumulators, l?: <learned-state bytes from learned/learned-snapshot.ts> }
+//
+// Version 1 (before the learned state) is the same without `l`; it still decodes, to a twin that has
+// learned nothing yet. `l` is left out while nothing is learned.
 //
 // Sections that hold only defaults (rules, events, subscriptions, reports) are left out, so a twin that never
 // had a command or an open event costs its stats bytes plus ~40 bytes. Decoding validates everything
@@ -13,6 +16,8 @@ import { createEventStates, decodeEventStates, encodeEventStates } from "./event
 import type { EventStates } from "./events.ts";
 import { DomainError } from "./errors.ts";
 import { createReportState, decodeReportState, encodeReportState, isReportStateEmpty } from "./reports.ts";
+import { createLearned, isLearnedEmpty } from "./learned/learned-state.ts";
+import { decodeLearned, encodeLearned, learnedEqual } from "./learned/learned-snapshot.ts";
 import { decodeRuleSet, DEFAULT_RULE_SET, encodeRuleSet, isValidId } from "./rules.ts";
 import { decodeStats, encodeStatsTransient, statsEqual } from "./stats.ts";
 import { NO_SUBSCRIPTIONS, PROVIDERS, validateSubscription } from "./subscriptions.ts";
@@ -20,10 +25,12 @@ import type { TwinState } from "./twin.ts";
 import type { Subscription } from "./types.ts";
 
 /** The snapshot format version written by {@link encodeTwin}. */
-export const TWIN_SNAPSHOT_VERSION = 1;
+export const TWIN_SNAPSHOT_VERSION = 2;
+/** Older versions {@link decodeTwin} still reads. */
+const READABLE_VERSIONS = new Set([1, 2]);
 
 const packr = new Packr({ useRecords: false });
-const KEYS = new Set(["v", "id", "s", "t", "c", "p", "r", "e", "u", "w"]);
+const KEYS = new Set(["v", "id", "s", "t", "c", "p", "r", "e", "u", "w", "l"]);
 
 /** [id, provider index, target, kinds, ruleIds, channels] and, when it has one, the secret last. */
 type EncodedSubscription = [string, number, string, string[] | null, string[] | null, string[] | null, string?];
@@ -49,6 +56,7 @@ export function encodeTwin(state: TwinState): Uint8Array {
     });
   }
   if (!isReportStateEmpty(state.reports)) snap.w = encodeReportState(state.reports);
+  if (!isLearnedEmpty(state.learned)) snap.l = encodeLearned(state.learned);
   // msgpackr returns a slice of a shared 8 KB slab; copy so the snapshot owns (and retains) only itself.
   return new Uint8Array(packr.pack(snap));
 }
@@ -71,10 +79,11 @@ export function decodeTwin(bytes: Uint8Array): TwinState {
   }
   if (typeof snap !== "object" || snap === null || Array.isArray(snap) || snap instanceof Uint8Array) throw corrupt("not a map");
   const m = snap as Record<string, unknown>;
-  if (typeof m.v === "number" && m.v !== TWIN_SNAPSHOT_VERSION) {
+  if (typeof m.v === "number" && !READABLE_VERSIONS.has(m.v)) {
     throw new DomainError("SNAPSHOT_VERSION", `snapshot version ${m.v} is not supported (expected ${TWIN_SNAPSHOT_VERSION})`, { details: { version: m.v } });
   }
-  if (m.v !== TWIN_SNAPSHOT_VERSION) throw corrupt("no version");
+  if (typeof m.v !== "number") throw corrupt("no version");
+  if (m.v === 1 && m.l !== undefined) throw corrupt("learned state in a version 1 snapshot");
   for (const k of Object.keys(m)) if (!KEYS.has(k)) throw corrupt(`unknown field ${k}`);
   if (!isValidId(m.id)) throw corrupt("bad device id");
   if (!(m.s instanceof Uint8Array)) throw corrupt("no stats section");
@@ -99,6 +108,8 @@ export function decodeTwin(bytes: Uint8Array): TwinState {
   const subscriptions = m.u === undefined ? NO_SUBSCRIPTIONS : decodeSubscriptions(m.u);
   const reports = m.w === undefined ? createReportState() : decodeReportState(m.w);
   if (reports === undefined) throw corrupt("bad report accumulators");
+  if (m.l !== undefined && !(m.l instanceof Uint8Array)) throw corrupt("bad learned section");
+  const learned = m.l === undefined ? createLearned() : decodeLearned(m.l);
 
   const state: TwinState = {
     deviceId: m.id,
@@ -108,6 +119,7 @@ export function decodeTwin(bytes: Uint8Array): TwinState {
     subscriptions,
     reports,
     presence: p[0] === null ? { offline: false } : { lastSeen: p[0] as number, offline: p[1] === 1 },
+    learned,
     readings: c[0] as number,
     duplicates: c[1] as number,
     late: c[2] as number,
@@ -134,9 +146,9 @@ function decodeSubscriptions(x: unknown): Subscription[] {
 
 /** True when two twins hold the same state (for tests and assertions). */
 export function twinEqual(a: TwinState, b: TwinState): boolean {
-  const { stats: sa, ...ra } = a;
-  const { stats: sb, ...rb } = b;
-  return statsEqual(sa, sb) && plainEqual(ra, rb);
+  const { stats: sa, learned: la, ...ra } = a;
+  const { stats: sb, learned: lb, ...rb } = b;
+  return statsEqual(sa, sb) && learnedEqual(la, lb) && plainEqual(ra, rb);
 }
 
 /** Deep equality of plain data; a property holding `undefined` equals an absent one. */

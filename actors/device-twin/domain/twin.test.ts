@@ -50,7 +50,9 @@ describe("readings: ordering and de-duplication", () => {
     ok(s, { type: "putRule", rule: co2Rule });
     ok(s, { type: "subscribe", subscription: hook });
     const step = applyInput(s, readings([{ t: T, co2: 500, tmp: 20 }, { t: T + MIN, co2: 900 }, { t: T + 2 * MIN, co2: 650 }]));
-    expect(step.outputs.map((o) => (o.type === "alert" ? o.alert.id : o.type === "integration" ? o.id : o.type))).toEqual([
+    // co2 jumping 400 ppm in a minute to 900 also tells the occupancy model that people came in
+    expect(step.outputs.map((o) => (o.type === "alert" ? o.alert.id : o.type === "integration" ? o.id : o.type === "occupancy" ? o.occupancy.id : o.type))).toEqual([
+      `${DEV}:occupancy:${T + MIN}`,
       `${DEV}:co2-fast:${T + MIN}:start`,
       `${DEV}:co2-fast:${T + MIN}:start:hook`,
       `${DEV}:co2-fast:${T + MIN}:end`,
@@ -184,9 +186,11 @@ describe("twinView", () => {
     const s = createTwin(DEV);
     applyInput(s, readings([{ t: T, co2: 500, pm: 3 }, { t: T + MIN, co2: 1500 }], T + MIN + 10));
     const v = twinView(s);
-    expect(Object.keys(v).sort()).toEqual(["calibration", "channels", "deviceId", "duplicates", "events", "lastSeen", "lastT", "late", "online", "readings", "rules", "subscriptions"]);
+    expect(Object.keys(v).sort()).toEqual(["calibration", "channels", "deviceId", "duplicates", "events", "lastSeen", "lastT", "late", "occupancy", "online", "readings", "rules", "subscriptions"]);
     expect(Object.keys(v.channels).sort()).toEqual(["co2", "pm"]);
-    expect(Object.keys(v.channels.co2!).sort()).toEqual(["count", "daily", "ewma", "hourly", "last", "lastAt", "max", "maxAt", "mean", "min", "minAt", "stddev"]);
+    expect(Object.keys(v.channels.co2!).sort()).toEqual(["count", "daily", "ewma", "expected", "forecast", "hourly", "last", "lastAt", "max", "maxAt", "mean", "min", "minAt", "stddev"]);
+    expect(v.channels.co2!.forecast!.map((f) => f.at)).toEqual([15, 30, 45, 60].map((m) => T + MIN + m * MIN));
+    expect(Object.keys(v.occupancy!).sort()).toEqual(["occupied", "probability", "since"]);
     expect(v.events["default-co2"]).toEqual({ state: "pending", since: T + MIN });
     expect(v).toMatchObject({ deviceId: DEV, lastSeen: T + MIN + 10, lastT: T + MIN, readings: 2, online: true });
   });

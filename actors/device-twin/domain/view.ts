@@ -1,6 +1,7 @@
 // The twin as the HTTP API shows it (docs/design.md §5 GET /v1/devices/:id): plain JSON, derived on demand.
 
 import { eventsView } from "./events.ts";
+import { channelLearnedView, occupancyView } from "./learned/learned-state.ts";
 import type { EventView } from "./events.ts";
 import { DEFAULT_OFFLINE_AFTER_MS, isOnline } from "./presence.ts";
 import { calibrationView, channelView } from "./stats.ts";
@@ -21,11 +22,21 @@ export interface TwinViewOptions {
   offlineAfterMs?: number;
 }
 
+/** A channel in the view: its statistics, and what its learned model expects now and forecasts. */
+export type ChannelWithModelView = ChannelView & {
+  /** The value the device's learned behaviour expects at the channel's last reading. */
+  expected?: number;
+  /** The forecast 15, 30, 45 and 60 minutes after the channel's last reading. */
+  forecast?: Array<{ at: number; value: number }>;
+};
+
 /** The JSON body of GET /v1/devices/:id. */
 export interface TwinView {
   deviceId: string;
   /** Statistics of each channel that has readings. */
-  channels: Partial<Record<Channel, ChannelView>>;
+  channels: Partial<Record<Channel, ChannelWithModelView>>;
+  /** Whether the room is occupied (inferred from co2, tmp, hum); absent until the first co2 reading. */
+  occupancy?: { occupied: boolean; probability: number; since: number };
   calibration: ReturnType<typeof calibrationView>;
   /** Effective rules (defaults included). */
   rules: Rule[];
@@ -47,8 +58,14 @@ export interface TwinView {
 export function twinView(state: TwinState, options: TwinViewOptions = {}): TwinView {
   const channels: TwinView["channels"] = {};
   for (const ch of CHANNELS) {
-    const v = channelView(state.stats, ch);
-    if (v !== undefined) channels[ch] = v;
+    const v: ChannelWithModelView | undefined = channelView(state.stats, ch);
+    if (v === undefined) continue;
+    const learned = channelLearnedView(state.learned, ch, v.lastAt);
+    if (learned !== undefined) {
+      v.expected = learned.expected;
+      v.forecast = learned.forecast;
+    }
+    channels[ch] = v;
   }
   const { lastSeen } = state.presence;
   const offlineAfterMs = options.offlineAfterMs ?? DEFAULT_OFFLINE_AFTER_MS;
@@ -67,5 +84,7 @@ export function twinView(state: TwinState, options: TwinViewOptions = {}): TwinV
   };
   if (lastSeen !== undefined) view.lastSeen = lastSeen;
   if (state.lastT !== undefined) view.lastT = state.lastT;
+  const occupancy = occupancyView(state.learned);
+  if (occupancy !== undefined) view.occupancy = occupancy;
   return view;
 }

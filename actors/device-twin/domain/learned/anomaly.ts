@@ -9,7 +9,7 @@
 
 import type { Alert, Channel } from "../types.ts";
 import type { StepResult } from "./channel-model.ts";
-import { C_ANCHOR, C_ANOMALY_S, C_MASK, C_MOVE, C_N, C_SEASON, C_SLOW, C_STUCK_SINCE_S, channelBase, f32, SCALE_FLOOR, SEASON_SCALE, SEASON_SLOTS, setU32, u32 } from "./layout.ts";
+import { ANOMALY_SENT, C_ANCHOR, C_ANOMALY_S, C_MASK, C_MOVE, C_N, C_SEASON, C_SLOW, C_STUCK_SINCE_S, channelBase, elapsedS, f32, SCALE_FLOOR, SEASON_SCALE, SEASON_SLOTS, setU32, u32 } from "./layout.ts";
 
 /** Residual scales (mean |one-step residual|) that make a spike. */
 export const SPIKE_Z = 8;
@@ -28,14 +28,14 @@ export const ANOMALY_GAP_S = 3600;
 export function detectAnomaly(v: DataView, ci: number, deviceId: string, ch: Channel, x: number, t: number, tS: number, step: StepResult): Alert | undefined {
   const b = channelBase(ci);
   if (v.getUint16(b + C_N, true) < WARM_READINGS) return undefined;
-  const lastAlert = u32(v, b + C_ANOMALY_S);
-  if (lastAlert !== 0 && tS - lastAlert < ANOMALY_GAP_S) return undefined;
+  const mask = u32(v, b + C_MASK);
+  if ((mask & ANOMALY_SENT) !== 0 && elapsedS(tS, u32(v, b + C_ANOMALY_S)) < ANOMALY_GAP_S) return undefined;
   const floor = SCALE_FLOOR[ch];
   let reason: Alert["reason"];
   let score = 0;
   let expected = step.expected;
   const z = Math.abs(step.residual) / step.scale;
-  const run = tS - u32(v, b + C_STUCK_SINCE_S);
+  const run = elapsedS(tS, u32(v, b + C_STUCK_SINCE_S));
   if (z >= SPIKE_Z) {
     reason = "spike";
     score = z;
@@ -47,20 +47,20 @@ export function detectAnomaly(v: DataView, ci: number, deviceId: string, ch: Cha
     const absGap = gap < 0 ? -gap : gap;
     // cheap gate first: the amplitude scan reads 24 slots
     if (absGap < DRIFT_K * 2 * floor) return undefined;
-    const amplitude = Math.max(seasonAmplitude(v, b, SEASON_SCALE[ch]), 2 * floor);
+    const amplitude = Math.max(seasonAmplitude(v, b, SEASON_SCALE[ch], mask), 2 * floor);
     if (absGap < DRIFT_K * amplitude) return undefined;
     reason = "drift";
     score = absGap / amplitude;
     expected = x - gap;
   }
   setU32(v, b + C_ANOMALY_S, tS);
+  setU32(v, b + C_MASK, u32(v, b + C_MASK) | ANOMALY_SENT);
   const round = (n: number): number => Math.round(n * 1000) / 1000;
   return { id: `${deviceId}:${ch}:anomaly:${t}`, deviceId, channel: ch, kind: "anomaly", at: t, value: x, expected: round(expected), score: round(score), reason };
 }
 
 /** max − min of the learned season slots (the daily amplitude). */
-function seasonAmplitude(v: DataView, b: number, scale: number): number {
-  const mask = u32(v, b + C_MASK);
+function seasonAmplitude(v: DataView, b: number, scale: number, mask: number): number {
   let lo = Infinity;
   let hi = -Infinity;
   for (let s = 0; s < SEASON_SLOTS; s++) {

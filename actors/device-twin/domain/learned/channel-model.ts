@@ -2,14 +2,15 @@
 // updated online with time-aware weights (decay.ts). It gives the value the device's own behaviour
 // expects now (`expected`), a forecast up to an hour ahead, and the residual statistics the anomaly
 // detector scores against: `scale` (mean |one-step residual|), `move` (mean |Δ| between readings) and
-// `slow` (the deseasonalized level over days). Updates are huberized (a residual counts at most
-// HUBER_K scales), so a spike or a stuck stretch does not drag the model with it.
+// `slow` (the deseasonalized level over days). A lone outlier is clipped to HUBER_K scales, so a spike
+// does not drag the model with it; a second one in a row on the same side is a real change and counts
+// in full (otherwise a step change, e.g. a window opened, would take hours to learn).
 
 import { HOUR_MS } from "../snapshot.ts";
 import { W_ANCHOR, W_LEVEL, W_SCALE, W_SEASON, W_SLOW, W_TREND, weightsFor } from "./decay.ts";
 import {
   C_ANCHOR, C_LAST, C_LAST_S, C_LEVEL, C_MASK, C_MOVE, C_N, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
-  channelBase, f32, SEASON_SLOTS, setF32, setU32, u32,
+  channelBase, elapsedS, f32, OUTLIER, secondsOf, SEASON_SLOTS, setF32, setU32, u32,
 } from "./layout.ts";
 
 /** Residuals count at most this many scales in an update. */
@@ -44,7 +45,8 @@ export function updateChannel(v: DataView, ci: number, x: number, t: number, tS:
   const b = channelBase(ci);
   const lastS = u32(v, b + C_LAST_S);
   const slot = Math.floor(t / HOUR_MS) % SEASON_SLOTS;
-  if (lastS === 0) {
+  const n = v.getUint16(b + C_N, true);
+  if (n === 0) {
     setU32(v, b + C_LAST_S, tS);
     setF32(v, b + C_LAST, x);
     setF32(v, b + C_LEVEL, x);
@@ -53,7 +55,7 @@ export function updateChannel(v: DataView, ci: number, x: number, t: number, tS:
     v.setUint16(b + C_N, 1, true);
     return undefined;
   }
-  const dtS = tS - lastS > 0 ? tS - lastS : 1;
+  const dtS = elapsedS(tS, lastS) || 1;
   const dtH = dtS / 3600;
   const w = weightsFor(dtS);
   const level = f32(v, b + C_LEVEL);
@@ -65,15 +67,16 @@ export function updateChannel(v: DataView, ci: number, x: number, t: number, tS:
   const scaleNow = f32(v, b + C_SCALE);
   const scale = scaleNow > scaleFloor ? scaleNow : scaleFloor;
   const limit = HUBER_K * scale;
-  const r = residual > limit ? limit : residual < -limit ? -limit : residual;
+  const mask = u32(v, b + C_MASK);
+  const outlier = residual > limit || residual < -limit;
+  const r = outlier && (mask & OUTLIER) === 0 ? (residual > 0 ? limit : -limit) : residual;
   const newLevel = prior + (w[W_LEVEL] as number) * r;
   setF32(v, b + C_LEVEL, newLevel);
   setF32(v, b + C_TREND, trend + (w[W_TREND] as number) * ((newLevel - level) / dtH - trend));
-  const mask = u32(v, b + C_MASK);
   // a slot's first visit starts it at what the level leaves unexplained; later visits move it slowly
   const seasonNew = (mask & (1 << slot)) === 0 ? expected + r - newLevel : season + (w[W_SEASON] as number) * (expected + r - newLevel - season);
   v.setInt16(b + C_SEASON + slot * 2, clampI16(Math.round(seasonNew * seasonScale)), true);
-  setU32(v, b + C_MASK, mask | (1 << slot));
+  setU32(v, b + C_MASK, (outlier ? mask | OUTLIER : mask & ~OUTLIER) | (1 << slot));
   const absR = residual < 0 ? -residual : residual;
   setF32(v, b + C_SCALE, scaleNow + (w[W_SCALE] as number) * ((absR < 3 * limit ? absR : 3 * limit) - scaleNow));
   const last = f32(v, b + C_LAST);
@@ -87,7 +90,6 @@ export function updateChannel(v: DataView, ci: number, x: number, t: number, tS:
   if (Math.fround(x) !== last) setU32(v, b + C_STUCK_SINCE_S, tS);
   setF32(v, b + C_LAST, x);
   setU32(v, b + C_LAST_S, tS);
-  const n = v.getUint16(b + C_N, true);
   if (n < 65535) v.setUint16(b + C_N, n + 1, true);
   STEP.expected = expected;
   STEP.residual = residual;
@@ -96,12 +98,11 @@ export function updateChannel(v: DataView, ci: number, x: number, t: number, tS:
   return STEP;
 }
 
-/** Value the model expects for channel block `b` at time `t` (ms) ≥ its last reading; undefined if never read. */
+/** Value the model expects for channel `ci` at time `t` (ms, not before its last reading); undefined if never read. */
 export function forecastChannel(v: DataView, ci: number, t: number, seasonScale: number): number | undefined {
   const b = channelBase(ci);
-  const lastS = u32(v, b + C_LAST_S);
-  if (lastS === 0) return undefined;
-  const hH = Math.max(0, t / 1000 - lastS) / 3600;
+  if (v.getUint16(b + C_N, true) === 0) return undefined;
+  const hH = elapsedS(secondsOf(t), u32(v, b + C_LAST_S)) / 3600;
   const damped = TREND_DAMPING_H * (1 - Math.exp(-hH / TREND_DAMPING_H));
   return f32(v, b + C_LEVEL) + f32(v, b + C_TREND) * damped + seasonAt(v, b, Math.floor(t / HOUR_MS) % SEASON_SLOTS, seasonScale);
 }

@@ -5,10 +5,12 @@
 
 import type { Alert, Channel, Rule } from "../types.ts";
 import { forecastChannel } from "./channel-model.ts";
-import { C_MASK, channelBase, FORECAST_FIRED, setU32, u32 } from "./layout.ts";
+import { C_MASK, C_N, channelBase, FORECAST_FIRED, setU32, u32 } from "./layout.ts";
 
 /** How far ahead a crossing raises a forecast alert (ms). */
 export const FORECAST_ALERT_HORIZON_MS = 30 * 60_000;
+/** Readings a channel needs before it may raise forecast alerts (its trend must mean something). */
+export const FORECAST_WARM_READINGS = 12;
 /** Steps at which the forecast is checked for the first crossing (ms). */
 const STEP_MS = 5 * 60_000;
 
@@ -24,6 +26,7 @@ const crosses = (rule: Rule, y: number): boolean => (rule.direction === "above" 
 /** Checks the rules of channel `ch` after its model took a reading at `t`; returns an alert or undefined. */
 export function forecastAlert(v: DataView, ci: number, deviceId: string, ch: Channel, x: number, t: number, seasonScale: number, ctx: RuleContext): Alert | undefined {
   const b = channelBase(ci);
+  if (v.getUint16(b + C_N, true) < FORECAST_WARM_READINGS) return undefined;
   const mask = u32(v, b + C_MASK);
   const fired = (mask & FORECAST_FIRED) !== 0;
   let anyCrossing = false;

@@ -6,9 +6,10 @@
 //   header (occupancy)  f64 since (NaN: never decided) · f32 co2 baseline (NaN: none) · f32 smoothed
 //                       rates of co2 (ppm/min), tmp (°C/h), hum (%/h) · f32 probability · u8 flags
 //   channel ×6 (CHANNELS order, CHANNEL_BYTES each)
-//     u32 lastS (s; 0: never) · f32 last, level, trend (/h), scale (mean |residual|), move (mean |Δ|),
+//     u32 lastS (s, see secondsOf) · f32 last, level, trend (/h), scale (mean |residual|), move (mean |Δ|),
 //     slow (deseasonalized level over days), anchor (over a week) · u32 stuckSinceS, anomalyS (last anomaly alert) ·
-//     u32 season mask (bit h: slot h learned; bit 24: forecast alert armed off) · u16 n (saturating) ·
+//     u32 mask (bit h: season slot h learned; FORECAST_FIRED; ANOMALY_SENT) · u16 n (readings, saturating;
+//     0: never read) ·
 //     i16 ×24 season (deviation from the level per UTC hour, SEASON_SCALE units)
 
 import { CHANNELS } from "../types.ts";
@@ -42,6 +43,10 @@ export const C_SEASON = 46;
 export const SEASON_SLOTS = 24;
 /** C_MASK bit set while a forecast alert of this channel has fired and its episode has not ended. */
 export const FORECAST_FIRED = 1 << 24;
+/** C_MASK bit: C_ANOMALY_S holds the time of an anomaly alert. */
+export const ANOMALY_SENT = 1 << 25;
+/** C_MASK bit: the last reading was an outlier (its residual was clipped). */
+export const OUTLIER = 1 << 26;
 export const CHANNEL_BYTES = 96;
 export const LEARNED_BYTES = HEADER_BYTES + CHANNELS.length * CHANNEL_BYTES;
 
@@ -56,6 +61,14 @@ export interface LearnedState {
 }
 export const view = (s: LearnedState): DataView => s as unknown as DataView;
 export const wrap = (v: DataView): LearnedState => v as unknown as LearnedState;
+
+/**
+ * Times are whole seconds modulo 2^32 (u32; readings span 1970–2200, more than a u32 of seconds) and
+ * only ever subtracted: {@link elapsedS} is right for any two times less than 136 years apart. Whether
+ * a channel was ever read is C_N ≠ 0, not a time.
+ */
+export const secondsOf = (t: number): number => Math.floor(t / 1000) >>> 0;
+export const elapsedS = (later: number, earlier: number): number => (later - earlier) >>> 0;
 
 export const channelBase = (ci: number): number => HEADER_BYTES + ci * CHANNEL_BYTES;
 

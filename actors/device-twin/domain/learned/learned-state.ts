@@ -9,7 +9,7 @@ import { detectAnomaly } from "./anomaly.ts";
 import { updateChannel, forecastChannel } from "./channel-model.ts";
 import { forecastAlert } from "./forecast-alerts.ts";
 import type { RuleContext } from "./forecast-alerts.ts";
-import { C_LAST_S, channelBase, clearLearned, DECIDED, f32, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SCALE_FLOOR, SEASON_SCALE, setF32, u32, view } from "./layout.ts";
+import { C_N, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SCALE_FLOOR, SEASON_SCALE, secondsOf, setF32, view } from "./layout.ts";
 import type { LearnedState } from "./layout.ts";
 import { occupancyFeatures } from "./occupancy-features.ts";
 import { nextOccupied, occupancyProbability } from "./occupancy-model.ts";
@@ -48,7 +48,7 @@ export function applyReadingToLearned(
 ): void {
   const v = view(learned);
   const t = r.t;
-  const tS = Math.floor(t / 1000);
+  const tS = secondsOf(t);
   featuresValid = occupancyFeatures(v, r, tS, FEATURES);
   if (featuresValid) decideOccupancy(v, deviceId, t, FEATURES, occupancy);
   for (let ci = 0; ci < CHANNELS.length; ci++) {
@@ -84,9 +84,20 @@ function decideOccupancy(v: DataView, deviceId: string, t: number, features: Flo
   out.push({ id: `${deviceId}:occupancy:${t}`, deviceId, at: t, occupied: now, probability: Math.round(p * 1000) / 1000 });
 }
 
-/** Whether the room is occupied as the twin holds it now (false until a co2 reading decided it). */
-export function isOccupied(learned: LearnedState): boolean {
-  return (view(learned).getUint8(O_FLAGS) & OCCUPIED) !== 0;
+/** True while nothing has been learned (a fresh or reset twin, or one that never had a reading). */
+export function isLearnedEmpty(learned: LearnedState): boolean {
+  const v = view(learned);
+  if (v.getUint8(O_FLAGS) !== 0 || !Number.isNaN(f32(v, O_BASELINE))) return false;
+  for (let ci = 0; ci < CHANNELS.length; ci++) if (v.getUint16(channelBase(ci) + C_N, true) !== 0) return false;
+  return true;
+}
+
+/**
+ * Whether the room is occupied as the twin (anything holding its learned state) holds it now, i.e.
+ * after the last applied reading; false until a co2 reading decided it.
+ */
+export function isOccupied(state: { readonly learned: LearnedState }): boolean {
+  return (view(state.learned).getUint8(O_FLAGS) & OCCUPIED) !== 0;
 }
 
 /** The view's `occupancy`: undefined until the first co2 reading. */
@@ -100,14 +111,15 @@ export function occupancyView(learned: LearnedState): { occupied: boolean; proba
 /** Forecast horizons of the view (minutes ahead of the channel's last reading). */
 export const FORECAST_HORIZONS_MIN = [15, 30, 45, 60] as const;
 
-/** The view's learned part of one channel: `expected` now and the forecast; undefined if never read. */
-export function channelLearnedView(learned: LearnedState, ch: Channel): { expected: number; forecast: Array<{ at: number; value: number }> } | undefined {
+/**
+ * The view's learned part of one channel: `expected` at its last reading (`lastT`, from the statistics)
+ * and the forecast after it; undefined if never read.
+ */
+export function channelLearnedView(learned: LearnedState, ch: Channel, lastT: number): { expected: number; forecast: Array<{ at: number; value: number }> } | undefined {
   const v = view(learned);
   const ci = CHANNELS.indexOf(ch);
-  const lastS = u32(v, channelBase(ci) + C_LAST_S);
-  if (lastS === 0) return undefined;
+  if (v.getUint16(channelBase(ci) + C_N, true) === 0) return undefined;
   const ss = SEASON_SCALES[ci] as number;
-  const lastT = lastS * 1000;
   const round = (x: number): number => Math.round(x * ss) / ss;
   return {
     expected: round(forecastChannel(v, ci, lastT, ss) as number),

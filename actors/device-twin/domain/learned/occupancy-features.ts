@@ -10,7 +10,7 @@
 
 import type { Reading } from "../types.ts";
 import { TAU, W_BASELINE_UP, W_RATE, weightsFor } from "./decay.ts";
-import { C_LAST, C_LAST_S, channelBase, f32, O_BASELINE, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, setF32, u32 } from "./layout.ts";
+import { C_LAST, C_LAST_S, C_N, channelBase, elapsedS, f32, O_BASELINE, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, setF32, u32 } from "./layout.ts";
 
 /** Names of the features, in the order of the vector {@link occupancyFeatures} fills. */
 export const OCCUPANCY_FEATURES = ["excess", "co2Rate", "tmpRate", "humRate", "excessFalling"] as const;
@@ -25,9 +25,8 @@ const CI_HUM = 4;
 /** A smoothed rate (per `unitS` seconds) at `rateAt` from the channel block's last value; undefined x: untouched. */
 function updateRate(v: DataView, ci: number, rateAt: number, x: number, tS: number, unitS: number): void {
   const b = channelBase(ci);
-  const lastS = u32(v, b + C_LAST_S);
-  if (lastS === 0) return;
-  const dtS = tS - lastS > 0 ? tS - lastS : 1;
+  if (v.getUint16(b + C_N, true) === 0) return;
+  const dtS = elapsedS(tS, u32(v, b + C_LAST_S)) || 1;
   const w = weightsFor(dtS)[W_RATE] as number;
   const rate = f32(v, rateAt);
   setF32(v, rateAt, rate + w * (((x - f32(v, b + C_LAST)) * unitS) / dtS - rate));
@@ -36,7 +35,7 @@ function updateRate(v: DataView, ci: number, rateAt: number, x: number, tS: numb
 /**
  * Updates the occupancy features with a reading (before the channel models take it: the rates need
  * each channel's previous value) and, when it carries co2, writes the feature vector into `out` and
- * returns true. `tS`: the reading's time in whole seconds.
+ * returns true. `tS`: the reading's time (layout.ts secondsOf).
  */
 export function occupancyFeatures(v: DataView, r: Reading, tS: number, out: Float64Array): boolean {
   if (r.tmp !== undefined) updateRate(v, CI_TMP, O_TMP_RATE, r.tmp, tS, 3600);
@@ -48,8 +47,7 @@ export function occupancyFeatures(v: DataView, r: Reading, tS: number, out: Floa
   if (Number.isNaN(base)) base = Math.min(co2, BASELINE_START_MAX);
   else if (co2 < base) base = co2;
   else {
-    const lastS = u32(v, channelBase(CI_CO2) + C_LAST_S);
-    base += (weightsFor(tS - lastS > 0 ? tS - lastS : 1)[W_BASELINE_UP] as number) * (co2 - base);
+    base += (weightsFor(elapsedS(tS, u32(v, channelBase(CI_CO2) + C_LAST_S)) || 1)[W_BASELINE_UP] as number) * (co2 - base);
   }
   setF32(v, O_BASELINE, base);
   out[0] = (co2 - f32(v, O_BASELINE)) / 100;
