@@ -57,6 +57,19 @@ describe("static files", () => {
   });
 });
 
+describe("errors over a real socket", () => {
+  it("keep their own code after the body was read (a 409 is not a cut-off body)", async () => {
+    const app = await f.buildApp();
+    const url = await listen(app);
+    const again = await fetch(`${url}/v1/users`, { method: "POST", headers: { ...admin, "content-type": "application/json" }, body: JSON.stringify({ userId: "alice" }) });
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { code: string }).code).toBe("AIRTWIN_ERR_REGISTRY_USER_EXISTS");
+    const bad = await fetch(`${url}/v1/devices/nobody-here/commands`, { method: "POST", headers: { ...admin, "content-type": "application/json" }, body: JSON.stringify({ type: "reset" }) });
+    expect(((await bad.json()) as { code: string }).code).toBe("AIRTWIN_ERR_REGISTRY_DEVICE_NOT_FOUND");
+    await app.close();
+  });
+});
+
 describe("GET /v1/me", () => {
   it("says who the key belongs to; 401 without one or with a device token", async () => {
     expect((await f.app.inject({ method: "GET", url: "/v1/me", headers: admin })).json()).toEqual({ kind: "admin" });
