@@ -35,6 +35,8 @@ describe("validateSubscription", () => {
     expect(validateSubscription(signed)).toEqual({ ok: true, value: signed });
     expect(validateSubscription(sub({ secret: `whsec_${btoa("k".repeat(64))}` })).ok).toBe(true);
     expect(validateSubscription(sub({ provider: "email", target: "ana@example.org" })).ok).toBe(true);
+    // a custom integration's provider (any target: the integration interprets it)
+    expect(validateSubscription(sub({ provider: "chat", target: "room 7" }))).toEqual({ ok: true, value: sub({ provider: "chat", target: "room 7" }) });
   });
 
   it("views and subscribe results show secret: true, never the secret", () => {
@@ -47,7 +49,8 @@ describe("validateSubscription", () => {
   it.each([
     ["not an object", "x", ["subscription"]],
     ["bad id", sub({ id: "a b" }), ["id"]],
-    ["unknown provider", { ...sub(), provider: "sms" }, ["provider"]],
+    ["provider not a token", { ...sub(), provider: "Chat App" }, ["provider"]],
+    ["provider too long", { ...sub(), provider: "x".repeat(33) }, ["provider"]],
     ["match not an object", { ...sub(), match: [] }, ["match"]],
     ["missing match", { id: "a", provider: "push", target: "t" }, ["match"]],
     ["empty kinds", sub({ match: { kinds: [] } }), ["match.kinds"]],

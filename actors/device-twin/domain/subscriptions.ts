@@ -4,7 +4,7 @@
 import { problem } from "./errors.ts";
 import { isRecord, isValidId } from "./rules.ts";
 import { CHANNELS } from "./types.ts";
-import type { Alert, AlertKind, Channel, Problem, Provider, Report, ReportKind, Result, Subscription, SubscriptionKind, SubscriptionView, TwinOutput } from "./types.ts";
+import type { Alert, AlertKind, BuiltinProvider, Channel, Problem, Provider, Report, ReportKind, Result, Subscription, SubscriptionKind, SubscriptionView, TwinOutput } from "./types.ts";
 
 /** Most subscriptions one device may have. */
 export const MAX_SUBSCRIPTIONS = 16;
@@ -32,7 +32,10 @@ export const SECRET_MAX_BYTES = 64;
 export const NO_SUBSCRIPTIONS: readonly Subscription[] = Object.freeze([]);
 
 /** Every provider. */
-export const PROVIDERS: readonly Provider[] = ["webhook", "thermostat", "push", "email"];
+export const PROVIDERS: readonly BuiltinProvider[] = ["webhook", "thermostat", "push", "email"];
+
+/** A provider name: a subject token of 1–32 of [a-z0-9-] (built-in or served by a custom integration). */
+export const PROVIDER_PATTERN = /^[a-z0-9-]{1,32}$/;
 
 const SUBSCRIPTION_FIELDS = new Set(["id", "provider", "match", "target", "secret"]);
 const MATCH_FIELDS = new Set(["kinds", "ruleIds", "channels"]);
@@ -49,8 +52,8 @@ export function validateSubscription(x: unknown): Result<Subscription> {
   };
   for (const key of Object.keys(x)) if (!SUBSCRIPTION_FIELDS.has(key)) bad(key, "unknown field");
   if (!isValidId(x.id)) bad("id", "must be 1-64 characters of [A-Za-z0-9_-]");
-  const provider = PROVIDERS.includes(x.provider as Provider) ? (x.provider as Provider) : undefined;
-  if (provider === undefined) bad("provider", `must be one of ${PROVIDERS.join(", ")}`);
+  const provider = typeof x.provider === "string" && PROVIDER_PATTERN.test(x.provider) ? (x.provider as Provider) : undefined;
+  if (provider === undefined) bad("provider", `must be ${PROVIDERS.join(", ")} or the name (1-32 of [a-z0-9-]) of a custom integration`);
 
   const match: Subscription["match"] = {};
   if (!isRecord(x.match)) bad("match", "must be an object");

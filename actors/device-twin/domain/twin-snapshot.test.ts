@@ -94,6 +94,23 @@ describe("twin snapshot", () => {
     );
   });
 
+  it("keeps subscriptions of built-in and custom providers, and webhook secrets", () => {
+    const twin = createTwin("dev");
+    const secret = `whsec_${btoa("s".repeat(32))}`;
+    const subs = [
+      { id: "hook", provider: "webhook", match: { kinds: ["event.start", "report.day"] }, target: "https://example.com/h", secret },
+      { id: "chat", provider: "chat-app", match: {}, target: "room-7" },
+      { id: "mail", provider: "email", match: { kinds: ["report.week"] }, target: "ana@example.org" },
+    ];
+    for (const subscription of subs) {
+      const r = applyInput(twin, { type: "command", command: { type: "subscribe", subscription } as never, at: 0 });
+      expect(r.result?.ok).toBe(true);
+    }
+    const restored = decodeTwin(encodeTwin(twin));
+    expect(restored.subscriptions).toEqual(subs);
+    expect(twinEqual(restored, twin)).toBe(true);
+  });
+
   it("a fresh twin is small", () => {
     const s = createTwin("dev");
     expect(encodeTwin(s).length).toBeLessThan(120);

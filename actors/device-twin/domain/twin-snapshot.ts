@@ -32,8 +32,8 @@ const READABLE_VERSIONS = new Set([1, 2]);
 const packr = new Packr({ useRecords: false });
 const KEYS = new Set(["v", "id", "s", "t", "c", "p", "r", "e", "u", "w", "l"]);
 
-/** [id, provider index, target, kinds, ruleIds, channels] and, when it has one, the secret last. */
-type EncodedSubscription = [string, number, string, string[] | null, string[] | null, string[] | null, string?];
+/** [id, provider (index of a built-in, else its name), target, kinds, ruleIds, channels] and, when it has one, the secret last. */
+type EncodedSubscription = [string, number | string, string, string[] | null, string[] | null, string[] | null, string?];
 
 /** Serializes a twin; the bytes are a fresh, plain Uint8Array. */
 export function encodeTwin(state: TwinState): Uint8Array {
@@ -50,7 +50,8 @@ export function encodeTwin(state: TwinState): Uint8Array {
   if (state.events.ids.length > 0) snap.e = encodeEventStates(state.events);
   if (state.subscriptions.length > 0) {
     snap.u = state.subscriptions.map((s): EncodedSubscription => {
-      const e: EncodedSubscription = [s.id, PROVIDERS.indexOf(s.provider), s.target, s.match.kinds ?? null, s.match.ruleIds ?? null, s.match.channels ?? null];
+      const builtin = PROVIDERS.indexOf(s.provider as (typeof PROVIDERS)[number]);
+      const e: EncodedSubscription = [s.id, builtin >= 0 ? builtin : s.provider, s.target, s.match.kinds ?? null, s.match.ruleIds ?? null, s.match.channels ?? null];
       if (s.secret !== undefined) e.push(s.secret);
       return e;
     });
@@ -137,7 +138,7 @@ function decodeSubscriptions(x: unknown): Subscription[] {
     if (e[3] !== null) match.kinds = e[3];
     if (e[4] !== null) match.ruleIds = e[4];
     if (e[5] !== null) match.channels = e[5];
-    const r = validateSubscription({ id: e[0], provider: PROVIDERS[e[1] as number], match, target: e[2], ...(e.length === 7 ? { secret: e[6] } : {}) });
+    const r = validateSubscription({ id: e[0], provider: typeof e[1] === "string" && !(PROVIDERS as readonly string[]).includes(e[1]) ? e[1] : PROVIDERS[e[1] as number], match, target: e[2], ...(e.length === 7 ? { secret: e[6] } : {}) });
     if (!r.ok || subs.some((s) => s.id === r.value.id)) throw corrupt("bad subscription");
     subs.push(r.value);
   }

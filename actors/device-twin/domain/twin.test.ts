@@ -90,7 +90,7 @@ describe("commands", () => {
     ["bad rule", { type: "putRule", rule: { ...co2Rule, exit: 900 } }, "AIRTWIN_ERR_RULE_INVALID", "rule.exit"],
     ["rule limit", { type: "putRule", rule: { ...co2Rule, id: "r-new" } }, "AIRTWIN_ERR_RULE_LIMIT", "rule.id"],
     ["unknown rule", { type: "deleteRule", ruleId: "missing" }, "AIRTWIN_ERR_RULE_NOT_FOUND", "ruleId"],
-    ["bad subscription", { type: "subscribe", subscription: { ...hook, provider: "fax" } }, "AIRTWIN_ERR_SUBSCRIPTION_INVALID", "subscription.provider"],
+    ["bad subscription", { type: "subscribe", subscription: { ...hook, provider: "Fax Machine" } }, "AIRTWIN_ERR_SUBSCRIPTION_INVALID", "subscription.provider"],
     ["subscription limit", { type: "subscribe", subscription: { ...hook, id: "s-new" } }, "AIRTWIN_ERR_SUBSCRIPTION_LIMIT", "subscription.id"],
     ["unknown subscription", { type: "unsubscribe", subscriptionId: "missing" }, "AIRTWIN_ERR_SUBSCRIPTION_NOT_FOUND", "subscriptionId"],
     ["bad recalibrate channel", { type: "recalibrate", channel: "tmp" }, "AIRTWIN_ERR_COMMAND_INVALID", "channel"],

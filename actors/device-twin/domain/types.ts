@@ -43,7 +43,10 @@ export type AlertKind = "event.start" | "event.end" | "offline" | "online" | "an
 
 /** Why a reading was found anomalous: a sudden jump, a flat line where the channel moves, a slow departure. */
 export type AnomalyReason = "spike" | "stuck" | "drift";
-export type Provider = "webhook" | "thermostat" | "push" | "email";
+/** The built-in providers; a subscription may also name any other provider (1–32 of [a-z0-9-]) an integration serves. */
+export type BuiltinProvider = "webhook" | "thermostat" | "push" | "email";
+/** A provider name: built-in, or one a custom integration (defineIntegration) serves. */
+export type Provider = BuiltinProvider | (string & {});
 
 /** Kinds of the periodic reports (reports.ts). */
 export type ReportKind = "report.day" | "report.week";

@@ -1,0 +1,16 @@
+// Public entry of the integrations SDK (`airtwin/integrations`): define an integration, run it, and the
+// built-in ones. The test kit is the separate `airtwin/testing` entry (testing.ts).
+export {
+  backoffDelayMs, defineIntegration, disableSubscription, DisableSubscription, permanentFailure, PermanentFailure, retryAfter, RetryAfter,
+} from "./define.ts";
+export type { BackoffOptions, Delivery, DeliveryContext, IntegrationDefinition } from "./define.ts";
+export { IntegrationError, IntegrationErrors } from "./errors.ts";
+export { IntegrationMetrics } from "./metrics.ts";
+export { retryAfterMs } from "./retry-after.ts";
+export { consumerName, deadLetterStream, deadLetterSubject, runIntegration } from "./runner.ts";
+export type { DeadLetter, IntegrationLog, RunIntegrationOptions, RunningIntegration } from "./runner.ts";
+export { startIntegrations } from "./service.ts";
+export type { RunningIntegrations, StartIntegrationsOptions } from "./service.ts";
+export { signWebhook } from "./webhook/signing.ts";
+export { webhookBody, webhookIntegration } from "./webhook/webhook.ts";
+export type { WebhookBody, WebhookOptions } from "./webhook/webhook.ts";

@@ -1,0 +1,269 @@
+// Runs one integration definition as a service: a durable pull consumer of its own on
+// `<prefix>.out.integration.<provider>.>` (so a failing partner never blocks another provider), at most
+// `concurrency` deliveries at once, the twin's current subscription checked before each attempt,
+// retries by nak-with-delay (exponential backoff with jitter, or the partner's Retry-After), a dead
+// letter on `<prefix>.dlq.integration.<provider>` (stream `<PREFIX>_DLQ`) after `maxAttempts`, metrics,
+// and a graceful stop: no new messages, in-flight deliveries finish within `drainMs` or go back.
+//
+// Several processes running the same provider share its consumer: JetStream hands each message to one.
+// A crash (kill -9) mid-delivery leaves the message unacknowledged; it is delivered again after the
+// consumer's ack wait with the same id (so partners can de-duplicate, e.g. on `webhook-id`).
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import type { IntegrationMessage } from "../../actors/device-twin/behavior.ts";
+import { TWIN_TYPE, TwinInputKinds } from "../../actors/device-twin/behavior.ts";
+import { decode, encode, msgpackHeaders } from "../../runtime/mod.ts";
+import { backoffDelayMs, DisableSubscription, PermanentFailure, RetryAfter, type Delivery, type DeliveryContext, type IntegrationDefinition } from "./define.ts";
+import { IntegrationError } from "./errors.ts";
+import { IntegrationMetrics } from "./metrics.ts";
+import { SubscriptionLookup, type TwinAccess } from "./subscription-lookup.ts";
+
+export type IntegrationLog = DeliveryContext["log"];
+
+/** Options of {@link runIntegration}. */
+export interface RunIntegrationOptions {
+  nc: NatsConnection;
+  /** Subject prefix of the cluster (AIRTWIN_PREFIX). */
+  prefix: string;
+  /** The twins: current subscriptions (query) and disabling one (unsubscribe command). A RuntimeClient. */
+  twins: TwinAccess;
+  metrics?: IntegrationMetrics;
+  log?: IntegrationLog;
+  /** JetStream replicas of the dead-letter stream when it is created. Default 1. */
+  replicas?: number;
+  /** On close, in-flight deliveries get this long to finish before they are put back (ms). Default 10 000. */
+  drainMs?: number;
+  /** Random source of the backoff jitter (tests pin it). Default Math.random. */
+  random?: () => number;
+}
+
+/** A running integration. */
+export interface RunningIntegration extends AsyncDisposable {
+  readonly provider: string;
+  /** Durable consumer name (`integration-<provider>`). */
+  readonly consumer: string;
+  /** Deliveries being attempted now. */
+  readonly inFlight: number;
+  /** Stops taking messages, lets in-flight deliveries finish (up to drainMs), puts the rest back. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Durable consumer name of a provider. */
+export const consumerName = (provider: string): string => `integration-${provider}`;
+/** Dead-letter subject of a provider. */
+export const deadLetterSubject = (prefix: string, provider: string): string => `${prefix}.dlq.integration.${provider}`;
+/** The dead-letter stream of a cluster (captures `<prefix>.dlq.>`). */
+export const deadLetterStream = (prefix: string): string => `${prefix.toUpperCase().replace(/-/g, "_")}_DLQ`;
+const outputStream = (prefix: string): string => `${prefix.toUpperCase().replace(/-/g, "_")}_OUT`;
+
+/** What a dead letter holds: the original message, where it came from, and why it was given up. */
+export interface DeadLetter {
+  deliveryId: string;
+  provider: string;
+  deviceId: string;
+  subject: string;
+  attempts: number;
+  lastError: { name: string; message: string; code?: string };
+  failedAt: number;
+  message: unknown;
+}
+
+const noLog: IntegrationLog = () => undefined;
+
+/** Starts consuming for one integration; resolves once its consumer exists and `start` has run. */
+export async function runIntegration(def: IntegrationDefinition, o: RunIntegrationOptions): Promise<RunningIntegration> {
+  const log = o.log ?? noLog;
+  const metrics = o.metrics ?? new IntegrationMetrics();
+  const provider = def.provider;
+  const concurrency = def.concurrency ?? 16;
+  const maxAttempts = def.maxAttempts ?? 8;
+  const timeoutMs = def.timeoutMs ?? 10_000;
+  const maxAgeMs = def.maxAgeMs ?? 86_400_000;
+  const maxBackoffMs = def.backoff?.maxMs ?? 300_000;
+  const random = o.random ?? Math.random;
+  const durable = consumerName(provider);
+  const lookup = new SubscriptionLookup(o.twins);
+  const js = jetstream(o.nc);
+  const jsm = await jetstreamManager(o.nc);
+
+  const dlqStream = deadLetterStream(o.prefix);
+  await jsm.streams.info(dlqStream).catch(() =>
+    jsm.streams.add({
+      name: dlqStream,
+      subjects: [`${o.prefix}.dlq.>`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      num_replicas: o.replicas ?? 1,
+      max_age: nanos(30 * 86_400_000),
+      duplicate_window: nanos(120_000),
+    }),
+  );
+  // The ack wait covers a whole attempt (the lookup and the partner call); a crashed process's
+  // messages come back after it.
+  const ackWaitMs = Math.max(30_000, 2 * timeoutMs + 5_000);
+  await jsm.consumers.add(outputStream(o.prefix), {
+    durable_name: durable,
+    filter_subject: `${o.prefix}.out.integration.${provider}.>`,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(ackWaitMs),
+    max_deliver: -1,
+    // messages waiting out a backoff count as pending: room for many before a provider stalls
+    max_ack_pending: 20_000,
+  });
+  await def.start?.({ log });
+
+  const inFlight = new Set<Promise<void>>();
+  const controllers = new Set<AbortController>();
+  let slotFree: (() => void) | undefined;
+  let stopping = false;
+
+  const context = (signal: AbortSignal): DeliveryContext => ({ signal, log: (level, msg, fields) => log(level, msg, { provider, ...fields }) });
+
+  async function deadLetter(m: JsMsg, id: string, deviceId: string, message: unknown, attempts: number, err: unknown): Promise<void> {
+    const e = err as { name?: string; message?: string; code?: string };
+    const letter: DeadLetter = {
+      deliveryId: id, provider, deviceId, subject: m.subject, attempts,
+      lastError: { name: e?.name ?? "Error", message: e?.message ?? String(err), ...(e?.code === undefined ? {} : { code: e.code }) },
+      failedAt: Date.now(), message,
+    };
+    await js.publish(deadLetterSubject(o.prefix, provider), encode(letter), { msgID: `${id}:dlq`, headers: msgpackHeaders() });
+    m.term("dead-lettered");
+    metrics.deadLettered.inc({ provider });
+    log("warn", "delivery dead-lettered", { provider, deliveryId: id, attempts, error: letter.lastError.message });
+  }
+
+  async function handle(m: JsMsg): Promise<void> {
+    const attempt = m.info.deliveryCount;
+    const publishedAt = Number(m.info.timestampNanos / 1_000_000);
+    const id = m.headers?.get("Nats-Msg-Id") || `${m.info.stream}:${m.seq}`;
+    const deviceId = m.subject.slice(m.subject.lastIndexOf(".") + 1);
+    let message: IntegrationMessage;
+    try {
+      message = decode<IntegrationMessage>(m.data);
+      if (typeof message?.subscriptionId !== "string" || (message.alert === undefined && message.report === undefined)) throw new Error("no subscriptionId, alert or report");
+    } catch (err) {
+      const invalid = new IntegrationError("INTEGRATION_MESSAGE_INVALID", `${m.subject} #${m.seq}: ${(err as Error).message}`, { cause: err });
+      await deadLetter(m, id, deviceId, null, attempt, invalid);
+      return;
+    }
+    if (Date.now() - publishedAt > maxAgeMs) {
+      m.ack();
+      metrics.dropped.inc({ provider, reason: "stale" });
+      return;
+    }
+    const started = performance.now();
+    const controller = new AbortController();
+    controllers.add(controller);
+    const timer = setTimeout(() => controller.abort(new Error(`delivery timed out after ${timeoutMs} ms`)), timeoutMs);
+    metrics.inFlight.inc({ provider });
+    let called = false;
+    try {
+      const subscription = await lookup.current(deviceId, message.subscriptionId);
+      if (subscription === null) {
+        m.ack();
+        metrics.dropped.inc({ provider, reason: "unsubscribed" });
+        return;
+      }
+      const delivery: Delivery = { id, provider, deviceId, subscription, attempt, publishedAt };
+      if (message.alert !== undefined) delivery.alert = message.alert;
+      else delivery.report = message.report;
+      called = true;
+      await def.deliver(delivery, context(controller.signal));
+      if (controller.signal.aborted) throw controller.signal.reason;
+      m.ack();
+      metrics.delivered.inc({ provider });
+      metrics.endToEndSeconds.observe({ provider }, Math.max(0, Date.now() - publishedAt) / 1000);
+    } catch (err) {
+      await failed(m, id, deviceId, message, attempt, err);
+    } finally {
+      clearTimeout(timer);
+      controllers.delete(controller);
+      metrics.inFlight.dec({ provider });
+      if (called) metrics.deliverySeconds.observe({ provider }, (performance.now() - started) / 1000);
+    }
+  }
+
+  async function failed(m: JsMsg, id: string, deviceId: string, message: IntegrationMessage, attempt: number, err: unknown): Promise<void> {
+    if (err instanceof DisableSubscription) {
+      try {
+        await o.twins.command(TWIN_TYPE, deviceId, TwinInputKinds.command, { type: "unsubscribe", subscriptionId: message.subscriptionId }, {
+          // one key per message: a retried disable (lost reply) is applied once
+          idempotencyKey: `integration-disable:${provider}:${m.seq}`,
+        });
+        m.ack();
+        metrics.disabled.inc({ provider });
+        log("warn", "subscription disabled by the partner", { provider, deviceId, subscriptionId: message.subscriptionId, reason: err.message });
+      } catch (cmdErr) {
+        m.nak(backoffDelayMs(attempt, def.backoff, random));
+        log("warn", "could not disable the subscription; retrying", { provider, deviceId, error: String(cmdErr) });
+      }
+      return;
+    }
+    if (stopping && !(err instanceof PermanentFailure) && isAbort(err)) {
+      m.nak(); // cut short by a hard stop: not the partner's failure
+      return;
+    }
+    if (err instanceof PermanentFailure || attempt >= maxAttempts) {
+      try {
+        await deadLetter(m, id, deviceId, message, attempt, err);
+      } catch (dlqErr) {
+        m.nak(backoffDelayMs(attempt, def.backoff, random));
+        log("error", "dead letter not stored; the delivery will be tried again", { provider, deliveryId: id, error: String(dlqErr) });
+      }
+      return;
+    }
+    const delayMs = err instanceof RetryAfter ? Math.min(Math.max(0, err.delayMs), maxBackoffMs) : backoffDelayMs(attempt, def.backoff, random);
+    m.nak(delayMs);
+    metrics.retried.inc({ provider });
+    log("info", "delivery failed; will retry", { provider, deliveryId: id, attempt, delayMs, error: (err as Error)?.message ?? String(err) });
+  }
+
+  const consumer = await js.consumers.get(outputStream(o.prefix), durable);
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: concurrency, idle_heartbeat: 1000, expires: 5000 });
+  const loop = (async () => {
+    for await (const m of messages) {
+      if (stopping) {
+        m.nak();
+        continue;
+      }
+      const p = handle(m).catch((err: unknown) => log("error", "delivery handler failed", { provider, error: String(err) }));
+      inFlight.add(p);
+      void p.finally(() => {
+        inFlight.delete(p);
+        slotFree?.();
+      });
+      while (inFlight.size >= concurrency) await new Promise<void>((r) => (slotFree = r));
+    }
+  })().catch((err: unknown) => log("error", "consumer ended", { provider, error: String(err) }));
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closed ??= (async () => {
+      stopping = true;
+      await messages.close().catch(() => undefined);
+      const drainMs = o.drainMs ?? 10_000;
+      const all = Promise.allSettled([...inFlight]);
+      const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), drainMs).unref())]);
+      if (timedOut) for (const c of controllers) c.abort(new Error("integration stopping"));
+      await all;
+      slotFree?.();
+      await loop;
+      await def.close?.();
+    })());
+
+  return {
+    provider,
+    consumer: durable,
+    get inFlight() {
+      return inFlight.size;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+function isAbort(err: unknown): boolean {
+  const e = err as { name?: string; message?: string };
+  return e?.name === "AbortError" || /integration stopping/.test(e?.message ?? "");
+}
