@@ -25,6 +25,7 @@ export const GatewayErrors = {
   HTTP_MALFORMED: { code: "AIRTWIN_ERR_HTTP_MALFORMED", message: "the request is not valid HTTP/1.1", status: 400 },
   HTTP_URL_INVALID: { code: "AIRTWIN_ERR_HTTP_URL_INVALID", message: "the URL path is not valid (bad percent-encoding)", status: 400 },
   HTTP_URL_TOO_LONG: { code: "AIRTWIN_ERR_HTTP_URL_TOO_LONG", message: "a path parameter of the URL is too long", status: 414 },
+  HTTP_EXPECTATION_FAILED: { code: "AIRTWIN_ERR_HTTP_EXPECTATION_FAILED", message: "the only expectation supported is Expect: 100-continue", status: 417 },
   HTTP_METHOD_NOT_ALLOWED: { code: "AIRTWIN_ERR_HTTP_METHOD_NOT_ALLOWED", message: "this server does not support this method", status: 405 },
   HTTP_TOO_MANY_CONNECTIONS: {
     code: "AIRTWIN_ERR_HTTP_TOO_MANY_CONNECTIONS",

@@ -49,6 +49,12 @@ const errors = {
   "5xx": { $ref: "Error#" },
 } as const;
 
+/** An endless text/event-stream answer (the route writes it itself). */
+const eventStream = {
+  description: "A text/event-stream: `event:` / `data:` (JSON) frames, `: keep-alive` comments while idle",
+  content: { "text/event-stream": { schema: { type: "string" } } },
+} as const;
+
 const deviceParams = { type: "object", properties: { id: ID }, required: ["id"] } as const;
 
 const adminSecurity = [{ bearer: [] }];
@@ -227,12 +233,14 @@ export const schemas = {
     security: appSecurity,
     params: deviceParams,
     querystring: { type: "object", properties: { token: { type: "string" } } },
+    response: { 200: eventStream, ...errors },
   },
   alertsLive: {
     tags: ["apps"],
     summary: "Server-sent events: `alert` for every device (admin) or for the caller's devices (user key)",
     description: "Send the key in the Authorization header (e.g. with fetch streaming); this route takes no key in the URL.",
     security: appSecurity,
+    response: { 200: eventStream, ...errors },
   },
   me: {
     tags: ["apps"],
@@ -280,7 +288,22 @@ export const schemas = {
     },
     response: { 200: { type: "object", additionalProperties: true }, ...errors },
   },
-  healthz: { tags: ["health"], summary: "Liveness: 200 while the process serves" },
-  readyz: { tags: ["health"], summary: "Readiness: 200 when NATS is connected and JetStream answers, else 503" },
-  metrics: { tags: ["health"], summary: "Prometheus metrics" },
+  healthz: {
+    tags: ["health"],
+    summary: "Liveness: 200 while the process serves",
+    response: { 200: { type: "object", properties: { status: { type: "string", enum: ["ok"] } }, required: ["status"] } },
+  },
+  readyz: {
+    tags: ["health"],
+    summary: "Readiness: 200 when NATS is connected and JetStream answers, else 503",
+    response: {
+      200: { type: "object", properties: { status: { type: "string" }, nats: { type: "string" }, jetstream: { type: "string" } }, required: ["status"] },
+      503: { $ref: "Error#" },
+    },
+  },
+  metrics: {
+    tags: ["health"],
+    summary: "Prometheus metrics",
+    response: { 200: { description: "Prometheus text exposition format", content: { "text/plain": { schema: { type: "string" } } } } },
+  },
 };

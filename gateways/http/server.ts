@@ -5,7 +5,7 @@
 //   `requestTimeoutMs` → 408 (Node checks every `connectionsCheckingInterval`);
 // - no byte for `idleTimeoutMs` while a request is being received → 408; between requests (keep-alive)
 //   the connection is just closed; a request being answered (a slow twin, a live stream) is never cut;
-// - unparseable bytes → 400, headers over 16 KiB → 431, CONNECT → 405;
+// - unparseable bytes → 400, headers over 16 KiB → 431, CONNECT → 405, an Expect other than 100-continue → 417;
 // - more than `maxConnectionsPerClient` open connections from one remote address → requests on the
 //   extra ones get 429 and those connections are closed.
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -111,6 +111,29 @@ class ConnectionsPerClient {
   }
 }
 
+/** Longest wait for a client to stop sending after the answer that closes its connection (ms). */
+const LINGER_MS = 2000;
+
+/**
+ * Lingering close (as Apache and nginx do). Node closes a connection right after an answer that ends
+ * it — a 413, or any answer to `Connection: close` — even while the client is still sending its body;
+ * the bytes arriving after the close make the kernel reset the connection, and the client's kernel
+ * then drops the answer it had not read yet: the client sees a reset instead of our 413. So: send FIN,
+ * keep reading (Node's parser discards the rest of the body), and close when the client does or after
+ * `lingerMs`.
+ */
+function lingerOnClose(socket: Socket, lingerMs: number): void {
+  const s = socket as Socket & { destroySoon?: () => void };
+  if (typeof s.destroySoon !== "function") return;
+  s.destroySoon = function lingeringClose(this: Socket) {
+    if (this.writable) this.end();
+    const timer = setTimeout(() => this.destroy(), lingerMs);
+    timer.unref();
+    this.once("close", () => clearTimeout(timer));
+    this.once("end", () => this.destroy());
+  };
+}
+
 /**
  * fastify's `serverFactory`: a Node HTTP server with the limits above. (fastify's own defaults leave
  * the request and idle timeouts off, so a client that never finishes its body held a request open
@@ -139,7 +162,10 @@ export function httpServerFactory(limits: HttpServerLimits, sink: ClientErrorSin
         else handler(req, res);
       },
     );
-    server.on("connection", (socket: Socket) => perClient.accept(socket));
+    server.on("connection", (socket: Socket) => {
+      perClient.accept(socket);
+      lingerOnClose(socket, Math.min(LINGER_MS, limits.idleTimeoutMs));
+    });
     server.setTimeout(limits.idleTimeoutMs);
     // with a listener Node no longer destroys idle sockets itself: decide here
     server.on("timeout", (socket: Socket) => {
@@ -152,6 +178,14 @@ export function httpServerFactory(limits: HttpServerLimits, sink: ClientErrorSin
         return;
       }
       socket.destroy();
+    });
+    // Node would answer 417 with an empty body
+    server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+      sink.refused(GatewayErrors.HTTP_EXPECTATION_FAILED.code, { remote: req.socket.remoteAddress, expect: String(req.headers.expect).slice(0, 64) });
+      const e = GatewayErrors.HTTP_EXPECTATION_FAILED;
+      const body = JSON.stringify(errorBody(e.code, e.message));
+      res.writeHead(e.status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
+      res.end(body);
     });
     // Node would destroy a CONNECT socket without a word
     server.on("connect", (req: IncomingMessage, socket: Socket) => {

@@ -152,6 +152,21 @@ describe("error bodies carry our code", () => {
     expect(a.closed).toBe(true);
   });
 
+  it("413 for a body over the limit, also when the rest of it is still arriving", async () => {
+    const body = JSON.stringify({ pad: "x".repeat(600 * 1024) });
+    const head = `POST /v1/devices/hostile-1/commands HTTP/1.1\r\nHost: x\r\n${authHeader()}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+    // the rest keeps coming after the answer: closing at once would make the kernel reset the connection and drop the 413
+    for (let i = 0; i < 10; i++) {
+      const a = await rawExchange(url, [head + body.slice(0, 300 * 1024), body.slice(300 * 1024)], { gapMs: 1 });
+      expectCoded(a, 413, "AIRTWIN_ERR_HTTP_BODY_TOO_LARGE");
+    }
+  });
+
+  it("417 for an Expect other than 100-continue, in our shape", async () => {
+    const a = await rawExchange(url, ["GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: \r\n\r\n"]);
+    expectCoded(a, 417, "AIRTWIN_ERR_HTTP_EXPECTATION_FAILED");
+  });
+
   it("a broken chunked body is a coded 400, not an error in the log", async () => {
     const before = errorLines().length;
     const a = await rawExchange(url, [

@@ -24,6 +24,8 @@ export interface RawOptions {
   gapMs?: number;
   /** Half-close (FIN) after the last chunk. Default false. */
   end?: boolean;
+  /** Stop (and destroy the socket) as soon as what arrived satisfies this, e.g. a stream's headers. */
+  stopWhen?: (received: string) => boolean;
 }
 
 /** Parses the first HTTP response in `raw`. */
@@ -62,9 +64,12 @@ export function exchangeOn(socket: Socket, chunks: (string | Buffer)[], o: RawOp
   const started = performance.now();
   const received: Buffer[] = [];
   let closed = false;
-  socket.on("data", (b: Buffer) => received.push(b));
   socket.on("error", () => undefined);
   const done = new Promise<void>((resolve) => {
+    socket.on("data", (b: Buffer) => {
+      received.push(b);
+      if (o.stopWhen?.(Buffer.concat(received).toString()) === true) resolve();
+    });
     socket.once("close", () => {
       closed = true;
       resolve();
