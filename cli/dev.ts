@@ -67,10 +67,8 @@ function takeLock(lockFile: string): void {
 }
 
 /** Resolves on the first SIGINT or SIGTERM (a second one while stopping forces the exit). */
-function untilSignal(onForce: () => void): Promise<NodeJS.Signals> {
+function untilSignal(onForce: () => void, keepAlive: NodeJS.Timeout): Promise<NodeJS.Signals> {
   return new Promise((resolveSignal) => {
-    // signal handlers alone do not keep Node running
-    const keepAlive = setInterval(() => undefined, 1 << 30);
     let received = false;
     const on = (signal: NodeJS.Signals) => {
       if (received) {
@@ -182,10 +180,12 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
 
   let nats: NatsServerProcess | undefined;
   let natsUrl = config.natsUrl;
+  // signal handlers alone do not keep Node running; cleared when dev ends, however it ends
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   const signal = untilSignal(() => {
     for (const c of children) c.kill("SIGKILL");
     if (nats?.running) void nats.kill("SIGKILL");
-  });
+  }, keepAlive);
   let locked = false;
   try {
     if (external) {
@@ -304,6 +304,7 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
     if (nats !== undefined) await nats.stop(10_000);
     out("airtwin dev: stopped");
   } finally {
+    clearInterval(keepAlive);
     for (const c of children) await c.stop(5_000);
     if (nats?.running) await nats.stop(10_000);
     if (locked) {
