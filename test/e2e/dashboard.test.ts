@@ -1,8 +1,9 @@
 // The dashboard in a real headless Chromium (Debian's, through playwright-core) against a real
-// `airtwin dev` cluster of two nodes: sign in with the admin token, see the nodes and who owns each
-// shard, watch an alert arrive live, open a device (charts drawn, a reading arriving live), add and
-// delete a rule from the page, move a shard. The key never appears in a URL. Screenshots go to a temp
-// folder, or to docs/img with AIRTWIN_UPDATE_SCREENSHOTS=1.
+// `airtwin dev --simulate` cluster of two nodes: sign in with the admin token, see the nodes and who
+// owns each shard, watch alerts arrive live (from a device of ours and from a simulated one), open a
+// device (charts drawn, a reading arriving live), add and delete a rule and a subscription from the
+// page, move a shard. The key never appears in a URL. Screenshots go to a temp folder, or to docs/img
+// with AIRTWIN_UPDATE_SCREENSHOTS=1.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -25,6 +26,7 @@ const requested: string[] = [];
 const pageErrors: string[] = [];
 const devices: Record<string, string> = {};
 let lastT = 0;
+let simulated: string[] = [];
 
 const api = async <T>(method: string, path: string, body?: unknown, key = token): Promise<{ status: number; body: T }> => {
   const r = await fetch(`${gateway}${path}`, {
@@ -41,7 +43,7 @@ const post = (deviceId: string, readings: unknown[]) => api("POST", `/v1/devices
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   const port = await getFreePort();
-  dev = new AirtwinProcess("dev", ["dev", "--nodes", "2"], { AIRTWIN_DATA_DIR: dataDir, AIRTWIN_HTTP_PORT: String(port), NATS_URL: undefined, AIRTWIN_ADMIN_TOKEN: undefined });
+  dev = new AirtwinProcess("dev", ["dev", "--nodes", "2", "--simulate", "4"], { AIRTWIN_DATA_DIR: dataDir, AIRTWIN_HTTP_PORT: String(port), NATS_URL: undefined, AIRTWIN_ADMIN_TOKEN: undefined });
   gateway = await waitFor(
     () => {
       if (!dev.running) throw new Error(`airtwin dev exited:\n${dev.output()}`);
@@ -64,6 +66,10 @@ beforeAll(async () => {
   const rule = { id: "e2e-spike", channel: "co2", direction: "above", enter: 2000, exit: 1000, minDurationMs: 0, clearDurationMs: 0 };
   expect((await api("POST", "/v1/devices/kitchen/commands", { type: "putRule", rule })).status).toBe(200);
   await waitFor(async () => (await api<TwinView>("GET", "/v1/devices/office")).body.readings === 144, { timeoutMs: 30_000, message: "the readings applied" });
+
+  const listed = await api<{ devices: Array<{ deviceId: string; ownerId: string }> }>("GET", "/v1/devices");
+  simulated = listed.body.devices.filter((d) => d.ownerId === "demo").map((d) => d.deviceId);
+  expect(simulated).toHaveLength(4);
 
   browser = await launchChromium();
   page = browser.context.pages()[0] ?? (await browser.context.newPage());
@@ -96,17 +102,27 @@ describe("the dashboard in Chromium", () => {
       return o.length === 64 && o.every((x) => x !== "") ? o : undefined;
     }, { timeoutMs: 20_000, message: "64 shards with owners" });
     expect(new Set(owners)).toEqual(new Set(["dev-node-1", "dev-node-2"]));
-    expect(await page.$$eval("#device-rows tr", (rows) => rows.map((r) => r.getAttribute("data-device")))).toEqual(["bedroom", "kitchen", "office"]);
+    expect(await page.$$eval("#device-rows tr", (rows) => rows.map((r) => r.getAttribute("data-device")))).toEqual(expect.arrayContaining(["bedroom", "kitchen", "office", ...simulated]));
   });
 
   it("shows an alert the moment a device crosses a threshold", { timeout: 60_000 }, async () => {
     await waitFor(async () => (await page.textContent("#feed-state")) === "live", { message: "the alert feed is open" });
     lastT += 60_000;
     expect((await post("kitchen", [{ t: lastT, co2: 2600 }])).status).toBe(202);
-    const item = page.locator('#alert-feed li:has-text("kitchen")').first();
+    const item = page.locator('#alert-feed li:has(a.dev[href="#/devices/kitchen"]):has-text("e2e-spike")').first();
     await item.waitFor({ timeout: 20_000 });
     expect(await item.textContent()).toMatch(/event\.start.*crossed 2,000 \(e2e-spike\)/);
-    await page.screenshot({ path: join(SHOTS, "dashboard-fleet.png"), fullPage: true });
+
+    // a simulated device crosses a threshold by itself: every CO2 reading is over 10 ppm
+    const device = simulated[0]!;
+    const rule = { id: "e2e-sim", channel: "co2", direction: "above", enter: 10, exit: 5, minDurationMs: 0, clearDurationMs: 0 };
+    expect((await api("POST", `/v1/devices/${device}/commands`, { type: "putRule", rule })).status).toBe(200);
+    const fromSimulator = page.locator(`#alert-feed li:has(a.dev[href="#/devices/${device}"]):has-text("e2e-sim")`).first();
+    await fromSimulator.waitFor({ timeout: 30_000 });
+    await waitFor(async () => (await page.textContent("#summary")) !== null && !/readings\/s\s*0\b/.test((await page.textContent("#summary"))!), {
+      timeoutMs: 20_000,
+      message: "the simulated fleet's readings/s on the page",
+    });    await page.screenshot({ path: join(SHOTS, "dashboard-fleet.png"), fullPage: true });
   });
 
   it("moves a shard from the page", { timeout: 60_000 }, async () => {
@@ -121,7 +137,7 @@ describe("the dashboard in Chromium", () => {
   });
 
   it("opens a device: values, 24-hour charts, a reading arriving live", { timeout: 60_000 }, async () => {
-    await page.click('#device-rows a:has-text("kitchen")');
+    await page.click('#device-rows a[href="#/devices/kitchen"]');
     await page.waitForSelector("#rule-rows");
     await waitFor(async () => (await page.$$("#charts .chart canvas")).length === 6, { timeoutMs: 20_000, message: "a chart per channel" });
     expect(await page.textContent("#chart-source")).toMatch(/hourly means from the twin|from the archive/i);
@@ -143,10 +159,6 @@ describe("the dashboard in Chromium", () => {
     });
     const rules = async () => (await api<TwinView>("GET", "/v1/devices/kitchen")).body.rules;
     expect((await rules()).find((r) => r.id === "e2e-pm")).toEqual({ id: "e2e-pm", channel: "pm", direction: "above", enter: 55, exit: 30, minDurationMs: 300_000, clearDurationMs: 0 });
-    await page.click("#history-week");
-    await page.waitForSelector("#history-out .chart canvas, #history-out p");
-    await page.screenshot({ path: join(SHOTS, "dashboard-device.png"), fullPage: true });
-
     await page.click('button[data-delete-rule="e2e-pm"]');
     await page.waitForSelector('tr[data-rule="e2e-pm"]', { state: "detached", timeout: 20_000 });
     expect((await rules()).some((r) => r.id === "e2e-pm")).toBe(false);
@@ -163,6 +175,20 @@ describe("the dashboard in Chromium", () => {
     await page.click('button[data-unsubscribe="e2e-hook"]');
     await page.waitForSelector('tr[data-subscription="e2e-hook"]', { state: "detached", timeout: 20_000 });
     expect(await subscriptions()).toEqual([]);
+  });
+
+  it("draws a simulated device's charts and history", { timeout: 60_000 }, async () => {
+    await page.goto(`${gateway}/#/devices/${simulated[1]}`);
+    await waitFor(async () => (await page.$$("#charts .chart canvas")).length >= 4, { timeoutMs: 20_000, message: "the simulated device's charts" });
+    await page.click("#history-month");
+    await page.waitForSelector("#history-out .chart canvas", { timeout: 20_000 });
+    // the screenshot shows our device with a day of readings (the simulated ones have minutes)
+    await page.goto(`${gateway}/#/devices/kitchen`);
+    await waitFor(async () => (await page.$$("#charts .chart canvas")).length === 6, { timeoutMs: 20_000, message: "kitchen's charts" });
+    await page.click("#history-week");
+    await page.waitForSelector("#history-out .chart canvas", { timeout: 20_000 });
+    await waitFor(async () => (await page.$("#toast.show")) === null, { timeoutMs: 20_000, message: "the toast gone" });
+    await page.screenshot({ path: join(SHOTS, "dashboard-device.png"), fullPage: true });
   });
 
   it("never put the key in a URL and raised no page errors", () => {

@@ -8,8 +8,10 @@ import { NAMES, UNITS } from "./format.js";
  * aggregates; `rules` the rules of this channel; `events` [{ from, to }] (ms). Returns
  * { add(tMs, value), update({ rules, events }), destroy() }.
  */
-export function channelChart(el, channel, { points, rules = [], events = [], windowMs, height = 180 }) {
+export function channelChart(el, channel, { points, rules = [], events = [], windowMs, endMs, height = 180 }) {
   let xs = points.map((p) => p[0] / 1000);
+  // the window ends at the device's latest reading (or a later live one), whatever the data holds
+  let endSec = Math.max(endMs ?? 0, points.length > 0 ? points[points.length - 1][0] : 0) / 1000;
   let ys = points.map((p) => p[1]);
   let state = { rules, events };
   const width = () => Math.max(300, el.clientWidth || 600);
@@ -19,7 +21,7 @@ export function channelChart(el, channel, { points, rules = [], events = [], win
     legend: { show: false },
     cursor: { drag: { x: false, y: false } },
     scales: {
-      x: { time: true },
+      x: { time: true, range: () => [endSec - windowMs / 1000, endSec] },
       y: {
         range: (_u, min, max) => {
           // keep the thresholds in view
@@ -57,6 +59,7 @@ export function channelChart(el, channel, { points, rules = [], events = [], win
       if (xs.length > 0 && t <= xs[xs.length - 1]) return; // duplicates and late readings do not move the line
       xs.push(t);
       ys.push(value);
+      endSec = Math.max(endSec, t);
       clip();
       plot.setData([xs, ys]);
     },
@@ -112,15 +115,15 @@ function drawEvents(u, events) {
   ctx.restore();
 }
 
-/** A history chart: mean with min and max per bucket. `rows` are { start, mean, min, max }. */
-export function historyChart(el, channel, rows, height = 220) {
+/** A history chart over [fromMs, toMs]: mean with min and max per bucket. `rows` are { start, mean, min, max }. */
+export function historyChart(el, channel, rows, fromMs, toMs, height = 220) {
   const xs = rows.map((r) => r.start / 1000);
   const plot = new uPlot(
     {
       width: Math.max(300, el.clientWidth || 600),
       height,
       legend: { show: true },
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: () => [fromMs / 1000, toMs / 1000] } },
       axes: [{}, { label: `${NAMES[channel]} (${UNITS[channel]})`, size: 60 }],
       series: [
         {},

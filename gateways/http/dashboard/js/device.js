@@ -330,7 +330,7 @@ export function mountDevice(main, deviceId, ctx) {
     charts.replaceChildren(h("h2", {}, "Last 24 hours"), h("p.muted", { id: "chart-source" }, source), ...blocks);
     for (const [ch, p] of plots) {
       const rules = view.rules.filter((r) => r.channel === ch);
-      plots.set(ch, channelChart(p.box, ch, { points: p.points, rules, events: events.filter((e) => e.channel === ch), windowMs: DAY_MS }));
+      plots.set(ch, channelChart(p.box, ch, { points: p.points, rules, events: events.filter((e) => e.channel === ch), windowMs: DAY_MS, endMs: end }));
     }
   }
 
@@ -404,7 +404,7 @@ export function mountDevice(main, deviceId, ctx) {
           h("p.muted", {}, rows.length === 0 ? "No buckets in this range." : `${rows.length} ${resolution === "hour" ? "hours" : "days"} from ${time(first)}`),
           box,
         );
-        if (rows.length > 0) chart = historyChart(box, channel.value, rows);
+        if (rows.length > 0) chart = historyChart(box, channel.value, rows, from, end + HOUR_MS);
       } catch (err) {
         out.replaceChildren(h("p.error", {}, `History unavailable: ${err instanceof ApiError ? err.describe() : err.message}`));
       }
