@@ -8,6 +8,7 @@
 // can help: dead-letter now) and `disableSubscription()` (the partner says the target is gone, e.g. a
 // webhook's 410: the subscription is removed from its twin).
 
+import type { NatsConnection } from "@nats-io/nats-core";
 import type { Alert, Report, Subscription } from "../../actors/device-twin/domain/mod.ts";
 import { IntegrationError } from "./errors.ts";
 
@@ -33,6 +34,13 @@ export interface DeliveryContext {
   /** Aborted when the delivery times out (`timeoutMs`) or the service stops hard. */
   signal: AbortSignal;
   log: (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** What `start` gets: the service's NATS connection and cluster prefix (for state an integration keeps in KV). */
+export interface StartContext {
+  nc: NatsConnection;
+  prefix: string;
+  log: DeliveryContext["log"];
 }
 
 /** Backoff between attempts: `initialMs · factor^(attempt−1)`, capped at `maxMs`, ± `jitter` (a fraction). */
@@ -61,8 +69,8 @@ export interface IntegrationDefinition {
   timeoutMs?: number;
   /** Deliveries published longer ago than this are dropped as stale (ms). Default 24 h. */
   maxAgeMs?: number;
-  /** Called once before the first delivery (open connections, fetch tokens). */
-  start?(ctx: { log: DeliveryContext["log"] }): Promise<void>;
+  /** Called once before the first delivery (open connections, buckets, fetch tokens). */
+  start?(ctx: StartContext): Promise<void>;
   /** Called once after the last delivery. */
   close?(): Promise<void>;
 }

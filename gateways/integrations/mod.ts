@@ -3,7 +3,7 @@
 export {
   backoffDelayMs, defineIntegration, disableSubscription, DisableSubscription, permanentFailure, PermanentFailure, retryAfter, RetryAfter,
 } from "./define.ts";
-export type { BackoffOptions, Delivery, DeliveryContext, IntegrationDefinition } from "./define.ts";
+export type { BackoffOptions, Delivery, DeliveryContext, IntegrationDefinition, StartContext } from "./define.ts";
 export { IntegrationError, IntegrationErrors } from "./errors.ts";
 export { IntegrationMetrics } from "./metrics.ts";
 export { retryAfterMs } from "./retry-after.ts";
@@ -14,3 +14,7 @@ export type { RunningIntegrations, StartIntegrationsOptions } from "./service.ts
 export { signWebhook } from "./webhook/signing.ts";
 export { webhookBody, webhookIntegration } from "./webhook/webhook.ts";
 export type { WebhookBody, WebhookOptions } from "./webhook/webhook.ts";
+export { thermostatBucket, thermostatIntegration, VENTILATED_CHANNELS } from "./thermostat/thermostat.ts";
+export type { ThermostatIntegration, ThermostatOptions } from "./thermostat/thermostat.ts";
+export { ThermostatPartner } from "./thermostat/partner-client.ts";
+export type { ThermostatPartnerOptions, VentMode } from "./thermostat/partner-client.ts";

@@ -111,7 +111,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
     // messages waiting out a backoff count as pending: room for many before a provider stalls
     max_ack_pending: 20_000,
   });
-  await def.start?.({ log });
+  await def.start?.({ nc: o.nc, prefix: o.prefix, log: (level, msg, fields) => log(level, msg, { provider, ...fields }) });
 
   const inFlight = new Set<Promise<void>>();
   const controllers = new Set<AbortController>();
