@@ -66,17 +66,25 @@ function takeLock(lockFile: string): void {
   writeFileSync(lockFile, JSON.stringify({ pid: process.pid } satisfies DevLock));
 }
 
-/** Resolves on the first SIGINT or SIGTERM (a second one while stopping forces the exit). */
+/** A signal this soon after the first is the same Ctrl-C delivered twice, not a second press (ms). */
+const SAME_SIGNAL_MS = 1500;
+
+/**
+ * Resolves on the first SIGINT or SIGTERM; a second one while stopping forces the exit. Under `npm
+ * start` one Ctrl-C arrives twice — from the terminal to the whole process group, and forwarded by npm —
+ * so a repeat within SAME_SIGNAL_MS is ignored.
+ */
 function untilSignal(onForce: () => void, keepAlive: NodeJS.Timeout): Promise<NodeJS.Signals> {
   return new Promise((resolveSignal) => {
-    let received = false;
+    let receivedAt: number | undefined;
     const on = (signal: NodeJS.Signals) => {
-      if (received) {
+      if (receivedAt !== undefined) {
+        if (Date.now() - receivedAt < SAME_SIGNAL_MS) return;
         process.stderr.write("airtwin dev: forced exit\n");
         onForce();
         process.exit(130);
       }
-      received = true;
+      receivedAt = Date.now();
       clearInterval(keepAlive);
       resolveSignal(signal);
     };

@@ -1,7 +1,8 @@
 // `npm start` as a newcomer runs it: everything comes up on this machine, a demo user and 50 simulated
 // devices post readings, the dashboard URL, admin token and API key are printed; a signal to the npm
 // process alone (what a supervisor sends) stops every child; starting again reuses the demo user's key
-// and resumes the fleet where it stopped (event time moves on, no twin starts over).
+// and resumes the fleet where it stopped (event time moves on, no twin starts over); a terminal's Ctrl-C
+// (to the whole process group, so airtwin dev receives it from npm too) still stops cleanly.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,6 +37,7 @@ function npmStart(dataDir: string, port: number): NpmStart {
     cwd: root,
     env: { ...process.env, AIRTWIN_DATA_DIR: dataDir, AIRTWIN_HTTP_PORT: String(port), NATS_URL: undefined, AIRTWIN_ADMIN_TOKEN: undefined },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // its own process group, like a terminal's foreground job
   });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -115,7 +117,10 @@ describe("npm start", () => {
       expect(v.channels.co2!.lastAt).toBeGreaterThan(Math.max(before[i]!.channels.co2!.lastAt, fleetClock));
       expect(v.channels.co2!.count).toBeGreaterThan(before[i]!.channels.co2!.count); // kept, not started over
     }
-    second.child.kill("SIGTERM");
+    // Ctrl-C in a terminal: SIGINT to the whole group, so airtwin dev gets it twice (directly and from npm)
+    process.kill(-second.child.pid!, "SIGINT");
     expect(await second.exited).toBe(0);
+    await waitFor(() => (second.output().match(/airtwin dev: stopped/g) ?? []).length === 1, { timeoutMs: 60_000, message: "a clean stop" });
+    expect(second.output()).not.toContain("forced exit");
   });
 });
