@@ -36,7 +36,7 @@ export async function runNode(): Promise<void> {
     runner: { commitIntervalMs: config.commitIntervalMs, commitMaxIntervalMs: config.commitMaxIntervalMs, fetchBatch: config.fetchBatch, idlePassivateMs: config.idlePassivateMs || Number.MAX_SAFE_INTEGER },
     ownership: { heartbeatMs: config.heartbeatMs, leaseTtlMs: config.leaseTtlMs, nodeTtlMs: config.leaseTtlMs },
     memoryBudgetBytes: config.memoryBudgetMb * 1024 * 1024,
-    ...(config.metricsPort === undefined ? {} : { metricsPort: config.metricsPort }),
+    ...(config.metricsPort === undefined ? {} : { metricsPort: config.metricsPort, metricsHost: config.metricsHost }),
   });
   process.stdout.write(`${JSON.stringify({ msg: "node ready", nodeId: node.nodeId, metrics: node.metricsUrl })}\n`);
   let stopping = false;

@@ -30,6 +30,11 @@ export interface AirtwinConfig {
   readonly nodeId: string;
   /** Port of a node's Prometheus `/metrics`; 0 = any free port. `AIRTWIN_METRICS_PORT`. Default: unset (no metrics listener). */
   readonly metricsPort: number | undefined;
+  /**
+   * Interface the metrics listener binds. `AIRTWIN_METRICS_HOST`. Default "127.0.0.1" (only this machine
+   * scrapes); "0.0.0.0" in a container or pod, where Prometheus scrapes over the network.
+   */
+  readonly metricsHost: string;
   /** First token of every subject and part of stream/bucket names: 1-32 of [A-Za-z0-9_-]. `AIRTWIN_PREFIX`. Default "airtwin". */
   readonly prefix: string;
   /** JetStream replicas of streams and KV buckets: 1, 3 or 5. `AIRTWIN_REPLICAS`. Default 1. */
@@ -107,6 +112,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
     fail("AIRTWIN_METRICS_PORT", String(metricsPort), "must differ from AIRTWIN_HTTP_PORT");
   }
 
+  const metricsHost = raw("AIRTWIN_METRICS_HOST") ?? "127.0.0.1";
+  if (!/^[A-Za-z0-9.:_-]{1,253}$/.test(metricsHost)) fail("AIRTWIN_METRICS_HOST", metricsHost, "must be a host name or IP address (e.g. 0.0.0.0)");
+
   const shards = int("AIRTWIN_SHARDS", 64, 1, 4096);
   const streams = int("AIRTWIN_STREAMS", 1, 1, 64);
   if (streams > shards) fail("AIRTWIN_STREAMS", String(streams), `must not exceed AIRTWIN_SHARDS (${shards}): each stream holds at least one shard`);
@@ -157,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
     streams,
     nodeId,
     metricsPort,
+    metricsHost,
     prefix,
     replicas: replicas as 1 | 3 | 5,
     dataDir,

@@ -21,6 +21,8 @@ export interface StartNodeOptions {
   memoryBudgetBytes?: number;
   /** Serve `/metrics` on this port (0 = any free port); undefined = no listener. */
   metricsPort?: number;
+  /** Interface of the metrics listener. Default "127.0.0.1". */
+  metricsHost?: string;
   defaultMetrics?: boolean;
   log?: LogFn;
 }
@@ -82,7 +84,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
         res.writeHead(404).end();
       }
     });
-    await new Promise<void>((resolve) => server!.listen(o.metricsPort, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => server!.listen(o.metricsPort, o.metricsHost ?? "127.0.0.1", resolve));
     const addr = server.address();
     metricsUrl = typeof addr === "object" && addr !== null ? `http://127.0.0.1:${addr.port}/metrics` : undefined;
   }

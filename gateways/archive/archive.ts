@@ -36,6 +36,8 @@ export interface ArchiveOptions {
   housekeepingMs?: number;
   /** Port of a /metrics listener on 127.0.0.1; 0 = any free port; unset = none. */
   metricsPort?: number;
+  /** Interface of the metrics listener. Default "127.0.0.1". */
+  metricsHost?: string;
   defaultMetrics?: boolean;
   log?: ArchiveLog;
 }
@@ -187,7 +189,7 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
         metrics.registry.metrics().then((text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text), () => res.writeHead(500).end());
       } else res.writeHead(404).end();
     });
-    await new Promise<void>((resolve) => server!.listen(o.metricsPort, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => server!.listen(o.metricsPort, o.metricsHost ?? "127.0.0.1", resolve));
     const addr = server.address();
     metricsUrl = `http://127.0.0.1:${typeof addr === "object" && addr !== null ? addr.port : o.metricsPort}/metrics`;
   }
