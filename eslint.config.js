@@ -18,6 +18,26 @@ const domainForbidden = {
   })),
 };
 
+/** What would make the twin domain nondeterministic: clocks, randomness, timers (docs/design.md §1). */
+const determinism = "actors/*/domain is deterministic: take time from the input (acceptedAt, a tick's now)";
+const domainNondeterministic = {
+  properties: [
+    { object: "Date", property: "now", message: `${determinism}, not Date.now().` },
+    { object: "performance", property: "now", message: `${determinism}, not performance.now().` },
+    { object: "Math", property: "random", message: "actors/*/domain is deterministic: no Math.random(); derive from the input." },
+    { object: "crypto", property: "randomUUID", message: "actors/*/domain is deterministic: no random ids; derive ids from the input." },
+    { object: "crypto", property: "getRandomValues", message: "actors/*/domain is deterministic: no randomness." },
+  ],
+  globals: ["setTimeout", "setInterval", "setImmediate", "queueMicrotask", "clearTimeout", "clearInterval", "clearImmediate"].map((name) => ({
+    name,
+    message: "actors/*/domain is deterministic and synchronous: no timers (wake-ups are nextWakeAt/tick).",
+  })),
+  syntax: [
+    { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: `${determinism}, not new Date().` },
+    { selector: "CallExpression[callee.name='Date']", message: `${determinism}, not Date().` },
+  ],
+};
+
 export default tseslint.config(
   { ignores: ["node_modules/**", ".airtwin/**", "coverage/**", "dist/**"] },
   ...tseslint.configs.recommended,
@@ -36,6 +56,17 @@ export default tseslint.config(
   {
     files: ["actors/*/domain/**/*.ts"],
     rules: { "no-restricted-imports": ["error", domainForbidden] },
+  },
+  {
+    // the domain is deterministic: time comes in with the input (acceptedAt, a tick's `now`), never from
+    // a clock, and nothing is random or scheduled; replaying a log must give the same state and outputs
+    files: ["actors/*/domain/**/*.ts"],
+    ignores: ["**/*.test.ts"],
+    rules: {
+      "no-restricted-properties": ["error", ...domainNondeterministic.properties],
+      "no-restricted-globals": ["error", ...domainNondeterministic.globals],
+      "no-restricted-syntax": ["error", ...domainNondeterministic.syntax],
+    },
   },
   {
     // actors reach the runtime only through its public module

@@ -3,6 +3,7 @@
 // Used by the HTTP gateway and by any other service.
 import { Kvm, type KV } from "@nats-io/kv";
 import { createInbox, errors as natsErrors, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { backoffMs, pause, type Backoff } from "./backoff.ts";
 import { idempotencyKeyProblem } from "./command-keys.ts";
 import { ERASE_KIND } from "./entity.ts";
 import { encodeBatch, type InputItem } from "./envelope.ts";
@@ -48,6 +49,9 @@ export interface CommandOptions {
    */
   idempotencyKey?: string;
 }
+
+/** Pauses between asking again while no owner answers a query (the shard is moving). */
+const QUERY_BACKOFF: Backoff = { firstMs: 20, maxMs: 250 };
 
 /** Most bytes in one NATS message we produce (servers default to 1 MiB max_payload). */
 const MAX_MESSAGE_BYTES = 900 * 1024;
@@ -140,8 +144,7 @@ export class RuntimeClient {
     const deadline = Date.now() + (options.timeoutMs ?? 5000);
     const subject = this.names.rpc(this.shardOf(entityId));
     const body = encodeQuery(type, entityId, query);
-    let delay = 20;
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       const left = deadline - Date.now();
       if (left <= 0) throw new RuntimeError("REQUEST_TIMEOUT", `no owner answered for ${type} ${entityId}`);
       try {
@@ -149,8 +152,7 @@ export class RuntimeClient {
         return decodeReply(msg.data);
       } catch (err) {
         if (!(err instanceof natsErrors.NoRespondersError || err instanceof natsErrors.TimeoutError || isNoResponders(err))) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
-        delay = Math.min(delay * 2, 250);
+        await pause(Math.min(backoffMs(QUERY_BACKOFF, attempt), Math.max(0, deadline - Date.now())));
       }
     }
   }

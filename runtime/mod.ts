@@ -9,6 +9,8 @@ export type { AirtwinConfig, ConfigProblem } from "./config.ts";
 export { closeNats, connectNats, natsServerList } from "./connect.ts";
 export type { ConnectNatsOptions } from "./connect.ts";
 export { decode, encode, MSGPACK_CONTENT_TYPE, msgpackHeaders } from "./codec.ts";
+export { stderrLog } from "./log.ts";
+export type { LogFn } from "./log.ts";
 export { fnv1a32, fnv1a32Bytes, shardOf } from "./shard-id.ts";
 
 // The actor runtime proper.

@@ -1,6 +1,7 @@
 // The node's ShardHost: one ShardRunner per owned shard, plus the node-wide duties that span shards
 // (memory budget passivation, idle passivation, lag refresh, rates for balancing), and the runners of
 // shards stopped here that still answer queries until their next owner serves (handoff.ts).
+import { backoffMs, type Backoff } from "./backoff.ts";
 import type { EntityBehavior } from "./entity.ts";
 import type { HostLoad, ShardHost, ShardLease, StopReason } from "./shard-host.ts";
 import { ShardRunner, type ShardRunnerDeps } from "./shard/mod.ts";
@@ -15,6 +16,9 @@ export interface NodeHostOptions {
   /** How often budgets, idle passivation and lag are checked (ms). Default 1000. */
   housekeepingMs?: number;
 }
+
+/** Pauses before a shard whose runner failed on storage starts again (lease still held). */
+const RESTART_BACKOFF: Backoff = { firstMs: 250, maxMs: 5000 };
 
 export class NodeHost implements ShardHost {
   private readonly runners = new Map<number, ShardRunner>();
@@ -79,7 +83,7 @@ export class NodeHost implements ShardHost {
   }
 
   private restartLater(lease: ShardLease, attempt: number): void {
-    const delayMs = Math.min(250 * 2 ** attempt, 5000);
+    const delayMs = backoffMs(RESTART_BACKOFF, attempt);
     const timer = setTimeout(() => {
       this.restarts.delete(lease.shard);
       this.startRunner(lease, attempt + 1).catch((err: unknown) => {

@@ -5,13 +5,12 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { ensureStreams, type StreamsOptions } from "./cluster-setup.ts";
 import type { EntityBehavior } from "./entity.ts";
+import { stderrLog, type LogFn } from "./log.ts";
 import { RuntimeMetrics } from "./metrics.ts";
 import { NodeHost } from "./node-host.ts";
 import { PipelinedPublisher } from "./publisher.ts";
 import { defaultShardRunnerOptions, type ShardRunnerOptions } from "./shard/mod.ts";
 import { names as namesOf, type Names } from "./subjects.ts";
-
-export type LogFn = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
 export interface NodeRuntimeOptions {
   prefix: string;
@@ -35,10 +34,6 @@ export interface NodeRuntime {
   readonly publisher: PipelinedPublisher;
   close(): void;
 }
-
-export const stderrLog: LogFn = (level, msg, fields) => {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
-};
 
 /**
  * Timeout of the node's JetStream API requests (a shard's start: its snapshot bucket, the scan's and the

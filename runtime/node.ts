@@ -3,7 +3,8 @@
 import { createServer, type Server } from "node:http";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { EntityBehavior } from "./entity.ts";
-import { createNodeRuntime, stderrLog, type LogFn, type NodeRuntime } from "./node-runtime.ts";
+import { stderrLog, type LogFn } from "./log.ts";
+import { createNodeRuntime, type NodeRuntime } from "./node-runtime.ts";
 import type { OwnershipOptions } from "./ownership/options.ts";
 import { startOwnership, type Ownership } from "./ownership/ownership.ts";
 import type { ShardRunnerOptions } from "./shard/mod.ts";

@@ -8,7 +8,7 @@
 // NATS itself authenticates services (accounts and permissions), so no token is asked here.
 import { Match, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
-import { decode, encode, MSGPACK_CONTENT_TYPE, type Names } from "../../runtime/mod.ts";
+import { decode, encode, MSGPACK_CONTENT_TYPE, type LogFn, type Names } from "../../runtime/mod.ts";
 import { GatewayError, mapError } from "../errors.ts";
 import type { GatewayMetrics } from "../metrics.ts";
 import type { DeviceInfo } from "../registry/registry.ts";
@@ -26,7 +26,7 @@ export interface TwinServiceOptions {
   metrics: GatewayMetrics;
   /** Queue group shared by all gateways. Default `<prefix>-gateway`. */
   queue?: string;
-  log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+  log?: LogFn;
 }
 
 type Verb = "cmd" | "get";

@@ -8,7 +8,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
-import { RuntimeError } from "../../runtime/mod.ts";
+import { RuntimeError, type LogFn } from "../../runtime/mod.ts";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
 import { GatewayError, ProblemError } from "../errors.ts";
 import {
@@ -26,7 +26,8 @@ import {
 } from "./records.ts";
 import { apiKeyUser, newApiKey, newDeviceToken, secretMatches, sha256Hex } from "./secrets.ts";
 
-export type RegistryLog = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+/** The registry logs like the runtime does. */
+export type RegistryLog = LogFn;
 
 /** Options of {@link Registry.open}. */
 export interface RegistryOptions {

@@ -19,7 +19,7 @@ import {
   type MetaRecord,
   type NodeRecord,
 } from "./records.ts";
-import type { LogFn } from "./options.ts";
+import type { LogFn } from "../log.ts";
 
 /** A decoded value with the KV revision it was written at (the CAS token for the next write). */
 export interface Versioned<T> {

@@ -7,7 +7,7 @@ import { RuntimeError } from "../errors.ts";
 import type { ClusterState, Versioned } from "./cluster-state.ts";
 import { isCasConflict } from "./lease.ts";
 import type { Membership } from "./membership.ts";
-import type { LogFn } from "./options.ts";
+import type { LogFn } from "../log.ts";
 import { planAssignment, type Move, type PlanNode } from "./plan.ts";
 import {
   COORDINATOR_KEY,

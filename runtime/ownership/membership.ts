@@ -4,7 +4,7 @@
 import type { KV } from "@nats-io/kv";
 import { RuntimeError } from "../errors.ts";
 import type { ClusterState } from "./cluster-state.ts";
-import type { LogFn } from "./options.ts";
+import type { LogFn } from "../log.ts";
 import { drainKey, encodeRecord, nodeKey, type NodeRecord } from "./records.ts";
 
 /** A node as membership sees it. */

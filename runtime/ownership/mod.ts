@@ -2,7 +2,8 @@
 
 export { startOwnership } from "./ownership.ts";
 export type { Ownership, OwnershipEvents, StartOwnershipArgs } from "./ownership.ts";
-export type { OwnershipConfig, OwnershipOptions, LogFn } from "./options.ts";
+export type { OwnershipConfig, OwnershipOptions } from "./options.ts";
+export type { LogFn } from "../log.ts";
 export { resolveOwnershipConfig } from "./options.ts";
 export { OpsClient, OPS_VERBS } from "./ops.ts";
 export type { OpsClientOptions, OpsVerb, RebalanceRequest } from "./ops.ts";

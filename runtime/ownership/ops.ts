@@ -6,7 +6,7 @@ import { decode, encode, msgpackHeaders } from "../codec.ts";
 import { RuntimeError, RuntimeErrors, isRuntimeError, type RuntimeErrorName } from "../errors.ts";
 import type { Names } from "../subjects.ts";
 import type { Coordinator, DrainResult, MoveResult, RoundResult } from "./coordinator.ts";
-import type { LogFn } from "./options.ts";
+import type { LogFn } from "../log.ts";
 import type { ClusterView } from "./view.ts";
 
 /** The ops verbs; each is the last token of its subject `<prefix>.ops.<verb>`. */

@@ -1,9 +1,9 @@
 // Ownership timing and balancing options: `OwnershipOptions` in (all optional), validated `OwnershipConfig` out.
 import { RuntimeError } from "../errors.ts";
+import { stderrLog, type LogFn } from "../log.ts";
 import { DEFAULT_MAX_MOVES } from "./plan.ts";
 
 /** Structured log sink (same shape as the node runtime's). */
-export type LogFn = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
 /** Tunables of cluster ownership. Every field is optional; defaults in brackets. */
 export interface OwnershipOptions {
@@ -63,10 +63,6 @@ export interface OwnershipConfig {
   readonly now: () => number;
   readonly log: LogFn;
 }
-
-export const stderrLog: LogFn = (level, msg, fields) => {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
-};
 
 function positive(name: string, value: number | undefined, fallback: number, min = 1): number {
   const v = value ?? fallback;

@@ -3,6 +3,7 @@
 // the shard checkpoint written, fenced and pipelined → the consumer acknowledged up to the cut. A crash
 // anywhere in between replays from the previous checkpoint.
 import type { JsMsg } from "@nats-io/jetstream";
+import { retry, type Backoff } from "../backoff.ts";
 import { MSGPACK_CONTENT_TYPE, encode } from "../codec.ts";
 import type { EntityOutput } from "../entity.ts";
 import type { PubAck } from "../publisher.ts";
@@ -40,6 +41,8 @@ export interface CommitEnv {
 }
 
 const MSGPACK_HEADER = { "Content-Type": MSGPACK_CONTENT_TYPE } as const;
+/** Pauses between publishing a cut's refused outputs again. */
+const OUTPUTS_BACKOFF: Backoff = { firstMs: 100, maxMs: 2000 };
 
 export class Committer {
   /** The fenced writer of the shard's snapshot bucket, once the shard is claimed. */
@@ -186,15 +189,17 @@ export class Committer {
    */
   private async confirmOutputs(outputs: PendingOutput[]): Promise<void> {
     const { publisher, options } = this.env.deps;
-    const deadline = performance.now() + options.askAgainMs;
     let todo = outputs;
-    for (let attempt = 0; todo.length > 0; attempt++) {
-      const results = await Promise.allSettled(todo.map((o) => o.ack));
-      const failed = todo.filter((_, i) => results[i]!.status === "rejected");
-      if (failed.length === 0) return;
-      if (this.env.isAborted() || performance.now() >= deadline) throw (results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason;
-      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
-      todo = failed.map((o) => ({ ...o, ack: publisher.publishNow(o.subject, o.data, { msgId: o.msgId, headers: MSGPACK_HEADER }) }));
-    }
+    await retry(
+      async (attempt) => {
+        if (attempt > 0) todo = todo.map((o) => ({ ...o, ack: publisher.publishNow(o.subject, o.data, { msgId: o.msgId, headers: MSGPACK_HEADER }) }));
+        const results = await Promise.allSettled(todo.map((o) => o.ack));
+        const failed = todo.filter((_, i) => results[i]!.status === "rejected");
+        if (failed.length === 0) return;
+        todo = failed;
+        throw (results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason;
+      },
+      { withinMs: options.askAgainMs, backoff: OUTPUTS_BACKOFF, stopped: () => this.env.isAborted() },
+    );
   }
 }

@@ -3,7 +3,7 @@
 // checked for gaps (messages lost in transit).
 import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
-import { worthAskingAgain } from "../js-retry.ts";
+import { worthAskingAgain } from "../backoff.ts";
 import type { ShardRunnerDeps, ShardRunnerOptions } from "./options.ts";
 
 /** What the consumer's requests need of the runner. */
@@ -11,7 +11,7 @@ export interface ConsumerEnv {
   readonly deps: Pick<ShardRunnerDeps, "js" | "jsm" | "names" | "inputStream" | "options" | "log">;
   readonly shard: number;
   readonly epoch: number;
-  /** A start's JetStream request, asked again while worth it (js-retry.ts). */
+  /** A start's JetStream request, asked again while worth it (backoff.ts). */
   askAgain<T>(request: () => Promise<T>): Promise<T>;
 }
 
@@ -42,7 +42,7 @@ export async function positionConsumer(env: ConsumerEnv, checkpoint: number, pre
 
 /**
  * Creates this epoch's consumer, asking again while the request times out or finds no JetStream
- * leader (js-retry.ts). A consumer of this name that has delivered already (an earlier attempt of this
+ * leader (backoff.ts). A consumer of this name that has delivered already (an earlier attempt of this
  * epoch, restarted after a storage failure) or has another config (refused) is deleted and made afresh.
  */
 async function addConsumer(env: ConsumerEnv, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<ConsumerInfo> {

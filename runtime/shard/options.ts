@@ -38,7 +38,7 @@ export interface ShardRunnerOptions {
   pullExpiresMs: number;
   /**
    * How long a shard keeps asking JetStream again (ms) while a server is being replaced: a start's
-   * requests that time out or find no JetStream leader (js-retry.ts: its snapshot bucket, the scan's
+   * requests that time out or find no JetStream leader (backoff.ts, askAgain: its snapshot bucket, the scan's
    * consumer, the shard's consumer), and a commit's refused outputs (`confirmOutputs`). Default 30000.
    */
   askAgainMs: number;

@@ -8,7 +8,7 @@ import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/nats-core";
 import { decodeBatch } from "../envelope.ts";
 import { announceServing, listenForNewerOwner, newInstanceId } from "../handoff.ts";
-import { askAgain } from "../js-retry.ts";
+import { askAgain } from "../backoff.ts";
 import type { EntityReply } from "../protocol.ts";
 import type { ShardLease } from "../shard-host.ts";
 import { FencedError, claimShard, openSnapshotBucket, scanShard } from "../snapshot-store.ts";

@@ -3,7 +3,8 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { startOwnership, type Ownership } from "../../../runtime/ownership/mod.ts";
-import type { LogFn, OwnershipOptions } from "../../../runtime/ownership/options.ts";
+import type { LogFn } from "../../../runtime/log.ts";
+import type { OwnershipOptions } from "../../../runtime/ownership/options.ts";
 import { names, type Names } from "../../../runtime/subjects.ts";
 import { FakeHost, HolderRegistry } from "./fake-host.ts";
 

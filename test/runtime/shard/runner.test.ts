@@ -4,7 +4,8 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../../runtime/client.ts";
 import { outputStreamConfig } from "../../../runtime/cluster-setup.ts";
-import type { LogFn, NodeRuntime } from "../../../runtime/node-runtime.ts";
+import type { LogFn } from "../../../runtime/log.ts";
+import type { NodeRuntime } from "../../../runtime/node-runtime.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 import { counterState, natsForFile, testNode } from "../fixture.ts";
 
