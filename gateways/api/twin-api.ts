@@ -184,23 +184,7 @@ export class TwinApi {
    */
   async events(deviceId: string, q: AlertsQuery & { consistency?: Consistency }): Promise<EventsAnswer> {
     const [{ view }, { alerts, truncated }] = await Promise.all([this.view(deviceId, q.consistency), this.recentAlerts(deviceId, q)]);
-    const byId = new Map<string, EventRecord>();
-    for (const a of alerts) {
-      if ((a.kind !== "event.start" && a.kind !== "event.end") || a.eventId === undefined) continue;
-      const e = byId.get(a.eventId) ?? { eventId: a.eventId, channel: a.channel };
-      if (a.ruleId !== undefined) e.ruleId = a.ruleId;
-      if (a.startedAt !== undefined) e.startedAt = a.startedAt;
-      // the start alert's threshold is the rule's `enter` (the end alert's is its `exit`)
-      if (a.kind === "event.start" && a.threshold !== undefined) e.threshold = a.threshold;
-      if (a.kind === "event.end") {
-        if (a.endedAt !== undefined) e.endedAt = a.endedAt;
-        if (a.durationMs !== undefined) e.durationMs = a.durationMs;
-        if (a.peak !== undefined) e.peak = a.peak;
-        if (a.mean !== undefined) e.mean = a.mean;
-      }
-      byId.set(a.eventId, e);
-    }
-    return { deviceId, from: q.fromMs, ...(q.toMs === undefined ? {} : { to: q.toMs }), current: view.events, recent: [...byId.values()], truncated };
+    return { deviceId, from: q.fromMs, ...(q.toMs === undefined ? {} : { to: q.toMs }), current: view.events, recent: assembleEvents(alerts), truncated };
   }
 
   /** Alerts with `from <= at < to`, oldest first, at most `limit`. */
@@ -241,6 +225,27 @@ export class TwinApi {
     if (readings > 0) this.deps.metrics.readingsRejected.inc({ code: "AIRTWIN_ERR_NATS_UNAVAILABLE" }, readings);
     throw new RuntimeError("NATS_UNAVAILABLE", "the gateway is not connected to NATS; retry");
   }
+}
+
+/** Events assembled from their event.start / event.end alerts, in the order their first alert came. */
+export function assembleEvents(alerts: readonly Alert[]): EventRecord[] {
+  const byId = new Map<string, EventRecord>();
+  for (const a of alerts) {
+    if ((a.kind !== "event.start" && a.kind !== "event.end") || a.eventId === undefined) continue;
+    const e = byId.get(a.eventId) ?? { eventId: a.eventId, channel: a.channel };
+    if (a.ruleId !== undefined) e.ruleId = a.ruleId;
+    if (a.startedAt !== undefined) e.startedAt = a.startedAt;
+    // the start alert's threshold is the rule's `enter` (the end alert's is its `exit`)
+    if (a.kind === "event.start" && a.threshold !== undefined) e.threshold = a.threshold;
+    if (a.kind === "event.end") {
+      if (a.endedAt !== undefined) e.endedAt = a.endedAt;
+      if (a.durationMs !== undefined) e.durationMs = a.durationMs;
+      if (a.peak !== undefined) e.peak = a.peak;
+      if (a.mean !== undefined) e.mean = a.mean;
+    }
+    byId.set(a.eventId, e);
+  }
+  return [...byId.values()];
 }
 
 /** A domain Problem as a throwable. */

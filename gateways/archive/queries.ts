@@ -105,6 +105,10 @@ export interface OutputsQuery {
   limit: number;
   /** Continue after this (at, id). */
   after?: { at: number; id: string };
+  /** Only outputs stored at or after this wall-clock time (ms): a device id registered again sees none of an earlier device's. */
+  storedSinceMs?: number;
+  /** Only outputs whose payload `kind` is one of these (e.g. "report.day"). */
+  payloadKinds?: readonly string[];
 }
 
 /** Outputs (their payloads) with from <= at < to, ordered by (at, id). */
@@ -112,8 +116,9 @@ export async function queryOutputs(db: Queryable, q: OutputsQuery): Promise<{ ou
   const after = q.after ?? { at: -1, id: "" };
   const { rows } = await db.query<{ payload: Record<string, unknown> | string }>(
     `select payload from outputs where device_id = $1 and kind = any($2::text[]) and at >= $3 and at < $4 and (at, id) > ($5, $6)
+       and stored_at >= $8 and ($9::text[] is null or payload->>'kind' = any($9::text[]))
      order by at, id limit $7`,
-    [q.deviceId, q.kinds, q.fromMs, q.toMs, after.at, after.id, q.limit + 1],
+    [q.deviceId, q.kinds, q.fromMs, q.toMs, after.at, after.id, q.limit + 1, q.storedSinceMs ?? 0, q.payloadKinds ?? null],
   );
   const outputs = rows.slice(0, q.limit).map((r) => (typeof r.payload === "string" ? (JSON.parse(r.payload) as Record<string, unknown>) : r.payload));
   return { outputs, more: rows.length > q.limit };

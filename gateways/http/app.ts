@@ -7,6 +7,7 @@ import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
 import { decode } from "../../runtime/mod.ts";
+import type { HistoryApi } from "../api/history-api.ts";
 import type { TwinApi } from "../api/twin-api.ts";
 import type { LiveFeed } from "../api/live.ts";
 import { errorBody, GatewayError, GatewayErrors, mapError, type ErrorDetail } from "../errors.ts";
@@ -20,6 +21,7 @@ import { registerIngestRoute } from "./routes/ingest.ts";
 import { LiveStreams, registerLiveRoute } from "./routes/live.ts";
 import { registerMeRoute } from "./routes/me.ts";
 import { registerOpsRoutes, type OpsApi } from "./routes/ops.ts";
+import { registerHistoryRoutes } from "./routes/history.ts";
 import { registerTwinRoutes } from "./routes/twin.ts";
 import { sharedSchemas } from "./schemas.ts";
 import { clientErrorHandler, DEFAULT_HTTP_SERVER_LIMITS, httpServerFactory, type ClientErrorSink, type HttpServerLimits } from "./server.ts";
@@ -59,6 +61,8 @@ export interface HttpOptions {
 export interface AppDeps {
   registry: RegistryApi;
   twins: TwinApi;
+  /** History across the twin and the archive. */
+  history: HistoryApi;
   live: LiveFeed;
   ops: OpsApi;
   health: HealthProbe;
@@ -180,7 +184,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     rateLimitWindowMs: o.rateLimitWindowMs ?? 60_000,
     rateLimitCacheSize: o.rateLimitCacheSize ?? 100_000,
   });
-  registerTwinRoutes(app, deps.twins, auth, deps.registry);
+  registerTwinRoutes(app, deps.twins, auth);
+  registerHistoryRoutes(app, deps.history, auth, deps.registry);
   registerLiveRoute(app, deps.live, auth, live, { heartbeatMs: o.liveHeartbeatMs ?? 15_000, maxBufferedBytes: o.liveMaxBufferedBytes ?? 1024 * 1024 }, deps.registry);
   registerOpsRoutes(app, deps.ops, auth);
   registerMeRoute(app, auth);

@@ -9,6 +9,7 @@ import { StreamAlertSource } from "../api/alerts.ts";
 import { NatsLiveFeed } from "../api/live.ts";
 import { NatsHealth } from "../api/nats-health.ts";
 import { TwinService } from "../api/nats-service.ts";
+import { HistoryApi, NatsArchiveClient, type ArchiveClient } from "../api/history-api.ts";
 import { TwinApi, type TwinApiDeps, type TwinBackend } from "../api/twin-api.ts";
 import { GatewayMetrics } from "../metrics.ts";
 import { Registry, type RegistryLog } from "../registry/registry.ts";
@@ -46,6 +47,8 @@ export interface AssembleOptions {
   lingerMs?: number;
   defaultMetrics?: boolean;
   log?: RegistryLog;
+  /** How history reaches the archive. Default: NATS requests to `<prefix>.archive.query.*`. */
+  archive?: (nc: NatsConnection) => ArchiveClient;
   /** Wraps the runtime client (tests inject failures here). */
   backend?: (client: RuntimeClient) => TwinBackend;
 }
@@ -83,9 +86,10 @@ export async function assembleGateway(nc: NatsConnection, o: AssembleOptions): P
   const backend = o.backend?.(client) ?? client;
   const twinDeps: TwinApiDeps = { backend, alerts: new StreamAlertSource(nc, names), live, metrics, connected: () => health.connected() };
   const twins = new TwinApi(twinDeps);
+  const history = new HistoryApi(twins, o.archive?.(nc) ?? new NatsArchiveClient(nc, o.prefix));
   let service: TwinService | undefined;
   return {
-    deps: { registry, twins, live, ops: new OpsClient(nc, names), health, metrics },
+    deps: { registry, twins, history, live, ops: new OpsClient(nc, names), health, metrics },
     twinDeps,
     registry,
     client,

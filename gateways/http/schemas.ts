@@ -72,6 +72,7 @@ const consistencyQuery = {
   },
 } as const;
 const limitQuery = { limit: { type: "integer", minimum: 1, maximum: 10000, default: 1000 } } as const;
+const cursorQuery = { cursor: { type: "string", maxLength: 512, description: "The `next` of the previous page." } } as const;
 
 export const schemas = {
   createUser: {
@@ -158,26 +159,44 @@ export const schemas = {
   },
   aggregates: {
     tags: ["apps"],
-    summary: "Hourly (last 24 h) or daily (last 7 days) buckets per channel, as the twin holds them",
+    summary: "Hourly or daily buckets per channel: the twin's (last 24 h / 7 days) and, before them, the archive's rollups",
+    description: "Oldest first, without gaps or repeats at the boundary (`coverage.twinFrom`); `next` is the cursor of the following page; `coverage.uncovered` names ranges no source answered.",
     security: appSecurity,
     params: deviceParams,
-    querystring: { type: "object", properties: { resolution: { type: "string", enum: ["hour", "day"], default: "hour" }, ...timeQuery, ...consistencyQuery } },
+    querystring: { type: "object", properties: { resolution: { type: "string", enum: ["hour", "day"], default: "hour" }, ...timeQuery, ...limitQuery, ...cursorQuery, ...consistencyQuery } },
     response: { 200: { type: "object", additionalProperties: true }, ...errors },
   },
   events: {
     tags: ["apps"],
-    summary: "Current event state per rule (twin) and recent events (output stream; older ones come with the archive)",
+    summary: "Current event state per rule (twin) and the events in the window (output stream and archive, merged by id)",
     security: appSecurity,
     params: deviceParams,
-    querystring: { type: "object", properties: { ...timeQuery, ...limitQuery, ...consistencyQuery } },
+    querystring: { type: "object", properties: { ...timeQuery, ...limitQuery, ...cursorQuery, ...consistencyQuery } },
     response: { 200: { type: "object", additionalProperties: true }, ...errors },
   },
   alerts: {
     tags: ["apps"],
-    summary: "Recent alerts from the output stream (default: the last 24 h; older ones come with the archive)",
+    summary: "Alerts in the window, oldest first (default: the last 24 h): the output stream's and the archive's, merged by id",
     security: appSecurity,
     params: deviceParams,
-    querystring: { type: "object", properties: { ...timeQuery, ...limitQuery } },
+    querystring: { type: "object", properties: { ...timeQuery, ...limitQuery, ...cursorQuery } },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  readings: {
+    tags: ["apps"],
+    summary: "Raw archived readings, oldest first, in pages (`Accept: text/csv` for CSV; the next cursor is then in header `airtwin-next-cursor`)",
+    description: "Every accepted reading once; `late: true` when the twin counted it late, `repeats` when it was resent. 503 AIRTWIN_ERR_ARCHIVE_UNAVAILABLE without a running archive.",
+    security: appSecurity,
+    params: deviceParams,
+    querystring: { type: "object", properties: { ...timeQuery, ...limitQuery, ...cursorQuery } },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  reports: {
+    tags: ["apps"],
+    summary: "Daily or weekly reports with from <= start < to, oldest first (from the archive)",
+    security: appSecurity,
+    params: deviceParams,
+    querystring: { type: "object", properties: { period: { type: "string", enum: ["day", "week"], default: "day" }, ...timeQuery, ...limitQuery, ...cursorQuery } },
     response: { 200: { type: "object", additionalProperties: true }, ...errors },
   },
   command: {
@@ -286,6 +305,12 @@ export const schemas = {
       properties: { dryRun: { type: "boolean", default: false }, unpin: { type: "boolean", default: false } },
       additionalProperties: false,
     },
+    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+  },
+  opsArchive: {
+    tags: ["ops"],
+    summary: "The archive: lag per source stream, rows written, failed batches, database (503 without a running archive)",
+    security: adminSecurity,
     response: { 200: { type: "object", additionalProperties: true }, ...errors },
   },
   healthz: {
