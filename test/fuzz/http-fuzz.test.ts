@@ -19,6 +19,8 @@ import { waitFor } from "../harness/wait-for.ts";
 import { ADMIN_TOKEN, admin, GatewayFixture, listen } from "../gateway/fixture.ts";
 import { bodyBytes, POOL_DEVICES, POOL_OWNER, requestArb, SCRATCH_DEVICE, transportArb, type RequestSpec, type Transport } from "./http-requests.ts";
 import { HTTP_ROUTES } from "./http-routes.ts";
+import { startArchive, type RunningArchive } from "../../gateways/archive/archive.ts";
+import { openDatabase, type Database } from "../../gateways/archive/db/mod.ts";
 
 const LONG = process.env.AIRTWIN_FUZZ_PROFILE === "long";
 const INJECT_RUNS = Number(process.env.AIRTWIN_FUZZ_RUNS ?? (LONG ? 10_000 : 250));
@@ -40,6 +42,8 @@ interface ModelTwin {
 
 let server: TestNatsServer;
 let f: GatewayFixture;
+let archive: RunningArchive | undefined;
+let archiveDb: Database | undefined;
 let app: FastifyInstance;
 let url: string;
 const tokens: Record<string, string> = {};
@@ -53,6 +57,9 @@ beforeAll(async () => {
   console.log(`http fuzz: seed ${SEED}, ${INJECT_RUNS} inject cases, ${SOCKET_RUNS} socket cases (AIRTWIN_FUZZ_SEED=${SEED} reproduces)`);
   server = await startNatsServer();
   f = await GatewayFixture.start(server);
+  // a real archive (embedded, in memory) answers the history routes that only it can
+  archiveDb = await openDatabase({ inMemory: true });
+  archive = await startArchive({ nc: f.nc, db: archiveDb, prefix: f.prefix, shards: f.shards, streams: 1, replicas: 1, defaultMetrics: false });
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
       for (const line of chunk.toString().split("\n")) {
@@ -77,7 +84,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   console.log(`http fuzz: statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}`);
+  await archive?.close();
   await f?.[Symbol.asyncDispose]();
+  await archiveDb?.close();
   await server?.stop();
 });
 

@@ -72,6 +72,8 @@ function queryValue(name: string): fc.Arbitrary<string> {
   if (name === "limit") return fc.oneof(fc.integer({ min: -5, max: 20_000 }).map(String), printable(10));
   if (name === "consistency") return fc.oneof(fc.constantFrom("live", "snapshot", "", "LIVE"), printable(10));
   if (name === "resolution") return fc.oneof(fc.constantFrom("hour", "day", "week", ""), printable(10));
+  if (name === "period") return fc.oneof(fc.constantFrom("day", "week", "month", ""), printable(10));
+  if (name === "cursor") return fc.oneof(fc.constantFrom("", "eyJyIjoiYWxlcnRzIn0", "eyJyIjoicmVhZGluZ3MiLCJkIjoiZnotMSIsImEiOiJ4In0"), printable(40));
   return printable(30);
 }
 

@@ -22,7 +22,7 @@ let paths: Record<string, Record<string, Operation>>;
 beforeAll(async () => {
   // no request is made: the dependencies are never called
   const unused = {} as never;
-  const deps: AppDeps = { registry: unused, twins: unused, live: unused, ops: unused, health: unused, metrics: new GatewayMetrics({ defaultMetrics: false }), adminToken: "openapi-test-admin-token" };
+  const deps: AppDeps = { registry: unused, twins: unused, history: unused, live: unused, ops: unused, health: unused, metrics: new GatewayMetrics({ defaultMetrics: false }), adminToken: "openapi-test-admin-token" };
   app = await buildApp(deps);
   await app.ready();
   paths = (app.swagger() as { paths: typeof paths }).paths;
