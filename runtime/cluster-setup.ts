@@ -1,5 +1,6 @@
 // Creates the JetStream resources of a cluster if they are missing: K input streams (each a contiguous
-// group of shards, so stream leaders spread over a NATS cluster) and the output stream. Idempotent.
+// group of shards, so stream leaders spread over a NATS cluster), the output stream and the dead-letter
+// stream. Idempotent.
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { nanos, type NatsConnection } from "@nats-io/nats-core";
@@ -54,9 +55,23 @@ export function outputStreamConfig(names: Names, o: StreamsOptions): NamedStream
   };
 }
 
+/** The dead letters of every source (`<prefix>.dlq.>`: inputs, integrations), kept 30 days. */
+export function deadLetterStreamConfig(names: Names, o: StreamsOptions): NamedStreamConfig {
+  return {
+    name: names.deadLetterStream,
+    subjects: [`${names.prefix}.dlq.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: o.replicas,
+    max_age: nanos(30 * DAY_MS),
+    duplicate_window: nanos(o.duplicateWindowMs ?? 120_000),
+  };
+}
+
 /** Adds each stream unless it exists (an existing stream is left as it is). */
 export async function ensureStreams(jsm: JetStreamManager, names: Names, o: StreamsOptions): Promise<void> {
-  const configs = [outputStreamConfig(names, o)];
+  const configs = [outputStreamConfig(names, o), deadLetterStreamConfig(names, o)];
   for (let k = 0; k < o.streams; k++) configs.push(inputStreamConfig(names, k, o));
   for (const config of configs) {
     try {

@@ -5,6 +5,12 @@ export class RuntimeMetrics {
   readonly registry = new Registry();
   readonly messagesApplied = new Counter({ name: "airtwin_messages_applied_total", help: "Input messages applied", registers: [this.registry] });
   readonly itemsApplied = new Counter({ name: "airtwin_items_applied_total", help: "Entity inputs applied", labelNames: ["type", "kind"], registers: [this.registry] });
+  readonly deadLetters = new Counter({
+    name: "airtwin_dead_letters_total",
+    help: "Inputs given up (dead-lettered), by source and reason (undecodable, refused, unknown-type)",
+    labelNames: ["source", "reason"],
+    registers: [this.registry],
+  });
   readonly unitsApplied = new Counter({ name: "airtwin_units_applied_total", help: "Domain units applied (readings, for the device twin)", labelNames: ["type"], registers: [this.registry] });
   readonly applySeconds = new Histogram({
     name: "airtwin_apply_seconds",

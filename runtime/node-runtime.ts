@@ -1,5 +1,6 @@
 // Assembles what a node needs to run shards — connections to JetStream and KV, the pipelined publisher,
 // metrics, streams, and the NodeHost — without deciding which shards it runs (ownership does that).
+import { DeadLetters } from "./dead-letter.ts";
 import { jetstreamManager, jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -53,6 +54,7 @@ export async function createNodeRuntime(nc: NatsConnection, o: NodeRuntimeOption
   await ensureStreams(jsm, names, { shards: o.shards, streams: o.streams, replicas: o.replicas, ...o.streamsOptions });
   const metrics = new RuntimeMetrics({ defaultMetrics: o.defaultMetrics ?? true });
   const publisher = new PipelinedPublisher(nc, { maxInFlight: 8192 });
+  const log = o.log ?? stderrLog;
   const options = { ...defaultShardRunnerOptions, replicas: o.replicas, ...o.runner };
   const host = new NodeHost(
     {
@@ -65,7 +67,8 @@ export async function createNodeRuntime(nc: NatsConnection, o: NodeRuntimeOption
       behaviors: new Map(o.behaviors.map((b) => [b.type, b])),
       metrics,
       options,
-      log: o.log ?? stderrLog,
+      log,
+      deadLetters: new DeadLetters(nc, names, metrics, log),
     },
     { shards: o.shards, streams: o.streams, memoryBudgetBytes: o.memoryBudgetBytes ?? 1024 ** 3 },
   );

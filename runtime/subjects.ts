@@ -23,6 +23,8 @@ export interface Names {
   snapshotBucket(shard: number): string;
   /** Ops requests answered by the elected coordinator. */
   ops(verb: string): string;
+  /** Stream of every dead letter (`<prefix>.dlq.>`): `<PREFIX>_DLQ`. */
+  readonly deadLetterStream: string;
 }
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
@@ -42,6 +44,7 @@ export function names(prefix: string): Names {
     clusterBucket: `${prefix}-cluster`,
     snapshotBucket: (shard) => `${prefix}-snap-${shard}`,
     ops: (verb) => `${prefix}.ops.${verb}`,
+    deadLetterStream: `${upper}_DLQ`,
   };
 }
 

@@ -6,6 +6,7 @@ import {
   createTwin,
   decodeTwin,
   encodeTwin,
+  loggedReadingsProblem,
   nextWakeAt,
   problem,
   twinView,
@@ -104,7 +105,9 @@ export function deviceTwinBehavior(options: Partial<TwinOptions> = {}): EntityBe
     create: (deviceId) => createTwin(deviceId),
     apply(state, kind, payload, ctx) {
       if (kind === TwinInputKinds.readings) {
-        // Readings were validated by the client (gateway) before they were logged.
+        // The gateway validated what it logged; anything else in the log is refused (a dead letter), not applied.
+        const invalid = loggedReadingsProblem(payload);
+        if (invalid !== undefined) throw new TypeError(`invalid readings in the input log: ${invalid}`);
         const readings = payload as Reading[];
         return step(ctx.prefix, applyInput(state, { type: "readings", readings, receivedAt: ctx.acceptedAt }, options), readings.length);
       }

@@ -5,6 +5,7 @@ import { counterBehavior, type CounterState } from "../../test/runtime/counter-b
 import { decode, encode } from "../codec.ts";
 import { ERASE_KIND } from "../entity.ts";
 import type { InputItem } from "../envelope.ts";
+import type { DeadLetterSink } from "../dead-letter.ts";
 import type { LogFn } from "../log.ts";
 import { RuntimeMetrics } from "../metrics.ts";
 import type { EntityReply } from "../protocol.ts";
@@ -112,6 +113,7 @@ describe("applyBatch", () => {
     const published: string[] = [];
     const logged: string[] = [];
     const log: LogFn = (_level, msg) => logged.push(msg);
+    const letters: Array<Parameters<DeadLetterSink["record"]>[0]> = [];
     const e: ApplyEnv = {
       table: t,
       wakeUps: new WakeUps(new RuntimeMetrics({ defaultMetrics: false })),
@@ -121,13 +123,14 @@ describe("applyBatch", () => {
       prefix: "t",
       publish: (outputs) => published.push(...outputs.map((o) => o.id)),
       reply: (subject, reply) => replies.push([subject, reply]),
+      deadLetters: { record: (letter) => letters.push(letter) },
     };
-    return { e, replies, published, logged };
+    return { e, replies, published, logged, letters };
   }
 
   it("answers each item as decided, applies the rest in order, counts what it skipped and replayed", async () => {
     const t = table();
-    const { e, replies, published, logged } = env(t);
+    const { e, replies, published, logged, letters } = env(t);
     const items: InputItem[] = [
       ...Array.from({ length: 10 }, (_, i) => add("a", i)),
       add("b", 1, { replyTo: "r.1", idempotencyKey: "k" }),
@@ -147,7 +150,13 @@ describe("applyBatch", () => {
       ["r.5", { ok: false, error: { code: "AIRTWIN_ERR_ENTITY_APPLY", message: expect.any(String) } }],
     ]);
     expect(published).toEqual(["a:10"]);
-    expect(logged).toEqual(["apply failed; input skipped"]);
+    // the unknown type and the item the behaviour refused are dead letters; the refused keys are only answers
+    expect(logged).toEqual([]);
+    expect(letters.map((l) => [l.reason, l.index, l.entity, l.subject, l.seq])).toEqual([
+      ["unknown-type", 13, { type: "nope", id: "c", kind: "add" }, "t.in.0", 1],
+      ["refused", 14, { type: "counter", id: "b", kind: "bad" }, "t.in.0", 1],
+    ]);
+    expect(letters[1]!.error).toMatch(/unknown kind/);
     expect(t.slotFor("counter", "a")!.state).toMatchObject({ n: 10, sum: 45 });
 
     // the same message again (a redelivery after a restart): every item of a served type skipped and
@@ -155,6 +164,7 @@ describe("applyBatch", () => {
     for (const s of slots) if (s !== undefined) s.applyingSeq = 0;
     applyBatch(e, batch, slots, 1, 0);
     expect(replies.slice(5)).toEqual([replies[3]]);
+    expect(letters.map((l) => l.reason)).toEqual(["unknown-type", "refused", "unknown-type"]);
     expect((await e.metrics.redeliveriesSkipped.get()).values[0]!.value).toBe(14);
     expect((await e.metrics.commandsReplayed.get()).values[0]!.value).toBe(1);
     expect((await e.metrics.itemsApplied.get()).values.map((v) => [v.labels.type, v.value])).toEqual([["counter", 11]]);

@@ -6,6 +6,7 @@
 import { commandFingerprint, sameFingerprint } from "../command-fingerprint.ts";
 import { idempotencyKeyProblem, type AppliedCommand } from "../command-keys.ts";
 import { decode, encode } from "../codec.ts";
+import type { DeadLetterReason, DeadLetterSink } from "../dead-letter.ts";
 import { ERASE_KIND, type Applied, type ApplyContext, type EntityOutput } from "../entity.ts";
 import type { InputBatch, InputItem } from "../envelope.ts";
 import { RuntimeErrors } from "../errors.ts";
@@ -108,6 +109,8 @@ export interface ApplyEnv {
   publish(outputs: readonly EntityOutput[]): void;
   /** Answers a command's caller. */
   reply(subject: string, reply: EntityReply): void;
+  /** Where items that cannot be applied go. */
+  readonly deadLetters: DeadLetterSink;
 }
 
 /**
@@ -124,7 +127,7 @@ export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArra
     const slot = slots[i];
     const decision = decide(table, slot, item, seq);
     if (decision.do !== "apply") {
-      settle(env, decision, item, slot, seq);
+      settle(env, decision, item, i, seq);
       continue;
     }
     // an "apply" decision has a slot
@@ -134,7 +137,7 @@ export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArra
     try {
       applied = applyItem(table, entity, item, seq, ctx);
     } catch (err) {
-      env.log("error", "apply failed; input skipped", { shard: env.shard, seq, key: entity.key, error: (err as Error).message });
+      deadLetter(env, "refused", item, i, seq, (err as Error).message);
       if (item.replyTo !== undefined) env.reply(item.replyTo, errorReply(RuntimeErrors.ENTITY_APPLY.code, RuntimeErrors.ENTITY_APPLY.message));
       continue;
     }
@@ -154,7 +157,7 @@ export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArra
 }
 
 /** The effects of an item not applied: a metric, a log line, the caller's answer. */
-function settle(env: ApplyEnv, decision: Exclude<Decision, { do: "apply" }>, item: InputItem, slot: Slot | undefined, seq: number): void {
+function settle(env: ApplyEnv, decision: Exclude<Decision, { do: "apply" }>, item: InputItem, index: number, seq: number): void {
   switch (decision.do) {
     case "skip":
       env.metrics.redeliveriesSkipped.inc();
@@ -164,11 +167,32 @@ function settle(env: ApplyEnv, decision: Exclude<Decision, { do: "apply" }>, ite
       if (item.replyTo !== undefined) env.reply(item.replyTo, replayReply(decision.earlier));
       return;
     case "refuse":
-      if (decision.cause !== undefined) {
-        env.log("error", "keyed command not fingerprinted; input skipped", { shard: env.shard, seq, key: slot?.key, error: decision.cause.message });
-      }
+      // a refused key (invalid, reused) is the caller's answer; an unservable or unreadable item is a dead letter
+      if (decision.code === RuntimeErrors.ENTITY_UNKNOWN.code) deadLetter(env, "unknown-type", item, index, seq, decision.message);
+      else if (decision.cause !== undefined) deadLetter(env, "refused", item, index, seq, `not fingerprinted: ${decision.cause.message}`);
       if (item.replyTo !== undefined) env.reply(item.replyTo, errorReply(decision.code, decision.message));
   }
+}
+
+function deadLetter(env: ApplyEnv, reason: DeadLetterReason, item: InputItem, index: number, seq: number, error: string): void {
+  env.deadLetters.record({
+    reason,
+    source: "input",
+    subject: `${env.prefix}.in.${env.shard}`,
+    shard: env.shard,
+    seq,
+    index,
+    entity: { type: item.type, id: item.entityId, kind: item.kind },
+    error,
+    // encoded only when published (a payload nested past the stack cannot be: then none)
+    data: () => {
+      try {
+        return encode(item.payload);
+      } catch {
+        return new Uint8Array();
+      }
+    },
+  });
 }
 
 function countApplied(metrics: RuntimeMetrics, c: { type: string; kind: string; items: number; units: number }): void {

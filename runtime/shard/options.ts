@@ -5,6 +5,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { EntityBehavior } from "../entity.ts";
 import type { RuntimeMetrics } from "../metrics.ts";
 import type { PipelinedPublisher } from "../publisher.ts";
+import type { DeadLetterSink } from "../dead-letter.ts";
 import type { LogFn } from "../log.ts";
 import type { Names } from "../subjects.ts";
 
@@ -93,6 +94,8 @@ export interface ShardRunnerDeps {
   metrics: RuntimeMetrics;
   options: ShardRunnerOptions;
   log: LogFn;
+  /** Where inputs that cannot be applied go (dead-letter.ts). */
+  deadLetters: DeadLetterSink;
   /** Called when the runner stops itself (fenced, or storage failed); the node gives the shard up. */
   onFailure: (shard: number, err: Error) => void;
 }

@@ -84,6 +84,7 @@ export class ShardRunner {
       prefix: deps.names.prefix,
       publish: (outputs) => this.committer.publishOutputs(outputs),
       reply: (subject, reply) => this.reply(subject, reply),
+      deadLetters: deps.deadLetters,
     };
     this.queryEnv = { table: this.table, isReleased: () => this.released, isAborted: () => this.aborted };
     this.consumerEnv = {
@@ -354,7 +355,7 @@ export class ShardRunner {
     try {
       batch = decodeBatch(m.data);
     } catch (err) {
-      this.deps.log("error", "undecodable input message skipped", { shard: this.shard, seq, error: (err as Error).message });
+      this.deps.deadLetters.record({ reason: "undecodable", source: "input", subject: m.subject, shard: this.shard, seq, error: (err as Error).message, data: m.data });
       this.committer.notePassed(m);
       return;
     }
