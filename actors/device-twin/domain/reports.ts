@@ -33,6 +33,7 @@ interface DayAccumulator {
   rules: RuleTally[];
   events: ReportEvent[];
   omitted: number;
+  /** Occupied time in hours (fractional). */
   occupiedHours: number;
 }
 
@@ -135,6 +136,24 @@ export function reportOnAlert(rs: ReportState, alert: Alert): void {
   }
 }
 
+/** Longest gap between two readings counted as occupied time (a silence is not evidence of anyone). */
+export const MAX_OCCUPIED_GAP_MS = 15 * 60_000;
+
+/**
+ * Notes that the room was occupied from the reading at `fromT` until the next at `toT` (at most
+ * MAX_OCCUPIED_GAP_MS): the part before `toT`'s UTC midnight goes to the day being accumulated; the part
+ * after it is returned, for the next day once the closing one has been reported.
+ */
+export function reportOccupied(rs: ReportState, fromT: number, toT: number): number {
+  const until = Math.min(toT, fromT + MAX_OCCUPIED_GAP_MS);
+  const midnight = (Math.floor(fromT / DAY_MS) + 1) * DAY_MS;
+  rs.day.occupiedHours += Math.max(0, Math.min(until, midnight) - fromT) / HOUR_MS;
+  return Math.max(0, until - midnight);
+}
+
+const HOUR_MS = 3_600_000;
+const hoursOf = (hours: number): number => Math.round(hours * 10) / 10;
+
 /** Notes a closed hour (candidate worst hour of the day and week). */
 export function reportOnHourClosed(rs: ReportState, hour: ClosedAggregate): void {
   consider(rs.day.worst, hour.start, hour.channels);
@@ -178,7 +197,7 @@ export function reportOnDayClosed(rs: ReportState, deviceId: string, closed: Clo
   }
   const daily: Report = {
     id: `${deviceId}:report.day:${start}`, deviceId, kind: "report.day", start, end, channels,
-    rules: rulesOf(day.rules), events: day.events, eventsOmitted: day.omitted, occupiedHours: day.occupiedHours,
+    rules: rulesOf(day.rules), events: day.events, eventsOmitted: day.omitted, occupiedHours: hoursOf(day.occupiedHours),
   };
   const worstHour = pickWorst(day.worst);
   if (worstHour !== undefined) daily.worstHour = worstHour;
@@ -229,7 +248,7 @@ function closeWeek(rs: ReportState, deviceId: string, week: WeekAccumulator): Re
   });
   const report: Report = {
     id: `${deviceId}:report.week:${week.start}`, deviceId, kind: "report.week", start: week.start, end: week.start + 7 * DAY_MS,
-    channels, rules: rulesOf(week.rules), events: [], eventsOmitted: 0, occupiedHours: week.occupiedHours, days: week.days,
+    channels, rules: rulesOf(week.rules), events: [], eventsOmitted: 0, occupiedHours: hoursOf(week.occupiedHours), days: week.days,
   };
   const worstHour = pickWorst(week.worstHour);
   if (worstHour !== undefined) report.worstHour = worstHour;
@@ -264,12 +283,12 @@ function isPrevious(x: unknown): x is Previous {
 }
 function isDay(x: unknown): x is DayAccumulator {
   return isPlain(x) && isWorst(x.worst) && isTallies(x.rules) && Array.isArray(x.events) && x.events.length <= MAX_REPORT_EVENTS && x.events.every(isEvent)
-    && isCount(x.omitted) && isNum(x.occupiedHours);
+    && isCount(x.omitted) && isNum(x.occupiedHours) && x.occupiedHours >= 0;
 }
 function isWeek(x: unknown): x is WeekAccumulator {
   return isPlain(x) && isNum(x.start) && isCount(x.days) && Array.isArray(x.channels) && x.channels.length === CHANNELS.length
     && x.channels.every((c) => c === null || (Array.isArray(c) && c.length === 4 && c.every(isNum)))
-    && isTallies(x.rules) && isWorst(x.worstHour) && isWorst(x.worstDay) && isNum(x.occupiedHours);
+    && isTallies(x.rules) && isWorst(x.worstHour) && isWorst(x.worstDay) && isNum(x.occupiedHours) && x.occupiedHours >= 0;
 }
 
 /** The snapshot form of the accumulators: the state's plain data, its optional parts in a fixed key order. */

@@ -11,9 +11,9 @@ import { applyReadingToEvents, createEventStates, retireRuleEvents } from "./eve
 import type { EventStates } from "./events.ts";
 import { createPresence, DEFAULT_OFFLINE_AFTER_MS, presenceOnReadings, presenceOnTick, presenceWakeAt } from "./presence.ts";
 import type { Presence } from "./presence.ts";
-import { createReportState, reportOnAlert, reportOnDayClosed, reportOnHourClosed } from "./reports.ts";
+import { createReportState, reportOccupied, reportOnAlert, reportOnDayClosed, reportOnHourClosed } from "./reports.ts";
 import type { ReportState } from "./reports.ts";
-import { applyReadingToLearned, createLearned, resetLearned } from "./learned/learned-state.ts";
+import { applyReadingToLearned, createLearned, isOccupied, resetLearned } from "./learned/learned-state.ts";
 import type { LearnedState, RuleContext } from "./learned/learned-state.ts";
 import { DEFAULT_RULE_SET, deleteRule, putRule } from "./rules.ts";
 import type { RuleSet } from "./rules.ts";
@@ -127,6 +127,8 @@ function applyReadings(state: TwinState, readings: readonly Reading[], receivedA
       else state.late++;
       continue;
     }
+    // the room's occupancy as decided by the previous reading holds until this one (reports' occupied hours)
+    const occupiedNextDayMs = state.lastT !== undefined && isOccupied(state) ? reportOccupied(state.reports, state.lastT, r.t) : 0;
     state.lastT = r.t;
     state.readings++;
     const closed = applyReadingToStats(state.stats, state.deviceId, r);
@@ -140,6 +142,7 @@ function applyReadings(state: TwinState, readings: readonly Reading[], receivedA
         }
       }
     }
+    if (occupiedNextDayMs > 0) state.reports.day.occupiedHours += occupiedNextDayMs / 3_600_000;
     for (const c of closed.calibration) outputs.push({ type: "calibration", calibration: c });
     applyReadingToEvents(state.events, state.rules.effective, state.deviceId, r, alerts);
     RULES.rules = state.rules.effective;
