@@ -196,6 +196,19 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
   }, keepAlive);
   let locked = false;
   try {
+    // the gateway's port first: a port in use stops dev before anything started
+    const host = env.AIRTWIN_HTTP_HOST?.trim() || "127.0.0.1";
+    let port = config.httpPort;
+    if (!(await portFree(port, host))) {
+      if (env.AIRTWIN_HTTP_PORT?.trim()) {
+        throw new DeployError("DEV_PORT_IN_USE", `port ${port} on ${host} is in use (AIRTWIN_HTTP_PORT=${port}); stop what uses it or set AIRTWIN_HTTP_PORT to a free port`, {
+          details: { port, host, variable: "AIRTWIN_HTTP_PORT" },
+        });
+      }
+      const taken = port;
+      port = await freePort(host);
+      out(`airtwin dev: port ${taken} is in use; the gateway takes ${port} instead (set AIRTWIN_HTTP_PORT to choose the port)`);
+    }
     if (external) {
       // an existing server: check it answers before starting anything
       const nc = await connectNats({ servers: config.natsServers, name: "airtwin dev" });
@@ -225,18 +238,6 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
     }
 
     const admin = adminToken(env, dataDir);
-    const host = env.AIRTWIN_HTTP_HOST?.trim() || "127.0.0.1";
-    let port = config.httpPort;
-    if (!(await portFree(port, host))) {
-      if (env.AIRTWIN_HTTP_PORT?.trim()) {
-        throw new DeployError("DEV_PORT_IN_USE", `port ${port} on ${host} is in use (AIRTWIN_HTTP_PORT=${port}); stop what uses it or set AIRTWIN_HTTP_PORT to a free port`, {
-          details: { port, host, variable: "AIRTWIN_HTTP_PORT" },
-        });
-      }
-      const taken = port;
-      port = await freePort(host);
-      out(`airtwin dev: port ${taken} is in use; the gateway takes ${port} instead (set AIRTWIN_HTTP_PORT to choose the port)`);
-    }
     const childEnv = { ...env, NATS_URL: natsUrl, AIRTWIN_ADMIN_TOKEN: admin.token, AIRTWIN_DATA_DIR: dataDir };
     const base = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
     const roleContext: DevRoleContext = {

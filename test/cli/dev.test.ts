@@ -1,7 +1,9 @@
 // `airtwin dev` starts its own nats-server with JetStream on a free port, prints and writes the URL,
-// refuses a second instance on the same data dir, stops cleanly on SIGTERM, and uses NATS_URL when set.
+// refuses a second instance on the same data dir, stops cleanly on SIGTERM, uses NATS_URL when set, and
+// names the port and its variable when AIRTWIN_HTTP_PORT is in use.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -97,6 +99,25 @@ describe("airtwin dev", () => {
     expect(existsSync(join(dataDir, "nats"))).toBe(false);
     dev.child.kill("SIGINT");
     expect(await dev.exited).toBe(0);
+  });
+
+  it("stops before starting anything when AIRTWIN_HTTP_PORT is in use, naming the port and the variable", { timeout: 60_000 }, async () => {
+    const port = await getFreePort();
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(port, "127.0.0.1", r));
+    try {
+      const dataDir = mkdtempSync(join(tmpdir(), "airtwin-dev-"));
+      dirs.push(dataDir);
+      const dev = airtwin(["dev"], { AIRTWIN_DATA_DIR: dataDir, AIRTWIN_HTTP_PORT: String(port) });
+      runs.push(dev);
+      expect(await dev.exited).toBe(1);
+      expect(dev.output()).toContain("AIRTWIN_ERR_DEPLOY_DEV_PORT_IN_USE");
+      expect(dev.output()).toContain(`port ${port}`);
+      expect(dev.output()).toContain("AIRTWIN_HTTP_PORT");
+      expect(existsSync(join(dataDir, "nats"))).toBe(false); // nats-server never started
+    } finally {
+      busy.close();
+    }
   });
 
   it("fails with AIRTWIN_ERR_NATS_UNAVAILABLE when NATS_URL answers nothing", { timeout: 60_000 }, async () => {
