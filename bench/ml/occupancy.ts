@@ -31,8 +31,26 @@ function score(name: string, truth: readonly boolean[], predicted: readonly bool
   return { name, accuracy: (tp + tn) / truth.length, precision: tp + fp === 0 ? 0 : tp / (tp + fp), recall: tp + fn === 0 ? 0 : tp / (tp + fn), changes, changesPerTransition: changes / Math.max(1, transitions) };
 }
 
-/** The twin (fresh, readings one batch of 1 at a time, as a Foobot uploads) and the baselines on one file. */
-export function evaluateOccupancy(path: string, co2Threshold = 700): OccupancyScore[] {
+/** Best single threshold on `channel` (occupied at or above it) for the rows of a file, by accuracy. */
+export function fitThreshold(path: string, channel: "co2" | "tmp"): number {
+  const rows = loadUciRows(path);
+  const values = [...new Set(rows.map((r) => r.reading[channel] as number))].sort((a, b) => a - b);
+  let best = { threshold: 0, correct: -1 };
+  const step = Math.max(1, Math.floor(values.length / 400));
+  for (let i = 0; i < values.length; i += step) {
+    const th = values[i] as number;
+    let correct = 0;
+    for (const r of rows) if (((r.reading[channel] as number) >= th) === r.occupied) correct++;
+    if (correct > best.correct) best = { threshold: th, correct };
+  }
+  return best.threshold;
+}
+
+/**
+ * The twin (fresh, readings one at a time, as a Foobot uploads) and the baselines on one file:
+ * always unoccupied, and fixed co2 / tmp thresholds (fitted on the training file by the caller).
+ */
+export function evaluateOccupancy(path: string, co2Threshold: number, tmpThreshold: number): OccupancyScore[] {
   const rows = loadUciRows(path);
   const truth = rows.map((r) => r.occupied);
   const twin = createTwin("uci");
@@ -44,6 +62,7 @@ export function evaluateOccupancy(path: string, co2Threshold = 700): OccupancySc
   return [
     score("twin", truth, model),
     score("always-unoccupied", truth, rows.map(() => false)),
-    score(`co2-above-${co2Threshold}`, truth, rows.map((r) => (r.reading.co2 as number) >= co2Threshold)),
+    score(`co2-at-least-${co2Threshold}ppm`, truth, rows.map((r) => (r.reading.co2 as number) >= co2Threshold)),
+    score(`tmp-at-least-${tmpThreshold}C`, truth, rows.map((r) => (r.reading.tmp as number) >= tmpThreshold)),
   ];
 }

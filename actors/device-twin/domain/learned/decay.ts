@@ -9,9 +9,9 @@ export const TAU = {
   /** Smoothed rates of change (co2, tmp, hum) for occupancy. */
   rate: 600,
   /** Level of each channel's Holt-Winters model. */
-  level: 1200,
-  /** Its trend. */
-  trend: 3600,
+  level: 600,
+  /** Its trend (both chosen by the forecast sweep in docs/ml.md). */
+  trend: 1800,
   /** A season slot's level (the slot sees ~1 h of readings a day: ~3 days of memory). */
   season: 3 * 3600,
   /** Residual scale and typical movement (spike and stuck detection). */

@@ -1,16 +1,20 @@
 // Forecast alerts (docs/design.md §4): when a rule that is `normal` is forecast to cross its `enter`
 // within FORECAST_ALERT_HORIZON_MS, one alert of kind `forecast` — ventilation can start before the
-// air is bad. Once per forming event: a channel that fired stays quiet until its forecast no longer
-// crosses any of its rules and none of them is in an event (the episode is over).
+// air is bad. "Crossed" means by a margin of FORECAST_MARGIN of the rule's hysteresis band (enter −
+// exit): forecasts that only graze `enter` were mostly wrong (docs/ml.md). Once per forming event: a
+// channel that fired stays quiet until its forecast no longer crosses any of its rules and none of
+// them is in an event (the episode is over).
 
 import type { Alert, Channel, Rule } from "../types.ts";
 import { forecastChannel } from "./channel-model.ts";
-import { C_MASK, C_N, channelBase, FORECAST_FIRED, setU32, u32 } from "./layout.ts";
+import { C_MASK, C_LEARNED_MIN, channelBase, FORECAST_FIRED, setU32, u32 } from "./layout.ts";
 
 /** How far ahead a crossing raises a forecast alert (ms). */
 export const FORECAST_ALERT_HORIZON_MS = 30 * 60_000;
-/** Readings a channel needs before it may raise forecast alerts (its trend must mean something). */
-export const FORECAST_WARM_READINGS = 12;
+/** Share of the rule's band (enter − exit) the forecast must pass `enter` by. */
+export const FORECAST_MARGIN = 0.1;
+/** Learned minutes a channel needs before it may raise forecast alerts (its trend must mean something). */
+export const FORECAST_WARM_MIN = 60;
 /** Steps at which the forecast is checked for the first crossing (ms). */
 const STEP_MS = 5 * 60_000;
 
@@ -24,9 +28,9 @@ export interface RuleContext {
 const crosses = (rule: Rule, y: number): boolean => (rule.direction === "above" ? y >= rule.enter : y <= rule.enter);
 
 /** Checks the rules of channel `ch` after its model took a reading at `t`; returns an alert or undefined. */
-export function forecastAlert(v: DataView, ci: number, deviceId: string, ch: Channel, x: number, t: number, seasonScale: number, ctx: RuleContext): Alert | undefined {
+export function forecastAlert(v: DataView, ci: number, deviceId: string, ch: Channel, x: number, t: number, ctx: RuleContext): Alert | undefined {
   const b = channelBase(ci);
-  if (v.getUint16(b + C_N, true) < FORECAST_WARM_READINGS) return undefined;
+  if (v.getUint16(b + C_LEARNED_MIN, true) < FORECAST_WARM_MIN) return undefined;
   const mask = u32(v, b + C_MASK);
   const fired = (mask & FORECAST_FIRED) !== 0;
   let anyCrossing = false;
@@ -38,14 +42,14 @@ export function forecastAlert(v: DataView, ci: number, deviceId: string, ch: Cha
       continue;
     }
     if (crosses(rule, x)) continue; // at/over enter already: the rule's own machine takes it from here
-    const far = forecastChannel(v, ci, t + FORECAST_ALERT_HORIZON_MS, seasonScale) as number;
-    if (!crosses(rule, far)) continue;
+    const far = forecastChannel(v, ci, t + FORECAST_ALERT_HORIZON_MS) as number;
+    if (!crosses(rule, far - FORECAST_MARGIN * (rule.enter - rule.exit))) continue;
     anyCrossing = true;
     if (fired) continue;
     let expectedAt = t + FORECAST_ALERT_HORIZON_MS;
     let value = far;
     for (let at = t + STEP_MS; at < t + FORECAST_ALERT_HORIZON_MS; at += STEP_MS) {
-      const y = forecastChannel(v, ci, at, seasonScale) as number;
+      const y = forecastChannel(v, ci, at) as number;
       if (crosses(rule, y)) {
         expectedAt = at;
         value = y;

@@ -7,9 +7,9 @@
 //                       rates of co2 (ppm/min), tmp (°C/h), hum (%/h) · f32 probability · u8 flags
 //   channel ×6 (CHANNELS order, CHANNEL_BYTES each)
 //     u32 lastS (s, see secondsOf) · f32 last, level, trend (/h), scale (mean |residual|), move (mean |Δ|),
-//     slow (deseasonalized level over days), anchor (over a week) · u32 stuckSinceS, anomalyS (last anomaly alert) ·
-//     u32 mask (bit h: season slot h learned; FORECAST_FIRED; ANOMALY_SENT) · u16 n (readings, saturating;
-//     0: never read) ·
+//     slow (deseasonalized level over a day), anchor (over a week), drift scale (mean |slow − anchor|) · u32 stuckSinceS, anomalyS (last anomaly alert) ·
+//     u32 mask (bit h: season slot h learned; FORECAST_FIRED, ANOMALY_SENT, OUTLIER, DRIFTING) ·
+//     u16 learned minutes (saturating; at most 60 per reading, so a gap does not count; 0: never read) ·
 //     i16 ×24 season (deviation from the level per UTC hour, SEASON_SCALE units)
 
 import { CHANNELS } from "../types.ts";
@@ -35,11 +35,12 @@ export const C_SCALE = 16;
 export const C_MOVE = 20;
 export const C_SLOW = 24;
 export const C_ANCHOR = 28;
-export const C_STUCK_SINCE_S = 32;
-export const C_ANOMALY_S = 36;
-export const C_MASK = 40;
-export const C_N = 44;
-export const C_SEASON = 46;
+export const C_DRIFT_SCALE = 32;
+export const C_STUCK_SINCE_S = 36;
+export const C_ANOMALY_S = 40;
+export const C_MASK = 44;
+export const C_LEARNED_MIN = 48;
+export const C_SEASON = 50;
 export const SEASON_SLOTS = 24;
 /** C_MASK bit set while a forecast alert of this channel has fired and its episode has not ended. */
 export const FORECAST_FIRED = 1 << 24;
@@ -47,7 +48,9 @@ export const FORECAST_FIRED = 1 << 24;
 export const ANOMALY_SENT = 1 << 25;
 /** C_MASK bit: the last reading was an outlier (its residual was clipped). */
 export const OUTLIER = 1 << 26;
-export const CHANNEL_BYTES = 96;
+/** C_MASK bit: a drift was reported and the level has not come back yet. */
+export const DRIFTING = 1 << 27;
+export const CHANNEL_BYTES = 98;
 export const LEARNED_BYTES = HEADER_BYTES + CHANNELS.length * CHANNEL_BYTES;
 
 /** Season resolution: a slot holds round(deviation · scale) as an i16. */
@@ -65,7 +68,7 @@ export const wrap = (v: DataView): LearnedState => v as unknown as LearnedState;
 /**
  * Times are whole seconds modulo 2^32 (u32; readings span 1970–2200, more than a u32 of seconds) and
  * only ever subtracted: {@link elapsedS} is right for any two times less than 136 years apart. Whether
- * a channel was ever read is C_N ≠ 0, not a time.
+ * a channel was ever read is C_LEARNED_MIN ≠ 0, not a time.
  */
 export const secondsOf = (t: number): number => Math.floor(t / 1000) >>> 0;
 export const elapsedS = (later: number, earlier: number): number => (later - earlier) >>> 0;

@@ -2,8 +2,8 @@
 //   u8 version · u8 flags (occupied, decided, has baseline) · [f64 since, f32 probability] ·
 //   [f32 baseline] · u8 channel set · when any: varuint reference time (s, the latest channel's) and
 //   f32 rates of co2/tmp/hum · per channel: zigzag (lastS − reference), f32 last, level, trend, scale,
-//   move, slow, anchor, varuint mask, varuint (lastS − stuckSinceS), [varuint (lastS − anomalyS) when
-//   mask has ANOMALY_SENT], varuint n, zigzag deltas of the learned season slots. Times are layout.ts's
+//   move, slow, anchor, drift scale, varuint mask, varuint (lastS − stuckSinceS), [varuint (lastS − anomalyS) when
+//   mask has ANOMALY_SENT], varuint learned minutes, zigzag deltas of the learned season slots. Times are layout.ts's
 //   u32 seconds; the reference is the first channel's lastS and differences are taken modulo 2^32.
 // Every number is written at the width the model holds it, so decode∘encode is the identity and a
 // restored twin continues exactly as the original would have.
@@ -12,7 +12,7 @@ import { ByteFormatError, ByteReader, ByteWriter, unzigzag, zigzag } from "../by
 import { DomainError } from "../errors.ts";
 import { CHANNELS } from "../types.ts";
 import {
-  ANOMALY_SENT, C_ANCHOR, OUTLIER, C_ANOMALY_S, C_LAST, C_LAST_S, C_LEVEL, C_MASK, C_MOVE, C_N, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
+  ANOMALY_SENT, C_ANCHOR, C_DRIFT_SCALE, DRIFTING, C_ANOMALY_S, C_LAST, C_LAST_S, C_LEVEL, C_MASK, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
   channelBase, createLearned, DECIDED, elapsedS, f32, LEARNED_BYTES, O_BASELINE, O_CO2_RATE, O_FLAGS, O_HUM_RATE,
   O_PROBABILITY, O_SINCE, O_TMP_RATE, OCCUPIED, SEASON_SLOTS, setF32, setU32, u32, view, wrap,
 } from "./layout.ts";
@@ -20,8 +20,8 @@ import type { LearnedState } from "./layout.ts";
 
 const SECTION_VERSION = 1;
 const HAS_BASELINE = 4;
-const FLOATS = [C_LAST, C_LEVEL, C_TREND, C_SCALE, C_MOVE, C_SLOW, C_ANCHOR] as const;
-const MAX_MASK = OUTLIER * 2 - 1;
+const FLOATS = [C_LAST, C_LEVEL, C_TREND, C_SCALE, C_MOVE, C_SLOW, C_ANCHOR, C_DRIFT_SCALE] as const;
+const MAX_MASK = DRIFTING * 2 - 1;
 const WRITER = new ByteWriter(1024);
 
 /** Encodes the learned state (a fresh Uint8Array). */
@@ -40,7 +40,7 @@ export function encodeLearned(learned: LearnedState): Uint8Array {
   let present = 0;
   let reference = -1;
   for (let ci = 0; ci < CHANNELS.length; ci++) {
-    if (v.getUint16(channelBase(ci) + C_N, true) === 0) continue;
+    if (v.getUint16(channelBase(ci) + C_LEARNED_MIN, true) === 0) continue;
     present |= 1 << ci;
     if (reference < 0) reference = u32(v, channelBase(ci) + C_LAST_S);
   }
@@ -60,7 +60,7 @@ export function encodeLearned(learned: LearnedState): Uint8Array {
     w.varuint(mask);
     w.varuint(elapsedS(lastS, u32(v, b + C_STUCK_SINCE_S)));
     if (mask & ANOMALY_SENT) w.varuint(elapsedS(lastS, u32(v, b + C_ANOMALY_S)));
-    w.varuint(v.getUint16(b + C_N, true));
+    w.varuint(v.getUint16(b + C_LEARNED_MIN, true));
     let prev = 0;
     for (let s = 0; s < SEASON_SLOTS; s++) {
       if (!(mask & (1 << s))) continue;
@@ -117,7 +117,7 @@ export function decodeLearned(bytes: Uint8Array): LearnedState {
         setU32(v, b + C_MASK, mask);
         setU32(v, b + C_STUCK_SINCE_S, (lastS - checked(r.varuint(), 0, 0xffffffff)) >>> 0);
         if (mask & ANOMALY_SENT) setU32(v, b + C_ANOMALY_S, (lastS - checked(r.varuint(), 0, 0xffffffff)) >>> 0);
-        v.setUint16(b + C_N, checked(r.varuint(), 1, 65535), true);
+        v.setUint16(b + C_LEARNED_MIN, checked(r.varuint(), 1, 65535), true);
         let q = 0;
         for (let s = 0; s < SEASON_SLOTS; s++) {
           if (!(mask & (1 << s))) continue;

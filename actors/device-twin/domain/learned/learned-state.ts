@@ -6,10 +6,10 @@
 import type { Alert, Channel, OccupancyChange, Reading } from "../types.ts";
 import { CHANNELS } from "../types.ts";
 import { detectAnomaly } from "./anomaly.ts";
-import { updateChannel, forecastChannel } from "./channel-model.ts";
+import { expectedNow, forecastChannel, updateChannel } from "./channel-model.ts";
 import { forecastAlert } from "./forecast-alerts.ts";
 import type { RuleContext } from "./forecast-alerts.ts";
-import { C_N, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SCALE_FLOOR, SEASON_SCALE, secondsOf, setF32, view } from "./layout.ts";
+import { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SCALE_FLOOR, SEASON_SCALE, secondsOf, setF32, view } from "./layout.ts";
 import type { LearnedState } from "./layout.ts";
 import { occupancyFeatures } from "./occupancy-features.ts";
 import { nextOccupied, occupancyProbability } from "./occupancy-model.ts";
@@ -60,7 +60,7 @@ export function applyReadingToLearned(
     const anomaly = detectAnomaly(v, ci, deviceId, ch, x, t, tS, step);
     if (anomaly !== undefined) alerts.push(anomaly);
     if (rules !== undefined) {
-      const f = forecastAlert(v, ci, deviceId, ch, x, t, SEASON_SCALES[ci] as number, rules);
+      const f = forecastAlert(v, ci, deviceId, ch, x, t, rules);
       if (f !== undefined) alerts.push(f);
     }
   }
@@ -88,7 +88,7 @@ function decideOccupancy(v: DataView, deviceId: string, t: number, features: Flo
 export function isLearnedEmpty(learned: LearnedState): boolean {
   const v = view(learned);
   if (v.getUint8(O_FLAGS) !== 0 || !Number.isNaN(f32(v, O_BASELINE))) return false;
-  for (let ci = 0; ci < CHANNELS.length; ci++) if (v.getUint16(channelBase(ci) + C_N, true) !== 0) return false;
+  for (let ci = 0; ci < CHANNELS.length; ci++) if (v.getUint16(channelBase(ci) + C_LEARNED_MIN, true) !== 0) return false;
   return true;
 }
 
@@ -118,11 +118,11 @@ export const FORECAST_HORIZONS_MIN = [15, 30, 45, 60] as const;
 export function channelLearnedView(learned: LearnedState, ch: Channel, lastT: number): { expected: number; forecast: Array<{ at: number; value: number }> } | undefined {
   const v = view(learned);
   const ci = CHANNELS.indexOf(ch);
-  if (v.getUint16(channelBase(ci) + C_N, true) === 0) return undefined;
+  if (v.getUint16(channelBase(ci) + C_LEARNED_MIN, true) === 0) return undefined;
   const ss = SEASON_SCALES[ci] as number;
   const round = (x: number): number => Math.round(x * ss) / ss;
   return {
-    expected: round(forecastChannel(v, ci, lastT, ss) as number),
-    forecast: FORECAST_HORIZONS_MIN.map((m) => ({ at: lastT + m * 60_000, value: round(forecastChannel(v, ci, lastT + m * 60_000, ss) as number) })),
+    expected: round(expectedNow(v, ci, lastT, ss) as number),
+    forecast: FORECAST_HORIZONS_MIN.map((m) => ({ at: lastT + m * 60_000, value: round(forecastChannel(v, ci, lastT + m * 60_000) as number) })),
   };
 }

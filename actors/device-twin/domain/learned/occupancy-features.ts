@@ -10,7 +10,7 @@
 
 import type { Reading } from "../types.ts";
 import { TAU, W_BASELINE_UP, W_RATE, weightsFor } from "./decay.ts";
-import { C_LAST, C_LAST_S, C_N, channelBase, elapsedS, f32, O_BASELINE, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, setF32, u32 } from "./layout.ts";
+import { C_LAST, C_LAST_S, C_LEARNED_MIN, channelBase, elapsedS, f32, O_BASELINE, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, setF32, u32 } from "./layout.ts";
 
 /** Names of the features, in the order of the vector {@link occupancyFeatures} fills. */
 export const OCCUPANCY_FEATURES = ["excess", "co2Rate", "tmpRate", "humRate", "excessFalling"] as const;
@@ -25,7 +25,7 @@ const CI_HUM = 4;
 /** A smoothed rate (per `unitS` seconds) at `rateAt` from the channel block's last value; undefined x: untouched. */
 function updateRate(v: DataView, ci: number, rateAt: number, x: number, tS: number, unitS: number): void {
   const b = channelBase(ci);
-  if (v.getUint16(b + C_N, true) === 0) return;
+  if (v.getUint16(b + C_LEARNED_MIN, true) === 0) return;
   const dtS = elapsedS(tS, u32(v, b + C_LAST_S)) || 1;
   const w = weightsFor(dtS)[W_RATE] as number;
   const rate = f32(v, rateAt);

@@ -1,0 +1,147 @@
+// The learned state's benchmark (docs/ml.md): every model next to named baselines in the same run.
+//   occupancy  online accuracy, precision, recall, state changes on the UCI files vs always-unoccupied,
+//              a co2 threshold and a temperature threshold (both fitted on the training file)
+//   forecast   30-minute MAE vs persistence and seasonal-naive (UCI; simulated fleet); forecast
+//              alerts' precision, recall and lead time before event.start (simulated fleet)
+//   anomaly    NAB standard-profile score vs NAB's windowed Gaussian on labelled injections (UCI +
+//              simulated fleet), and false alarms per device-week on the clean series
+//   cost       the learned state's heap and snapshot bytes, and CPU per reading next to the whole twin's
+//
+//   npm run bench -- ml [--quick] [--devices 12] [--days 21] [--only occupancy,forecast,anomaly,cost]
+
+import { parseArgs } from "node:util";
+import { applyReadingToLearned, createLearned } from "../actors/device-twin/domain/learned/learned-state.ts";
+import { decodeLearned, encodeLearned } from "../actors/device-twin/domain/learned/learned-snapshot.ts";
+import { applyInput, createTwin } from "../actors/device-twin/domain/mod.ts";
+import type { Alert, Channel, OccupancyChange } from "../actors/device-twin/domain/types.ts";
+import { UCI_TEST, UCI_TRAINING } from "../test/domain/uci.ts";
+import { emit, median, note, round } from "./lib/report.ts";
+import { falseAlarms, gaussianDetections, nabSeries, twinDetections } from "./ml/anomaly.ts";
+import { injectAnomalies } from "./ml/inject.ts";
+import { forecastAlertScore, forecastErrors } from "./ml/forecast.ts";
+import type { ForecastErrors } from "./ml/forecast.ts";
+import { nabScore, nabTotals } from "./ml/nab.ts";
+import { evaluateOccupancy, fitThreshold } from "./ml/occupancy.ts";
+import { simDevices, uciDevices } from "./ml/series.ts";
+import type { DeviceSeries } from "./ml/series.ts";
+
+const SUITE = "ml";
+const GAUSSIAN_THRESHOLDS = [2.5, 3, 3.5, 4, 5, 6];
+
+function occupancy(): void {
+  const co2 = fitThreshold(UCI_TRAINING, "co2");
+  const tmp = fitThreshold(UCI_TRAINING, "tmp");
+  for (const [file, path] of [["datatraining", UCI_TRAINING], ["datatest", UCI_TEST]] as const) {
+    const [twin, ...baselines] = evaluateOccupancy(path, co2, tmp);
+    for (const b of baselines) {
+      emit({ suite: SUITE, name: `occupancy-accuracy-${file}`, value: round(twin!.accuracy, 4), unit: "share", baseline: { name: b.name, value: round(b.accuracy, 4) } });
+    }
+    for (const s of [twin!, ...baselines]) {
+      emit({ suite: SUITE, name: `occupancy-${file}-${s.name}`, value: round(s.accuracy, 4), unit: "accuracy", detail: { precision: round(s.precision, 4), recall: round(s.recall, 4), stateChanges: s.changes, changesPerTrueTransition: round(s.changesPerTransition, 3) } });
+    }
+  }
+  emit({ suite: SUITE, name: "occupancy-paper-temperature-only-lda", value: 0.85, unit: "accuracy", detail: { source: "Candanedo & Feldheim 2016, datatest, 83-85% with temperature alone (cited, not run)" } });
+}
+
+function addErrors(into: Record<string, ForecastErrors>, from: Record<string, ForecastErrors>): void {
+  for (const [ch, e] of Object.entries(from)) {
+    const t = (into[ch] ??= { points: 0, twin: 0, persistence: 0, seasonalNaive: 0 });
+    t.points += e.points;
+    t.twin += e.twin;
+    t.persistence += e.persistence;
+    t.seasonalNaive += e.seasonalNaive;
+  }
+}
+
+function forecast(sim: DeviceSeries[]): void {
+  const sets: Array<[string, DeviceSeries[], Channel[]]> = [
+    ["uci-training", uciDevices().slice(0, 1), ["co2", "tmp", "hum"]],
+    ["uci-test", uciDevices().slice(1), ["co2", "tmp", "hum"]],
+    ["sim", sim, ["pm", "co2", "voc", "tmp", "hum", "allpollu"]],
+  ];
+  for (const [name, devices, channels] of sets) {
+    const total: Record<string, ForecastErrors> = {};
+    for (const d of devices) addErrors(total, forecastErrors(d, channels));
+    for (const [ch, e] of Object.entries(total)) {
+      if (e.points === 0) continue;
+      const mae = e.twin / e.points;
+      emit({ suite: SUITE, name: `forecast-mae-30min-${name}-${ch}`, value: round(mae), unit: "abs error", baseline: { name: "persistence", value: round(e.persistence / e.points) }, detail: { seasonalNaive: round(e.seasonalNaive / e.points), ratioToPersistence: round(mae / (e.persistence / e.points)), ratioToSeasonalNaive: round(mae / (e.seasonalNaive / e.points)), points: e.points } });
+    }
+  }
+  const alerts = forecastAlertScore(sim);
+  emit({ suite: SUITE, name: "forecast-alert-precision-sim", value: round(alerts.truePositives / Math.max(1, alerts.alerts)), unit: "share", detail: { alerts: alerts.alerts, truePositives: alerts.truePositives, eventStarts: alerts.eventStarts, forewarnedStarts: alerts.forewarned, recall: round(alerts.forewarned / Math.max(1, alerts.eventStarts)), medianLeadMin: round(median(alerts.leadMs) / 60_000) } });
+}
+
+function anomaly(sim: DeviceSeries[]): void {
+  const clean = [...uciDevices(), ...sim];
+  const labelled = clean.map((d, i) => injectAnomalies(d, 1000 + i));
+  const twinSeries = labelled.flatMap((d) => nabSeries(d, twinDetections(d.readings)));
+  const twin = nabTotals(twinSeries);
+  let best = { threshold: 0, score: -Infinity, totals: twin };
+  for (const th of GAUSSIAN_THRESHOLDS) {
+    const totals = nabTotals(labelled.flatMap((d) => nabSeries(d, gaussianDetections(d.readings, th))));
+    const s = nabScore(totals);
+    if (s > best.score) best = { threshold: th, score: s, totals };
+  }
+  const twinScore = nabScore(twin);
+  emit({ suite: SUITE, name: "anomaly-nab-standard", value: round(twinScore), unit: "score", baseline: { name: `windowed-gaussian-z${best.threshold}`, value: round(best.score) }, detail: { ratio: round(twinScore / best.score), windows: twin.windows, twinTruePositives: twin.truePositives, twinFalsePositives: twin.falsePositives, gaussianTruePositives: best.totals.truePositives, gaussianFalsePositives: best.totals.falsePositives, devices: labelled.length } });
+  for (const kind of ["spike", "stuck", "drift"] as const) {
+    const only = labelled.map((d) => ({ ...d, labels: d.labels.filter((l) => l.kind === kind) }));
+    const t = nabTotals(only.flatMap((d) => nabSeries(d, twinDetections(d.readings))));
+    emit({ suite: SUITE, name: `anomaly-recall-${kind}`, value: round(t.truePositives / Math.max(1, t.windows)), unit: "share", detail: { windows: t.windows } });
+  }
+  const fa = falseAlarms(clean, twinDetections);
+  const faG = falseAlarms(clean, (rs) => gaussianDetections(rs, best.threshold));
+  emit({ suite: SUITE, name: "anomaly-false-alarms-per-device-week-clean", value: round(fa.alarms / fa.deviceWeeks), unit: "alarms", baseline: { name: `windowed-gaussian-z${best.threshold}`, value: round(faG.alarms / faG.deviceWeeks) }, detail: { deviceWeeks: round(fa.deviceWeeks), alarms: fa.alarms } });
+}
+
+function cost(sim: DeviceSeries[]): void {
+  const week = sim[0]!.readings;
+  const learned = createLearned();
+  const alerts: Alert[] = [];
+  const occ: OccupancyChange[] = [];
+  for (const r of week) applyReadingToLearned(learned, "d", r, undefined, alerts, occ);
+  const bytes = encodeLearned(learned);
+  emit({ suite: SUITE, name: "learned-snapshot-bytes", value: bytes.length, unit: "bytes", detail: { readings: week.length } });
+  const rounds = 20;
+  const timeIt = (f: () => void): number => {
+    f();
+    const t0 = performance.now();
+    for (let k = 0; k < rounds; k++) f();
+    return ((performance.now() - t0) * 1e6) / (rounds * week.length);
+  };
+  const learnedNs = timeIt(() => {
+    const l = createLearned();
+    for (const r of week) {
+      applyReadingToLearned(l, "d", r, undefined, alerts, occ);
+      alerts.length = occ.length = 0;
+    }
+  });
+  const twinNs = timeIt(() => {
+    const twin = createTwin("d");
+    for (let i = 0; i < week.length; i += 12) applyInput(twin, { type: "readings", readings: week.slice(i, i + 12), receivedAt: week[Math.min(week.length - 1, i + 11)]!.t });
+  });
+  emit({ suite: SUITE, name: "learned-apply-ns-per-reading", value: round(learnedNs), unit: "ns", baseline: { name: "whole-twin-apply (learned included)", value: round(twinNs) }, detail: { twinWithoutLearnedNs: round(twinNs - learnedNs), note: "shared 2-core machine, noisy" } });
+  const n = 20_000;
+  const keep: unknown[] = [];
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const before = process.memoryUsage();
+  for (let i = 0; i < n; i++) keep.push(decodeLearned(bytes));
+  gc?.();
+  const after = process.memoryUsage();
+  emit({ suite: SUITE, name: "learned-heap-bytes-per-twin", value: round((after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers) / n), unit: "bytes", detail: { gcExposed: gc !== undefined, twins: keep.length } });
+}
+
+export function main(argv: string[]): void {
+  const { values } = parseArgs({ args: argv, options: { quick: { type: "boolean", default: false }, devices: { type: "string" }, days: { type: "string" }, only: { type: "string" } } });
+  const devices = Number(values.devices ?? (values.quick ? 4 : 12));
+  const days = Number(values.days ?? (values.quick ? 14 : 21));
+  const only = new Set((values.only ?? "occupancy,forecast,anomaly,cost").split(","));
+  note("simulating", { devices, days });
+  const sim = simDevices(devices, days);
+  if (only.has("occupancy")) occupancy();
+  if (only.has("forecast")) forecast(sim);
+  if (only.has("anomaly")) anomaly(sim);
+  if (only.has("cost")) cost(sim);
+}
