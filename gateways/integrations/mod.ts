@@ -18,3 +18,7 @@ export { thermostatBucket, thermostatIntegration, VENTILATED_CHANNELS } from "./
 export type { ThermostatIntegration, ThermostatOptions } from "./thermostat/thermostat.ts";
 export { ThermostatPartner } from "./thermostat/partner-client.ts";
 export type { ThermostatPartnerOptions, VentMode } from "./thermostat/partner-client.ts";
+export { checkSmtpUrl, emailIntegration } from "./email/email.ts";
+export type { EmailOptions } from "./email/email.ts";
+export { renderAlertEmail, renderReportEmail } from "./email/render.ts";
+export type { RenderedEmail } from "./email/render.ts";
