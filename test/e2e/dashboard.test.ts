@@ -66,6 +66,14 @@ beforeAll(async () => {
   const rule = { id: "e2e-spike", channel: "co2", direction: "above", enter: 2000, exit: 1000, minDurationMs: 0, clearDurationMs: 0 };
   expect((await api("POST", "/v1/devices/kitchen/commands", { type: "putRule", rule })).status).toBe(200);
   await waitFor(async () => (await api<TwinView>("GET", "/v1/devices/office")).body.readings === 144, { timeoutMs: 30_000, message: "the readings applied" });
+  // airtwin dev runs the archive (PGlite): the device page's 24 hours and history come from it once it caught up
+  await waitFor(
+    async () => {
+      const r = await api<{ lag?: number; rows?: { readings?: number } }>("GET", "/v1/ops/archive");
+      return r.status === 200 && r.body.lag === 0 && (r.body.rows?.readings ?? 0) >= 3 * 144;
+    },
+    { timeoutMs: 120_000, intervalMs: 500, message: "the archive caught up" },
+  );
 
   const listed = await api<{ devices: Array<{ deviceId: string; ownerId: string }> }>("GET", "/v1/devices");
   simulated = listed.body.devices.filter((d) => d.ownerId === "demo").map((d) => d.deviceId);
@@ -140,7 +148,7 @@ describe("the dashboard in Chromium", () => {
     await page.click('#device-rows a[href="#/devices/kitchen"]');
     await page.waitForSelector("#rule-rows");
     await waitFor(async () => (await page.$$("#charts .chart canvas")).length === 6, { timeoutMs: 20_000, message: "a chart per channel" });
-    expect(await page.textContent("#chart-source")).toMatch(/hourly means from the twin|from the archive/i);
+    expect(await page.textContent("#chart-source")).toMatch(/^Every reading, from the archive/);
     await waitFor(async () => (await page.textContent("#live-state")) === "live", { message: "the device stream is open" });
     lastT += 60_000;
     expect((await post("kitchen", [{ t: lastT, co2: 777 }])).status).toBe(202);
@@ -187,6 +195,7 @@ describe("the dashboard in Chromium", () => {
     await waitFor(async () => (await page.$$("#charts .chart canvas")).length === 6, { timeoutMs: 20_000, message: "kitchen's charts" });
     await page.click("#history-week");
     await page.waitForSelector("#history-out .chart canvas", { timeout: 20_000 });
+    expect(await page.$("#history-no-archive")).toBeNull();
     await waitFor(async () => (await page.$("#toast.show")) === null, { timeoutMs: 20_000, message: "the toast gone" });
     await page.screenshot({ path: join(SHOTS, "dashboard-device.png"), fullPage: true });
   });

@@ -36,7 +36,7 @@ describe("static files", () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).toContain("connect-src 'self'");
     expect(r.headers["x-content-type-options"]).toBe("nosniff");
-    for (const path of ["/js/app.js", "/js/api.js", "/js/fleet.js", "/js/device.js", "/js/chart.js", "/js/format.js", "/style.css"]) {
+    for (const path of ["/js/app.js", "/js/api.js", "/js/fleet.js", "/js/device.js", "/js/chart.js", "/js/format.js", "/js/history.js", "/js/device-settings.js", "/style.css"]) {
       const file = await f.app.inject({ method: "GET", url: path });
       expect(file.statusCode, path).toBe(200);
     }

@@ -3,9 +3,11 @@
 // live, and history from the archive (a week, a month). Time is the device's event time: a chart ends
 // at its latest reading, which may run ahead of the wall clock (simulated fleets).
 import { api, ApiError, command, follow } from "./api.js";
-import { channelChart, historyChart } from "./chart.js";
+import { channelChart } from "./chart.js";
+import { deviceSettings } from "./device-settings.js";
+import { mountHistory } from "./history.js";
 import { alertItem } from "./fleet.js";
-import { CHANNELS, NAMES, UNITS, duration, h, num, time, toast } from "./format.js";
+import { CHANNELS, NAMES, UNITS, h, num, time, toast } from "./format.js";
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -16,8 +18,9 @@ export function mountDevice(main, deviceId, ctx) {
   const current = h("section.cards", { id: "current" });
   const side = h("div.side");
   const charts = h("section.panel", { id: "charts" }, h("h2", {}, "Last 24 hours"), h("p.muted", { id: "chart-source" }, "loading…"));
-  const rulesPanel = h("section.panel", { id: "rules" });
-  const subsPanel = h("section.panel", { id: "subscriptions" });
+  // late-bound: the helpers below are declared further down
+  const settings = deviceSettings(deviceId, { fail: (what) => (err) => fail(what)(err), refresh: () => refreshAll(), reload: () => loadView() });
+  const { rulesPanel, subsPanel } = settings;
   const alertsList = h("ol.alerts", { id: "device-alerts" });
   const history = h("section.panel", { id: "history" });
   const liveState = h("span.badge", { id: "live-state" }, "connecting");
@@ -35,7 +38,7 @@ export function mountDevice(main, deviceId, ctx) {
   let view = null;
   const plots = new Map();
   let stopped = false;
-  let archive = "unknown"; // "yes" | "no" | "unknown"
+  let archive = "unknown"; // what the archive's answers said: "ok" | "behind" | "absent" | "unknown"
 
   const fail = (what) => (err) => {
     if (err instanceof ApiError && err.status === 401) return ctx.onDenied();
@@ -48,8 +51,7 @@ export function mountDevice(main, deviceId, ctx) {
     renderHeader();
     renderCurrent();
     renderSide();
-    renderRules();
-    renderSubscriptions();
+    settings.render(view);
     return view;
   }
 
@@ -128,170 +130,21 @@ export function mountDevice(main, deviceId, ctx) {
       .catch(fail("recalibrate"));
   }
 
-  // ---- rules (the forms are built once: a refresh redraws the tables, never what the user is typing)
-  const ruleRows = h("tbody", { id: "rule-rows" });
-  rulesPanel.append(
-    h("h2", {}, "Rules"),
-    h("table", {}, h("thead", {}, h("tr", {}, ["rule", "channel", "", "enter / exit", "durations", "state", ""].map((t) => h("th", {}, t)))), ruleRows),
-    h("h3", {}, "Add or replace a rule"),
-    ruleForm(),
-  );
-
-  function ruleForm() {
-    const fields = {
-      id: h("input", { name: "id", required: true, pattern: "[A-Za-z0-9_-]{1,64}", placeholder: "my-co2", size: 12 }),
-      channel: h("select", { name: "channel" }, ...CHANNELS.map((c) => h("option", { value: c }, NAMES[c]))),
-      direction: h("select", { name: "direction" }, h("option", { value: "above" }, "above"), h("option", { value: "below" }, "below")),
-      enter: h("input", { name: "enter", type: "number", step: "any", required: true, size: 6 }),
-      exit: h("input", { name: "exit", type: "number", step: "any", required: true, size: 6 }),
-      minMinutes: h("input", { name: "minMinutes", type: "number", min: 0, step: "any", value: 0, size: 4 }),
-      clearMinutes: h("input", { name: "clearMinutes", type: "number", min: 0, step: "any", value: 0, size: 4 }),
-    };
-    return h(
-      "form.inline",
-      {
-        id: "rule-form",
-        onsubmit: async (e) => {
-          e.preventDefault();
-          const rule = {
-            id: fields.id.value.trim(),
-            channel: fields.channel.value,
-            direction: fields.direction.value,
-            enter: Number(fields.enter.value),
-            exit: Number(fields.exit.value),
-            minDurationMs: Math.round(Number(fields.minMinutes.value || 0) * 60_000),
-            clearDurationMs: Math.round(Number(fields.clearMinutes.value || 0) * 60_000),
-          };
-          await command(deviceId, { type: "putRule", rule })
-            .then(() => {
-              toast(`Rule ${rule.id} saved`);
-              e.target.reset();
-            })
-            .then(refreshAll)
-            .catch(fail("rule"));
-        },
-      },
-      h("label", {}, "id ", fields.id),
-      h("label", {}, fields.channel),
-      h("label", {}, fields.direction),
-      h("label", {}, "enter ", fields.enter),
-      h("label", {}, "exit ", fields.exit),
-      h("label", {}, "for ", fields.minMinutes, " min"),
-      h("label", {}, "clear after ", fields.clearMinutes, " min"),
-      h("button", { type: "submit" }, "Save rule"),
-    );
-  }
-
-  function renderRules() {
-    ruleRows.replaceChildren(
-      ...view.rules.map((r) => {
-        const ev = view.events?.[r.id];
-        return h(
-          "tr",
-          { dataset: { rule: r.id } },
-          h("td", {}, r.id),
-          h("td", {}, NAMES[r.channel] ?? r.channel),
-          h("td", {}, r.direction),
-          h("td.num", {}, `${num(r.enter)} / ${num(r.exit)}`),
-          h("td", {}, `${duration(r.minDurationMs)} / ${duration(r.clearDurationMs)}`),
-          h("td", {}, ev ? h(`span.badge.${ev.state === "normal" ? "ok" : "warn"}`, {}, ev.state) : ""),
-          h("td", {}, h("button.small", { onclick: () => deleteRule(r.id), dataset: { deleteRule: r.id } }, "delete")),
-        );
-      }),
-    );
-  }
-
-  async function deleteRule(ruleId) {
-    await command(deviceId, { type: "deleteRule", ruleId })
-      .then(() => toast(`Rule ${ruleId} deleted`))
-      .then(refreshAll)
-      .catch(fail("delete rule"));
-  }
-
-  // ---- subscriptions
-  const subsTable = h("div", { id: "subscription-table" });
-  subsPanel.append(h("h2", {}, "Subscriptions"), subsTable, h("h3", {}, "Add a subscription"), subscriptionForm());
-
-  function subscriptionForm() {
-    const id = h("input", { name: "id", required: true, pattern: "[A-Za-z0-9_-]{1,64}", placeholder: "ops-hook", size: 12 });
-    const provider = h("select", { name: "provider" }, ...["webhook", "email", "push", "thermostat"].map((p) => h("option", { value: p }, p)));
-    const target = h("input", { name: "target", required: true, placeholder: "https://example.com/hook", size: 28 });
-    const kinds = h("input", { name: "kinds", placeholder: "event.start,event.end (empty: all)", size: 26 });
-    const secret = h("input", { name: "secret", placeholder: "whsec_… (optional)", size: 16 });
-    return h(
-      "form.inline",
-      {
-        id: "subscription-form",
-        onsubmit: async (e) => {
-          e.preventDefault();
-          const list = kinds.value.split(",").map((k) => k.trim()).filter(Boolean);
-          const subscription = { id: id.value.trim(), provider: provider.value, match: list.length > 0 ? { kinds: list } : {}, target: target.value.trim() };
-          if (secret.value.trim() !== "") subscription.secret = secret.value.trim();
-          await command(deviceId, { type: "subscribe", subscription })
-            .then(() => {
-              toast(`Subscription ${subscription.id} saved`);
-              e.target.reset();
-            })
-            .then(loadView)
-            .catch(fail("subscribe"));
-        },
-      },
-      h("label", {}, "id ", id),
-      h("label", {}, provider),
-      h("label", {}, "target ", target),
-      h("label", {}, "kinds ", kinds),
-      h("label", {}, secret),
-      h("button", { type: "submit" }, "Subscribe"),
-    );
-  }
-
-  function renderSubscriptions() {
-    subsTable.replaceChildren(
-      view.subscriptions.length === 0
-        ? h("p.muted", {}, "None: alerts of this device go nowhere but this page.")
-        : h(
-            "table",
-            {},
-            h("thead", {}, h("tr", {}, ["id", "provider", "target", "match", "signed", ""].map((t) => h("th", {}, t)))),
-            h(
-              "tbody",
-              { id: "subscription-rows" },
-              ...view.subscriptions.map((s) =>
-                h(
-                  "tr",
-                  { dataset: { subscription: s.id } },
-                  h("td", {}, s.id),
-                  h("td", {}, s.provider),
-                  h("td.wrap", {}, s.target),
-                  h("td", {}, Object.entries(s.match ?? {}).map(([k, v]) => `${k}: ${v.join(", ")}`).join("; ") || "everything"),
-                  h("td", {}, s.secret ? "yes" : ""),
-                  h("td", {}, h("button.small", { onclick: () => unsubscribe(s.id), dataset: { unsubscribe: s.id } }, "delete")),
-                ),
-              ),
-            ),
-          ),
-    );
-  }
-
-  async function unsubscribe(subscriptionId) {
-    await command(deviceId, { type: "unsubscribe", subscriptionId })
-      .then(() => toast(`Subscription ${subscriptionId} deleted`))
-      .then(loadView)
-      .catch(fail("unsubscribe"));
-  }
-
   // ---- 24-hour charts
+  /** Readings of [fromMs, toMs) from the archive, following the cursor; and what the answer says of its sources. */
   async function readingsWindow(fromMs, toMs) {
-    const out = [];
+    const readings = [];
     let cursor;
+    let coverage;
     for (let page = 0; page < 10; page++) {
       const q = new URLSearchParams({ from: String(fromMs), to: String(toMs), limit: "1000", ...(cursor ? { cursor } : {}) });
       const r = await api(`${path}/readings?${q}`);
-      out.push(...(r.readings ?? []));
+      readings.push(...(r.readings ?? []));
+      coverage = r.coverage ?? coverage;
       if (!r.next) break;
       cursor = r.next;
     }
-    return out;
+    return { readings, coverage };
   }
 
   async function drawCharts() {
@@ -299,23 +152,31 @@ export function mountDevice(main, deviceId, ctx) {
     const from = end - DAY_MS;
     let source;
     const series = new Map();
+    let readings = [];
     try {
-      const readings = await readingsWindow(from, end + 1);
-      archive = "yes";
-      for (const r of readings) for (const ch of CHANNELS) if (typeof r[ch] === "number") (series.get(ch) ?? series.set(ch, []).get(ch)).push([r.t, r[ch]]);
-      source = "Every reading, from the archive; new readings arrive live.";
+      const r = await readingsWindow(from, end + 1);
+      archive = r.coverage?.archive ?? "ok";
+      readings = r.readings;
     } catch (err) {
       if (!(err instanceof ApiError) || (err.status !== 404 && err.status !== 503)) throw err;
-      archive = err.code === "AIRTWIN_ERR_HTTP_NOT_FOUND" ? "no" : "unknown";
+      // 404: a gateway without the history routes; 503: no archive answered
+      archive = err.code === "AIRTWIN_ERR_HTTP_NOT_FOUND" ? "absent" : "unknown";
+    }
+    if (archive !== "absent" && archive !== "unknown" && readings.length > 0) {
+      for (const r of readings) for (const ch of CHANNELS) if (typeof r[ch] === "number") (series.get(ch) ?? series.set(ch, []).get(ch)).push([r.t, r[ch]]);
+      source = "Every reading, from the archive; new readings arrive live.";
+    } else {
       for (const ch of CHANNELS) {
         const c = view.channels[ch];
         if (c === undefined) continue;
         series.set(ch, c.hourly.filter((b) => b.start >= from - HOUR_MS).map((b) => [b.start + HOUR_MS / 2, b.mean]));
       }
       source =
-        archive === "no"
+        archive === "absent"
           ? "Hourly means from the twin: the archive is not running behind this gateway, so single readings of the past are not available. New readings arrive live."
-          : `Hourly means from the twin: the archive did not answer (${err.message}). New readings arrive live.`;
+          : archive === "unknown"
+            ? "Hourly means from the twin: the archive did not answer. New readings arrive live."
+            : "Hourly means from the twin: the archive has no readings of this day yet. New readings arrive live.";
     }
     const events = await eventSpans(end);
     for (const p of plots.values()) p.destroy();
@@ -370,54 +231,6 @@ export function mountDevice(main, deviceId, ctx) {
   }
   const seen = new Set();
 
-  // ---- history
-  function renderHistory() {
-    const out = h("div", { id: "history-out" });
-    const channel = h("select", { id: "history-channel" }, ...CHANNELS.filter((c) => view.channels[c]).map((c) => h("option", { value: c }, NAMES[c])));
-    let chart;
-    let last = "week";
-    const show = async (period) => {
-      last = period;
-      const end = endOf();
-      const resolution = period === "week" ? "hour" : "day";
-      const from = end - (period === "week" ? 7 : 30) * DAY_MS;
-      out.replaceChildren(h("p.muted", {}, "loading…"));
-      try {
-        const r = await api(`${path}/aggregates?resolution=${resolution}&from=${from}&to=${end + HOUR_MS}`);
-        const rows = (r.channels?.[channel.value] ?? []).slice().sort((a, b) => a.start - b.start);
-        chart?.destroy();
-        const box = h("div.chart");
-        const notes = [];
-        if (r.coverage !== undefined) notes.push(h("p.warn", { id: "history-coverage" }, `Not covered: ${describeCoverage(r.coverage)}`));
-        if (archive === "no") {
-          notes.push(
-            h(
-              "p.warn",
-              { id: "history-no-archive" },
-              `The archive is not running behind this gateway: this shows only what the twin holds (24 hourly and 7 daily buckets). Run \`airtwin archive\` for ${period === "week" ? "a week of hours" : "a month of days"}.`,
-            ),
-          );
-        }
-        const first = rows[0]?.start;
-        out.replaceChildren(
-          ...notes,
-          h("p.muted", {}, rows.length === 0 ? "No buckets in this range." : `${rows.length} ${resolution === "hour" ? "hours" : "days"} from ${time(first)}`),
-          box,
-        );
-        if (rows.length > 0) chart = historyChart(box, channel.value, rows, from, end + HOUR_MS);
-      } catch (err) {
-        out.replaceChildren(h("p.error", {}, `History unavailable: ${err instanceof ApiError ? err.describe() : err.message}`));
-      }
-    };
-    channel.addEventListener("change", () => show(last));
-    history.replaceChildren(
-      h("h2", {}, "History"),
-      h("div.row", {}, channel, h("button", { id: "history-week", onclick: () => show("week") }, "Week"), h("button", { id: "history-month", onclick: () => show("month") }, "Month")),
-      out,
-    );
-    return () => chart?.destroy();
-  }
-
   // ---- live
   let refreshTimer;
   const stopLive = follow(
@@ -457,7 +270,7 @@ export function mountDevice(main, deviceId, ctx) {
   loadView()
     .then(async () => {
       if (stopped) return;
-      destroyHistory = renderHistory();
+      destroyHistory = mountHistory(history, { path, view: () => view, endOf, archiveState: () => archive });
       await Promise.all([drawCharts().catch(fail("charts")), loadAlerts().catch(fail("alerts"))]);
     })
     .catch((err) => {
@@ -472,12 +285,4 @@ export function mountDevice(main, deviceId, ctx) {
     destroyHistory();
     for (const p of plots.values()) p.destroy?.();
   };
-}
-
-/** The archive's `coverage` note in words (its shape is the archive's: ranges or a message). */
-function describeCoverage(c) {
-  if (typeof c === "string") return c;
-  const ranges = Array.isArray(c) ? c : Array.isArray(c?.missing) ? c.missing : Array.isArray(c?.uncovered) ? c.uncovered : undefined;
-  if (ranges) return ranges.map((r) => `${time(r.from)} – ${time(r.to)}`).join(", ") || "nothing";
-  return JSON.stringify(c);
 }
