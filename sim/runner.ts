@@ -43,6 +43,8 @@ export interface RunnerOptions {
   minRequestGapMs?: number;
   /** Most requests awaiting an answer. Default 64. */
   maxInFlight?: number;
+  /** Most readings in one request. Default 1000 (the gateway's limit). */
+  maxReadingsPerRequest?: number;
   /** Stop after this much wall time (ms). */
   durationMs?: number;
   signal?: AbortSignal;
@@ -64,8 +66,11 @@ interface DeviceQueue {
   failures: number;
 }
 
-/** Most readings held between the source and the transport before the source is paused. */
-const MAX_PENDING = 1_000_000;
+/** Most readings held between the source and the transport before the source is paused (at least what four rounds of full requests take). */
+const MAX_PENDING = 200_000;
+const MIN_PENDING = 5_000;
+/** Most uploads taken from the source in one turn, so sending never waits for a long backlog to be generated. */
+const MAX_PULL_PER_TURN = 2000;
 
 export class SimRunner {
   readonly stats: SimStats = {
@@ -77,10 +82,14 @@ export class SimRunner {
   private wake: (() => void) | undefined;
   private readonly minGap: number;
   private readonly maxInFlight: number;
+  private readonly maxReadings: number;
+  private readonly maxPending: number;
 
   constructor(private readonly o: RunnerOptions) {
     this.minGap = o.minRequestGapMs ?? 600;
     this.maxInFlight = o.maxInFlight ?? 64;
+    this.maxReadings = Math.min(MAX_READINGS_PER_REQUEST, o.maxReadingsPerRequest ?? MAX_READINGS_PER_REQUEST);
+    this.maxPending = Math.min(MAX_PENDING, Math.max(MIN_PENDING, 4 * this.maxInFlight * this.maxReadings));
     for (const id of o.source.deviceIds) this.queues.set(id, { deviceId: id, readings: [], counted: 0, inFlight: undefined, readyAt: 0, queued: false, failures: 0 });
   }
 
@@ -97,7 +106,8 @@ export class SimRunner {
         source.setIntervalMs?.(this.o.liveIntervalMs);
         switchedToLive = true;
       }
-      for (let due = source.peekSendAt(); due !== undefined && due <= event && this.stats.pending < MAX_PENDING; due = source.peekSendAt()) {
+      let pulled = 0;
+      for (let due = source.peekSendAt(); due !== undefined && due <= event && this.stats.pending < this.maxPending && pulled < MAX_PULL_PER_TURN; due = source.peekSendAt(), pulled++) {
         const u = source.next()!;
         if (u.kind === "resend") this.stats.resent += u.readings.length;
         if (u.kind === "backfill") this.stats.backfilled += u.readings.length;
@@ -111,9 +121,13 @@ export class SimRunner {
       }
       if (source.peekSendAt() === undefined && this.stats.pending === 0 && this.stats.inFlight === 0) break;
       const nextDue = source.peekSendAt();
+      if (pulled === MAX_PULL_PER_TURN) {
+        await new Promise((resolve) => setImmediate(resolve)); // more is due: let answers in, then go on
+        continue;
+      }
       const wakeAt = Math.min(
         now + 100,
-        nextDue === undefined || this.stats.pending >= MAX_PENDING ? Infinity : clock.wallAt(nextDue),
+        nextDue === undefined || this.stats.pending >= this.maxPending ? Infinity : clock.wallAt(nextDue),
         this.stats.inFlight < this.maxInFlight ? (this.ready.peekKey() ?? Infinity) : Infinity,
       );
       await this.sleep(Math.max(0, wakeAt - Date.now()));
@@ -154,7 +168,7 @@ export class SimRunner {
 
   private dispatch(q: DeviceQueue): void {
     q.queued = false;
-    const batch = q.readings.splice(0, MAX_READINGS_PER_REQUEST);
+    const batch = q.readings.splice(0, this.maxReadings);
     const fresh = batch.length - Math.min(q.counted, batch.length);
     q.counted = Math.max(0, q.counted - batch.length);
     this.stats.sent += fresh;
