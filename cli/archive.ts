@@ -5,10 +5,13 @@ import { loadArchiveConfig, type ArchiveConfig } from "../gateways/archive/confi
 import { openDatabase, type Database } from "../gateways/archive/db/mod.ts";
 import { closeNats, connectNats } from "../runtime/mod.ts";
 
-const usage = `usage: airtwin archive
+const usage = `usage: airtwin archive [restore (--all | --device ID) | export --from T --to T [--device ID] [--format csv|jsonl]]
 
-Runs the archive: durable consumers of the input, output, snapshot and registry streams written into
-Postgres (DATABASE_URL) or embedded PGlite under $AIRTWIN_DATA_DIR/pglite/archive.
+Without a subcommand, runs the archive: durable consumers of the input, output, snapshot and registry
+streams written into Postgres (DATABASE_URL) or embedded PGlite under $AIRTWIN_DATA_DIR/pglite/archive.
+  restore   rebuild the registry and the twins from the archive after JetStream lost them; stop the
+            nodes first; resumable, with a progress bar
+  export    archived readings as CSV (default) or JSON lines on stdout; T is epoch ms or ISO 8601
 `;
 
 const log = (level: string, msg: string, fields?: Record<string, unknown>) =>
@@ -24,7 +27,8 @@ export async function runArchive(args: string[]): Promise<void> {
     process.stdout.write(usage);
     return;
   }
-  void rest;
+  if (sub === "restore") return (await import("./archive-restore.ts")).runRestore(rest);
+  if (sub === "export") return (await import("./archive-export.ts")).runExport(rest);
   if (sub !== undefined) {
     process.stderr.write(`airtwin archive: unknown subcommand "${sub}"\n\n${usage}`);
     process.exitCode = 2;

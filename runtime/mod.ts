@@ -28,6 +28,9 @@ export type { Names } from "./subjects.ts";
 export { decodeRecord, encodeRecord } from "./snapshot-store.ts";
 // The input log's message format, for readers of the input streams other than the owners (the archive).
 export { decodeBatch } from "./envelope.ts";
+// Writing snapshots back from outside under a lease of its own (restore from the archive).
+export { assertShardsFree, restoreShard, ShardBusyError } from "./restore.ts";
+export type { RestoreShardOptions } from "./restore.ts";
 export type { InputBatch, InputItem } from "./envelope.ts";
 export type { SnapshotRecord } from "./snapshot-store.ts";
 export { startNode } from "./node.ts";

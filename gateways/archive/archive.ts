@@ -125,19 +125,24 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
       return { key: m.subject.slice(cut), gen, seq: m.seq, value: op === "DEL" || op === "PURGE" || m.data.length === 0 ? null : m.data };
     });
   };
-  const snapshotWriter = (shard: number): BatchWriter => (tx, messages, gen) =>
-    writeSnapshots(
+  const snapshotWriter = (shard: number): BatchWriter => (tx, messages, gen) => {
+    // the input stream's generation gives the snapshot's sequences their meaning (restore needs it)
+    const inGen = inputConsumers[Math.floor((shard * o.streams) / o.shards)]!.generation;
+    if (inGen === 0) return Promise.reject(new Error(`the generation of the input stream of shard ${shard} is not known yet`));
+    return writeSnapshots(
       tx,
       shard,
       kvMessages(messages, gen, names.snapshotBucket(shard)),
       Date.now(),
       (bytes) => decodeRecord(bytes).appliedSeq,
       (bytes) => (decode(bytes) as { seq: number }).seq,
+      inGen,
     );
+  };
   const registryWriter: BatchWriter = (tx, messages, gen) => writeRegistry(tx, kvMessages(messages, gen, registryBucket(o.prefix)), Date.now());
 
-  const consumers: SourceConsumer[] = [new SourceConsumer({ stream: names.outputStream, label: "out", write: outputWriter, ...common }, deps)];
-  for (let k = 0; k < o.streams; k++) consumers.push(new SourceConsumer({ stream: names.inputStream(k), label: `in.${k}`, write: inputWriter(k), ...common }, deps));
+  const inputConsumers = Array.from({ length: o.streams }, (_, k) => new SourceConsumer({ stream: names.inputStream(k), label: `in.${k}`, write: inputWriter(k), ...common }, deps));
+  const consumers: SourceConsumer[] = [new SourceConsumer({ stream: names.outputStream, label: "out", write: outputWriter, ...common }, deps), ...inputConsumers];
   consumers.push(new SourceConsumer({ stream: `KV_${registryBucket(o.prefix)}`, label: "registry", write: registryWriter, ...common }, deps));
   for (let s = 0; s < o.shards; s++) {
     consumers.push(new SourceConsumer({ stream: `KV_${names.snapshotBucket(s)}`, label: `snap.${s}`, write: snapshotWriter(s), ...common, missingRetryMs: 10_000 }, deps));

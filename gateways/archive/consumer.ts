@@ -76,6 +76,11 @@ export class SourceConsumer {
     return this.o.label;
   }
 
+  /** Generation (creation time, ms) of the stream as last seen; 0 before the consumer was made. */
+  get generation(): number {
+    return this.gen;
+  }
+
   start(): void {
     this.running ??= this.loop();
   }

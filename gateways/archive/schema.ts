@@ -126,4 +126,29 @@ create table sources (
 );
 `,
   },
+  {
+    version: 2,
+    name: "snapshots and checkpoints remember the input stream generation they refer to",
+    sql: `
+-- a snapshot's applied sequence means something only in the input stream it was taken from: restore
+-- keeps it when that stream still exists, and starts the twin over in a recreated one
+alter table snapshots add column in_gen bigint not null default 0;
+alter table checkpoints add column in_gen bigint not null default 0;
+
+-- restore runs, resumable: the shards a run has done
+create table restore_runs (
+  id text primary key,
+  args text not null,
+  started_at bigint not null,
+  finished_at bigint
+);
+create table restore_progress (
+  run_id text not null references restore_runs (id),
+  shard int not null,
+  records int not null,
+  done_at bigint not null,
+  primary key (run_id, shard)
+);
+`,
+  },
 ];

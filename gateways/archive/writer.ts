@@ -240,6 +240,8 @@ export async function writeSnapshots(
   now: number,
   decodeAppliedSeq: (record: Uint8Array) => number,
   decodeCheckpoint: (record: Uint8Array) => number,
+  /** Generation of the input stream the shard's sequences refer to. */
+  inGen: number,
 ): Promise<WriteCounts> {
   const counts = noCounts();
   const latest = new Map<string, KvMessage>();
@@ -250,10 +252,10 @@ export async function writeSnapshots(
     if (m.key === "_checkpoint") {
       if (m.value === null) continue;
       await tx.query(
-        `insert into checkpoints (shard, gen, kv_seq, seq, stored_at) values ($1, $2, $3, $4, $5)
-         on conflict (shard) do update set gen = excluded.gen, kv_seq = excluded.kv_seq, seq = excluded.seq, stored_at = excluded.stored_at
+        `insert into checkpoints (shard, gen, kv_seq, seq, stored_at, in_gen) values ($1, $2, $3, $4, $5, $6)
+         on conflict (shard) do update set gen = excluded.gen, kv_seq = excluded.kv_seq, seq = excluded.seq, stored_at = excluded.stored_at, in_gen = excluded.in_gen
          where (excluded.gen, excluded.kv_seq) > (checkpoints.gen, checkpoints.kv_seq)`,
-        [shard, m.gen, m.seq, decodeCheckpoint(m.value), now],
+        [shard, m.gen, m.seq, decodeCheckpoint(m.value), now, inGen],
       );
       continue;
     }
@@ -265,13 +267,13 @@ export async function writeSnapshots(
   }
   if (s.key.length > 0) {
     const r = await tx.query(
-      `insert into snapshots (key, shard, gen, kv_seq, applied_seq, record, stored_at)
-       select u.key, $6, u.gen, u.kv_seq, u.applied, decode(u.hex, 'hex'), $7
+      `insert into snapshots (key, shard, gen, kv_seq, applied_seq, record, stored_at, in_gen)
+       select u.key, $6, u.gen, u.kv_seq, u.applied, decode(u.hex, 'hex'), $7, $8
        from unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[]) as u(key, gen, kv_seq, applied, hex)
        on conflict (key) do update set shard = excluded.shard, gen = excluded.gen, kv_seq = excluded.kv_seq, applied_seq = excluded.applied_seq,
-         record = excluded.record, stored_at = excluded.stored_at
+         record = excluded.record, stored_at = excluded.stored_at, in_gen = excluded.in_gen
        where (excluded.gen, excluded.kv_seq) > (snapshots.gen, snapshots.kv_seq)`,
-      [s.key, s.gen, s.kvSeq, s.applied, s.hex, shard, now],
+      [s.key, s.gen, s.kvSeq, s.applied, s.hex, shard, now, inGen],
     );
     counts.snapshots = r.rowCount;
   }

@@ -1,0 +1,144 @@
+// Restore from the archive (`airtwin archive restore`): the registry entries first (created only where
+// missing, so a newer entry is never overwritten), then every shard's twins through runtime/restore.ts
+// (under the shard's lease, fenced like an owner). Sequences: a snapshot whose input stream still
+// exists (same generation) keeps its applied sequence and the shard its checkpoint, so the next owner
+// replays exactly what came after; when the input stream was recreated, the records start at 0 and the
+// next owner applies everything the new stream holds on top of the restored state. Resumable: a run
+// per arguments and input stream generations, and the shards it finished (restore-source.ts).
+import { createHash } from "node:crypto";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { TWIN_TYPE } from "../../actors/device-twin/behavior.ts";
+import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
+import { assertShardsFree, decode, decodeRecord, ensureClusterForClients, names as namesOf, restoreShard, shardOf, ShardBusyError, type SnapshotRecord } from "../../runtime/mod.ts";
+import { GatewayError } from "../errors.ts";
+import { openBucket, registryBucket } from "../registry/registry.ts";
+import { migrate, type Database } from "./db/mod.ts";
+import {
+  archivedCheckpoint,
+  archivedRegistry,
+  archivedShards,
+  archivedSnapshots,
+  countSnapshots,
+  finishRestoreRun,
+  openRestoreRun,
+  shardRestored,
+} from "./restore-source.ts";
+import { ARCHIVE_MIGRATIONS } from "./schema.ts";
+
+export type RestoreTarget = { all: true } | { deviceId: string };
+
+/** Options of {@link restoreFromArchive}. */
+export interface RestoreOptions {
+  nc: NatsConnection;
+  db: Database;
+  prefix: string;
+  shards: number;
+  streams: number;
+  replicas: number;
+  target: RestoreTarget;
+  /** Lease holder name shown while restoring. Default `restore-<pid>`. */
+  holder?: string;
+  /** Called once with the records to write, then after each. */
+  onStart?: (total: number, resumed: boolean) => void;
+  onRecord?: () => void;
+}
+
+/** What a restore did. */
+export interface RestoreResult {
+  registryEntries: number;
+  shards: number;
+  records: number;
+  /** Shards skipped because an interrupted run with the same arguments had done them. */
+  skippedShards: number;
+  resumed: boolean;
+}
+
+export async function restoreFromArchive(o: RestoreOptions): Promise<RestoreResult> {
+  const names = namesOf(o.prefix);
+  const deviceId = "deviceId" in o.target ? o.target.deviceId : undefined;
+  if (deviceId !== undefined && validateDeviceId(deviceId) !== undefined) {
+    throw new GatewayError("ARCHIVE_RESTORE_INVALID", `invalid device id ${JSON.stringify(deviceId)}`, { details: [{ field: "--device", message: "1-64 characters of [A-Za-z0-9_-]" }] });
+  }
+  await migrate(o.db, { component: "archive", migrations: ARCHIVE_MIGRATIONS });
+  // streams (and the cluster meta) as on a fresh cluster: the restore writes into them
+  await ensureClusterForClients(o.nc, names, { shards: o.shards, streams: o.streams, replicas: o.replicas });
+  const jsm = await jetstreamManager(o.nc);
+  const inGens: number[] = [];
+  for (let k = 0; k < o.streams; k++) inGens.push(Date.parse((await jsm.streams.info(names.inputStream(k))).created));
+
+  const shardList = deviceId !== undefined ? [shardOf(deviceId, o.shards)] : await archivedShards(o.db);
+  await busyAsCoded(() => assertShardsFree(o.nc, names, shardList, o.replicas)); // refused before anything changes
+
+  // 1. the registry: devices and users with their hashed credentials
+  const registry = await openBucket(new Kvm(jetstream(o.nc)), registryBucket(o.prefix), o.replicas);
+  let keys: string[] | undefined;
+  if (deviceId !== undefined) {
+    const device = await archivedRegistry(o.db, [`devices.${deviceId}`]);
+    const ownerId = device[0] === undefined ? undefined : (decode(device[0].value) as { ownerId?: string }).ownerId;
+    keys = [`devices.${deviceId}`, ...(ownerId === undefined ? [] : [`users.${ownerId}`])];
+  }
+  let registryEntries = 0;
+  for (const { key, value } of await archivedRegistry(o.db, keys)) {
+    try {
+      await registry.create(key, value);
+      registryEntries++;
+    } catch {
+      // present already: the live entry is newer than the archive's
+    }
+  }
+
+  // 2. the twins, shard by shard
+  const twinKeys = deviceId === undefined ? undefined : [`${TWIN_TYPE}.${deviceId}`];
+  const args = JSON.stringify({ target: o.target, prefix: o.prefix, inGens });
+  const runId = createHash("sha256").update(args).digest("hex").slice(0, 32);
+  const run = await openRestoreRun(o.db, runId, args, Date.now());
+  const todo = shardList.filter((s) => !run.done.has(s));
+  o.onStart?.(await countSnapshots(o.db, todo, twinKeys), run.resumed);
+  let records = 0;
+  for (const shard of todo) {
+    const inGen = inGens[Math.floor((shard * o.streams) / o.shards)]!;
+    const rows = await archivedSnapshots(o.db, shard, twinKeys);
+    const restored: [string, SnapshotRecord][] = rows.map((r) => {
+      const record = decodeRecord(r.record);
+      // sequences of another (lost) input stream mean nothing in this one: start the twin's log over
+      return [r.key, r.inGen === inGen ? record : { ...record, appliedSeq: 0 }];
+    });
+    const cp = await archivedCheckpoint(o.db, shard);
+    const lowest = restored.reduce((min, [, r]) => Math.min(min, r.appliedSeq), Number.MAX_SAFE_INTEGER);
+    records += await busyAsCoded(() =>
+      restoreShard({
+        nc: o.nc,
+        names,
+        shard,
+        replicas: o.replicas,
+        holder: o.holder ?? `restore-${process.pid}`,
+        records: restored,
+        ...(o.onRecord === undefined ? {} : { onRecord: o.onRecord }),
+        checkpoint: (current) =>
+          deviceId === undefined
+            ? cp !== undefined && cp.inGen === inGen ? cp.seq : 0
+            : // one twin: replay from its own position (the others skip what their snapshots hold)
+              Math.min(current ?? 0, lowest),
+      }),
+    );
+    await shardRestored(o.db, runId, shard, restored.length, Date.now());
+  }
+  await finishRestoreRun(o.db, runId, Date.now());
+  return { registryEntries, shards: todo.length, records, skippedShards: shardList.length - todo.length, resumed: run.resumed };
+}
+
+/** A shard owned by a live node, as the coded error the CLI reports. */
+async function busyAsCoded<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ShardBusyError) {
+      throw new GatewayError("ARCHIVE_RESTORE_BUSY", `${err.message}: stop the nodes (or wait for the lease to expire), then run restore again — it resumes`, {
+        details: { shard: err.shard, owner: err.owner, expiresAt: err.expiresAt },
+      });
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,132 @@
+// Restore round trip on both backends: a cluster loses its snapshot buckets, input stream and registry;
+// `restore --all` brings back every device (its old token works) and every twin exactly as it was
+// (statistics, rules, subscriptions, calibration, learned state); new readings then apply on top. A
+// restore while a node owns a shard is refused, and --device restores one twin.
+import { jetstreamManager } from "@nats-io/jetstream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { restoreFromArchive } from "../../gateways/archive/restore.ts";
+import { registryBucket } from "../../gateways/registry/registry.ts";
+import { buildApp } from "../../gateways/http/app.ts";
+import { assembleGateway } from "../../gateways/http/gateway.ts";
+import { OpsClient } from "../../runtime/mod.ts";
+import { ADMIN_TOKEN, GatewayFixture } from "../gateway/fixture.ts";
+import { startNatsServer, type TestNatsServer } from "../harness/mod.ts";
+import { waitFor } from "../harness/wait-for.ts";
+import { archiveOn, BACKENDS, caughtUp, post, testDatabase } from "./fixture.ts";
+
+let server: TestNatsServer;
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const H = 3_600_000;
+const T0 = Date.UTC(2026, 10, 20);
+/** What must come back: everything but the wall-clock presence fields. */
+const comparable = (v: Record<string, unknown>) => {
+  const { online: _o, lastSeen: _l, ...rest } = v;
+  return rest;
+};
+
+describe.each(BACKENDS)("restore (%s)", (backend) => {
+  it("rebuilds the registry and every twin after JetStream lost them; new readings continue", { timeout: 120_000 }, async () => {
+    await using f = await GatewayFixture.start(server);
+    const db = await testDatabase(backend);
+    const archive = await archiveOn(f, db);
+    try {
+      await f.ready();
+      const owner = await f.user("ann");
+      const devices = [];
+      for (let i = 0; i < 6; i++) devices.push(await f.device(`r-${i}`, owner.userId));
+      // three days of readings (calibration closes days), a rule and a subscription on one twin
+      for (const d of devices) {
+        const readings = [];
+        for (let h = 0; h < 72; h++) readings.push({ t: T0 + h * H, pm: 10 + (h % 24), co2: 420 + 10 * (h % 24), voc: 100 + h, tmp: 21, hum: 40 });
+        await post(f, d, readings);
+      }
+      const rule = { type: "putRule", rule: { id: "hot", channel: "tmp", direction: "above", enter: 30, exit: 25, minDurationMs: 0, clearDurationMs: 0 } };
+      const sub = { type: "subscribe", subscription: { id: "s1", provider: "push", match: { kinds: ["event.start"] }, target: "phone-1" } };
+      for (const c of [rule, sub]) {
+        const r = await f.app.inject({ method: "POST", url: "/v1/devices/r-0/commands", headers: owner.headers, payload: c });
+        expect(r.statusCode, r.body).toBe(200);
+      }
+      const before = new Map<string, Record<string, unknown>>();
+      for (const d of devices) before.set(d.deviceId, (await f.app.inject({ method: "GET", url: `/v1/devices/${d.deviceId}`, headers: owner.headers })).json());
+      expect(before.get("r-0")).toMatchObject({ readings: 72, subscriptions: [{ id: "s1" }] });
+      // the archive holds each twin's latest snapshot
+      await waitFor(async () => (await db.query<{ n: number }>("select count(*)::int as n from snapshots where key like 'twin.r-%' and applied_seq > 0")).rows[0]!.n === devices.length, {
+        timeoutMs: 30_000,
+        message: "snapshots archived",
+      });
+      for (const n of f.nodes) await n.close(); // nodes commit and hand off on close
+      await waitFor(async () => (await archive.measureLag()) === 0, { timeoutMs: 30_000, message: "archive caught up" });
+      await caughtUp(archive);
+      await archive.close();
+
+      // disaster: the snapshot buckets, the input stream and the registry are gone
+      const jsm = await jetstreamManager(f.nc);
+      const lost = [...Array.from({ length: f.shards }, (_, s) => `KV_${f.parts.names.snapshotBucket(s)}`), `KV_${registryBucket(f.prefix)}`, f.parts.names.inputStream(0)];
+      for (const s of lost) expect(await jsm.streams.delete(s), s).toBe(true);
+
+      // a restore while a node owns the shards is refused
+      const intruder = await f.startNode("n-busy");
+      const ops = new OpsClient(f.nc, f.parts.names);
+      await waitFor(async () => ((await ops.cluster().catch(() => undefined)) as { shards?: { owner: string | null }[] } | undefined)?.shards?.every((s) => s.owner === "n-busy"), {
+        timeoutMs: 30_000,
+        message: "the intruder owns every shard",
+      });
+      await expect(restoreFromArchive({ nc: f.nc, db, prefix: f.prefix, shards: f.shards, streams: 1, replicas: 1, target: { all: true } })).rejects.toMatchObject({
+        code: "AIRTWIN_ERR_ARCHIVE_RESTORE_BUSY",
+      });
+      await intruder.close();
+
+      let progress = 0;
+      let total = -1;
+      const result = await restoreFromArchive({
+        nc: f.nc,
+        db,
+        prefix: f.prefix,
+        shards: f.shards,
+        streams: 1,
+        replicas: 1,
+        target: { all: true },
+        onStart: (n) => (total = n),
+        onRecord: () => progress++,
+      });
+      expect(result.registryEntries).toBe(1 + devices.length);
+      expect(progress).toBe(total);
+      expect(total).toBeGreaterThanOrEqual(devices.length);
+
+      // a fresh gateway and node on the restored cluster
+      await f.startNode("n-after");
+      const parts = await assembleGateway(f.nc, { prefix: f.prefix, shards: f.shards, streams: 1, replicas: 1, defaultMetrics: false });
+      const app = await buildApp({ ...parts.deps, adminToken: ADMIN_TOKEN });
+      try {
+        for (const d of devices) {
+          const view = await waitFor(async () => {
+            const r = await app.inject({ method: "GET", url: `/v1/devices/${d.deviceId}`, headers: owner.headers });
+            return r.statusCode === 200 ? r.json<Record<string, unknown>>() : undefined;
+          }, { timeoutMs: 20_000, message: `twin ${d.deviceId} answers` });
+          expect(comparable(view)).toEqual(comparable(before.get(d.deviceId)!));
+        }
+        // the old device token still works, and a new reading applies on top of the restored state
+        const r = await app.inject({ method: "POST", url: "/v1/devices/r-0/readings", headers: devices[0]!.headers, payload: { readings: [{ t: T0 + 72 * H, pm: 5 }] } });
+        expect(r.statusCode, r.body).toBe(202);
+        await waitFor(async () => (await app.inject({ method: "GET", url: "/v1/devices/r-0", headers: owner.headers })).json<{ readings: number }>().readings === 73, {
+          timeoutMs: 20_000,
+          message: "the new reading applied",
+        });
+        const after = (await app.inject({ method: "GET", url: "/v1/devices/r-0", headers: owner.headers })).json<{ readings: number; duplicates: number; late: number }>();
+        expect(after).toMatchObject({ readings: 73, duplicates: 0, late: 0 });
+      } finally {
+        await app.close();
+        await parts.close();
+      }
+    } finally {
+      await archive.close();
+      await db.drop();
+    }
+  });
+});
