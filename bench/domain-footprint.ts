@@ -1,4 +1,5 @@
-// Footprint of the twin statistics (actors/device-twin/domain/stats.ts): snapshot bytes and heap bytes
+// Footprint of the twin statistics (actors/device-twin/domain/stats.ts) and of its learned state
+// (actors/device-twin/domain/learned/, next to the statistics' figures): snapshot bytes and heap bytes
 // per twin holding a week of 5-minute readings on all six channels, each next to a naive baseline
 // measured in the same run (JSON of the plain view; a plain-object state). Prints one JSON line per figure.
 //
@@ -20,7 +21,10 @@ import {
   type TwinStats,
 } from "../actors/device-twin/domain/stats.ts";
 import { applyInput, createTwin, decodeTwin, encodeTwin, type TwinState } from "../actors/device-twin/domain/mod.ts";
-import { CHANNELS, type Channel, type Reading } from "../actors/device-twin/domain/types.ts";
+import { CHANNELS, type Alert, type Channel, type OccupancyChange, type Reading } from "../actors/device-twin/domain/types.ts";
+import { applyReadingToLearned, createLearned } from "../actors/device-twin/domain/learned/learned-state.ts";
+import { decodeLearned, encodeLearned } from "../actors/device-twin/domain/learned/learned-snapshot.ts";
+import { DEFAULT_RULES } from "../actors/device-twin/domain/rules.ts";
 import { rng } from "../test/harness/rng.ts";
 
 const { values: args } = parseArgs({
@@ -183,12 +187,32 @@ function main(): void {
   emit("twin-snapshot-bytes-max", max(twins.map((b) => b.length)), "bytes");
   emit("twin-heap-bytes-per-twin", retainedBytesPerItem(TWINS, (i) => decodeTwin(twins[i % DISTINCT] as Uint8Array)), "bytes");
 
+  // The learned state's share (learned/): its snapshot section and heap, next to the statistics'.
+  const learned = Array.from({ length: DISTINCT }, (_, i) => encodeLearned(buildTwin(deviceWeek(SEED * 100_000 + i, false), `dev-${i}`).learned));
+  emit("learned-snapshot-bytes-median", median(learned.map((b) => b.length)), "bytes", { name: "stats-section", value: median(fleet.map((s) => encodeStats(s).length)) });
+  emit("learned-snapshot-bytes-max", max(learned.map((b) => b.length)), "bytes");
+  emit("learned-heap-bytes-per-twin", retainedBytesPerItem(TWINS, (i) => decodeLearned(learned[i % DISTINCT] as Uint8Array)), "bytes", { name: "stats", value: packed });
+
   const week = deviceWeek(SEED, false);
   const rounds = 50;
   buildStats(week, "warm");
   let t0 = performance.now();
   for (let k = 0; k < rounds; k++) buildStats(week, "dev");
-  emit("stats-apply-ns-per-reading", ((performance.now() - t0) * 1e6) / (rounds * week.length), "ns");
+  const statsNs = ((performance.now() - t0) * 1e6) / (rounds * week.length);
+  emit("stats-apply-ns-per-reading", statsNs, "ns");
+  const learnWeek = (): void => {
+    const l = createLearned();
+    const alerts: Alert[] = [];
+    const occupancy: OccupancyChange[] = [];
+    for (const r of week) {
+      applyReadingToLearned(l, "dev", r, { rules: DEFAULT_RULES, busy: [] }, alerts, occupancy);
+      alerts.length = occupancy.length = 0;
+    }
+  };
+  learnWeek();
+  t0 = performance.now();
+  for (let k = 0; k < rounds; k++) learnWeek();
+  emit("learned-apply-ns-per-reading", ((performance.now() - t0) * 1e6) / (rounds * week.length), "ns", { name: "stats-apply", value: statsNs });
   const s = buildStats(week, "dev");
   t0 = performance.now();
   for (let k = 0; k < 2000; k++) encodeStats(s);

@@ -126,6 +126,16 @@ export function expectedNow(v: DataView, ci: number, lastT: number, seasonScale:
 export function forecastChannel(v: DataView, ci: number, t: number): number | undefined {
   const b = channelBase(ci);
   if (v.getUint16(b + C_LEARNED_MIN, true) === 0) return undefined;
-  const hH = elapsedS(secondsOf(t), u32(v, b + C_LAST_S)) / 3600;
-  return f32(v, b + C_LAST) + f32(v, b + C_TREND) * TREND_DAMPING_H * (1 - Math.exp(-hH / TREND_DAMPING_H));
+  return f32(v, b + C_LAST) + f32(v, b + C_TREND) * dampedHours(elapsedS(secondsOf(t), u32(v, b + C_LAST_S)));
+}
+
+// The damped trend's hours for a horizon, memoized: forecasts are asked mostly for the same horizons.
+let dampedForS = -1;
+let dampedValue = 0;
+function dampedHours(horizonS: number): number {
+  if (horizonS !== dampedForS) {
+    dampedValue = TREND_DAMPING_H * (1 - Math.exp(-horizonS / 3600 / TREND_DAMPING_H));
+    dampedForS = horizonS;
+  }
+  return dampedValue;
 }

@@ -34,6 +34,7 @@ export function forecastAlert(v: DataView, ci: number, deviceId: string, ch: Cha
   const mask = u32(v, b + C_MASK);
   const fired = (mask & FORECAST_FIRED) !== 0;
   let anyCrossing = false;
+  let far = NaN;
   let anyBusy = false;
   for (const rule of ctx.rules) {
     if (rule.channel !== ch) continue;
@@ -42,7 +43,7 @@ export function forecastAlert(v: DataView, ci: number, deviceId: string, ch: Cha
       continue;
     }
     if (crosses(rule, x)) continue; // at/over enter already: the rule's own machine takes it from here
-    const far = forecastChannel(v, ci, t + FORECAST_ALERT_HORIZON_MS) as number;
+    if (Number.isNaN(far)) far = forecastChannel(v, ci, t + FORECAST_ALERT_HORIZON_MS) as number;
     if (!crosses(rule, far - FORECAST_MARGIN * (rule.enter - rule.exit))) continue;
     anyCrossing = true;
     if (fired) continue;

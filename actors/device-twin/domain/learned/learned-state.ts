@@ -51,18 +51,31 @@ export function applyReadingToLearned(
   const tS = secondsOf(t);
   featuresValid = occupancyFeatures(v, r, tS, FEATURES);
   if (featuresValid) decideOccupancy(v, deviceId, t, FEATURES, occupancy);
-  for (let ci = 0; ci < CHANNELS.length; ci++) {
-    const ch = CHANNELS[ci] as Channel;
-    const x = r[ch];
-    if (x === undefined) continue;
-    const step = updateChannel(v, ci, x + 0, t, tS, SEASON_SCALES[ci] as number, SCALE_FLOORS[ci] as number);
-    if (step === undefined) continue;
-    const anomaly = detectAnomaly(v, ci, deviceId, ch, x, t, tS, step);
-    if (anomaly !== undefined) alerts.push(anomaly);
-    if (rules !== undefined) {
-      const f = forecastAlert(v, ci, deviceId, ch, x, t, rules);
-      if (f !== undefined) alerts.push(f);
-    }
+  // named loads (one per channel) instead of r[CHANNELS[ci]], whose varying key makes the load megamorphic;
+  // + 0 turns −0 into 0, so equal states stay equal bytes
+  const pm = r.pm;
+  if (pm !== undefined) learnChannel(v, 0, pm + 0, deviceId, t, tS, rules, alerts);
+  const co2 = r.co2;
+  if (co2 !== undefined) learnChannel(v, 1, co2 + 0, deviceId, t, tS, rules, alerts);
+  const voc = r.voc;
+  if (voc !== undefined) learnChannel(v, 2, voc + 0, deviceId, t, tS, rules, alerts);
+  const tmp = r.tmp;
+  if (tmp !== undefined) learnChannel(v, 3, tmp + 0, deviceId, t, tS, rules, alerts);
+  const hum = r.hum;
+  if (hum !== undefined) learnChannel(v, 4, hum + 0, deviceId, t, tS, rules, alerts);
+  const allpollu = r.allpollu;
+  if (allpollu !== undefined) learnChannel(v, 5, allpollu + 0, deviceId, t, tS, rules, alerts);
+}
+
+function learnChannel(v: DataView, ci: number, x: number, deviceId: string, t: number, tS: number, rules: RuleContext | undefined, alerts: Alert[]): void {
+  const step = updateChannel(v, ci, x, t, tS, SEASON_SCALES[ci] as number, SCALE_FLOORS[ci] as number);
+  if (step === undefined) return;
+  const ch = CHANNELS[ci] as Channel;
+  const anomaly = detectAnomaly(v, ci, deviceId, ch, x, t, tS, step);
+  if (anomaly !== undefined) alerts.push(anomaly);
+  if (rules !== undefined) {
+    const f = forecastAlert(v, ci, deviceId, ch, x, t, rules);
+    if (f !== undefined) alerts.push(f);
   }
 }
 
