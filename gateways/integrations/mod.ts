@@ -22,3 +22,6 @@ export { checkSmtpUrl, emailIntegration } from "./email/email.ts";
 export type { EmailOptions } from "./email/email.ts";
 export { renderAlertEmail, renderReportEmail } from "./email/render.ts";
 export type { RenderedEmail } from "./email/render.ts";
+export { PUSH_MIGRATIONS, pushIntegration } from "./push/push.ts";
+export type { PushOptions, PushRow } from "./push/push.ts";
+export { renderPush } from "./email/render.ts";

@@ -134,8 +134,20 @@ export function renderReportEmail(r: Report): RenderedEmail {
   return { subject, ...layout(subject, intro, v.sentence, reportSections(r)) };
 }
 
+/** A push notification's title (the e-mail's subject) and body (its first sentence, at most 178 characters). */
+export function renderPush(item: { alert?: Alert; report?: Report }): { title: string; body: string } {
+  const lead = item.alert !== undefined ? alertLead(item.alert) : { subject: renderReportEmail(item.report as Report).subject, sentence: verdict((item.report as Report).channels).sentence };
+  const body = lead.sentence.length <= 178 ? lead.sentence : `${lead.sentence.slice(0, 177)}…`;
+  return { title: lead.subject, body };
+}
+
 /** The e-mail of an alert. */
 export function renderAlertEmail(a: Alert): RenderedEmail {
+  const { subject, sentence, lines } = alertLead(a);
+  return { subject, ...layout(subject, `Alert for ${a.deviceId}.`, sentence, [{ heading: "Details", lines }]) };
+}
+
+function alertLead(a: Alert): { subject: string; sentence: string; lines: string[] } {
   const ch = a.channel === "device" ? undefined : a.channel;
   const name = ch === undefined ? "" : NAMES[ch].name;
   const at = `${dayName(a.at)} ${hhmm(a.at)} UTC`;
@@ -169,7 +181,7 @@ export function renderAlertEmail(a: Alert): RenderedEmail {
       sentence = `${a.deviceId} is sending readings again (${at}).`;
   }
   lines.push(`Time: ${at}.`);
-  return { subject, ...layout(subject, `Alert for ${a.deviceId}.`, sentence, [{ heading: "Details", lines }]) };
+  return { subject, sentence, lines };
 }
 
 function layout(subject: string, intro: string, lead: string, sections: Section[]): { text: string; html: string } {
