@@ -120,7 +120,7 @@ export function parseDevArgs(args: readonly string[]): { nodes: number; simulate
 }
 
 /** The admin token: AIRTWIN_ADMIN_TOKEN, else the one kept in `<dataDir>/admin-token` (created once, mode 0600). */
-function adminToken(env: NodeJS.ProcessEnv, dataDir: string): { token: string; source: string } {
+export function adminToken(env: NodeJS.ProcessEnv, dataDir: string): { token: string; source: string } {
   const fromEnv = env.AIRTWIN_ADMIN_TOKEN?.trim();
   if (fromEnv) return { token: fromEnv, source: "AIRTWIN_ADMIN_TOKEN" };
   const file = join(dataDir, "admin-token");
@@ -134,7 +134,7 @@ function adminToken(env: NodeJS.ProcessEnv, dataDir: string): { token: string; s
   return { token, source: file };
 }
 
-function portFree(port: number, host: string): Promise<boolean> {
+export function portFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolvePort) => {
     const srv = createServer();
     srv.once("error", () => resolvePort(false));
@@ -142,7 +142,7 @@ function portFree(port: number, host: string): Promise<boolean> {
   });
 }
 
-function freePort(host: string): Promise<number> {
+export function freePort(host: string): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const srv = createServer();
     srv.once("error", reject);
@@ -153,7 +153,7 @@ function freePort(host: string): Promise<number> {
   });
 }
 
-function getStatus(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+export function getStatus(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolveGet, reject) => {
     const req = httpGet(url, { agent: false, timeout: 2000, headers }, (res) => {
       let body = "";
