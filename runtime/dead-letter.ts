@@ -1,4 +1,5 @@
-// Dead letters: inputs the runtime consumed but could not apply. Each one is counted
+// Dead letters: inputs the runtime consumed but could not apply, and snapshots it could not read
+// (written by something other than an owner: the entity starts afresh). Each one is counted
 // (`airtwin_dead_letters_total{source,reason}`), logged at warn (bad input is the sender's fault, not
 // the node's), and published on `<prefix>.dlq.<source>.<shard>` — the `<PREFIX>_DLQ` stream keeps them
 // 30 days — so an operator can see what was dropped and why. Recording never waits and never throws:
@@ -20,16 +21,16 @@ export type DeadLetterReason = "undecodable" | "refused" | "unknown-type";
 /** One input given up, as published on the dead-letter subject (MessagePack). */
 export interface DeadLetter {
   reason: DeadLetterReason;
-  /** What consumed it: "input" (a shard's input stream). */
+  /** What consumed it: "input" (a shard's input stream) or "snapshot" (a shard's snapshot bucket, read at its start or when an entity wakes). */
   source: string;
   /** The subject the message arrived on. */
   subject: string;
   shard: number;
-  /** Stream sequence of the message. */
+  /** Stream sequence of the input message (0 for a snapshot). */
   seq: number;
   /** Position of the item in its message (not for undecodable messages). */
   index?: number;
-  /** The item's entity and kind (not for undecodable messages). */
+  /** The item's entity and kind ("snapshot" for a snapshot); absent for an undecodable input message. */
   entity?: { type: string; id: string; kind: string };
   /** What went wrong. */
   error: string;
@@ -64,7 +65,7 @@ export class DeadLetters implements DeadLetterSink {
 
   record(given: Parameters<DeadLetterSink["record"]>[0]): void {
     this.metrics.deadLetters.inc({ source: given.source, reason: given.reason });
-    this.log("warn", "input dead-lettered", {
+    this.log("warn", `${given.source} dead-lettered`, {
       reason: given.reason,
       shard: given.shard,
       seq: given.seq,
@@ -79,7 +80,7 @@ export class DeadLetters implements DeadLetterSink {
       const h = headers();
       h.set("Content-Type", MSGPACK_CONTENT_TYPE);
       // a redelivered message (a restart from the checkpoint) is dead-lettered once within the stream's duplicate window
-      h.set("Nats-Msg-Id", `dlq:${given.source}:${given.shard}:${given.seq}:${given.index ?? "-"}`);
+      h.set("Nats-Msg-Id", `dlq:${given.source}:${given.shard}:${given.seq}:${given.index ?? "-"}:${given.entity === undefined ? "" : `${given.entity.type}.${given.entity.id}`}`);
       // fire and forget: the log line and the metric are the record that cannot be lost
       this.nc.publish(deadLetterSubject(this.names, given.source, given.shard), encode(letter), { headers: h });
     } catch (err) {

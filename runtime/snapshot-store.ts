@@ -207,6 +207,12 @@ export async function claimShard(
 export interface ShardScan {
   checkpoint: number;
   entities: Map<string, SnapshotRecord>;
+  /**
+   * Keys whose last value could not be decoded (written by something other than an owner): left out of
+   * `entities` (such an entity starts afresh), or a checkpoint read as 0 (the whole log is replayed;
+   * entities skip what their snapshots hold). The caller dead-letters them.
+   */
+  undecodable: Array<{ key: string; data: Uint8Array; error: string }>;
 }
 
 /** Reads the last record of every key of the bucket with an ordered consumer (one pass, no request per key). */
@@ -217,15 +223,16 @@ export async function scanShard(js: JetStreamClient, jsm: JetStreamManager, buck
   // `knownKeys` (counted by the claim) saves asking the stream for the first pass.
   for (let attempt = 1; ; attempt++) {
     const expected = attempt === 1 && knownKeys !== undefined ? knownKeys : (await jsm.streams.info(bucketStream(bucket))).state.num_subjects;
-    if (expected === 0) return { checkpoint: 0, entities: new Map() };
+    if (expected === 0) return { checkpoint: 0, entities: new Map(), undecodable: [] };
     const scan = await scanOnce(js, bucket);
-    if (expected === undefined || scan.keys >= expected) return { checkpoint: scan.checkpoint, entities: scan.entities };
+    if (expected === undefined || scan.keys >= expected) return { checkpoint: scan.checkpoint, entities: scan.entities, undecodable: scan.undecodable };
     if (attempt >= 5) throw new Error(`scan of ${bucket} saw ${scan.keys} of ${expected} keys`);
   }
 }
 
 async function scanOnce(js: JetStreamClient, bucket: string): Promise<ShardScan & { keys: number }> {
   const entities = new Map<string, SnapshotRecord>();
+  const undecodable: ShardScan["undecodable"] = [];
   const seen = new Set<string>();
   let checkpoint = 0;
   const consumer = await js.consumers.get(bucketStream(bucket), {
@@ -239,10 +246,17 @@ async function scanOnce(js: JetStreamClient, bucket: string): Promise<ShardScan 
     seen.add(key);
     const op = m.headers?.get("KV-Operation");
     if (op !== "DEL" && op !== "PURGE" && m.data.length > 0) {
-      if (key === CHECKPOINT_KEY) {
-        checkpoint = decode<{ seq: number }>(m.data).seq;
-      } else if (key !== FENCE_KEY) {
-        entities.set(key, decodeRecord(m.data));
+      try {
+        if (key === CHECKPOINT_KEY) {
+          checkpoint = decodeCheckpointSeq(m.data);
+        } else if (key !== FENCE_KEY) {
+          entities.set(key, decodeRecord(m.data));
+        }
+      } catch (err) {
+        // a value no owner wrote must not keep the shard from starting
+        if (key === CHECKPOINT_KEY) checkpoint = 0;
+        else entities.delete(key);
+        undecodable.push({ key, data: m.data, error: (err as Error).message });
       }
     } else {
       entities.delete(key);
@@ -250,7 +264,7 @@ async function scanOnce(js: JetStreamClient, bucket: string): Promise<ShardScan 
     if (m.info.pending === 0) break;
   }
   await messages.close();
-  return { checkpoint, entities, keys: seen.size };
+  return { checkpoint, entities, undecodable, keys: seen.size };
 }
 
 /** Reads one entity's committed record without any owner (snapshot consistency). */
@@ -270,9 +284,21 @@ export function encodeFence(epoch: number, at: number): Uint8Array {
   return encode({ epoch, at });
 }
 
-/** The epoch a fence record names (0 if it names none). */
+/** The epoch a fence record names (0 if it names none, or is not a fence record: the claim's CAS still guards). */
 export function decodeFenceEpoch(bytes: Uint8Array): number {
-  return decode<{ epoch?: number }>(bytes).epoch ?? 0;
+  try {
+    const epoch = decode<{ epoch?: unknown } | null>(bytes)?.epoch;
+    return typeof epoch === "number" && Number.isSafeInteger(epoch) && epoch >= 0 ? epoch : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The stream sequence a checkpoint record names. @throws on anything but a checkpoint record. */
+function decodeCheckpointSeq(bytes: Uint8Array): number {
+  const seq = decode<{ seq?: unknown } | null>(bytes)?.seq;
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) throw new TypeError("malformed checkpoint record");
+  return seq;
 }
 
 /** Opens a KV handle of an existing bucket without creating it. */

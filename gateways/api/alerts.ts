@@ -61,8 +61,8 @@ export class StreamAlertSource implements AlertSource {
         for await (const m of batch) {
           got++;
           pending = m.info.pending;
-          const a = decode<Alert>(m.data);
-          if (typeof a?.at === "number" && a.at >= fromMs && a.at < toMs) alerts.push(a);
+          const a = alertOf(m.data);
+          if (a !== undefined && a.at >= fromMs && a.at < toMs) alerts.push(a);
           if (alerts.length >= limit) break;
         }
         if (got === 0) break;
@@ -73,6 +73,16 @@ export class StreamAlertSource implements AlertSource {
       void consumer.delete().catch(() => undefined);
     }
     return { alerts, truncated: pending > 0 && alerts.length >= limit };
+  }
+}
+
+/** An alert from the output stream, or undefined for anything no twin wrote (skipped: it must not cost the route its answer). */
+function alertOf(data: Uint8Array): Alert | undefined {
+  try {
+    const a = decode<Partial<Alert> | null>(data);
+    return typeof a === "object" && a !== null && typeof a.at === "number" && typeof a.kind === "string" && typeof a.id === "string" ? (a as Alert) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

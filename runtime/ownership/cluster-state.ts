@@ -121,34 +121,41 @@ export class ClusterState {
     const del = e.operation !== "PUT";
     if (del) this.deleted.set(e.key, e.revision);
     else this.deleted.delete(e.key);
+    // A value no node wrote (undecodable) counts as a delete at its revision: the next CAS write
+    // replaces it (and a lease's next epoch stays above every earlier one), instead of a create that
+    // the key's existence refuses forever.
+    const decoded = <T>(v: T | undefined): T | undefined => {
+      if (!del && v === undefined) this.deleted.set(e.key, e.revision);
+      return v;
+    };
     const dot = e.key.indexOf(".");
     const family = dot < 0 ? e.key : e.key.slice(0, dot);
     const rest = dot < 0 ? "" : e.key.slice(dot + 1);
     switch (family) {
       case META_KEY: {
-        const v = del ? undefined : decodeMeta(e.value);
+        const v = del ? undefined : decoded(decodeMeta(e.value));
         this.meta = v && { value: v, revision: e.revision };
         return { kind: "meta" };
       }
       case COORDINATOR_KEY: {
-        const v = del ? undefined : decodeCoordinator(e.value);
+        const v = del ? undefined : decoded(decodeCoordinator(e.value));
         this.coordinator = v && { value: v, revision: e.revision };
         return { kind: "coordinator" };
       }
       case "nodes":
-        return setOrDelete(this.nodes, rest, del ? undefined : decodeNode(e.value), e.revision) ? { kind: "node", nodeId: rest } : undefined;
+        return setOrDelete(this.nodes, rest, del ? undefined : decoded(decodeNode(e.value)), e.revision) ? { kind: "node", nodeId: rest } : undefined;
       case "drain":
-        return setOrDelete(this.drains, rest, del ? undefined : decodeDrain(e.value), e.revision) ? { kind: "drain", nodeId: rest } : undefined;
+        return setOrDelete(this.drains, rest, del ? undefined : decoded(decodeDrain(e.value)), e.revision) ? { kind: "drain", nodeId: rest } : undefined;
       case "assign": {
         const shard = Number(rest);
         if (!Number.isInteger(shard)) return undefined;
-        setOrDelete(this.assignments, shard, del ? undefined : decodeAssign(e.value), e.revision);
+        setOrDelete(this.assignments, shard, del ? undefined : decoded(decodeAssign(e.value)), e.revision);
         return { kind: "assign", shard };
       }
       case "lease": {
         const shard = Number(rest);
         if (!Number.isInteger(shard)) return undefined;
-        setOrDelete(this.leases, shard, del ? undefined : decodeLease(e.value), e.revision);
+        setOrDelete(this.leases, shard, del ? undefined : decoded(decodeLease(e.value)), e.revision);
         return { kind: "lease", shard };
       }
       default:

@@ -3,6 +3,7 @@
 // whose snapshot write is in flight, and the keyed commands each entity applied last. Passivation drops
 // a stored entity's decoded state; it comes back from its snapshot when needed again.
 import type { KV } from "@nats-io/kv";
+import { isRuntimeError } from "../errors.ts";
 import { CommandKeys, type AppliedCommand } from "../command-keys.ts";
 import type { EntityBehavior } from "../entity.ts";
 import type { RuntimeMetrics } from "../metrics.ts";
@@ -35,6 +36,12 @@ export interface Slot {
 /** Resolution of the least-recently-used order of resident entities (ms), at most: see `lruGrainMs`. */
 const LRU_GRAIN_MS = 1000;
 
+/** A behaviour's decode error that says the bytes come from a newer build (its code ends in `_VERSION`). */
+function isNewerVersion(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.endsWith("_VERSION");
+}
+
 export class EntityTable {
   /** Every entity of the shard this runner knows, by type, then id (the per-item lookup builds no key string). */
   private readonly slots = new Map<string, Map<string, Slot>>();
@@ -53,6 +60,11 @@ export class EntityTable {
   readonly commandKeys = new Map<Slot, CommandKeys>();
   /** The shard's snapshot bucket, once opened: where passivated entities are fetched from. */
   kv: KV | undefined;
+  /**
+   * Told of a snapshot that cannot be decoded (written by something other than an owner); the entity
+   * then starts from a fresh state instead of stopping its shard. Set by the runner (a dead letter).
+   */
+  onUndecodable: (slot: Slot, bytes: Uint8Array, err: Error) => void = () => undefined;
   private readonly lruGrainMs: number;
 
   constructor(
@@ -120,7 +132,15 @@ export class EntityTable {
   }
 
   async fetchBytes(slot: Slot): Promise<void> {
-    const rec = this.kv === undefined ? undefined : await readSnapshot(this.kv, slot.key);
+    if (this.kv === undefined) return;
+    let rec: SnapshotRecord | undefined;
+    try {
+      rec = await readSnapshot(this.kv, slot.key);
+    } catch (err) {
+      if (!(err instanceof TypeError || isRuntimeError(err, "CODEC_DECODE"))) throw err;
+      this.onUndecodable(slot, new Uint8Array(), err as Error);
+      return;
+    }
     if (rec !== undefined && slot.state === undefined) slot.bytes = rec.state;
   }
 
@@ -131,7 +151,7 @@ export class EntityTable {
    */
   activate(slot: Slot, now = Date.now()): void {
     if (slot.state === undefined) {
-      slot.state = slot.bytes !== undefined ? slot.behavior.decode(slot.bytes) : slot.behavior.create(slot.entityId);
+      slot.state = this.stateOf(slot);
       slot.bytes = undefined;
       this.metrics.residentEntities.inc();
     } else if (now - slot.lastUsed < this.lruGrainMs) {
@@ -141,6 +161,20 @@ export class EntityTable {
     }
     slot.lastUsed = now;
     this.resident.set(slot.key, slot);
+  }
+
+  /** The entity's state: in memory, decoded from its snapshot, or fresh (also when the snapshot cannot be decoded). */
+  stateOf(slot: Slot): unknown {
+    if (slot.state !== undefined) return slot.state;
+    if (slot.bytes === undefined) return slot.behavior.create(slot.entityId);
+    try {
+      return slot.behavior.decode(slot.bytes);
+    } catch (err) {
+      // state from a newer build (a downgrade) is not garbage: stop rather than overwrite it
+      if (isNewerVersion(err)) throw err;
+      this.onUndecodable(slot, slot.bytes, err as Error);
+      return slot.behavior.create(slot.entityId);
+    }
   }
 
   markDirty(slot: Slot): void {

@@ -35,7 +35,7 @@ export async function answerQuery(env: QueryEnv, msg: Msg): Promise<void> {
     if (env.isAborted()) return; // the lease was lost: the next owner answers the retry
     // released meanwhile after a planned stop: the slot in hand still holds the committed state
     if (!env.isReleased()) env.table.activate(slot);
-    const state = slot.state ?? (slot.bytes !== undefined ? slot.behavior.decode(slot.bytes) : slot.behavior.create(slot.entityId));
+    const state = env.table.stateOf(slot);
     respond(msg, { ok: true, value: slot.behavior.query(state, req.q), seq: slot.appliedSeq });
   } catch (err) {
     respond(msg, errorReply(RuntimeErrors.ENTITY_QUERY.code, (err as Error).message));

@@ -86,6 +86,7 @@ export class ShardRunner {
       reply: (subject, reply) => this.reply(subject, reply),
       deadLetters: deps.deadLetters,
     };
+    this.table.onUndecodable = (slot, bytes, err) => this.deadSnapshot(slot.key, bytes, err.message);
     this.queryEnv = { table: this.table, isReleased: () => this.released, isAborted: () => this.aborted };
     this.consumerEnv = {
       deps,
@@ -153,6 +154,7 @@ export class ShardRunner {
     this.committer.writer = writer;
     lap("fence");
     const scan = await askAgain(() => scanShard(js, jsm, bucket, writer.claimed.keys));
+    for (const u of scan.undecodable) this.deadSnapshot(u.key, u.data, u.error);
     for (const [key, rec] of scan.entities) {
       const slot = this.table.load(key, rec);
       if (slot !== undefined) this.wakeUps.schedule(slot, rec.wakeAt);
@@ -176,7 +178,7 @@ export class ShardRunner {
     void watchConsumer(this.messages, () => this.stopped, (status) => this.fail(new Error(`shard ${this.shard} epoch ${this.epoch}: consumer gone (${status}), a newer owner may hold the shard`)));
     this.loop = this.consume(this.messages);
     this.commitTimer = setInterval(() => this.committer.commitIfDue(), options.commitIntervalMs);
-    this.wakeTimer = setInterval(() => void this.fireWakes(), options.wakeIntervalMs);
+    this.wakeTimer = setInterval(() => void this.fireWakes().catch((err: unknown) => this.fail(err as Error)), options.wakeIntervalMs);
     // a stop or abort during the last await has moved the phase on already
     if (this.phaseNow === "starting") this.phaseNow = "running";
     metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
@@ -389,6 +391,14 @@ export class ShardRunner {
       this.wakeUps.schedule(slot, slot.behavior.nextWakeAt(slot.state));
     }
     this.deps.metrics.timersFired.inc(due.length);
+  }
+
+  /** A snapshot no owner wrote (undecodable): a dead letter; its entity starts afresh. */
+  private deadSnapshot(key: string, data: Uint8Array, error: string): void {
+    const dot = key.indexOf(".");
+    const entity = dot < 0 ? undefined : { type: key.slice(0, dot), id: key.slice(dot + 1), kind: "snapshot" };
+    const subject = `$KV.${this.deps.names.snapshotBucket(this.shard)}.${key}`;
+    this.deps.deadLetters.record({ reason: "undecodable", source: "snapshot", subject, shard: this.shard, seq: 0, ...(entity === undefined ? {} : { entity }), error, data });
   }
 
   private reply(subject: string, reply: EntityReply): void {

@@ -5,51 +5,34 @@
 // the garbage are applied, and the twin's statistics are those of the valid readings alone.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deviceTwinBehavior } from "../../actors/device-twin/behavior.ts";
 import type { TwinView } from "../../actors/device-twin/domain/mod.ts";
 import { encodeBatch } from "../../runtime/envelope.ts";
 import type { DeadLetter } from "../../runtime/dead-letter.ts";
-import { decode, encode, msgpackHeaders, shardOf, startNode, type RunningNode } from "../../runtime/mod.ts";
+import { decode, encode, msgpackHeaders, shardOf, type RunningNode } from "../../runtime/mod.ts";
 import { rng } from "../harness/rng.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { admin, bearer, GatewayFixture } from "../gateway/fixture.ts";
+import { admin, bearer, type GatewayFixture } from "../gateway/fixture.ts";
+import { HostileCluster } from "./fixture.ts";
 
 const SHARDS = 4;
 const DEVICE = "garbage-1";
 const T0 = Date.UTC(2026, 0, 10, 12, 0, 0);
 
-let server: TestNatsServer;
+let c: HostileCluster;
 let f: GatewayFixture;
 let node: RunningNode;
 let token: string;
-const logs: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  f = await GatewayFixture.start(server, { shards: SHARDS, node: false });
-  node = await startNode({
-    nc: await f.connect(),
-    nodeId: "n1",
-    prefix: f.prefix,
-    shards: SHARDS,
-    streams: 1,
-    replicas: 1,
-    behaviors: [deviceTwinBehavior()],
-    defaultMetrics: false,
-    log: (level, msg, fields) => void logs.push({ level, msg, ...(fields === undefined ? {} : { fields }) }),
-    runner: { commitIntervalMs: 100, wakeIntervalMs: 50 },
-    ownership: { heartbeatMs: 200, nodeTtlMs: 1000, leaseTtlMs: 1000, rebalanceIntervalMs: 200 },
-  });
-  f.nodes.push(node);
-  await f.ready();
+  c = await HostileCluster.start(SHARDS);
+  f = c.f;
+  node = f.nodes[0]!;
   await f.user("owner");
   token = (await f.device(DEVICE, "owner")).token;
 });
 
 afterAll(async () => {
-  await f?.[Symbol.asyncDispose]();
-  await server?.stop();
+  await c?.[Symbol.asyncDispose]();
 });
 
 const item = (type: string, kind: string, payload: unknown) => encodeBatch({ acceptedAt: Date.now(), items: [{ type, entityId: DEVICE, kind, payload }] });
@@ -103,13 +86,13 @@ describe("garbage on the input stream", () => {
     expect(metrics).toContain(`airtwin_dead_letters_total{source="input",reason="undecodable"} ${undecodable.length + 1}`);
     expect(metrics).toContain(`airtwin_dead_letters_total{source="input",reason="unknown-type"} ${unknownType.length}`);
     expect(metrics).toContain(`airtwin_dead_letters_total{source="input",reason="refused"} ${refused.length}`);
-    const lines = logs.filter((l) => l.msg === "input dead-lettered");
+    const lines = c.logs.filter((l) => l.msg === "input dead-lettered");
     expect(lines.map((l) => l.fields?.reason).sort()).toEqual(
       [...Array(undecodable.length + 1).fill("undecodable"), ...Array(unknownType.length).fill("unknown-type"), ...Array(refused.length).fill("refused")].sort(),
     );
     expect(lines.every((l) => l.level === "warn")).toBe(true);
     // no shard gave up or restarted, nothing logged as an error
-    expect(logs.filter((l) => l.level === "error")).toEqual([]);
+    expect(c.errors()).toEqual([]);
 
     // the letters are on the DLQ stream, with the original bytes
     const jsm = await jetstreamManager(await f.connect());

@@ -38,10 +38,10 @@ describe("ingest on a 3-server NATS cluster, replicas 3", () => {
     // every shard started and answering: the loss hits a cluster at work, not one still starting
     const probe = probesByShard(cl.client, fleet.ids);
     await cl.waitServed(probe, NODES, 60_000);
-    // every stream the cluster uses is replicated: input, output, the cluster bucket, each shard's snapshots
+    // every stream the cluster uses is replicated: input, output, dead letters, the cluster bucket, each shard's snapshots
     const streams: Array<{ name: string; replicas: number }> = [];
     for await (const si of cl.jsm.streams.list()) streams.push({ name: si.config.name, replicas: si.config.num_replicas });
-    expect(streams.length).toBe(3 + SHARDS);
+    expect(streams.length).toBe(4 + SHARDS);
     expect(streams.filter((x) => x.replicas !== 3)).toEqual([]);
     const input = await cl.jsm.streams.info(cl.names.inputStream(0));
     const victim = nats.servers.find((m) => m.name === input.cluster?.leader);
