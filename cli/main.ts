@@ -8,7 +8,7 @@ commands:
   archive     run the archive (Postgres/PGlite); archive restore, archive export
   ops         cluster operations
   simulate    a simulated device fleet and load generator (HTTP or NATS, synthetic or a CSV replay)
-  bench       run benchmarks
+  bench       run benchmarks (airtwin bench <suite> [--quick]; without a suite, the list)
 `;
 
 const [command] = process.argv.slice(2);
@@ -33,6 +33,13 @@ switch (command) {
   case "ops":
     await run(async () => (await import("./ops.ts")).runOps(process.argv.slice(3)));
     break;
+  case "bench": {
+    // the benchmark launcher in its own process: suites read process.argv and print JSON lines
+    const { spawnSync } = await import("node:child_process");
+    const launcher = new URL("../bin/bench.js", import.meta.url).pathname;
+    process.exitCode = spawnSync(process.execPath, [launcher, ...process.argv.slice(3)], { stdio: "inherit" }).status ?? 1;
+    break;
+  }
   case "simulate":
     await run(async () => (await import("./simulate.ts")).runSimulate(process.argv.slice(3)));
     break;
