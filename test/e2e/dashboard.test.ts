@@ -27,6 +27,7 @@ const pageErrors: string[] = [];
 const devices: Record<string, string> = {};
 let lastT = 0;
 let simulated: string[] = [];
+let aliceKey = "";
 
 const api = async <T>(method: string, path: string, body?: unknown, key = token): Promise<{ status: number; body: T }> => {
   const r = await fetch(`${gateway}${path}`, {
@@ -53,7 +54,9 @@ beforeAll(async () => {
   );
   token = /^AIRTWIN_ADMIN_TOKEN=(\S+)$/m.exec(dev.output())![1]!;
   // a small fleet with a day of readings each
-  expect((await api("POST", "/v1/users", { userId: "alice" })).status).toBe(201);
+  const alice = await api<{ apiKey: string }>("POST", "/v1/users", { userId: "alice" });
+  expect(alice.status).toBe(201);
+  aliceKey = alice.body.apiKey;
   const start = Date.now() - 24 * 3_600_000;
   for (const [i, id] of ["kitchen", "bedroom", "office"].entries()) {
     const d = await api<{ token: string }>("POST", "/v1/devices", { deviceId: id, ownerId: "alice" });
@@ -200,9 +203,27 @@ describe("the dashboard in Chromium", () => {
     await page.screenshot({ path: join(SHOTS, "dashboard-device.png"), fullPage: true });
   });
 
+  it("signs out, and a user's key shows only that user's devices and no cluster operations", { timeout: 60_000 }, async () => {
+    await page.goto(`${gateway}/#/`);
+    await page.click("#sign-out");
+    await page.waitForSelector("form.login");
+    await page.fill("#api-key", "not-a-key");
+    await page.click("form.login button[type=submit]");
+    await waitFor(async () => (await page.textContent("#login-error")) === "That key is not valid.", { message: "a wrong key refused" });
+    await page.fill("#api-key", aliceKey);
+    await page.click("form.login button[type=submit]");
+    await page.waitForSelector("#whoami");
+    expect(await page.textContent("#whoami")).toBe("user alice");
+    await waitFor(async () => (await page.$$("#device-rows tr")).length === 3, { message: "alice's three devices" });
+    expect(await page.$$eval("#device-rows tr", (rows) => rows.map((r) => r.getAttribute("data-device")))).toEqual(["bedroom", "kitchen", "office"]);
+    expect(await page.$("#nodes")).toBeNull();
+    expect(await page.$("#shard-grid")).toBeNull();
+    await waitFor(async () => (await page.textContent("#feed-state")) === "live", { message: "alice's alert feed is open" });
+  });
+
   it("never put the key in a URL and raised no page errors", () => {
     expect(requested.length).toBeGreaterThan(10);
-    expect(requested.filter((u) => u.includes(token) || u.includes(encodeURIComponent(token)))).toEqual([]);
+    for (const key of [token, aliceKey]) expect(requested.filter((u) => u.includes(key) || u.includes(encodeURIComponent(key)))).toEqual([]);
     expect(pageErrors).toEqual([]);
   });
 });
