@@ -56,6 +56,14 @@ export function devRoles(c: DevRoleContext): DevRole[] {
   });
   // Postgres from DATABASE_URL, else embedded PGlite under the data dir (<dataDir>/pglite/archive)
   roles.push({ name: "archive", args: ["archive"], env: { ...c.env, AIRTWIN_METRICS_PORT: "" }, stopStage: StopStage.outputReaders, stopGraceMs: 15_000 });
+  // every built-in whose settings are present (webhook and push always); test receivers are local
+  roles.push({
+    name: "integrations",
+    args: ["integrations"],
+    env: { AIRTWIN_WEBHOOK_ALLOW_PRIVATE: "1", ...c.env, AIRTWIN_METRICS_PORT: "" },
+    stopStage: StopStage.outputReaders,
+    stopGraceMs: 15_000,
+  });
   return roles;
 }
 

@@ -290,6 +290,7 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
         out(`  NATS      ${natsUrl}`);
         out(`  nodes     ${roles.filter((r) => r.args[0] === "node").map((r) => r.name).join(", ")}${started.shards ? "" : " (still taking their shards)"}`);
         out(`  archive   ${config.databaseUrl ? "Postgres (DATABASE_URL)" : `PGlite in ${rel(join(dataDir, "pglite", "archive"))}`}; log ${rel(join(logDir, "archive.log"))}`);
+        out(`  integrations webhook, push${env.AIRTWIN_SMTP_URL?.trim() ? ", email" : ""}${env.AIRTWIN_THERMOSTAT_URL?.trim() ? ", thermostat" : ""} (docs/integrations.md); log ${rel(join(logDir, "integrations.log"))}`);
         out(`GATEWAY_URL=${base}`);
         out(`AIRTWIN_ADMIN_TOKEN=${admin.token}`);
         if (demo !== undefined) out(`AIRTWIN_API_KEY=${demo.apiKey}`);

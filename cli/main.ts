@@ -6,6 +6,7 @@ commands:
   node        run a worker node (shards of twins)
   gateway     run the HTTP gateway
   archive     run the archive (Postgres/PGlite); archive restore, archive export
+  integrations  deliver alerts and reports to partners (webhook, thermostat, email, push)
   ops         cluster operations
   simulate    a simulated device fleet and load generator (HTTP or NATS, synthetic or a CSV replay)
   bench       run benchmarks (airtwin bench <suite> [--quick]; without a suite, the list)
@@ -29,6 +30,9 @@ switch (command) {
     break;
   case "archive":
     await run(async () => (await import("./archive.ts")).runArchive(process.argv.slice(3)));
+    break;
+  case "integrations":
+    await run(async () => (await import("./integrations.ts")).runIntegrations(process.argv.slice(3)));
     break;
   case "ops":
     await run(async () => (await import("./ops.ts")).runOps(process.argv.slice(3)));
