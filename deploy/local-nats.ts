@@ -25,7 +25,8 @@ export { NatsServerMissingError, NatsServerStartError } from "./errors.ts";
 /** Directories searched after PATH: Debian installs nats-server to /usr/sbin, which users' PATH often lacks. */
 const EXTRA_BINARY_DIRS = ["/usr/sbin", "/usr/local/bin", "/usr/local/sbin"];
 
-function isExecutableFile(path: string): boolean {
+/** True for an existing regular file this process may execute. */
+export function isExecutableFile(path: string): boolean {
   try {
     if (!statSync(path).isFile()) return false;
     accessSync(path, constants.X_OK);

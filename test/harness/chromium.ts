@@ -2,10 +2,11 @@
 // playwright-core, with the flags this machine needs (no sandbox as root, no GPU, no background
 // networking: the network is closed and Chromium's own connections would be refused) and a fresh
 // profile per launch. Lookup order matches scripts/ensure-chromium.js, which installs it for npm test.
-import { accessSync, constants, mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
+import { isExecutableFile } from "../../deploy/local-nats.ts";
 
 export const CHROMIUM_FLAGS = [
   "--headless",
@@ -18,26 +19,16 @@ export const CHROMIUM_FLAGS = [
   "--disable-sync",
 ] as const;
 
-function isExecutable(path: string): boolean {
-  try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The Chromium binary: AIRTWIN_CHROMIUM, else `chromium` / `chromium-browser` on PATH or in /usr/bin. */
 export function resolveChromium(env: NodeJS.ProcessEnv = process.env): string {
   const explicit = env.AIRTWIN_CHROMIUM?.trim();
   if (explicit) {
-    if (isExecutable(resolve(explicit))) return resolve(explicit);
+    if (isExecutableFile(resolve(explicit))) return resolve(explicit);
     throw new Error(`AIRTWIN_CHROMIUM=${explicit} is not an executable file`);
   }
   const dirs = [...(env.PATH ?? "").split(delimiter).filter(Boolean), "/usr/bin", "/usr/local/bin"];
   for (const name of ["chromium", "chromium-browser"]) {
-    const found = dirs.map((d) => join(d, name)).find(isExecutable);
+    const found = dirs.map((d) => join(d, name)).find(isExecutableFile);
     if (found) return found;
   }
   throw new Error("chromium not found: `sudo apt-get install chromium` (npm test's pre-script does it as root), or set AIRTWIN_CHROMIUM");
