@@ -5,11 +5,13 @@
 // keeps everything — and never slows anyone writing to the stream.
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
+import type { LogFn } from "../../runtime/mod.ts";
 import type { Database, Queryable } from "./db/mod.ts";
 import type { ArchiveMetrics } from "./metrics.ts";
 import type { WriteCounts } from "./writer.ts";
 
-export type ArchiveLog = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+/** The archive logs like the runtime does. */
+export type ArchiveLog = LogFn;
 
 /** What a source does with a batch inside the transaction. `gen` identifies the stream's incarnation. */
 export type BatchWriter = (tx: Queryable, messages: readonly JsMsg[], gen: number) => Promise<WriteCounts>;
