@@ -5,13 +5,14 @@
 //              alerts' precision, recall and lead time before event.start (simulated fleet)
 //   anomaly    NAB standard-profile score vs NAB's windowed Gaussian on labelled injections (UCI +
 //              simulated fleet), and false alarms per device-week on the clean series
-//   cost       the learned state's heap and snapshot bytes, and CPU per reading next to the whole twin's
+//   cost       the learned state's snapshot bytes, and CPU per reading next to the whole twin's (heap:
+//              bench/domain-footprint.ts)
 //
 //   npm run bench -- ml [--quick] [--devices 12] [--days 21] [--only occupancy,forecast,anomaly,cost]
 
 import { parseArgs } from "node:util";
 import { applyReadingToLearned, createLearned } from "../actors/device-twin/domain/learned/learned-state.ts";
-import { decodeLearned, encodeLearned } from "../actors/device-twin/domain/learned/learned-snapshot.ts";
+import { encodeLearned } from "../actors/device-twin/domain/learned/learned-snapshot.ts";
 import { applyInput, createTwin } from "../actors/device-twin/domain/mod.ts";
 import type { Alert, Channel, OccupancyChange } from "../actors/device-twin/domain/types.ts";
 import { UCI_TEST, UCI_TRAINING } from "../test/domain/uci.ts";
@@ -26,7 +27,7 @@ import { simDevices, uciDevices } from "./ml/series.ts";
 import type { DeviceSeries } from "./ml/series.ts";
 
 const SUITE = "ml";
-const GAUSSIAN_THRESHOLDS = [2.5, 3, 3.5, 4, 5, 6];
+const GAUSSIAN_THRESHOLDS = [1.5, 2, 2.5, 3, 3.5, 4, 5, 6];
 
 function occupancy(): void {
   const co2 = fitThreshold(UCI_TRAINING, "co2");
@@ -122,15 +123,7 @@ function cost(sim: DeviceSeries[]): void {
     for (let i = 0; i < week.length; i += 12) applyInput(twin, { type: "readings", readings: week.slice(i, i + 12), receivedAt: week[Math.min(week.length - 1, i + 11)]!.t });
   });
   emit({ suite: SUITE, name: "learned-apply-ns-per-reading", value: round(learnedNs), unit: "ns", baseline: { name: "whole-twin-apply (learned included)", value: round(twinNs) }, detail: { twinWithoutLearnedNs: round(twinNs - learnedNs), note: "shared 2-core machine, noisy" } });
-  const n = 20_000;
-  const keep: unknown[] = [];
-  const gc = (globalThis as { gc?: () => void }).gc;
-  gc?.();
-  const before = process.memoryUsage();
-  for (let i = 0; i < n; i++) keep.push(decodeLearned(bytes));
-  gc?.();
-  const after = process.memoryUsage();
-  emit({ suite: SUITE, name: "learned-heap-bytes-per-twin", value: round((after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers) / n), unit: "bytes", detail: { gcExposed: gc !== undefined, twins: keep.length } });
+  // heap bytes per twin: bench/domain-footprint.ts (learned-heap-bytes-per-twin), which forces GC
 }
 
 export function main(argv: string[]): void {

@@ -6,7 +6,9 @@
 //   tmpRate  smoothed rate of change of tmp, °C/h (bodies and office heating)
 //   humRate  smoothed rate of change of hum, %/h (people exhale water vapour)
 // The baseline adapts per device: it drops to any lower co2 at once and creeps up with a time constant
-// of days, so it sits at the room's empty (outdoor-air) level whatever the sensor's offset or the room.
+// of 12 h (TAU.baselineUp; 12 h, 1, 3 and 4 days were tried, see docs/ml.md), so it sits near the room's recent empty level
+// whatever the sensor's offset or the room; a long occupied stretch lifts it, which the rate features
+// and the fit account for.
 
 import type { Reading } from "../types.ts";
 import { TAU, W_BASELINE_UP, W_RATE, weightsFor } from "./decay.ts";
