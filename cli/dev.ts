@@ -14,7 +14,7 @@ import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { DeployError } from "../deploy/errors.ts";
 import { natsServerVersion, resolveNatsServerBinary, spawnNatsServer, type NatsServerProcess } from "../deploy/local-nats.ts";
-import { closeNats, connectNats, loadConfig, RuntimeError } from "../runtime/mod.ts";
+import { closeNats, connectNats, loadConfig, maskUrl, RuntimeError } from "../runtime/mod.ts";
 import { DEMO_FLEET_FILE, prepareDemoFleet, type DemoFleetInfo } from "../sim/demo-fleet.ts";
 import { Child, children } from "./dev-child.ts";
 import { devRoles, devRolesAfterGateway, stopOrder, type DevRoleContext } from "./dev-roles.ts";
@@ -214,8 +214,9 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
       const nc = await connectNats({ servers: config.natsServers, name: "airtwin dev" });
       await closeNats(nc);
       mkdirSync(logDir, { recursive: true });
-      out(`airtwin dev: using NATS at ${config.natsUrl} (from NATS_URL)`);
-      out(`NATS_URL=${config.natsUrl}`);
+      // the password or token stays in the environment it came from, not in the output
+      out(`airtwin dev: using NATS at ${maskUrl(config.natsUrl)} (from NATS_URL)`);
+      out(`NATS_URL=${maskUrl(config.natsUrl)}`);
     } else {
       const natsDir = join(dataDir, "nats");
       mkdirSync(natsDir, { recursive: true });
@@ -287,7 +288,7 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
           out(`  demo user ${demo.userId}, API key ${demo.apiKey}   (kept in ${rel(roleContext.fleetFile)})`);
           out(`  fleet     ${demo.devices} simulated devices (${demo.first} … ${demo.last}), event time ×${demo.speed}; log ${rel(join(logDir, "simulate.log"))}`);
         }
-        out(`  NATS      ${natsUrl}`);
+        out(`  NATS      ${maskUrl(natsUrl)}`);
         out(`  nodes     ${roles.filter((r) => r.args[0] === "node").map((r) => r.name).join(", ")}${started.shards ? "" : " (still taking their shards)"}`);
         out(`  archive   ${config.databaseUrl ? "Postgres (DATABASE_URL)" : `PGlite in ${rel(join(dataDir, "pglite", "archive"))}`}; log ${rel(join(logDir, "archive.log"))}`);
         out(`  integrations webhook, push${env.AIRTWIN_SMTP_URL?.trim() ? ", email" : ""}${env.AIRTWIN_THERMOSTAT_URL?.trim() ? ", thermostat" : ""} (docs/integrations.md); log ${rel(join(logDir, "integrations.log"))}`);

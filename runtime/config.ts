@@ -3,6 +3,7 @@
 
 import { hostname } from "node:os";
 import { RuntimeError } from "./errors.ts";
+import { maskUrl } from "./connect.ts";
 
 /** Validated configuration of an airtwin process. Every field is read from the environment variable named. */
 export interface AirtwinConfig {
@@ -95,7 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
   const natsServers = natsUrl.split(",").map((s) => s.trim());
   for (const server of natsServers) {
     const reason = natsServerProblem(server);
-    if (reason) fail("NATS_URL", natsUrl, `"${server}" ${reason}`);
+    if (reason) fail("NATS_URL", maskUrl(natsUrl), `"${maskUrl(server)}" ${reason}`);
   }
 
   const databaseUrl = raw("DATABASE_URL");

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getFreePort } from "../test/harness/free-port.ts";
 import { startNatsServer, type TestNatsServer } from "../test/harness/nats-server.ts";
 import { waitFor } from "../test/harness/wait-for.ts";
-import { closeNats, connectNats, natsServerList } from "./connect.ts";
+import { loadConfig } from "./config.ts";
+import { closeNats, connectNats, credentialsOf, maskUrl, natsServerList } from "./connect.ts";
 import { isRuntimeError, RuntimeError } from "./errors.ts";
 
 describe("natsServerList", () => {
@@ -89,5 +90,71 @@ describe("closeNats", () => {
     await closeNats(nc, 500);
     expect(nc.isClosed()).toBe(true);
     expect(Date.now() - started).toBeLessThan(2000);
+  });
+});
+
+describe("credentials in NATS_URL", () => {
+  it.each([
+    [["nats://a:1"], { servers: ["nats://a:1"] }],
+    [["nats://svc:p%40ss@a:1", "nats://b:2"], { servers: ["nats://a:1", "nats://b:2"], user: "svc", pass: "p@ss" }],
+    [["tls://t0ken@a:1", "tls://t0ken@b:2"], { servers: ["tls://a:1", "tls://b:2"], token: "t0ken" }],
+    [["nats://svc:@a:1"], { servers: ["nats://a:1"], user: "svc", pass: "" }],
+  ])("credentialsOf(%j)", (servers, expected) => {
+    expect(credentialsOf(servers)).toEqual(expected);
+  });
+
+  it("refuses servers naming different credentials, without showing them", () => {
+    const err = (() => {
+      try {
+        credentialsOf(["nats://u:one@a:1", "nats://u:two@b:2"]);
+      } catch (e) {
+        return e as RuntimeError;
+      }
+      return undefined;
+    })();
+    expect(isRuntimeError(err, "CONFIG_INVALID")).toBe(true);
+    expect(err!.message).not.toMatch(/one|two/);
+  });
+
+  it("masks passwords and tokens for printing", () => {
+    expect(maskUrl("nats://svc:secret@a:1,tls://tok@b:2,nats://c:3")).toBe("nats://svc:***@a:1,tls://***@b:2,nats://c:3");
+  });
+
+  it("connects to a server that requires a user and password, and never shows the password", async () => {
+    await using ns = await startNatsServer({ jetstream: true, extraConfig: 'authorization { user: "airtwin", password: "s3cret-pw" }' });
+    const host = new URL(ns.url).host;
+    const nc = await connectNats({ servers: `nats://airtwin:s3cret-pw@${host}` });
+    // JetStream answers too: the connection is authenticated
+    const info = await nc.request("$JS.API.INFO", undefined, { timeout: 5000 });
+    expect(JSON.parse(info.string())).toHaveProperty("streams");
+    await closeNats(nc);
+
+    const err = (await connectNats({ servers: `nats://airtwin:wrong-pw@${host}`, connectTimeoutMs: 2000 }).catch((e: unknown) => e)) as RuntimeError;
+    expect(isRuntimeError(err, "NATS_UNAVAILABLE")).toBe(true);
+    expect(err.message).toMatch(/Authorization Violation/i);
+    expect(`${err.message} ${JSON.stringify(err.details)}`).not.toContain("wrong-pw");
+    expect(err.message).toContain(`nats://airtwin:***@${host}`);
+    // without credentials the server refuses
+    expect(isRuntimeError(await connectNats({ servers: `nats://${host}`, connectTimeoutMs: 2000 }).catch((e: unknown) => e), "NATS_UNAVAILABLE")).toBe(true);
+  });
+
+  it("connects to a server that requires a token", async () => {
+    await using ns = await startNatsServer({ jetstream: false, extraConfig: 'authorization { token: "t0ken-abc" }' });
+    const nc = await connectNats({ servers: `nats://t0ken-abc@${new URL(ns.url).host}` });
+    await nc.flush();
+    await closeNats(nc);
+  });
+
+  it("keeps passwords out of configuration errors", () => {
+    const err = (() => {
+      try {
+        loadConfig({ NATS_URL: "http://svc:hunter2@a:1" });
+      } catch (e) {
+        return e as RuntimeError;
+      }
+      return undefined;
+    })();
+    expect(isRuntimeError(err, "CONFIG_INVALID")).toBe(true);
+    expect(`${err!.message} ${JSON.stringify(err!.details)}`).not.toContain("hunter2");
   });
 });
