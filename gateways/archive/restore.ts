@@ -43,6 +43,8 @@ export interface RestoreOptions {
   /** Called once with the records to write, then after each. */
   onStart?: (total: number, resumed: boolean) => void;
   onRecord?: () => void;
+  /** Shards restored at once. Default 8. */
+  concurrency?: number;
 }
 
 /** What a restore did. */
@@ -97,7 +99,9 @@ export async function restoreFromArchive(o: RestoreOptions): Promise<RestoreResu
   const todo = shardList.filter((s) => !run.done.has(s));
   o.onStart?.(await countSnapshots(o.db, todo, twinKeys), run.resumed);
   let records = 0;
-  for (const shard of todo) {
+  // a few shards at once: each is a pipelined stream of fenced writes into its own bucket
+  const queue = [...todo];
+  const restoreOne = async (shard: number): Promise<void> => {
     const inGen = inGens[Math.floor((shard * o.streams) / o.shards)]!;
     const rows = await archivedSnapshots(o.db, shard, twinKeys);
     const restored: [string, SnapshotRecord][] = rows.map((r) => {
@@ -107,7 +111,7 @@ export async function restoreFromArchive(o: RestoreOptions): Promise<RestoreResu
     });
     const cp = await archivedCheckpoint(o.db, shard);
     const lowest = restored.reduce((min, [, r]) => Math.min(min, r.appliedSeq), Number.MAX_SAFE_INTEGER);
-    records += await busyAsCoded(() =>
+    const written = await busyAsCoded(() =>
       restoreShard({
         nc: o.nc,
         names,
@@ -123,8 +127,14 @@ export async function restoreFromArchive(o: RestoreOptions): Promise<RestoreResu
               Math.min(current ?? 0, lowest),
       }),
     );
+    records += written; // after the await: concurrent shards must not overwrite each other's count
     await shardRestored(o.db, runId, shard, restored.length, Date.now());
-  }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(o.concurrency ?? 8, queue.length) }, async () => {
+      for (let shard = queue.shift(); shard !== undefined; shard = queue.shift()) await restoreOne(shard);
+    }),
+  );
   await finishRestoreRun(o.db, runId, Date.now());
   return { registryEntries, shards: todo.length, records, skippedShards: shardList.length - todo.length, resumed: run.resumed };
 }

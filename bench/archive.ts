@@ -1,0 +1,138 @@
+// Benchmark of the archive (`npm run bench -- archive [--quick] [--readings N] [--twins N]`), needs
+// DATABASE_URL (Postgres):
+//  1. write throughput: readings/s through the archive's own write path (decoded input messages of 100
+//     readings, 256 messages per transaction: INSERT … SELECT FROM unnest into the partitioned table,
+//     late flags, repeats check, device heads) next to a plain COPY of the same rows into a table of the
+//     same shape, in the same run;
+//  2. restore: 100 000 twins (real twin snapshots with a day of readings each) written back from the
+//     archive into a fresh cluster's 64 snapshot buckets by `restoreFromArchive`.
+// Each figure is one JSON line on stdout (bench/lib/report.ts).
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
+import { applyInput, createTwin, encodeTwin } from "../actors/device-twin/domain/mod.ts";
+import { openDatabase, migrate, type Database } from "../gateways/archive/db/mod.ts";
+import { Partitions } from "../gateways/archive/partitions.ts";
+import { restoreFromArchive } from "../gateways/archive/restore.ts";
+import { ARCHIVE_MIGRATIONS } from "../gateways/archive/schema.ts";
+import { writeInputs, type InputMessage } from "../gateways/archive/writer.ts";
+import { connectNats, encodeRecord, shardOf } from "../runtime/mod.ts";
+import { startNatsServer } from "../test/harness/nats-server.ts";
+import { flag, int, parseArgs } from "./lib/args.ts";
+import { emit, note, round } from "./lib/report.ts";
+
+const H = 3_600_000;
+
+export async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  const quick = flag(args, "quick");
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error("the archive benchmark needs DATABASE_URL (Postgres), e.g. postgres://postgres@127.0.0.1:5432/test");
+  const readings = int(args, "readings", quick ? 20_000 : 200_000);
+  const twins = int(args, "twins", quick ? 5_000 : 100_000);
+  const schema = `bench_archive_${process.pid}_${randomBytes(3).toString("hex")}`;
+  const db = await openDatabase({ databaseUrl: url, schema, statementTimeoutMs: 0 });
+  try {
+    await migrate(db, { component: "archive", migrations: ARCHIVE_MIGRATIONS });
+    await writeThroughput(db, url, schema, readings);
+    await restoreTime(db, twins);
+  } finally {
+    await db.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);
+    await db.close();
+  }
+}
+
+async function writeThroughput(db: Database, url: string, schema: string, total: number): Promise<void> {
+  const devices = 1000;
+  const perMessage = 100;
+  const t0 = Date.UTC(2026, 9, 1);
+  const messages: InputMessage[] = [];
+  for (let m = 0; m < total / perMessage; m++) {
+    const device = `dev-${m % devices}`;
+    const round = Math.floor(m / devices);
+    const readings = Array.from({ length: perMessage }, (_, i) => ({ t: t0 + (round * perMessage + i) * 60_000, pm: 12.5, co2: 640, voc: 180, tmp: 21.3, hum: 44 }));
+    messages.push({ stream: 0, gen: 1, seq: m + 1, batch: { acceptedAt: t0, items: [{ type: "twin", entityId: device, kind: "readings", payload: readings }] } });
+  }
+  const partitions = new Partitions();
+  await partitions.ensureAhead(db, t0, 2);
+  note("archive write path", { readings: total, messages: messages.length });
+  const started = performance.now();
+  for (let i = 0; i < messages.length; i += 256) {
+    const batch = messages.slice(i, i + 256);
+    await db.transaction((tx) => writeInputs(tx, partitions, batch));
+  }
+  const archiveSeconds = (performance.now() - started) / 1000;
+
+  // baseline: COPY of the same rows into a table of the same shape (partitioned, same key), one stream
+  await db.exec(`create table copy_target (like readings including all) partition by range (t);
+    create table copy_target_p1 partition of copy_target for values from (${Date.UTC(2026, 0, 1)}) to (${Date.UTC(2028, 0, 1)});`);
+  const lines: string[] = [];
+  for (const m of messages) {
+    for (const [k, r] of (m.batch.items[0]!.payload as { t: number; pm: number; co2: number; voc: number; tmp: number; hum: number }[]).entries()) {
+      lines.push(`${m.batch.items[0]!.entityId}\t${r.t}\t${r.pm}\t${r.co2}\t${r.voc}\t${r.tmp}\t${r.hum}\t\\N\t${m.batch.acceptedAt}\tf\t0\t1\t${m.seq}\t${k}\n`);
+    }
+  }
+  const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+  await client.connect();
+  note("COPY baseline", { rows: lines.length });
+  const copyStarted = performance.now();
+  await pipeline(
+    Readable.from(chunks(lines, 5000)),
+    client.query(copyFrom("copy from stdin (format text)".replace("copy", "copy copy_target (device_id, t, pm, co2, voc, tmp, hum, allpollu, accepted_at, late, stream, gen, seq, idx)"))),
+  );
+  const copySeconds = (performance.now() - copyStarted) / 1000;
+  await client.end();
+  const archived = (await db.query<{ n: number }>("select count(*)::int as n from readings")).rows[0]!.n;
+  if (archived !== total) throw new Error(`archived ${archived} of ${total} readings`);
+  const rate = total / archiveSeconds;
+  const copyRate = total / copySeconds;
+  emit({ suite: "archive", name: "write readings/s", value: round(rate), unit: "readings/s", baseline: { name: "COPY of the same rows", value: round(copyRate) }, detail: { ratio: round(rate / copyRate), readings: total, batchMessages: 256, readingsPerMessage: perMessage } });
+}
+
+function* chunks(lines: string[], size: number): Generator<string> {
+  for (let i = 0; i < lines.length; i += size) yield lines.slice(i, i + size).join("");
+}
+
+async function restoreTime(db: Database, twins: number): Promise<void> {
+  const shards = 64;
+  // real twin states: a day of hourly readings each (a few distinct shapes, re-keyed per twin)
+  const t0 = Date.UTC(2026, 10, 1);
+  const states: Uint8Array[] = [];
+  for (let v = 0; v < 16; v++) {
+    const twin = createTwin(`shape-${v}`);
+    const readings = Array.from({ length: 24 }, (_, h) => ({ t: t0 + h * H, pm: 5 + v + h, co2: 450 + 20 * h, voc: 120 + v, tmp: 21, hum: 40 }));
+    applyInput(twin, { type: "readings", readings, receivedAt: t0 + 24 * H });
+    states.push(encodeTwin(twin));
+  }
+  note("loading archived snapshots", { twins });
+  for (let start = 0; start < twins; start += 5000) {
+    const keys: string[] = [];
+    const shardCol: number[] = [];
+    const hex: string[] = [];
+    for (let i = start; i < Math.min(twins, start + 5000); i++) {
+      const id = `twin-${i}`;
+      keys.push(`twin.${id}`);
+      shardCol.push(shardOf(id, shards));
+      hex.push(Buffer.from(encodeRecord({ appliedSeq: i + 1, wakeAt: undefined, state: states[i % states.length]! })).toString("hex"));
+    }
+    await db.query(
+      `insert into snapshots (key, shard, gen, kv_seq, applied_seq, record, stored_at, in_gen)
+       select u.key, u.shard, 1, 1, 1, decode(u.hex, 'hex'), 0, 1 from unnest($1::text[], $2::int[], $3::text[]) as u(key, shard, hex)`,
+      [keys, shardCol, hex],
+    );
+  }
+  await using ns = await startNatsServer();
+  const nc = await connectNats({ servers: ns.url, name: "bench archive restore" });
+  try {
+    note("restoring", { twins, shards });
+    const started = performance.now();
+    const result = await restoreFromArchive({ nc, db, prefix: `bench${process.pid}`, shards, streams: 1, replicas: 1, target: { all: true } });
+    const seconds = (performance.now() - started) / 1000;
+    if (result.records !== twins) throw new Error(`restored ${result.records} of ${twins}`);
+    emit({ suite: "archive", name: "restore twins", value: round(seconds), unit: "s", detail: { twins, shards, twinsPerSecond: round(twins / seconds), recordBytes: Math.round(states.reduce((n, s) => n + s.length, 0) / states.length) } });
+  } finally {
+    await nc.close();
+  }
+}
