@@ -288,7 +288,7 @@ describe("the twin", () => {
     await fail({ type: "explode" }, 400, "AIRTWIN_ERR_COMMAND_INVALID", "type");
     await fail({ type: "reset", force: true }, 400, "AIRTWIN_ERR_COMMAND_INVALID", "force");
     await fail({ type: "putRule", rule: { id: "r", channel: "pm", direction: "sideways", enter: 1, exit: 0, minDurationMs: 0, clearDurationMs: 0 } }, 400, "AIRTWIN_ERR_RULE_INVALID", "rule.direction");
-    await fail({ type: "subscribe", subscription: { ...sub, provider: "fax" } }, 400, "AIRTWIN_ERR_SUBSCRIPTION_INVALID", "subscription.provider");
+    await fail({ type: "subscribe", subscription: { ...sub, provider: "Fax!" } }, 400, "AIRTWIN_ERR_SUBSCRIPTION_INVALID", "subscription.provider");
     await fail({ type: "deleteRule", ruleId: "no-such-rule" }, 404, "AIRTWIN_ERR_RULE_NOT_FOUND");
     await fail({ type: "unsubscribe", subscriptionId: "no-such-sub" }, 404, "AIRTWIN_ERR_SUBSCRIPTION_NOT_FOUND");
     const badJson = await f.app.inject({ method: "POST", url: "/v1/devices/cmd-1/commands", headers: { ...alice.headers, "content-type": "application/json" }, payload: "{" });
