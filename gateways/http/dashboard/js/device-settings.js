@@ -96,7 +96,9 @@ export function deviceSettings(deviceId, { fail, refresh, reload }) {
 
   function subscriptionForm() {
     const id = h("input", { name: "id", required: true, pattern: "[A-Za-z0-9_-]{1,64}", placeholder: "ops-hook", size: 12 });
-    const provider = h("select", { name: "provider" }, ...["webhook", "email", "push", "thermostat"].map((p) => h("option", { value: p }, p)));
+    // the built-in providers are offered; a custom integration's name (1-32 of [a-z0-9-]) may be typed
+    const provider = h("input", { name: "provider", list: "providers", value: "webhook", required: true, pattern: "[a-z0-9-]{1,32}", size: 10 });
+    const providers = h("datalist", { id: "providers" }, ...["webhook", "email", "push", "thermostat"].map((p) => h("option", { value: p })));
     const target = h("input", { name: "target", required: true, placeholder: "https://example.com/hook", size: 28 });
     const kinds = h("input", { name: "kinds", placeholder: "event.start,event.end (empty: all)", size: 26 });
     const secret = h("input", { name: "secret", placeholder: "whsec_… (optional)", size: 16 });
@@ -119,7 +121,7 @@ export function deviceSettings(deviceId, { fail, refresh, reload }) {
         },
       },
       h("label", {}, "id ", id),
-      h("label", {}, provider),
+      h("label", {}, "provider ", provider, providers),
       h("label", {}, "target ", target),
       h("label", {}, "kinds ", kinds),
       h("label", {}, secret),
