@@ -110,11 +110,15 @@ export async function runSimulate(args: readonly string[], env: NodeJS.ProcessEn
     signal: ctl.signal,
     ...(cfg.durationMs === undefined ? {} : { durationMs: cfg.durationMs }),
     ...(cfg.catchUp ? { liveIntervalMs: cfg.demo ? (file.liveIntervalMs ?? DEMO.liveIntervalMs) : 10_000 } : {}),
-    onCheckpoint: (eventMs) => {
-      if (cfg.csv) return;
-      file.clock = eventMs;
-      writeFleetFile(fleetFilePath, file);
-    },
+    // only the demo fleet resumes from its clock; other runs start at --start (default now)
+    ...(cfg.demo
+      ? {
+          onCheckpoint: (eventMs: number) => {
+            file.clock = eventMs;
+            writeFleetFile(fleetFilePath, file);
+          },
+        }
+      : {}),
   });
   const durationMs = cfg.durationMs;
   const stopProgress = cfg.quiet
