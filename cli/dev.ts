@@ -15,7 +15,7 @@ import { join, relative, resolve } from "node:path";
 import { DeployError } from "../deploy/errors.ts";
 import { natsServerVersion, resolveNatsServerBinary, spawnNatsServer, type NatsServerProcess } from "../deploy/local-nats.ts";
 import { closeNats, connectNats, loadConfig, maskUrl, RuntimeError } from "../runtime/mod.ts";
-import { DEMO_FLEET_FILE, prepareDemoFleet, type DemoFleetInfo } from "../sim/demo-fleet.ts";
+import { DEMO_FLEET_FILE, DEMO_OFFLINE_AFTER_MS, prepareDemoFleet, type DemoFleetInfo } from "../sim/demo-fleet.ts";
 import { Child, children } from "./dev-child.ts";
 import { devRoles, devRolesAfterGateway, stopOrder, type DevRoleContext } from "./dev-roles.ts";
 
@@ -239,7 +239,13 @@ export async function runDev(args: readonly string[] = [], env: NodeJS.ProcessEn
     }
 
     const admin = adminToken(env, dataDir);
-    const childEnv = { ...env, NATS_URL: natsUrl, AIRTWIN_ADMIN_TOKEN: admin.token, AIRTWIN_DATA_DIR: dataDir };
+    const childEnv: NodeJS.ProcessEnv = { ...env, NATS_URL: natsUrl, AIRTWIN_ADMIN_TOKEN: admin.token, AIRTWIN_DATA_DIR: dataDir };
+    if (opts.simulate > 0 && !env.AIRTWIN_OFFLINE_AFTER_MS?.trim()) {
+      // three missed uploads at the demo's cadence (a reading every ~1 s, then every 10 s), as 15 min is
+      // for a Foobot's 5: the fleet's outages then show as offline/online alerts within the demo's minutes
+      childEnv.AIRTWIN_OFFLINE_AFTER_MS = String(DEMO_OFFLINE_AFTER_MS);
+      out(`airtwin dev: devices count as offline after ${DEMO_OFFLINE_AFTER_MS / 1000} s without a reading (the demo's cadence; AIRTWIN_OFFLINE_AFTER_MS to change)`);
+    }
     const base = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
     const roleContext: DevRoleContext = {
       env: childEnv,

@@ -9,6 +9,12 @@ import { setupHttpFleet } from "./setup.ts";
 
 export const DEMO_FLEET_FILE = "demo-fleet.json";
 
+/**
+ * Wall-clock silence after which `airtwin dev --simulate` has twins report a device offline (ms): three
+ * missed uploads at the demo's live cadence (10 s), as the default 15 min is for a Foobot's 5 minutes.
+ */
+export const DEMO_OFFLINE_AFTER_MS = 30_000;
+
 /** The demo's settings (recorded in the fleet file at its first start). */
 export const DEMO = {
   userId: "demo",
