@@ -93,7 +93,8 @@ describe.skipIf(!existsSync(UCI_TRAINING)).sequential("alerts from a real replay
     expect(views.get(deviceId)!.events).toEqual(twinView(twin).events);
 
     // every expected alert reaches the OUT stream (outputs are confirmed at the commit after the apply)
-    const subject = `${deviceId}.co2.>`;
+    // the rule's event alerts (the learned state's anomaly and forecast alerts share the channel)
+    const subject = `${deviceId}.co2.event.>`;
     const alerts = await waitFor(
       async () => {
         const got = await c.alerts(subject);

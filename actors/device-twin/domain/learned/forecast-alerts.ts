@@ -5,9 +5,10 @@
 // channel that fired stays quiet until its forecast no longer crosses any of its rules and none of
 // them is in an event (the episode is over).
 
+import { CHANNELS } from "../types.ts";
 import type { Alert, Channel, Rule } from "../types.ts";
 import { forecastChannel } from "./channel-model.ts";
-import { C_MASK, C_LEARNED_MIN, channelBase, FORECAST_FIRED, setU32, u32 } from "./layout.ts";
+import { C_LEARNED_MIN, C_MASK, C_TREND, channelBase, f32, FORECAST_FIRED, setU32, u32 } from "./layout.ts";
 
 /** How far ahead a crossing raises a forecast alert (ms). */
 export const FORECAST_ALERT_HORIZON_MS = 30 * 60_000;
@@ -27,12 +28,24 @@ export interface RuleContext {
 
 const crosses = (rule: Rule, y: number): boolean => (rule.direction === "above" ? y >= rule.enter : y <= rule.enter);
 
+// Channels that have rules, per rule list (rule lists are immutable values, so identity is enough).
+let maskOf: readonly Rule[] | undefined;
+let channelsWithRules = 0;
+
 /** Checks the rules of channel `ch` after its model took a reading at `t`; returns an alert or undefined. */
 export function forecastAlert(v: DataView, ci: number, deviceId: string, ch: Channel, x: number, t: number, ctx: RuleContext): Alert | undefined {
+  if (ctx.rules !== maskOf) {
+    channelsWithRules = 0;
+    for (const rule of ctx.rules) channelsWithRules |= 1 << CHANNELS.indexOf(rule.channel);
+    maskOf = ctx.rules;
+  }
   const b = channelBase(ci);
+  // most channels of most twins: no rule to forecast for (and no episode to close)
+  if ((channelsWithRules & (1 << ci)) === 0 && (u32(v, b + C_MASK) & FORECAST_FIRED) === 0) return undefined;
   if (v.getUint16(b + C_LEARNED_MIN, true) < FORECAST_WARM_MIN) return undefined;
   const mask = u32(v, b + C_MASK);
   const fired = (mask & FORECAST_FIRED) !== 0;
+  const trend = f32(v, b + C_TREND);
   let anyCrossing = false;
   let far = NaN;
   let anyBusy = false;
@@ -43,6 +56,8 @@ export function forecastAlert(v: DataView, ci: number, deviceId: string, ch: Cha
       continue;
     }
     if (crosses(rule, x)) continue; // at/over enter already: the rule's own machine takes it from here
+    // a trend away from enter cannot forecast a crossing (the forecast is the last value plus the damped trend)
+    if (rule.direction === "above" ? trend <= 0 : trend >= 0) continue;
     if (Number.isNaN(far)) far = forecastChannel(v, ci, t + FORECAST_ALERT_HORIZON_MS) as number;
     if (!crosses(rule, far - FORECAST_MARGIN * (rule.enter - rule.exit))) continue;
     anyCrossing = true;
