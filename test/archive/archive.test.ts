@@ -21,7 +21,7 @@ const H = 3_600_000;
 const T0 = Date.UTC(2026, 10, 2, 8); // a past day: its hours close as readings arrive
 
 describe.each(BACKENDS)("archive (%s)", (backend) => {
-  it("archives readings once (resends as repeats, late flagged), outputs once, snapshots and the registry", { timeout: 90_000 }, async () => {
+  it("archives readings once (resends as repeats, late flagged), outputs once, snapshots and the registry", { timeout: 300_000 }, async () => {
     await using f = await GatewayFixture.start(server);
     const db = await testDatabase(backend);
     try {
@@ -38,7 +38,7 @@ describe.each(BACKENDS)("archive (%s)", (backend) => {
         await post(f, dev, [{ t: T0 + 2 * 60_000, pm: 9 }]); // late: older than the newest, a new t
         await post(f, dev, [{ t: T0 + H + 60_000, pm: 10, co2: 500 }]);
         await waitFor(async () => (await db.query<{ n: number }>("select count(*)::int as n from outputs where kind = 'aggregate'")).rows[0]!.n >= 1, {
-          timeoutMs: 20_000,
+          timeoutMs: 60_000,
           message: "the closed hour archived",
         });
         await caughtUp(archive);
@@ -65,7 +65,7 @@ describe.each(BACKENDS)("archive (%s)", (backend) => {
         await waitFor(async () => {
           const s = (await db.query<{ record: Uint8Array }>("select record from snapshots where key = 'twin.dev-1'")).rows[0];
           return s !== undefined && decodeTwin(decodeRecord(new Uint8Array(s.record)).state).readings === 6;
-        }, { timeoutMs: 20_000, message: "the latest snapshot archived" });
+        }, { timeoutMs: 60_000, message: "the latest snapshot archived" });
 
         const status = await archive.status();
         expect(status.lag).toBe(0);
@@ -83,7 +83,7 @@ describe.each(BACKENDS)("archive (%s)", (backend) => {
       }
       const again = await archiveOn(f, db);
       try {
-        await waitFor(async () => (await again.metrics.messages.get()).values.reduce((n, v) => n + v.value, 0) >= 5, { timeoutMs: 20_000, message: "redelivered" });
+        await waitFor(async () => (await again.metrics.messages.get()).values.reduce((n, v) => n + v.value, 0) >= 5, { timeoutMs: 60_000, message: "redelivered" });
         await caughtUp(again);
         expect(await counts(db)).toEqual(before);
       } finally {

@@ -44,7 +44,7 @@ export function archiveOn(f: GatewayFixture, db: Database, over: Partial<Archive
 }
 
 /** Waits until the archive has archived everything its sources hold. */
-export async function caughtUp(archive: RunningArchive, timeoutMs = 30_000): Promise<void> {
+export async function caughtUp(archive: RunningArchive, timeoutMs = 90_000): Promise<void> {
   await waitFor(async () => (await archive.measureLag()) === 0, { timeoutMs, intervalMs: 200, message: "archive caught up" });
 }
 

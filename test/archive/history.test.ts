@@ -31,7 +31,7 @@ interface AggregatesPage {
 }
 
 describe.each(BACKENDS)("history across archive and twin (%s)", (backend) => {
-  it("returns every hour and every day of 40 days exactly once across the boundary, in pages", { timeout: 120_000 }, async () => {
+  it("returns every hour and every day of 40 days exactly once across the boundary, in pages", { timeout: 300_000 }, async () => {
     await using f = await GatewayFixture.start(server);
     const db = await testDatabase(backend);
     const archive = await archiveOn(f, db);
@@ -45,7 +45,7 @@ describe.each(BACKENDS)("history across archive and twin (%s)", (backend) => {
       for (let i = 0; i < readings.length; i += 1000) await post(f, dev, readings.slice(i, i + 1000));
       // the last hour is open in the twin; every earlier one is closed and archived as a rollup
       await waitFor(async () => (await db.query<{ n: number }>("select count(*)::int as n from rollups_hourly where device_id = 'd40'")).rows[0]!.n === DAYS * 24 - 1, {
-        timeoutMs: 60_000,
+        timeoutMs: 180_000,
         message: "hourly rollups archived",
       });
       await caughtUp(archive);

@@ -31,7 +31,7 @@ const comparable = (v: Record<string, unknown>) => {
 };
 
 describe.each(BACKENDS)("restore (%s)", (backend) => {
-  it("rebuilds the registry and every twin after JetStream lost them; new readings continue", { timeout: 120_000 }, async () => {
+  it("rebuilds the registry and every twin after JetStream lost them; new readings continue", { timeout: 300_000 }, async () => {
     await using f = await GatewayFixture.start(server);
     const db = await testDatabase(backend);
     const archive = await archiveOn(f, db);
@@ -57,11 +57,11 @@ describe.each(BACKENDS)("restore (%s)", (backend) => {
       expect(before.get("r-0")).toMatchObject({ readings: 72, subscriptions: [{ id: "s1" }] });
       // the archive holds each twin's latest snapshot
       await waitFor(async () => (await db.query<{ n: number }>("select count(*)::int as n from snapshots where key like 'twin.r-%' and applied_seq > 0")).rows[0]!.n === devices.length, {
-        timeoutMs: 30_000,
+        timeoutMs: 60_000,
         message: "snapshots archived",
       });
       for (const n of f.nodes) await n.close(); // nodes commit and hand off on close
-      await waitFor(async () => (await archive.measureLag()) === 0, { timeoutMs: 30_000, message: "archive caught up" });
+      await waitFor(async () => (await archive.measureLag()) === 0, { timeoutMs: 60_000, message: "archive caught up" });
       await caughtUp(archive);
       await archive.close();
 
@@ -74,7 +74,7 @@ describe.each(BACKENDS)("restore (%s)", (backend) => {
       const intruder = await f.startNode("n-busy");
       const ops = new OpsClient(f.nc, f.parts.names);
       await waitFor(async () => ((await ops.cluster().catch(() => undefined)) as { shards?: { owner: string | null }[] } | undefined)?.shards?.every((s) => s.owner === "n-busy"), {
-        timeoutMs: 30_000,
+        timeoutMs: 60_000,
         message: "the intruder owns every shard",
       });
       await expect(restoreFromArchive({ nc: f.nc, db, prefix: f.prefix, shards: f.shards, streams: 1, replicas: 1, target: { all: true } })).rejects.toMatchObject({
@@ -108,14 +108,14 @@ describe.each(BACKENDS)("restore (%s)", (backend) => {
           const view = await waitFor(async () => {
             const r = await app.inject({ method: "GET", url: `/v1/devices/${d.deviceId}`, headers: owner.headers });
             return r.statusCode === 200 ? r.json<Record<string, unknown>>() : undefined;
-          }, { timeoutMs: 20_000, message: `twin ${d.deviceId} answers` });
+          }, { timeoutMs: 60_000, message: `twin ${d.deviceId} answers` });
           expect(comparable(view)).toEqual(comparable(before.get(d.deviceId)!));
         }
         // the old device token still works, and a new reading applies on top of the restored state
         const r = await app.inject({ method: "POST", url: "/v1/devices/r-0/readings", headers: devices[0]!.headers, payload: { readings: [{ t: T0 + 72 * H, pm: 5 }] } });
         expect(r.statusCode, r.body).toBe(202);
         await waitFor(async () => (await app.inject({ method: "GET", url: "/v1/devices/r-0", headers: owner.headers })).json<{ readings: number }>().readings === 73, {
-          timeoutMs: 20_000,
+          timeoutMs: 60_000,
           message: "the new reading applied",
         });
         const after = (await app.inject({ method: "GET", url: "/v1/devices/r-0", headers: owner.headers })).json<{ readings: number; duplicates: number; late: number }>();
