@@ -1,13 +1,14 @@
-// The packed learned state of one twin: one small ArrayBuffer behind a DataView (as the statistics
-// are), so it costs a fixed ~600 bytes of heap however long the twin lives, and a snapshot restores
-// exactly the numbers the models compute with (each is stored at the width it is computed at: f32
-// values are rounded once, on write).
+// The packed learned state of one twin: one small ArrayBuffer (LEARNED_BYTES, 620) behind a DataView,
+// as the statistics are, so it costs a fixed ~790 bytes of heap with the two objects however long the
+// twin lives, and a snapshot restores exactly the numbers the models compute with (each is stored at
+// the width it is computed at: f32 values are rounded once, on write).
 //
 //   header (occupancy)  f64 since (NaN: never decided) · f32 co2 baseline (NaN: none) · f32 smoothed
 //                       rates of co2 (ppm/min), tmp (°C/h), hum (%/h) · f32 probability · u8 flags
 //   channel ×6 (CHANNELS order, CHANNEL_BYTES each)
-//     u32 lastS (s, see secondsOf) · f32 last, level, trend (/h), scale (mean |residual|), move (mean |Δ|),
-//     slow (deseasonalized level over a day), anchor (over a week), drift scale (mean |slow − anchor|) · u32 stuckSinceS, anomalyS (last anomaly alert) ·
+//     u32 lastS (s, see secondsOf) · f32 last, level, trend (/h), scale (mean |residual|), move (mean
+//     |Δ|), slow (deseasonalized level over a day), anchor (over a week), drift scale (mean |slow −
+//     anchor|) · u32 stuckSinceS, anomalyS (last anomaly alert) ·
 //     u32 mask (bit h: season slot h learned; FORECAST_FIRED, ANOMALY_SENT, OUTLIER, DRIFTING) ·
 //     u16 learned minutes (saturating; at most 60 per reading, so a gap does not count; 0: never read) ·
 //     i16 ×24 season (deviation from the level per UTC hour, SEASON_SCALE units)

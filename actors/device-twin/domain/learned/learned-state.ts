@@ -1,5 +1,6 @@
-// The twin's learned state (docs/design.md §4 "Learned state"): occupancy, and per channel a seasonal
-// model that yields the expected value, a 60-minute forecast, anomaly alerts and forecast alerts.
+// The twin's learned state (docs/design.md §4.8; the models and their scores: docs/ml.md): occupancy,
+// and per channel a seasonal model that yields the expected value, a 60-minute forecast, anomaly alerts
+// and forecast alerts.
 // Online (one O(1) update per reading), deterministic (event time only), in one fixed-size buffer
 // (layout.ts). This file composes the models; each lives in its own file.
 
