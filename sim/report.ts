@@ -63,7 +63,7 @@ export function summaryLines(s: SimStats, transport: string): string[] {
   const lines = [
     `airtwin simulate (${transport}): ${fmt(s.sent)} readings sent in ${seconds.toFixed(1)} s (${fmt(Math.round(s.accepted / Math.max(seconds, 0.001)))} accepted/s) in ${fmt(s.requests)} requests`,
     `  accepted ${fmt(s.accepted)}, rejected ${fmt(s.rejected)}${s.rejected > 0 ? ` (${codes(s.rejectedByCode)})` : ""}, retried ${fmt(s.retried)}${s.retried > 0 ? ` (${codes(s.retriedByCode)})` : ""}`,
-    `  resent on purpose ${fmt(s.resent)} (the twins count them as duplicates), backfilled after outages ${fmt(s.backfilled)}, not sent ${fmt(s.pending)}`,
+    `  resent on purpose ${fmt(s.resent)} (the twins count them as duplicates), backfilled (sent late) ${fmt(s.backfilled)}, not sent ${fmt(s.pending)}`,
   ];
   if (s.lastRejection !== undefined) lines.push(`  last rejection: ${s.lastRejection}`);
   return lines;

@@ -20,7 +20,7 @@ export interface SimStats {
   requests: number;
   /** Readings sent a second time on purpose (a device resending an upload whose answer it lost). */
   resent: number;
-  /** Readings uploaded late after a network outage. */
+  /** Readings uploaded late: after a network outage, or a CSV replayed as a backfill. */
   backfilled: number;
   /** Rejected readings by error code. */
   rejectedByCode: Record<string, number>;
@@ -89,6 +89,7 @@ export class SimRunner {
     this.minGap = o.minRequestGapMs ?? 600;
     this.maxInFlight = o.maxInFlight ?? 64;
     this.maxReadings = Math.min(MAX_READINGS_PER_REQUEST, o.maxReadingsPerRequest ?? MAX_READINGS_PER_REQUEST);
+    this.stats.eventTime = o.clock.eventNow();
     this.maxPending = Math.min(MAX_PENDING, Math.max(MIN_PENDING, 4 * this.maxInFlight * this.maxReadings));
     for (const id of o.source.deviceIds) this.queues.set(id, { deviceId: id, readings: [], counted: 0, inFlight: undefined, readyAt: 0, queued: false, failures: 0 });
   }
