@@ -1,7 +1,8 @@
 // Configuration of `airtwin archive`: the runtime's (NATS_URL, DATABASE_URL, AIRTWIN_PREFIX,
 // AIRTWIN_SHARDS, AIRTWIN_STREAMS, AIRTWIN_DATA_DIR, AIRTWIN_METRICS_PORT, …) plus the archive's own
 // variables below. Invalid values fail fast with AIRTWIN_ERR_CONFIG_INVALID naming every offending one.
-import { loadConfig, RuntimeError, type AirtwinConfig, type ConfigProblem } from "../../runtime/mod.ts";
+import type { AirtwinConfig } from "../../runtime/mod.ts";
+import { envReader } from "../config-env.ts";
 import { SQL_IDENTIFIER } from "./db/mod.ts";
 
 /** Validated configuration of an archive process. */
@@ -20,36 +21,11 @@ export interface ArchiveConfig {
 }
 
 export function loadArchiveConfig(env: NodeJS.ProcessEnv = process.env): ArchiveConfig {
-  const problems: ConfigProblem[] = [];
-  let runtime: AirtwinConfig | undefined;
-  try {
-    runtime = loadConfig(env);
-  } catch (err) {
-    const details = (err as RuntimeError).details as { problems?: ConfigProblem[] } | undefined;
-    if (details?.problems === undefined) throw err;
-    problems.push(...details.problems);
-  }
-  const raw = (name: string): string | undefined => {
-    const v = env[name]?.trim();
-    return v === undefined || v === "" ? undefined : v;
-  };
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const v = raw(name);
-    if (v === undefined) return fallback;
-    const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      problems.push({ variable: name, value: v, reason: `must be an integer from ${min} to ${max}` });
-      return fallback;
-    }
-    return n;
-  };
+  const { problems, raw, int, done } = envReader(env);
   const retentionDays = int("AIRTWIN_ARCHIVE_RETENTION_DAYS", 0, 0, 100_000);
   const batchMessages = int("AIRTWIN_ARCHIVE_BATCH", 256, 1, 10_000);
   const schema = raw("AIRTWIN_ARCHIVE_SCHEMA");
   if (schema !== undefined && !SQL_IDENTIFIER.test(schema)) problems.push({ variable: "AIRTWIN_ARCHIVE_SCHEMA", value: schema, reason: "must be a lowercase SQL identifier ([a-z_][a-z0-9_]*)" });
-  if (problems.length > 0 || runtime === undefined) {
-    const list = problems.map((p) => `${p.variable}=${p.value}: ${p.reason}`).join("; ");
-    throw new RuntimeError("CONFIG_INVALID", `invalid configuration: ${list}`, { details: { problems, variables: problems.map((p) => p.variable) } });
-  }
+  const runtime = done();
   return Object.freeze({ runtime, retentionDays, batchMessages, schema });
 }

@@ -1,7 +1,8 @@
 // Configuration of `airtwin gateway`: the runtime's (docs/design.md §6: NATS_URL, AIRTWIN_ADMIN_TOKEN,
 // AIRTWIN_HTTP_PORT, AIRTWIN_SHARDS, AIRTWIN_PREFIX, …) plus the gateway's own variables below.
 // Invalid values fail fast with AIRTWIN_ERR_CONFIG_INVALID naming every offending variable.
-import { loadConfig, RuntimeError, type AirtwinConfig, type ConfigProblem } from "../../runtime/mod.ts";
+import type { AirtwinConfig } from "../../runtime/mod.ts";
+import { envReader } from "../config-env.ts";
 import { DEFAULT_HTTP_SERVER_LIMITS, type HttpServerLimits } from "./server.ts";
 
 /** Validated configuration of a gateway process. */
@@ -36,29 +37,7 @@ export interface GatewayConfig {
 const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  const problems: ConfigProblem[] = [];
-  let runtime: AirtwinConfig | undefined;
-  try {
-    runtime = loadConfig(env);
-  } catch (err) {
-    const details = (err as RuntimeError).details as { problems?: ConfigProblem[] } | undefined;
-    if (details?.problems === undefined) throw err;
-    problems.push(...details.problems);
-  }
-  const raw = (name: string): string | undefined => {
-    const v = env[name]?.trim();
-    return v === undefined || v === "" ? undefined : v;
-  };
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const v = raw(name);
-    if (v === undefined) return fallback;
-    const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      problems.push({ variable: name, value: v, reason: `must be an integer from ${min} to ${max}` });
-      return fallback;
-    }
-    return n;
-  };
+  const { problems, raw, int, done } = envReader(env);
   const adminToken = raw("AIRTWIN_ADMIN_TOKEN");
   if (adminToken === undefined) {
     problems.push({ variable: "AIRTWIN_ADMIN_TOKEN", value: "", reason: "is required (a long random string; `airtwin dev` generates one)" });
@@ -87,10 +66,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   const level = raw("AIRTWIN_LOG_LEVEL") ?? "info";
   if (!(LEVELS as readonly string[]).includes(level)) problems.push({ variable: "AIRTWIN_LOG_LEVEL", value: level, reason: `must be one of ${LEVELS.join(", ")}` });
 
-  if (problems.length > 0 || runtime === undefined) {
-    const list = problems.map((p) => `${p.variable}=${p.value}: ${p.reason}`).join("; ");
-    throw new RuntimeError("CONFIG_INVALID", `invalid configuration: ${list}`, { details: { problems, variables: problems.map((p) => p.variable) } });
-  }
+  const runtime = done();
   return Object.freeze({
     runtime,
     adminToken: adminToken as string,
