@@ -47,7 +47,9 @@ export class SimClock {
   wallAt(eventMs: number): number {
     if (this.caughtUp) return eventMs;
     const wall = this.startWallMs + (eventMs - this.startEventMs) / this.speed;
-    return this.catchUp ? Math.min(wall, Math.max(eventMs, this.wall())) : wall;
+    // event time runs ahead of the wall clock's gain until it meets it, then with it: a time the linear
+    // clock reaches before the wall clock does comes when the wall clock gets there
+    return this.catchUp ? Math.max(wall, eventMs) : wall;
   }
 
   /** Wall ms since the clock started. */
