@@ -19,6 +19,11 @@ export interface Queryable {
   query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
   /** One or more statements without parameters (DDL, migrations). */
   exec(sql: string): Promise<void>;
+  /**
+   * Postgres only (undefined on PGlite): `COPY <table> (<columns>) FROM STDIN` of `text` in COPY's text
+   * format — the fastest way in when no row can conflict. Resolves with the rows copied.
+   */
+  copyFrom?(table: string, columns: readonly string[], text: string): Promise<number>;
 }
 
 export interface Database extends Queryable, AsyncDisposable {

@@ -1,6 +1,9 @@
 // The Postgres backend of the archive database: a `pg` pool; int8 parsed as numbers (epoch
 // milliseconds and sequences stay far below 2^53); an optional schema set as every session's search_path.
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import pg from "pg";
+import { from as copyStream } from "pg-copy-streams";
 import { GatewayError } from "../../errors.ts";
 import { SQL_IDENTIFIER, type Database, type DatabaseOptions, type Queryable, type QueryResult } from "./database.ts";
 
@@ -65,6 +68,11 @@ export async function openPostgres(url: string, o: DatabaseOptions): Promise<Dat
           query: (sql, params) => run(client, sql, params),
           async exec(sql) {
             await client.query(sql);
+          },
+          async copyFrom(table, columns, text) {
+            const copy = client.query(copyStream(`copy ${table} (${columns.join(", ")}) from stdin`));
+            await pipeline(Readable.from([text]), copy);
+            return Number(copy.rowCount ?? 0);
           },
         };
         const result = await fn(tx);
