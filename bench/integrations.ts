@@ -120,11 +120,18 @@ async function throughput(o: { messages: number; rounds: number; devices: number
       await publishBacklog(run);
       const metrics = new IntegrationMetrics();
       const t1 = performance.now();
-      const running = await runIntegration(webhookIntegration({ allowPrivate: true, concurrency: CONCURRENCY, connectionsPerOrigin: 16 }), { nc, prefix, twins: client, metrics, drainMs: 5000 });
+      // its own connection per round, closed after it like a process that stops: a pull request the
+      // closed runner left on a still-open connection would take messages to nobody until the ack wait
+      const rnc = await connectNats({ servers: ns.url, name: "bench runner" });
+      const running = await runIntegration(webhookIntegration({ allowPrivate: true, concurrency: CONCURRENCY, connectionsPerOrigin: 16 }), { nc: rnc, prefix, twins: client, metrics, drainMs: 5000 });
       await until("backlog delivered", async () => ((await metrics.delivered.get()).values[0]?.value ?? 0) >= o.messages, 600_000);
       const runnerRate = o.messages / ((performance.now() - t1) / 1000);
       await running.close();
-      note(measured ? "round" : "warm-up", { run, runner: Math.round(runnerRate), loop: Math.round(loopRate), ratio: round(runnerRate / loopRate) });
+      await rnc.close();
+      const retried = (await metrics.retried.get()).values[0]?.value ?? 0;
+      const attempt = (await metrics.deliverySeconds.get()).values;
+      const attemptMs = ((attempt.find((v) => v.metricName?.endsWith("_sum"))?.value ?? 0) / Math.max(1, attempt.find((v) => v.metricName?.endsWith("_count"))?.value ?? 1)) * 1000;
+      note(measured ? "round" : "warm-up", { run, runner: Math.round(runnerRate), loop: Math.round(loopRate), ratio: round(runnerRate / loopRate), retried, meanAttemptMs: round(attemptMs) });
       if (measured) {
         runner.push(runnerRate);
         loop.push(loopRate);
