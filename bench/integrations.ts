@@ -72,8 +72,9 @@ async function throughput(o: { messages: number; rounds: number; devices: number
   const shards = 8;
   const nc = await connectNats({ servers: ns.url, name: "bench integrations" });
   await ensureClusterForClients(nc, names(prefix), { shards, streams: 1, replicas: 1 });
+  const nodeNc = await connectNats({ servers: ns.url, name: "bench node" });
   const node = await startNode({
-    nc: await connectNats({ servers: ns.url, name: "bench node" }), nodeId: "bench-node", prefix, shards, streams: 1, replicas: 1,
+    nc: nodeNc, nodeId: "bench-node", prefix, shards, streams: 1, replicas: 1,
     behaviors: [deviceTwinBehavior()], defaultMetrics: false, log: () => undefined,
   });
   const client = new RuntimeClient(nc, { prefix, shards });
@@ -142,6 +143,7 @@ async function throughput(o: { messages: number; rounds: number; devices: number
     sink.proc.kill("SIGKILL");
     await client.close();
     await node.close();
+    await nodeNc.close();
     await nc.close();
   }
   const ratios = runner.map((r, i) => r / loop[i]!);

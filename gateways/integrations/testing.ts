@@ -46,6 +46,7 @@ export class IntegrationTestbed implements AsyncDisposable {
     readonly nc: NatsConnection,
     readonly client: RuntimeClient,
     private readonly node: RunningNode | undefined,
+    private readonly nodeNc: NatsConnection | undefined,
     private readonly server: NatsServerProcess | undefined,
     private readonly workDir: string | undefined,
   ) {}
@@ -64,10 +65,11 @@ export class IntegrationTestbed implements AsyncDisposable {
     const nc = await connectNats({ servers: natsUrl, name: "integration testbed" });
     await ensureClusterForClients(nc, names(prefix), { shards, streams: 1, replicas: 1 });
     const client = new RuntimeClient(nc, { prefix, shards });
-    const node = o.node === false
+    const nodeNc = o.node === false ? undefined : await connectNats({ servers: natsUrl, name: "testbed node" });
+    const node = nodeNc === undefined
       ? undefined
       : await startNode({
-          nc: await connectNats({ servers: natsUrl, name: "testbed node" }),
+          nc: nodeNc,
           nodeId: "testbed-node",
           prefix, shards, streams: 1, replicas: 1,
           behaviors: [deviceTwinBehavior()],
@@ -76,7 +78,7 @@ export class IntegrationTestbed implements AsyncDisposable {
           runner: { commitIntervalMs: 100, wakeIntervalMs: 50 },
           ownership: { heartbeatMs: 200, nodeTtlMs: 2000, leaseTtlMs: 2000, rebalanceIntervalMs: 200 },
         });
-    const bed = new IntegrationTestbed(natsUrl, prefix, shards, nc, client, node, server, workDir);
+    const bed = new IntegrationTestbed(natsUrl, prefix, shards, nc, client, node, nodeNc, server, workDir);
     if (node !== undefined) await bed.untilTwinsAnswer();
     return bed;
   }
@@ -141,6 +143,7 @@ export class IntegrationTestbed implements AsyncDisposable {
   async close(): Promise<void> {
     for (const r of this.running.splice(0)) await r.close().catch(() => undefined);
     await this.node?.close().catch(() => undefined);
+    await this.nodeNc?.close().catch(() => undefined);
     await this.client.close().catch(() => undefined);
     await this.nc.close().catch(() => undefined);
     await this.server?.stop(5000).catch(() => undefined);
