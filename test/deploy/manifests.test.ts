@@ -71,7 +71,7 @@ describe("the code's inventory", () => {
   it("finds the variables, commands and metrics the checks below rely on", () => {
     for (const v of ["NATS_URL", "DATABASE_URL", "AIRTWIN_ADMIN_TOKEN", "AIRTWIN_HTTP_PORT", "AIRTWIN_METRICS_PORT", "AIRTWIN_METRICS_HOST", "AIRTWIN_NODE_ID"]) expect(KNOWN_ENV, v).toContain(v);
     expect(KNOWN_ENV).not.toContain("AIRTWIN_NO_SUCH_THING");
-    for (const c of ["node", "gateway", "archive"]) expect(COMMANDS, c).toContain(c);
+    for (const c of ["node", "gateway", "archive", "integrations"]) expect(COMMANDS, c).toContain(c);
     expect(METRICS.get("airtwin_gateway_http_request_duration_seconds")).toEqual(new Set(["route", "method", "status"]));
     expect(checkQuery("sum by (nope) (rate(airtwin_nope_total[1m]))")).toEqual(["unknown metric airtwin_nope_total", expect.stringContaining("label nope")]);
   });
@@ -118,7 +118,7 @@ describe("deploy/compose.yaml", () => {
   const envOf = (s: Obj) => s.environment as Env;
 
   it("runs existing commands with variables the code reads", () => {
-    expect(ours.map(([name]) => name).sort()).toEqual(["archive", "gateway-1", "gateway-2", "node-1", "node-2", "node-3"]);
+    expect(ours.map(([name]) => name).sort()).toEqual(["archive", "gateway-1", "gateway-2", "integrations", "node-1", "node-2", "node-3"]);
     for (const [name, s] of ours) {
       expect(COMMANDS, name).toContain((s.command as string[])[0]);
       for (const v of Object.keys(envOf(s))) expect(KNOWN_ENV, `${name}: ${v}`).toContain(v);
@@ -174,7 +174,7 @@ describe("deploy/compose.yaml", () => {
         else expect(compose.volumes, `${name}: volume ${source}`).toHaveProperty(source!);
       }
     }
-    expect(services.archive!.environment).toMatchObject({ DATABASE_URL: expect.stringContaining("@postgres:5432/") });
+    for (const s of ["archive", "integrations"]) expect(services[s]!.environment, s).toMatchObject({ DATABASE_URL: expect.stringContaining("@postgres:5432/") });
   });
 });
 
@@ -200,7 +200,7 @@ describe("deploy/k8s", () => {
 
   it("runs our workloads with existing commands, known variables, and references that resolve", () => {
     const ourWorkloads = workloads.filter((w) => containersOf(w).some((c) => c.image === IMAGE));
-    expect(ourWorkloads.map((w) => meta(w).name).sort()).toEqual(["airtwin-archive", "airtwin-gateway", "airtwin-node"]);
+    expect(ourWorkloads.map((w) => meta(w).name).sort()).toEqual(["airtwin-archive", "airtwin-gateway", "airtwin-integrations", "airtwin-node"]);
     for (const w of ourWorkloads) {
       for (const c of containersOf(w)) {
         const name = `${meta(w).name}/${c.name}`;
