@@ -1,6 +1,8 @@
 // `airtwin ops …`: cluster operations, the registry and twin reads from the shell, straight over NATS
 // (NATS_URL, AIRTWIN_PREFIX, AIRTWIN_SHARDS); the same operations as the gateway's admin routes.
-// Answers are JSON on stdout; a failure exits 1 with its AIRTWIN_ERR_* code.
+// Answers are JSON on stdout (`cluster` a summary unless --json); stderr names the server first.
+// A failure exits 1 with its AIRTWIN_ERR_* code. ops never creates the cluster's buckets or streams:
+// on a server where no airtwin node ran it answers AIRTWIN_ERR_OPS_NO_CLUSTER (cli/ops-target.ts).
 import { StreamAlertSource } from "../gateways/api/alerts.ts";
 import { NatsLiveFeed } from "../gateways/api/live.ts";
 import { TwinApi } from "../gateways/api/twin-api.ts";
@@ -8,11 +10,16 @@ import { GatewayMetrics } from "../gateways/metrics.ts";
 import { Registry } from "../gateways/registry/registry.ts";
 import { closeNats, connectNats, ensureClusterForClients, loadConfig, names as namesOf, OpsClient, RuntimeClient, RuntimeError, type AirtwinConfig } from "../runtime/mod.ts";
 import { TWIN_TYPE } from "../actors/device-twin/behavior.ts";
+import { validateDeviceId } from "../actors/device-twin/domain/mod.ts";
+import { GatewayError, ProblemError } from "../gateways/errors.ts";
+import { formatClusterSummary } from "./ops-format.ts";
+import { describeTarget, requireCluster, resolveOpsTarget } from "./ops-target.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 
 export const opsUsage = `usage: airtwin ops <command>
 
-cluster                                  nodes, coordinator, and per shard: assignment, owner, epoch, lag
+cluster [--json]                         coordinator, nodes with their shards and lag, unowned shards
+                                         (--json: per shard assignment, owner, epoch, lag)
 move <shard> <node>                      move a shard to a node and pin it there
 drain <node>                             move every shard off a node
 rebalance [--dry-run] [--unpin]          plan a round now (--dry-run: only show the plan)
@@ -24,7 +31,9 @@ device delete <deviceId>
 device disable|enable <deviceId>
 device list [--owner <userId>]
 
-Connects to NATS_URL (default nats://127.0.0.1:4222); AIRTWIN_PREFIX and AIRTWIN_SHARDS as the cluster's.
+Connects to NATS_URL, else to the running airtwin dev (the URL it writes to $AIRTWIN_DATA_DIR/nats.url,
+default .airtwin), else nats://127.0.0.1:4222, and says which on stderr. AIRTWIN_PREFIX and AIRTWIN_SHARDS
+as the cluster's. Refuses (AIRTWIN_ERR_OPS_NO_CLUSTER) a server where no airtwin cluster runs.
 `;
 
 function usageError(message: string): RuntimeError {
@@ -47,10 +56,20 @@ function option(args: string[], name: string): string | undefined {
   return v;
 }
 
+/** What a command prints: JSON of a value, or text as it is. */
+export type OpsOutput = { json: unknown } | { text: string };
+
 /** Runs one ops command and returns what to print. */
-export async function runOpsCommand(argv: readonly string[], config: AirtwinConfig, nc: NatsConnection): Promise<unknown> {
+export async function runOpsCommand(argv: readonly string[], config: AirtwinConfig, nc: NatsConnection): Promise<OpsOutput> {
+  const result = await runCommand(argv, config, nc);
+  return result !== null && typeof result === "object" && "text" in result ? (result as { text: string }) : { json: result };
+}
+
+async function runCommand(argv: readonly string[], config: AirtwinConfig, nc: NatsConnection): Promise<unknown> {
   const args = [...argv];
   const names = namesOf(config.prefix);
+  // before anything else: a server without the cluster bucket gets no bucket from us
+  const { registry: registryExists } = await requireCluster(nc, names, config.natsUrl);
   const [verb, sub, arg] = args;
   const ops = () => new OpsClient(nc, names);
   // device create/delete erase the device's twin through the input log, like the gateway's admin routes
@@ -64,13 +83,26 @@ export async function runOpsCommand(argv: readonly string[], config: AirtwinConf
     return twinClient.erase(TWIN_TYPE, id);
   };
   const registry = () => Registry.open(nc, { prefix: config.prefix, replicas: config.replicas, eraseTwin });
+  const withRegistry = async <T>(use: (r: Registry) => T): Promise<T> => {
+    const r = await registry();
+    try {
+      return use(r);
+    } finally {
+      await r.close();
+    }
+  };
   const need = (v: string | undefined, what: string): string => {
     if (v === undefined) throw usageError(`missing ${what}`);
     return v;
   };
   switch (verb) {
-    case "cluster":
-      return ops().cluster();
+    case "cluster": {
+      const rest = args.slice(1);
+      const json = flag(rest, "--json");
+      if (rest.length > 0) throw usageError(`unknown argument ${rest[0]}`);
+      const view = await ops().cluster();
+      return json ? view : { text: formatClusterSummary(view) };
+    }
     case "move": {
       const shard = Number(need(sub, "<shard>"));
       if (!Number.isInteger(shard) || shard < 0) throw usageError(`<shard> must be a shard number, got ${sub}`);
@@ -89,11 +121,20 @@ export async function runOpsCommand(argv: readonly string[], config: AirtwinConf
       if (sub !== "get") throw usageError(`unknown twin command ${sub ?? ""}`);
       const rest = args.slice(3);
       const snapshot = flag(rest, "--snapshot");
+      const deviceId = need(arg, "<deviceId>");
+      const problem = validateDeviceId(deviceId);
+      if (problem !== undefined) throw new ProblemError(problem.code, `${problem.message}: ${JSON.stringify(deviceId)}`, problem.details);
+      // a twin exists for every id (a fresh default one): answer for registered devices only
+      if (!registryExists || (await withRegistry((r) => r.device(deviceId))) === undefined) {
+        throw new GatewayError("REGISTRY_DEVICE_NOT_FOUND", `no device "${deviceId}" is registered (ops device list shows those that are)`, {
+          details: [{ field: "deviceId", message: "must be a registered device" }],
+        });
+      }
       const client = new RuntimeClient(nc, { prefix: config.prefix, shards: config.shards });
       try {
         const metrics = new GatewayMetrics({ defaultMetrics: false });
         const twins = new TwinApi({ backend: client, alerts: new StreamAlertSource(nc, names), live: new NatsLiveFeed(nc, names), metrics, connected: () => !nc.isClosed() });
-        return (await twins.view(need(arg, "<deviceId>"), snapshot ? "snapshot" : "live")).view;
+        return (await twins.view(deviceId, snapshot ? "snapshot" : "live")).view;
       } finally {
         await client.close();
       }
@@ -113,6 +154,11 @@ export async function runOpsCommand(argv: readonly string[], config: AirtwinConf
     }
     case "device": {
       const rest = args.slice(2);
+      // a read: a cluster whose registry nobody created yet has no devices (and keeps having no bucket)
+      if (sub === "list" && !registryExists) {
+        option(rest, "--owner"); // still refuses --owner without a value
+        return { devices: [] };
+      }
       const r = await registry();
       try {
         switch (sub) {
@@ -146,11 +192,14 @@ export async function runOps(argv: readonly string[]): Promise<void> {
     process.stdout.write(opsUsage);
     return;
   }
-  const config = loadConfig();
+  const target = resolveOpsTarget(process.env);
+  // stdout stays the answer alone (scripts parse it); which server answered goes to stderr
+  process.stderr.write(`${describeTarget(target)}\n`);
+  const config = loadConfig({ ...process.env, NATS_URL: target.url });
   const nc = await connectNats({ servers: config.natsServers, name: "airtwin ops" });
   try {
-    const result = await runOpsCommand(argv, config, nc);
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    const out = await runOpsCommand(argv, config, nc);
+    process.stdout.write("text" in out ? out.text : `${JSON.stringify(out.json, null, 2)}\n`);
   } finally {
     await closeNats(nc);
   }

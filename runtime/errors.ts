@@ -33,6 +33,7 @@ export const RuntimeErrors = {
   OPS_NODE_DRAINING: { code: "AIRTWIN_ERR_OPS_NODE_DRAINING", message: "the node is draining or leaving and takes no shards" },
   OPS_NOT_COORDINATOR: { code: "AIRTWIN_ERR_OPS_NOT_COORDINATOR", message: "this node is not the cluster coordinator" },
   OPS_NO_COORDINATOR: { code: "AIRTWIN_ERR_OPS_NO_COORDINATOR", message: "no cluster coordinator answered" },
+  OPS_NO_CLUSTER: { code: "AIRTWIN_ERR_OPS_NO_CLUSTER", message: "no airtwin cluster runs on this NATS server" },
 } as const;
 
 export type RuntimeErrorName = keyof typeof RuntimeErrors;

@@ -83,7 +83,7 @@ beforeAll(async () => {
   ({ proc: gateway, url } = await startGatewayProcess(env));
   const user = await runAirtwin(["ops", "user", "create", "alice"], env);
   expect(user.code, user.out).toBe(0);
-  apiKey = (JSON.parse(user.out) as { apiKey: string }).apiKey;
+  apiKey = (JSON.parse(user.stdout) as { apiKey: string }).apiKey;
   nc = await natsConnect({ servers: ns.url, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
 }, 120_000);
 
@@ -128,7 +128,7 @@ describe("airtwin gateway end to end", () => {
     // the same from the shell, live and from the snapshot once committed
     const live = await runAirtwin(["ops", "twin", "get", "e2e-enc"], env);
     expect(live.code, live.out).toBe(0);
-    expect((JSON.parse(live.out) as TwinView).channels).toEqual(view.channels);
+    expect((JSON.parse(live.stdout) as TwinView).channels).toEqual(view.channels);
     await waitFor(async () => {
       const snap = await api("GET", "/v1/devices/e2e-enc?consistency=snapshot");
       return (snap.body as unknown as TwinView).readings === 300;
@@ -277,13 +277,13 @@ describe("airtwin gateway end to end", () => {
   });
 
   it("lets `airtwin ops` show the cluster, list and disable devices", { timeout: 120_000 }, async () => {
-    const cluster = await runAirtwin(["ops", "cluster"], env);
+    const cluster = await runAirtwin(["ops", "cluster", "--json"], env);
     expect(cluster.code, cluster.out).toBe(0);
-    const view = JSON.parse(cluster.out) as { nodes: Array<{ nodeId: string }>; shards: unknown[] };
+    const view = JSON.parse(cluster.stdout) as { nodes: Array<{ nodeId: string }>; shards: unknown[] };
     expect(view.nodes.map((n) => n.nodeId).sort()).toEqual(["e2e-n1", "e2e-n2"]);
     expect(view.shards).toHaveLength(8);
     const list = await runAirtwin(["ops", "device", "list", "--owner", "alice"], env);
-    expect((JSON.parse(list.out) as { devices: Array<{ deviceId: string }> }).devices.map((d) => d.deviceId)).toContain("e2e-enc");
+    expect((JSON.parse(list.stdout) as { devices: Array<{ deviceId: string }> }).devices.map((d) => d.deviceId)).toContain("e2e-enc");
     const token = await register("e2e-ops");
     expect((await runAirtwin(["ops", "device", "disable", "e2e-ops"], env)).code).toBe(0);
     await waitFor(async () => (await api("POST", "/v1/devices/e2e-ops/readings", { readings: [] }, { authorization: `Bearer ${token}` })).status === 401, {

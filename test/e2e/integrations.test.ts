@@ -53,7 +53,7 @@ beforeAll(async () => {
   ({ proc: gateway, url } = await startGatewayProcess(env));
   const user = await runAirtwin(["ops", "user", "create", "alice"], env);
   expect(user.code, user.out).toBe(0);
-  apiKey = (JSON.parse(user.out) as { apiKey: string }).apiKey;
+  apiKey = (JSON.parse(user.stdout) as { apiKey: string }).apiKey;
   integrations = await startIntegrations();
 }, 180_000);
 

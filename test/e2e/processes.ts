@@ -14,6 +14,7 @@ export class AirtwinProcess {
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
   #out = "";
+  #stdout = "";
 
   constructor(
     readonly name: string,
@@ -21,13 +22,21 @@ export class AirtwinProcess {
     env: Record<string, string | undefined>,
   ) {
     this.child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    this.child.stdout!.on("data", (d: Buffer) => (this.#out += d.toString()));
+    this.child.stdout!.on("data", (d: Buffer) => {
+      this.#out += d.toString();
+      this.#stdout += d.toString();
+    });
     this.child.stderr!.on("data", (d: Buffer) => (this.#out += d.toString()));
     this.exited = new Promise((r) => this.child.once("exit", (code) => r(code)));
   }
 
   output(): string {
     return this.#out;
+  }
+
+  /** stdout alone (what a script would parse; `airtwin ops` names its server on stderr). */
+  stdout(): string {
+    return this.#stdout;
   }
 
   get running(): boolean {
@@ -47,11 +56,11 @@ export class AirtwinProcess {
   }
 }
 
-/** Runs `airtwin <args>` to completion; resolves with its exit code and output. */
-export async function runAirtwin(args: readonly string[], env: Record<string, string | undefined>): Promise<{ code: number | null; out: string }> {
+/** Runs `airtwin <args>` to completion; resolves with its exit code, its output (stdout and stderr) and stdout alone. */
+export async function runAirtwin(args: readonly string[], env: Record<string, string | undefined>): Promise<{ code: number | null; out: string; stdout: string }> {
   const p = new AirtwinProcess(args.join(" "), args, env);
   const code = await p.exited;
-  return { code, out: p.output() };
+  return { code, out: p.output(), stdout: p.stdout() };
 }
 
 /** Fast cluster timings for tests (commit 200 ms, heartbeat 250 ms, leases 2 s). */
