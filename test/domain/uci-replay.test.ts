@@ -2,7 +2,6 @@
 // through the twin statistics and checks every statistic against the from-scratch reference, at the
 // end and at every closed bucket.
 
-import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { applyReadingToStats, calibrationView, channelView, createStats, decodeStats, encodeStats, statsEqual } from "../../actors/device-twin/domain/stats.ts";
 import { validateReadings } from "../../actors/device-twin/domain/readings.ts";
@@ -11,7 +10,7 @@ import { expectBucket, expectChannel } from "./compare.ts";
 import { acceptInOrder, refAggregates, refCalibration, refChannel } from "./reference.ts";
 import { UCI_TRAINING, loadUciReadings } from "./uci.ts";
 
-describe.skipIf(!existsSync(UCI_TRAINING))("UCI occupancy replay", () => {
+describe("UCI occupancy replay", () => {
   const raw = loadUciReadings(UCI_TRAINING);
   const accepted = acceptInOrder(raw);
 

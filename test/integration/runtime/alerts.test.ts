@@ -3,7 +3,6 @@
 // as one device with the default rules plus a user rule. The co2 `event.start`/`event.end` alerts in the
 // OUT stream must be exactly those the pure domain implies for the same inputs, each once (no repeated
 // id), also when the device's owner is killed -9 in the middle of the replay.
-import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { applyInput, createTwin, twinView, type Alert, type Command, type Reading } from "../../../actors/device-twin/domain/mod.ts";
 import { UCI_TRAINING, loadUciReadings } from "../../domain/uci.ts";
@@ -60,8 +59,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-describe.skipIf(!existsSync(UCI_TRAINING)).sequential("alerts from a real replay", () => {
-  const readings = existsSync(UCI_TRAINING) ? loadUciReadings(UCI_TRAINING) : [];
+describe.sequential("alerts from a real replay", () => {
+  const readings = loadUciReadings(UCI_TRAINING);
 
   async function replay(
     c: TestCluster,
