@@ -56,13 +56,18 @@ function option(args: string[], name: string): string | undefined {
   return v;
 }
 
+/** A command's answer for people, printed as it is (every other answer is printed as JSON). */
+class TextAnswer {
+  constructor(readonly text: string) {}
+}
+
 /** What a command prints: JSON of a value, or text as it is. */
 export type OpsOutput = { json: unknown } | { text: string };
 
 /** Runs one ops command and returns what to print. */
 export async function runOpsCommand(argv: readonly string[], config: AirtwinConfig, nc: NatsConnection): Promise<OpsOutput> {
   const result = await runCommand(argv, config, nc);
-  return result !== null && typeof result === "object" && "text" in result ? (result as { text: string }) : { json: result };
+  return result instanceof TextAnswer ? { text: result.text } : { json: result };
 }
 
 async function runCommand(argv: readonly string[], config: AirtwinConfig, nc: NatsConnection): Promise<unknown> {
@@ -101,7 +106,7 @@ async function runCommand(argv: readonly string[], config: AirtwinConfig, nc: Na
       const json = flag(rest, "--json");
       if (rest.length > 0) throw usageError(`unknown argument ${rest[0]}`);
       const view = await ops().cluster();
-      return json ? view : { text: formatClusterSummary(view) };
+      return json ? view : new TextAnswer(formatClusterSummary(view));
     }
     case "move": {
       const shard = Number(need(sub, "<shard>"));
