@@ -1,18 +1,12 @@
 // What the archive answers about history: raw readings, rollups and outputs of one device in a time
 // range, oldest first, in pages (each answer says where the next page starts). Pure SQL over the
 // archive's tables; the NATS service (query-service.ts) and `airtwin archive export` call these.
+import type { Reading } from "../../actors/device-twin/domain/mod.ts";
 import type { Queryable } from "./db/mod.ts";
 import { CHANNEL_NAMES } from "./writer.ts";
 
 /** One archived reading as the API shows it; `late` only when the twin counted it late. */
-export interface ArchivedReading {
-  t: number;
-  pm?: number;
-  co2?: number;
-  voc?: number;
-  tmp?: number;
-  hum?: number;
-  allpollu?: number;
+export interface ArchivedReading extends Reading {
   acceptedAt: number;
   late?: true;
   /** Resends of this (device, t) from other requests (the twin counted them as duplicates). */

@@ -6,6 +6,7 @@ import type { TwinState } from "../twin.ts";
 import { decodeTwin, encodeTwin, twinEqual } from "../twin-snapshot.ts";
 import type { Alert, Reading, TwinOutput } from "../types.ts";
 import { twinView } from "../view.ts";
+import { rng } from "../../../../test/harness/rng.ts";
 import { isOccupied } from "./learned-state.ts";
 import { decodeLearned, encodeLearned } from "./learned-snapshot.ts";
 
@@ -14,18 +15,6 @@ const MIN = 60_000;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 const STEP = 5 * MIN;
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A normal room at Foobot's cadence: daily cycles and noise on every channel, co2 below the default rule. */
 function normalDays(days: number, seed = 1): Reading[] {
