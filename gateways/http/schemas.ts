@@ -109,7 +109,7 @@ export const schemas = {
   },
   deleteDevice: {
     tags: ["registry"],
-    summary: "Unregister a device (admin); its token stops working, its twin's state is kept",
+    summary: "Unregister a device (admin): its twin is erased (statistics, rules, subscriptions, events), then its token stops working",
     security: adminSecurity,
     params: deviceParams,
     response: { 204: { type: "null", description: "Deleted" }, ...errors },
