@@ -1,7 +1,7 @@
 // What the archive answers about history: raw readings, rollups and outputs of one device in a time
 // range, oldest first, in pages (each answer says where the next page starts). Pure SQL over the
 // archive's tables; the NATS service (query-service.ts) and `airtwin archive export` call these.
-import type { Reading } from "../../actors/device-twin/domain/mod.ts";
+import type { AggregateBucket, Reading } from "../../actors/device-twin/domain/mod.ts";
 import type { Queryable } from "./db/mod.ts";
 import { CHANNEL_NAMES } from "./writer.ts";
 
@@ -45,15 +45,8 @@ export async function queryReadings(db: Queryable, q: ReadingsQuery): Promise<{ 
 }
 
 /** One rollup bucket of one channel. */
-export interface RollupBucket {
+export interface RollupBucket extends AggregateBucket {
   channel: string;
-  start: number;
-  count: number;
-  mean: number;
-  min: number;
-  max: number;
-  topMaxMean?: number;
-  topMinMean?: number;
 }
 
 export interface RollupsQuery {
