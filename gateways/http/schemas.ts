@@ -131,6 +131,7 @@ export const schemas = {
       "with every offending index and field in `details`. 503 with Retry-After when NATS is down or did not confirm: resend " +
       "(readings are de-duplicated by (device, t)).",
     security: [{ bearer: [] }, { foobotToken: [] }] as Array<Record<string, string[]>>,
+    consumes: ["application/json", "application/msgpack"],
     params: deviceParams,
     body: {
       oneOf: [
