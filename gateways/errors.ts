@@ -159,6 +159,8 @@ const RUNTIME_STATUS: Partial<Record<(typeof RuntimeErrors)[keyof typeof Runtime
   AIRTWIN_ERR_OPS_NODE_DRAINING: 409,
   AIRTWIN_ERR_OPS_NOT_COORDINATOR: 503,
   AIRTWIN_ERR_OPS_NO_COORDINATOR: 503,
+  // today only airtwin ops meets it; a cluster whose first node has not started yet is worth a retry
+  AIRTWIN_ERR_OPS_NO_CLUSTER: 503,
 };
 
 const GATEWAY_STATUS = Object.fromEntries(Object.values(GatewayErrors).map((e) => [e.code, e.status])) as Record<GatewayErrorCode, number>;
@@ -175,6 +177,7 @@ const RETRYABLE = new Set<string>([
   RuntimeErrors.LEASE_FENCED.code,
   RuntimeErrors.OPS_NO_COORDINATOR.code,
   RuntimeErrors.OPS_NOT_COORDINATOR.code,
+  RuntimeErrors.OPS_NO_CLUSTER.code,
 ]);
 
 /** HTTP status of a code; 500 for a code not in the table. */
