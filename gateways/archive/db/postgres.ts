@@ -37,6 +37,7 @@ export async function openPostgres(url: string, o: DatabaseOptions): Promise<Dat
       await pool.end();
       throw err;
     });
+    client.on("error", () => undefined); // as in transaction(): a drop surfaces as the query's own error
     try {
       await client.query("begin");
       await client.query("select pg_advisory_xact_lock(hashtext($1))", [`airtwin.schema.${o.schema}`]);
@@ -62,6 +63,12 @@ export async function openPostgres(url: string, o: DatabaseOptions): Promise<Dat
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken = false;
+      // a checked-out client whose connection drops between two queries emits "error"; the pool only
+      // listens on idle ones, so without this the process dies of an unhandled error event
+      const onError = (): void => {
+        broken = true;
+      };
+      client.on("error", onError);
       try {
         await client.query("begin");
         const tx: Queryable = {
@@ -84,6 +91,7 @@ export async function openPostgres(url: string, o: DatabaseOptions): Promise<Dat
         });
         throw err;
       } finally {
+        client.off("error", onError);
         client.release(broken);
       }
     },
