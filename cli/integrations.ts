@@ -17,6 +17,7 @@ default AIRTWIN_INTEGRATIONS, else every built-in whose settings are present). S
   AIRTWIN_THERMOSTAT_URL, AIRTWIN_THERMOSTAT_CLIENT_ID, AIRTWIN_THERMOSTAT_CLIENT_SECRET,
   AIRTWIN_THERMOSTAT_CALLS_PER_S                      thermostat
   DATABASE_URL (else embedded PGlite under $AIRTWIN_DATA_DIR/pglite/integrations)   push outbox
+  AIRTWIN_ARCHIVE_SCHEMA                              its Postgres schema (the archive's)
   AIRTWIN_METRICS_PORT                                Prometheus /metrics
 See docs/integrations.md.
 `;

@@ -1,11 +1,12 @@
 // Configuration of `airtwin integrations`: the runtime's (NATS_URL, AIRTWIN_PREFIX, AIRTWIN_SHARDS,
-// DATABASE_URL, AIRTWIN_DATA_DIR, AIRTWIN_METRICS_PORT, …) plus each built-in's variables, and the
+// DATABASE_URL, AIRTWIN_ARCHIVE_SCHEMA, AIRTWIN_DATA_DIR, AIRTWIN_METRICS_PORT, …) plus each built-in's variables, and the
 // providers to run (`--providers`, else AIRTWIN_INTEGRATIONS, else every built-in whose settings are
 // present: webhook and push always, email with AIRTWIN_SMTP_URL, thermostat with AIRTWIN_THERMOSTAT_URL).
 // Asking for a provider whose settings are missing fails fast with a coded error naming the variable.
 import { loadConfig, type AirtwinConfig } from "../../runtime/mod.ts";
 import type { IntegrationDefinition } from "./define.ts";
 import { checkSmtpUrl, emailIntegration } from "./email/email.ts";
+import { SQL_IDENTIFIER } from "../archive/db/mod.ts";
 import { IntegrationError } from "./errors.ts";
 import { pushIntegration } from "./push/push.ts";
 import { thermostatIntegration } from "./thermostat/thermostat.ts";
@@ -24,6 +25,8 @@ export interface IntegrationsConfig {
   readonly smtp: { url: string; from: string | undefined } | undefined;
   /** AIRTWIN_THERMOSTAT_URL, _CLIENT_ID, _CLIENT_SECRET, _CALLS_PER_S. */
   readonly thermostat: { baseUrl: string; clientId: string; clientSecret: string; callsPerSecond: number } | undefined;
+  /** AIRTWIN_ARCHIVE_SCHEMA: the push outbox lives beside the archive's tables, in the same Postgres schema. */
+  readonly schema: string | undefined;
 }
 
 const invalid = (variable: string, message: string): IntegrationError =>
@@ -35,6 +38,8 @@ export function loadIntegrationsConfig(env: NodeJS.ProcessEnv = process.env, pro
     const v = env[name]?.trim();
     return v === undefined || v === "" ? undefined : v;
   };
+  const schema = raw("AIRTWIN_ARCHIVE_SCHEMA");
+  if (schema !== undefined && !SQL_IDENTIFIER.test(schema)) throw invalid("AIRTWIN_ARCHIVE_SCHEMA", "must be a lowercase SQL identifier ([a-z_][a-z0-9_]*)");
   const smtpUrl = raw("AIRTWIN_SMTP_URL");
   const smtp = smtpUrl === undefined ? undefined : { url: checkSmtpUrl(smtpUrl), from: raw("AIRTWIN_SMTP_FROM") };
   const thermostatUrl = raw("AIRTWIN_THERMOSTAT_URL");
@@ -66,7 +71,7 @@ export function loadIntegrationsConfig(env: NodeJS.ProcessEnv = process.env, pro
     }
     if (providers.length === 0) throw invalid(providersArg === undefined ? "AIRTWIN_INTEGRATIONS" : "--providers", "names no provider");
   }
-  return { runtime, providers, allowPrivate: allowPrivateFromEnv(env), smtp, thermostat };
+  return { runtime, providers, allowPrivate: allowPrivateFromEnv(env), smtp, thermostat, schema };
 }
 
 /** The definitions of the configured built-ins. */
@@ -80,7 +85,9 @@ export function builtinIntegrations(c: IntegrationsConfig): IntegrationDefinitio
       case "thermostat":
         return thermostatIntegration({ partner: c.thermostat as NonNullable<IntegrationsConfig["thermostat"]>, replicas: c.runtime.replicas });
       case "push":
-        return pushIntegration({ database: { databaseUrl: c.runtime.databaseUrl, dataDir: c.runtime.dataDir, name: "integrations" } });
+        return pushIntegration({
+          database: { databaseUrl: c.runtime.databaseUrl, dataDir: c.runtime.dataDir, name: "integrations", ...(c.schema === undefined ? {} : { schema: c.schema }) },
+        });
     }
   });
 }

@@ -12,6 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { getFreePort } from "../harness/free-port.ts";
 import { startNatsServer } from "../harness/nats-server.ts";
+import { processSchemaEnv } from "../harness/process-schema.ts";
 import { waitFor } from "../harness/wait-for.ts";
 
 const bin = resolve(import.meta.dirname, "../../bin/airtwin.js");
@@ -23,7 +24,7 @@ interface Run {
 }
 
 function airtwin(args: string[], env: Record<string, string | undefined>): Run {
-  const cleanEnv = { ...process.env, NATS_URL: undefined, ...env };
+  const cleanEnv = { ...process.env, NATS_URL: undefined, ...processSchemaEnv(env.AIRTWIN_DATA_DIR ?? `default data dir of ${process.cwd()}`), ...env };
   const child = spawn(process.execPath, [bin, ...args], { env: cleanEnv, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));

@@ -10,6 +10,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, describe, expect, it } from "vitest";
 import { connectNats } from "../../runtime/mod.ts";
 import { getFreePort, isPortFree } from "../harness/free-port.ts";
+import { processSchemaEnv } from "../harness/process-schema.ts";
 import { waitFor } from "../harness/wait-for.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -19,7 +20,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe("deploy/local-cluster.ts", () => {
   it("runs a replicated cluster that serves across gateways and stops whole on SIGTERM", { timeout: 300_000 }, async () => {
     const base = await getFreePort();
-    const env: NodeJS.ProcessEnv = { ...process.env, AIRTWIN_HTTP_PORT: String(base) };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...processSchemaEnv(dir), AIRTWIN_HTTP_PORT: String(base) };
     delete env.NATS_URL;
     delete env.AIRTWIN_ADMIN_TOKEN;
     delete env.AIRTWIN_DATA_DIR;

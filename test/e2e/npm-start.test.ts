@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TwinView } from "../../actors/device-twin/domain/mod.ts";
 import { getFreePort, isPortFree } from "../harness/free-port.ts";
+import { processSchemaEnv } from "../harness/process-schema.ts";
 import { waitFor } from "../harness/wait-for.ts";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -35,7 +36,7 @@ afterEach(async () => {
 function npmStart(dataDir: string, port: number): NpmStart {
   const child = spawn("npm", ["start"], {
     cwd: root,
-    env: { ...process.env, AIRTWIN_DATA_DIR: dataDir, AIRTWIN_HTTP_PORT: String(port), NATS_URL: undefined, AIRTWIN_ADMIN_TOKEN: undefined },
+    env: { ...process.env, ...processSchemaEnv(dataDir), AIRTWIN_DATA_DIR: dataDir, AIRTWIN_HTTP_PORT: String(port), NATS_URL: undefined, AIRTWIN_ADMIN_TOKEN: undefined },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true, // its own process group, like a terminal's foreground job
   });

@@ -6,6 +6,7 @@ import type { Reading } from "../../actors/device-twin/domain/mod.ts";
 import { getFreePort } from "../harness/free-port.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { rng } from "../harness/rng.ts";
+import { processSchemaEnv } from "../harness/process-schema.ts";
 
 export const BIN = resolve(import.meta.dirname, "../../bin/airtwin.js");
 
@@ -21,7 +22,8 @@ export class AirtwinProcess {
     args: readonly string[],
     env: Record<string, string | undefined>,
   ) {
-    this.child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const schema = env.AIRTWIN_DATA_DIR === undefined ? {} : processSchemaEnv(env.AIRTWIN_DATA_DIR);
+    this.child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...schema, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout!.on("data", (d: Buffer) => {
       this.#out += d.toString();
       this.#stdout += d.toString();

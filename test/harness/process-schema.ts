@@ -1,0 +1,28 @@
+// Processes a test spawns (`airtwin dev`, deploy/local-cluster.ts) run an archive and a push outbox of
+// their own. With DATABASE_URL set they would all write into the database's default schema, and test
+// files running at once would read and disturb each other's tables (a local cluster's archive waited
+// 120 s for its readings in CI while dev runs wrote beside it). Each data directory gets its own schema,
+// the same on every start (restart tests keep their state); the global teardown drops them all.
+import { createHash } from "node:crypto";
+import pg from "pg";
+
+const PREFIX = "airtwin_proc_";
+
+/** `AIRTWIN_ARCHIVE_SCHEMA` for processes using `dataDir`; nothing when the run has no Postgres. */
+export function processSchemaEnv(dataDir: string): Record<string, string> {
+  if (!process.env.DATABASE_URL) return {};
+  return { AIRTWIN_ARCHIVE_SCHEMA: `${PREFIX}${createHash("sha256").update(dataDir).digest("hex").slice(0, 16)}` };
+}
+
+/** Drops every schema {@link processSchemaEnv} named (vitest global teardown). */
+export async function dropProcessSchemas(url = process.env.DATABASE_URL): Promise<void> {
+  if (!url) return;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string }>("select nspname as name from pg_namespace where nspname like $1", [`${PREFIX}%`]);
+    for (const { name } of rows) await client.query(`drop schema if exists "${name}" cascade`);
+  } finally {
+    await client.end();
+  }
+}
