@@ -68,7 +68,7 @@ export async function main(argv: string[]): Promise<void> {
  * Runs `node <flags> bin/bench.js <args>` and resolves with the figures it printed (passed through to
  * stdout unless `forward` is false); rejects on a non-zero exit.
  */
-function child(nodeFlags: string[], args: string[], forward = true): Promise<Figure[]> {
+export function child(nodeFlags: string[], args: string[], forward = true): Promise<Figure[]> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [...nodeFlags, BENCH_JS, ...args], { stdio: ["ignore", "pipe", "inherit"], cwd: ROOT });
     const figures: Figure[] = [];

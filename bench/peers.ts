@@ -1,0 +1,68 @@
+// `npm run bench -- peers [--quick] [--rounds R] [--systems floor,postgres,redis,effect-cluster,airtwin]
+//                         [--devices N] [--per-device U] [--per-request K] [--concurrency C] [--pg-pool P]`
+//
+// airtwin next to the systems a team would pick instead (issue #16 §1), each in bench/peers/<system>.ts
+// (its header says how it is tuned and what a crash loses), all given the same seeded workload
+// (bench/peers/workload.ts: N devices × U uploads of K six-channel readings, C requests in flight) and
+// keeping each device's count/mean/stddev/min/max/EWMA and pm pollution events current and durable.
+// Each system runs in a process of its own, round after round in turn so all see the same background
+// load; one JSON line per round, then per system the medians, and airtwin's ratio to each peer.
+import { cpus, totalmem } from "node:os";
+import { flag, int, parseArgs, str } from "./lib/args.ts";
+import { emit, median, note, round, type Figure } from "./lib/report.ts";
+import { child } from "./runtime.ts";
+
+const SYSTEMS = ["floor", "postgres", "redis", "effect-cluster", "airtwin"];
+
+export async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  const systems = str(args, "systems", SYSTEMS.join(",")).split(",");
+  for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system "${s}" (${SYSTEMS.join(", ")})`);
+  const rounds = int(args, "rounds", flag(args, "quick") ? 1 : 3);
+  const passThrough = argv.filter((a, i) => !["--systems", "--rounds"].includes(a) && !["--systems", "--rounds"].includes(argv[i - 1] ?? ""));
+  note("machine", { cpus: cpus().length, model: cpus()[0]?.model, memGb: round(totalmem() / 2 ** 30), node: process.version });
+  const results = new Map<string, Figure[]>(systems.map((s) => [s, []]));
+  for (let r = 1; r <= rounds; r++) {
+    for (const s of systems) {
+      note(`round ${r}: ${s}`);
+      try {
+        const figures = await child([], [`peers/${s}`, ...passThrough]);
+        results.get(s)!.push(...figures.filter((f) => f.name === `round.${s}`));
+      } catch (err) {
+        note(`${s} failed`, { error: String(err) });
+      }
+    }
+  }
+  const medians = new Map<string, number>();
+  for (const [s, figures] of results) {
+    if (figures.length === 0) continue;
+    const d = (k: string) => figures.map((f) => Number(f.detail![k]));
+    const rate = median(figures.map((f) => f.value));
+    medians.set(s, rate);
+    const last = figures[figures.length - 1]!.detail!;
+    emit({
+      suite: "peers",
+      name: `readings-per-s.${s}`,
+      value: round(rate),
+      unit: "readings/s",
+      detail: {
+        rounds: figures.length,
+        perRound: figures.map((f) => f.value),
+        p99Ms: round(median(d("p99Ms"))),
+        p50Ms: round(median(d("p50Ms"))),
+        latencyIs: last.latencyIs,
+        cpuSPerMillionReadings: round(median(d("cpuSPerMillionReadings"))),
+        peakRssMbTotal: round(median(d("peakRssMbTotal"))),
+        peakRssMb: last.peakRssMb,
+        crashLoses: last.crashLoses,
+        versions: last.versions,
+        workload: last.workload,
+        load: figures.map((f) => f.detail!.load),
+      },
+    });
+  }
+  const airtwin = medians.get("airtwin");
+  if (airtwin !== undefined) {
+    for (const [s, rate] of medians) if (s !== "airtwin") emit({ suite: "peers", name: `airtwin-over.${s}`, value: round(airtwin / rate), unit: "x", baseline: { name: s, value: round(rate) } });
+  }
+}
