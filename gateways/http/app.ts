@@ -152,6 +152,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(fastifySwagger, {
+    // components named by their schema's $id (Alert, Report, …) rather than def-0, def-1, …
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`) },
     openapi: {
       openapi: "3.0.3",
       info: {

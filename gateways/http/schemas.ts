@@ -4,6 +4,7 @@
 import { CHANNELS, COMMAND_TYPES } from "../../actors/device-twin/domain/mod.ts";
 import { COMMAND_KEYS_MAX_BYTES, COMMAND_KEYS_PER_ENTITY } from "../../runtime/mod.ts";
 import { IDEMPOTENCY_KEY_SCHEMA } from "../api/idempotency-key.ts";
+import { responseSchemas, successResponses } from "./response-schemas.ts";
 
 const ID = { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } as const;
 
@@ -40,8 +41,11 @@ export const sharedSchemas = [
   {
     $id: "Device",
     type: "object",
-    properties: { deviceId: { type: "string" }, ownerId: { type: "string" }, createdAt: { type: "integer" }, disabled: { type: "boolean" } },
+    properties: { deviceId: { type: "string" }, ownerId: { type: "string" }, createdAt: { type: "integer", description: "epoch ms" }, disabled: { type: "boolean" } },
+    required: ["deviceId", "ownerId", "createdAt", "disabled"],
+    additionalProperties: false,
   },
+  ...responseSchemas,
 ] as const;
 
 const errors = {
@@ -80,7 +84,7 @@ export const schemas = {
     summary: "Create a user (admin); the API key is shown once",
     security: adminSecurity,
     body: { type: "object", properties: { userId: { type: "string" } }, required: ["userId"], additionalProperties: false },
-    response: { 201: { type: "object", properties: { userId: { type: "string" }, apiKey: { type: "string" } } }, ...errors },
+    response: { 201: { type: "object", properties: { userId: { type: "string" }, apiKey: { type: "string" } }, required: ["userId", "apiKey"], additionalProperties: false }, ...errors },
   },
   deleteUser: {
     tags: ["registry"],
@@ -99,13 +103,13 @@ export const schemas = {
       required: ["deviceId", "ownerId"],
       additionalProperties: false,
     },
-    response: { 201: { type: "object", properties: { deviceId: { type: "string" }, token: { type: "string" } } }, ...errors },
+    response: { 201: { type: "object", properties: { deviceId: { type: "string" }, token: { type: "string" } }, required: ["deviceId", "token"], additionalProperties: false }, ...errors },
   },
   listDevices: {
     tags: ["registry"],
     summary: "List devices: all for admin, own for a user",
     security: appSecurity,
-    response: { 200: { type: "object", properties: { devices: { type: "array", items: { $ref: "Device#" } } } }, ...errors },
+    response: { 200: { type: "object", properties: { devices: { type: "array", items: { $ref: "Device#" } } }, required: ["devices"], additionalProperties: false }, ...errors },
   },
   deleteDevice: {
     tags: ["registry"],
@@ -148,7 +152,7 @@ export const schemas = {
         },
       ],
     },
-    response: { 202: { type: "object", properties: { accepted: { type: "integer" } } }, ...errors },
+    response: { 202: { type: "object", properties: { accepted: { type: "integer" } }, required: ["accepted"], additionalProperties: false }, ...errors },
   },
   twin: {
     tags: ["apps"],
@@ -156,7 +160,7 @@ export const schemas = {
     security: appSecurity,
     params: deviceParams,
     querystring: { type: "object", properties: { ...consistencyQuery } },
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: { 200: successResponses.twin, ...errors },
   },
   aggregates: {
     tags: ["apps"],
@@ -165,7 +169,7 @@ export const schemas = {
     security: appSecurity,
     params: deviceParams,
     querystring: { type: "object", properties: { resolution: { type: "string", enum: ["hour", "day"], default: "hour" }, ...timeQuery, ...limitQuery, ...cursorQuery, ...consistencyQuery } },
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: { 200: successResponses.aggregates, ...errors },
   },
   events: {
     tags: ["apps"],
@@ -173,7 +177,7 @@ export const schemas = {
     security: appSecurity,
     params: deviceParams,
     querystring: { type: "object", properties: { ...timeQuery, ...limitQuery, ...cursorQuery, ...consistencyQuery } },
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: { 200: successResponses.events, ...errors },
   },
   alerts: {
     tags: ["apps"],
@@ -181,7 +185,7 @@ export const schemas = {
     security: appSecurity,
     params: deviceParams,
     querystring: { type: "object", properties: { ...timeQuery, ...limitQuery, ...cursorQuery } },
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: { 200: successResponses.alerts, ...errors },
   },
   readings: {
     tags: ["apps"],
@@ -190,7 +194,13 @@ export const schemas = {
     security: appSecurity,
     params: deviceParams,
     querystring: { type: "object", properties: { ...timeQuery, ...limitQuery, ...cursorQuery } },
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: {
+      200: {
+        description: "A page of readings (JSON), or CSV with `Accept: text/csv`",
+        content: { "application/json": { schema: successResponses.readings }, "text/csv": { schema: { type: "string", description: "t,pm,co2,voc,tmp,hum,allpollu,accepted_at,late,repeats" } } },
+      },
+      ...errors,
+    },
   },
   reports: {
     tags: ["apps"],
@@ -198,7 +208,7 @@ export const schemas = {
     security: appSecurity,
     params: deviceParams,
     querystring: { type: "object", properties: { period: { type: "string", enum: ["day", "week"], default: "day" }, ...timeQuery, ...limitQuery, ...cursorQuery } },
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: { 200: successResponses.reports, ...errors },
   },
   command: {
     tags: ["apps"],
@@ -233,8 +243,7 @@ export const schemas = {
     },
     response: {
       200: {
-        type: "object",
-        additionalProperties: true,
+        ...successResponses.command,
         headers: {
           "idempotent-replayed": {
             type: "string",
@@ -280,7 +289,7 @@ export const schemas = {
     tags: ["ops"],
     summary: "Nodes, coordinator, and per shard: assignment, owner, epoch, lag",
     security: adminSecurity,
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: { 200: successResponses.opsCluster, ...errors },
   },
   opsMove: {
     tags: ["ops"],
@@ -288,14 +297,14 @@ export const schemas = {
     security: adminSecurity,
     params: { type: "object", properties: { shard: { type: "integer", minimum: 0 } }, required: ["shard"] },
     body: { type: "object", properties: { node: ID }, required: ["node"], additionalProperties: false },
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: { 200: successResponses.opsMove, ...errors },
   },
   opsDrain: {
     tags: ["ops"],
     summary: "Move every shard off a node over the next rounds",
     security: adminSecurity,
     params: { type: "object", properties: { node: ID }, required: ["node"] },
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: { 200: successResponses.opsDrain, ...errors },
   },
   opsRebalance: {
     tags: ["ops"],
@@ -306,24 +315,29 @@ export const schemas = {
       properties: { dryRun: { type: "boolean", default: false }, unpin: { type: "boolean", default: false } },
       additionalProperties: false,
     },
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: { 200: successResponses.opsRebalance, ...errors },
   },
   opsArchive: {
     tags: ["ops"],
     summary: "The archive: lag per source stream, rows written, failed batches, database (503 without a running archive)",
     security: adminSecurity,
-    response: { 200: { type: "object", additionalProperties: true }, ...errors },
+    response: { 200: successResponses.opsArchive, ...errors },
   },
   healthz: {
     tags: ["health"],
     summary: "Liveness: 200 while the process serves",
-    response: { 200: { type: "object", properties: { status: { type: "string", enum: ["ok"] } }, required: ["status"] } },
+    response: { 200: { type: "object", properties: { status: { type: "string", enum: ["ok"] } }, required: ["status"], additionalProperties: false } },
   },
   readyz: {
     tags: ["health"],
     summary: "Readiness: 200 when NATS is connected and JetStream answers, else 503",
     response: {
-      200: { type: "object", properties: { status: { type: "string" }, nats: { type: "string" }, jetstream: { type: "string" } }, required: ["status"] },
+      200: {
+        type: "object",
+        properties: { status: { type: "string", enum: ["ready"] }, nats: { type: "string", enum: ["connected"] }, jetstream: { type: "string", enum: ["ok"] } },
+        required: ["status", "nats", "jetstream"],
+        additionalProperties: false,
+      },
       503: { $ref: "Error#" },
     },
   },
