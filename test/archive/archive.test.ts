@@ -1,28 +1,21 @@
 // The archive against a real cluster, on both backends: every accepted reading once (resends kept as
 // repeats, late readings flagged), every output once, the latest snapshots, the registry (hashed
 // credentials only) — and nothing doubled when batches are delivered again.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { decodeRecord } from "../../runtime/mod.ts";
 import { decodeTwin } from "../../actors/device-twin/domain/mod.ts";
 import { GatewayFixture } from "../gateway/fixture.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/mod.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { archiveOn, BACKENDS, caughtUp, post, testDatabase } from "./fixture.ts";
+import { archiveOn, BACKENDS, caughtUp, natsServerForFile, post, testDatabase } from "./fixture.ts";
 
-let server: TestNatsServer;
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const nats = natsServerForFile();
 
 const H = 3_600_000;
 const T0 = Date.UTC(2026, 10, 2, 8); // a past day: its hours close as readings arrive
 
 describe.each(BACKENDS)("archive (%s)", (backend) => {
   it("archives readings once (resends as repeats, late flagged), outputs once, snapshots and the registry", { timeout: 300_000 }, async () => {
-    await using f = await GatewayFixture.start(server);
+    await using f = await GatewayFixture.start(nats());
     const db = await testDatabase(backend);
     try {
       const archive = await archiveOn(f, db);

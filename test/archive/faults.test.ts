@@ -2,12 +2,11 @@
 // makes it fall behind while ingest carries on at its usual latency; once Postgres is back it catches up
 // with nothing lost and nothing doubled. Postgres only (an embedded database cannot be cut off).
 import { createServer, connect, type Server, type Socket } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../gateways/archive/db/mod.ts";
 import { GatewayFixture } from "../gateway/fixture.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/mod.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { archiveOn, post, testDatabase } from "./fixture.ts";
+import { archiveOn, natsServerForFile, post, testDatabase } from "./fixture.ts";
 
 const url = process.env.DATABASE_URL;
 
@@ -42,19 +41,13 @@ async function pgProxy(target: URL): Promise<{ port: number; down(): void; up():
   };
 }
 
-let server: TestNatsServer;
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const nats = natsServerForFile();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 describe.runIf(url)("archive faults (postgres)", () => {
   it("Postgres refusing connections for seconds: ingest unaffected, the archive catches up, nothing lost or doubled", { timeout: 300_000 }, async () => {
-    await using f = await GatewayFixture.start(server);
+    await using f = await GatewayFixture.start(nats());
     const direct = await testDatabase("postgres");
     const proxy = await pgProxy(new URL(url!));
     const proxied = new URL(url!);

@@ -1,10 +1,27 @@
 // An archive against a real nats-server, a real node and the gateway's parts (GatewayFixture), on the
 // backend the test names: Postgres from DATABASE_URL in a schema of its own, or in-memory PGlite.
 import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll } from "vitest";
 import { startArchive, type ArchiveOptions, type RunningArchive } from "../../gateways/archive/archive.ts";
 import { openDatabase, type Database } from "../../gateways/archive/db/mod.ts";
+import { startNatsServer, type TestNatsServer } from "../harness/mod.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import type { GatewayFixture } from "../gateway/fixture.ts";
+
+/** One nats-server for the test file (started before its first test, stopped after the last); call the result in a test. */
+export function natsServerForFile(): () => TestNatsServer {
+  let server: TestNatsServer | undefined;
+  beforeAll(async () => {
+    server = await startNatsServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => {
+    if (server === undefined) throw new Error("the file's nats-server has not started");
+    return server;
+  };
+}
 
 export type Backend = "postgres" | "pglite";
 

@@ -1,19 +1,12 @@
 // History routes across the archive and the twin: 40 days of hourly readings come back hour by hour and
 // day by day exactly once across the boundary, in cursor pages; raw readings as JSON pages and CSV;
 // alerts merged by id; and `coverage` saying what no source could answer once the archive is gone.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { GatewayFixture } from "../gateway/fixture.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/mod.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { archiveOn, BACKENDS, caughtUp, post, testDatabase } from "./fixture.ts";
+import { archiveOn, BACKENDS, caughtUp, natsServerForFile, post, testDatabase } from "./fixture.ts";
 
-let server: TestNatsServer;
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const nats = natsServerForFile();
 
 const H = 3_600_000;
 const DAYS = 40;
@@ -32,7 +25,7 @@ interface AggregatesPage {
 
 describe.each(BACKENDS)("history across archive and twin (%s)", (backend) => {
   it("returns every hour and every day of 40 days exactly once across the boundary, in pages", { timeout: 300_000 }, async () => {
-    await using f = await GatewayFixture.start(server);
+    await using f = await GatewayFixture.start(nats());
     const db = await testDatabase(backend);
     const archive = await archiveOn(f, db);
     try {

@@ -3,24 +3,17 @@
 // (statistics, rules, subscriptions, calibration, learned state); new readings then apply on top. A
 // restore while a node owns a shard is refused, and --device restores one twin.
 import { jetstreamManager } from "@nats-io/jetstream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { restoreFromArchive } from "../../gateways/archive/restore.ts";
 import { registryBucket } from "../../gateways/registry/registry.ts";
 import { buildApp } from "../../gateways/http/app.ts";
 import { assembleGateway } from "../../gateways/http/gateway.ts";
 import { OpsClient } from "../../runtime/mod.ts";
 import { ADMIN_TOKEN, GatewayFixture } from "../gateway/fixture.ts";
-import { startNatsServer, type TestNatsServer } from "../harness/mod.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { archiveOn, BACKENDS, caughtUp, post, testDatabase } from "./fixture.ts";
+import { archiveOn, BACKENDS, caughtUp, natsServerForFile, post, testDatabase } from "./fixture.ts";
 
-let server: TestNatsServer;
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const nats = natsServerForFile();
 
 const H = 3_600_000;
 const T0 = Date.UTC(2026, 10, 20);
@@ -32,7 +25,7 @@ const comparable = (v: Record<string, unknown>) => {
 
 describe.each(BACKENDS)("restore (%s)", (backend) => {
   it("rebuilds the registry and every twin after JetStream lost them; new readings continue", { timeout: 300_000 }, async () => {
-    await using f = await GatewayFixture.start(server);
+    await using f = await GatewayFixture.start(nats());
     const db = await testDatabase(backend);
     const archive = await archiveOn(f, db);
     try {

@@ -1,0 +1,251 @@
+// A seeded fleet posting through the gateway the way real devices do — readings in requests of ten,
+// some held back and sent with the next request (late), some requests sent again (a client retrying
+// after a lost 202, or much later) — and a model of what the archive and the twins must then hold: the
+// gateway sorts each request by t and the twin applies a reading only when it is newer than every one
+// before it, so replaying the requests in order says which readings are rows, which are flagged late,
+// how many are repeats, and the twin's counters.
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { Database } from "../../gateways/archive/db/mod.ts";
+import { ARCHIVED_OUTPUT_KINDS } from "../../gateways/archive/writer.ts";
+import { decode } from "../../runtime/mod.ts";
+import { rng } from "../harness/rng.ts";
+import type { GatewayFixture } from "../gateway/fixture.ts";
+import { post } from "./fixture.ts";
+
+const MINUTE = 60_000;
+
+export interface FleetReading {
+  t: number;
+  pm: number;
+  co2: number;
+  voc: number;
+  tmp: number;
+  hum: number;
+}
+
+export interface FleetDevice {
+  deviceId: string;
+  /** Request bodies in the order the device sends them (resends included). */
+  requests: FleetReading[][];
+}
+
+export interface FleetPlan {
+  devices: FleetDevice[];
+  /** Distinct readings (= rows the archive must hold). */
+  readings: number;
+  /** Readings posted, resends included. */
+  posted: number;
+}
+
+export interface FleetOptions {
+  devices: number;
+  readingsPerDevice: number;
+  /** Event time of every device's first reading. */
+  t0: number;
+  /** Between a device's consecutive readings. Default 12 min. */
+  stepMs?: number;
+  seed?: number;
+  idPrefix?: string;
+  /** Chance that a request holds one reading back for the next request (sent late). Default 0.15. */
+  holdBack?: number;
+  /** Chance that a request is sent twice in a row. Default 0.08. */
+  resendNow?: number;
+  /** Chance that the request two before is sent again. Default 0.04. */
+  resendOld?: number;
+}
+
+const round = (x: number, decimals: number) => Math.round(x * 10 ** decimals) / 10 ** decimals;
+
+export function planFleet(o: FleetOptions): FleetPlan {
+  const random = rng(o.seed ?? 11);
+  const step = o.stepMs ?? 12 * MINUTE;
+  const devices: FleetDevice[] = [];
+  let posted = 0;
+  for (let d = 0; d < o.devices; d++) {
+    // one device in five has a pm episode, one in ten a co2 one: alerts with their ends
+    const pmSpike = random() < 0.2 ? Math.floor(random() * (o.readingsPerDevice - 10)) : -1;
+    const co2Spike = random() < 0.1 ? Math.floor(random() * (o.readingsPerDevice - 10)) : -1;
+    const readings: FleetReading[] = [];
+    for (let i = 0; i < o.readingsPerDevice; i++) {
+      readings.push({
+        t: o.t0 + i * step,
+        pm: round(i >= pmSpike && i < pmSpike + 5 && pmSpike >= 0 ? 40 + random() * 30 : 4 + random() * 18, 1),
+        co2: Math.round(i >= co2Spike && i < co2Spike + 4 && co2Spike >= 0 ? 1500 + random() * 400 : 430 + random() * 600),
+        voc: Math.round(100 + random() * 200),
+        tmp: round(20 + random() * 3, 2),
+        hum: round(35 + random() * 15, 2),
+      });
+    }
+    const requests: FleetReading[][] = [];
+    let carried: FleetReading[] = [];
+    for (let i = 0; i < readings.length; i += 10) {
+      const body = readings.slice(i, i + 10);
+      const held = body.length > 1 && random() < (o.holdBack ?? 0.15) ? body.splice(Math.floor(random() * (body.length - 1)), 1) : [];
+      requests.push([...body, ...carried]);
+      carried = held;
+      if (random() < (o.resendNow ?? 0.08)) requests.push(requests.at(-1)!);
+      if (requests.length > 2 && random() < (o.resendOld ?? 0.04)) requests.push(requests.at(-3)!);
+    }
+    if (carried.length > 0) requests.push(carried);
+    for (const r of requests) posted += r.length;
+    devices.push({ deviceId: `${o.idPrefix ?? "fl"}-${String(d).padStart(4, "0")}`, requests });
+  }
+  return { devices, readings: o.devices * o.readingsPerDevice, posted };
+}
+
+/** What one device's archive rows and twin counters must be after all its requests. */
+export interface DeviceExpectation {
+  /** t → the reading and whether the archive flags it late. */
+  rows: Map<number, { reading: FleetReading; late: boolean }>;
+  repeats: number;
+  twin: { readings: number; duplicates: number; late: number };
+}
+
+export function expectations(device: FleetDevice): DeviceExpectation {
+  const rows = new Map<number, { reading: FleetReading; late: boolean }>();
+  const twin = { readings: 0, duplicates: 0, late: 0 };
+  let repeats = 0;
+  let lastT: number | undefined;
+  for (const request of device.requests) {
+    for (const r of [...request].sort((a, b) => a.t - b.t)) {
+      if (rows.has(r.t)) repeats++;
+      else rows.set(r.t, { reading: r, late: lastT !== undefined && r.t < lastT });
+      if (lastT !== undefined && r.t <= lastT) {
+        if (r.t === lastT) twin.duplicates++;
+        else twin.late++;
+        continue;
+      }
+      lastT = r.t;
+      twin.readings++;
+    }
+  }
+  return { rows, repeats, twin };
+}
+
+export type Credentials = Map<string, { deviceId: string; headers: Record<string, string> }>;
+
+/** Creates the fleet's owner and devices through the admin API. */
+export async function registerFleet(f: GatewayFixture, plan: FleetPlan, concurrency = 16): Promise<{ owner: { headers: Record<string, string> }; creds: Credentials }> {
+  const owner = await f.user("fleet-owner");
+  const creds: Credentials = new Map();
+  await inParallel(plan.devices, concurrency, async (d) => {
+    creds.set(d.deviceId, await f.device(d.deviceId, owner.userId));
+  });
+  return { owner, creds };
+}
+
+/**
+ * Posts every device's requests in its order (each waits for the previous 202), `concurrency` devices at
+ * once. `latency` receives each request's time (ms) and when it started.
+ */
+export async function postFleet(
+  f: GatewayFixture,
+  plan: FleetPlan,
+  creds: Credentials,
+  o: { concurrency?: number; latency?: (ms: number, startedAt: number) => void } = {},
+): Promise<void> {
+  await inParallel(plan.devices, o.concurrency ?? 24, async (d) => {
+    const device = creds.get(d.deviceId)!;
+    for (const body of d.requests) {
+      const started = performance.now();
+      await post(f, device, body);
+      o.latency?.(performance.now() - started, started);
+    }
+  });
+}
+
+export async function inParallel<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+/**
+ * Differences between the archive's readings and the plan (empty when every accepted reading is held
+ * exactly once, with its values and late flag, and every resend is one repeat).
+ */
+export async function archiveDifferences(db: Database, plan: FleetPlan, expected: Map<string, DeviceExpectation>): Promise<string[]> {
+  const problems: string[] = [];
+  const rows = (await db.query<{ device_id: string; t: number; pm: number; co2: number; voc: number; tmp: number; hum: number; late: boolean }>("select device_id, t, pm, co2, voc, tmp, hum, late from readings")).rows;
+  const seen = new Map<string, Set<number>>();
+  for (const row of rows) {
+    const want = expected.get(row.device_id)?.rows.get(row.t);
+    const got = seen.get(row.device_id) ?? new Set<number>();
+    seen.set(row.device_id, got);
+    if (got.has(row.t)) problems.push(`${row.device_id} t=${row.t} archived twice`);
+    got.add(row.t);
+    if (want === undefined) {
+      problems.push(`${row.device_id} t=${row.t} archived but never posted`);
+      continue;
+    }
+    const { reading } = want;
+    if (row.pm !== reading.pm || row.co2 !== reading.co2 || row.voc !== reading.voc || row.tmp !== reading.tmp || row.hum !== reading.hum) problems.push(`${row.device_id} t=${row.t} values differ`);
+    if (row.late !== want.late) problems.push(`${row.device_id} t=${row.t} late=${row.late}, the twin's order says ${want.late}`);
+  }
+  for (const d of plan.devices) {
+    const missing = [...expected.get(d.deviceId)!.rows.keys()].filter((t) => !seen.get(d.deviceId)?.has(t));
+    if (missing.length > 0) problems.push(`${d.deviceId}: ${missing.length} readings not archived`);
+  }
+  const repeats = new Map(
+    (await db.query<{ device_id: string; n: number }>("select device_id, count(*)::int as n from reading_repeats group by device_id")).rows.map((r) => [r.device_id, r.n]),
+  );
+  for (const d of plan.devices) {
+    const want = expected.get(d.deviceId)!.repeats;
+    if ((repeats.get(d.deviceId) ?? 0) !== want) problems.push(`${d.deviceId}: ${repeats.get(d.deviceId) ?? 0} repeats archived, ${want} resent`);
+  }
+  return problems.slice(0, 20);
+}
+
+/** Ids of the archived output kinds the output stream holds now, by kind (each id once). */
+export async function outputIdsInStream(f: GatewayFixture): Promise<Map<string, Set<string>>> {
+  const stream = f.parts.names.outputStream;
+  const jsm = await jetstreamManager(f.nc);
+  const last = (await jsm.streams.info(stream)).state.last_seq;
+  const byKind = new Map<string, Set<string>>();
+  if (last === 0) return byKind;
+  const consumer = await jetstream(f.nc).consumers.get(stream); // ordered, ephemeral
+  const messages = await consumer.consume({ max_messages: 2000 });
+  const root = `${f.prefix}.out.`;
+  for await (const m of messages) {
+    const kind = m.subject.slice(root.length).split(".")[0]!;
+    if (ARCHIVED_OUTPUT_KINDS.has(kind)) {
+      const id = (decode(m.data) as { id?: unknown }).id;
+      if (typeof id === "string") {
+        const ids = byKind.get(kind) ?? new Set<string>();
+        ids.add(id);
+        byKind.set(kind, ids);
+      }
+    }
+    if (m.seq >= last) break;
+  }
+  messages.stop();
+  return byKind;
+}
+
+/** Differences between the output stream's archived kinds and the archive's outputs table. */
+export async function outputDifferences(f: GatewayFixture, db: Database): Promise<{ problems: string[]; perKind: Record<string, number> }> {
+  const inStream = await outputIdsInStream(f);
+  const rows = (await db.query<{ id: string; kind: string }>("select id, kind from outputs")).rows;
+  const archived = new Map<string, Set<string>>();
+  const problems: string[] = [];
+  for (const r of rows) {
+    const ids = archived.get(r.kind) ?? new Set<string>();
+    if (ids.has(r.id)) problems.push(`output ${r.id} archived twice`);
+    ids.add(r.id);
+    archived.set(r.kind, ids);
+  }
+  const perKind: Record<string, number> = {};
+  for (const kind of new Set([...inStream.keys(), ...archived.keys()])) {
+    const want = inStream.get(kind) ?? new Set<string>();
+    const got = archived.get(kind) ?? new Set<string>();
+    perKind[kind] = got.size;
+    const missing = [...want].filter((id) => !got.has(id));
+    const extra = [...got].filter((id) => !want.has(id));
+    if (missing.length > 0) problems.push(`${missing.length} ${kind} outputs not archived, e.g. ${missing[0]}`);
+    if (extra.length > 0) problems.push(`${extra.length} ${kind} outputs archived that the stream does not hold, e.g. ${extra[0]}`);
+  }
+  return { problems, perKind };
+}
