@@ -3,7 +3,8 @@
 
 /**
  * Input kind the runtime itself applies to any entity type: the entity's state is replaced by a fresh
- * `create(entityId)` — history, settings and wake-ups gone — with no outputs. Behaviours never see it.
+ * `create(entityId)` — history, settings and wake-ups gone. Behaviours never see it as an input; its
+ * only outputs are those of the behaviour's optional `erased`.
  */
 export const ERASE_KIND = "$erase";
 
@@ -31,6 +32,13 @@ export interface ApplyContext {
   readonly prefix: string;
   /** Wall-clock time (ms) at which the input was accepted into the log (set by the client). */
   readonly acceptedAt: number;
+  /**
+   * Where the input is in the log: the stream sequence of its message and its index among the message's
+   * items — increasing along one entity's inputs and the same on a replay, so outputs can carry it as a
+   * revision or in their ids. Absent when an input is applied outside a shard (unit tests, benches).
+   */
+  readonly seq?: number;
+  readonly index?: number;
 }
 
 /**
@@ -43,6 +51,11 @@ export interface EntityBehavior<S = unknown> {
   create(entityId: string): S;
   /** Applies one logged input. `kind` and `payload` come from the client that sent it. */
   apply(state: S, kind: string, payload: unknown, ctx: ApplyContext): Applied<S>;
+  /**
+   * Outputs of erasing the entity (ERASE_KIND), e.g. the end of a projection of its state that other
+   * services keep. Default: none.
+   */
+  erased?(entityId: string, ctx: ApplyContext): readonly EntityOutput[];
   /** Answers a live query; must not change state. */
   query(state: S, query: unknown): unknown;
   /** Wall-clock wake-up the entity wants (ms), or undefined. Checked after every apply and tick. */

@@ -1,6 +1,6 @@
 // Binds the pure device-twin domain to the actor runtime: input kinds, output subjects (docs/design.md §5),
 // live queries, wake-ups for offline detection, and the snapshot codec.
-import type { Applied, EntityBehavior, EntityOutput } from "../../runtime/mod.ts";
+import type { Applied, ApplyContext, EntityBehavior, EntityOutput } from "../../runtime/mod.ts";
 import {
   applyInput,
   createTwin,
@@ -29,8 +29,9 @@ export const TwinInputKinds = { readings: "readings", command: "command" } as co
 
 /**
  * Live queries: the whole view (default), or one subscription as the twin holds it now, secret
- * included (`{ subscription: Subscription | null }`) — for the integrations service, which checks it
- * before each delivery. The gateway's API never sends the latter, so secrets never reach users.
+ * included (`{ subscription: Subscription | null }`) — for the integrations service, which asks it about
+ * a delivery the device's published list lacks. The gateway's API never sends the latter, so secrets
+ * never reach users.
  */
 export type TwinQuery = { view?: "state" } | { view: "subscription"; subscriptionId: string } | null | undefined;
 
@@ -83,6 +84,28 @@ function integrationPayload(o: IntegrationOutput): IntegrationMessage {
     : { subscriptionId: o.subscriptionId, target: o.target, report: o.report };
 }
 
+/**
+ * The message on `<prefix>.out.subscriptions.<deviceId>` whenever a device's subscription list changes
+ * (subscribe, unsubscribe) and, empty, when its twin is erased (the device deleted): the whole list as
+ * the twin holds it — targets and secrets included, for the integrations service, which keeps every
+ * device's list from these messages instead of asking the twin before each delivery.
+ */
+export interface SubscriptionsMessage {
+  deviceId: string;
+  /** The input that changed the list: [stream sequence of its message, index in it]; increasing per device. */
+  revision: [number, number];
+  subscriptions: Subscription[];
+}
+
+/** Subject of a device's subscription-list messages. */
+export const subscriptionsSubject = (prefix: string, deviceId: string): string => `${prefix}.out.subscriptions.${deviceId}`;
+
+function subscriptionsOutput(ctx: ApplyContext, deviceId: string, subscriptions: readonly Subscription[]): EntityOutput {
+  const revision: [number, number] = [ctx.seq ?? 0, ctx.index ?? 0];
+  const payload: SubscriptionsMessage = { deviceId, revision, subscriptions: subscriptions.map((s) => ({ ...s, match: { ...s.match } })) };
+  return { id: `${deviceId}:subscriptions:${revision[0]}.${revision[1]}`, subject: subscriptionsSubject(ctx.prefix, deviceId), payload };
+}
+
 function answerQuery(state: TwinState, query: unknown, options: Partial<TwinOptions>): unknown {
   const q = query as TwinQuery;
   if (q !== null && typeof q === "object" && q.view === "subscription") {
@@ -114,10 +137,14 @@ export function deviceTwinBehavior(options: Partial<TwinOptions> = {}): EntityBe
       if (kind === TwinInputKinds.command) {
         const command = validateCommand(payload);
         if (!command.ok) return { state, outputs: [], reply: command };
-        return step(ctx.prefix, applyInput(state, { type: "command", command: command.value, at: ctx.acceptedAt }, options));
+        const before = state.subscriptions; // an immutable value: a change replaces it
+        const applied = step(ctx.prefix, applyInput(state, { type: "command", command: command.value, at: ctx.acceptedAt }, options));
+        if (applied.state.subscriptions !== before) applied.outputs = [...applied.outputs, subscriptionsOutput(ctx, applied.state.deviceId, applied.state.subscriptions)];
+        return applied;
       }
       return { state, outputs: [], reply: { ok: false, error: problem("COMMAND_INVALID", `unknown input kind "${kind}"`) } };
     },
+    erased: (deviceId, ctx) => [subscriptionsOutput(ctx, deviceId, [])],
     query: (state, query) => answerQuery(state, query, options),
     nextWakeAt: (state) => nextWakeAt(state, options),
     tick: (state, now, ctx) => step(ctx.prefix, applyInput(state, { type: "tick", now }, options)),

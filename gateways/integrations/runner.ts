@@ -1,9 +1,10 @@
 // Runs one integration definition as a service: a durable pull consumer of its own on
 // `<prefix>.out.integration.<provider>.>` (so a failing partner never blocks another provider), at most
-// `concurrency` deliveries at once, the twin's current subscription checked before each attempt,
-// retries by nak-with-delay (exponential backoff with jitter, or the partner's Retry-After), a dead
-// letter on `<prefix>.dlq.integration.<provider>` (stream `<PREFIX>_DLQ`) after `maxAttempts`, metrics,
-// and a graceful stop: no new messages, in-flight deliveries finish within `drainMs` or go back.
+// `concurrency` deliveries at once, the subscription checked against the twin's latest list before each
+// attempt (subscription-map.ts), retries by nak-with-delay (exponential backoff with jitter, or the
+// partner's Retry-After), a dead letter on `<prefix>.dlq.integration.<provider>` (stream `<PREFIX>_DLQ`)
+// after `maxAttempts`, metrics, and a graceful stop: no new messages, in-flight deliveries finish within
+// `drainMs` or go back.
 //
 // Several processes running the same provider share its consumer: JetStream hands each message to one.
 // A crash (kill -9) mid-delivery leaves the message unacknowledged; it is delivered again after the
@@ -16,7 +17,8 @@ import { decode, encode, msgpackHeaders } from "../../runtime/mod.ts";
 import { backoffDelayMs, DisableSubscription, PermanentFailure, RetryAfter, type Delivery, type DeliveryContext, type IntegrationDefinition } from "./define.ts";
 import { IntegrationError } from "./errors.ts";
 import { IntegrationMetrics } from "./metrics.ts";
-import { SubscriptionLookup, type TwinAccess } from "./subscription-lookup.ts";
+import type { TwinAccess } from "./subscription-lookup.ts";
+import { SubscriptionMap } from "./subscription-map.ts";
 
 export type IntegrationLog = DeliveryContext["log"];
 
@@ -25,8 +27,10 @@ export interface RunIntegrationOptions {
   nc: NatsConnection;
   /** Subject prefix of the cluster (AIRTWIN_PREFIX). */
   prefix: string;
-  /** The twins: current subscriptions (query) and disabling one (unsubscribe command). A RuntimeClient. */
+  /** The twins: subscriptions their lists lack (query) and disabling one (unsubscribe command). A RuntimeClient. */
   twins: TwinAccess;
+  /** Every device's subscriptions, shared by the integrations of a process. Default: one of its own, closed with it. */
+  subscriptions?: SubscriptionMap;
   metrics?: IntegrationMetrics;
   log?: IntegrationLog;
   /** JetStream replicas of the dead-letter stream when it is created. Default 1. */
@@ -82,7 +86,6 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   const maxBackoffMs = def.backoff?.maxMs ?? 300_000;
   const random = o.random ?? Math.random;
   const durable = consumerName(provider);
-  const lookup = new SubscriptionLookup(o.twins);
   const js = jetstream(o.nc);
   const jsm = await jetstreamManager(o.nc);
 
@@ -111,6 +114,8 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
     // messages waiting out a backoff count as pending: room for many before a provider stalls
     max_ack_pending: 20_000,
   });
+  const ownMap = o.subscriptions === undefined ? await SubscriptionMap.start({ nc: o.nc, prefix: o.prefix, twins: o.twins, log }) : undefined;
+  const subscriptions = o.subscriptions ?? (ownMap as SubscriptionMap);
   await def.start?.({ nc: o.nc, prefix: o.prefix, log: (level, msg, fields) => log(level, msg, { provider, ...fields }) });
 
   const inFlight = new Set<Promise<void>>();
@@ -159,11 +164,16 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
     metrics.inFlight.inc({ provider });
     let called = false;
     try {
-      const subscription = await lookup.current(deviceId, message.subscriptionId);
-      if (subscription === null) {
-        m.ack();
-        metrics.dropped.inc({ provider, reason: "unsubscribed" });
-        return;
+      // the device's list as the twin last published it; the twin itself decides what the list lacks
+      let subscription = subscriptions.known(deviceId, message.subscriptionId);
+      if (subscription === undefined) {
+        const answer = await subscriptions.ask(deviceId, message.subscriptionId);
+        if (answer === null) {
+          m.ack();
+          metrics.dropped.inc({ provider, reason: "unsubscribed" });
+          return;
+        }
+        subscription = answer;
       }
       const delivery: Delivery = { id, provider, deviceId, subscription, attempt, publishedAt };
       if (message.alert !== undefined) delivery.alert = message.alert;
@@ -249,6 +259,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       await all;
       slotFree?.();
       await loop;
+      await ownMap?.close();
       await def.close?.();
     })());
 

@@ -1,12 +1,13 @@
 // Runs a set of integrations in one process (`airtwin integrations`, `airtwin dev`, the test kit): one
 // runner per definition, sharing a NATS connection, the runtime client (for subscription checks and
-// disabling) and one metrics registry.
+// disabling), the map of every device's subscriptions and one metrics registry.
 import type { NatsConnection } from "@nats-io/nats-core";
 import { RuntimeClient } from "../../runtime/mod.ts";
 import type { IntegrationDefinition } from "./define.ts";
 import { IntegrationMetrics } from "./metrics.ts";
 import { runIntegration, type IntegrationLog, type RunningIntegration } from "./runner.ts";
 import type { TwinAccess } from "./subscription-lookup.ts";
+import { SubscriptionMap } from "./subscription-map.ts";
 
 /** Options of {@link startIntegrations}. */
 export interface StartIntegrationsOptions {
@@ -36,15 +37,18 @@ export async function startIntegrations(o: StartIntegrationsOptions): Promise<Ru
   const ownClient = o.twins === undefined ? new RuntimeClient(o.nc, { prefix: o.prefix, shards: o.shards }) : undefined;
   const twins = o.twins ?? (ownClient as RuntimeClient);
   const running: RunningIntegration[] = [];
+  let subscriptions: SubscriptionMap | undefined;
   const closeAll = async () => {
     await Promise.all(running.map((r) => r.close()));
+    await subscriptions?.close();
     await ownClient?.close();
   };
   try {
+    subscriptions = await SubscriptionMap.start({ nc: o.nc, prefix: o.prefix, twins, ...(o.log === undefined ? {} : { log: o.log }) });
     for (const def of o.definitions) {
       running.push(
         await runIntegration(def, {
-          nc: o.nc, prefix: o.prefix, twins, metrics,
+          nc: o.nc, prefix: o.prefix, twins, metrics, subscriptions,
           ...(o.log === undefined ? {} : { log: o.log }),
           ...(o.replicas === undefined ? {} : { replicas: o.replicas }),
           ...(o.drainMs === undefined ? {} : { drainMs: o.drainMs }),

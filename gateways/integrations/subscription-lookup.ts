@@ -1,7 +1,7 @@
-// Asks a device's twin for one subscription as it holds it now (the `{ view: "subscription" }` query),
-// so a delivery honours an unsubscribe — or the device's deletion, which erases its twin — that
-// happened after the message was published, also for deliveries already queued or in backoff.
-// Concurrent questions about the same subscription share one request.
+// Asks a device's twin for one subscription as it holds it now (the `{ view: "subscription" }` query):
+// what decides a delivery whose subscription the device's published list lacks (subscription-map.ts),
+// so an unsubscribe — or the device's deletion, which erases its twin — stops deliveries already
+// queued or in backoff. Concurrent questions about the same subscription share one request.
 import { TWIN_TYPE, type SubscriptionAnswer, type TwinQuery } from "../../actors/device-twin/behavior.ts";
 import type { Subscription } from "../../actors/device-twin/domain/mod.ts";
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { counterBehavior, type CounterState } from "../../test/runtime/counter-behavior.ts";
 import { decode, encode } from "../codec.ts";
-import { ERASE_KIND } from "../entity.ts";
+import { ERASE_KIND, type EntityBehavior } from "../entity.ts";
 import type { InputItem } from "../envelope.ts";
 import type { DeadLetterSink } from "../dead-letter.ts";
 import type { LogFn } from "../log.ts";
@@ -168,6 +168,24 @@ describe("applyBatch", () => {
     expect((await e.metrics.redeliveriesSkipped.get()).values[0]!.value).toBe(14);
     expect((await e.metrics.commandsReplayed.get()).values[0]!.value).toBe(1);
     expect((await e.metrics.itemsApplied.get()).values.map((v) => [v.labels.type, v.value])).toEqual([["counter", 11]]);
+  });
+
+  it("gives each applied input its log position, and publishes what the behaviour emits on erase", () => {
+    const positions: string[] = [];
+    const behavior: EntityBehavior<CounterState> = {
+      ...counterBehavior,
+      apply(state, kind, payload, ctx) {
+        positions.push(`${ctx.seq}.${ctx.index}`);
+        return counterBehavior.apply(state, kind, payload, ctx);
+      },
+      erased: (id, ctx) => [{ id: `${id}:erased:${ctx.seq}.${ctx.index}`, subject: `${ctx.prefix}.out.gone.${id}`, payload: null }],
+    };
+    const t = new EntityTable(new Map([["counter", behavior]]), new RuntimeMetrics({ defaultMetrics: false }), 600_000);
+    const { e, published } = env(t);
+    const items: InputItem[] = [add("a", 1), add("b", 1), { type: "counter", entityId: "a", kind: ERASE_KIND, payload: null }, add("a", 2)];
+    applyBatch(e, { acceptedAt: 0, items }, items.map((i) => t.slotFor(i.type, i.entityId)), 7, 0);
+    expect(positions).toEqual(["7.0", "7.1", "7.3"]);
+    expect(published).toEqual(["a:erased:7.2"]);
   });
 
   it("schedules the wake-up an applied input asks for", () => {

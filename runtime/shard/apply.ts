@@ -77,7 +77,7 @@ export function replayReply(earlier: AppliedCommand): EntityReply {
  * by {@link rememberCommand} once its effects are out.)
  */
 export function applyItem(table: EntityTable, slot: Slot, item: InputItem, seq: number, ctx: ApplyContext): Applied<unknown> {
-  const applied = item.kind === ERASE_KIND ? erased(table, slot) : slot.behavior.apply(slot.state, item.kind, item.payload, ctx);
+  const applied = item.kind === ERASE_KIND ? erased(table, slot, ctx) : slot.behavior.apply(slot.state, item.kind, item.payload, ctx);
   slot.state = applied.state;
   slot.appliedSeq = seq;
   slot.applyingSeq = seq;
@@ -90,10 +90,10 @@ export function rememberCommand(table: EntityTable, slot: Slot, key: string, seq
   table.remember(slot, { key, seq, reply: encode(reply), fingerprint });
 }
 
-/** What erasing an entity applies: a fresh state in place of the old one (see ERASE_KIND), and no keyed commands remembered. */
-function erased(table: EntityTable, slot: Slot): Applied<unknown> {
+/** What erasing an entity applies: a fresh state in place of the old one (see ERASE_KIND), no keyed commands remembered, the behaviour's `erased` outputs. */
+function erased(table: EntityTable, slot: Slot, ctx: ApplyContext): Applied<unknown> {
   table.forgetCommands(slot);
-  return { state: slot.behavior.create(slot.entityId), outputs: [], reply: { erased: true } };
+  return { state: slot.behavior.create(slot.entityId), outputs: slot.behavior.erased?.(slot.entityId, ctx) ?? [], reply: { erased: true } };
 }
 
 /** Where applying a message hands its effects. */
@@ -119,7 +119,8 @@ export interface ApplyEnv {
  */
 export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArray<Slot | undefined>, seq: number, now: number): void {
   const { table, metrics } = env;
-  const ctx: ApplyContext = { prefix: env.prefix, acceptedAt: batch.acceptedAt };
+  // one context per message, its index moved along the items (no allocation per reading)
+  const ctx: { -readonly [K in keyof ApplyContext]-?: ApplyContext[K] } = { prefix: env.prefix, acceptedAt: batch.acceptedAt, seq, index: 0 };
   // labelled counters are counted per run of items of one type and kind (a label lookup per item costs)
   const counted = { type: "", kind: "", items: 0, units: 0 };
   for (let i = 0; i < batch.items.length; i++) {
@@ -133,6 +134,7 @@ export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArra
     // an "apply" decision has a slot
     const entity = slot!;
     table.activate(entity, now);
+    ctx.index = i;
     let applied;
     try {
       applied = applyItem(table, entity, item, seq, ctx);
