@@ -9,6 +9,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { decode, decodeBatch, decodeRecord, ensureClusterForClients, names as namesOf, type Names } from "../../runtime/mod.ts";
 import { registryBucket } from "../registry/registry.ts";
 import { SourceConsumer, type ArchiveLog, type BatchWriter } from "./consumer.ts";
+import { archiveDeadLetters } from "./dead-letter.ts";
 import { migrate, type Database } from "./db/mod.ts";
 import { ArchiveMetrics } from "./metrics.ts";
 import { Partitions } from "./partitions.ts";
@@ -79,21 +80,22 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
   await partitions.ensureAhead(o.db, Date.now(), MONTHS_AHEAD);
   const js = jetstream(o.nc);
   const jsm = await jetstreamManager(o.nc);
-  const deps = { js, jsm, db: o.db, metrics, log };
+  const deadLetter = archiveDeadLetters({ nc: o.nc, prefix: o.prefix, metrics, log });
+  const deps = { js, jsm, db: o.db, metrics, log, deadLetter };
   const common = {
     ...(o.batchMessages === undefined ? {} : { batchMessages: o.batchMessages }),
     ...(o.pullWaitMs === undefined ? {} : { pullWaitMs: o.pullWaitMs }),
     ...(o.maxRetryMs === undefined ? {} : { maxRetryMs: o.maxRetryMs }),
   };
-  const undecodable = (label: string) => metrics.errors.inc({ source: label, kind: "decode" });
+  const undecodable = (label: string, m: JsMsg, err: unknown) => deadLetter(label, m, "undecodable", (err as Error).message);
 
   const inputWriter = (k: number): BatchWriter => async (tx, messages, gen) => {
     const decoded: InputMessage[] = [];
     for (const m of messages) {
       try {
         decoded.push({ stream: k, gen, seq: m.seq, batch: decodeBatch(m.data) });
-      } catch {
-        undecodable(`in.${k}`); // nothing a twin applied either: the runner skips it too
+      } catch (err) {
+        undecodable(`in.${k}`, m, err); // nothing a twin applied either: the runner skips it too
       }
     }
     const counts = await writeInputs(tx, partitions, decoded);
@@ -112,8 +114,8 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
       messages.flatMap((m) => {
         try {
           return [{ subject: m.subject, payload: decode(m.data), storedAt: Math.floor(m.info.timestampNanos / 1e6) }];
-        } catch {
-          undecodable("out");
+        } catch (err) {
+          undecodable("out", m, err);
           return [];
         }
       }),
@@ -129,15 +131,22 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
     // the input stream's generation gives the snapshot's sequences their meaning (restore needs it)
     const inGen = inputConsumers[Math.floor((shard * o.streams) / o.shards)]!.generation;
     if (inGen === 0) return Promise.reject(new Error(`the generation of the input stream of shard ${shard} is not known yet`));
-    return writeSnapshots(
-      tx,
-      shard,
-      kvMessages(messages, gen, names.snapshotBucket(shard)),
-      Date.now(),
-      (bytes) => decodeRecord(bytes).appliedSeq,
-      (bytes) => (decode(bytes) as { seq: number }).seq,
-      inGen,
-    );
+    // a record or checkpoint that does not decode (not written by an owner) is given up, not retried forever
+    const seqs = new Map<Uint8Array, number>();
+    const kv = kvMessages(messages, gen, names.snapshotBucket(shard)).filter((m, i) => {
+      if (m.value === null || m.key === "_fence") return true;
+      try {
+        const seq = m.key === "_checkpoint" ? (decode(m.value) as { seq?: unknown } | null)?.seq : decodeRecord(m.value).appliedSeq;
+        if (!Number.isSafeInteger(seq)) throw new TypeError(`malformed ${m.key === "_checkpoint" ? "checkpoint" : "snapshot record"}`);
+        seqs.set(m.value, seq as number);
+        return true;
+      } catch (err) {
+        undecodable(`snap.${shard}`, messages[i]!, err);
+        return false;
+      }
+    });
+    const seqOf = (bytes: Uint8Array) => seqs.get(bytes)!;
+    return writeSnapshots(tx, shard, kv, Date.now(), seqOf, seqOf, inGen);
   };
   const registryWriter: BatchWriter = (tx, messages, gen) => writeRegistry(tx, kvMessages(messages, gen, registryBucket(o.prefix)), Date.now());
 

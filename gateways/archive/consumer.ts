@@ -7,6 +7,7 @@ import { AckPolicy, DeliverPolicy, JetStreamApiError, type JetStreamClient, type
 import { nanos } from "@nats-io/nats-core";
 import type { LogFn } from "../../runtime/mod.ts";
 import type { Database, Queryable } from "./db/mod.ts";
+import { refusesData, type ArchiveDeadLetterFn } from "./dead-letter.ts";
 import type { ArchiveMetrics } from "./metrics.ts";
 import type { WriteCounts } from "./writer.ts";
 
@@ -43,6 +44,7 @@ export interface ConsumerDeps {
   db: Database;
   metrics: ArchiveMetrics;
   log: ArchiveLog;
+  deadLetter: ArchiveDeadLetterFn;
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -245,6 +247,7 @@ export class SourceConsumer {
         if (attempt > 1) log("info", "archive caught up with its database again", { source: this.o.label, attempts: attempt });
         return true;
       } catch (err) {
+        if (refusesData(err)) return this.writeEachAlone(messages, err);
         metrics.errors.inc({ source: this.o.label, kind: "write" });
         this.lastError = { at: Date.now(), message: (err as Error).message };
         if (attempt === 1 || attempt % 20 === 0) log("warn", "archive write failed; holding the batch and retrying", { source: this.o.label, attempt, error: (err as Error).message });
@@ -258,6 +261,19 @@ export class SourceConsumer {
       }
     }
     return false;
+  }
+
+  /**
+   * The database refused a batch for its values: writes its messages one at a time, so only a message
+   * refused on its own is given up (dead-lettered, then acknowledged with the rest) and its source goes on.
+   */
+  private async writeEachAlone(messages: JsMsg[], err: unknown): Promise<boolean> {
+    if (messages.length === 1) {
+      this.deps.deadLetter(this.o.label, messages[0]!, "refused", (err as Error).message);
+      return true;
+    }
+    for (const m of messages) if (!(await this.writeUntilDone([m]))) return false;
+    return true;
   }
 }
 

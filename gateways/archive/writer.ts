@@ -51,6 +51,10 @@ const READING_KINDS = new Set(["readings"]);
 const ERASING = (kind: string, payload: unknown) => kind === "$erase" || (kind === "command" && (payload as { type?: unknown })?.type === "reset");
 
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+/** Latest `t` a month partition can be named for (readings_pYYYYMM). */
+const MAX_PARTITION_T = Date.UTC(10_000, 0, 1) - 1;
+/** A reading time the readings table can hold: integer epoch ms of years 0–9999 (the gateway allows far less). */
+const readingTime = (v: unknown): number | null => (Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_PARTITION_T ? (v as number) : null);
 
 /**
  * Readings (and the commands among the inputs). A reading whose (device_id, t) is archived from another
@@ -73,7 +77,7 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, message
       if (READING_KINDS.has(it.kind) && Array.isArray(it.payload)) {
         let k = 0;
         for (const reading of it.payload as Record<string, unknown>[]) {
-          const t = num(reading?.t);
+          const t = readingTime(reading?.t);
           if (t === null) continue;
           const head = heads.get(it.entityId) ?? null;
           r.device.push(it.entityId);
