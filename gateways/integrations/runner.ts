@@ -16,6 +16,7 @@ import { TWIN_TYPE, TwinInputKinds } from "../../actors/device-twin/behavior.ts"
 import { decode, encode, msgpackHeaders } from "../../runtime/mod.ts";
 import { backoffDelayMs, DisableSubscription, PermanentFailure, RetryAfter, type Delivery, type DeliveryContext, type IntegrationDefinition } from "./define.ts";
 import { IntegrationError } from "./errors.ts";
+import { integrationMessageProblem } from "./message-shape.ts";
 import { IntegrationMetrics } from "./metrics.ts";
 import type { TwinAccess } from "./subscription-lookup.ts";
 import { SubscriptionMap } from "./subscription-map.ts";
@@ -146,7 +147,8 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
     let message: IntegrationMessage;
     try {
       message = decode<IntegrationMessage>(m.data);
-      if (typeof message?.subscriptionId !== "string" || (message.alert === undefined && message.report === undefined)) throw new Error("no subscriptionId, alert or report");
+      const problem = integrationMessageProblem(message, deviceId);
+      if (problem !== undefined) throw new Error(problem);
     } catch (err) {
       const invalid = new IntegrationError("INTEGRATION_MESSAGE_INVALID", `${m.subject} #${m.seq}: ${(err as Error).message}`, { cause: err });
       await deadLetter(m, id, deviceId, null, attempt, invalid);
