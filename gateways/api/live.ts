@@ -13,6 +13,7 @@
 import { nuid, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import type { Alert, Reading } from "../../actors/device-twin/domain/mod.ts";
 import { decode, encode, msgpackHeaders, type Names } from "../../runtime/mod.ts";
+import { isEpochMs, outputProblem } from "./output-shape.ts";
 
 /** Payload on `<prefix>.live.<deviceId>`. */
 export interface LiveReadings {
@@ -185,13 +186,16 @@ export class NatsLiveFeed implements LiveFeed {
     return () => sub.unsubscribe();
   }
 
-  /** Alerts on `<outputRoot>.alert.<tail>`; undecodable messages are skipped. */
+  /** Alerts on `<outputRoot>.alert.<tail>`; what is not an alert of the subject's device is skipped. */
   private alertSubscription(tail: string, handler: (alert: Alert) => void): Subscription {
-    return this.nc.subscribe(`${this.names.outputRoot}.alert.${tail}`, {
+    const root = `${this.names.outputRoot}.alert.`;
+    return this.nc.subscribe(`${root}${tail}`, {
       callback: (err, msg) => {
         if (err !== null) return;
         try {
-          handler(decode<Alert>(msg.data));
+          const alert = decode<Alert>(msg.data);
+          const deviceId = msg.subject.slice(root.length).split(".", 1)[0]!;
+          if (outputProblem(alert, deviceId, ["at"]) === undefined) handler(alert);
         } catch {
           // an undecodable message is skipped
         }
@@ -206,7 +210,8 @@ export class NatsLiveFeed implements LiveFeed {
         callback: (err, msg) => {
           if (err !== null) return;
           try {
-            handlers.readings(decode<LiveReadings>(msg.data));
+            const batch = decode<LiveReadings>(msg.data);
+            if (isLiveReadings(batch, deviceId)) handlers.readings(batch);
           } catch {
             // skipped
           }
@@ -227,4 +232,13 @@ export class NatsLiveFeed implements LiveFeed {
       else this.local.delete(deviceId);
     };
   }
+}
+
+/** What a gateway publishes on the live subject of `deviceId` (anything else there is skipped). */
+function isLiveReadings(v: unknown, deviceId: string): v is LiveReadings {
+  const b = v as Partial<LiveReadings> | null;
+  return (
+    typeof b === "object" && b !== null && b.deviceId === deviceId && isEpochMs(b.acceptedAt) && Array.isArray(b.readings) &&
+    b.readings.every((r) => typeof r === "object" && r !== null && isEpochMs(r.t))
+  );
 }
