@@ -5,15 +5,19 @@
 //              alerts' precision, recall and lead time before event.start (simulated fleet)
 //   anomaly    NAB standard-profile score vs NAB's windowed Gaussian on labelled injections (UCI +
 //              simulated fleet), and false alarms per device-week on the clean series
-//   cost       the learned state's snapshot bytes, and CPU per reading next to the whole twin's (heap:
-//              bench/domain-footprint.ts)
+//   cost       the learned state's snapshot bytes, and CPU per reading next to the twin without it and
+//              the statistics alone, interleaved rounds (heap: bench/domain-footprint.ts)
 //
 //   npm run bench -- ml [--quick] [--devices 12] [--days 21] [--only occupancy,forecast,anomaly,cost]
 
 import { parseArgs } from "node:util";
+import { loadavg } from "node:os";
 import { applyReadingToLearned, createLearned } from "../actors/device-twin/domain/learned/learned-state.ts";
+import type { RuleContext } from "../actors/device-twin/domain/learned/learned-state.ts";
 import { encodeLearned } from "../actors/device-twin/domain/learned/learned-snapshot.ts";
 import { applyInput, createTwin } from "../actors/device-twin/domain/mod.ts";
+import { DEFAULT_RULES } from "../actors/device-twin/domain/rules.ts";
+import { applyReadingToStats, createStats } from "../actors/device-twin/domain/stats.ts";
 import type { Alert, Channel, OccupancyChange } from "../actors/device-twin/domain/types.ts";
 import { UCI_TEST, UCI_TRAINING } from "../test/domain/uci.ts";
 import { emit, median, note, round } from "./lib/report.ts";
@@ -96,7 +100,7 @@ function anomaly(sim: DeviceSeries[]): void {
   emit({ suite: SUITE, name: "anomaly-false-alarms-per-device-week-clean", value: round(fa.alarms / fa.deviceWeeks), unit: "alarms", baseline: { name: `windowed-gaussian-z${best.threshold}`, value: round(faG.alarms / faG.deviceWeeks) }, detail: { deviceWeeks: round(fa.deviceWeeks), alarms: fa.alarms } });
 }
 
-function cost(sim: DeviceSeries[]): void {
+function cost(sim: DeviceSeries[], quick: boolean): void {
   const week = sim[0]!.readings;
   const learned = createLearned();
   const alerts: Alert[] = [];
@@ -104,25 +108,47 @@ function cost(sim: DeviceSeries[]): void {
   for (const r of week) applyReadingToLearned(learned, "d", r, undefined, alerts, occ);
   const bytes = encodeLearned(learned);
   emit({ suite: SUITE, name: "learned-snapshot-bytes", value: bytes.length, unit: "bytes", detail: { readings: week.length } });
-  const rounds = 20;
-  const timeIt = (f: () => void): number => {
-    f();
-    const t0 = performance.now();
-    for (let k = 0; k < rounds; k++) f();
-    return ((performance.now() - t0) * 1e6) / (rounds * week.length);
+  // CPU time (not wall time: the machine is shared) per reading, rounds interleaved so that load
+  // changes hit every variant alike; medians over the rounds. The learned state runs as the twin runs
+  // it (default rules, none busy), so its time is what it adds to a twin.
+  const rules: RuleContext = { rules: DEFAULT_RULES, busy: [] };
+  const variants: Record<string, () => void> = {
+    learned: () => {
+      const l = createLearned();
+      for (const r of week) {
+        applyReadingToLearned(l, "d", r, rules, alerts, occ);
+        alerts.length = occ.length = 0;
+      }
+    },
+    stats: () => {
+      const s = createStats();
+      for (const r of week) applyReadingToStats(s, "d", r);
+    },
+    twin: () => {
+      const twin = createTwin("d");
+      for (let i = 0; i < week.length; i += 12) applyInput(twin, { type: "readings", readings: week.slice(i, i + 12), receivedAt: week[Math.min(week.length - 1, i + 11)]!.t });
+    },
   };
-  const learnedNs = timeIt(() => {
-    const l = createLearned();
-    for (const r of week) {
-      applyReadingToLearned(l, "d", r, undefined, alerts, occ);
-      alerts.length = occ.length = 0;
+  const cpuNs = (): number => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) * 1000;
+  };
+  const samples: Record<string, number[]> = { learned: [], stats: [], twin: [] };
+  const rounds = quick ? 30 : 100;
+  for (let k = 0; k < rounds + 5; k++) {
+    for (const [name, run] of Object.entries(variants)) {
+      const t0 = cpuNs();
+      run();
+      if (k >= 5) samples[name]!.push((cpuNs() - t0) / week.length);
     }
+  }
+  const learnedNs = median(samples.learned!);
+  const twinNs = median(samples.twin!);
+  emit({
+    suite: SUITE, name: "learned-apply-ns-per-reading", value: round(learnedNs), unit: "ns (CPU)",
+    baseline: { name: "twin without the learned state (whole twin − learned)", value: round(twinNs - learnedNs) },
+    detail: { wholeTwinNs: round(twinNs), statsAloneNs: round(median(samples.stats!)), rounds, readings: week.length, loadAverage1m: round(loadavg()[0]!), note: "shared 2-core machine: compare within one run" },
   });
-  const twinNs = timeIt(() => {
-    const twin = createTwin("d");
-    for (let i = 0; i < week.length; i += 12) applyInput(twin, { type: "readings", readings: week.slice(i, i + 12), receivedAt: week[Math.min(week.length - 1, i + 11)]!.t });
-  });
-  emit({ suite: SUITE, name: "learned-apply-ns-per-reading", value: round(learnedNs), unit: "ns", baseline: { name: "whole-twin-apply (learned included)", value: round(twinNs) }, detail: { twinWithoutLearnedNs: round(twinNs - learnedNs), note: "shared 2-core machine, noisy" } });
   // heap bytes per twin: bench/domain-footprint.ts (learned-heap-bytes-per-twin), which forces GC
 }
 
@@ -136,5 +162,5 @@ export function main(argv: string[]): void {
   if (only.has("occupancy")) occupancy();
   if (only.has("forecast")) forecast(sim);
   if (only.has("anomaly")) anomaly(sim);
-  if (only.has("cost")) cost(sim);
+  if (only.has("cost")) cost(sim, values.quick);
 }

@@ -11,9 +11,10 @@
 //          once per episode (until the gap is back under half that), after DRIFT_WARM_MIN learned
 // A channel alerts at most once per hour (docs/design.md §4), and only after WARM_MIN learned minutes.
 
+import { CHANNELS } from "../types.ts";
 import type { Alert, Channel } from "../types.ts";
 import type { StepResult } from "./channel-model.ts";
-import { ANOMALY_SENT, DRIFTING, C_ANCHOR, C_ANOMALY_S, C_DRIFT_SCALE, C_MASK, C_MOVE, C_LEARNED_MIN, C_SLOW, C_STUCK_SINCE_S, channelBase, elapsedS, f32, O_BASELINE, SCALE_FLOOR, setU32, u32 } from "./layout.ts";
+import { ANOMALY_SENT, DRIFTING, C_ANCHOR, C_ANOMALY_S, C_DRIFT_SCALE, C_MASK, C_MOVE, C_LEARNED_MIN, C_SLOW, C_STUCK_SINCE_S, channelBase, elapsedS, f32, O_BASELINE, SCALE_FLOOR_AT, setU32, u32 } from "./layout.ts";
 
 /** Residual scales (mean |one-step residual|) that make a spike. */
 export const SPIKE_Z = 8;
@@ -33,28 +34,37 @@ export const WARM_MIN = 1440;
 export const ANOMALY_GAP_S = 3600;
 
 const abs = (x: number): number => (x < 0 ? -x : x);
+const CI_CO2 = CHANNELS.indexOf("co2");
 
 /** Values at or under this are the channel's floor, where a flat line is normal. */
-function atFloor(v: DataView, ch: Channel, floor: number): number {
-  if (ch !== "co2") return 0;
+function atFloor(v: DataView, ci: number, floor: number): number {
+  if (ci !== CI_CO2) return 0;
   const base = f32(v, O_BASELINE);
   return Number.isNaN(base) ? 0 : base + floor;
 }
 const round = (n: number): number => Math.round(n * 1000) / 1000;
 
-/** Checks the reading just fed to channel `ci` (`step` from updateChannel); returns an alert or undefined. */
-export function detectAnomaly(v: DataView, ci: number, deviceId: string, ch: Channel, x: number, t: number, tS: number, step: StepResult): Alert | undefined {
+/** The usual gap between the day and week levels: their learned mean gap, at least the residual scale and two floors. */
+function usualGap(v: DataView, b: number, scale: number, floor: number): number {
+  return Math.max(f32(v, b + C_DRIFT_SCALE), scale, 2 * floor);
+}
+
+/**
+ * Checks the reading just fed to channel `ci` (`step` from updateChannel); returns an alert or
+ * undefined. Ordered so that the common case (nothing to report, or an alert less than an hour ago)
+ * returns after a few loads.
+ */
+export function detectAnomaly(v: DataView, ci: number, deviceId: string, tS: number, step: StepResult): Alert | undefined {
   const b = channelBase(ci);
   const n = v.getUint16(b + C_LEARNED_MIN, true);
   if (n < WARM_MIN) return undefined;
   let mask = u32(v, b + C_MASK);
-  const gap = f32(v, b + C_SLOW) - f32(v, b + C_ANCHOR);
-  const usual = Math.max(f32(v, b + C_DRIFT_SCALE), step.scale, 2 * SCALE_FLOOR[ch]);
-  if ((mask & DRIFTING) !== 0 && abs(gap) < (DRIFT_K / 2) * usual) setU32(v, b + C_MASK, (mask &= ~DRIFTING));
+  const floor = SCALE_FLOOR_AT[ci] as number;
+  if ((mask & DRIFTING) !== 0 && abs(f32(v, b + C_SLOW) - f32(v, b + C_ANCHOR)) < (DRIFT_K / 2) * usualGap(v, b, step.scale, floor)) setU32(v, b + C_MASK, (mask &= ~DRIFTING));
   if ((mask & ANOMALY_SENT) !== 0 && elapsedS(tS, u32(v, b + C_ANOMALY_S)) < ANOMALY_GAP_S) return undefined;
-  const floor = SCALE_FLOOR[ch];
   let reason: Alert["reason"];
   let score: number;
+  const x = step.value;
   let value = x;
   let expected = step.expected;
   const run = elapsedS(tS, u32(v, b + C_STUCK_SINCE_S));
@@ -63,12 +73,15 @@ export function detectAnomaly(v: DataView, ci: number, deviceId: string, ch: Cha
     reason = "spike";
     score = spikeZ;
     value = step.previous;
-  } else if (run >= STUCK_MIN_S && run - step.dtS < STUCK_MIN_S && f32(v, b + C_MOVE) >= STUCK_MOVE * floor && x > atFloor(v, ch, floor)) {
+  } else if (run >= STUCK_MIN_S && run - step.dtS < STUCK_MIN_S && f32(v, b + C_MOVE) >= STUCK_MOVE * floor && x > atFloor(v, ci, floor)) {
     reason = "stuck";
     // readings without the change the channel normally shows between two
     score = (run / step.dtS) * (f32(v, b + C_MOVE) / floor);
   } else {
-    if (n < DRIFT_WARM_MIN || (mask & DRIFTING) !== 0 || abs(gap) < DRIFT_K * usual) return undefined;
+    if (n < DRIFT_WARM_MIN || (mask & DRIFTING) !== 0) return undefined;
+    const gap = f32(v, b + C_SLOW) - f32(v, b + C_ANCHOR);
+    const usual = usualGap(v, b, step.scale, floor);
+    if (abs(gap) < DRIFT_K * usual) return undefined;
     mask |= DRIFTING;
     reason = "drift";
     score = abs(gap) / usual;
@@ -76,5 +89,7 @@ export function detectAnomaly(v: DataView, ci: number, deviceId: string, ch: Cha
   }
   setU32(v, b + C_ANOMALY_S, tS);
   setU32(v, b + C_MASK, mask | ANOMALY_SENT);
+  const ch = CHANNELS[ci] as Channel;
+  const t = step.t;
   return { id: `${deviceId}:${ch}:anomaly:${t}`, deviceId, channel: ch, kind: "anomaly", at: t, value, expected: round(expected), score: round(score), reason };
 }

@@ -8,10 +8,11 @@
 // window opened, would take hours to learn).
 
 import { HOUR_MS } from "../snapshot.ts";
+import type { Reading } from "../types.ts";
 import { W_ANCHOR, W_LEVEL, W_SCALE, W_SEASON, W_SLOW, W_TREND, weightsFor } from "./decay.ts";
 import {
   C_ANCHOR, C_DRIFT_SCALE, C_LAST, C_LAST_S, C_LEVEL, C_MASK, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
-  channelBase, elapsedS, f32, OUTLIER, SEASON_SLOTS, secondsOf, setF32, setU32, u32,
+  channelBase, elapsedS, f32, OUTLIER, SCALE_FLOOR_AT, SEASON_SCALE_AT, SEASON_SLOTS, secondsOf, setF32, setU32, u32,
 } from "./layout.ts";
 
 /** Residuals count at most this many scales in an update unless the previous reading was an outlier too. */
@@ -32,8 +33,27 @@ export interface StepResult {
   /** The previous reading's value, and whether it was an outlier. */
   previous: number;
   previousOutlier: boolean;
+  /** This reading's value and time (ms). */
+  value: number;
+  t: number;
 }
-const STEP: StepResult = { expected: 0, residual: 0, scale: 0, dtS: 1, previous: 0, previousOutlier: false };
+const STEP: StepResult = { expected: 0, residual: 0, scale: 0, dtS: 1, previous: 0, previousOutlier: false, value: 0, t: 0 };
+
+/**
+ * Channel `ci`'s value in `r` (which carries it), −0 as 0 so that equal states stay equal bytes. Named
+ * loads rather than r[CHANNELS[ci]], whose varying key makes the load megamorphic; the reading is passed
+ * down instead of its numbers, which would be boxed at every call that is not inlined.
+ */
+export function channelValue(r: Reading, ci: number): number {
+  switch (ci) {
+    case 0: return (r.pm as number) + 0;
+    case 1: return (r.co2 as number) + 0;
+    case 2: return (r.voc as number) + 0;
+    case 3: return (r.tmp as number) + 0;
+    case 4: return (r.hum as number) + 0;
+    default: return (r.allpollu as number) + 0;
+  }
+}
 
 export function seasonAt(v: DataView, b: number, slot: number, seasonScale: number): number {
   return (u32(v, b + C_MASK) & (1 << slot)) !== 0 ? v.getInt16(b + C_SEASON + slot * 2, true) / seasonScale : 0;
@@ -42,14 +62,32 @@ export function seasonAt(v: DataView, b: number, slot: number, seasonScale: numb
 const clampI16 = (x: number): number => (x > 32767 ? 32767 : x < -32767 ? -32767 : x);
 const abs = (x: number): number => (x < 0 ? -x : x);
 
+// The last slot computed and the hour it holds for ([from, until) in ms): consecutive readings mostly
+// fall in the same hour, and the slot's float modulo is the dearest operation of a reading.
+const SLOT_HOUR = new Float64Array([0, -1]);
+let lastSlot = 0;
+
+/** The season slot (UTC hour) of time `t` (ms). */
+export function seasonSlot(t: number): number {
+  if (t >= (SLOT_HOUR[0] as number) && t < (SLOT_HOUR[1] as number)) return lastSlot;
+  const hour = Math.floor(t / HOUR_MS);
+  SLOT_HOUR[0] = hour * HOUR_MS;
+  SLOT_HOUR[1] = (hour + 1) * HOUR_MS;
+  lastSlot = hour % SEASON_SLOTS;
+  return lastSlot;
+}
+
 /**
- * Feeds value `x` at `tS` (layout.ts seconds; `t` ms) to channel `ci`. Returns undefined on the
- * channel's first reading, else the step's prediction and residual (valid until the next call).
+ * Feeds channel `ci` of reading `r` (which carries it) to the channel's model; `tS` is the reading's
+ * time in layout.ts seconds and `slot` its {@link seasonSlot}. Returns undefined on the channel's first reading, else the step's
+ * prediction and residual (valid until the next call). Every field is read once and written once: this
+ * runs for each channel of each reading.
  */
-export function updateChannel(v: DataView, ci: number, x: number, t: number, tS: number, seasonScale: number, scaleFloor: number): StepResult | undefined {
+export function updateChannel(v: DataView, ci: number, r: Reading, tS: number, slot: number): StepResult | undefined {
+  const x = channelValue(r, ci);
+  const seasonScale = SEASON_SCALE_AT[ci] as number;
+  const scaleFloor = SCALE_FLOOR_AT[ci] as number;
   const b = channelBase(ci);
-  const lastS = u32(v, b + C_LAST_S);
-  const slot = Math.floor(t / HOUR_MS) % SEASON_SLOTS;
   const n = v.getUint16(b + C_LEARNED_MIN, true);
   if (n === 0) {
     setU32(v, b + C_LAST_S, tS);
@@ -61,40 +99,47 @@ export function updateChannel(v: DataView, ci: number, x: number, t: number, tS:
     v.setUint16(b + C_LEARNED_MIN, 1, true);
     return undefined;
   }
-  const dtS = elapsedS(tS, lastS) || 1;
+  const dtS = elapsedS(tS, u32(v, b + C_LAST_S)) || 1;
   const dtH = dtS / 3600;
   const w = weightsFor(dtS);
   const level = f32(v, b + C_LEVEL);
   const trend = f32(v, b + C_TREND);
-  const season = seasonAt(v, b, slot, seasonScale);
+  const mask = u32(v, b + C_MASK);
+  const slotBit = 1 << slot;
+  const seasonOffset = b + C_SEASON + slot * 2;
+  const slotLearned = (mask & slotBit) !== 0;
+  const season = slotLearned ? v.getInt16(seasonOffset, true) / seasonScale : 0;
   const prior = level + trend * dtH;
   const expected = prior + season;
   const residual = x - expected;
   const scaleNow = f32(v, b + C_SCALE);
   const scale = scaleNow > scaleFloor ? scaleNow : scaleFloor;
   const limit = HUBER_K * scale;
-  const mask = u32(v, b + C_MASK);
   const outlier = residual > limit || residual < -limit;
   const previousOutlier = (mask & OUTLIER) !== 0;
-  const r = outlier && !previousOutlier ? (residual > 0 ? limit : -limit) : residual;
-  const newLevel = prior + (w[W_LEVEL] as number) * r;
+  const clipped = outlier && !previousOutlier ? (residual > 0 ? limit : -limit) : residual;
+  const newLevel = prior + (w[W_LEVEL] as number) * clipped;
   setF32(v, b + C_LEVEL, newLevel);
   setF32(v, b + C_TREND, trend + (w[W_TREND] as number) * ((newLevel - level) / dtH - trend));
   // a slot's first visit starts it at what the level leaves unexplained; later visits move it slowly
-  const seasonNew = (mask & (1 << slot)) === 0 ? expected + r - newLevel : season + (w[W_SEASON] as number) * (expected + r - newLevel - season);
-  v.setInt16(b + C_SEASON + slot * 2, clampI16(Math.round(seasonNew * seasonScale)), true);
-  setU32(v, b + C_MASK, (outlier ? mask | OUTLIER : mask & ~OUTLIER) | (1 << slot));
+  const seasonNew = slotLearned ? season + (w[W_SEASON] as number) * (expected + clipped - newLevel - season) : expected + clipped - newLevel;
+  v.setInt16(seasonOffset, clampI16(Math.round(seasonNew * seasonScale)), true);
+  setU32(v, b + C_MASK, (outlier ? mask | OUTLIER : mask & ~OUTLIER) | slotBit);
   const wScale = w[W_SCALE] as number;
   const absR = abs(residual);
   setF32(v, b + C_SCALE, scaleNow + wScale * ((absR < 3 * limit ? absR : 3 * limit) - scaleNow));
   const last = f32(v, b + C_LAST);
-  setF32(v, b + C_MOVE, f32(v, b + C_MOVE) + wScale * (abs(x - last) - f32(v, b + C_MOVE)));
-  const slow = f32(v, b + C_SLOW) + (w[W_SLOW] as number) * (newLevel - f32(v, b + C_SLOW));
+  const move = f32(v, b + C_MOVE);
+  setF32(v, b + C_MOVE, move + wScale * (abs(x - last) - move));
+  const slowNow = f32(v, b + C_SLOW);
+  const slow = slowNow + (w[W_SLOW] as number) * (newLevel - slowNow);
   setF32(v, b + C_SLOW, slow);
   const wAnchor = w[W_ANCHOR] as number;
-  const anchor = f32(v, b + C_ANCHOR) + wAnchor * (newLevel - f32(v, b + C_ANCHOR));
+  const anchorNow = f32(v, b + C_ANCHOR);
+  const anchor = anchorNow + wAnchor * (newLevel - anchorNow);
   setF32(v, b + C_ANCHOR, anchor);
-  setF32(v, b + C_DRIFT_SCALE, f32(v, b + C_DRIFT_SCALE) + wAnchor * (abs(slow - anchor) - f32(v, b + C_DRIFT_SCALE)));
+  const driftScale = f32(v, b + C_DRIFT_SCALE);
+  setF32(v, b + C_DRIFT_SCALE, driftScale + wAnchor * (abs(slow - anchor) - driftScale));
   if (Math.fround(x) !== last) setU32(v, b + C_STUCK_SINCE_S, tS);
   setF32(v, b + C_LAST, x);
   setU32(v, b + C_LAST_S, tS);
@@ -107,6 +152,8 @@ export function updateChannel(v: DataView, ci: number, x: number, t: number, tS:
   STEP.dtS = dtS;
   STEP.previous = last;
   STEP.previousOutlier = previousOutlier;
+  STEP.value = x;
+  STEP.t = r.t;
   return STEP;
 }
 
@@ -114,7 +161,7 @@ export function updateChannel(v: DataView, ci: number, x: number, t: number, tS:
 export function expectedNow(v: DataView, ci: number, lastT: number, seasonScale: number): number | undefined {
   const b = channelBase(ci);
   if (v.getUint16(b + C_LEARNED_MIN, true) === 0) return undefined;
-  return f32(v, b + C_LEVEL) + seasonAt(v, b, Math.floor(lastT / HOUR_MS) % SEASON_SLOTS, seasonScale);
+  return f32(v, b + C_LEVEL) + seasonAt(v, b, seasonSlot(lastT), seasonScale);
 }
 
 /**
@@ -126,7 +173,13 @@ export function expectedNow(v: DataView, ci: number, lastT: number, seasonScale:
 export function forecastChannel(v: DataView, ci: number, t: number): number | undefined {
   const b = channelBase(ci);
   if (v.getUint16(b + C_LEARNED_MIN, true) === 0) return undefined;
-  return f32(v, b + C_LAST) + f32(v, b + C_TREND) * dampedHours(elapsedS(secondsOf(t), u32(v, b + C_LAST_S)));
+  return forecastAfter(v, ci, elapsedS(secondsOf(t), u32(v, b + C_LAST_S)));
+}
+
+/** The forecast `horizonS` seconds after channel `ci`'s last reading (the channel was read). */
+export function forecastAfter(v: DataView, ci: number, horizonS: number): number {
+  const b = channelBase(ci);
+  return f32(v, b + C_LAST) + f32(v, b + C_TREND) * dampedHours(horizonS);
 }
 
 // The damped trend's hours for a horizon, memoized: forecasts are asked mostly for the same horizons.

@@ -7,7 +7,8 @@
 
 import { CHANNELS } from "../types.ts";
 import type { Alert, Channel, Rule } from "../types.ts";
-import { forecastChannel } from "./channel-model.ts";
+import { forecastAfter, forecastChannel } from "./channel-model.ts";
+import type { StepResult } from "./channel-model.ts";
 import { C_LEARNED_MIN, C_MASK, C_TREND, channelBase, f32, FORECAST_FIRED, setU32, u32 } from "./layout.ts";
 
 /** How far ahead a crossing raises a forecast alert (ms). */
@@ -27,38 +28,60 @@ export interface RuleContext {
 }
 
 const crosses = (rule: Rule, y: number): boolean => (rule.direction === "above" ? y >= rule.enter : y <= rule.enter);
+const HORIZON_S = FORECAST_ALERT_HORIZON_MS / 1000;
 
-// Channels that have rules, per rule list (rule lists are immutable values, so identity is enough).
-let maskOf: readonly Rule[] | undefined;
-let channelsWithRules = 0;
+// Per rule list (rule lists are immutable values, so identity is enough), per channel: the lowest
+// forecast that could fire an "above" rule and the highest that could fire a "below" one (±∞: none), a
+// hair wider than the rules' own test so that the quick rejection never differs from it.
+let thresholdsOf: readonly Rule[] | undefined;
+const RISE_AT = new Float64Array(CHANNELS.length);
+const FALL_AT = new Float64Array(CHANNELS.length);
+const SLACK = 1e-9;
 
-/** Checks the rules of channel `ch` after its model took a reading at `t`; returns an alert or undefined. */
-export function forecastAlert(v: DataView, ci: number, deviceId: string, ch: Channel, x: number, t: number, ctx: RuleContext): Alert | undefined {
-  if (ctx.rules !== maskOf) {
-    channelsWithRules = 0;
-    for (const rule of ctx.rules) channelsWithRules |= 1 << CHANNELS.indexOf(rule.channel);
-    maskOf = ctx.rules;
+function thresholds(rules: readonly Rule[]): void {
+  RISE_AT.fill(Infinity);
+  FALL_AT.fill(-Infinity);
+  for (const rule of rules) {
+    const ci = CHANNELS.indexOf(rule.channel);
+    const at = rule.enter + FORECAST_MARGIN * (rule.enter - rule.exit);
+    const slack = SLACK * (1 + Math.abs(at));
+    if (rule.direction === "above") RISE_AT[ci] = Math.min(RISE_AT[ci] as number, at - slack);
+    else FALL_AT[ci] = Math.max(FALL_AT[ci] as number, at + slack);
   }
+  thresholdsOf = rules;
+}
+
+/**
+ * Checks the rules of channel `ci` after its model took a reading (`step`, from updateChannel); returns
+ * an alert or undefined. Most calls end at a quick test: no episode open, and the trend pointing away
+ * from every rule of the channel or the 30-minute forecast short of them all.
+ */
+export function forecastAlert(v: DataView, ci: number, deviceId: string, step: StepResult, ctx: RuleContext): Alert | undefined {
+  if (ctx.rules !== thresholdsOf) thresholds(ctx.rules);
   const b = channelBase(ci);
-  // most channels of most twins: no rule to forecast for (and no episode to close)
-  if ((channelsWithRules & (1 << ci)) === 0 && (u32(v, b + C_MASK) & FORECAST_FIRED) === 0) return undefined;
-  if (v.getUint16(b + C_LEARNED_MIN, true) < FORECAST_WARM_MIN) return undefined;
   const mask = u32(v, b + C_MASK);
   const fired = (mask & FORECAST_FIRED) !== 0;
   const trend = f32(v, b + C_TREND);
+  // a trend away from every rule's enter cannot forecast a crossing (the forecast is the last value plus the damped trend)
+  if (!fired && (trend > 0 ? RISE_AT[ci] === Infinity : trend < 0 ? FALL_AT[ci] === -Infinity : true)) return undefined;
+  if (v.getUint16(b + C_LEARNED_MIN, true) < FORECAST_WARM_MIN) return undefined;
+  const far = forecastAfter(v, ci, HORIZON_S);
+  if (!fired && far < (RISE_AT[ci] as number) && far > (FALL_AT[ci] as number)) return undefined;
+  const ch = CHANNELS[ci] as Channel;
+  const x = step.value;
+  const t = step.t;
+  const rules = ctx.rules;
   let anyCrossing = false;
-  let far = NaN;
   let anyBusy = false;
-  for (const rule of ctx.rules) {
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i] as Rule;
     if (rule.channel !== ch) continue;
     if (ctx.busy.length > 0 && ctx.busy.includes(rule.id)) {
       anyBusy = true;
       continue;
     }
     if (crosses(rule, x)) continue; // at/over enter already: the rule's own machine takes it from here
-    // a trend away from enter cannot forecast a crossing (the forecast is the last value plus the damped trend)
     if (rule.direction === "above" ? trend <= 0 : trend >= 0) continue;
-    if (Number.isNaN(far)) far = forecastChannel(v, ci, t + FORECAST_ALERT_HORIZON_MS) as number;
     if (!crosses(rule, far - FORECAST_MARGIN * (rule.enter - rule.exit))) continue;
     anyCrossing = true;
     if (fired) continue;

@@ -59,6 +59,10 @@ export const SEASON_SCALE: Readonly<Record<Channel, number>> = { pm: 10, co2: 4,
 /** The least residual scale assumed per channel (about the sensor's resolution and noise floor). */
 export const SCALE_FLOOR: Readonly<Record<Channel, number>> = { pm: 1, co2: 10, voc: 10, tmp: 0.05, hum: 0.3, allpollu: 1 };
 
+/** {@link SEASON_SCALE} and {@link SCALE_FLOOR} by channel index (CHANNELS order), for the per-reading path. */
+export const SEASON_SCALE_AT = Float64Array.from(CHANNELS, (ch) => SEASON_SCALE[ch]);
+export const SCALE_FLOOR_AT = Float64Array.from(CHANNELS, (ch) => SCALE_FLOOR[ch]);
+
 /** The learned state: an opaque handle over the packed layout. */
 export interface LearnedState {
   readonly __learned: unique symbol;

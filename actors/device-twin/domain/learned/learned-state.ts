@@ -7,10 +7,10 @@
 import type { Alert, Channel, OccupancyChange, Reading } from "../types.ts";
 import { CHANNELS } from "../types.ts";
 import { detectAnomaly } from "./anomaly.ts";
-import { expectedNow, forecastChannel, updateChannel } from "./channel-model.ts";
+import { expectedNow, forecastChannel, seasonSlot, updateChannel } from "./channel-model.ts";
 import { forecastAlert } from "./forecast-alerts.ts";
 import type { RuleContext } from "./forecast-alerts.ts";
-import { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SCALE_FLOOR, SEASON_SCALE, secondsOf, setF32, view } from "./layout.ts";
+import { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SEASON_SCALE_AT, secondsOf, setF32, view } from "./layout.ts";
 import type { LearnedState } from "./layout.ts";
 import { occupancyFeatures } from "./occupancy-features.ts";
 import { nextOccupied, occupancyProbability } from "./occupancy-model.ts";
@@ -20,8 +20,6 @@ export type { LearnedState } from "./layout.ts";
 export type { RuleContext } from "./forecast-alerts.ts";
 
 const FEATURES = new Float64Array(8);
-const SEASON_SCALES = CHANNELS.map((ch) => SEASON_SCALE[ch]);
-const SCALE_FLOORS = CHANNELS.map((ch) => SCALE_FLOOR[ch]);
 
 let featuresValid = false;
 
@@ -50,37 +48,29 @@ export function applyReadingToLearned(
   const v = view(learned);
   const t = r.t;
   const tS = secondsOf(t);
+  const slot = seasonSlot(t);
   featuresValid = occupancyFeatures(v, r, tS, FEATURES);
-  if (featuresValid) decideOccupancy(v, deviceId, t, FEATURES, occupancy);
-  // named loads (one per channel) instead of r[CHANNELS[ci]], whose varying key makes the load megamorphic;
-  // + 0 turns −0 into 0, so equal states stay equal bytes
-  const pm = r.pm;
-  if (pm !== undefined) learnChannel(v, 0, pm + 0, deviceId, t, tS, rules, alerts);
-  const co2 = r.co2;
-  if (co2 !== undefined) learnChannel(v, 1, co2 + 0, deviceId, t, tS, rules, alerts);
-  const voc = r.voc;
-  if (voc !== undefined) learnChannel(v, 2, voc + 0, deviceId, t, tS, rules, alerts);
-  const tmp = r.tmp;
-  if (tmp !== undefined) learnChannel(v, 3, tmp + 0, deviceId, t, tS, rules, alerts);
-  const hum = r.hum;
-  if (hum !== undefined) learnChannel(v, 4, hum + 0, deviceId, t, tS, rules, alerts);
-  const allpollu = r.allpollu;
-  if (allpollu !== undefined) learnChannel(v, 5, allpollu + 0, deviceId, t, tS, rules, alerts);
+  if (featuresValid) decideOccupancy(v, deviceId, r, FEATURES, occupancy);
+  if (r.pm !== undefined) learnChannel(v, 0, r, deviceId, tS, slot, rules, alerts);
+  if (r.co2 !== undefined) learnChannel(v, 1, r, deviceId, tS, slot, rules, alerts);
+  if (r.voc !== undefined) learnChannel(v, 2, r, deviceId, tS, slot, rules, alerts);
+  if (r.tmp !== undefined) learnChannel(v, 3, r, deviceId, tS, slot, rules, alerts);
+  if (r.hum !== undefined) learnChannel(v, 4, r, deviceId, tS, slot, rules, alerts);
+  if (r.allpollu !== undefined) learnChannel(v, 5, r, deviceId, tS, slot, rules, alerts);
 }
 
-function learnChannel(v: DataView, ci: number, x: number, deviceId: string, t: number, tS: number, rules: RuleContext | undefined, alerts: Alert[]): void {
-  const step = updateChannel(v, ci, x, t, tS, SEASON_SCALES[ci] as number, SCALE_FLOORS[ci] as number);
+function learnChannel(v: DataView, ci: number, r: Reading, deviceId: string, tS: number, slot: number, rules: RuleContext | undefined, alerts: Alert[]): void {
+  const step = updateChannel(v, ci, r, tS, slot);
   if (step === undefined) return;
-  const ch = CHANNELS[ci] as Channel;
-  const anomaly = detectAnomaly(v, ci, deviceId, ch, x, t, tS, step);
+  const anomaly = detectAnomaly(v, ci, deviceId, tS, step);
   if (anomaly !== undefined) alerts.push(anomaly);
   if (rules !== undefined) {
-    const f = forecastAlert(v, ci, deviceId, ch, x, t, rules);
+    const f = forecastAlert(v, ci, deviceId, step, rules);
     if (f !== undefined) alerts.push(f);
   }
 }
 
-function decideOccupancy(v: DataView, deviceId: string, t: number, features: Float64Array, out: OccupancyChange[]): void {
+function decideOccupancy(v: DataView, deviceId: string, r: Reading, features: Float64Array, out: OccupancyChange[]): void {
   const p = occupancyProbability(features);
   setF32(v, O_PROBABILITY, p);
   const flags = v.getUint8(O_FLAGS);
@@ -88,13 +78,14 @@ function decideOccupancy(v: DataView, deviceId: string, t: number, features: Flo
   const now = nextOccupied(was, p);
   if ((flags & DECIDED) === 0) {
     v.setUint8(O_FLAGS, DECIDED | (now ? OCCUPIED : 0));
-    v.setFloat64(O_SINCE, t, true);
+    v.setFloat64(O_SINCE, r.t, true);
     if (!now) return; // a twin starts empty: only a first "occupied" is news
   } else if (now === was) return;
   else {
     v.setUint8(O_FLAGS, DECIDED | (now ? OCCUPIED : 0));
-    v.setFloat64(O_SINCE, t, true);
+    v.setFloat64(O_SINCE, r.t, true);
   }
+  const t = r.t;
   out.push({ id: `${deviceId}:occupancy:${t}`, deviceId, at: t, occupied: now, probability: Math.round(p * 1000) / 1000 });
 }
 
@@ -133,7 +124,7 @@ export function channelLearnedView(learned: LearnedState, ch: Channel, lastT: nu
   const v = view(learned);
   const ci = CHANNELS.indexOf(ch);
   if (v.getUint16(channelBase(ci) + C_LEARNED_MIN, true) === 0) return undefined;
-  const ss = SEASON_SCALES[ci] as number;
+  const ss = SEASON_SCALE_AT[ci] as number;
   const round = (x: number): number => Math.round(x * ss) / ss;
   return {
     expected: round(expectedNow(v, ci, lastT, ss) as number),
