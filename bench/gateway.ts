@@ -60,7 +60,7 @@ function freePort(): Promise<number> {
   });
 }
 
-function child(args: string[], env: Record<string, string>, name: string): { proc: ChildProcess; output: () => string } {
+export function child(args: string[], env: Record<string, string>, name: string): { proc: ChildProcess; output: () => string } {
   const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -71,7 +71,7 @@ function child(args: string[], env: Record<string, string>, name: string): { pro
   return { proc, output: () => out };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000): Promise<T> {
+export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await Promise.resolve(fn()).catch(() => undefined);
@@ -81,7 +81,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
   }
 }
 
-async function stop(p: ChildProcess): Promise<void> {
+export async function stop(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   const exited = new Promise((r) => p.once("exit", r));
   p.kill("SIGTERM");

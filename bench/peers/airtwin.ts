@@ -1,0 +1,110 @@
+// Peer 5, airtwin as shipped: `airtwin gateway` (HTTP) → JetStream input stream → `airtwin node` (every
+// shard's twins, commit protocol of docs/design.md §2: snapshots and checkpoint written about every
+// second), on a private nats-server, each a process of its own as in a deployment. The devices are
+// registered through the admin API before the round; each request is the device's
+// POST /v1/devices/:id/readings with its device token, over undici keep-alive connections (one per
+// request in flight). The twins run airtwin's whole domain (statistics, hourly/daily buckets,
+// calibration, rules, occupancy, forecasts, reports: docs/design.md §4) — far more than the peers'
+// six statistics and pm events — and a built-in pm rule gives the pollution events.
+//
+// Tuning: none beyond the defaults (`AIRTWIN_INGEST_RATE_MAX` raised so the per-device rate limit
+// does not refuse a benchmark's burst; 64 shards, commit every second).
+//
+// Latency: request sent → 202, which the gateway answers after JetStream's PubAck: the readings are
+// stored in the input stream, from which the twin's state is derived deterministically (a crash
+// replays them from the last checkpoint, exactly once). The round ends when every shard's committed
+// checkpoint covers the last input: readings/s is to committed snapshots, and "commitLagS" is how long
+// after the last 202 that took.
+// A crash loses: a node or gateway killed, nothing acknowledged (202 = stored; the next owner replays
+// from the checkpoint); the machine (power, kernel) with one nats-server, what JetStream had not
+// fsynced: nats-server 2.9 syncs its file store every 2 minutes (no `sync_interval: always` before
+// 2.10); a 3-node JetStream cluster (R3 streams) keeps every 202'ed reading through one machine's loss.
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import { Pool } from "undici";
+import { names as namesOf } from "../../runtime/subjects.ts";
+import { freePort } from "../../cli/dev.ts";
+import { startNatsServer } from "../../test/harness/nats-server.ts";
+import { child, stop, until } from "../gateway.ts";
+import { CheckpointWatch, lastSeqPerShard } from "../lib/checkpoints.ts";
+import { deviceId } from "../lib/fleet.ts";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { natsVersion, packageVersion } from "./versions.ts";
+import { drive, emitRound, ProcessMeter, self, totalReadings, workloadFrom } from "./workload.ts";
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "airtwin.js");
+const ADMIN = "peers-admin-token-0123456789abcdef";
+const PREFIX = "bp";
+const SHARDS = 64;
+
+export async function main(argv: string[]): Promise<void> {
+  const { workload: w } = workloadFrom(argv);
+  await using ns = await startNatsServer();
+  const env = { NATS_URL: ns.url, AIRTWIN_PREFIX: PREFIX, AIRTWIN_ADMIN_TOKEN: ADMIN, AIRTWIN_LOG_LEVEL: "warn", AIRTWIN_INGEST_RATE_MAX: "1000000000", AIRTWIN_SHARDS: String(SHARDS) };
+  const port = await freePort("127.0.0.1");
+  const node = child([BIN, "node"], { ...env, AIRTWIN_NODE_ID: "peers-node-1" }, "node");
+  const gateway = child([BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(port), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
+  const url = `http://127.0.0.1:${port}`;
+  const nc = await connect({ servers: ns.url, noAsyncTraces: true, name: "peers airtwin" });
+  const pool = new Pool(url, { connections: w.concurrency, pipelining: 1 });
+  try {
+    const admin = { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" };
+    await until("gateway ready", async () => (await fetch(`${url}/readyz`)).status === 200 || undefined);
+    await until("every shard owned", async () => {
+      const v = (await (await fetch(`${url}/v1/ops/cluster`, { headers: admin })).json()) as { shards?: Array<{ owner: string | null }> };
+      return (v.shards?.length ?? 0) > 0 && v.shards!.every((s) => s.owner !== null) ? true : undefined;
+    });
+    await fetch(`${url}/v1/users`, { method: "POST", headers: admin, body: JSON.stringify({ userId: "peers" }) });
+    const tokens: string[] = new Array<string>(w.devices);
+    for (let i = 0; i < w.devices; i += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, w.devices - i) }, async (_, k) => {
+          const r = await pool.request({ method: "POST", path: "/v1/devices", headers: admin, body: JSON.stringify({ deviceId: deviceId(i + k), ownerId: "peers" }) });
+          tokens[i + k] = ((await r.body.json()) as { token: string }).token;
+        }),
+      );
+    }
+    const names = namesOf(PREFIX);
+    const jsm = await jetstreamManager(nc);
+    const watch = new CheckpointWatch(nc, names, SHARDS, new Kvm(nc));
+    const meter = new ProcessMeter({ "bench (HTTP client)": [self()], gateway: [gateway.proc.pid!], node: [node.proc.pid!], "nats-server": [ns.pid] });
+    let failed = 0;
+    const t0 = performance.now();
+    const { latencyMs, seconds: sendS } = await drive(w, async (r) => {
+      const res = await pool.request({
+        method: "POST",
+        path: `/v1/devices/${r.deviceId}/readings`,
+        headers: { authorization: `Bearer ${tokens[r.device]}`, "content-type": "application/json" },
+        body: JSON.stringify({ readings: r.readings }),
+      });
+      await res.body.dump();
+      if (res.statusCode !== 202) failed++;
+    });
+    if (failed > 0) throw new Error(`${failed} requests were not accepted`);
+    const target = await lastSeqPerShard(jsm, names, names.inputStream(0), SHARDS);
+    await watch.reach(target, 600_000);
+    const seconds = (performance.now() - t0) / 1000;
+    const { cpuS, peakRssMb } = meter.read();
+    watch.close();
+    emitRound(w, {
+      system: "airtwin",
+      readings: totalReadings(w),
+      seconds,
+      latencyMs,
+      latencyIs: "sent → HTTP 202 (readings stored in JetStream; the state derived from them is replayed exactly once after a crash)",
+      cpuS,
+      peakRssMb,
+      crashLoses:
+        "node, gateway or nats-server killed: nothing acknowledged; machine crash with one nats-server: what JetStream had not fsynced (2.9: every 2 min); R3 cluster: nothing on one machine's loss",
+      versions: { airtwin: packageVersion("../"), "nats-server": natsVersion(), undici: packageVersion("undici") },
+      extra: { sendS: Math.round(sendS * 1000) / 1000, commitLagS: Math.round((seconds - sendS) * 1000) / 1000, inputMessages: (await jsm.streams.info(names.inputStream(0))).state.messages },
+    });
+  } finally {
+    await pool.close();
+    await nc.close();
+    await stop(gateway.proc);
+    await stop(node.proc);
+  }
+}
