@@ -52,6 +52,8 @@ const errors = {
   "4xx": { $ref: "Error#" },
   "5xx": { $ref: "Error#" },
 } as const;
+/** What even the probes may answer: the HTTP server's refusals (408, 414, 431, …) in the error shape. */
+const clientErrors = { "4xx": { $ref: "Error#" } } as const;
 
 /** An endless text/event-stream answer (the route writes it itself). */
 const eventStream = {
@@ -326,7 +328,7 @@ export const schemas = {
   healthz: {
     tags: ["health"],
     summary: "Liveness: 200 while the process serves",
-    response: { 200: { type: "object", properties: { status: { type: "string", enum: ["ok"] } }, required: ["status"], additionalProperties: false } },
+    response: { 200: { type: "object", properties: { status: { type: "string", enum: ["ok"] } }, required: ["status"], additionalProperties: false }, ...clientErrors },
   },
   readyz: {
     tags: ["health"],
@@ -339,11 +341,12 @@ export const schemas = {
         additionalProperties: false,
       },
       503: { $ref: "Error#" },
+      ...clientErrors,
     },
   },
   metrics: {
     tags: ["health"],
     summary: "Prometheus metrics",
-    response: { 200: { description: "Prometheus text exposition format", content: { "text/plain": { schema: { type: "string" } } } } },
+    response: { 200: { description: "Prometheus text exposition format", content: { "text/plain": { schema: { type: "string" } } } }, ...clientErrors },
   },
 };

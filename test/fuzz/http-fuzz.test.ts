@@ -2,6 +2,8 @@
 // node: every answer is a success or a 4xx in the error shape with an AIRTWIN_ERR_ code — never a 5xx,
 // never a hang, never a crash — and at the end the twins hold exactly what the accepted requests imply
 // (readings, duplicates, late, per-channel counts, rules, subscriptions), nothing of the refused ones.
+// Every answer of a documented route matches the schema the published OpenAPI gives for it, and its
+// body is what the handler returned (serialisation lost nothing): test/gateway/openapi-check.ts.
 // Two properties: requests through `app.inject` (many, fast), and requests over real sockets whose
 // bytes may be sent slowly, cut off, half-closed, flipped or mis-sized.
 //
@@ -17,6 +19,7 @@ import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts"
 import { rawExchange } from "../harness/raw-http.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { ADMIN_TOKEN, admin, GatewayFixture, listen } from "../gateway/fixture.ts";
+import { PublishedSchemas, watchAnswers, type AnswerWatch } from "../gateway/openapi-check.ts";
 import { bodyBytes, POOL_DEVICES, POOL_OWNER, requestArb, SCRATCH_DEVICE, transportArb, type RequestSpec, type Transport } from "./http-requests.ts";
 import { HTTP_ROUTES } from "./http-routes.ts";
 import { startArchive, type RunningArchive } from "../../gateways/archive/archive.ts";
@@ -46,6 +49,8 @@ let archive: RunningArchive | undefined;
 let archiveDb: Database | undefined;
 let app: FastifyInstance;
 let url: string;
+let watch: AnswerWatch;
+let published: PublishedSchemas;
 const tokens: Record<string, string> = {};
 let ownerKey = "";
 let strangerKey = "";
@@ -71,7 +76,9 @@ beforeAll(async () => {
     },
   });
   app = await f.buildApp({ options: { limits: LIMITS, rateLimitMax: 1_000_000_000, logger: { level: "warn", stream } } });
+  watch = watchAnswers(app);
   url = await listen(app);
+  published = PublishedSchemas.of(app);
   await f.ready();
   ownerKey = (await f.user(POOL_OWNER)).apiKey;
   strangerKey = (await f.user("fz-stranger")).apiKey;
@@ -126,11 +133,15 @@ function headersOf(spec: RequestSpec, body: Buffer | undefined): Record<string, 
   return h;
 }
 
-/** Checks one answer: a success or a coded 4xx, never a 5xx. */
-function checkAnswer(spec: RequestSpec, status: number, body: string): void {
+/** Checks one answer: a success or a coded 4xx, never a 5xx; as the OpenAPI documents it, with nothing lost in serialisation. */
+function checkAnswer(spec: RequestSpec, status: number, body: string, contentType: string | undefined): void {
   statuses.set(status, (statuses.get(status) ?? 0) + 1);
   const where = `${spec.method} ${target(spec).slice(0, 200)} → ${status} ${body.slice(0, 300)}`;
   expect(status, where).toBeLessThan(500);
+  if (spec.method === spec.route.method && spec.route.openapi !== false) {
+    expect(published.check({ method: spec.method, url: spec.route.url, status, contentType, body }), where).toEqual([]);
+  }
+  expect(watch.losses, where).toEqual([]);
   if (status >= 400 && spec.method !== "HEAD") {
     const e = JSON.parse(body) as { statusCode: number; code: string; message: string };
     expect(e.statusCode, where).toBe(status);
@@ -223,7 +234,7 @@ describe("HTTP fuzz", () => {
         fc.asyncProperty(requestArb(injectRoutes), async (spec) => {
           const body = bodyBytes(spec);
           const r = await app.inject({ method: spec.method as "GET", url: target(spec), headers: headersOf(spec, body), ...(body === undefined ? {} : { payload: body }) });
-          checkAnswer(spec, r.statusCode, r.body);
+          checkAnswer(spec, r.statusCode, r.body, r.headers["content-type"] as string | undefined);
           follow(spec, r.statusCode, r.body);
         }),
         { seed: SEED, numRuns: INJECT_RUNS },
@@ -260,7 +271,7 @@ describe("HTTP fuzz", () => {
             expect(a.headers["content-type"], where).toMatch(/^text\/event-stream/);
             return;
           }
-          checkAnswer(spec, a.status, a.body);
+          checkAnswer(spec, a.status, a.body, a.headers["content-type"]);
           if (!mangles) follow(spec, a.status, a.body);
         }),
         { seed: SEED + 1, numRuns: SOCKET_RUNS },

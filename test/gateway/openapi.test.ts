@@ -18,6 +18,7 @@ interface Operation {
 
 let app: FastifyInstance;
 let paths: Record<string, Record<string, Operation>>;
+let components: Record<string, unknown>;
 
 beforeAll(async () => {
   // no request is made: the dependencies are never called
@@ -25,7 +26,9 @@ beforeAll(async () => {
   const deps: AppDeps = { registry: unused, twins: unused, history: unused, live: unused, ops: unused, health: unused, metrics: new GatewayMetrics({ defaultMetrics: false }), adminToken: "openapi-test-admin-token" };
   app = await buildApp(deps);
   await app.ready();
-  paths = (app.swagger() as { paths: typeof paths }).paths;
+  const doc = app.swagger() as unknown as { paths: typeof paths; components?: { schemas?: typeof components } };
+  paths = doc.paths;
+  components = doc.components?.schemas ?? {};
 });
 
 afterAll(async () => {
@@ -63,6 +66,10 @@ describe("OpenAPI", () => {
       // a 204 has no body; every other success says what it carries
       if (status !== 204) expect(Object.values(answer?.content ?? {}).some((c) => c.schema !== undefined), `schema of response ${status}`).toBe(true);
     }
+    for (const [status, answer] of Object.entries(op.responses ?? {})) {
+      if (!status.startsWith("2")) continue;
+      for (const [type, media] of Object.entries(answer.content ?? {})) expect(looseParts(media.schema, `${status} ${type}`), "success answers described exactly").toEqual([]);
+    }
     if (r.auth !== "none") {
       expect(op.security?.length ?? 0, "security").toBeGreaterThan(0);
       const error = op.responses?.["4XX"]?.content?.["application/json"]?.schema as { $ref?: string } | undefined;
@@ -70,3 +77,26 @@ describe("OpenAPI", () => {
     }
   });
 });
+
+/**
+ * Where a success schema is not exact: an object that takes any field (fast-json-stringify would drop
+ * what it does not list, and a client cannot know what comes), a value of no type, an array of anything.
+ * Keyed maps (`additionalProperties: { …schema }`) are exact; `$ref`s are followed into the components.
+ */
+function looseParts(schema: unknown, path: string, seen = new Set<unknown>()): string[] {
+  if (typeof schema !== "object" || schema === null) return [`${path}: no schema`];
+  if (seen.has(schema)) return [];
+  seen.add(schema);
+  const s = schema as Record<string, unknown>;
+  if (typeof s.$ref === "string") return looseParts(components[s.$ref.replace("#/components/schemas/", "")], `${path} → ${s.$ref}`, seen);
+  for (const key of ["oneOf", "anyOf", "allOf"]) {
+    if (Array.isArray(s[key])) return (s[key] as unknown[]).flatMap((x, i) => looseParts(x, `${path}.${key}[${i}]`, seen));
+  }
+  if (s.type === undefined) return [`${path}: no type`];
+  if (s.type === "array") return looseParts(s.items, `${path}[]`, seen);
+  if (s.type !== "object") return [];
+  const extra = s.additionalProperties;
+  const out = typeof extra === "object" && extra !== null ? looseParts(extra, `${path}.*`, seen) : extra === false ? [] : [`${path}: an open object (additionalProperties ${JSON.stringify(extra)})`];
+  for (const [name, p] of Object.entries((s.properties ?? {}) as Record<string, unknown>)) out.push(...looseParts(p, `${path}.${name}`, seen));
+  return out;
+}
