@@ -1,45 +1,14 @@
 // The archive is never in the way: Postgres refusing connections (through a proxy this test controls)
 // makes it fall behind while ingest carries on at its usual latency; once Postgres is back it catches up
 // with nothing lost and nothing doubled. Postgres only (an embedded database cannot be cut off).
-import { createServer, connect, type Server, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../gateways/archive/db/mod.ts";
 import { GatewayFixture } from "../gateway/fixture.ts";
+import { pgProxy } from "../harness/pg-proxy.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { archiveOn, natsServerForFile, post, testDatabase } from "./fixture.ts";
 
 const url = process.env.DATABASE_URL;
-
-/** A TCP proxy to Postgres that can cut every connection and refuse new ones. */
-async function pgProxy(target: URL): Promise<{ port: number; down(): void; up(): void; close(): Promise<void> }> {
-  let refusing = false;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    if (refusing) return void client.destroy();
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  return {
-    port,
-    down() {
-      refusing = true;
-      for (const s of sockets) s.destroy();
-    },
-    up() {
-      refusing = false;
-    },
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
 
 const nats = natsServerForFile();
 
