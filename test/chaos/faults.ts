@@ -118,13 +118,7 @@ export async function inject(system: ChaosSystem, f: PlannedFault): Promise<Done
         moves.push(`${shard.shard} ${shard.owner ?? "-"}→${to}`);
       }
       // until the moved shards are held by their new owners
-      await waitFor(
-        async () => {
-          const now = await system.cluster();
-          return now.shards.every((s) => s.owner !== null && (s.assigned === null || s.owner === s.assigned));
-        },
-        { timeoutMs: 120_000, intervalMs: 250, message: "moved shards held by their new owners" },
-      );
+      await system.until("moved shards held by their new owners", (now) => now.shards.every((s) => s.owner !== null && (s.assigned === null || s.owner === s.assigned)), 120_000);
       what = `moved shards ${moves.join(", ")}`;
       break;
     }
@@ -132,13 +126,7 @@ export async function inject(system: ChaosSystem, f: PlannedFault): Promise<Done
       const target = choose(NODE_IDS, f.pick);
       const r = await system.ops<{ shards?: number[] }>("POST", `/v1/ops/nodes/${target}/drain`);
       if (r.status !== 200) throw new Error(`drain of ${target}: ${r.status} ${JSON.stringify(r.body)}`);
-      await waitFor(
-        async () => {
-          const c = await system.cluster();
-          return c.shards.every((s) => s.owner !== null && s.owner !== target);
-        },
-        { timeoutMs: 120_000, intervalMs: 250, message: `${target} drained` },
-      );
+      await system.until(`${target} drained`, (c) => c.shards.every((s) => s.owner !== null && s.owner !== target), 120_000);
       // a drained node takes shards again once it starts anew (joining clears its drain)
       await system.signal(target, "SIGTERM");
       what = `drained ${target} (${r.body.shards?.length ?? "?"} shards), then restarted it`;

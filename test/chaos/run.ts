@@ -9,7 +9,7 @@ import { checkAlerts, checkArchive, checkTwins, checkWebhook, expectedEventAlert
 import { inject, planFaults, type DoneFault } from "./faults.ts";
 import { ChaosFleet } from "./fleet.ts";
 import { FAULT_KINDS, type ChaosParams } from "./params.ts";
-import { ChaosSystem, PREFIX } from "./system.ts";
+import { ChaosSystem, NODE_IDS, PREFIX } from "./system.ts";
 
 export interface ChaosOutcome {
   summary: string;
@@ -47,6 +47,7 @@ export async function runChaos(params: ChaosParams): Promise<ChaosOutcome> {
   const client = new RuntimeClient(nc, { prefix: PREFIX, shards: params.shards, ackTimeoutMs: 30_000 });
   const problems: string[] = [];
   const done: DoneFault[] = [];
+  let stuck = 0;
   try {
     const fleet = new ChaosFleet(params);
     const apiKey = await fleet.register(system.gatewayUrls[0]!);
@@ -59,9 +60,22 @@ export async function runChaos(params: ChaosParams): Promise<ChaosOutcome> {
     const load = fleet.run(system.gatewayUrls, stop.signal);
     for (const [i, f] of plan.entries()) {
       await sleep(f.gapMs);
-      const d = await inject(system, f);
-      done.push(d);
-      log(`fault ${i + 1}/${plan.length} ${d.kind}: ${d.skipped ? `skipped (${d.skipped})` : `${d.what}; served again after ${secs(d.recoveredMs)}`} — ${fleet.acceptedReadings} readings accepted so far`);
+      try {
+        const d = await inject(system, f);
+        done.push(d);
+        log(`fault ${i + 1}/${plan.length} ${d.kind}: ${d.skipped ? `skipped (${d.skipped})` : `${d.what}; served again after ${secs(d.recoveredMs)}`} — ${fleet.acceptedReadings} readings accepted so far`);
+      } catch (err) {
+        // the system did not recover by itself: that is a finding; restart the nodes so the run goes on
+        // to its end checks (did the stuck time lose or double anything?)
+        const problem = `fault ${i + 1} ${f.kind} (${new Date().toISOString()}): the system did not recover by itself: ${(err as Error).message}`;
+        problems.push(problem);
+        log(`${problem}\n${system.logTails(12)}\nkilling and restarting every node to go on`);
+        done.push({ kind: f.kind, what: "not recovered by itself", recoveredMs: 0 });
+        stuck++;
+        await Promise.all(NODE_IDS.map((id) => system.signal(id, "SIGKILL")));
+        await system.restartMissing();
+        await system.settled();
+      }
     }
     await sleep(params.gapMs[1]);
     stop.abort();
@@ -69,7 +83,7 @@ export async function runChaos(params: ChaosParams): Promise<ChaosOutcome> {
     const loadMs = Date.now() - loadStarted;
     const resentAtEnd = await fleet.settleUnanswered();
     log(`load stopped after ${secs(loadMs)}; ${resentAtEnd} devices sent their last unanswered readings again; checking`);
-    problems.push(...fleet.problems);
+    problems.unshift(...fleet.problems);
 
     const twins = await checkTwins(client, fleet);
     problems.push(...twins.problems);
@@ -94,7 +108,7 @@ export async function runChaos(params: ChaosParams): Promise<ChaosOutcome> {
       `  event alerts: ${alerts.expected} implied by the accepted readings, ${alerts.onStream} ids on the stream, ${alerts.repeats} repeats (same id)`,
       `  faults by kind: ${byKind.join(", ")}`,
       `  longest window a device got 503: ${secs(fleet.longest503.ms)} (${fleet.longest503.deviceId}: ${fleet.longest503.codes.join(", ") || "-"}); refused in any way (503, connection refused or reset): ${secs(fleet.longestRefusal.ms)} (${fleet.longestRefusal.deviceId}: ${fleet.longestRefusal.codes.join(", ") || "-"})`,
-      `  requests ${fleet.requests}, retried: ${retries}; processes that died on their own: ${system.unexpectedExits.length}`,
+      `  requests ${fleet.requests}, retried: ${retries}; processes that died on their own: ${system.unexpectedExits.length}; faults the system did not recover from by itself within 180 s: ${stuck}`,
       ...system.unexpectedExits.map((e) => `    ${e.split("\n")[0]}`),
       `  problems: ${problems.length === 0 ? "none" : problems.length}`,
       `  reproduce: npm run test:chaos -- --seed ${params.seed}${params.profile === "short" ? " --short" : ""}`,

@@ -192,7 +192,15 @@ export class ChaosSystem {
   }
 
   /** Until every part runs, both gateways are ready and every shard is held by a live node. */
-  async settled(timeoutMs = 180_000): Promise<void> {
+  settled(timeoutMs = 180_000): Promise<void> {
+    return this.until("every part running and every shard served", (c) => c.shards.every((s) => s.owner !== null && c.nodes.some((n) => n.live && n.nodeId === s.owner)), timeoutMs);
+  }
+
+  /**
+   * Until every part runs, both gateways are ready and `condition` holds for the cluster; a timeout says
+   * what was missing and how the cluster looked.
+   */
+  async until(what: string, condition: (c: ClusterPicture) => boolean, timeoutMs = 180_000): Promise<void> {
     let waitingFor = "";
     await waitFor(
       async () => {
@@ -203,14 +211,12 @@ export class ChaosSystem {
         }
         waitingFor = "GET /v1/ops/cluster";
         const c = await this.cluster();
-        const live = new Set(c.nodes.filter((n) => n.live).map((n) => n.nodeId));
-        const unserved = c.shards.filter((s) => s.owner === null || !live.has(s.owner));
-        waitingFor = `shards ${unserved.map((s) => `${s.shard} (owner ${s.owner ?? "none"}, assigned ${s.assigned ?? "none"})`).join(", ")} served; live nodes ${[...live].join(", ")}`;
-        return unserved.length === 0;
+        waitingFor = `the cluster: ${describe(c)}`;
+        return condition(c);
       },
-      { timeoutMs, intervalMs: 250, message: "every part running and every shard served" },
+      { timeoutMs, intervalMs: 250, message: what },
     ).catch((err: Error) => {
-      throw new Error(`${err.message}; still waiting for: ${waitingFor}`, { cause: err });
+      throw new Error(`${err.message}; still waiting for ${waitingFor}`, { cause: err });
     });
   }
 
@@ -229,6 +235,13 @@ export class ChaosSystem {
     if (this.schema !== undefined) await dropSchema(this.schema);
     if (process.env.AIRTWIN_TEST_KEEP !== "1") rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Nodes (live, draining, shards they report) and every shard not held by its assigned node. */
+export function describe(c: ClusterPicture): string {
+  const nodes = c.nodes.map((n) => `${n.nodeId}${n.live ? "" : " (dead)"}${n.draining ? " (draining)" : ""} owns [${n.owned.join(",")}]`).join("; ");
+  const off = c.shards.filter((s) => s.owner === null || s.owner !== s.assigned).map((s) => `${s.shard}: owner ${s.owner ?? "none"}, assigned ${s.assigned ?? "none"}${s.pinned ? " (pinned)" : ""}`);
+  return `nodes ${nodes}; shards not held by their assigned node: ${off.join("; ") || "none"}`;
 }
 
 async function dropSchema(schema: string): Promise<void> {
