@@ -2,13 +2,14 @@
 // the requests in flight (and their publishes), then exit.
 import { loadGatewayConfig } from "../gateways/http/config.ts";
 import { startGateway } from "../gateways/http/gateway.ts";
+import { maskUrl } from "../runtime/mod.ts";
 
 export async function runGateway(): Promise<void> {
   const config = loadGatewayConfig();
   const log = (level: string, msg: string, fields?: Record<string, unknown>) =>
     process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
   const gateway = await startGateway({ config, log });
-  process.stdout.write(`${JSON.stringify({ msg: "gateway ready", url: gateway.url, docs: `${gateway.url}/docs`, nats: config.runtime.natsUrl })}\n`);
+  process.stdout.write(`${JSON.stringify({ msg: "gateway ready", url: gateway.url, docs: `${gateway.url}/docs`, nats: maskUrl(config.runtime.natsUrl) })}\n`);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

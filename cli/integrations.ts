@@ -6,7 +6,7 @@ import { createServer } from "node:http";
 import { builtinIntegrations, loadIntegrationsConfig } from "../gateways/integrations/config.ts";
 import { IntegrationError } from "../gateways/integrations/errors.ts";
 import { startIntegrations } from "../gateways/integrations/service.ts";
-import { closeNats, connectNats, ensureClusterForClients, names } from "../runtime/mod.ts";
+import { closeNats, connectNats, ensureClusterForClients, maskUrl, names } from "../runtime/mod.ts";
 
 const usage = `usage: airtwin integrations [--providers LIST]
 
@@ -68,7 +68,7 @@ export async function runIntegrations(args: readonly string[] = []): Promise<voi
     const addr = server.address();
     metricsUrl = `http://${rt.metricsHost}:${typeof addr === "object" && addr !== null ? addr.port : rt.metricsPort}/metrics`;
   }
-  process.stdout.write(`${JSON.stringify({ msg: "integrations ready", providers: config.providers, nats: rt.natsUrl, ...(metricsUrl ? { metrics: metricsUrl } : {}) })}\n`);
+  process.stdout.write(`${JSON.stringify({ msg: "integrations ready", providers: config.providers, nats: maskUrl(rt.natsUrl), ...(metricsUrl ? { metrics: metricsUrl } : {}) })}\n`);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
