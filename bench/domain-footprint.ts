@@ -22,7 +22,7 @@ import {
 } from "../actors/device-twin/domain/stats.ts";
 import { applyInput, createTwin, decodeTwin, encodeTwin, type TwinState } from "../actors/device-twin/domain/mod.ts";
 import { CHANNELS, type Alert, type Channel, type OccupancyChange, type Reading } from "../actors/device-twin/domain/types.ts";
-import { applyReadingToLearned, createLearned } from "../actors/device-twin/domain/learned/learned-state.ts";
+import { applyReadingToLearned, createLearned, LEARNED_BYTES } from "../actors/device-twin/domain/learned/learned-state.ts";
 import { decodeLearned, encodeLearned } from "../actors/device-twin/domain/learned/learned-snapshot.ts";
 import { DEFAULT_RULES } from "../actors/device-twin/domain/rules.ts";
 import { rng } from "../test/harness/rng.ts";
@@ -187,11 +187,20 @@ function main(): void {
   emit("twin-snapshot-bytes-max", max(twins.map((b) => b.length)), "bytes");
   emit("twin-heap-bytes-per-twin", retainedBytesPerItem(TWINS, (i) => decodeTwin(twins[i % DISTINCT] as Uint8Array)), "bytes");
 
-  // The learned state's share (learned/): its snapshot section and heap, next to the statistics'.
-  const learned = Array.from({ length: DISTINCT }, (_, i) => encodeLearned(buildTwin(deviceWeek(SEED * 100_000 + i, false), `dev-${i}`).learned));
+  // The learned state's share (learned/): its snapshot section, and its heap — it lives in the statistics'
+  // buffer (one buffer and view per twin), so its heap is statistics with it minus statistics alone.
+  const learnedTwins = Array.from({ length: DISTINCT }, (_, i) => buildTwin(deviceWeek(SEED * 100_000 + i, false), `dev-${i}`));
+  const learned = learnedTwins.map((t) => encodeLearned(t.learned));
+  const statsOfTwins = learnedTwins.map((t) => encodeStats(t.stats));
   emit("learned-snapshot-bytes-median", median(learned.map((b) => b.length)), "bytes", { name: "stats-section", value: median(fleet.map((s) => encodeStats(s).length)) });
   emit("learned-snapshot-bytes-max", max(learned.map((b) => b.length)), "bytes");
-  emit("learned-heap-bytes-per-twin", retainedBytesPerItem(TWINS, (i) => decodeLearned(learned[i % DISTINCT] as Uint8Array)), "bytes", { name: "stats", value: packed });
+  const statsAlone = retainedBytesPerItem(TWINS, (i) => decodeStats(statsOfTwins[i % DISTINCT] as Uint8Array));
+  const statsWithLearned = retainedBytesPerItem(TWINS, (i) => {
+    const stats = decodeStats(statsOfTwins[i % DISTINCT] as Uint8Array, LEARNED_BYTES);
+    decodeLearned(learned[i % DISTINCT] as Uint8Array, stats);
+    return stats;
+  });
+  emit("learned-heap-bytes-per-twin", statsWithLearned - statsAlone, "bytes", { name: "stats", value: statsAlone });
 
   const week = deviceWeek(SEED, false);
   const rounds = 50;

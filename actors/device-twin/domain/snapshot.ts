@@ -127,16 +127,19 @@ export function setU16(v: DataView, at: number, n: number): void {
   v.setUint16(at, n, true);
 }
 
-/** A fresh, empty packed state. */
-export function emptyLayout(): DataView {
-  const v = new DataView(new ArrayBuffer(STATS_BYTES));
+/**
+ * A fresh, empty packed state; `roomAfter` bytes after STATS_BYTES belong to someone else (the twin's
+ * learned state lives there: one buffer and one DataView per twin, not two of each).
+ */
+export function emptyLayout(roomAfter = 0): DataView {
+  const v = new DataView(new ArrayBuffer(STATS_BYTES + roomAfter));
   clearLayout(v);
   return v;
 }
 
-/** Zeroes the state and sets the "none" markers. */
+/** Zeroes the state and sets the "none" markers (the statistics' bytes only, not the room after them). */
 export function clearLayout(v: DataView): void {
-  new Uint8Array(v.buffer, v.byteOffset, v.byteLength).fill(0);
+  new Uint8Array(v.buffer, v.byteOffset, STATS_BYTES).fill(0);
   setF64(v, LATEST_T, NaN);
   setF64(v, CO2_BASELINE, NaN);
   setF64(v, VOC_BASELINE, NaN);
@@ -183,15 +186,18 @@ function encodeStatsSectionInto(w: ByteWriter, v: DataView): ByteWriter {
   return w;
 }
 
-/** Decodes a section written by encodeStatsSection; throws DomainError SNAPSHOT_VERSION / SNAPSHOT_CORRUPT. */
-export function decodeStatsSection(bytes: Uint8Array): DataView {
+/**
+ * Decodes a section written by encodeStatsSection (into a layout with `roomAfter` bytes after it, see
+ * emptyLayout); throws DomainError SNAPSHOT_VERSION / SNAPSHOT_CORRUPT.
+ */
+export function decodeStatsSection(bytes: Uint8Array, roomAfter = 0): DataView {
   if (bytes.length > 0 && bytes[0] !== SECTION_VERSION) {
     throw new DomainError("SNAPSHOT_VERSION", `stats section version ${bytes[0]} is not ${SECTION_VERSION}`);
   }
   try {
     const r = new ByteReader(bytes);
     r.u8();
-    const v = emptyLayout();
+    const v = emptyLayout(roomAfter);
     const flags = r.u8();
     if (flags > 7) throw new ByteFormatError(`bad flags ${flags}`);
     if (flags & HAS_CO2_BASELINE) setF64(v, CO2_BASELINE, r.num());

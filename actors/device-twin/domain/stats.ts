@@ -36,6 +36,7 @@ import {
   S_MEAN,
   S_MIN,
   S_MIN_AT,
+  STATS_BYTES,
   TOP_HIGH,
   TOP_LOW,
   TOP_N,
@@ -63,7 +64,7 @@ export { DAY_MS, HOUR_MS, QUANTUM, STATS_BYTES } from "./snapshot.ts";
 export const EWMA_TAU_MS = 3_600_000;
 
 declare const statsBrand: unique symbol;
-/** The statistics of one twin: a DataView over STATS_BYTES packed bytes (layout in snapshot.ts). Opaque. */
+/** The statistics of one twin: a DataView whose first STATS_BYTES bytes are theirs (layout in snapshot.ts). Opaque. */
 export interface TwinStats {
   readonly [statsBrand]: true;
 }
@@ -106,9 +107,9 @@ const QOFF = CHANNELS.map((ch) => QUANTUM[ch].offset);
 const view = (s: TwinStats): DataView => s as unknown as DataView;
 const wrap = (v: DataView): TwinStats => v as unknown as TwinStats;
 
-/** Empty statistics (one STATS_BYTES buffer). */
-export function createStats(): TwinStats {
-  return wrap(emptyLayout());
+/** Empty statistics (one buffer of STATS_BYTES, plus `roomAfter` bytes for the twin's learned state). */
+export function createStats(roomAfter = 0): TwinStats {
+  return wrap(emptyLayout(roomAfter));
 }
 
 /** Back to empty, calibration included. */
@@ -252,17 +253,16 @@ export function encodeStatsTransient(stats: TwinStats): Uint8Array {
   return encodeStatsSectionTransient(view(stats));
 }
 
-/** Inverse of encodeStats; throws DomainError (AIRTWIN_ERR_SNAPSHOT_CORRUPT / _VERSION). */
-export function decodeStats(bytes: Uint8Array): TwinStats {
-  return wrap(decodeStatsSection(bytes));
+/** Inverse of encodeStats (`roomAfter`: as createStats); throws DomainError (AIRTWIN_ERR_SNAPSHOT_CORRUPT / _VERSION). */
+export function decodeStats(bytes: Uint8Array, roomAfter = 0): TwinStats {
+  return wrap(decodeStatsSection(bytes, roomAfter));
 }
 
-/** True when both hold the identical state (byte for byte). */
+/** True when both hold the identical state (byte for byte; the room after the statistics is not theirs). */
 export function statsEqual(a: TwinStats, b: TwinStats): boolean {
   const x = view(a);
   const y = view(b);
-  if (x.byteLength !== y.byteLength) return false;
-  for (let i = 0; i < x.byteLength; i++) if (x.getUint8(i) !== y.getUint8(i)) return false;
+  for (let i = 0; i < STATS_BYTES; i++) if (x.getUint8(i) !== y.getUint8(i)) return false;
   return true;
 }
 

@@ -16,7 +16,7 @@ import { createEventStates, decodeEventStates, encodeEventStates } from "./event
 import type { EventStates } from "./events.ts";
 import { DomainError } from "./errors.ts";
 import { createReportState, decodeReportState, encodeReportState, isReportStateEmpty } from "./reports.ts";
-import { createLearned, isLearnedEmpty } from "./learned/learned-state.ts";
+import { createLearnedIn, isLearnedEmpty, LEARNED_BYTES } from "./learned/learned-state.ts";
 import { decodeLearned, encodeLearned, learnedEqual } from "./learned/learned-snapshot.ts";
 import { decodeRuleSet, DEFAULT_RULE_SET, encodeRuleSet, isValidId } from "./rules.ts";
 import { decodeStats, encodeStatsTransient, statsEqual } from "./stats.ts";
@@ -90,7 +90,7 @@ export function decodeTwin(bytes: Uint8Array): TwinState {
   if (!(m.s instanceof Uint8Array)) throw corrupt("no stats section");
   let stats: TwinState["stats"];
   try {
-    stats = decodeStats(m.s);
+    stats = decodeStats(m.s, LEARNED_BYTES);
   } catch (err) {
     if (err instanceof DomainError) throw err;
     throw corrupt("bad stats section", err);
@@ -110,7 +110,7 @@ export function decodeTwin(bytes: Uint8Array): TwinState {
   const reports = m.w === undefined ? createReportState() : decodeReportState(m.w);
   if (reports === undefined) throw corrupt("bad report accumulators");
   if (m.l !== undefined && !(m.l instanceof Uint8Array)) throw corrupt("bad learned section");
-  const learned = m.l === undefined ? createLearned() : decodeLearned(m.l);
+  const learned = m.l === undefined ? createLearnedIn(stats) : decodeLearned(m.l, stats);
 
   const state: TwinState = {
     deviceId: m.id,

@@ -13,7 +13,7 @@ import { createPresence, DEFAULT_OFFLINE_AFTER_MS, presenceOnReadings, presenceO
 import type { Presence } from "./presence.ts";
 import { createReportState, reportOccupied, reportOnAlert, reportOnDayClosed, reportOnHourClosed } from "./reports.ts";
 import type { ReportState } from "./reports.ts";
-import { applyReadingToLearned, createLearned, isOccupied, resetLearned } from "./learned/learned-state.ts";
+import { applyReadingToLearned, createLearnedIn, isOccupied, LEARNED_BYTES, resetLearned } from "./learned/learned-state.ts";
 import type { LearnedState, RuleContext } from "./learned/learned-state.ts";
 import { DEFAULT_RULE_SET, deleteRule, putRule } from "./rules.ts";
 import type { RuleSet } from "./rules.ts";
@@ -70,15 +70,17 @@ export interface TwinStep {
 
 /** A fresh twin: default rules, no subscriptions, never seen. */
 export function createTwin(deviceId: string): TwinState {
+  // one buffer per twin: the learned state lives after the statistics (learned/layout.ts)
+  const stats = createStats(LEARNED_BYTES);
   return {
     deviceId,
-    stats: createStats(),
+    stats,
     rules: DEFAULT_RULE_SET,
     events: createEventStates(),
     subscriptions: NO_SUBSCRIPTIONS,
     presence: createPresence(),
     reports: createReportState(),
-    learned: createLearned(),
+    learned: createLearnedIn(stats),
     readings: 0,
     duplicates: 0,
     late: 0,

@@ -14,7 +14,7 @@
 import { CHANNELS } from "../types.ts";
 import type { Alert, Channel } from "../types.ts";
 import type { StepResult } from "./channel-model.ts";
-import { ANOMALY_SENT, DRIFTING, C_ANCHOR, C_ANOMALY_S, C_DRIFT_SCALE, C_MASK, C_MOVE, C_LEARNED_MIN, C_SLOW, C_STUCK_SINCE_S, channelBase, elapsedS, f32, O_BASELINE, SCALE_FLOOR_AT, setU32, u32 } from "./layout.ts";
+import { ANOMALY_SENT, DRIFTING, C_ANCHOR, C_ANOMALY_S, C_DRIFT_SCALE, C_FLAGS, C_MOVE, C_LEARNED_MIN, C_SLOW, C_STUCK_SINCE_S, channelBase, elapsedS, f32, O_BASELINE, SCALE_FLOOR_AT, setU32, u32 } from "./layout.ts";
 
 /** Residual scales (mean |one-step residual|) that make a spike. */
 export const SPIKE_Z = 8;
@@ -58,10 +58,10 @@ export function detectAnomaly(v: DataView, ci: number, deviceId: string, tS: num
   const b = channelBase(ci);
   const n = v.getUint16(b + C_LEARNED_MIN, true);
   if (n < WARM_MIN) return undefined;
-  let mask = u32(v, b + C_MASK);
+  let flags = v.getUint8(b + C_FLAGS);
   const floor = SCALE_FLOOR_AT[ci] as number;
-  if ((mask & DRIFTING) !== 0 && abs(f32(v, b + C_SLOW) - f32(v, b + C_ANCHOR)) < (DRIFT_K / 2) * usualGap(v, b, step.scale, floor)) setU32(v, b + C_MASK, (mask &= ~DRIFTING));
-  if ((mask & ANOMALY_SENT) !== 0 && elapsedS(tS, u32(v, b + C_ANOMALY_S)) < ANOMALY_GAP_S) return undefined;
+  if ((flags & DRIFTING) !== 0 && abs(f32(v, b + C_SLOW) - f32(v, b + C_ANCHOR)) < (DRIFT_K / 2) * usualGap(v, b, step.scale, floor)) v.setUint8(b + C_FLAGS, (flags &= ~DRIFTING));
+  if ((flags & ANOMALY_SENT) !== 0 && elapsedS(tS, u32(v, b + C_ANOMALY_S)) < ANOMALY_GAP_S) return undefined;
   let reason: Alert["reason"];
   let score: number;
   const x = step.value;
@@ -78,17 +78,17 @@ export function detectAnomaly(v: DataView, ci: number, deviceId: string, tS: num
     // readings without the change the channel normally shows between two
     score = (run / step.dtS) * (f32(v, b + C_MOVE) / floor);
   } else {
-    if (n < DRIFT_WARM_MIN || (mask & DRIFTING) !== 0) return undefined;
+    if (n < DRIFT_WARM_MIN || (flags & DRIFTING) !== 0) return undefined;
     const gap = f32(v, b + C_SLOW) - f32(v, b + C_ANCHOR);
     const usual = usualGap(v, b, step.scale, floor);
     if (abs(gap) < DRIFT_K * usual) return undefined;
-    mask |= DRIFTING;
+    flags |= DRIFTING;
     reason = "drift";
     score = abs(gap) / usual;
     expected = x - gap;
   }
   setU32(v, b + C_ANOMALY_S, tS);
-  setU32(v, b + C_MASK, mask | ANOMALY_SENT);
+  v.setUint8(b + C_FLAGS, flags | ANOMALY_SENT);
   const ch = CHANNELS[ci] as Channel;
   const t = step.t;
   return { id: `${deviceId}:${ch}:anomaly:${t}`, deviceId, channel: ch, kind: "anomaly", at: t, value, expected: round(expected), score: round(score), reason };

@@ -11,8 +11,8 @@ import { HOUR_MS } from "../snapshot.ts";
 import type { Reading } from "../types.ts";
 import { W_ANCHOR, W_LEVEL, W_SCALE, W_SEASON, W_SLOW, W_TREND, weightsFor } from "./decay.ts";
 import {
-  C_ANCHOR, C_DRIFT_SCALE, C_LAST, C_LAST_S, C_LEVEL, C_MASK, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
-  channelBase, elapsedS, f32, OUTLIER, SCALE_FLOOR_AT, SEASON_SCALE_AT, SEASON_SLOTS, secondsOf, setF32, setU32, u32,
+  C_ANCHOR, C_DRIFT_SCALE, C_LAST, C_LAST_S, C_LEVEL, C_FLAGS, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
+  channelBase, elapsedS, f32, OUTLIER, SCALE_FLOOR_AT, SEASON_SCALE_AT, SEASON_SLOTS, secondsOf, setF32, setU32, u32, UNLEARNED,
 } from "./layout.ts";
 
 /** Residuals count at most this many scales in an update unless the previous reading was an outlier too. */
@@ -56,7 +56,8 @@ export function channelValue(r: Reading, ci: number): number {
 }
 
 export function seasonAt(v: DataView, b: number, slot: number, seasonScale: number): number {
-  return (u32(v, b + C_MASK) & (1 << slot)) !== 0 ? v.getInt16(b + C_SEASON + slot * 2, true) / seasonScale : 0;
+  const q = v.getInt16(b + C_SEASON + slot * 2, true);
+  return q !== UNLEARNED ? q / seasonScale : 0;
 }
 
 const clampI16 = (x: number): number => (x > 32767 ? 32767 : x < -32767 ? -32767 : x);
@@ -104,11 +105,11 @@ export function updateChannel(v: DataView, ci: number, r: Reading, tS: number, s
   const w = weightsFor(dtS);
   const level = f32(v, b + C_LEVEL);
   const trend = f32(v, b + C_TREND);
-  const mask = u32(v, b + C_MASK);
-  const slotBit = 1 << slot;
+  const flags = v.getUint8(b + C_FLAGS);
   const seasonOffset = b + C_SEASON + slot * 2;
-  const slotLearned = (mask & slotBit) !== 0;
-  const season = slotLearned ? v.getInt16(seasonOffset, true) / seasonScale : 0;
+  const seasonQ = v.getInt16(seasonOffset, true);
+  const slotLearned = seasonQ !== UNLEARNED;
+  const season = slotLearned ? seasonQ / seasonScale : 0;
   const prior = level + trend * dtH;
   const expected = prior + season;
   const residual = x - expected;
@@ -116,7 +117,7 @@ export function updateChannel(v: DataView, ci: number, r: Reading, tS: number, s
   const scale = scaleNow > scaleFloor ? scaleNow : scaleFloor;
   const limit = HUBER_K * scale;
   const outlier = residual > limit || residual < -limit;
-  const previousOutlier = (mask & OUTLIER) !== 0;
+  const previousOutlier = (flags & OUTLIER) !== 0;
   const clipped = outlier && !previousOutlier ? (residual > 0 ? limit : -limit) : residual;
   const newLevel = prior + (w[W_LEVEL] as number) * clipped;
   setF32(v, b + C_LEVEL, newLevel);
@@ -124,7 +125,7 @@ export function updateChannel(v: DataView, ci: number, r: Reading, tS: number, s
   // a slot's first visit starts it at what the level leaves unexplained; later visits move it slowly
   const seasonNew = slotLearned ? season + (w[W_SEASON] as number) * (expected + clipped - newLevel - season) : expected + clipped - newLevel;
   v.setInt16(seasonOffset, clampI16(Math.round(seasonNew * seasonScale)), true);
-  setU32(v, b + C_MASK, (outlier ? mask | OUTLIER : mask & ~OUTLIER) | slotBit);
+  v.setUint8(b + C_FLAGS, outlier ? flags | OUTLIER : flags & ~OUTLIER);
   const wScale = w[W_SCALE] as number;
   const absR = abs(residual);
   setF32(v, b + C_SCALE, scaleNow + wScale * ((absR < 3 * limit ? absR : 3 * limit) - scaleNow));

@@ -9,7 +9,7 @@ import { CHANNELS } from "../types.ts";
 import type { Alert, Channel, Rule } from "../types.ts";
 import { forecastAfter, forecastChannel } from "./channel-model.ts";
 import type { StepResult } from "./channel-model.ts";
-import { C_LEARNED_MIN, C_MASK, C_TREND, channelBase, f32, FORECAST_FIRED, setU32, u32 } from "./layout.ts";
+import { C_FLAGS, C_LEARNED_MIN, C_TREND, channelBase, f32, FORECAST_FIRED } from "./layout.ts";
 
 /** How far ahead a crossing raises a forecast alert (ms). */
 export const FORECAST_ALERT_HORIZON_MS = 30 * 60_000;
@@ -59,8 +59,8 @@ function thresholds(rules: readonly Rule[]): void {
 export function forecastAlert(v: DataView, ci: number, deviceId: string, step: StepResult, ctx: RuleContext): Alert | undefined {
   if (ctx.rules !== thresholdsOf) thresholds(ctx.rules);
   const b = channelBase(ci);
-  const mask = u32(v, b + C_MASK);
-  const fired = (mask & FORECAST_FIRED) !== 0;
+  const flags = v.getUint8(b + C_FLAGS);
+  const fired = (flags & FORECAST_FIRED) !== 0;
   const trend = f32(v, b + C_TREND);
   // a trend away from every rule's enter cannot forecast a crossing (the forecast is the last value plus the damped trend)
   if (!fired && (trend > 0 ? RISE_AT[ci] === Infinity : trend < 0 ? FALL_AT[ci] === -Infinity : true)) return undefined;
@@ -95,12 +95,12 @@ export function forecastAlert(v: DataView, ci: number, deviceId: string, step: S
         break;
       }
     }
-    setU32(v, b + C_MASK, mask | FORECAST_FIRED);
+    v.setUint8(b + C_FLAGS, flags | FORECAST_FIRED);
     return {
       id: `${deviceId}:${rule.id}:forecast:${t}`, deviceId, ruleId: rule.id, channel: ch, kind: "forecast", at: t,
       value: Math.round(value * 1000) / 1000, threshold: rule.enter, expectedAt,
     };
   }
-  if (fired && !anyCrossing && !anyBusy) setU32(v, b + C_MASK, mask & ~FORECAST_FIRED);
+  if (fired && !anyCrossing && !anyBusy) v.setUint8(b + C_FLAGS, flags & ~FORECAST_FIRED);
   return undefined;
 }

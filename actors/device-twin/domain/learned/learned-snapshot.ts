@@ -4,24 +4,31 @@
 //   f32 rates of co2/tmp/hum · per channel: zigzag (lastS − reference), f32 last, level, trend, scale,
 //   move, slow, anchor, drift scale, varuint mask, varuint (lastS − stuckSinceS), [varuint (lastS − anomalyS) when
 //   mask has ANOMALY_SENT], varuint learned minutes, zigzag deltas of the learned season slots. Times are layout.ts's
-//   u32 seconds; the reference is the first channel's lastS and differences are taken modulo 2^32.
+//   u32 seconds; the reference is the first channel's lastS and differences are taken modulo 2^32. The
+//   mask is bit h: season slot h learned, and the channel's flags (layout.ts C_FLAGS) from bit 24 — the
+//   layout of the first in-memory state, kept so that the section's bytes did not change with it.
 // Every number is written at the width the model holds it, so decode∘encode is the identity and a
 // restored twin continues exactly as the original would have.
 
 import { ByteFormatError, ByteReader, ByteWriter, unzigzag, zigzag } from "../bytes.ts";
 import { DomainError } from "../errors.ts";
 import { CHANNELS } from "../types.ts";
+import { createStats } from "../stats.ts";
+import type { TwinStats } from "../stats.ts";
 import {
-  ANOMALY_SENT, C_ANCHOR, C_DRIFT_SCALE, DRIFTING, C_ANOMALY_S, C_LAST, C_LAST_S, C_LEVEL, C_MASK, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
-  channelBase, createLearned, DECIDED, elapsedS, f32, LEARNED_BYTES, O_BASELINE, O_CO2_RATE, O_FLAGS, O_HUM_RATE,
-  O_PROBABILITY, O_SINCE, O_TMP_RATE, OCCUPIED, SEASON_SLOTS, setF32, setU32, u32, view, wrap,
+  ANOMALY_SENT, C_ANCHOR, C_DRIFT_SCALE, DRIFTING, C_ANOMALY_S, C_FLAGS, C_LAST, C_LAST_S, C_LEVEL, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
+  channelBase, createLearnedIn, DECIDED, elapsedS, f32, LEARNED_AT, LEARNED_BYTES, O_BASELINE, O_CO2_RATE, O_FLAGS, O_HUM_RATE,
+  O_PROBABILITY, O_SINCE, O_TMP_RATE, OCCUPIED, SEASON_SLOTS, setF32, setU32, u32, UNLEARNED, view, wrap,
 } from "./layout.ts";
 import type { LearnedState } from "./layout.ts";
 
 const SECTION_VERSION = 1;
 const HAS_BASELINE = 4;
 const FLOATS = [C_LAST, C_LEVEL, C_TREND, C_SCALE, C_MOVE, C_SLOW, C_ANCHOR, C_DRIFT_SCALE] as const;
-const MAX_MASK = DRIFTING * 2 - 1;
+/** Where the channel flags sit in the section's mask (above the 24 season bits). */
+const FLAGS_SHIFT = 24;
+const MAX_MASK = (DRIFTING << FLAGS_SHIFT) * 2 - 1;
+const SENT_IN_MASK = ANOMALY_SENT << FLAGS_SHIFT;
 const WRITER = new ByteWriter(1024);
 
 /** Encodes the learned state (a fresh Uint8Array). */
@@ -56,10 +63,11 @@ export function encodeLearned(learned: LearnedState): Uint8Array {
     const lastS = u32(v, b + C_LAST_S);
     w.varuint(zigzag((lastS - reference) | 0));
     for (const at of FLOATS) w.f32(f32(v, b + at));
-    const mask = u32(v, b + C_MASK);
+    let mask = v.getUint8(b + C_FLAGS) << FLAGS_SHIFT;
+    for (let s = 0; s < SEASON_SLOTS; s++) if (v.getInt16(b + C_SEASON + s * 2, true) !== UNLEARNED) mask |= 1 << s;
     w.varuint(mask);
     w.varuint(elapsedS(lastS, u32(v, b + C_STUCK_SINCE_S)));
-    if (mask & ANOMALY_SENT) w.varuint(elapsedS(lastS, u32(v, b + C_ANOMALY_S)));
+    if (mask & SENT_IN_MASK) w.varuint(elapsedS(lastS, u32(v, b + C_ANOMALY_S)));
     w.varuint(v.getUint16(b + C_LEARNED_MIN, true));
     let prev = 0;
     for (let s = 0; s < SEASON_SLOTS; s++) {
@@ -82,13 +90,17 @@ function finite(n: number): number {
   return n;
 }
 
-/** Decodes {@link encodeLearned}'s bytes; throws DomainError SNAPSHOT_VERSION / SNAPSHOT_CORRUPT. */
-export function decodeLearned(bytes: Uint8Array): LearnedState {
+/**
+ * Decodes {@link encodeLearned}'s bytes into the room after `stats` (a twin's statistics, created or
+ * decoded with room for it; by default statistics of its own); throws DomainError SNAPSHOT_VERSION /
+ * SNAPSHOT_CORRUPT.
+ */
+export function decodeLearned(bytes: Uint8Array, stats: TwinStats = createStats(LEARNED_BYTES)): LearnedState {
   if (bytes.length > 0 && bytes[0] !== SECTION_VERSION) throw new DomainError("SNAPSHOT_VERSION", `learned section version ${bytes[0]} is not ${SECTION_VERSION}`);
   try {
     const r = new ByteReader(bytes);
     r.u8();
-    const learned = createLearned();
+    const learned = createLearnedIn(stats);
     const v = view(learned);
     const flags = checked(r.u8(), 0, 7);
     const occ = flags & (OCCUPIED | DECIDED);
@@ -114,9 +126,9 @@ export function decodeLearned(bytes: Uint8Array): LearnedState {
         setU32(v, b + C_LAST_S, lastS);
         for (const at of FLOATS) setF32(v, b + at, finite(r.f32()));
         const mask = checked(r.varuint(), 0, MAX_MASK);
-        setU32(v, b + C_MASK, mask);
+        v.setUint8(b + C_FLAGS, mask >>> FLAGS_SHIFT);
         setU32(v, b + C_STUCK_SINCE_S, (lastS - checked(r.varuint(), 0, 0xffffffff)) >>> 0);
-        if (mask & ANOMALY_SENT) setU32(v, b + C_ANOMALY_S, (lastS - checked(r.varuint(), 0, 0xffffffff)) >>> 0);
+        if (mask & SENT_IN_MASK) setU32(v, b + C_ANOMALY_S, (lastS - checked(r.varuint(), 0, 0xffffffff)) >>> 0);
         v.setUint16(b + C_LEARNED_MIN, checked(r.varuint(), 1, 65535), true);
         let q = 0;
         for (let s = 0; s < SEASON_SLOTS; s++) {
@@ -138,6 +150,6 @@ export function decodeLearned(bytes: Uint8Array): LearnedState {
 export function learnedEqual(a: LearnedState, b: LearnedState): boolean {
   const x = view(a);
   const y = view(b);
-  for (let i = 0; i < LEARNED_BYTES; i++) if (x.getUint8(i) !== y.getUint8(i)) return false;
+  for (let i = LEARNED_AT; i < LEARNED_AT + LEARNED_BYTES; i++) if (x.getUint8(i) !== y.getUint8(i)) return false;
   return true;
 }

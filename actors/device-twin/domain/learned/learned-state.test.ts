@@ -7,7 +7,8 @@ import { decodeTwin, encodeTwin, twinEqual } from "../twin-snapshot.ts";
 import type { Alert, Reading, TwinOutput } from "../types.ts";
 import { twinView } from "../view.ts";
 import { rng } from "../../../../test/harness/rng.ts";
-import { isOccupied } from "./learned-state.ts";
+import { createStats, decodeStats, encodeStats, resetStats, statsEqual } from "../stats.ts";
+import { isLearnedEmpty, isOccupied, resetLearned } from "./learned-state.ts";
 import { decodeLearned, encodeLearned } from "./learned-snapshot.ts";
 
 const T0 = Date.UTC(2025, 0, 6); // a Monday, 00:00 UTC
@@ -183,5 +184,27 @@ describe("learned state in snapshots", () => {
     const snap = packr.unpack(encodeTwin(twin)) as Record<string, unknown>;
     expect(() => decodeTwin(packr.pack({ ...snap, v: 1 }))).toThrow(expect.objectContaining({ code: "AIRTWIN_ERR_SNAPSHOT_CORRUPT" }));
     expect(() => decodeTwin(packr.pack({ ...snap, l: "x" }))).toThrow(expect.objectContaining({ code: "AIRTWIN_ERR_SNAPSHOT_CORRUPT" }));
+  });
+});
+
+describe("learned state inside the statistics' buffer", () => {
+  it("shares the twin's one buffer without touching the statistics' bytes, nor they its", () => {
+    const twin = createTwin("dev");
+    feed(twin, normalDays(2));
+    const learnedBytes = encodeLearned(twin.learned);
+    const statsBytes = encodeStats(twin.stats);
+    expect(learnedBytes.length).toBeGreaterThan(100);
+
+    // the statistics alone: a copy without room for the learned state still equals them
+    expect(statsEqual(decodeStats(statsBytes), twin.stats)).toBe(true);
+    resetLearned(twin.learned);
+    expect(encodeStats(twin.stats)).toEqual(statsBytes);
+    expect(isLearnedEmpty(twin.learned)).toBe(true);
+
+    const restored = decodeLearned(learnedBytes, twin.stats);
+    expect(encodeLearned(restored)).toEqual(learnedBytes);
+    resetStats(twin.stats);
+    expect(encodeLearned(twin.learned)).toEqual(learnedBytes);
+    expect(encodeStats(twin.stats)).toEqual(encodeStats(createStats()));
   });
 });

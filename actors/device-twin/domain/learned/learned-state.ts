@@ -15,7 +15,7 @@ import type { LearnedState } from "./layout.ts";
 import { occupancyFeatures } from "./occupancy-features.ts";
 import { nextOccupied, occupancyProbability } from "./occupancy-model.ts";
 
-export { createLearned } from "./layout.ts";
+export { createLearned, createLearnedIn, LEARNED_BYTES } from "./layout.ts";
 export type { LearnedState } from "./layout.ts";
 export type { RuleContext } from "./forecast-alerts.ts";
 
