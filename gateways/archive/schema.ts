@@ -151,4 +151,14 @@ create table restore_progress (
 );
 `,
   },
+  {
+    version: 3,
+    name: "device heads remember the log position they were written up to",
+    sql: `
+-- a batch holding a device's messages from before this position was written out of log order (a
+-- redelivery after a crash, another archive process): the writer then sets that device's flags right
+alter table device_heads add column gen bigint not null default 0;
+alter table device_heads add column seq bigint not null default 0;
+`,
+  },
 ];

@@ -47,8 +47,8 @@ export interface WriteCounts {
 export const noCounts = (): WriteCounts => ({ readings: 0, repeats: 0, commands: 0, outputs: 0, rollups: 0, snapshots: 0, registry: 0 });
 
 const READING_KINDS = new Set(["readings"]);
-/** Inputs after which the twin has forgotten its readings: its next reading is never late. */
-const ERASING = (kind: string, payload: unknown) => kind === "$erase" || (kind === "command" && (payload as { type?: unknown })?.type === "reset");
+/** The input after which the twin has forgotten its readings: its next reading is never late (a `reset` keeps the twin's lastT). */
+const ERASE_KIND = "$erase";
 
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 /** Latest `t` a month partition can be named for (readings_pYYYYMM). */
@@ -60,8 +60,16 @@ const readingTime = (v: unknown): number | null => (Number.isSafeInteger(v) && (
  * Readings (and the commands among the inputs). A reading whose (device_id, t) is archived from another
  * log position is a resend: kept in reading_repeats. One older than the device's newest before it is
  * flagged late, as the twin counts it.
+ *
+ * Flags are decided from the batch and each device's head (newest t and the log position it was
+ * written up to). Batches normally come in log order; when one holds a device's messages from before
+ * its head — redelivered after an archive process died holding them, or written by another archive
+ * process sharing the stream — that device's flags and which copy is the row are put right from the
+ * log positions (see {@link reorderDevices}), so the result never depends on the order of writes.
  */
-export async function writeInputs(tx: Queryable, partitions: Partitions, messages: readonly InputMessage[]): Promise<WriteCounts> {
+export async function writeInputs(tx: Queryable, partitions: Partitions, batchMessages: readonly InputMessage[]): Promise<WriteCounts> {
+  // in log order (redeliveries can arrive mixed with newer messages)
+  const messages = [...batchMessages].sort((a, b) => a.gen - b.gen || a.seq - b.seq);
   const counts = noCounts();
   const r = { device: [] as string[], t: [] as number[], ch: CHANNEL_NAMES.map(() => [] as (number | null)[]), at: [] as number[], late: [] as boolean[], stream: [] as number[], gen: [] as number[], seq: [] as number[], idx: [] as number[] };
   const c = { stream: [] as number[], gen: [] as number[], seq: [] as number[], idx: [] as number[], type: [] as string[], device: [] as string[], kind: [] as string[], payload: [] as (string | null)[], at: [] as number[] };
@@ -69,11 +77,22 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, message
   for (const m of messages) for (const it of m.batch.items) devices.add(it.entityId);
   if (devices.size === 0) return counts;
   const heads = new Map<string, number | null>();
-  const { rows } = await tx.query<{ device_id: string; last_t: number }>("select device_id, last_t from device_heads where device_id = any($1::text[])", [[...devices]]);
-  for (const row of rows) heads.set(row.device_id, row.last_t);
+  /** Devices whose archived log reaches past a message of this batch: written out of order. */
+  const reordered = new Set<string>();
+  const headAt = new Map<string, { gen: number; seq: number }>();
+  /** The newest message of each device in the batch. */
+  const lastAt = new Map<string, { gen: number; seq: number }>();
+  const { rows } = await tx.query<{ device_id: string; last_t: number; gen: number; seq: number }>("select device_id, last_t, gen, seq from device_heads where device_id = any($1::text[])", [[...devices]]);
+  for (const row of rows) {
+    heads.set(row.device_id, row.last_t);
+    headAt.set(row.device_id, { gen: row.gen, seq: row.seq });
+  }
   const erased = new Set<string>();
   for (const m of messages) {
     m.batch.items.forEach((it, i) => {
+      const at = headAt.get(it.entityId);
+      if (at !== undefined && (m.gen < at.gen || (m.gen === at.gen && m.seq <= at.seq))) reordered.add(it.entityId);
+      lastAt.set(it.entityId, m);
       if (READING_KINDS.has(it.kind) && Array.isArray(it.payload)) {
         let k = 0;
         for (const reading of it.payload as Record<string, unknown>[]) {
@@ -94,7 +113,7 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, message
         }
         return;
       }
-      if (ERASING(it.kind, it.payload)) {
+      if (it.kind === ERASE_KIND) {
         heads.set(it.entityId, null);
         erased.add(it.entityId);
       }
@@ -146,19 +165,67 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, message
     );
     counts.commands = done.rowCount;
   }
-  const headDevices: string[] = [];
-  const headTimes: (number | null)[] = [];
+  if (reordered.size > 0) await reorderDevices(tx, [...reordered]);
+  const head = { device: [] as string[], t: [] as (number | null)[], gen: [] as number[], seq: [] as number[] };
   for (const [d, t] of heads) {
-    headDevices.push(d);
-    headTimes.push(t);
+    head.device.push(d);
+    head.t.push(t);
+    head.gen.push(lastAt.get(d)!.gen);
+    head.seq.push(lastAt.get(d)!.seq);
   }
   if (erased.size > 0) await tx.query("delete from device_heads where device_id = any($1::text[])", [[...erased]]);
   await tx.query(
-    `insert into device_heads (device_id, last_t) select d, t from unnest($1::text[], $2::int8[]) as u(d, t) where t is not null
-     on conflict (device_id) do update set last_t = greatest(device_heads.last_t, excluded.last_t)`,
-    [headDevices, headTimes],
+    `insert into device_heads (device_id, last_t, gen, seq) select d, t, g, s from unnest($1::text[], $2::int8[], $3::int8[], $4::int8[]) as u(d, t, g, s) where t is not null
+     on conflict (device_id) do update set last_t = greatest(device_heads.last_t, excluded.last_t),
+       gen = case when (excluded.gen, excluded.seq) > (device_heads.gen, device_heads.seq) then excluded.gen else device_heads.gen end,
+       seq = case when (excluded.gen, excluded.seq) > (device_heads.gen, device_heads.seq) then excluded.seq else device_heads.seq end`,
+    [head.device, head.t, head.gen, head.seq],
   );
   return counts;
+}
+
+/**
+ * Puts right what a write out of log order left for these devices (both statements read the log since
+ * the device's last erase, readings and repeats together, ordered by position):
+ * 1. the row of each (device_id, t) is its first copy in the log — a copy written before an earlier
+ *    one became the row and the earlier one a repeat: they swap places;
+ * 2. a row is late when a reading before its first copy in the log is newer — the twin's count.
+ */
+async function reorderDevices(tx: Queryable, devices: string[]): Promise<void> {
+  const values = "pm = f.pm, co2 = f.co2, voc = f.voc, tmp = f.tmp, hum = f.hum, allpollu = f.allpollu, accepted_at = f.accepted_at, stream = f.stream, gen = f.gen, seq = f.seq, idx = f.idx";
+  await tx.query(
+    `with firsts as (
+       select distinct on (p.device_id, p.t) p.* from reading_repeats p join readings r on r.device_id = p.device_id and r.t = p.t
+       where p.device_id = any($1::text[]) and (p.gen, p.seq, p.idx) < (r.gen, r.seq, r.idx)
+       order by p.device_id, p.t, p.gen, p.seq, p.idx
+     ),
+     rows_before as (select r.* from readings r join firsts f on r.device_id = f.device_id and r.t = f.t),
+     promoted as (update readings r set ${values} from firsts f where r.device_id = f.device_id and r.t = f.t)
+     update reading_repeats p set ${values.replaceAll("f.", "o.")}
+     from firsts f join rows_before o on o.device_id = f.device_id and o.t = f.t
+     where (p.stream, p.gen, p.seq, p.idx) = (f.stream, f.gen, f.seq, f.idx)`,
+    [devices],
+  );
+  await tx.query(
+    `with since as (
+       select d.device_id, coalesce(e.gen, -1) as gen, coalesce(e.seq, -1) as seq
+       from unnest($1::text[]) as d(device_id)
+       left join lateral (select gen, seq from commands c where c.device_id = d.device_id and c.kind = '${ERASE_KIND}' order by gen desc, seq desc limit 1) e on true
+     ),
+     log as (
+       select r.device_id, r.t, r.gen, r.seq, r.idx from readings r join since s on r.device_id = s.device_id where (r.gen, r.seq) > (s.gen, s.seq)
+       union all
+       select p.device_id, p.t, p.gen, p.seq, p.idx from reading_repeats p join since s on p.device_id = s.device_id where (p.gen, p.seq) > (s.gen, s.seq)
+     ),
+     ordered as (
+       select device_id, t, gen, seq, idx, max(t) over (partition by device_id order by gen, seq, idx rows between unbounded preceding and 1 preceding) as newest_before from log
+     ),
+     firsts as (
+       select distinct on (device_id, t) device_id, t, coalesce(newest_before > t, false) as late from ordered order by device_id, t, gen, seq, idx
+     )
+     update readings r set late = f.late from firsts f where r.device_id = f.device_id and r.t = f.t and r.late <> f.late`,
+    [devices],
+  );
 }
 
 const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;

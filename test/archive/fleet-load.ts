@@ -8,7 +8,9 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Database } from "../../gateways/archive/db/mod.ts";
 import { ARCHIVED_OUTPUT_KINDS } from "../../gateways/archive/writer.ts";
 import { decode } from "../../runtime/mod.ts";
+import type { TwinView } from "../../actors/device-twin/domain/mod.ts";
 import { rng } from "../harness/rng.ts";
+import { waitFor } from "../harness/wait-for.ts";
 import type { GatewayFixture } from "../gateway/fixture.ts";
 import { post } from "./fixture.ts";
 
@@ -135,23 +137,38 @@ export async function registerFleet(f: GatewayFixture, plan: FleetPlan, concurre
 }
 
 /**
- * Posts every device's requests in its order (each waits for the previous 202), `concurrency` devices at
- * once. `latency` receives each request's time (ms) and when it started.
+ * Posts the devices' requests, `concurrency` at once: each worker takes its share of the devices in
+ * turn, one request each, so every device's requests go in its order (each after the previous 202) and
+ * the whole fleet advances together. `stop` ends the load early (after the requests on their way);
+ * the answer is the plan of what was posted, for {@link expectations}.
  */
 export async function postFleet(
   f: GatewayFixture,
   plan: FleetPlan,
   creds: Credentials,
-  o: { concurrency?: number; latency?: (ms: number, startedAt: number) => void } = {},
-): Promise<void> {
-  await inParallel(plan.devices, o.concurrency ?? 24, async (d) => {
-    const device = creds.get(d.deviceId)!;
-    for (const body of d.requests) {
-      const started = performance.now();
-      await post(f, device, body);
-      o.latency?.(performance.now() - started, started);
-    }
-  });
+  o: { concurrency?: number; latency?: (ms: number, startedAt: number) => void; stop?: () => boolean } = {},
+): Promise<FleetPlan> {
+  const concurrency = Math.min(o.concurrency ?? 24, plan.devices.length);
+  const sent = new Map<string, number>(plan.devices.map((d) => [d.deviceId, 0]));
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, w) => {
+      const mine = plan.devices.filter((_d, i) => i % concurrency === w);
+      for (let round = 0; mine.some((d) => d.requests.length > round); round++) {
+        for (const d of mine) {
+          if (o.stop?.()) return;
+          const body = d.requests[round];
+          if (body === undefined) continue;
+          const started = performance.now();
+          await post(f, creds.get(d.deviceId)!, body);
+          o.latency?.(performance.now() - started, started);
+          sent.set(d.deviceId, round + 1);
+        }
+      }
+    }),
+  );
+  const devices = plan.devices.map((d) => ({ deviceId: d.deviceId, requests: d.requests.slice(0, sent.get(d.deviceId)) }));
+  const distinct = devices.reduce((n, d) => n + new Set(d.requests.flat().map((r) => r.t)).size, 0);
+  return { devices, readings: distinct, posted: devices.reduce((n, d) => n + d.requests.reduce((m, r) => m + r.length, 0), 0) };
 }
 
 export async function inParallel<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -197,6 +214,53 @@ export async function archiveDifferences(db: Database, plan: FleetPlan, expected
     if ((repeats.get(d.deviceId) ?? 0) !== want) problems.push(`${d.deviceId}: ${repeats.get(d.deviceId) ?? 0} repeats archived, ${want} resent`);
   }
   return problems.slice(0, 20);
+}
+
+/** Waits until every twin has applied all its readings (its counters are what the requests' order implies); their views. */
+export async function twinsApplied(f: GatewayFixture, owner: { headers: Record<string, string> }, expected: Map<string, DeviceExpectation>): Promise<Map<string, TwinView>> {
+  const views = new Map<string, TwinView>();
+  const pending = new Set(expected.keys());
+  await waitFor(
+    async () => {
+      await inParallel([...pending], 16, async (id) => {
+        const view = (await f.app.inject({ method: "GET", url: `/v1/devices/${id}`, headers: owner.headers })).json<TwinView>();
+        const want = expected.get(id)!.twin;
+        if (view.readings === want.readings && view.duplicates === want.duplicates && view.late === want.late) {
+          views.set(id, view);
+          pending.delete(id);
+        }
+      });
+      return pending.size === 0;
+    },
+    { timeoutMs: 300_000, intervalMs: 1000, message: "every twin applied its readings" },
+  );
+  return views;
+}
+
+/** Waits until the output stream has stopped growing and `archived()` says the archive holds all of it. */
+export async function outputsSettled(f: GatewayFixture, archived: () => Promise<boolean>): Promise<void> {
+  const jsm = await jetstreamManager(f.nc);
+  let lastSeq = -1;
+  await waitFor(
+    async () => {
+      if (!(await archived())) return false;
+      const seq = (await jsm.streams.info(f.parts.names.outputStream)).state.last_seq;
+      const settled = seq === lastSeq;
+      lastSeq = seq;
+      return settled;
+    },
+    { timeoutMs: 300_000, intervalMs: 1000, message: "outputs settled and archived" },
+  );
+}
+
+/** True when the archive's durable consumers of the input and output streams have nothing pending or unacknowledged. */
+export async function consumersCaughtUp(f: GatewayFixture): Promise<boolean> {
+  const jsm = await jetstreamManager(f.nc);
+  for (const stream of [f.parts.names.inputStream(0), f.parts.names.outputStream]) {
+    const info = await jsm.consumers.info(stream, "archive").catch(() => undefined);
+    if (info === undefined || info.num_pending + info.num_ack_pending > 0) return false;
+  }
+  return true;
 }
 
 /** Ids of the archived output kinds the output stream holds now, by kind (each id once). */

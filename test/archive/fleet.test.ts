@@ -4,13 +4,11 @@
 // late ones flagged as the twin counted them, each resend once in reading_repeats —, each output of the
 // output stream exactly once, and hourly and daily rollups equal to the twins' own buckets.
 import { describe, expect, it } from "vitest";
-import { jetstreamManager } from "@nats-io/jetstream";
 import type { BucketView, Channel, TwinView } from "../../actors/device-twin/domain/mod.ts";
 import { QUANTUM } from "../../actors/device-twin/domain/snapshot.ts";
 import { GatewayFixture } from "../gateway/fixture.ts";
-import { waitFor } from "../harness/wait-for.ts";
 import { archiveOn, type Backend, BACKENDS, caughtUp, natsServerForFile, testDatabase } from "./fixture.ts";
-import { archiveDifferences, expectations, inParallel, outputDifferences, planFleet, postFleet, registerFleet, type DeviceExpectation } from "./fleet-load.ts";
+import { archiveDifferences, expectations, outputDifferences, outputsSettled, planFleet, postFleet, registerFleet, twinsApplied, type DeviceExpectation } from "./fleet-load.ts";
 
 const nats = natsServerForFile();
 
@@ -65,39 +63,9 @@ describe.each(BACKENDS)("archive at fleet size (%s)", (backend) => {
       await postFleet(f, plan, creds);
       const postSeconds = (performance.now() - started) / 1000;
 
-      // every twin has applied everything (its counters are what the requests' order implies)
-      const views = new Map<string, View>();
-      const pending = new Set(plan.devices.map((d) => d.deviceId));
-      await waitFor(
-        async () => {
-          await inParallel([...pending], 16, async (id) => {
-            const r = await f.app.inject({ method: "GET", url: `/v1/devices/${id}`, headers: owner.headers });
-            const view = r.json<View>();
-            const want = expected.get(id)!.twin;
-            if (view.readings === want.readings && view.duplicates === want.duplicates && view.late === want.late) {
-              views.set(id, view);
-              pending.delete(id);
-            }
-          });
-          return pending.size === 0;
-        },
-        { timeoutMs: 300_000, intervalMs: 1000, message: "every twin applied its readings" },
-      );
+      const views = (await twinsApplied(f, owner, expected)) as Map<string, View>;
       const appliedSeconds = (performance.now() - started) / 1000;
-      // the output stream has stopped growing and the archive has everything it holds
-      const outStream = f.parts.names.outputStream;
-      const jsm = await jetstreamManager(f.nc);
-      let lastSeq = -1;
-      await waitFor(
-        async () => {
-          await caughtUp(archive, 300_000);
-          const seq = (await jsm.streams.info(outStream)).state.last_seq;
-          const settled = seq === lastSeq;
-          lastSeq = seq;
-          return settled;
-        },
-        { timeoutMs: 300_000, intervalMs: 1000, message: "outputs settled and archived" },
-      );
+      await outputsSettled(f, () => caughtUp(archive, 300_000).then(() => true));
       const archivedSeconds = (performance.now() - started) / 1000;
 
       expect(await archiveDifferences(db, plan, expected)).toEqual([]);
