@@ -54,7 +54,7 @@ export function chaosParams(env: NodeJS.ProcessEnv = process.env): ChaosParams {
   const base: ChaosParams =
     profile === "short"
       ? { profile, seed, devices: 120, webhookDevices: 12, faults: 8, gapMs: [1000, 3000], shards: 12, speed: 300, minRequestGapMs: 2000, maxInFlight: 48 }
-      : { profile, seed, devices: 1000, webhookDevices: 50, faults: 54, gapMs: [2000, 8000], shards: 24, speed: 300, minRequestGapMs: 4000, maxInFlight: 96 };
+      : { profile, seed, devices: 1000, webhookDevices: 50, faults: 54, gapMs: [2000, 8000], shards: 24, speed: 150, minRequestGapMs: 8000, maxInFlight: 96 };
   return {
     ...base,
     devices: intEnv(env, "AIRTWIN_CHAOS_DEVICES") ?? base.devices,

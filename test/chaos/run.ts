@@ -9,7 +9,7 @@ import { checkAlerts, checkArchive, checkTwins, checkWebhook, expectedEventAlert
 import { inject, planFaults, type DoneFault } from "./faults.ts";
 import { ChaosFleet } from "./fleet.ts";
 import { FAULT_KINDS, type ChaosParams } from "./params.ts";
-import { ChaosSystem, NODE_IDS, PREFIX } from "./system.ts";
+import { ChaosSystem, PREFIX } from "./system.ts";
 
 export interface ChaosOutcome {
   summary: string;
@@ -65,16 +65,19 @@ export async function runChaos(params: ChaosParams): Promise<ChaosOutcome> {
         done.push(d);
         log(`fault ${i + 1}/${plan.length} ${d.kind}: ${d.skipped ? `skipped (${d.skipped})` : `${d.what}; served again after ${secs(d.recoveredMs)}`} — ${fleet.acceptedReadings} readings accepted so far`);
       } catch (err) {
-        // the system did not recover by itself: that is a finding; restart the nodes so the run goes on
-        // to its end checks (did the stuck time lose or double anything?)
+        // the system did not recover by itself: that is a finding; restart every airtwin process so the
+        // run goes on to its end checks (did the stuck time lose or double anything?)
         const problem = `fault ${i + 1} ${f.kind} (${new Date().toISOString()}): the system did not recover by itself: ${(err as Error).message}`;
         problems.push(problem);
-        log(`${problem}\n${system.logTails(12)}\nkilling and restarting every node to go on`);
+        log(`${problem}\n${system.logTails(12)}\nkilling and restarting every airtwin process to go on`);
         done.push({ kind: f.kind, what: "not recovered by itself", recoveredMs: 0 });
         stuck++;
-        await Promise.all(NODE_IDS.map((id) => system.signal(id, "SIGKILL")));
-        await system.restartMissing();
-        await system.settled();
+        for (let attempt = 1; ; attempt++) {
+          await Promise.all([...system.roles.keys()].map((role) => system.signal(role, "SIGKILL")));
+          await system.restartMissing();
+          const recovered = await system.settled().then(() => true, (e: Error) => (attempt < 3 ? (log(`not served after restarting everything (${attempt}): ${e.message}`), false) : Promise.reject(e)));
+          if (recovered) break;
+        }
       }
     }
     await sleep(params.gapMs[1]);

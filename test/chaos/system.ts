@@ -29,6 +29,8 @@ interface Role {
   readonly args: string[];
   readonly env: Record<string, string>;
   readonly ready: (p: AirtwinProcess) => Promise<boolean>;
+  /** Still serving, once ready (a gateway's /readyz also asks JetStream, with a 1 s deadline a loaded machine misses). */
+  readonly serving?: (p: AirtwinProcess) => Promise<boolean>;
 }
 
 /** Subset of GET /v1/ops/cluster the run looks at. */
@@ -82,6 +84,7 @@ export class ChaosSystem {
         args: ["gateway"],
         env: { AIRTWIN_HTTP_PORT: String(httpPorts[i]), AIRTWIN_HTTP_HOST: "127.0.0.1" },
         ready: async () => (await fetch(`${this.gatewayUrls[i]}/readyz`).catch(() => undefined))?.status === 200,
+        serving: async () => (await fetch(`${this.gatewayUrls[i]}/healthz`).catch(() => undefined))?.status === 200,
       }),
     );
     const database: Record<string, string> = proxy === undefined ? {} : { DATABASE_URL: proxy.url, AIRTWIN_ARCHIVE_SCHEMA: schema! };
@@ -206,8 +209,8 @@ export class ChaosSystem {
       async () => {
         for (const [name, role] of this.roles) {
           const p = this.procs.get(name);
-          waitingFor = `${name} ready`;
-          if (p === undefined || !p.running || !(await role.ready(p))) return false;
+          waitingFor = `${name} serving`;
+          if (p === undefined || !p.running || !(await (role.serving ?? role.ready)(p))) return false;
         }
         waitingFor = "GET /v1/ops/cluster";
         const c = await this.cluster();
