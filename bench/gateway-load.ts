@@ -1,6 +1,10 @@
 // Open-loop load at a constant rate for bench/gateway.ts: request i is due at start + i/rate, whatever
 // the answers before it did (wrk2-style), and its latency counts from that due time, so a server that
 // falls behind is charged for the queue it causes (coordinated omission corrected by construction).
+// Requests go over an undici Pool (HTTP/1.1 keep-alive, one request in flight per connection, as a
+// device fleet's gateway-side load balancer would see them); the generator itself keeps at most
+// `connections` in flight and queues the rest by due time, so a slow answer delays the next request
+// only when every connection is busy — and that wait is charged to the latency.
 // A script run as a child process (`node --import tsx bench/gateway-load.ts`), so its work does not
 // share an event loop with the probes of the bench process; it reads its job as JSON on stdin and
 // prints one JSON line with the result.
@@ -13,7 +17,7 @@
 // being requests per second — adding a synthetic sample for every millisecond of each response, which
 // weights each latency by its own size. Both inflate the percentiles (of the bare route as much as of
 // the gateway), so they measured the generator rather than the servers.
-import { connect, type Socket } from "node:net";
+import { Pool } from "undici";
 
 /** The job, on stdin. */
 export interface LoadJob {
@@ -43,7 +47,7 @@ export interface LoadResult {
   rate: number;
   /** Latency from each request's due time to its complete answer (ms). */
   latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number };
-  /** Latency from the request's write to its answer (ms): the same minus the wait for a free connection and for the timer. */
+  /** Latency from handing the request to a free connection to its answer (ms): the same minus the wait for a connection and for the timer. */
   serviceMs: { p50: number; p99: number };
   /** How late the timer dispatched requests (ms): the generator's own lag. */
   dispatchLagMs: { p50: number; p99: number; max: number };
@@ -53,14 +57,6 @@ export interface LoadResult {
 }
 
 const WINDOW_MS = 50;
-
-interface Conn {
-  socket: Socket;
-  busy: boolean;
-  buf: Buffer;
-  dueAt: number;
-  writtenAt: number;
-}
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -74,12 +70,10 @@ async function readStdin(): Promise<string> {
 }
 
 async function run(job: LoadJob): Promise<LoadResult> {
-  const url = new URL(job.url);
-  const host = url.hostname;
-  const port = Number(url.port);
+  const pool = new Pool(job.url, { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000 });
   const seq = new Array<number>(job.devices.length).fill(0);
   let next = 0;
-  const request = (): Buffer => {
+  const request = (): { path: string; headers: Record<string, string>; body: string } => {
     const i = next++ % job.devices.length;
     const d = job.devices[i]!;
     const readings: string[] = [];
@@ -87,10 +81,11 @@ async function run(job: LoadJob): Promise<LoadResult> {
       const n = seq[i]!++;
       readings.push(`{"t":${job.baseT + n * 1000},"pm":${(n % 300) / 10},"co2":${500 + (n % 400)},"tmp":21.5,"hum":40}`);
     }
-    const body = `{"readings":[${readings.join(",")}]}`;
-    return Buffer.from(
-      `POST /v1/devices/${d.id}/readings HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${d.token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
+    return {
+      path: `/v1/devices/${d.id}/readings`,
+      headers: { authorization: `Bearer ${d.token}`, "content-type": "application/json" },
+      body: `{"readings":[${readings.join(",")}]}`,
+    };
   };
 
   const total = Math.floor(job.rate * (job.warmupS + job.durationS));
@@ -103,7 +98,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
   let errors = 0;
   let sent = 0;
   const status: Record<string, number> = {};
-  const idle: Conn[] = [];
+  let inFlight = 0;
   const windowMax: number[] = [];
   let started = 0;
   let measureFrom = Number.POSITIVE_INFINITY;
@@ -114,69 +109,41 @@ async function run(job: LoadJob): Promise<LoadResult> {
     if (done >= total) finish();
   };
 
-  const send = (c: Conn, dueAt: number) => {
-    c.busy = true;
-    c.dueAt = dueAt;
-    c.writtenAt = performance.now();
-    sent++;
-    c.socket.write(request());
-  };
-  const release = (c: Conn) => {
-    c.busy = false;
-    const due = queue.shift();
-    if (due !== undefined) send(c, due);
-    else idle.push(c);
-  };
-  const onData = (c: Conn, chunk: Buffer) => {
-    c.buf = c.buf.length === 0 ? chunk : Buffer.concat([c.buf, chunk]);
-    for (;;) {
-      const end = c.buf.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      const head = c.buf.subarray(0, end).toString("latin1");
-      const m = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-      if (m === null) {
-        c.socket.destroy(new Error("answer without content-length"));
-        return;
-      }
-      const length = end + 4 + Number(m[1]);
-      if (c.buf.length < length) return;
-      c.buf = c.buf.subarray(length);
-      const now = performance.now();
-      const code = head.slice(9, 12);
-      done++;
-      const measured = c.dueAt >= measureFrom; // not a warm-up request
-      if (measured) status[code] = (status[code] ?? 0) + 1;
-      if (measured && code[0] === "2") {
-        const w = Math.floor((c.dueAt - measureFrom) / WINDOW_MS);
-        windowMax[w] = Math.max(windowMax[w] ?? 0, now - c.dueAt);
-        latency[answered] = now - c.dueAt;
-        service[answered] = now - c.writtenAt;
-        answered++;
-      } else if (measured) {
-        errors++;
-      }
-      release(c);
-      settle();
+  const answer = (code: string, dueAt: number, writtenAt: number) => {
+    const now = performance.now();
+    done++;
+    const measured = dueAt >= measureFrom; // not a warm-up request
+    if (measured) status[code] = (status[code] ?? 0) + 1;
+    if (measured && code[0] === "2") {
+      const w = Math.floor((dueAt - measureFrom) / WINDOW_MS);
+      windowMax[w] = Math.max(windowMax[w] ?? 0, now - dueAt);
+      latency[answered] = now - dueAt;
+      service[answered] = now - writtenAt;
+      answered++;
+    } else if (measured) {
+      errors++;
     }
   };
-  const open = () =>
-    new Promise<Conn>((resolve, reject) => {
-      const socket = connect({ host, port, noDelay: true });
-      const c: Conn = { socket, busy: false, buf: Buffer.alloc(0), dueAt: 0, writtenAt: 0 };
-      socket.once("connect", () => resolve(c));
-      socket.on("data", (d: Buffer) => onData(c, d));
-      socket.on("error", (err) => {
-        reject(err);
-        if (c.busy) {
-          errors++;
-          done++;
-          settle();
-        }
-        c.busy = true; // never reused
+  const send = (dueAt: number) => {
+    inFlight++;
+    sent++;
+    const writtenAt = performance.now();
+    pool
+      .request({ method: "POST", ...request() })
+      .then(
+        async (res) => {
+          await res.body.dump();
+          answer(String(res.statusCode), dueAt, writtenAt);
+        },
+        () => answer("error", dueAt, writtenAt),
+      )
+      .finally(() => {
+        inFlight--;
+        const due = queue.shift();
+        if (due !== undefined) send(due);
+        settle();
       });
-    });
-  const conns = await Promise.all(Array.from({ length: job.connections }, open));
-  idle.push(...conns);
+  };
 
   started = performance.now();
   measureFrom = started + job.warmupS * 1000;
@@ -190,8 +157,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
       const dueAt = started + i * intervalMs;
       if (dueAt >= measureFrom) lag[lagged++] = now - dueAt;
       i++;
-      const c = idle.pop();
-      if (c !== undefined) send(c, dueAt);
+      if (inFlight < job.connections) send(dueAt);
       else queue.push(dueAt);
     }
     if (i < total) setTimeout(tick, Math.max(0, started + i * intervalMs - performance.now()));
@@ -202,7 +168,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
   clearTimeout(deadline);
   const elapsedS = (performance.now() - measureFrom) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  for (const c of conns) c.socket.destroy();
+  await pool.close();
   const lat = latency.subarray(0, answered).sort();
   const svc = service.subarray(0, answered).sort();
   const lg = lag.subarray(0, lagged).sort();

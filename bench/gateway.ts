@@ -1,14 +1,17 @@
 // `npm run bench -- gateway [--quick] [--rounds n] [--duration s] [--connections n] [--devices n] [--linger ms]
-//                          [--shards n] [--profile dir] [--half-rate r]`
+//                          [--shards n] [--profile dir] [--half-rate r] [--rate r] [--fixed-only]`
 //
 // The HTTP gateway under load, each figure next to its baseline from the same run:
 // - requests/s and readings/s with 1 and 10 readings per request (autocannon, closed loop), against a
 //   bare fastify route that answers 202 without work (the ceiling; target ≥ 0.5× for 1 reading per
 //   request);
-// - at half the gateway's maximum rate, open loop at an even pace (bench/gateway-load.ts; latency from
-//   each request's due time): request latency p50/p99 (baseline: the ceiling at the same rate; target
-//   p99 < 20 ms) and reading-to-alert latency p99 (HTTP request sent → alert received on
-//   `<prefix>.out.alert.…`; baseline: the same probes' HTTP 202 latency; target < 50 ms).
+// - at a fixed realistic rate (--rate, default 1,000 requests/s of 1 reading: 300,000 Foobots; issue
+//   #16 §3) and then at half the gateway's maximum rate, open loop at an even pace over undici
+//   keep-alive connections (bench/gateway-load.ts; latency from each request's due time): request
+//   latency p50/p99 (baseline: the ceiling at the same rate; target p99 < 20 ms) and reading-to-alert
+//   latency p99 (HTTP request sent → alert received on `<prefix>.out.alert.…`; baseline: the same
+//   probes' HTTP 202 latency; target < 50 ms). `--fixed-only` skips the maximum-rate runs and so the
+//   half-rate ones.
 // Everything runs on this machine: a private nats-server, one `airtwin node` and one `airtwin gateway`
 // process, the ceiling in its own process, autocannon and the probes in this one, the open-loop load
 // in a process of its own. Every run starts once the node has caught up with the input stream. JSON
@@ -196,6 +199,8 @@ export async function main(argv: string[]): Promise<void> {
     AIRTWIN_ADMIN_TOKEN: ADMIN,
     AIRTWIN_LOG_LEVEL: "warn",
     AIRTWIN_INGEST_RATE_MAX: "1000000000",
+    // the bench is one address standing for a fleet of devices (and autocannon's 256 connections)
+    AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT: "0",
     // --linger ms: the runtime client's micro-batch linger (default: the gateway's, 2 ms)
     ...(argv.includes("--linger") ? { AIRTWIN_INGEST_LINGER_MS: String(arg(argv, "linger", 2)) } : {}),
     // --shards n: the cluster's shard count (default 64)
@@ -281,7 +286,9 @@ export async function main(argv: string[]): Promise<void> {
     const max = new Map<number, { gw: autocannon.Result; ceil: autocannon.Result }>();
     // --half-rate r: skip the maximum-rate runs and measure latency at r requests/s (exploration only)
     const fixedHalf = argv.includes("--half-rate") ? arg(argv, "half-rate", 1000) : undefined;
-    for (const n of fixedHalf === undefined ? [1, 10] : []) {
+    // --rate r: the fixed realistic rate (default 1,000 requests/s); --fixed-only: only that rate
+    const fixedRate = arg(argv, "rate", 1000);
+    for (const n of fixedHalf === undefined && !argv.includes("--fixed-only") ? [1, 10] : []) {
       const rounds: Array<{ g: Awaited<ReturnType<typeof maxRate>>; c: Awaited<ReturnType<typeof maxRate>> }> = [];
       for (let r = 0; r < roundCount; r++) {
         const c = await maxRate(ceil, n);
@@ -340,8 +347,7 @@ export async function main(argv: string[]): Promise<void> {
       });
     }
 
-    // half the gateway's maximum rate (1 reading per request), with probes that trip a rule each time
-    const half = fixedHalf ?? rps(max.get(1)!.gw) / 2;
+    // latency at fixed rates (1 reading per request), with probes that trip a rule each time
     const probes = await Promise.all(Array.from({ length: 4 }, (_, i) => register(`probe-${i}`)));
     for (const p of probes) {
       await fetch(`${gw}/v1/devices/${p.id}/commands`, {
@@ -351,7 +357,7 @@ export async function main(argv: string[]): Promise<void> {
       });
     }
     const sentAt = new Map<string, number>();
-    const alertMs: number[] = [];
+    let alertMs: number[] = [];
     const sub = nc.subscribe(`${PREFIX}.out.alert.*.pm.>`, {
       callback: (_e, m) => {
         const a = decode<{ deviceId: string; at: number; ruleId?: string }>(m.data);
@@ -360,7 +366,7 @@ export async function main(argv: string[]): Promise<void> {
       },
     });
     await nc.flush();
-    const probeAckMs: number[] = [];
+    let probeAckMs: number[] = [];
     let probing = false;
     let k = 0;
     // 20 requests per second at most, each a reading that starts or ends the probe rule's event
@@ -382,61 +388,69 @@ export async function main(argv: string[]): Promise<void> {
         await new Promise((res) => setTimeout(res, 50));
       }
     };
-    // Half rate, open loop (bench/gateway-load.ts: requests due at an even pace, latency from the due
-    // time), gateway and ceiling alternating round after round like the maximum; the probes run during
-    // the gateway's rounds. Each latency figure is the median over the rounds; the reading-to-alert
-    // p99 is over the probes of all rounds.
-    const halfRounds: Array<{ g: LoadResult; c: LoadResult; requestsPerMessage: number; publishAckMs: Record<string, number>; load: number | undefined }> = [];
-    for (let r = 0; r < roundCount; r++) {
-      await caughtUp("the previous run (before half rate)");
-      const messagesBefore = await inputMessages();
-      const ackBefore = publishAck(await (await fetch(`${gw}/metrics`)).text());
-      probing = true;
-      const probeLoop = probe();
-      const g = await openLoad({ url: gw, rate: half, durationS: duration, warmupS: 1, connections: 128, devices, baseT: base + ++run * 100_000_000, readingsPerRequest: 1 });
-      probing = false;
-      await probeLoop;
-      const requestsPerMessage = round((g.status["202"] ?? 0) / Math.max(1, (await inputMessages()) - messagesBefore));
-      const publishAckMs = publishAckSince(ackBefore, publishAck(await (await fetch(`${gw}/metrics`)).text()));
-      const c = await openLoad({ url: ceil, rate: half, durationS: duration, warmupS: 1, connections: 128, devices, baseT: base, readingsPerRequest: 1 });
-      await caughtUp("half rate");
-      halfRounds.push({ g, c, requestsPerMessage, publishAckMs, load: loadAverage() });
-      note(`half rate, round ${r + 1}`, { target: round(half), gateway: g, ceiling: c, requestsPerInputMessage: requestsPerMessage, publishAckMs, load: loadAverage() });
-    }
-    await until("last alerts", () => (alertMs.length >= probeAckMs.length - 1 ? true : undefined), 5000).catch(() => undefined);
-    sub.unsubscribe();
+    // Each fixed rate, open loop (bench/gateway-load.ts: requests due at an even pace, latency from the
+    // due time), gateway and ceiling alternating round after round like the maximum; the probes run
+    // during the gateway's rounds. Each latency figure is the median over the rounds; the
+    // reading-to-alert p99 is over the probes of all rounds of that rate.
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-    const perRound = (f: (x: LoadResult) => number) => halfRounds.map((x) => [f(x.g), f(x.c)]);
-    note("half rate", { probes: probeAckMs.length, alerts: alertMs.length });
-    emit({
-      name: "latency-p50-at-half-rate",
-      value: median(halfRounds.map((x) => x.g.latencyMs.p50)),
-      unit: "ms",
-      baseline: { name: "bare-fastify-202", value: median(halfRounds.map((x) => x.c.latencyMs.p50)) },
-      detail: { rate: round(median(halfRounds.map((x) => x.g.rate))), perRound: perRound((x) => x.latencyMs.p50) },
-    });
-    emit({
-      name: "latency-p99-at-half-rate",
-      value: median(halfRounds.map((x) => x.g.latencyMs.p99)),
-      unit: "ms",
-      baseline: { name: "bare-fastify-202", value: median(halfRounds.map((x) => x.c.latencyMs.p99)) },
-      detail: {
-        rate: round(median(halfRounds.map((x) => x.g.rate))),
-        target: 20,
-        perRound: perRound((x) => x.latencyMs.p99),
-        serviceP99PerRound: perRound((x) => x.serviceMs.p99),
-        publishAckMsPerRound: halfRounds.map((x) => x.publishAckMs),
-        requestsPerInputMessage: halfRounds.map((x) => x.requestsPerMessage),
-        load: halfRounds.map((x) => x.load),
-      },
-    });
-    emit({
-      name: "reading-to-alert-p99-at-half-rate",
-      value: round(percentile(alertMs, 99)),
-      unit: "ms",
-      baseline: { name: "probe-request-202-p99", value: round(percentile(probeAckMs, 99)) },
-      detail: { probes: alertMs.length, p50: round(percentile(alertMs, 50)), target: 50 },
-    });
+    const latencyAt = async (rate: number, label: string) => {
+      alertMs = [];
+      probeAckMs = [];
+      const rounds: Array<{ g: LoadResult; c: LoadResult; requestsPerMessage: number; publishAckMs: Record<string, number>; load: number | undefined }> = [];
+      for (let r = 0; r < roundCount; r++) {
+        await caughtUp(`the previous run (before ${label})`);
+        const messagesBefore = await inputMessages();
+        const ackBefore = publishAck(await (await fetch(`${gw}/metrics`)).text());
+        probing = true;
+        const probeLoop = probe();
+        const g = await openLoad({ url: gw, rate, durationS: duration, warmupS: 1, connections: 128, devices, baseT: base + ++run * 100_000_000, readingsPerRequest: 1 });
+        probing = false;
+        await probeLoop;
+        const requestsPerMessage = round((g.status["202"] ?? 0) / Math.max(1, (await inputMessages()) - messagesBefore));
+        const publishAckMs = publishAckSince(ackBefore, publishAck(await (await fetch(`${gw}/metrics`)).text()));
+        const c = await openLoad({ url: ceil, rate, durationS: duration, warmupS: 1, connections: 128, devices, baseT: base, readingsPerRequest: 1 });
+        await caughtUp(label);
+        rounds.push({ g, c, requestsPerMessage, publishAckMs, load: loadAverage() });
+        note(`${label}, round ${r + 1}`, { target: round(rate), gateway: g, ceiling: c, requestsPerInputMessage: requestsPerMessage, publishAckMs, load: loadAverage() });
+      }
+      await until("last alerts", () => (alertMs.length >= probeAckMs.length - 1 ? true : undefined), 5000).catch(() => undefined);
+      const perRound = (f: (x: LoadResult) => number) => rounds.map((x) => [f(x.g), f(x.c)]);
+      note(label, { probes: probeAckMs.length, alerts: alertMs.length });
+      emit({
+        name: `latency-p50-at-${label}`,
+        value: median(rounds.map((x) => x.g.latencyMs.p50)),
+        unit: "ms",
+        baseline: { name: "bare-fastify-202", value: median(rounds.map((x) => x.c.latencyMs.p50)) },
+        detail: { rate: round(median(rounds.map((x) => x.g.rate))), perRound: perRound((x) => x.latencyMs.p50) },
+      });
+      emit({
+        name: `latency-p99-at-${label}`,
+        value: median(rounds.map((x) => x.g.latencyMs.p99)),
+        unit: "ms",
+        baseline: { name: "bare-fastify-202", value: median(rounds.map((x) => x.c.latencyMs.p99)) },
+        detail: {
+          rate: round(median(rounds.map((x) => x.g.rate))),
+          target: 20,
+          perRound: perRound((x) => x.latencyMs.p99),
+          serviceP99PerRound: perRound((x) => x.serviceMs.p99),
+          publishAckMsPerRound: rounds.map((x) => x.publishAckMs),
+          requestsPerInputMessage: rounds.map((x) => x.requestsPerMessage),
+          load: rounds.map((x) => x.load),
+        },
+      });
+      emit({
+        name: `reading-to-alert-p99-at-${label}`,
+        value: round(percentile(alertMs, 99)),
+        unit: "ms",
+        baseline: { name: "probe-request-202-p99", value: round(percentile(probeAckMs, 99)) },
+        detail: { probes: alertMs.length, p50: round(percentile(alertMs, 50)), target: 50 },
+      });
+    };
+    // the realistic load of issue #16 §3 (--rate r, default 1,000 requests/s: 300,000 Foobots), then
+    // half the gateway's maximum rate when it was measured (or --half-rate)
+    await latencyAt(fixedRate, `${fixedRate}-rps`);
+    if (fixedHalf !== undefined || max.has(1)) await latencyAt(fixedHalf ?? rps(max.get(1)!.gw) / 2, "half-rate");
+    sub.unsubscribe();
 
     // sanity: what the gateway counted matches what autocannon saw accepted
     const metrics = await (await fetch(`${gw}/metrics`)).text();

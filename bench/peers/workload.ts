@@ -35,7 +35,7 @@ export function workloadFrom(argv: readonly string[]): { workload: Workload; arg
     args,
     workload: {
       devices: int(args, "devices", quick ? 1000 : 10_000),
-      perDevice: int(args, "per-device", quick ? 2 : 3),
+      perDevice: int(args, "per-device", 2),
       perRequest: int(args, "per-request", 10),
       concurrency: int(args, "concurrency", 64),
       seed: int(args, "seed", 16),
