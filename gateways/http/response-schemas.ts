@@ -9,6 +9,7 @@
 import {
   ALERT_KINDS,
   CHANNELS,
+  MAX_RULE_DURATION_MS,
   REPORT_KINDS,
   SUBSCRIPTION_KINDS,
   type AnomalyReason,
@@ -20,6 +21,8 @@ const EVENT_PHASES = ["normal", "pending", "active", "clearing"] as const satisf
 const ANOMALY_REASONS = ["spike", "stuck", "drift"] as const satisfies readonly AnomalyReason[];
 const MOVE_REASONS = ["orphan", "drain", "rebalance"] as const satisfies readonly RoundResult["moves"][number]["reason"][];
 
+/** Device, user, rule and subscription ids. */
+export const ID = { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } as const;
 const str = { type: "string" } as const;
 const num = { type: "number" } as const;
 const int = { type: "integer" } as const;
@@ -50,7 +53,15 @@ export const responseSchemas = [
   {
     $id: "Rule",
     ...closed(
-      { id: str, channel, direction: { type: "string", enum: ["above", "below"] }, enter: num, exit: num, minDurationMs: int, clearDurationMs: int },
+      {
+        id: ID,
+        channel,
+        direction: { type: "string", enum: ["above", "below"] },
+        enter: { ...num, description: "within the channel's range; an above rule's exit <= enter, a below rule's exit >= enter" },
+        exit: num,
+        minDurationMs: { type: "integer", minimum: 0, maximum: MAX_RULE_DURATION_MS },
+        clearDurationMs: { type: "integer", minimum: 0, maximum: MAX_RULE_DURATION_MS },
+      },
       ["id", "channel", "direction", "enter", "exit", "minDurationMs", "clearDurationMs"],
       "A pollution-event rule; durations in event-time ms.",
     ),

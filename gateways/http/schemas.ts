@@ -1,12 +1,11 @@
 // JSON schemas of the HTTP API: they document the routes in the OpenAPI at /docs and validate the
 // parts the domain does not (admin and ops bodies, query strings). Readings and commands are validated
 // by the twin domain instead, so their errors name every offending index and field.
-import { CHANNELS, COMMAND_TYPES } from "../../actors/device-twin/domain/mod.ts";
+import { CHANNELS } from "../../actors/device-twin/domain/mod.ts";
 import { COMMAND_KEYS_MAX_BYTES, COMMAND_KEYS_PER_ENTITY } from "../../runtime/mod.ts";
 import { IDEMPOTENCY_KEY_SCHEMA } from "../api/idempotency-key.ts";
-import { responseSchemas, successResponses } from "./response-schemas.ts";
-
-const ID = { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } as const;
+import { commandBody } from "./command-schema.ts";
+import { ID, responseSchemas, successResponses } from "./response-schemas.ts";
 
 /** Shared schemas, added with `app.addSchema`. */
 export const sharedSchemas = [
@@ -235,14 +234,7 @@ export const schemas = {
         },
       },
     },
-    body: {
-      type: "object",
-      properties: { type: { type: "string", enum: [...COMMAND_TYPES] } },
-      required: ["type"],
-      description:
-        '`{ type: "putRule", rule }`, `{ type: "deleteRule", ruleId }`, `{ type: "subscribe", subscription }`, ' +
-        '`{ type: "unsubscribe", subscriptionId }`, `{ type: "recalibrate", channel }`, `{ type: "reset" }`',
-    },
+    body: commandBody,
     response: {
       200: {
         ...successResponses.command,

@@ -12,6 +12,7 @@ interface MediaType {
   schema?: Record<string, unknown>;
 }
 interface Operation {
+  requestBody?: { content?: Record<string, MediaType> };
   responses?: Record<string, { content?: Record<string, MediaType> }>;
 }
 interface Document {
@@ -49,6 +50,14 @@ export class PublishedSchemas {
     return new PublishedSchemas(app.swagger() as unknown as Document);
   }
 
+  /** What is wrong with a JSON request body by the document: [] when it matches the route's documented body. */
+  checkRequest(method: string, url: string, body: unknown): string[] {
+    const where = `${method} ${url} request`;
+    const schema = this.doc.paths[openApiPath(url)]?.[method.toLowerCase()]?.requestBody?.content?.["application/json"]?.schema;
+    if (schema === undefined) return [`${where}: no JSON body documented`];
+    return this.validate(`${method} ${url} request`, schema, body, where);
+  }
+
   /**
    * What is wrong with `answer` by the document: [] when its body matches the schema documented for
    * its route, status (or status range, `4XX`) and content type.
@@ -71,13 +80,16 @@ export class PublishedSchemas {
         return [`${where}: not JSON: ${answer.body.slice(0, 200)}`];
       }
     }
-    const key = `${answer.method} ${answer.url} ${answer.status} ${mediaType}`;
+    return this.validate(`${answer.method} ${answer.url} ${answer.status} ${mediaType}`, schema, body, where);
+  }
+
+  private validate(key: string, schema: Record<string, unknown>, value: unknown, where: string): string[] {
     let validate = this.validators.get(key);
     if (validate === undefined) {
       validate = this.ajv.compile({ ...schema, $defs: this.doc.components?.schemas ?? {} });
       this.validators.set(key, validate);
     }
-    if (validate(body)) return [];
+    if (validate(value)) return [];
     return (validate.errors ?? []).map((e) => `${where}: ${e.instancePath || "(body)"} ${e.message ?? "is invalid"} ${JSON.stringify(e.params)}`);
   }
 }
