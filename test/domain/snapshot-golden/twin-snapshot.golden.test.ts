@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { goldenCorpus, hash53, replayCorpusTwin } from "./corpus.ts";
 import { GOLDEN_HASHES, GOLDEN_SNAPSHOTS } from "./data.ts";
 import { GOLDEN_SNAPSHOTS as GOLDEN_SNAPSHOTS_V1 } from "./data-v1.ts";
+import { GOLDEN_SNAPSHOTS as GOLDEN_SNAPSHOTS_V2_HYSTERESIS_06 } from "./data-v2-hysteresis-0.6.ts";
+import { statsEqual } from "../../../actors/device-twin/domain/stats.ts";
 import { createLearned } from "../../../actors/device-twin/domain/learned/learned-state.ts";
 import { decodeTwin, encodeTwin, twinEqual } from "../../../actors/device-twin/domain/twin-snapshot.ts";
 import type { TwinState } from "../../../actors/device-twin/domain/twin.ts";
@@ -9,7 +11,9 @@ import type { TwinState } from "../../../actors/device-twin/domain/twin.ts";
 // The snapshot format is a contract with every snapshot already stored: these fail when the encoder's
 // bytes or the decoder's reading of old bytes change, even if encode∘decode still round-trips.
 // data.ts: the current version (2), recorded by scripts/record-golden-snapshots.ts; data-v1.ts:
-// version 1 snapshots (before the learned state), which must keep decoding.
+// version 1 snapshots (before the learned state), which must keep decoding; data-v2-hysteresis-0.6.ts:
+// version 2 snapshots written before the occupancy model's hysteresis changed (same format, other
+// occupancy decisions), which must keep decoding to the same bytes.
 
 const fromBase64 = (s: string): Uint8Array => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
@@ -36,6 +40,7 @@ describe("snapshot format (golden corpus recorded by scripts/record-golden-snaps
   it("covers every recorded twin", () => {
     expect(corpus.map((t) => t.name).sort()).toEqual(Object.keys(GOLDEN_HASHES).sort());
     expect(Object.keys(GOLDEN_SNAPSHOTS_V1).sort()).toEqual(Object.keys(GOLDEN_SNAPSHOTS).sort());
+    expect(Object.keys(GOLDEN_SNAPSHOTS_V2_HYSTERESIS_06).sort()).toEqual(Object.keys(GOLDEN_SNAPSHOTS).sort());
   });
 
   for (const twin of corpus) {
@@ -56,6 +61,12 @@ describe("snapshot format (golden corpus recorded by scripts/record-golden-snaps
         const v1 = decodeTwin(fromBase64(recordedV1));
         expect(twinEqual(v1, withoutLearned(state))).toBe(true);
         expect(encodeTwin(v1)).toEqual(asVersion2(fromBase64(recordedV1)));
+        // v2 from the earlier occupancy hysteresis: the same statistics; every byte read back as written
+        const recordedV2Earlier = GOLDEN_SNAPSHOTS_V2_HYSTERESIS_06[`${twin.name}@${index}`];
+        expect(recordedV2Earlier).toBeDefined();
+        const earlier = decodeTwin(fromBase64(recordedV2Earlier!));
+        expect(statsEqual(earlier.stats, state.stats)).toBe(true);
+        expect(encodeTwin(earlier)).toEqual(fromBase64(recordedV2Earlier!));
         decodedOld++;
       });
       expect(got).toEqual(GOLDEN_HASHES[twin.name]);
