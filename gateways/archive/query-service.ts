@@ -25,7 +25,8 @@ export interface ArchiveQueryServiceOptions {
   log: ArchiveLog;
 }
 
-const MAX_LIMIT = 10_000;
+/** The routes' largest page (10 000) plus the one row that tells the gateway another page follows. */
+const MAX_LIMIT = 10_001;
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
 
