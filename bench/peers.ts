@@ -27,18 +27,16 @@ export async function main(argv: string[]): Promise<void> {
       note(`round ${r}: ${s}`);
       try {
         const figures = await child([], [`peers/${s}`, ...passThrough]);
-        results.get(s)!.push(...figures.filter((f) => f.name === `round.${s}`));
+        for (const f of figures) if (f.name === `round.${s}`) results.get(s)!.push({ ...f, detail: { ...f.detail, round: r } });
       } catch (err) {
         note(`${s} failed`, { error: String(err) });
       }
     }
   }
-  const medians = new Map<string, number>();
   for (const [s, figures] of results) {
     if (figures.length === 0) continue;
     const d = (k: string) => figures.map((f) => Number(f.detail![k]));
     const rate = median(figures.map((f) => f.value));
-    medians.set(s, rate);
     const last = figures[figures.length - 1]!.detail!;
     emit({
       suite: "peers",
@@ -61,8 +59,24 @@ export async function main(argv: string[]): Promise<void> {
       },
     });
   }
-  const airtwin = medians.get("airtwin");
-  if (airtwin !== undefined) {
-    for (const [s, rate] of medians) if (s !== "airtwin") emit({ suite: "peers", name: `airtwin-over.${s}`, value: round(airtwin / rate), unit: "x", baseline: { name: s, value: round(rate) } });
+  // airtwin against each peer within the same round (the same background load), median over the
+  // rounds both finished; and the same in CPU per reading (steadier on a shared machine)
+  const byRound = (s: string) => new Map(results.get(s)!.map((f) => [Number(f.detail!.round), f]));
+  if (results.has("airtwin")) {
+    const a = byRound("airtwin");
+    for (const s of systems) {
+      if (s === "airtwin") continue;
+      const pairs = [...byRound(s)].flatMap(([r, f]) => (a.has(r) ? [[a.get(r)!, f] as const] : []));
+      if (pairs.length === 0) continue;
+      const cpu = (f: Figure) => Number(f.detail!.cpuSPerMillionReadings);
+      emit({
+        suite: "peers",
+        name: `airtwin-over.${s}`,
+        value: round(median(pairs.map(([x, y]) => x.value / y.value))),
+        unit: "x readings/s, same round",
+        baseline: { name: s, value: round(median(pairs.map(([, y]) => y.value))) },
+        detail: { rounds: pairs.length, perRound: pairs.map(([x, y]) => round(x.value / y.value)), cpuPerReadingRatio: round(median(pairs.map(([x, y]) => cpu(y) / cpu(x)))) },
+      });
+    }
   }
 }
