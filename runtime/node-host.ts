@@ -24,6 +24,8 @@ export class NodeHost implements ShardHost {
   private readonly runners = new Map<number, ShardRunner>();
   /** Shards whose runner failed on storage and will start again (lease still held). */
   private readonly restarts = new Map<number, NodeJS.Timeout>();
+  /** The lease ownership handed over for each shard it runs here (from `start` until `stop` or `abort`). */
+  private readonly leases = new Map<number, ShardLease>();
   /** Stopped runners still answering queries for their shard's next owner. */
   private readonly lingering = new Set<ShardRunner>();
   private readonly deps: Omit<ShardRunnerDeps, "inputStream" | "onFailure">;
@@ -50,7 +52,13 @@ export class NodeHost implements ShardHost {
 
   async start(lease: ShardLease): Promise<void> {
     this.cancelRestart(lease.shard);
+    this.leases.set(lease.shard, lease);
     return this.startRunner(lease, 0);
+  }
+
+  /** True while `lease` is the one ownership has us run (not stopped, aborted or superseded since). */
+  private holds(lease: ShardLease): boolean {
+    return this.leases.get(lease.shard)?.epoch === lease.epoch;
   }
 
   private startRunner(lease: ShardLease, attempt: number): Promise<void> {
@@ -82,10 +90,20 @@ export class NodeHost implements ShardHost {
     });
   }
 
+  /**
+   * Starts the shard again after a pause, for as long as ownership still has us run this very lease.
+   * A restart of a lease lost meanwhile (NATS unreachable long enough for it to run out) must not happen:
+   * started after ownership took the shard again under a newer epoch, it aborted that epoch's runner as
+   * "superseded", was refused by its fence and left the shard served by nobody while its newer lease was
+   * renewed for good (the wedge the chaos run found after a NATS server loss).
+   */
   private restartLater(lease: ShardLease, attempt: number): void {
+    if (!this.holds(lease)) return;
+    this.cancelRestart(lease.shard);
     const delayMs = backoffMs(RESTART_BACKOFF, attempt);
     const timer = setTimeout(() => {
       this.restarts.delete(lease.shard);
+      if (!this.holds(lease) || this.runners.has(lease.shard)) return;
       this.startRunner(lease, attempt + 1).catch((err: unknown) => {
         this.deps.log("warn", "shard restart failed", { shard: lease.shard, epoch: lease.epoch, error: (err as Error).message });
         if (!(err instanceof FencedError) && !this.runners.has(lease.shard)) this.restartLater(lease, attempt + 1);
@@ -102,6 +120,7 @@ export class NodeHost implements ShardHost {
 
   async stop(shard: number, _reason: StopReason): Promise<void> {
     this.cancelRestart(shard);
+    this.leases.delete(shard);
     const runner = this.runners.get(shard);
     if (runner === undefined) return;
     try {
@@ -116,6 +135,7 @@ export class NodeHost implements ShardHost {
 
   abort(shard: number, reason: string): void {
     this.cancelRestart(shard);
+    this.leases.delete(shard);
     const runner = this.runners.get(shard);
     if (runner === undefined) return;
     this.runners.delete(shard);
