@@ -74,7 +74,9 @@ export async function inject(system: ChaosSystem, f: PlannedFault): Promise<Done
       const member = choose(system.nats.servers, f.pick);
       await member.kill("SIGKILL");
       await sleep(f.holdMs);
-      await member.restart({ ready: "healthy" });
+      // caught up may take longer than the harness's 30 s on a loaded machine: waited for below, generously
+      await member.restart({ ready: "listening" });
+      await system.nats.waitForHealthy(180_000);
       what = `kill -9 NATS ${member.name}, ${f.holdMs} ms down`;
       break;
     }
