@@ -43,6 +43,8 @@ export interface SubscriptionMapOptions {
 }
 
 const compare = (a: Revision, b: Revision): number => a[0] - b[0] || a[1] - b[1];
+/** The entry of every device whose list is empty (never written: only answers fill entries, and not those from a list). */
+const NONE: Map<string, Subscription> = new Map();
 const RESTART_MS = 1000;
 
 export class SubscriptionMap implements AsyncDisposable {
@@ -105,7 +107,9 @@ export class SubscriptionMap implements AsyncDisposable {
         return;
       }
     }
-    this.devices.set(m.deviceId, { revision: m.revision, fromList: true, byId: new Map(m.subscriptions.map((s) => [s.id, s])) });
+    // an empty list (unsubscribed, deleted) is kept, not forgotten: a twin's late answer must not fill it
+    const byId = m.subscriptions.length === 0 ? NONE : new Map(m.subscriptions.map((s) => [s.id, s]));
+    this.devices.set(m.deviceId, { revision: m.revision, fromList: true, byId });
   }
 
   /** Reads every list on the stream, then follows; restarts from scratch when the consumer ends. */
