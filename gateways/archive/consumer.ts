@@ -168,7 +168,8 @@ export class SourceConsumer {
   private async consumeUntilGone(): Promise<void> {
     const signal = this.abort.signal;
     const durable = this.o.durable ?? "archive";
-    const max = this.o.batchMessages ?? 256;
+    const configured = this.o.batchMessages ?? 256;
+    const max = batchLimit(configured, Number.MAX_SAFE_INTEGER);
     const consumer = await this.deps.js.consumers.get(this.o.stream, durable);
     const iter = await consumer.consume({ max_messages: max * 2, expires: Math.max(1000, this.o.pullWaitMs ?? 2000) });
     const buffer: JsMsg[] = [];
@@ -210,8 +211,11 @@ export class SourceConsumer {
           }
         }
         // more is on its way: let a fuller batch form (one transaction instead of many)
-        if (buffer.length < max && pending > 0) await arrival(20);
-        const batch = buffer.splice(0, max);
+        // behind: one bigger transaction for many messages (commits, head upserts and round trips per
+        // message shrink); caught up: the configured size, so each message is archived soon
+        const size = batchLimit(configured, pending + buffer.length);
+        if (buffer.length < size && pending > 0) await arrival(20);
+        const batch = buffer.splice(0, size);
         if (!(await this.writeUntilDone(batch))) return; // stopped while retrying: unacked, redelivered later
         for (const m of batch) m.ack();
         this.deps.metrics.messages.inc({ source: this.o.label }, batch.length);
@@ -275,6 +279,18 @@ export class SourceConsumer {
     for (const m of messages) if (!(await this.writeUntilDone([m]))) return false;
     return true;
   }
+}
+
+/** How many times the configured batch a transaction grows to while the consumer is behind. */
+export const BEHIND_GROWTH = 4;
+
+/**
+ * Most messages in the next transaction: the configured batch, growing with the backlog (`behind`:
+ * messages pending on the server plus those already received) up to {@link BEHIND_GROWTH} times it
+ * (never past 10,000).
+ */
+export function batchLimit(configured: number, behind: number): number {
+  return Math.max(configured, Math.min(behind, configured * BEHIND_GROWTH, 10_000));
 }
 
 function isNotFound(err: unknown): boolean {

@@ -28,9 +28,14 @@ export class Partitions {
   /** Ensures a partition exists for every month of `times`. */
   async ensure(db: Queryable, times: Iterable<number>): Promise<void> {
     const missing = new Set<number>();
+    // a batch's times mostly share a month: a Date per distinct month, not per reading
+    let from = 1;
+    let to = 0;
     for (const t of times) {
-      const m = monthStart(t);
-      if (!this.known.has(m)) missing.add(m);
+      if (t >= from && t < to) continue;
+      from = monthStart(t);
+      to = nextMonth(from);
+      if (!this.known.has(from)) missing.add(from);
     }
     for (const m of [...missing].sort((a, b) => a - b)) {
       // concurrent archives: "if not exists" still races on the catalog, so serialize on a lock

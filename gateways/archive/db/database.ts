@@ -21,9 +21,9 @@ export interface Queryable {
   exec(sql: string): Promise<void>;
   /**
    * Postgres only (undefined on PGlite): `COPY <table> (<columns>) FROM STDIN` of `text` in COPY's text
-   * format — the fastest way in when no row can conflict. Resolves with the rows copied.
+   * format (in chunks of whole rows) — the fastest way in when no row can conflict. Resolves with the rows copied.
    */
-  copyFrom?(table: string, columns: readonly string[], text: string): Promise<number>;
+  copyFrom?(table: string, columns: readonly string[], text: readonly string[]): Promise<number>;
 }
 
 export interface Database extends Queryable, AsyncDisposable {

@@ -78,7 +78,7 @@ export async function openPostgres(url: string, o: DatabaseOptions): Promise<Dat
           },
           async copyFrom(table, columns, text) {
             const copy = client.query(copyStream(`copy ${table} (${columns.join(", ")}) from stdin`));
-            await pipeline(Readable.from([text]), copy);
+            await pipeline(Readable.from(text), copy);
             return Number(copy.rowCount ?? 0);
           },
         };
