@@ -175,7 +175,10 @@ export class ShardLifecycle {
     try {
       await this.o.host.start({ shard, epoch: lease.epoch, owner: lease.owner });
     } catch (err) {
-      this.o.config.log("error", "shard failed to start; lease released", { shard, epoch: lease.epoch, error: (err as Error).message });
+      // warn, not error: the shard is tried again after a heartbeat (a start timing out on a loaded
+      // machine or during a NATS failover is expected and recovers); what does not recover shows in the
+      // unowned shards of the cluster summary
+      this.o.config.log("warn", "shard failed to start; lease released, trying again", { shard, epoch: lease.epoch, error: (err as Error).message });
       if (slot.held?.epoch === lease.epoch) this.#abort(slot, `start failed: ${(err as Error).message}`, true);
       slot.retry = setTimeout(() => void this.reconcile(shard), this.o.config.heartbeatMs);
       return;
