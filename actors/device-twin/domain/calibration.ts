@@ -1,4 +1,4 @@
-// Calibration of co2 and voc from daily lows (docs/design.md §4), on the packed layout of snapshot.ts.
+// Calibration of co2 and voc from daily lows (docs/design.md §4), on the packed layout of stats-layout.ts.
 // stats.ts calls onDayClosed when a reading opens a later UTC day and recalibrateChannel on command.
 //
 // A day's low is its topMinMean at the channel's resolution (mean of its ≤ 5 lowest quantized values),

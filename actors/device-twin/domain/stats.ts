@@ -1,4 +1,4 @@
-// Per-channel statistics of one device (docs/design.md §4) on the packed layout of snapshot.ts: exact running
+// Per-channel statistics of one device (docs/design.md §4) on the packed layout of stats-layout.ts: exact running
 // statistics (Welford, time-aware EWMA), hourly and daily rings with per-day top-5 means, closed-bucket
 // outputs, and the co2/voc calibration of calibration.ts. Pure: time comes from the readings.
 
@@ -64,7 +64,7 @@ export { DAY_MS, HOUR_MS, QUANTUM, STATS_BYTES } from "./snapshot.ts";
 export const EWMA_TAU_MS = 3_600_000;
 
 declare const statsBrand: unique symbol;
-/** The statistics of one twin: a DataView whose first STATS_BYTES bytes are theirs (layout in snapshot.ts). Opaque. */
+/** The statistics of one twin: a DataView whose first STATS_BYTES bytes are theirs (layout in stats-layout.ts). Opaque. */
 export interface TwinStats {
   readonly [statsBrand]: true;
 }
