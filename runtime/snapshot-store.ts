@@ -206,6 +206,8 @@ export async function claimShard(
 /** Everything a shard's bucket holds, read in one ordered pass (bulk load at acquisition). */
 export interface ShardScan {
   checkpoint: number;
+  /** The checkpoint's last applied input (≥ checkpoint): outputs of inputs up to it are stored. */
+  applied: number;
   entities: Map<string, SnapshotRecord>;
   /**
    * Keys whose last value could not be decoded (written by something other than an owner): left out of
@@ -223,9 +225,9 @@ export async function scanShard(js: JetStreamClient, jsm: JetStreamManager, buck
   // `knownKeys` (counted by the claim) saves asking the stream for the first pass.
   for (let attempt = 1; ; attempt++) {
     const expected = attempt === 1 && knownKeys !== undefined ? knownKeys : (await jsm.streams.info(bucketStream(bucket))).state.num_subjects;
-    if (expected === 0) return { checkpoint: 0, entities: new Map(), undecodable: [] };
+    if (expected === 0) return { checkpoint: 0, applied: 0, entities: new Map(), undecodable: [] };
     const scan = await scanOnce(js, bucket);
-    if (expected === undefined || scan.keys >= expected) return { checkpoint: scan.checkpoint, entities: scan.entities, undecodable: scan.undecodable };
+    if (expected === undefined || scan.keys >= expected) return { checkpoint: scan.checkpoint, applied: scan.applied, entities: scan.entities, undecodable: scan.undecodable };
     if (attempt >= 5) throw new Error(`scan of ${bucket} saw ${scan.keys} of ${expected} keys`);
   }
 }
@@ -235,6 +237,7 @@ async function scanOnce(js: JetStreamClient, bucket: string): Promise<ShardScan 
   const undecodable: ShardScan["undecodable"] = [];
   const seen = new Set<string>();
   let checkpoint = 0;
+  let applied = 0;
   const consumer = await js.consumers.get(bucketStream(bucket), {
     filter_subjects: `$KV.${bucket}.>`,
     deliver_policy: DeliverPolicy.LastPerSubject,
@@ -248,13 +251,13 @@ async function scanOnce(js: JetStreamClient, bucket: string): Promise<ShardScan 
     if (op !== "DEL" && op !== "PURGE" && m.data.length > 0) {
       try {
         if (key === CHECKPOINT_KEY) {
-          checkpoint = decodeCheckpointSeq(m.data);
+          ({ seq: checkpoint, applied } = decodeCheckpointSeqs(m.data));
         } else if (key !== FENCE_KEY) {
           entities.set(key, decodeRecord(m.data));
         }
       } catch (err) {
         // a value no owner wrote must not keep the shard from starting
-        if (key === CHECKPOINT_KEY) checkpoint = 0;
+        if (key === CHECKPOINT_KEY) checkpoint = applied = 0;
         else entities.delete(key);
         undecodable.push({ key, data: m.data, error: (err as Error).message });
       }
@@ -264,7 +267,7 @@ async function scanOnce(js: JetStreamClient, bucket: string): Promise<ShardScan 
     if (m.info.pending === 0) break;
   }
   await messages.close();
-  return { checkpoint, entities, undecodable, keys: seen.size };
+  return { checkpoint, applied, entities, undecodable, keys: seen.size };
 }
 
 /** Reads one entity's committed record without any owner (snapshot consistency). */
@@ -274,9 +277,14 @@ export async function readSnapshot(kv: KV, key: string): Promise<SnapshotRecord 
   return decodeRecord(e.value);
 }
 
-/** Encodes the shard checkpoint record `{ seq, epoch }`. */
-export function encodeCheckpoint(seq: number, epoch: number): Uint8Array {
-  return encode({ seq, epoch });
+/**
+ * Encodes the shard checkpoint record `{ seq, epoch, applied }`: `seq`, the input stream sequence after
+ * which a new owner replays (every input up to it is in its twin's snapshot); `applied` (≥ seq, left out
+ * when equal), the last input of the committed cut — its outputs are stored, so a replay up to it
+ * publishes none of them again.
+ */
+export function encodeCheckpoint(seq: number, epoch: number, applied = seq): Uint8Array {
+  return encode(applied > seq ? { seq, epoch, applied } : { seq, epoch });
 }
 
 /** Encodes the fence record `{ epoch, at }` (`at`: wall-clock ms of the claim, for people reading the bucket). */
@@ -294,11 +302,13 @@ export function decodeFenceEpoch(bytes: Uint8Array): number {
   }
 }
 
-/** The stream sequence a checkpoint record names. @throws on anything but a checkpoint record. */
-function decodeCheckpointSeq(bytes: Uint8Array): number {
-  const seq = decode<{ seq?: unknown } | null>(bytes)?.seq;
+/** The stream sequences a checkpoint record names (`applied`: `seq` when absent). @throws on anything but a checkpoint record. */
+export function decodeCheckpointSeqs(bytes: Uint8Array): { seq: number; applied: number } {
+  const r = decode<{ seq?: unknown; applied?: unknown } | null>(bytes);
+  const seq = r?.seq;
   if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) throw new TypeError("malformed checkpoint record");
-  return seq;
+  const applied = r?.applied;
+  return { seq, applied: typeof applied === "number" && Number.isSafeInteger(applied) && applied > seq ? applied : seq };
 }
 
 /** Opens a KV handle of an existing bucket without creating it. */

@@ -7,6 +7,15 @@ import { decode } from "../../runtime/codec.ts";
 import { bucketStream, CHECKPOINT_KEY } from "../../runtime/snapshot-store.ts";
 import type { Names } from "../../runtime/subjects.ts";
 
+/**
+ * The last input a checkpoint record commits: its `applied` (the cut's last input — its outputs stored,
+ * its effects in snapshots or replayed from the log after them), else its `seq`.
+ */
+function committedUpTo(bytes: Uint8Array): number {
+  const cp = decode<{ seq: number; applied?: number }>(bytes);
+  return cp.applied ?? cp.seq;
+}
+
 /** Follows every shard's checkpoint from the KV publishes themselves (no polling). */
 export class CheckpointWatch {
   readonly seq: number[];
@@ -27,8 +36,8 @@ export class CheckpointWatch {
         const bucket = msg.subject.split(".")[1]!;
         if (!bucket.startsWith(prefix)) return;
         const shard = Number(bucket.slice(prefix.length));
-        const cp = decode<{ seq: number }>(msg.data);
-        if (shard < this.seq.length && cp.seq > this.seq[shard]!) this.seq[shard] = cp.seq;
+        const cp = committedUpTo(msg.data);
+        if (shard < this.seq.length && cp > this.seq[shard]!) this.seq[shard] = cp;
         for (const w of this.waiters.splice(0)) w();
       },
     });
@@ -92,7 +101,7 @@ export async function readCheckpoints(kvm: Kvm, names: Names, shards: number, on
       try {
         const kv = await kvm.open(names.snapshotBucket(s));
         const e = await kv.get(CHECKPOINT_KEY);
-        return e === null || e.value.length === 0 ? 0 : decode<{ seq: number }>(e.value).seq;
+        return e === null || e.value.length === 0 ? 0 : committedUpTo(e.value);
       } catch {
         return 0;
       }

@@ -81,7 +81,7 @@ export function applyItem(table: EntityTable, slot: Slot, item: InputItem, seq: 
   slot.state = applied.state;
   slot.appliedSeq = seq;
   slot.applyingSeq = seq;
-  table.markDirty(slot);
+  table.markDirty(slot, seq);
   return applied;
 }
 

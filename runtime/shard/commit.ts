@@ -1,7 +1,11 @@
-// A shard's commits: a consistent cut (every dirty entity encoded, the last applied message noted), then
-// the cut's outputs confirmed (published again under the same id while refused) → its snapshots and
+// A shard's commits: a consistent cut (every due dirty entity encoded, the last applied message noted),
+// then the cut's outputs confirmed (published again under the same id while refused) → its snapshots and
 // the shard checkpoint written, fenced and pipelined → the consumer acknowledged up to the cut. A crash
 // anywhere in between replays from the previous checkpoint.
+// A twin changed only by input is snapshotted at most every `snapshotIntervalMs` (or `snapshotMaxInputs`
+// inputs): until then its snapshot waits and the checkpoint (where a new owner's replay starts) stays
+// before its first unsaved input, so the log makes up what the snapshot lacks; the checkpoint also names
+// the cut's last input (`applied`), whose outputs are stored, so a replay does not publish them again.
 import type { JsMsg } from "@nats-io/jetstream";
 import { retry, type Backoff } from "../backoff.ts";
 import { MSGPACK_CONTENT_TYPE, encode } from "../codec.ts";
@@ -47,8 +51,12 @@ const OUTPUTS_BACKOFF: Backoff = { firstMs: 100, maxMs: 2000 };
 export class Committer {
   /** The fenced writer of the shard's snapshot bucket, once the shard is claimed. */
   writer: FencedWriter | undefined;
-  /** The input stream sequence up to which everything is committed. */
+  /** The checkpoint: the input stream sequence after which a new owner replays (every input up to it is in a snapshot). */
   committedSeq = 0;
+  /** The last input of the last committed cut: its outputs are stored, its effects recoverable from snapshots and log. */
+  appliedCommitted = 0;
+  /** Dirty entities the last cut left waiting for their snapshot. */
+  private waiting = 0;
   private capture: Promise<void> | undefined;
   private committing: Promise<void> | undefined;
   private pendingOutputs: PendingOutput[] = [];
@@ -75,10 +83,10 @@ export class Committer {
     this.lastApplied = m;
   }
 
-  /** True when a commit should start now rather than at the next tick: many dirty entities or unacknowledged messages. */
+  /** True when a commit should start now rather than at the next tick: many newly dirty entities or unacknowledged messages. */
   get dueEarly(): boolean {
     const { options } = this.env.deps;
-    return this.env.table.dirty.size >= options.commitMaxDirty || this.appliedSinceCommit >= options.maxAckPending / 2;
+    return this.env.table.dirty.size - this.waiting >= options.commitMaxDirty || this.appliedSinceCommit >= options.maxAckPending / 2;
   }
 
   /** The commit timer: commits now unless the shard is behind its input and committed recently. */
@@ -87,10 +95,13 @@ export class Committer {
     void this.commit().catch(() => undefined);
   }
 
-  /** Commits unless a commit is running (then that one covers it). */
-  commit(): Promise<void> {
-    if (this.committing !== undefined) return this.committing;
-    this.committing = this.commitNow().finally(() => {
+  /**
+   * Commits unless a commit is running (then that one covers it). `all`: every dirty entity's snapshot
+   * is written (after the running commit, if any; see {@link commitNow}).
+   */
+  commit(all = false): Promise<void> {
+    if (this.committing !== undefined) return all ? this.settled().then(() => this.commit(true)) : this.committing;
+    this.committing = this.commitNow(all).finally(() => {
       this.committing = undefined;
     });
     return this.committing;
@@ -117,38 +128,56 @@ export class Committer {
     this.env.deps.metrics.outputsPublished.inc(outputs.length);
   }
 
-  /** Commits now (a planned stop's last commit; otherwise see {@link commit}). */
-  async commitNow(): Promise<void> {
+  /**
+   * Commits now (a planned stop's last commit; otherwise see {@link commit}). `all`: every dirty entity's
+   * snapshot is written (a planned stop, an explicit commit); otherwise those of entities changed only by
+   * input whose first unsaved input is younger than `snapshotIntervalMs` (and fewer than
+   * `snapshotMaxInputs`) wait, and the checkpoint stays before that input.
+   */
+  async commitNow(all = false): Promise<void> {
     const { table, epoch } = this.env;
     const writer = this.writer;
     if (writer === undefined || writer.failed !== undefined) return;
     const checkpointMsg = this.lastApplied;
-    const checkpointSeq = checkpointMsg?.info.streamSequence ?? this.committedSeq;
-    if (table.dirty.size === 0 && checkpointSeq === this.committedSeq && this.pendingOutputs.length === 0) return;
+    const appliedSeq = checkpointMsg?.info.streamSequence ?? this.appliedCommitted;
+    if (table.dirty.size === 0 && appliedSeq === this.appliedCommitted && this.pendingOutputs.length === 0) return;
     const started = performance.now();
+    const wallNow = Date.now();
     this.lastCommitAt = started;
-    // Capture a consistent cut: nothing is applied to this shard until every dirty entity is encoded.
+    // Capture a consistent cut: nothing is applied to this shard until every due entity is encoded.
     // Encoding yields to the event loop every few ms — a large cut (a backlog, a first ingest) takes
     // seconds, and lease renewals, acks and queries must not wait for it; the other shards go on.
     // Once captured, the loop keeps applying while this commit waits for its writes.
     let release!: () => void;
     this.capture = new Promise<void>((resolve) => (release = resolve));
-    const records: Array<{ slot: Slot; record: Uint8Array }> = [];
+    const records: Array<{ slot: Slot; record: Uint8Array; unsavedSeq: number }> = [];
+    // the first input not in any snapshot: the next owner's replay starts there
+    let firstUnsaved = Number.MAX_SAFE_INTEGER;
     try {
       for (const slot of table.dirty) {
+        if (!all && this.mayWait(slot, started, wallNow)) {
+          if (slot.unsavedSince === 0) slot.unsavedSince = started;
+          if (slot.unsavedSeq < firstUnsaved) firstUnsaved = slot.unsavedSeq;
+          continue;
+        }
         const bytes = slot.behavior.encode(slot.state);
-        slot.dirty = false;
+        records.push({ slot, unsavedSeq: slot.unsavedSeq, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes, commands: table.commandsOf(slot) }) });
+        table.markCaptured(slot);
+        table.dirty.delete(slot);
         table.writing.add(slot);
-        records.push({ slot, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes, commands: table.commandsOf(slot) }) });
         if (sliceUsed()) await yieldTurn();
       }
-      table.dirty.clear();
     } finally {
       this.capture = undefined;
       release();
     }
+    this.waiting = table.dirty.size;
     if (this.env.isAborted()) return; // the lease was lost while capturing: write nothing
+    // never below the last checkpoint: entities waiting then still wait on the same input, and input applied
+    // since came after it
+    const checkpointSeq = Math.min(appliedSeq, firstUnsaved - 1);
     const outputs = this.pendingOutputs;
+    if (records.length === 0 && outputs.length === 0 && appliedSeq === this.appliedCommitted && checkpointSeq === this.committedSeq) return;
     this.pendingOutputs = [];
     this.appliedSinceCommit = 0;
     try {
@@ -161,24 +190,39 @@ export class Committer {
         slot.persisted = true;
         return writer.put(slot.key, record);
       });
-      writes.push(writer.put(CHECKPOINT_KEY, encodeCheckpoint(checkpointSeq, epoch)));
+      writes.push(writer.put(CHECKPOINT_KEY, encodeCheckpoint(checkpointSeq, epoch, appliedSeq)));
       await Promise.all(writes);
       for (const { slot } of records) table.writing.delete(slot);
-      // 3. only now the input may be forgotten
+      // 3. acknowledged up to the cut: the server redelivers nothing; a new owner replays from the checkpoint
       checkpointMsg?.ack();
       this.committedSeq = checkpointSeq;
+      this.appliedCommitted = appliedSeq;
       const { metrics } = this.env.deps;
       metrics.commitSeconds.observe((performance.now() - started) / 1000);
       metrics.commitRecords.observe(records.length);
       metrics.commitBytes.inc(bytes);
     } catch (err) {
-      // Nothing of this cut is acknowledged: put it back so nothing is forgotten, then give the shard up.
-      for (const { slot } of records) table.markDirty(slot);
+      // Nothing of this cut is committed: put it back so nothing is forgotten, then give the shard up.
+      for (const { slot, unsavedSeq } of records) {
+        table.markDirty(slot);
+        if (unsavedSeq !== 0 && (slot.unsavedSeq === 0 || unsavedSeq < slot.unsavedSeq)) slot.unsavedSeq = unsavedSeq;
+      }
       this.pendingOutputs = outputs.concat(this.pendingOutputs);
       if (err instanceof FencedError) this.env.deps.metrics.fencingRejections.inc();
       this.env.fail(err as Error);
       throw err;
     }
+  }
+
+  /**
+   * True when the entity's snapshot may wait: changed only by input, recently and not much, and still in
+   * use (an idle entity is written so it can be passivated).
+   */
+  private mayWait(slot: Slot, now: number, wallNow: number): boolean {
+    const { snapshotIntervalMs, snapshotMaxInputs, idlePassivateMs } = this.env.deps.options;
+    if (slot.mustSave || slot.unsavedSeq === 0 || slot.unsavedInputs >= snapshotMaxInputs) return false;
+    if (wallNow - slot.lastUsed >= idlePassivateMs) return false;
+    return slot.unsavedSince === 0 ? snapshotIntervalMs > 0 : now - slot.unsavedSince < snapshotIntervalMs;
   }
 
   /**

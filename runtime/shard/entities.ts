@@ -30,6 +30,17 @@ export interface Slot {
   /** Time of the entity's live entry in the wake queue (≤ wakeAt; see timers.ts). */
   queuedAt: number | undefined;
   dirty: boolean;
+  /**
+   * Input stream sequence of the first input applied since the entity's last snapshot was captured (0:
+   * none). While its snapshot is deferred (commit.ts), the shard checkpoint stays before it.
+   */
+  unsavedSeq: number;
+  /** Inputs applied since the last snapshot was captured. */
+  unsavedInputs: number;
+  /** When a commit first found the entity's unsaved input (performance.now(); 0: not yet seen). */
+  unsavedSince: number;
+  /** Changed by something the input log cannot replay (a wake-up): written at the next commit. */
+  mustSave: boolean;
   lastUsed: number;
 }
 
@@ -112,7 +123,7 @@ export class EntityTable {
   }
 
   private newSlot(key: string, entityId: string, behavior: EntityBehavior): Slot {
-    const slot: Slot = { key, entityId, behavior, state: undefined, bytes: undefined, persisted: false, appliedSeq: 0, applyingSeq: 0, wakeAt: undefined, queuedAt: undefined, dirty: false, lastUsed: 0 };
+    const slot: Slot = { key, entityId, behavior, state: undefined, bytes: undefined, persisted: false, appliedSeq: 0, applyingSeq: 0, wakeAt: undefined, queuedAt: undefined, dirty: false, unsavedSeq: 0, unsavedInputs: 0, unsavedSince: 0, mustSave: false, lastUsed: 0 };
     let byId = this.slots.get(behavior.type);
     if (byId === undefined) this.slots.set(behavior.type, (byId = new Map()));
     byId.set(entityId, slot);
@@ -177,9 +188,26 @@ export class EntityTable {
     }
   }
 
-  markDirty(slot: Slot): void {
+  /**
+   * The entity changed: by the input with stream sequence `seq` (replayable from the log, so its
+   * snapshot may wait), or without one (a wake-up: its snapshot is written at the next commit).
+   */
+  markDirty(slot: Slot, seq?: number): void {
+    if (seq === undefined) slot.mustSave = true;
+    else {
+      if (slot.unsavedSeq === 0) slot.unsavedSeq = seq;
+      slot.unsavedInputs++;
+    }
+    if (slot.dirty) return;
     slot.dirty = true;
     this.dirty.add(slot);
+  }
+
+  /** The entity's snapshot was captured: nothing unsaved any more. */
+  markCaptured(slot: Slot): void {
+    slot.dirty = false;
+    slot.mustSave = false;
+    slot.unsavedSeq = slot.unsavedInputs = slot.unsavedSince = 0;
   }
 
   /** Remembers a keyed command the entity just applied. */

@@ -20,8 +20,18 @@ export interface ShardRunnerOptions {
    * Caught up, commits come every `commitIntervalMs` again. Bounds what a crash replays. Default 5000.
    */
   commitMaxIntervalMs: number;
-  /** Commit early once this many entities are dirty. Default 5000. */
+  /** Commit early once this many entities are due for a snapshot. Default 5000. */
   commitMaxDirty: number;
+  /**
+   * A twin changed by input is snapshotted at most this often (ms): a commit leaves a twin whose first
+   * unsaved input is younger than this out of its writes, and the shard checkpoint (where a new owner's
+   * replay starts) stays before that input, so the input log makes up what the snapshot lacks. Input
+   * stays in the log (limits retention), so nothing waits for an ack. Bounds what a crash replays: about
+   * this long of the shard's input. 0: every dirty twin at every commit. Default 30000.
+   */
+  snapshotIntervalMs: number;
+  /** …or once this many inputs changed it since its last snapshot, whichever comes first. Default 1000. */
+  snapshotMaxInputs: number;
   /**
    * Messages requested per pull per shard (re-pulled at 75%). A node has up to shards × this × message
    * size in flight, which must stay under nats-server's per-client max_pending (64 MiB): past it the
@@ -68,6 +78,8 @@ export const defaultShardRunnerOptions: ShardRunnerOptions = {
   commitIntervalMs: 1000,
   commitMaxIntervalMs: 5000,
   commitMaxDirty: 5000,
+  snapshotIntervalMs: 30_000,
+  snapshotMaxInputs: 1000,
   fetchBatch: 32,
   pullExpiresMs: 5000,
   askAgainMs: 30_000,

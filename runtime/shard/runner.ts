@@ -1,6 +1,6 @@
 // Runs one owned shard: fence, bulk-load, consume the shard's input in stream order, apply each entity's
 // inputs turn by turn (apply.ts), publish outputs, answer live queries (queries.ts), fire wake-ups
-// (timers.ts), and commit periodically (commit.ts): outputs confirmed → dirty snapshots written (fenced,
+// (timers.ts), and commit periodically (commit.ts): outputs confirmed → due snapshots written (fenced,
 // pipelined) → checkpoint → consumer acked. A crash anywhere in between replays from the checkpoint;
 // inputs already in a snapshot are skipped per entity (`seq <= appliedSeq`), so every input takes
 // effect exactly once. This file is the lifecycle: start, planned stop with its linger, abort.
@@ -59,6 +59,10 @@ export class ShardRunner {
   private commitTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private consumedSinceRate = 0;
+  /** The last input of the cut the checkpoint we started from committed: its outputs, and those before, are stored. */
+  private replayedUpTo = 0;
+  /** The message being applied is one whose outputs are stored already (see `replayedUpTo`). */
+  private replaying = false;
   private lastLag = 0;
 
   constructor(deps: ShardRunnerDeps, lease: ShardLease) {
@@ -82,7 +86,10 @@ export class ShardRunner {
       log: deps.log,
       shard: this.shard,
       prefix: deps.names.prefix,
-      publish: (outputs) => this.committer.publishOutputs(outputs),
+      // a replayed input's outputs are stored already when a committed cut held it (`replayedUpTo`)
+      publish: (outputs) => {
+        if (!this.replaying) this.committer.publishOutputs(outputs);
+      },
       reply: (subject, reply) => this.reply(subject, reply),
       deadLetters: deps.deadLetters,
     };
@@ -159,7 +166,8 @@ export class ShardRunner {
       const slot = this.table.load(key, rec);
       if (slot !== undefined) this.wakeUps.schedule(slot, rec.wakeAt);
     }
-    this.committer.committedSeq = scan.checkpoint;
+    this.committer.committedSeq = this.committer.appliedCommitted = scan.checkpoint;
+    this.replayedUpTo = scan.applied;
     lap("scan");
     if (this.stopped) return;
     // Answer queries from the loaded (committed) state at once: an old owner that stopped cleanly
@@ -188,6 +196,7 @@ export class ShardRunner {
       epoch: this.epoch,
       entities: this.table.count,
       checkpoint: scan.checkpoint,
+      replayedUpTo: scan.applied,
       ms: Math.round(performance.now() - started),
       phasesMs: stepsMs,
       handoff,
@@ -210,7 +219,7 @@ export class ShardRunner {
     await this.loop;
     await this.committer.settled();
     try {
-      await this.committer.commitNow();
+      await this.committer.commitNow(true);
     } catch (err) {
       this.endLinger();
       throw err;
@@ -280,9 +289,9 @@ export class ShardRunner {
     this.release();
   }
 
-  /** Commits now unless a commit is running (then that one covers it). */
+  /** Commits every dirty entity's snapshot now (after the commit running, if any). */
   commit(): Promise<void> {
-    return this.committer.commit();
+    return this.committer.commit(true);
   }
 
   /** Messages consumed since the previous call (for rate-weighted balancing). */
@@ -366,7 +375,9 @@ export class ShardRunner {
     if (this.committer.capturing !== undefined) await this.committer.capturing; // a commit began its cut meanwhile
     if (this.aborted) return;
     const started = performance.now();
+    this.replaying = seq <= this.replayedUpTo;
     applyBatch(this.applyEnv, batch, slots, seq, Date.now());
+    this.replaying = false;
     const { metrics } = this.deps;
     metrics.applySeconds.observe((performance.now() - started) / 1000);
     metrics.messagesApplied.inc();

@@ -190,7 +190,8 @@ describe("shard runner", () => {
     // what a shard sees while the output stream elects a leader after a NATS server loss: every publish
     // refused at once ("no stream answered"); here the stream is gone for a while, then back
     const warnings: string[] = [];
-    const a = await node("t7", {}, (level, msg) => void (level !== "info" && warnings.push(msg)));
+    // every snapshot at every commit: "committed" shows as the twin's snapshot
+    const a = await node("t7", { snapshotIntervalMs: 0 }, (level, msg) => void (level !== "info" && warnings.push(msg)));
     await startAll(a, 1);
     const client = new RuntimeClient(await conn(), { prefix: "t7", shards: SHARDS });
     const jsm = await jetstreamManager(await conn());
