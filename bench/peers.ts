@@ -1,4 +1,4 @@
-// `npm run bench -- peers [--quick] [--rounds R] [--systems floor,postgres,redis,effect-cluster,airtwin]
+// `npm run bench -- peers [--quick] [--rounds R] [--systems floor,postgres,redis,effect-cluster,airtwin[,airtwin-eager]]
 //                         [--devices N] [--per-device U] [--per-request K] [--concurrency C] [--pg-pool P]`
 //
 // airtwin next to the systems a team would pick instead (issue #16 §1), each in bench/peers/<system>.ts
@@ -13,11 +13,13 @@ import { emit, median, note, round, type Figure } from "./lib/report.ts";
 import { child } from "./runtime.ts";
 
 const SYSTEMS = ["floor", "postgres", "redis", "effect-cluster", "airtwin"];
+/** Variants run only when named: airtwin with every changed twin snapshotted at every commit (before issue #16's lever a). */
+const VARIANTS: Record<string, string[]> = { "airtwin-eager": ["peers/airtwin", "--system", "airtwin-eager", "--snapshot-interval-ms", "0"] };
 
 export async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
   const systems = str(args, "systems", SYSTEMS.join(",")).split(",");
-  for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system "${s}" (${SYSTEMS.join(", ")})`);
+  for (const s of systems) if (!SYSTEMS.includes(s) && VARIANTS[s] === undefined) throw new Error(`unknown system "${s}" (${[...SYSTEMS, ...Object.keys(VARIANTS)].join(", ")})`);
   const rounds = int(args, "rounds", flag(args, "quick") ? 1 : 3);
   const passThrough = argv.filter((a, i) => !["--systems", "--rounds"].includes(a) && !["--systems", "--rounds"].includes(argv[i - 1] ?? ""));
   note("machine", { cpus: cpus().length, model: cpus()[0]?.model, memGb: round(totalmem() / 2 ** 30), node: process.version });
@@ -26,7 +28,7 @@ export async function main(argv: string[]): Promise<void> {
     for (const s of systems) {
       note(`round ${r}: ${s}`);
       try {
-        const figures = await child([], [`peers/${s}`, ...passThrough]);
+        const figures = await child([], [...(VARIANTS[s] ?? [`peers/${s}`]), ...passThrough]);
         for (const f of figures) if (f.name === `round.${s}`) results.get(s)!.push({ ...f, detail: { ...f.detail, round: r } });
       } catch (err) {
         note(`${s} failed`, { error: String(err) });

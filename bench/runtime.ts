@@ -1,6 +1,6 @@
 // `npm run bench -- runtime [--quick] [--parts throughput,cluster,memory] [--runs N] [--profile]
 //                          [--cluster-twins N] [--moves N] [--kill other|coordinator] [--load readings/s]
-//                          [--memory-twins N] [--shapes device,fleet] [--logs <dir>]`
+//                          [--memory-twins N] [--shapes device,fleet] [--logs <dir>] [--snapshot-interval-ms N]`
 //
 // The runtime suite: throughput against a plain-consumer floor, recovery after `kill -9`, planned-move
 // pauses, and resident memory per twin against bare domain states. It starts a private nats-server
@@ -33,7 +33,8 @@ export async function main(argv: string[]): Promise<void> {
   if (parts.includes("throughput")) {
     for (const shape of str(args, "shapes", "device,fleet").split(",")) {
       const prefix = `bt${shape[0]}`;
-      await run("runtime/throughput", [], ["--prefix", prefix, "--shape", shape, "--runs", String(runs)]);
+      const snap = typeof args.get("snapshot-interval-ms") === "string" ? ["--snapshot-interval-ms", args.get("snapshot-interval-ms") as string] : [];
+      await run("runtime/throughput", [], ["--prefix", prefix, "--shape", shape, "--runs", String(runs), ...snap]);
       if (flag(args, "profile")) {
         const dir = mkdtempSync(join(tmpdir(), `airtwin-prof-${shape}-`));
         await run("runtime/throughput", ["--cpu-prof", `--cpu-prof-dir=${dir}`], ["--prefix", prefix, "--shape", shape, "--runs", "1", "--only", "runtime"]);

@@ -11,10 +11,16 @@ import type { Names } from "../../runtime/subjects.ts";
  * The last input a checkpoint record commits: its `applied` (the cut's last input — its outputs stored,
  * its effects in snapshots or replayed from the log after them), else its `seq`.
  */
-function committedUpTo(bytes: Uint8Array): number {
+function committedUpTo(bytes: Uint8Array, field: CheckpointField = "applied"): number {
   const cp = decode<{ seq: number; applied?: number }>(bytes);
-  return cp.applied ?? cp.seq;
+  return field === "seq" ? cp.seq : (cp.applied ?? cp.seq);
 }
+
+/**
+ * Which number of a checkpoint a watch follows: "applied", the last input committed (state current,
+ * outputs stored); "seq", where a replay would start (every input up to it in its twin's snapshot).
+ */
+export type CheckpointField = "applied" | "seq";
 
 /** Follows every shard's checkpoint from the KV publishes themselves (no polling). */
 export class CheckpointWatch {
@@ -27,6 +33,7 @@ export class CheckpointWatch {
     private readonly names: Names,
     shards: number,
     private readonly kvm: Kvm,
+    private readonly field: CheckpointField = "applied",
   ) {
     this.seq = new Array<number>(shards).fill(0);
     const prefix = `${names.snapshotBucket(0).slice(0, -1)}`; // "<prefix>-snap-"
@@ -36,7 +43,7 @@ export class CheckpointWatch {
         const bucket = msg.subject.split(".")[1]!;
         if (!bucket.startsWith(prefix)) return;
         const shard = Number(bucket.slice(prefix.length));
-        const cp = committedUpTo(msg.data);
+        const cp = committedUpTo(msg.data, this.field);
         if (shard < this.seq.length && cp > this.seq[shard]!) this.seq[shard] = cp;
         for (const w of this.waiters.splice(0)) w();
       },
@@ -57,7 +64,7 @@ export class CheckpointWatch {
       const hinted = target.every((t, s) => this.seq[s]! >= t);
       if (hinted || Date.now() >= nextRead) {
         nextRead = Date.now() + readEveryMs;
-        const stored = await readCheckpoints(this.kvm, this.names, this.seq.length);
+        const stored = await readCheckpoints(this.kvm, this.names, this.seq.length, undefined, this.field);
         for (let s = 0; s < stored.length; s++) {
           if (stored[s]! > this.seq[s]!) this.missedPublishes++;
           if (stored[s]! < this.seq[s]!) this.seenNotStored++;
@@ -93,7 +100,7 @@ export class CheckpointWatch {
 }
 
 /** Reads the stored checkpoint of `only` (default: every shard); 0 when the bucket or the key is missing. */
-export async function readCheckpoints(kvm: Kvm, names: Names, shards: number, only?: readonly number[]): Promise<number[]> {
+export async function readCheckpoints(kvm: Kvm, names: Names, shards: number, only?: readonly number[], field: CheckpointField = "applied"): Promise<number[]> {
   const want = new Set(only ?? Array.from({ length: shards }, (_, s) => s));
   return Promise.all(
     Array.from({ length: shards }, async (_, s) => {
@@ -101,7 +108,7 @@ export async function readCheckpoints(kvm: Kvm, names: Names, shards: number, on
       try {
         const kv = await kvm.open(names.snapshotBucket(s));
         const e = await kv.get(CHECKPOINT_KEY);
-        return e === null || e.value.length === 0 ? 0 : committedUpTo(e.value);
+        return e === null || e.value.length === 0 ? 0 : committedUpTo(e.value, field);
       } catch {
         return 0;
       }
