@@ -11,7 +11,7 @@
 // accepted request cost one more NATS message — encoding, a socket write and the server's parsing —
 // for a feed that is almost never watched.
 import { nuid, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
-import type { Alert, Reading } from "../../actors/device-twin/domain/mod.ts";
+import { validateDeviceId, type Alert, type Reading } from "../../actors/device-twin/domain/mod.ts";
 import { decode, encode, msgpackHeaders, type Names } from "../../runtime/mod.ts";
 import { isEpochMs, outputProblem } from "./output-shape.ts";
 
@@ -48,6 +48,13 @@ export interface LiveFeedOptions {
    * device's readings until three periods pass without a repeat.
    */
   announceMs?: number;
+  /**
+   * The longest an announcement counts here, whatever `ttlMs` it carries (ms). Default 60000: an
+   * announcement from any connection may otherwise keep devices published for ever.
+   */
+  maxInterestTtlMs?: number;
+  /** Most devices of other gateways remembered at once; further ones wait for room. Default 500000. */
+  maxRemoteDevices?: number;
 }
 
 /** Body of `<prefix>.live-interest.announce` (msgpack). */
@@ -74,6 +81,8 @@ export class NatsLiveFeed implements LiveFeed {
   /** Devices streamed by other gateways, with the wall-clock ms until which they count. */
   private readonly remote = new Map<string, number>();
   private readonly announceMs: number;
+  private readonly maxInterestTtlMs: number;
+  private readonly maxRemoteDevices: number;
   private readonly interest: Subscription;
   private readonly timer: NodeJS.Timeout;
 
@@ -83,6 +92,8 @@ export class NatsLiveFeed implements LiveFeed {
     options: LiveFeedOptions = {},
   ) {
     this.announceMs = options.announceMs ?? 5000;
+    this.maxInterestTtlMs = options.maxInterestTtlMs ?? 60_000;
+    this.maxRemoteDevices = options.maxRemoteDevices ?? 500_000;
     const root = this.interestRoot;
     this.interest = nc.subscribe(`${root}.*`, { callback: (err, msg) => (err === null ? this.onInterest(msg) : undefined) });
     this.timer = setInterval(() => {
@@ -122,13 +133,22 @@ export class NatsLiveFeed implements LiveFeed {
       this.announce([...this.local.keys()]);
       return;
     }
+    let a: Partial<Announcement> | null;
     try {
-      const a = decode<Announcement>(msg.data);
-      if (a.from === this.id || !Array.isArray(a.deviceIds)) return;
-      const until = Date.now() + a.ttlMs;
-      for (const id of a.deviceIds) this.remote.set(id, until);
+      a = decode<Partial<Announcement> | null>(msg.data);
     } catch {
-      // an undecodable announcement is skipped
+      return; // an undecodable announcement is skipped
+    }
+    // anything on the subject is believed only as far as a gateway could have meant it: a bounded time,
+    // a bounded number of real device ids (a garbage id would be a subject no twin publishes anyway)
+    if (typeof a !== "object" || a === null || a.from === this.id || !Array.isArray(a.deviceIds) || a.deviceIds.length > ANNOUNCE_CHUNK) return;
+    const ttlMs = a.ttlMs;
+    if (typeof ttlMs !== "number" || !(ttlMs > 0)) return;
+    const until = Date.now() + Math.min(ttlMs, this.maxInterestTtlMs);
+    for (const id of a.deviceIds) {
+      if (validateDeviceId(id) !== undefined) continue;
+      if (this.remote.size >= this.maxRemoteDevices && !this.remote.has(id)) continue;
+      this.remote.set(id, until);
     }
   }
 

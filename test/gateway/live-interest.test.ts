@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NatsLiveFeed } from "../../gateways/api/live.ts";
 import { buildApp } from "../../gateways/http/app.ts";
 import { assembleGateway, type GatewayParts } from "../../gateways/http/gateway.ts";
-import { names as namesOf } from "../../runtime/mod.ts";
+import { encode, msgpackHeaders, names as namesOf } from "../../runtime/mod.ts";
 import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { ADMIN_TOKEN, bearer, GatewayFixture, listen, sse } from "./fixture.ts";
@@ -96,6 +96,31 @@ describe("live readings", () => {
       await waitFor(() => !there.watched("gone-1"), { timeoutMs: 2000 });
     } finally {
       here.close();
+      there.close();
+    }
+  });
+
+  it("believes an announcement only for a bounded time, for real device ids, up to a bounded number", async () => {
+    const names = namesOf(f.prefix);
+    const there = new NatsLiveFeed(await f.connect(), names, { announceMs: 50, maxInterestTtlMs: 300, maxRemoteDevices: 3 });
+    const nc = await f.connect();
+    const announce = (body: unknown) => nc.publish(`${f.prefix}.live-interest.announce`, encode(body), { headers: msgpackHeaders() });
+    try {
+      // nonsense lifetimes and shapes are ignored whole
+      for (const ttlMs of [-5, 0, Number.NaN, "1000", null]) announce({ from: "hostile", deviceIds: ["t-bad"], ttlMs });
+      announce({ from: "hostile", deviceIds: Array.from({ length: 1001 }, (_, i) => `many-${i}`), ttlMs: 1000 });
+      announce(null);
+      announce(["t-bad"]);
+      // a lifetime of 30 years, and ids that are no device's: the real ids count, for 300 ms
+      announce({ from: "hostile", deviceIds: ["long-1", "bad id", "a.b", 5, "x".repeat(65), "long-2"], ttlMs: 1e12 });
+      await waitFor(() => there.watched("long-1") && there.watched("long-2"));
+      for (const id of ["t-bad", "many-0", "bad id", "a.b", "5", "x".repeat(65)]) expect(there.watched(id), id).toBe(false);
+      // the memory is bounded: two more devices, one room left
+      announce({ from: "hostile", deviceIds: ["room-1", "room-2"], ttlMs: 1000 });
+      await waitFor(() => there.watched("room-1"));
+      expect(there.watched("room-2")).toBe(false);
+      await waitFor(() => !there.watched("long-1") && !there.watched("room-1"), { timeoutMs: 2000 });
+    } finally {
       there.close();
     }
   });
