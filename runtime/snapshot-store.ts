@@ -217,6 +217,9 @@ export interface ShardScan {
   undecodable: Array<{ key: string; data: Uint8Array; error: string }>;
 }
 
+/** A scan pass that receives nothing for this long ends (see scanOnce). */
+export const SCAN_SILENCE_MS = 15_000;
+
 /** Reads the last record of every key of the bucket with an ordered consumer (one pass, no request per key). */
 export async function scanShard(js: JetStreamClient, jsm: JetStreamManager, bucket: string, knownKeys?: number): Promise<ShardScan> {
   // Only this owner writes the bucket now (it is fenced), so one pass must see every key the stream
@@ -244,7 +247,17 @@ async function scanOnce(js: JetStreamClient, bucket: string): Promise<ShardScan 
   });
   const prefixLength = `$KV.${bucket}.`.length;
   const messages = await consumer.consume({ max_messages: 1000 });
+  // A pass that stops receiving (its consumer lost with a NATS server, and the ordered consumer's reset
+  // refused) would otherwise wait forever and hold the shard unserved: it ends after a silence, and the
+  // caller's key count sends it round again or fails the start, which ownership retries.
+  let silence: NodeJS.Timeout | undefined;
+  const listen = () => {
+    clearTimeout(silence);
+    silence = setTimeout(() => void messages.close().catch(() => undefined), SCAN_SILENCE_MS);
+  };
+  listen();
   for await (const m of messages) {
+    listen();
     const key = m.subject.slice(prefixLength);
     seen.add(key);
     const op = m.headers?.get("KV-Operation");
@@ -266,6 +279,7 @@ async function scanOnce(js: JetStreamClient, bucket: string): Promise<ShardScan 
     }
     if (m.info.pending === 0) break;
   }
+  clearTimeout(silence);
   await messages.close();
   return { checkpoint, applied, entities, undecodable, keys: seen.size };
 }

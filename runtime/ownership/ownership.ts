@@ -16,7 +16,7 @@ import { ensureClusterMeta, openClusterBucket } from "./meta.ts";
 import { OpsServer } from "./ops.ts";
 import { resolveOwnershipConfig, type OwnershipConfig, type OwnershipOptions } from "./options.ts";
 import { NODE_ID } from "./records.ts";
-import { ShardLifecycle, type ShardEvents } from "./shard-lifecycle.ts";
+import { PENDING_STEP_REPORT_MS, ShardLifecycle, type ShardEvents } from "./shard-lifecycle.ts";
 import { buildClusterView, type ClusterView } from "./view.ts";
 
 /** Arguments of {@link startOwnership}. */
@@ -107,6 +107,9 @@ class OwnershipImpl implements Ownership {
   #heartbeating: Promise<number> | undefined;
   #watchRestartedAt = 0;
   #campaigning = false;
+  /** When the campaign in flight began (performance.now()) and when that was last logged as pending. */
+  #campaignSince = 0;
+  #campaignReportedAt = 0;
   #frozen = false;
   #closing = false;
   #closed: Promise<void> | undefined;
@@ -241,6 +244,7 @@ class OwnershipImpl implements Ownership {
   #onTick(): void {
     if (this.#frozen) return;
     this.#shards.renewAll();
+    this.#shards.reportPending();
     void this.#heartbeat();
     // while closing, a coordinator keeps its term (it reassigns our shards) but nobody new campaigns
     if (this.config.coordinator && (!this.#closing || this.coordinator.isLeader())) void this.#campaign();
@@ -270,8 +274,17 @@ class OwnershipImpl implements Ownership {
   }
 
   async #campaign(): Promise<void> {
-    if (this.#campaigning) return;
+    if (this.#campaigning) {
+      // a KV request has a deadline, so a campaign never should hang: if one does, say so
+      const now = performance.now();
+      if (now - this.#campaignReportedAt >= PENDING_STEP_REPORT_MS) {
+        this.#campaignReportedAt = now;
+        this.config.log("warn", "coordinator campaign still pending", { nodeId: this.nodeId, pendingMs: Math.round(now - this.#campaignSince) });
+      }
+      return;
+    }
     this.#campaigning = true;
+    this.#campaignSince = this.#campaignReportedAt = performance.now();
     try {
       await this.coordinator.campaign();
     } finally {

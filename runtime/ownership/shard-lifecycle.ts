@@ -50,7 +50,12 @@ interface Slot {
   /** When we first saw it assigned to us (ms), for `waitMs`. */
   wantedSince: number | undefined;
   heldSince: number;
+  /** The step awaited now (a lease write or a host call) and since when (performance.now()), for {@link ShardLifecycle.reportPending}. */
+  pending: { what: string; since: number; reportedAt: number } | undefined;
 }
+
+/** A step pending this long is logged (and again each time as long again passes). */
+export const PENDING_STEP_REPORT_MS = 30_000;
 
 /** Every shard of one node, from "assigned" to "served" and back. */
 export class ShardLifecycle {
@@ -70,6 +75,7 @@ export class ShardLifecycle {
         watchdog: undefined,
         wantedSince: undefined,
         heldSince: 0,
+        pending: undefined,
       });
     }
   }
@@ -155,7 +161,7 @@ export class ShardLifecycle {
   async #acquire(slot: Slot): Promise<void> {
     clearTimeout(slot.retry);
     const { shard } = slot;
-    const r = await this.o.leases.acquire(shard);
+    const r = await this.#track(slot, "lease acquire", this.o.leases.acquire(shard));
     if (!r.ok) {
       const delay = r.reason === "held" ? Math.max(1, r.expiresAt - this.o.config.now() + 1) : r.reason === "conflict" ? 10 : this.o.config.heartbeatMs;
       slot.retry = setTimeout(() => void this.reconcile(shard), delay);
@@ -164,7 +170,7 @@ export class ShardLifecycle {
     const lease = r.lease;
     if (this.o.frozen() || !this.#wants(shard)) {
       // the world moved on while we were acquiring: hand it straight back
-      await this.o.leases.release(lease);
+      await this.#track(slot, "lease release (no longer wanted)", this.o.leases.release(lease));
       return this.#reconcileLater(slot);
     }
     slot.held = lease;
@@ -173,7 +179,7 @@ export class ShardLifecycle {
     this.#arm(slot);
     const t0 = performance.now();
     try {
-      await this.o.host.start({ shard, epoch: lease.epoch, owner: lease.owner });
+      await this.#track(slot, `host start (epoch ${lease.epoch})`, this.o.host.start({ shard, epoch: lease.epoch, owner: lease.owner }));
     } catch (err) {
       // warn, not error: the shard is tried again after a heartbeat (a start timing out on a loaded
       // machine or during a NATS failover is expected and recovers); what does not recover shows in the
@@ -199,7 +205,7 @@ export class ShardLifecycle {
     slot.phase = "stopping";
     const t0 = performance.now();
     try {
-      await this.o.host.stop(slot.shard, reason);
+      await this.#track(slot, `host stop (${reason}, epoch ${lease.epoch})`, this.o.host.stop(slot.shard, reason));
     } catch (err) {
       this.o.config.log("error", "shard failed to stop cleanly; aborting it", { shard: slot.shard, error: (err as Error).message });
       if (slot.held?.epoch === lease.epoch) this.#abort(slot, `stop failed: ${(err as Error).message}`, true);
@@ -229,7 +235,34 @@ export class ShardLifecycle {
     clearTimeout(slot.watchdog);
     const op = slot.leaseOp.then(() => this.o.leases.release(lease)).catch(() => false);
     slot.leaseOp = op;
-    await op;
+    await this.#track(slot, `lease release (epoch ${lease.epoch})`, op);
+  }
+
+  /** Awaits `p` as the slot's current step, so a step that never settles is seen (see {@link reportPending}). */
+  async #track<T>(slot: Slot, what: string, p: Promise<T>): Promise<T> {
+    const now = performance.now();
+    const step = { what, since: now, reportedAt: now };
+    slot.pending = step;
+    try {
+      return await p;
+    } finally {
+      if (slot.pending === step) slot.pending = undefined;
+    }
+  }
+
+  /**
+   * Logs every step pending for {@link PENDING_STEP_REPORT_MS} or more (again after each further period):
+   * steps of one shard run one at a time, so a host call or lease write that never settles would
+   * otherwise hold the shard unserved without a word. Called every heartbeat.
+   */
+  reportPending(): void {
+    const now = performance.now();
+    for (const slot of this.#slots.values()) {
+      const p = slot.pending;
+      if (p === undefined || now - p.reportedAt < PENDING_STEP_REPORT_MS) continue;
+      p.reportedAt = now;
+      this.o.config.log("warn", "shard step still pending", { shard: slot.shard, step: p.what, pendingMs: Math.round(now - p.since), phase: slot.phase });
+    }
   }
 
   /** The lease is gone (or must be given up): tell the host at once. `release`: we may still hold it, give it back. */
