@@ -55,6 +55,8 @@ export async function runNode(): Promise<void> {
         },
       );
   };
+  // an operator (or the chaos harness) asking why shards are not served: the state, in the log
+  process.on("SIGUSR2", () => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "warn", msg: "ownership state", ...node.ownership.diagnose() })}\n`));
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
 }

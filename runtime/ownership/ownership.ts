@@ -16,7 +16,7 @@ import { ensureClusterMeta, openClusterBucket } from "./meta.ts";
 import { OpsServer } from "./ops.ts";
 import { resolveOwnershipConfig, type OwnershipConfig, type OwnershipOptions } from "./options.ts";
 import { NODE_ID } from "./records.ts";
-import { PENDING_STEP_REPORT_MS, ShardLifecycle, type ShardEvents } from "./shard-lifecycle.ts";
+import { PENDING_STEP_REPORT_MS, ShardLifecycle, type ShardEvents, type ShardSlotState } from "./shard-lifecycle.ts";
 import { buildClusterView, type ClusterView } from "./view.ts";
 
 /** Arguments of {@link startOwnership}. */
@@ -47,6 +47,18 @@ export interface OwnershipEvents extends ShardEvents {
   round: RoundResult;
 }
 
+/** See {@link Ownership.diagnose}. */
+export interface OwnershipDiagnosis {
+  readonly nodeId: string;
+  readonly watchRevision: number;
+  readonly coordinator: boolean;
+  readonly campaignPendingMs?: number;
+  readonly heartbeatInFlight: boolean;
+  readonly frozen: boolean;
+  readonly closing: boolean;
+  readonly shards: ShardSlotState[];
+}
+
 /** A node's running ownership. */
 export interface Ownership extends AsyncDisposable {
   readonly nodeId: string;
@@ -64,6 +76,11 @@ export interface Ownership extends AsyncDisposable {
    * then is aborted).
    */
   close(): Promise<void>;
+  /**
+   * What this node's ownership is doing, for an operator or a test harness asking why a shard is not
+   * served: the mirror's revision, coordinator role, timers in flight and every shard held or wanted.
+   */
+  diagnose(): OwnershipDiagnosis;
   /** Test hook: behave like a paused process (no heartbeats, renewals, campaigns or host calls). */
   freeze(): void;
   /** Test hook: resume after {@link freeze}; stale leases are detected and aborted first. */
@@ -208,6 +225,19 @@ class OwnershipImpl implements Ownership {
     if (set === undefined) this.#listeners.set(event, (set = new Set()));
     set.add(fn as (e: never) => void);
     return () => set.delete(fn as (e: never) => void);
+  }
+
+  diagnose(): OwnershipDiagnosis {
+    return {
+      nodeId: this.nodeId,
+      watchRevision: this.#state.watchRevision,
+      coordinator: this.coordinator.isLeader(),
+      ...(this.#campaigning ? { campaignPendingMs: Math.round(performance.now() - this.#campaignSince) } : {}),
+      heartbeatInFlight: this.#heartbeating !== undefined,
+      frozen: this.#frozen,
+      closing: this.#closing,
+      shards: this.#shards.describe(),
+    };
   }
 
   freeze(): void {

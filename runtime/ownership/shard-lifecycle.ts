@@ -35,6 +35,23 @@ export interface ShardLifecycleOptions {
 
 type Phase = "idle" | "starting" | "running" | "stopping";
 
+/** One shard's lifecycle as {@link ShardLifecycle.describe} reports it. */
+export interface ShardSlotState {
+  readonly shard: number;
+  readonly phase: Phase;
+  /** Assigned to this node in the local mirror. */
+  readonly wanted: boolean;
+  readonly epoch?: number;
+  readonly expiresInMs?: number;
+  /** A step is queued behind the one running. */
+  readonly queued: boolean;
+  /** A retry timer is set. */
+  readonly retryArmed: boolean;
+  readonly renewing: boolean;
+  readonly pending?: string;
+  readonly pendingMs?: number;
+}
+
 interface Slot {
   readonly shard: number;
   held: HeldLease | undefined;
@@ -248,6 +265,27 @@ export class ShardLifecycle {
     } finally {
       if (slot.pending === step) slot.pending = undefined;
     }
+  }
+
+  /** What each shard that is held, wanted, queued or busy is doing now (for a diagnostic dump). */
+  describe(): ShardSlotState[] {
+    const now = performance.now();
+    const out: ShardSlotState[] = [];
+    for (const slot of this.#slots.values()) {
+      const wanted = this.#wants(slot.shard);
+      if (slot.held === undefined && !wanted && slot.pending === undefined && !slot.queued) continue;
+      out.push({
+        shard: slot.shard,
+        phase: slot.phase,
+        wanted,
+        ...(slot.held === undefined ? {} : { epoch: slot.held.epoch, expiresInMs: slot.held.expiresAt - this.o.config.now() }),
+        queued: slot.queued,
+        retryArmed: slot.retry !== undefined,
+        renewing: slot.renewing,
+        ...(slot.pending === undefined ? {} : { pending: slot.pending.what, pendingMs: Math.round(now - slot.pending.since) }),
+      });
+    }
+    return out;
   }
 
   /**

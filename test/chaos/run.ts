@@ -69,6 +69,8 @@ export async function runChaos(params: ChaosParams): Promise<ChaosOutcome> {
         // run goes on to its end checks (did the stuck time lose or double anything?)
         const problem = `fault ${i + 1} ${f.kind} (${new Date().toISOString()}): the system did not recover by itself: ${(err as Error).message}`;
         problems.push(problem);
+        // every node writes what its ownership is doing (cli/node.ts) into the tails below
+        await system.diagnose();
         log(`${problem}\n${system.logTails(12)}\nkilling and restarting every airtwin process to go on`);
         done.push({ kind: f.kind, what: "not recovered by itself", recoveredMs: 0 });
         stuck++;

@@ -223,6 +223,12 @@ export class ChaosSystem {
     });
   }
 
+  /** Asks every running node for its ownership state (SIGUSR2: one log line each), then lets the lines land. */
+  async diagnose(): Promise<void> {
+    for (const name of NODE_IDS) if (this.running(name)) this.procs.get(name)!.child.kill("SIGUSR2");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+
   /** The last lines of every process's output. */
   logTails(lines = 25): string {
     const nats = this.nats.servers.map((m) => `--- NATS ${m.name} ${m.dir} ---\n${m.logTail(10)}`).join("\n");
