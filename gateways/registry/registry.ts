@@ -8,6 +8,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
+import { backoffMs, pause } from "../../runtime/backoff.ts";
 import { RuntimeError, type LogFn } from "../../runtime/mod.ts";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
 import { GatewayError, ProblemError } from "../errors.ts";
@@ -295,8 +296,10 @@ export class Registry implements AsyncDisposable {
       this.log("warn", "registry watch failed", { error: (err as Error).message });
     }
     if (this.closed || generation !== this.generation) return;
-    for (;;) {
-      await new Promise((r) => setTimeout(r, this.options.retryMs ?? 250));
+    // growing pauses: a watch that cannot be opened (its consumer create timing out on a loaded or
+    // recovering cluster) asked again every 250 ms adds to the very load that makes it time out
+    for (let attempt = 0; ; attempt++) {
+      await pause(backoffMs({ firstMs: this.options.retryMs ?? 250, maxMs: 5000 }, attempt));
       if (this.closed) return;
       try {
         await this.open();

@@ -19,6 +19,7 @@ import {
   type MetaRecord,
   type NodeRecord,
 } from "./records.ts";
+import { backoffMs, pause } from "../backoff.ts";
 import type { LogFn } from "../log.ts";
 
 /** A decoded value with the KV revision it was written at (the CAS token for the next write). */
@@ -233,8 +234,10 @@ export class ClusterWatch {
     }
     if (this.#closed || generation !== this.#generation) return;
     // reopen until it works or we are closed
-    for (;;) {
-      await new Promise((r) => setTimeout(r, this.options.retryMs ?? 250));
+    // growing pauses: a watch that cannot be opened (its consumer create timing out on a loaded or
+    // recovering cluster) asked again every 250 ms adds to the very load that makes it time out
+    for (let attempt = 0; ; attempt++) {
+      await pause(backoffMs({ firstMs: this.options.retryMs ?? 250, maxMs: 5000 }, attempt));
       if (this.#closed) return;
       try {
         await this.#open();
