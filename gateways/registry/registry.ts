@@ -8,8 +8,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
-import { backoffMs, pause } from "../../runtime/backoff.ts";
-import { RuntimeError, type LogFn } from "../../runtime/mod.ts";
+import { backoffMs, pause, RuntimeError, type LogFn } from "../../runtime/mod.ts";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
 import { GatewayError, ProblemError } from "../errors.ts";
 import {
