@@ -71,7 +71,11 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
   // in log order (redeliveries can arrive mixed with newer messages)
   const messages = [...batchMessages].sort((a, b) => a.gen - b.gen || a.seq - b.seq);
   const counts = noCounts();
-  const r = { device: [] as string[], t: [] as number[], ch: CHANNEL_NAMES.map(() => [] as (number | null)[]), at: [] as number[], late: [] as boolean[], stream: [] as number[], gen: [] as number[], seq: [] as number[], idx: [] as number[] };
+  // the readings stay where they are (their message's payload): only each reading's late flag and
+  // time are kept here; the COPY text is made from them while it is sent (see readingRows)
+  const spans: ReadingSpan[] = [];
+  const late: boolean[] = [];
+  const times: number[] = [];
   const c = { stream: [] as number[], gen: [] as number[], seq: [] as number[], idx: [] as number[], type: [] as string[], device: [] as string[], kind: [] as string[], payload: [] as (string | null)[], at: [] as number[] };
   const devices = new Set<string>();
   for (const m of messages) for (const it of m.batch.items) devices.add(it.entityId);
@@ -94,23 +98,17 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
       if (at !== undefined && (m.gen < at.gen || (m.gen === at.gen && m.seq <= at.seq))) reordered.add(it.entityId);
       lastAt.set(it.entityId, m);
       if (READING_KINDS.has(it.kind) && Array.isArray(it.payload)) {
-        let k = 0;
-        for (const reading of it.payload as Record<string, unknown>[]) {
+        const payload = it.payload as (Record<string, unknown> | null)[];
+        spans.push({ device: copyText(it.entityId), m, item: i, payload });
+        let head = heads.get(it.entityId) ?? null;
+        for (const reading of payload) {
           const t = readingTime(reading?.t);
           if (t === null) continue;
-          const head = heads.get(it.entityId) ?? null;
-          r.device.push(it.entityId);
-          r.t.push(t);
-          for (let j = 0; j < CHANNEL_NAMES.length; j++) r.ch[j]!.push(num(reading[CHANNEL_NAMES[j]!]));
-          r.at.push(m.batch.acceptedAt);
-          r.late.push(head !== null && t < head);
-          r.stream.push(m.stream);
-          r.gen.push(m.gen);
-          r.seq.push(m.seq);
-          // index of the reading in the message: item index × 2^16 + position (≤ 1000 readings per item)
-          r.idx.push(i * 65_536 + k++);
-          if (head === null || t > head) heads.set(it.entityId, t);
+          times.push(t);
+          late.push(head !== null && t < head);
+          if (head === null || t > head) head = t;
         }
+        if (head !== null) heads.set(it.entityId, head);
         return;
       }
       if (it.kind === ERASE_KIND) {
@@ -128,32 +126,11 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
       c.at.push(m.batch.acceptedAt);
     });
   }
-  if (r.t.length > 0) {
-    await partitions.ensure(tx, r.t);
-    const params = [r.device, r.t, ...r.ch, r.at, r.late, r.stream, r.gen, r.seq, r.idx];
-    const unnest = `unnest($1::text[], $2::int8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::int8[], $10::bool[], $11::int[], $12::int8[], $13::int8[], $14::int8[])
-      as u(device_id, t, pm, co2, voc, tmp, hum, allpollu, accepted_at, late, stream, gen, seq, idx)`;
-    let inserted = tx.copyFrom === undefined ? undefined : await copyReadings(tx, r);
-    inserted ??= (
-      await tx.query(
-        `insert into readings (device_id, t, pm, co2, voc, tmp, hum, allpollu, accepted_at, late, stream, gen, seq, idx)
-         select * from ${unnest} on conflict (device_id, t) do nothing`,
-        params,
-      )
-    ).rowCount;
-    counts.readings = inserted;
-    if (inserted < r.t.length) {
-      // not inserted: a resend (another log position holds the key) or a redelivery (the same one does)
-      const repeats = await tx.query(
-        `insert into reading_repeats (device_id, t, pm, co2, voc, tmp, hum, allpollu, accepted_at, stream, gen, seq, idx)
-         select u.device_id, u.t, u.pm, u.co2, u.voc, u.tmp, u.hum, u.allpollu, u.accepted_at, u.stream, u.gen, u.seq, u.idx
-         from ${unnest} join readings r on r.device_id = u.device_id and r.t = u.t
-         where (r.stream, r.gen, r.seq, r.idx) <> (u.stream, u.gen, u.seq, u.idx)
-         on conflict do nothing`,
-        params,
-      );
-      counts.repeats = repeats.rowCount;
-    }
+  if (times.length > 0) {
+    await partitions.ensure(tx, times);
+    const written = await copyReadings(tx, () => readingRows(spans, late));
+    counts.readings = written.readings;
+    counts.repeats = written.repeats;
   }
   if (c.seq.length > 0) {
     const done = await tx.query(
@@ -228,42 +205,87 @@ async function reorderDevices(tx: Queryable, devices: string[]): Promise<void> {
   );
 }
 
-const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const READING_COLUMNS = ["device_id", "t", ...CHANNEL_NAMES, "accepted_at", "late", "stream", "gen", "seq", "idx"];
 
+/** The readings of one item of one message, and how its device id is written in COPY text. */
+interface ReadingSpan {
+  device: string;
+  m: InputMessage;
+  item: number;
+  payload: readonly (Record<string, unknown> | null)[];
+}
+
+/** A text value in COPY's text format: backslash, tab, newline and carriage return escaped. */
+function copyText(s: string): string {
+  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (ch) => (ch === "\\" ? "\\\\" : ch === "\t" ? "\\t" : ch === "\n" ? "\\n" : "\\r")) : s;
+}
+
+/** A channel value in COPY's text format: a finite number, else NULL. */
+const cell = (v: unknown): string | number => (typeof v === "number" && Number.isFinite(v) ? v : "\\N");
+
 /**
- * Postgres: COPY the batch straight in under a savepoint — COPY parses rows far faster than array
- * literals, but has no ON CONFLICT. A batch holding a row already archived (a resend, a redelivery)
- * fails it with a unique violation: then undefined, and the caller takes the idempotent path.
+ * The readings' rows in COPY's text format ({@link READING_COLUMNS}), a chunk of 2,000 at a time, made
+ * as the COPY consumes them: the client builds the next chunk while the server parses the last. Skips
+ * what the first pass skipped (a reading without a valid time), so `late[n]` is the n-th row's flag.
  */
-async function copyReadings(
-  tx: Queryable,
-  r: { device: string[]; t: number[]; ch: (number | null)[][]; at: number[]; late: boolean[]; stream: number[]; gen: number[]; seq: number[]; idx: number[] },
-): Promise<number | undefined> {
-  // ids the gateway accepts need no escaping in COPY's text format; anything else takes the other path
-  if (!r.device.every((d) => SAFE_ID.test(d))) return undefined;
+function* readingRows(spans: readonly ReadingSpan[], late: readonly boolean[]): Generator<string> {
   // one template per row, joined a chunk at a time: appending piece by piece left a rope of ~400k
   // strings per batch whose flattening and collection cost more than the COPY itself
-  const chunks: string[] = [];
-  const rows: string[] = [];
-  const [pm, co2, voc, tmp, hum, allpollu] = r.ch as [(number | null)[], (number | null)[], (number | null)[], (number | null)[], (number | null)[], (number | null)[]];
-  for (let i = 0; i < r.t.length; i++) {
-    rows.push(
-      `${r.device[i]}\t${r.t[i]}\t${pm[i] ?? "\\N"}\t${co2[i] ?? "\\N"}\t${voc[i] ?? "\\N"}\t${tmp[i] ?? "\\N"}\t${hum[i] ?? "\\N"}\t${allpollu[i] ?? "\\N"}\t${r.at[i]}\t${r.late[i] ? "t" : "f"}\t${r.stream[i]}\t${r.gen[i]}\t${r.seq[i]}\t${r.idx[i]}\n`,
-    );
-    if (rows.length === 2000) chunks.push(rows.splice(0).join(""));
+  let rows: string[] = [];
+  let n = 0;
+  for (const { device, m, item, payload } of spans) {
+    const place = `\t${m.stream}\t${m.gen}\t${m.seq}\t`;
+    const at = m.batch.acceptedAt;
+    let k = 0;
+    for (const r of payload) {
+      const t = readingTime(r?.t);
+      if (t === null) continue;
+      // index of the reading in the message: item index × 2^16 + position (≤ 1000 readings per item)
+      rows.push(`${device}\t${t}\t${cell(r!.pm)}\t${cell(r!.co2)}\t${cell(r!.voc)}\t${cell(r!.tmp)}\t${cell(r!.hum)}\t${cell(r!.allpollu)}\t${at}\t${late[n++] ? "t" : "f"}${place}${item * 65_536 + k++}\n`);
+      if (rows.length === 2000) {
+        yield rows.join("");
+        rows = [];
+      }
+    }
   }
-  if (rows.length > 0) chunks.push(rows.join(""));
+  if (rows.length > 0) yield rows.join("");
+}
+
+/**
+ * Writes the readings `rows()` makes (COPY text). First straight into `readings` under a savepoint —
+ * COPY is the fastest way in, but has no ON CONFLICT. A batch holding a row already archived (a resend,
+ * a redelivery) fails it with a unique violation: then, back at the savepoint, the rows are COPYed into
+ * a temporary staging table and moved with one `INSERT … SELECT … ON CONFLICT DO NOTHING` in log order
+ * (the first copy of a key in the log is the row), and the copies not written go to reading_repeats.
+ * Moving everything through the staging table was measured too: about twice the server's work of the
+ * straight COPY (docs/BENCHMARKS.md), so it is only the path of a batch that conflicts.
+ */
+async function copyReadings(tx: Queryable, rows: () => Iterable<string>): Promise<{ readings: number; repeats: number }> {
   await tx.query("savepoint copy_readings");
   try {
-    const n = await tx.copyFrom!("readings", READING_COLUMNS, chunks);
+    const readings = await tx.copyFrom("readings", READING_COLUMNS, rows());
     await tx.query("release savepoint copy_readings");
-    return n;
+    return { readings, repeats: 0 };
   } catch (err) {
     if ((err as { code?: string }).code !== "23505") throw err;
     await tx.query("rollback to savepoint copy_readings");
-    return undefined;
   }
+  // dropped at commit; created at most once per transaction unless writeInputs runs twice in one
+  await tx.exec("drop table if exists pg_temp.readings_staging; create temp table readings_staging (like readings) on commit drop");
+  await tx.copyFrom("readings_staging", READING_COLUMNS, rows());
+  const columns = READING_COLUMNS.join(", ");
+  const readings = (await tx.query(`insert into readings (${columns}) select ${columns} from readings_staging order by gen, seq, idx on conflict (device_id, t) do nothing`)).rowCount;
+  // not inserted: a resend (another log position holds the key) or a redelivery (the same one does)
+  const repeatColumns = READING_COLUMNS.filter((col) => col !== "late").join(", ");
+  const repeats = (
+    await tx.query(
+      `insert into reading_repeats (${repeatColumns})
+       select ${repeatColumns.replace(/(\w+)/g, "u.$1")} from readings_staging u join readings r on r.device_id = u.device_id and r.t = u.t
+       where (r.stream, r.gen, r.seq, r.idx) <> (u.stream, u.gen, u.seq, u.idx)
+       on conflict do nothing`,
+    )
+  ).rowCount;
+  return { readings, repeats };
 }
 
 /** Output kinds the archive keeps: the token after `<prefix>.out.` (integration copies are not kept). */

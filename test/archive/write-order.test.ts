@@ -74,4 +74,23 @@ describe.each(BACKENDS)("archive writes out of log order (%s)", (backend) => {
       await db.drop();
     }
   });
+
+  it("keeps device ids and values that COPY's text format must escape, on both of its paths", { timeout: 60_000 }, async () => {
+    const db = await testDatabase(backend);
+    try {
+      await migrate(db, { component: "archive", migrations: ARCHIVE_MIGRATIONS });
+      const ids = ["back\\slash", "tab\tbed", "new\nline\r", "\\N", "ünï-😀"];
+      const batch = ids.map((id, i) => message(i + 1, id, [0, 1], 0.1 * (i + 1)));
+      // the second write conflicts with the first (a redelivery) and takes the staging path
+      for (const b of [batch, [...batch, message(9, ids[0]!, [1, 2], 7)]]) {
+        const { rows, repeats } = await writeInOrder(db, [b]);
+        const byId = (x: [string, number], y: [string, number]) => (x[0] < y[0] ? -1 : 1);
+        expect(rows.filter((r) => r.t === at(0)).map((r): [string, number] => [r.device_id, r.pm]).sort(byId)).toEqual(ids.map((id, i): [string, number] => [id, 0.1 * (i + 1)]).sort(byId));
+        expect(rows.length).toBe(ids.length * 2 + b.length - batch.length);
+        expect(repeats).toEqual(b.length > batch.length ? [{ device_id: ids[0], t: at(1), seq: 9 }] : []);
+      }
+    } finally {
+      await db.drop();
+    }
+  });
 });

@@ -20,10 +20,12 @@ export interface Queryable {
   /** One or more statements without parameters (DDL, migrations). */
   exec(sql: string): Promise<void>;
   /**
-   * Postgres only (undefined on PGlite): `COPY <table> (<columns>) FROM STDIN` of `text` in COPY's text
-   * format (in chunks of whole rows) — the fastest way in when no row can conflict. Resolves with the rows copied.
+   * `COPY <table> (<columns>) FROM …` of `text` in COPY's text format (chunks of whole rows) — the
+   * fastest way in when no row can conflict. Postgres streams the chunks as they are made (an iterator
+   * that builds them lazily overlaps with the server's work); PGlite takes them as one blob. Resolves
+   * with the rows copied.
    */
-  copyFrom?(table: string, columns: readonly string[], text: readonly string[]): Promise<number>;
+  copyFrom(table: string, columns: readonly string[], text: Iterable<string>): Promise<number>;
 }
 
 export interface Database extends Queryable, AsyncDisposable {

@@ -35,6 +35,11 @@ export async function openPglite(o: DatabaseOptions): Promise<Database> {
     async exec(sql: string) {
       await q.exec(sql);
     },
+    async copyFrom(table: string, columns: readonly string[], text: Iterable<string>) {
+      // PGlite's COPY reads a file, and '/dev/blob' is the blob passed with the query
+      const r = await q.query(`copy ${table} (${columns.join(", ")}) from '/dev/blob'`, [], { blob: new Blob([...text]) });
+      return r.affectedRows ?? 0;
+    },
   });
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> =>

@@ -60,6 +60,18 @@ export async function openPostgres(url: string, o: DatabaseOptions): Promise<Dat
     async exec(sql) {
       await pool.query(sql);
     },
+    async copyFrom(table, columns, text) {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        return await copyInto(client, table, columns, text);
+      } catch (err) {
+        broken = true; // the connection may be left in COPY mode: do not hand it out again
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken = false;
@@ -76,11 +88,7 @@ export async function openPostgres(url: string, o: DatabaseOptions): Promise<Dat
           async exec(sql) {
             await client.query(sql);
           },
-          async copyFrom(table, columns, text) {
-            const copy = client.query(copyStream(`copy ${table} (${columns.join(", ")}) from stdin`));
-            await pipeline(Readable.from(text), copy);
-            return Number(copy.rowCount ?? 0);
-          },
+          copyFrom: (table, columns, text) => copyInto(client, table, columns, text),
         };
         const result = await fn(tx);
         await client.query("commit");
@@ -98,4 +106,11 @@ export async function openPostgres(url: string, o: DatabaseOptions): Promise<Dat
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** `COPY … FROM STDIN` of the chunks, streamed as the iterator makes them. */
+async function copyInto(client: pg.PoolClient, table: string, columns: readonly string[], text: Iterable<string>): Promise<number> {
+  const copy = client.query(copyStream(`copy ${table} (${columns.join(", ")}) from stdin`));
+  await pipeline(Readable.from(text), copy);
+  return Number(copy.rowCount ?? 0);
 }
