@@ -117,7 +117,9 @@ function cost(sim: DeviceSeries[], quick: boolean): void {
       const l = createLearned();
       for (const r of week) {
         applyReadingToLearned(l, "d", r, rules, alerts, occ);
-        alerts.length = occ.length = 0;
+        // emptied only when filled, as the twin does (setting .length every reading was 4% of this loop)
+        if (alerts.length !== 0) alerts.length = 0;
+        if (occ.length !== 0) occ.length = 0;
       }
     },
     stats: () => {

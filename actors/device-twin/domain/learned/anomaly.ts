@@ -2,34 +2,32 @@
 //   spike  one reading SPIKE_Z residual scales away from what the model expected for that hour, and
 //          the next one back in line: a glitch, not an event (cooking or a window open stay out for
 //          several readings). Reported with the next reading; `value` is the spike's.
-//   stuck  the value has not changed for STUCK_MIN_S on a channel that normally moves between
+//   stuck  the value has not changed for STUCK_MIN_S (channel-model.ts measures the run) on a channel that normally moves between
 //          readings (its mean |Δ| ≥ STUCK_MOVE sensor floors); one alert per flat stretch. Not at the
 //          channel's floor (0, or co2 at its learned empty-room baseline): clean air may read flat there
 //          (eCO2 sensors clamp at their baseline)
 //   drift  the deseasonalized level of the last day has left the week's by more than DRIFT_K times
 //          their usual gap (learned per device) — a slow departure that no daily pattern explains;
 //          once per episode (until the gap is back under half that), after DRIFT_WARM_MIN learned
-// A channel alerts at most once per hour (docs/design.md §4), and only after WARM_MIN learned minutes.
+//          minutes; judged hourly, when the drift statistics move (channel-model.ts)
+// A channel alerts at most once per hour (docs/design.md §4), and only after ANOMALY_WARM_MIN learned minutes
+// (a day); channel-model.ts lets through only the readings that may be an anomaly.
 
 import { CHANNELS } from "../types.ts";
 import type { Alert, Channel } from "../types.ts";
 import type { StepResult } from "./channel-model.ts";
-import { ANOMALY_SENT, DRIFTING, C_ANCHOR, C_ANOMALY_S, C_DRIFT_SCALE, C_FLAGS, C_MOVE, C_LEARNED_MIN, C_SLOW, C_STUCK_SINCE_S, channelBase, elapsedS, f32, O_BASELINE, SCALE_FLOOR_AT, setU32, u32 } from "./layout.ts";
+import { ANOMALY_SENT, DRIFTING, C_ANCHOR, C_ANOMALY_S, C_DRIFT_SCALE, C_FLAGS, C_MOVE, C_SLOW, channelBase, elapsedS, f32, O_BASELINE, SCALE_FLOOR_AT, setU32, u32 } from "./layout.ts";
 
 /** Residual scales (mean |one-step residual|) that make a spike. */
 export const SPIKE_Z = 8;
 /** The reading after a spike is "back" within this many scales. */
 export const SPIKE_BACK_Z = 3;
-/** A flat line this long (s) on a moving channel is stuck. */
-export const STUCK_MIN_S = 2 * 3600;
 /** "Normally moves": mean |Δ| between readings of at least this many scale floors. */
 export const STUCK_MOVE = 0.5;
 /** Drift: |day level − week level| over this many times its usual value (or residual scales, floors). */
 export const DRIFT_K = 4;
 /** Learned minutes before drift is judged (3 days): the usual gap must be learned first. */
 export const DRIFT_WARM_MIN = 3 * 1440;
-/** Learned minutes a channel needs before it may alert (a day). */
-export const WARM_MIN = 1440;
 /** At most one anomaly alert per channel per this many seconds. */
 export const ANOMALY_GAP_S = 3600;
 
@@ -50,35 +48,33 @@ function usualGap(v: DataView, b: number, scale: number, floor: number): number 
 }
 
 /**
- * Checks the reading just fed to channel `ci` (`step` from updateChannel); returns an alert or
- * undefined. Ordered so that the common case (nothing to report, or an alert less than an hour ago)
- * returns after a few loads.
+ * Checks the reading just fed to channel `ci` (`step` from updateChannel, which found it may be
+ * one: MAY_BE_ANOMALY); returns an alert or undefined.
  */
-export function detectAnomaly(v: DataView, ci: number, deviceId: string, tS: number, step: StepResult): Alert | undefined {
+export function detectAnomaly(v: DataView, ci: number, deviceId: string, step: StepResult): Alert | undefined {
   const b = channelBase(ci);
-  const n = v.getUint16(b + C_LEARNED_MIN, true);
-  if (n < WARM_MIN) return undefined;
-  let flags = v.getUint8(b + C_FLAGS);
+  const tS = step.tS;
+  let flags = step.flags;
   const floor = SCALE_FLOOR_AT[ci] as number;
-  if ((flags & DRIFTING) !== 0 && abs(f32(v, b + C_SLOW) - f32(v, b + C_ANCHOR)) < (DRIFT_K / 2) * usualGap(v, b, step.scale, floor)) v.setUint8(b + C_FLAGS, (flags &= ~DRIFTING));
+  if (step.driftUpdated && (flags & DRIFTING) !== 0 && abs(f32(v, b + C_SLOW) - f32(v, b + C_ANCHOR)) < (DRIFT_K / 2) * usualGap(v, b, step.scale, floor)) v.setUint8(b + C_FLAGS, (flags &= ~DRIFTING));
   if ((flags & ANOMALY_SENT) !== 0 && elapsedS(tS, u32(v, b + C_ANOMALY_S)) < ANOMALY_GAP_S) return undefined;
   let reason: Alert["reason"];
   let score: number;
   const x = step.value;
   let value = x;
   let expected = step.expected;
-  const run = elapsedS(tS, u32(v, b + C_STUCK_SINCE_S));
+  const run = step.stuckRunS;
   const spikeZ = step.previousOutlier ? abs(step.previous - step.expected) / step.scale : 0;
   if (spikeZ >= SPIKE_Z && abs(step.residual) <= SPIKE_BACK_Z * step.scale) {
     reason = "spike";
     score = spikeZ;
     value = step.previous;
-  } else if (run >= STUCK_MIN_S && run - step.dtS < STUCK_MIN_S && f32(v, b + C_MOVE) >= STUCK_MOVE * floor && x > atFloor(v, ci, floor)) {
+  } else if (run !== 0 && f32(v, b + C_MOVE) >= STUCK_MOVE * floor && x > atFloor(v, ci, floor)) {
     reason = "stuck";
     // readings without the change the channel normally shows between two
     score = (run / step.dtS) * (f32(v, b + C_MOVE) / floor);
   } else {
-    if (n < DRIFT_WARM_MIN || (flags & DRIFTING) !== 0) return undefined;
+    if (!step.driftUpdated || step.learnedMin < DRIFT_WARM_MIN || (flags & DRIFTING) !== 0) return undefined;
     const gap = f32(v, b + C_SLOW) - f32(v, b + C_ANCHOR);
     const usual = usualGap(v, b, step.scale, floor);
     if (abs(gap) < DRIFT_K * usual) return undefined;

@@ -9,10 +9,11 @@
 
 import { HOUR_MS } from "../snapshot.ts";
 import type { Reading } from "../types.ts";
-import { W_ANCHOR, W_LEVEL, W_SCALE, W_SEASON, W_SLOW, W_TREND, weightsFor } from "./decay.ts";
+import { CHANNELS } from "../types.ts";
+import { anchorWeightHours, scaleWeightHours, slowWeightHours, W_DT_H, W_LEVEL, W_MINUTES, W_RATE, W_SCALE, W_SEASON, W_TREND, weightsFor } from "./decay.ts";
 import {
   C_ANCHOR, C_DRIFT_SCALE, C_LAST, C_LAST_S, C_LEVEL, C_FLAGS, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
-  channelBase, elapsedS, f32, OUTLIER, SCALE_FLOOR_AT, SEASON_SCALE_AT, SEASON_SLOTS, secondsOf, setF32, setU32, u32, UNLEARNED,
+  ANOMALY_SENT, channelBase, DRIFTING, elapsedS, f32, FELL, FELL_BEFORE, FORECAST_FIRED, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, OUTLIER, ROSE, ROSE_BEFORE, SCALE_FLOOR_AT, SEASON_SCALE_AT, SEASON_SLOTS, secondsOf, setF32, setU32, u32, UNLEARNED,
 } from "./layout.ts";
 
 /** Residuals count at most this many scales in an update unless the previous reading was an outlier too. */
@@ -20,7 +21,7 @@ export const HUBER_K = 4;
 /** The trend's forecast contribution fades with this time constant (hours): a damped trend. */
 export const TREND_DAMPING_H = 0.25;
 
-/** What one update saw, for the anomaly detector (a shared scratch object). */
+/** What one update saw, for the anomaly detector and forecast alerts (a shared scratch object). */
 export interface StepResult {
   /** The one-step prediction the reading was compared with (level + trend·Δt + season). */
   expected: number;
@@ -33,11 +34,34 @@ export interface StepResult {
   /** The previous reading's value, and whether it was an outlier. */
   previous: number;
   previousOutlier: boolean;
-  /** This reading's value and time (ms). */
+  /** This reading's value, its time (ms) and its time in layout.ts seconds. */
   value: number;
   t: number;
+  tS: number;
+  /** The channel's learned minutes and flags (C_FLAGS) after the update, and its new trend (/h, as stored). */
+  learnedMin: number;
+  flags: number;
+  trend: number;
+  /** The drift statistics were updated with this reading (its first in a new hour). */
+  driftUpdated: boolean;
+  /** Seconds the value has been unchanged when this reading left it so and made it 2 h or more (else 0). */
+  stuckRunS: number;
 }
-const STEP: StepResult = { expected: 0, residual: 0, scale: 0, dtS: 1, previous: 0, previousOutlier: false, value: 0, t: 0 };
+// Times live here rather than in arguments: a time in seconds is not a small integer, and a double
+// passed to a function V8 does not inline is boxed (an allocation per call).
+const STEP: StepResult = { expected: 0, residual: 0, scale: 0, dtS: 1, previous: 0, previousOutlier: false, value: 0, t: 0, tS: 0, learnedMin: 0, flags: 0, trend: 0, driftUpdated: false, stuckRunS: 0 };
+
+/** A flat line this long (s) on a moving channel is stuck (anomaly.ts judges the rest). */
+export const STUCK_MIN_S = 2 * 3600;
+/** Learned minutes a channel needs before it may raise anomaly alerts (a day). */
+export const ANOMALY_WARM_MIN = 1440;
+
+// The flags a reading's update leaves as they are (the others it sets).
+const KEPT_FLAGS = FORECAST_FIRED | ANOMALY_SENT | DRIFTING;
+
+// Where each channel's occupancy rate lives (0: none) and its unit (s): co2 ppm/min, tmp °C/h, hum %/h.
+const RATE_AT = Float64Array.from(CHANNELS, (ch) => (ch === "co2" ? O_CO2_RATE : ch === "tmp" ? O_TMP_RATE : ch === "hum" ? O_HUM_RATE : 0));
+const RATE_UNIT_S = Float64Array.from(CHANNELS, (ch) => (ch === "co2" ? 60 : 3600));
 
 /**
  * Channel `ci`'s value in `r` (which carries it), −0 as 0 so that equal states stay equal bytes. Named
@@ -78,16 +102,37 @@ export function seasonSlot(t: number): number {
   return lastSlot;
 }
 
+/** Starts a reading at time `t` (ms) for {@link updateChannel}: sets the shared step's `t` and `tS`. */
+export function startReading(t: number): void {
+  STEP.t = t;
+  STEP.tS = secondsOf(t);
+}
+
+/** {@link updateChannel}'s answer: the channel's first reading (nothing to compare with)… */
+export const FIRST_READING = -1;
+/** …a step with nothing for the anomaly detector (`STEP`'s value, previous, trend, flags and learned minutes are set)… */
+export const STEPPED = 0;
+/** …or one the anomaly detector must see (every field of `STEP` is set). */
+export const MAY_BE_ANOMALY = 1;
+
+/** The shared step of the last {@link updateChannel} (valid until the next call). */
+export const step = (): StepResult => STEP;
+
 /**
- * Feeds channel `ci` of reading `r` (which carries it) to the channel's model; `tS` is the reading's
- * time in layout.ts seconds and `slot` its {@link seasonSlot}. Returns undefined on the channel's first reading, else the step's
- * prediction and residual (valid until the next call). Every field is read once and written once: this
- * runs for each channel of each reading.
+ * Feeds channel `ci` of reading `r` (which carries it, and was started with {@link startReading}) to
+ * the channel's model; `slot` is its {@link seasonSlot}. Returns {@link FIRST_READING}, {@link STEPPED}
+ * or {@link MAY_BE_ANOMALY}: a reading after an outlier (spike), one that made a flat line
+ * {@link STUCK_MIN_S} long (stuck) or one that moved the drift statistics (drift), after a learned day.
+ * Every field is read once and written once: this runs for each channel of each reading. The drift
+ * statistics (slow level, anchor, their usual gap: time constants of a day and a week) and the mean
+ * |Δ| between readings (`move`, which only tells a channel that moves from one that does not) are
+ * updated once per hour, at the hour's first reading, with the weight of the whole hours since —
+ * per reading they cost a third of the update. co2, tmp and hum also update their occupancy rate
+ * (occupancy-features.ts) here, where Δt and the previous value are at hand.
  */
-export function updateChannel(v: DataView, ci: number, r: Reading, tS: number, slot: number): StepResult | undefined {
+export function updateChannel(v: DataView, ci: number, r: Reading, slot: number): number {
   const x = channelValue(r, ci);
-  const seasonScale = SEASON_SCALE_AT[ci] as number;
-  const scaleFloor = SCALE_FLOOR_AT[ci] as number;
+  const tS = STEP.tS;
   const b = channelBase(ci);
   const n = v.getUint16(b + C_LEARNED_MIN, true);
   if (n === 0) {
@@ -98,11 +143,14 @@ export function updateChannel(v: DataView, ci: number, r: Reading, tS: number, s
     setF32(v, b + C_ANCHOR, x);
     setU32(v, b + C_STUCK_SINCE_S, tS);
     v.setUint16(b + C_LEARNED_MIN, 1, true);
-    return undefined;
+    STEP.dtS = elapsedS(tS, 0) || 1;
+    return FIRST_READING;
   }
+  const seasonScale = SEASON_SCALE_AT[ci] as number;
+  const scaleFloor = SCALE_FLOOR_AT[ci] as number;
   const dtS = elapsedS(tS, u32(v, b + C_LAST_S)) || 1;
-  const dtH = dtS / 3600;
   const w = weightsFor(dtS);
+  const dtH = w[W_DT_H] as number;
   const level = f32(v, b + C_LEVEL);
   const trend = f32(v, b + C_TREND);
   const flags = v.getUint8(b + C_FLAGS);
@@ -121,41 +169,66 @@ export function updateChannel(v: DataView, ci: number, r: Reading, tS: number, s
   const clipped = outlier && !previousOutlier ? (residual > 0 ? limit : -limit) : residual;
   const newLevel = prior + (w[W_LEVEL] as number) * clipped;
   setF32(v, b + C_LEVEL, newLevel);
-  setF32(v, b + C_TREND, trend + (w[W_TREND] as number) * ((newLevel - level) / dtH - trend));
+  const newTrend = Math.fround(trend + (w[W_TREND] as number) * ((newLevel - level) / dtH - trend));
+  setF32(v, b + C_TREND, newTrend);
   // a slot's first visit starts it at what the level leaves unexplained; later visits move it slowly
   const seasonNew = slotLearned ? season + (w[W_SEASON] as number) * (expected + clipped - newLevel - season) : expected + clipped - newLevel;
   v.setInt16(seasonOffset, clampI16(Math.round(seasonNew * seasonScale)), true);
-  v.setUint8(b + C_FLAGS, outlier ? flags | OUTLIER : flags & ~OUTLIER);
-  const wScale = w[W_SCALE] as number;
-  const absR = abs(residual);
-  setF32(v, b + C_SCALE, scaleNow + wScale * ((absR < 3 * limit ? absR : 3 * limit) - scaleNow));
   const last = f32(v, b + C_LAST);
-  const move = f32(v, b + C_MOVE);
-  setF32(v, b + C_MOVE, move + wScale * (abs(x - last) - move));
-  const slowNow = f32(v, b + C_SLOW);
-  const slow = slowNow + (w[W_SLOW] as number) * (newLevel - slowNow);
-  setF32(v, b + C_SLOW, slow);
-  const wAnchor = w[W_ANCHOR] as number;
-  const anchorNow = f32(v, b + C_ANCHOR);
-  const anchor = anchorNow + wAnchor * (newLevel - anchorNow);
-  setF32(v, b + C_ANCHOR, anchor);
-  const driftScale = f32(v, b + C_DRIFT_SCALE);
-  setF32(v, b + C_DRIFT_SCALE, driftScale + wAnchor * (abs(slow - anchor) - driftScale));
-  if (Math.fround(x) !== last) setU32(v, b + C_STUCK_SINCE_S, tS);
+  const xF = Math.fround(x);
+  // the direction of the last two moves (forecast alerts want a sustained rise or fall)
+  const newFlags = (flags & KEPT_FLAGS) | (outlier ? OUTLIER : 0) | (xF > last ? ROSE : 0) | (xF < last ? FELL : 0) | ((flags & ROSE) !== 0 ? ROSE_BEFORE : 0) | ((flags & FELL) !== 0 ? FELL_BEFORE : 0);
+  if (newFlags !== flags) v.setUint8(b + C_FLAGS, newFlags);
+  const absR = abs(residual);
+  setF32(v, b + C_SCALE, scaleNow + (w[W_SCALE] as number) * ((absR < 3 * limit ? absR : 3 * limit) - scaleNow));
+  const rateAt = RATE_AT[ci] as number;
+  if (rateAt !== 0) {
+    const rate = f32(v, rateAt);
+    setF32(v, rateAt, rate + (w[W_RATE] as number) * (((x - last) * (RATE_UNIT_S[ci] as number)) / dtS - rate));
+  }
+  // the first reading of a new hour (of the u32 clock: UTC hours until 2106) moves the hourly statistics
+  const intoHourS = tS % 3600;
+  const hourly = dtS > intoHourS;
+  if (hourly) {
+    const hours = Math.floor((dtS - intoHourS - 1) / 3600) + 1;
+    const move = f32(v, b + C_MOVE);
+    setF32(v, b + C_MOVE, move + scaleWeightHours(hours) * (abs(x - last) - move));
+    const slowNow = f32(v, b + C_SLOW);
+    const slow = Math.fround(slowNow + slowWeightHours(hours) * (newLevel - slowNow));
+    setF32(v, b + C_SLOW, slow);
+    const wAnchor = anchorWeightHours(hours);
+    const anchorNow = f32(v, b + C_ANCHOR);
+    const anchor = Math.fround(anchorNow + wAnchor * (newLevel - anchorNow));
+    setF32(v, b + C_ANCHOR, anchor);
+    const driftScale = f32(v, b + C_DRIFT_SCALE);
+    setF32(v, b + C_DRIFT_SCALE, driftScale + wAnchor * (abs(slow - anchor) - driftScale));
+  }
+  let stuckRunS = 0;
+  if (xF !== last) setU32(v, b + C_STUCK_SINCE_S, tS);
+  else {
+    const run = elapsedS(tS, u32(v, b + C_STUCK_SINCE_S));
+    if (run >= STUCK_MIN_S && run - dtS < STUCK_MIN_S) stuckRunS = run;
+  }
   setF32(v, b + C_LAST, x);
   setU32(v, b + C_LAST_S, tS);
   // learned time, not readings: warm-ups mean the same at any cadence
-  const minutes = n + Math.min(60, Math.ceil(dtS / 60));
-  v.setUint16(b + C_LEARNED_MIN, minutes < 65535 ? minutes : 65535, true);
+  const minutes = n + (w[W_MINUTES] as number);
+  const learnedMin = minutes < 65535 ? minutes : 65535;
+  v.setUint16(b + C_LEARNED_MIN, learnedMin, true);
+  STEP.value = x;
+  STEP.previous = last;
+  STEP.dtS = dtS;
+  STEP.learnedMin = learnedMin;
+  STEP.flags = newFlags;
+  STEP.trend = newTrend;
+  if (learnedMin < ANOMALY_WARM_MIN || !(previousOutlier || stuckRunS !== 0 || hourly)) return STEPPED;
   STEP.expected = expected;
   STEP.residual = residual;
   STEP.scale = scale;
-  STEP.dtS = dtS;
-  STEP.previous = last;
   STEP.previousOutlier = previousOutlier;
-  STEP.value = x;
-  STEP.t = r.t;
-  return STEP;
+  STEP.driftUpdated = hourly;
+  STEP.stuckRunS = stuckRunS;
+  return MAY_BE_ANOMALY;
 }
 
 /** What the model expects for channel `ci` at its last reading (level + season); undefined if never read. */
@@ -186,7 +259,7 @@ export function forecastAfter(v: DataView, ci: number, horizonS: number): number
 // The damped trend's hours for a horizon, memoized: forecasts are asked mostly for the same horizons.
 let dampedForS = -1;
 let dampedValue = 0;
-function dampedHours(horizonS: number): number {
+export function dampedHours(horizonS: number): number {
   if (horizonS !== dampedForS) {
     dampedValue = TREND_DAMPING_H * (1 - Math.exp(-horizonS / 3600 / TREND_DAMPING_H));
     dampedForS = horizonS;

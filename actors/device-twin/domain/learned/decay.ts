@@ -34,14 +34,37 @@ export const W_SLOW = 5;
 export const W_ANCHOR = 6;
 export const W_BASELINE_UP = 7;
 
-let memoDtS = NaN;
-const memo = new Float64Array(TAUS.length);
+/** After the weights, {@link weightsFor} holds Δt in hours… */
+export const W_DT_H = TAUS.length;
+/** …and the minutes Δt adds to a channel's learned time (at most 60: a gap does not count). */
+export const W_MINUTES = TAUS.length + 1;
 
-/** The weights 1 − exp(−Δt/τ) of every τ in {@link TAU} order (a shared array: read it before the next call). */
+let memoDtS = NaN;
+const memo = new Float64Array(TAUS.length + 2);
+
+/**
+ * The weights 1 − exp(−Δt/τ) of every τ in {@link TAU} order, then Δt in hours and in learned minutes
+ * (a shared array: read it before the next call).
+ */
 export function weightsFor(dtS: number): Float64Array {
   if (dtS !== memoDtS) {
     for (let i = 0; i < TAUS.length; i++) memo[i] = 1 - Math.exp(-dtS / (TAUS[i] as number));
+    memo[W_DT_H] = dtS / 3600;
+    memo[W_MINUTES] = Math.min(60, Math.ceil(dtS / 60));
     memoDtS = dtS;
   }
   return memo;
 }
+
+/** The hourly statistics (mean |Δ|, slow level, anchor, their usual gap) move once per hour: at most this many hours' weights are tabled. */
+const HOURLY_TABLE = 8 * 24;
+const SLOW_HOURLY = Float64Array.from({ length: HOURLY_TABLE + 1 }, (_, h) => 1 - Math.exp((-h * 3600) / TAU.slow));
+const SCALE_HOURLY = Float64Array.from({ length: HOURLY_TABLE + 1 }, (_, h) => 1 - Math.exp((-h * 3600) / TAU.scale));
+const ANCHOR_HOURLY = Float64Array.from({ length: HOURLY_TABLE + 1 }, (_, h) => 1 - Math.exp((-h * 3600) / TAU.anchor));
+
+/** The scale time constant's weight after `hours` whole hours (≥ 1; the hourly mean |Δ|). */
+export const scaleWeightHours = (hours: number): number => (hours <= HOURLY_TABLE ? (SCALE_HOURLY[hours] as number) : 1 - Math.exp((-hours * 3600) / TAU.scale));
+/** The slow level's weight after `hours` whole hours (≥ 1). */
+export const slowWeightHours = (hours: number): number => (hours <= HOURLY_TABLE ? (SLOW_HOURLY[hours] as number) : 1 - Math.exp((-hours * 3600) / TAU.slow));
+/** The anchor's (and the drift scale's) weight after `hours` whole hours (≥ 1). */
+export const anchorWeightHours = (hours: number): number => (hours <= HOURLY_TABLE ? (ANCHOR_HOURLY[hours] as number) : 1 - Math.exp((-hours * 3600) / TAU.anchor));

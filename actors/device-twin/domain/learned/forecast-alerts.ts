@@ -7,9 +7,12 @@
 
 import { CHANNELS } from "../types.ts";
 import type { Alert, Channel, Rule } from "../types.ts";
-import { forecastAfter, forecastChannel } from "./channel-model.ts";
+import { dampedHours, forecastAfter, forecastChannel } from "./channel-model.ts";
 import type { StepResult } from "./channel-model.ts";
-import { C_FLAGS, C_LEARNED_MIN, C_TREND, channelBase, f32, FORECAST_FIRED } from "./layout.ts";
+import { C_FLAGS, C_LEARNED_MIN, C_SCALE, channelBase, f32, FELL, FELL_BEFORE, FORECAST_FIRED, ROSE, ROSE_BEFORE } from "./layout.ts";
+
+const SUSTAINED_RISE = ROSE | ROSE_BEFORE;
+const SUSTAINED_FALL = FELL | FELL_BEFORE;
 
 /** How far ahead a crossing raises a forecast alert (ms). */
 export const FORECAST_ALERT_HORIZON_MS = 30 * 60_000;
@@ -29,6 +32,7 @@ export interface RuleContext {
 
 const crosses = (rule: Rule, y: number): boolean => (rule.direction === "above" ? y >= rule.enter : y <= rule.enter);
 const HORIZON_S = FORECAST_ALERT_HORIZON_MS / 1000;
+const DAMPED_HOURS_30 = dampedHours(HORIZON_S);
 
 // Per rule list (rule lists are immutable values, so identity is enough), per channel: the lowest
 // forecast that could fire an "above" rule and the highest that could fire a "below" one (±∞: none), a
@@ -51,22 +55,38 @@ function thresholds(rules: readonly Rule[]): void {
   thresholdsOf = rules;
 }
 
+/** Makes {@link mayForecast}'s thresholds those of `rules` (once per rule list: call before each reading's channels). */
+export function prepareForecastRules(rules: readonly Rule[]): void {
+  if (rules !== thresholdsOf) thresholds(rules);
+}
+
 /**
- * Checks the rules of channel `ci` after its model took a reading (`step`, from updateChannel); returns
- * an alert or undefined. Most calls end at a quick test: no episode open, and the trend pointing away
- * from every rule of the channel or the 30-minute forecast short of them all.
+ * The quick test after channel `ci`'s model took a reading (`step`, from updateChannel), with the
+ * thresholds of {@link prepareForecastRules}: false when no forecast alert can fire or end — no
+ * episode open, and the trend pointing away from every rule of the channel or the 30-minute forecast
+ * short of them all (the forecast is the last value plus the damped trend). Most readings end here.
+ */
+export function mayForecast(ci: number, step: StepResult): boolean {
+  if ((step.flags & FORECAST_FIRED) !== 0) return true;
+  const trend = step.trend;
+  if (trend > 0 ? RISE_AT[ci] === Infinity : trend < 0 ? FALL_AT[ci] === -Infinity : true) return false;
+  if (step.learnedMin < FORECAST_WARM_MIN) return false;
+  const far = Math.fround(step.value) + trend * DAMPED_HOURS_30;
+  return !(far < (RISE_AT[ci] as number) && far > (FALL_AT[ci] as number));
+}
+
+/**
+ * Checks the rules of channel `ci` after its model took a reading (`step`, which {@link mayForecast}
+ * let through); returns an alert or undefined.
  */
 export function forecastAlert(v: DataView, ci: number, deviceId: string, step: StepResult, ctx: RuleContext): Alert | undefined {
-  if (ctx.rules !== thresholdsOf) thresholds(ctx.rules);
   const b = channelBase(ci);
-  const flags = v.getUint8(b + C_FLAGS);
+  const flags = v.getUint8(b + C_FLAGS); // the anomaly check may have changed them since the step
   const fired = (flags & FORECAST_FIRED) !== 0;
-  const trend = f32(v, b + C_TREND);
-  // a trend away from every rule's enter cannot forecast a crossing (the forecast is the last value plus the damped trend)
-  if (!fired && (trend > 0 ? RISE_AT[ci] === Infinity : trend < 0 ? FALL_AT[ci] === -Infinity : true)) return undefined;
+  const trend = step.trend;
   if (v.getUint16(b + C_LEARNED_MIN, true) < FORECAST_WARM_MIN) return undefined;
   const far = forecastAfter(v, ci, HORIZON_S);
-  if (!fired && far < (RISE_AT[ci] as number) && far > (FALL_AT[ci] as number)) return undefined;
+  const scale = f32(v, b + C_SCALE);
   const ch = CHANNELS[ci] as Channel;
   const x = step.value;
   const t = step.t;
@@ -85,6 +105,10 @@ export function forecastAlert(v: DataView, ci: number, deviceId: string, step: S
     if (!crosses(rule, far - FORECAST_MARGIN * (rule.enter - rule.exit))) continue;
     anyCrossing = true;
     if (fired) continue;
+    // a sustained move: the value rose (fell) on each of the last two readings, the last time by at
+    // least a residual scale (beyond noise); one-reading jumps were mostly over before the rule's
+    // minimum duration (docs/ml.md, chosen on training scenarios)
+    if (rule.direction === "above" ? (flags & SUSTAINED_RISE) !== SUSTAINED_RISE || x - step.previous < scale : (flags & SUSTAINED_FALL) !== SUSTAINED_FALL || step.previous - x < scale) continue;
     let expectedAt = t + FORECAST_ALERT_HORIZON_MS;
     let value = far;
     for (let at = t + STEP_MS; at < t + FORECAST_ALERT_HORIZON_MS; at += STEP_MS) {

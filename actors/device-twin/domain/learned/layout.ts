@@ -11,7 +11,7 @@
 //     |Δ|), slow (deseasonalized level over a day), anchor (over a week), drift scale (mean |slow −
 //     anchor|) · u32 stuckSinceS, anomalyS (last anomaly alert) ·
 //     u16 learned minutes (saturating; at most 60 per reading, so a gap does not count; 0: never read) ·
-//     u8 flags (FORECAST_FIRED, ANOMALY_SENT, OUTLIER, DRIFTING) ·
+//     u8 flags (FORECAST_FIRED, ANOMALY_SENT, OUTLIER, DRIFTING, ROSE, ROSE_BEFORE, FELL, FELL_BEFORE) ·
 //     i16 ×24 season (deviation from the level per UTC hour, SEASON_SCALE units; UNLEARNED: not yet)
 // Offsets are absolute in the shared DataView. DataView access, not typed arrays: a typed-array view is
 // ~75 B of heap per twin, and the budget is ~600 B.
@@ -61,6 +61,11 @@ export const ANOMALY_SENT = 2;
 export const OUTLIER = 4;
 /** C_FLAGS bit: a drift was reported and the level has not come back yet. */
 export const DRIFTING = 8;
+/** C_FLAGS bits: the last reading was above (ROSE) / below (FELL) the one before it; *_BEFORE: the same of the reading before (forecast alerts fire on a sustained move). */
+export const ROSE = 16;
+export const ROSE_BEFORE = 32;
+export const FELL = 64;
+export const FELL_BEFORE = 128;
 export const CHANNEL_BYTES = 95;
 export const LEARNED_BYTES = HEADER_BYTES + CHANNELS.length * CHANNEL_BYTES;
 

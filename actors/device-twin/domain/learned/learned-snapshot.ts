@@ -1,5 +1,5 @@
 // The learned state's snapshot section (bytes inside the twin snapshot, key `l`):
-//   u8 version · u8 flags (occupied, decided, has baseline) · [f64 since, f32 probability] ·
+//   u8 version (2; 1: the same without the move directions in the flags) · u8 flags (occupied, decided, has baseline) · [f64 since, f32 probability] ·
 //   [f32 baseline] · u8 channel set · when any: varuint reference time (s, the latest channel's) and
 //   f32 rates of co2/tmp/hum · per channel: zigzag (lastS − reference), f32 last, level, trend, scale,
 //   move, slow, anchor, drift scale, varuint mask, varuint (lastS − stuckSinceS), [varuint (lastS − anomalyS) when
@@ -22,12 +22,14 @@ import {
 } from "./layout.ts";
 import type { LearnedState } from "./layout.ts";
 
-const SECTION_VERSION = 1;
+/** 2: the channel flags gained the last two moves' directions (layout.ts ROSE…FELL_BEFORE); 1 still decodes (no directions yet). */
+const SECTION_VERSION = 2;
 const HAS_BASELINE = 4;
 const FLOATS = [C_LAST, C_LEVEL, C_TREND, C_SCALE, C_MOVE, C_SLOW, C_ANCHOR, C_DRIFT_SCALE] as const;
 /** Where the channel flags sit in the section's mask (above the 24 season bits). */
 const FLAGS_SHIFT = 24;
-const MAX_MASK = (DRIFTING << FLAGS_SHIFT) * 2 - 1;
+const MAX_MASK = 0xffffffff;
+const MAX_MASK_V1 = DRIFTING * 2 ** FLAGS_SHIFT * 2 - 1;
 const SENT_IN_MASK = ANOMALY_SENT << FLAGS_SHIFT;
 const WRITER = new ByteWriter(1024);
 
@@ -65,6 +67,7 @@ export function encodeLearned(learned: LearnedState): Uint8Array {
     for (const at of FLOATS) w.f32(f32(v, b + at));
     let mask = v.getUint8(b + C_FLAGS) << FLAGS_SHIFT;
     for (let s = 0; s < SEASON_SLOTS; s++) if (v.getInt16(b + C_SEASON + s * 2, true) !== UNLEARNED) mask |= 1 << s;
+    mask >>>= 0; // the top flag bit makes the int32 negative
     w.varuint(mask);
     w.varuint(elapsedS(lastS, u32(v, b + C_STUCK_SINCE_S)));
     if (mask & SENT_IN_MASK) w.varuint(elapsedS(lastS, u32(v, b + C_ANOMALY_S)));
@@ -96,7 +99,9 @@ function finite(n: number): number {
  * SNAPSHOT_CORRUPT.
  */
 export function decodeLearned(bytes: Uint8Array, stats: TwinStats = createStats(LEARNED_BYTES)): LearnedState {
-  if (bytes.length > 0 && bytes[0] !== SECTION_VERSION) throw new DomainError("SNAPSHOT_VERSION", `learned section version ${bytes[0]} is not ${SECTION_VERSION}`);
+  const version = bytes[0];
+  if (bytes.length > 0 && version !== SECTION_VERSION && version !== 1) throw new DomainError("SNAPSHOT_VERSION", `learned section version ${version} is not 1 or ${SECTION_VERSION}`);
+  const maxMask = version === 1 ? MAX_MASK_V1 : MAX_MASK;
   try {
     const r = new ByteReader(bytes);
     r.u8();
@@ -125,7 +130,7 @@ export function decodeLearned(bytes: Uint8Array, stats: TwinStats = createStats(
         const lastS = (reference + (unzigzag(checked(r.varuint(), 0, 0xffffffff)) | 0)) >>> 0;
         setU32(v, b + C_LAST_S, lastS);
         for (const at of FLOATS) setF32(v, b + at, finite(r.f32()));
-        const mask = checked(r.varuint(), 0, MAX_MASK);
+        const mask = checked(r.varuint(), 0, maxMask);
         v.setUint8(b + C_FLAGS, mask >>> FLAGS_SHIFT);
         setU32(v, b + C_STUCK_SINCE_S, (lastS - checked(r.varuint(), 0, 0xffffffff)) >>> 0);
         if (mask & SENT_IN_MASK) setU32(v, b + C_ANOMALY_S, (lastS - checked(r.varuint(), 0, 0xffffffff)) >>> 0);

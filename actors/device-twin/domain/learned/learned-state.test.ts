@@ -127,6 +127,26 @@ describe("forecast alerts", () => {
   });
 });
 
+describe("forecast alerts want a sustained move", () => {
+  it("a one-reading jump toward enter that stops there raises no `forecast` alert; the same level reached in two rising readings does", () => {
+    const jumped = createTwin("dev");
+    const days = normalDays(1);
+    feed(jumped, days);
+    const start = days[days.length - 1]!.t + STEP;
+    const jump: Reading[] = [];
+    for (let i = 0; i < 14; i++) jump.push({ t: start + i * STEP, co2: i < 3 ? 700 : 1340 });
+    expect(alertsOf(feed(jumped, jump), "forecast")).toEqual([]);
+
+    const rising = createTwin("dev");
+    feed(rising, days);
+    const steps: Reading[] = [];
+    for (let i = 0; i < 14; i++) steps.push({ t: start + i * STEP, co2: i < 3 ? 700 : i === 3 ? 1000 : 1340 });
+    const forecasts = alertsOf(feed(rising, steps), "forecast");
+    expect(forecasts).toHaveLength(1);
+    expect(forecasts[0]).toMatchObject({ ruleId: "default-co2", at: start + 4 * STEP });
+  });
+});
+
 describe("occupancy, view and reset", () => {
   it("the view shows occupancy and each channel's expected value and forecast; reset forgets them", () => {
     const twin = createTwin("dev");

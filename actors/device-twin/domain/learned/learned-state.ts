@@ -7,12 +7,12 @@
 import type { Alert, Channel, OccupancyChange, Reading } from "../types.ts";
 import { CHANNELS } from "../types.ts";
 import { detectAnomaly } from "./anomaly.ts";
-import { expectedNow, forecastChannel, seasonSlot, updateChannel } from "./channel-model.ts";
-import { forecastAlert } from "./forecast-alerts.ts";
+import { channelValue, expectedNow, FIRST_READING, forecastChannel, MAY_BE_ANOMALY, seasonSlot, startReading, step as stepOf, updateChannel } from "./channel-model.ts";
+import { forecastAlert, mayForecast, prepareForecastRules } from "./forecast-alerts.ts";
 import type { RuleContext } from "./forecast-alerts.ts";
-import { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SEASON_SCALE_AT, secondsOf, setF32, view } from "./layout.ts";
+import { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SEASON_SCALE_AT, setF32, view } from "./layout.ts";
 import type { LearnedState } from "./layout.ts";
-import { occupancyFeatures } from "./occupancy-features.ts";
+import { occupancyFeatures, updateBaseline } from "./occupancy-features.ts";
 import { nextOccupied, occupancyProbability } from "./occupancy-model.ts";
 
 export { createLearned, createLearnedIn, LEARNED_BYTES } from "./layout.ts";
@@ -47,24 +47,33 @@ export function applyReadingToLearned(
 ): void {
   const v = view(learned);
   const t = r.t;
-  const tS = secondsOf(t);
+  startReading(t);
   const slot = seasonSlot(t);
-  featuresValid = occupancyFeatures(v, r, tS, FEATURES);
-  if (featuresValid) decideOccupancy(v, deviceId, r, FEATURES, occupancy);
-  if (r.pm !== undefined) learnChannel(v, 0, r, deviceId, tS, slot, rules, alerts);
-  if (r.co2 !== undefined) learnChannel(v, 1, r, deviceId, tS, slot, rules, alerts);
-  if (r.voc !== undefined) learnChannel(v, 2, r, deviceId, tS, slot, rules, alerts);
-  if (r.tmp !== undefined) learnChannel(v, 3, r, deviceId, tS, slot, rules, alerts);
-  if (r.hum !== undefined) learnChannel(v, 4, r, deviceId, tS, slot, rules, alerts);
-  if (r.allpollu !== undefined) learnChannel(v, 5, r, deviceId, tS, slot, rules, alerts);
+  if (rules !== undefined) prepareForecastRules(rules.rules);
+  if (r.pm !== undefined) learnChannel(v, 0, r, deviceId, slot, rules, alerts);
+  if (r.co2 !== undefined) learnChannel(v, 1, r, deviceId, slot, rules, alerts);
+  if (r.voc !== undefined) learnChannel(v, 2, r, deviceId, slot, rules, alerts);
+  if (r.tmp !== undefined) learnChannel(v, 3, r, deviceId, slot, rules, alerts);
+  if (r.hum !== undefined) learnChannel(v, 4, r, deviceId, slot, rules, alerts);
+  if (r.allpollu !== undefined) learnChannel(v, 5, r, deviceId, slot, rules, alerts);
+  featuresValid = r.co2 !== undefined;
+  if (featuresValid) {
+    occupancyFeatures(v, channelValue(r, 1), FEATURES);
+    decideOccupancy(v, deviceId, r, FEATURES, occupancy);
+  }
 }
 
-function learnChannel(v: DataView, ci: number, r: Reading, deviceId: string, tS: number, slot: number, rules: RuleContext | undefined, alerts: Alert[]): void {
-  const step = updateChannel(v, ci, r, tS, slot);
-  if (step === undefined) return;
-  const anomaly = detectAnomaly(v, ci, deviceId, tS, step);
-  if (anomaly !== undefined) alerts.push(anomaly);
-  if (rules !== undefined) {
+function learnChannel(v: DataView, ci: number, r: Reading, deviceId: string, slot: number, rules: RuleContext | undefined, alerts: Alert[]): void {
+  const code = updateChannel(v, ci, r, slot);
+  const step = stepOf();
+  // the co2 baseline before co2's anomaly check reads it
+  if (ci === 1) updateBaseline(v, r, step.dtS);
+  if (code === FIRST_READING) return;
+  if (code === MAY_BE_ANOMALY) {
+    const anomaly = detectAnomaly(v, ci, deviceId, step);
+    if (anomaly !== undefined) alerts.push(anomaly);
+  }
+  if (rules !== undefined && mayForecast(ci, step)) {
     const f = forecastAlert(v, ci, deviceId, step, rules);
     if (f !== undefined) alerts.push(f);
   }

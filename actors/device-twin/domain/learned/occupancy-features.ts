@@ -11,8 +11,8 @@
 // and the fit account for.
 
 import type { Reading } from "../types.ts";
-import { TAU, W_BASELINE_UP, W_RATE, weightsFor } from "./decay.ts";
-import { C_LAST, C_LAST_S, C_LEARNED_MIN, channelBase, elapsedS, f32, O_BASELINE, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, setF32, u32 } from "./layout.ts";
+import { TAU, W_BASELINE_UP, weightsFor } from "./decay.ts";
+import { f32, O_BASELINE, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, setF32 } from "./layout.ts";
 
 /** Names of the features, in the order of the vector {@link occupancyFeatures} fills. */
 export const OCCUPANCY_FEATURES = ["excess", "co2Rate", "tmpRate", "humRate", "excessFalling"] as const;
@@ -20,44 +20,30 @@ export const OCCUPANCY_FEATURES = ["excess", "co2Rate", "tmpRate", "humRate", "e
 /** A co2 baseline never starts above this (ppm): a twin first seen in an occupied room must not learn that room as empty. */
 export const BASELINE_START_MAX = 450;
 
-const CI_CO2 = 1;
-const CI_TMP = 3;
-const CI_HUM = 4;
-
-/** A smoothed rate (per `unitS` seconds) at `rateAt` from the channel block's last value; undefined x: untouched. */
-function updateRate(v: DataView, ci: number, rateAt: number, x: number, tS: number, unitS: number): void {
-  const b = channelBase(ci);
-  if (v.getUint16(b + C_LEARNED_MIN, true) === 0) return;
-  const dtS = elapsedS(tS, u32(v, b + C_LAST_S)) || 1;
-  const w = weightsFor(dtS)[W_RATE] as number;
-  const rate = f32(v, rateAt);
-  setF32(v, rateAt, rate + w * (((x - f32(v, b + C_LAST)) * unitS) / dtS - rate));
+/**
+ * Updates the co2 baseline with the co2 of `r` (which carries it), `dtS` after the channel's previous
+ * reading. The three rates are updated with each channel's model (channel-model.ts updateChannel),
+ * where Δt and the previous value are at hand.
+ */
+export function updateBaseline(v: DataView, r: Reading, dtS: number): void {
+  const x = (r.co2 as number) + 0;
+  let base = f32(v, O_BASELINE);
+  if (Number.isNaN(base)) base = Math.min(x, BASELINE_START_MAX);
+  else if (x < base) base = x;
+  else base += (weightsFor(dtS)[W_BASELINE_UP] as number) * (x - base);
+  setF32(v, O_BASELINE, base);
 }
 
 /**
- * Updates the occupancy features with a reading (before the channel models take it: the rates need
- * each channel's previous value) and, when it carries co2, writes the feature vector into `out` and
- * returns true. `tS`: the reading's time (layout.ts secondsOf).
+ * The feature vector of a reading carrying `co2`, into `out`, after its channels and the baseline
+ * took it.
  */
-export function occupancyFeatures(v: DataView, r: Reading, tS: number, out: Float64Array): boolean {
-  if (r.tmp !== undefined) updateRate(v, CI_TMP, O_TMP_RATE, r.tmp, tS, 3600);
-  if (r.hum !== undefined) updateRate(v, CI_HUM, O_HUM_RATE, r.hum, tS, 3600);
-  const co2 = r.co2;
-  if (co2 === undefined) return false;
-  updateRate(v, CI_CO2, O_CO2_RATE, co2, tS, 60);
-  let base = f32(v, O_BASELINE);
-  if (Number.isNaN(base)) base = Math.min(co2, BASELINE_START_MAX);
-  else if (co2 < base) base = co2;
-  else {
-    base += (weightsFor(elapsedS(tS, u32(v, channelBase(CI_CO2) + C_LAST_S)) || 1)[W_BASELINE_UP] as number) * (co2 - base);
-  }
-  setF32(v, O_BASELINE, base);
+export function occupancyFeatures(v: DataView, co2: number, out: Float64Array): void {
   out[0] = (co2 - f32(v, O_BASELINE)) / 100;
   out[1] = f32(v, O_CO2_RATE);
   out[2] = f32(v, O_TMP_RATE);
   out[3] = f32(v, O_HUM_RATE);
   out[4] = out[1] < 0 ? out[0] : 0;
-  return true;
 }
 
 /** The baseline's rise time constant, for docs and the fit script's report. */
