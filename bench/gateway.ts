@@ -131,7 +131,7 @@ async function load(url: string, requests: autocannon.Request[], o: { connection
 }
 
 /** Open-loop load at a constant rate, from its own process (bench/gateway-load.ts). */
-async function openLoad(job: LoadJob): Promise<LoadResult> {
+export async function openLoad(job: LoadJob): Promise<LoadResult> {
   const proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench", "gateway-load.ts")], { stdio: ["pipe", "pipe", "pipe"] });
   let out = "";
   let err = "";

@@ -1,0 +1,139 @@
+// `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive]`
+//
+// A Foobot-scale fleet on this machine (issue #16 §2): N devices (1,000,000 by default), each sending one
+// reading every 5 minutes — N / 300 requests/s of one reading over HTTP keep-alive, the devices taken in
+// turn so each one's readings are 5 minutes apart — for M minutes (15) after S seconds of warm-up at the
+// same rate (60). Everything durable, everything on this machine, each a process of its own: a private
+// nats-server, one `airtwin node`, one `airtwin gateway`, and `airtwin archive` into DATABASE_URL (a
+// schema of its own, dropped afterwards; `--no-archive` or no DATABASE_URL: without it). The load is the
+// open-loop generator of the gateway suite (bench/gateway-load.ts: latency from each request's due time).
+// Figures: CPU of every process (% of the machine's cores over the run, warm-up included), peak RSS of
+// each, 202 latency, snapshot bytes written per second (the node's airtwin_commit_bytes_total), the
+// answered rate. Reading → alert latency is the gateway suite's (its probes), not measured here.
+// The devices are registered through the admin API first (not timed; ~1,000 per second here).
+import { cpus } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Pool } from "undici";
+import { startNatsServer } from "../test/harness/nats-server.ts";
+import { freePort } from "../cli/dev.ts";
+import { child, openLoad, stop, until } from "./gateway.ts";
+import { flag, int, parseArgs } from "./lib/args.ts";
+import { deviceId } from "./lib/fleet.ts";
+import { emit, note, round } from "./lib/report.ts";
+import { loadAverage, ProcessMeter, self } from "./peers/workload.ts";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const BIN = join(ROOT, "bin", "airtwin.js");
+const ADMIN = "fleet-admin-token-0123456789abcdef";
+const PREFIX = "bf";
+const READING_EVERY_S = 300;
+
+/** The node's snapshot bytes written so far (its Prometheus counter). */
+async function commitBytes(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  const m = /^airtwin_commit_bytes_total(?:\{[^}]*\})? ([0-9.e+]+)$/m.exec(text);
+  return m === null ? 0 : Number(m[1]);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  const devices = int(args, "devices", 1_000_000);
+  const minutes = int(args, "minutes", 15);
+  const warmupS = int(args, "warmup-s", 60);
+  const connections = int(args, "connections", 128);
+  const rate = devices / READING_EVERY_S;
+  const databaseUrl = process.env.DATABASE_URL;
+  const archive = !flag(args, "no-archive") && databaseUrl !== undefined;
+  const schema = `bench_fleet_${process.pid}`;
+  note("fleet", { devices, minutes, warmupS, rate: round(rate), connections, archive, cpus: cpus().length, load: loadAverage() });
+
+  await using ns = await startNatsServer();
+  const env = {
+    NATS_URL: ns.url,
+    AIRTWIN_PREFIX: PREFIX,
+    AIRTWIN_ADMIN_TOKEN: ADMIN,
+    AIRTWIN_LOG_LEVEL: "warn",
+    // the bench is one address standing for the fleet
+    AIRTWIN_INGEST_RATE_MAX: "1000000000",
+    AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT: "0",
+  };
+  const port = await freePort("127.0.0.1");
+  const metricsPort = await freePort("127.0.0.1");
+  const node = child([BIN, "node"], { ...env, AIRTWIN_NODE_ID: "fleet-node-1", AIRTWIN_METRICS_PORT: String(metricsPort) }, "node");
+  const gateway = child([BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(port), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
+  const archiver = archive ? child([BIN, "archive"], { ...env, DATABASE_URL: databaseUrl, AIRTWIN_ARCHIVE_SCHEMA: schema }, "archive") : undefined;
+  const url = `http://127.0.0.1:${port}`;
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  const pool = new Pool(url, { connections: 100, pipelining: 1 });
+  try {
+    const admin = { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" };
+    await until("gateway ready", async () => (await fetch(`${url}/readyz`)).status === 200 || undefined);
+    await until("every shard owned", async () => {
+      const v = (await (await fetch(`${url}/v1/ops/cluster`, { headers: admin })).json()) as { shards?: Array<{ owner: string | null }> };
+      return (v.shards?.length ?? 0) > 0 && v.shards!.every((s) => s.owner !== null) ? true : undefined;
+    });
+    await fetch(`${url}/v1/users`, { method: "POST", headers: admin, body: JSON.stringify({ userId: "fleet" }) });
+    const fleet: Array<{ id: string; token: string }> = new Array(devices);
+    const r0 = performance.now();
+    for (let i = 0; i < devices; i += 200) {
+      await Promise.all(
+        Array.from({ length: Math.min(200, devices - i) }, async (_, k) => {
+          const id = deviceId(i + k);
+          const r = await pool.request({ method: "POST", path: "/v1/devices", headers: admin, body: JSON.stringify({ deviceId: id, ownerId: "fleet" }) });
+          fleet[i + k] = { id, token: ((await r.body.json()) as { token: string }).token };
+        }),
+      );
+      if ((i / 200) % 250 === 0) note("registering", { done: i, s: round((performance.now() - r0) / 1000) });
+    }
+    const registerS = (performance.now() - r0) / 1000;
+    note("registered", { devices, s: round(registerS) });
+    await pool.close();
+
+    const pids: Record<string, number[]> = { "load generator + bench": [self()], gateway: [gateway.proc.pid!], node: [node.proc.pid!], "nats-server": [ns.pid] };
+    if (archiver !== undefined) pids.archive = [archiver.proc.pid!];
+    const meter = new ProcessMeter(pids);
+    const bytes0 = await commitBytes(metricsUrl);
+    const t0 = performance.now();
+    const result = await openLoad({ url, rate, durationS: minutes * 60, warmupS, connections, devices: fleet, baseT: Date.now() - 30 * 86_400_000, readingsPerRequest: 1 });
+    const seconds = (performance.now() - t0) / 1000;
+    const bytes1 = await commitBytes(metricsUrl);
+    const { cpuS, peakRssMb } = meter.read();
+    // the load generator runs in a child of this process: its CPU is not in self(); say so
+    const cores = cpus().length;
+    const cpuPercent = Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((100 * v) / seconds / cores)]));
+    const serverCpu = Object.entries(cpuS).filter(([k]) => !k.startsWith("load")).reduce((a, [, v]) => a + v, 0);
+    const serverRss = Object.entries(peakRssMb).filter(([k]) => !k.startsWith("load")).reduce((a, [, v]) => a + v, 0);
+    const detail = {
+      devices,
+      minutes,
+      warmupS,
+      offeredRate: round(rate),
+      status: result.status,
+      errors: result.errors,
+      latencyMs: result.latencyMs,
+      serviceMs: result.serviceMs,
+      dispatchLagMs: result.dispatchLagMs,
+      cpuPercentOfMachine: cpuPercent,
+      peakRssMb,
+      snapshotBytesPerS: round((bytes1 - bytes0) / seconds),
+      registerS: round(registerS),
+      load: loadAverage(),
+    };
+    emit({ suite: "fleet", name: "fleet.202-p99", value: result.latencyMs.p99, unit: "ms", baseline: { name: "target", value: 20 }, detail });
+    emit({ suite: "fleet", name: "fleet.server-cpu", value: round((100 * serverCpu) / seconds / cores), unit: "% of the machine's cores (nats-server, node, gateway, archive)", baseline: { name: "target", value: 50 } });
+    emit({ suite: "fleet", name: "fleet.server-rss", value: round(serverRss), unit: "MB, peak RSS summed (nats-server, node, gateway, archive)", baseline: { name: "target", value: 8192 } });
+    emit({ suite: "fleet", name: "fleet.answered-rate", value: result.rate, unit: "requests/s", baseline: { name: "offered", value: round(rate) } });
+  } finally {
+    await stop(gateway.proc);
+    await stop(node.proc);
+    if (archiver !== undefined) {
+      await stop(archiver.proc);
+      const { default: pg } = await import("pg");
+      const c = new pg.Client({ connectionString: databaseUrl });
+      await c.connect();
+      await c.query(`drop schema if exists ${schema} cascade`).catch((err: unknown) => note("schema not dropped", { schema, error: String(err) }));
+      await c.end();
+    }
+  }
+}
