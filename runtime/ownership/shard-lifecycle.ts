@@ -50,6 +50,7 @@ export interface ShardSlotState {
   readonly renewing: boolean;
   readonly pending?: string;
   readonly pendingMs?: number;
+  readonly lastRefusal?: string;
 }
 
 interface Slot {
@@ -69,6 +70,10 @@ interface Slot {
   heldSince: number;
   /** The step awaited now (a lease write or a host call) and since when (performance.now()), for {@link ShardLifecycle.reportPending}. */
   pending: { what: string; since: number; reportedAt: number } | undefined;
+  /** Why the last attempt to take or start the shard did not serve it (for the stall report). */
+  lastRefusal: string | undefined;
+  /** When a shard wanted here and not held was last reported (performance.now()). */
+  stallReportedAt: number;
 }
 
 /** A step pending this long is logged (and again each time as long again passes). */
@@ -93,6 +98,8 @@ export class ShardLifecycle {
         wantedSince: undefined,
         heldSince: 0,
         pending: undefined,
+        lastRefusal: undefined,
+        stallReportedAt: 0,
       });
     }
   }
@@ -125,7 +132,10 @@ export class ShardLifecycle {
 
   /** Closing: stops and releases every held shard, `concurrency` at a time; resolves when all are done. */
   async stopAll(concurrency: number): Promise<void> {
-    for (const slot of this.#slots.values()) clearTimeout(slot.retry);
+    for (const slot of this.#slots.values()) {
+      clearTimeout(slot.retry);
+      slot.retry = undefined;
+    }
     const busy = [...this.#slots.values()].filter((s) => s.held !== undefined || s.queued);
     await bounded(busy, concurrency, (slot) => this.reconcile(slot.shard));
   }
@@ -177,11 +187,14 @@ export class ShardLifecycle {
 
   async #acquire(slot: Slot): Promise<void> {
     clearTimeout(slot.retry);
+    slot.retry = undefined;
     const { shard } = slot;
     const r = await this.#track(slot, "lease acquire", this.o.leases.acquire(shard));
     if (!r.ok) {
       const delay = r.reason === "held" ? Math.max(1, r.expiresAt - this.o.config.now() + 1) : r.reason === "conflict" ? 10 : this.o.config.heartbeatMs;
-      slot.retry = setTimeout(() => void this.reconcile(shard), delay);
+      slot.lastRefusal =
+        r.reason === "held" ? `lease held by ${r.owner} at epoch ${r.epoch} for ${r.expiresAt - this.o.config.now()} ms more` : r.reason === "conflict" ? "lease write conflict" : `lease store unavailable: ${r.error.message}`;
+      this.#retryLater(slot, delay);
       return;
     }
     const lease = r.lease;
@@ -202,12 +215,14 @@ export class ShardLifecycle {
       // machine or during a NATS failover is expected and recovers); what does not recover shows in the
       // unowned shards of the cluster summary
       this.o.config.log("warn", "shard failed to start; lease released, trying again", { shard, epoch: lease.epoch, error: (err as Error).message });
-      if (slot.held?.epoch === lease.epoch) this.#abort(slot, `start failed: ${(err as Error).message}`, true);
-      slot.retry = setTimeout(() => void this.reconcile(shard), this.o.config.heartbeatMs);
+      slot.lastRefusal = `start failed: ${(err as Error).message}`;
+      if (slot.held?.epoch === lease.epoch) this.#abort(slot, slot.lastRefusal, true);
+      this.#retryLater(slot, this.o.config.heartbeatMs);
       return;
     }
     if (slot.held?.epoch !== lease.epoch) return;
     slot.phase = "running";
+    slot.lastRefusal = undefined;
     const waitMs = slot.wantedSince === undefined ? 0 : Math.max(0, this.o.config.now() - slot.wantedSince);
     slot.wantedSince = undefined;
     this.o.config.log("info", "shard acquired", { shard, epoch: lease.epoch, waitMs, startMs: Math.round(performance.now() - t0) });
@@ -236,6 +251,15 @@ export class ShardLifecycle {
     this.o.config.log("info", "shard released", { shard: slot.shard, epoch: lease.epoch, reason, stopMs: Math.round(stopMs) });
     this.o.emit("released", { shard: slot.shard, epoch: lease.epoch, reason, stopMs, heldMs });
     this.#reconcileLater(slot);
+  }
+
+  /** One more step after `delayMs` (a retry of a refused acquire or a failed start). */
+  #retryLater(slot: Slot, delayMs: number): void {
+    clearTimeout(slot.retry);
+    slot.retry = setTimeout(() => {
+      slot.retry = undefined;
+      void this.reconcile(slot.shard);
+    }, delayMs);
   }
 
   #reconcileLater(slot: Slot): void {
@@ -283,6 +307,7 @@ export class ShardLifecycle {
         retryArmed: slot.retry !== undefined,
         renewing: slot.renewing,
         ...(slot.pending === undefined ? {} : { pending: slot.pending.what, pendingMs: Math.round(now - slot.pending.since) }),
+        ...(slot.lastRefusal === undefined ? {} : { lastRefusal: slot.lastRefusal }),
       });
     }
     return out;
@@ -297,10 +322,35 @@ export class ShardLifecycle {
     const now = performance.now();
     for (const slot of this.#slots.values()) {
       const p = slot.pending;
-      if (p === undefined || now - p.reportedAt < PENDING_STEP_REPORT_MS) continue;
-      p.reportedAt = now;
-      this.o.config.log("warn", "shard step still pending", { shard: slot.shard, step: p.what, pendingMs: Math.round(now - p.since), phase: slot.phase });
+      if (p !== undefined && now - p.reportedAt >= PENDING_STEP_REPORT_MS) {
+        p.reportedAt = now;
+        this.o.config.log("warn", "shard step still pending", { shard: slot.shard, step: p.what, pendingMs: Math.round(now - p.since), phase: slot.phase });
+      }
+      this.#checkStall(slot, now);
     }
+  }
+
+  /**
+   * A shard assigned here and not held with no step running, queued or timed would wait for the next
+   * change of its keys: take it up again (every heartbeat). One assigned here and not served for
+   * {@link PENDING_STEP_REPORT_MS} is reported with the last refusal, again after each further period.
+   */
+  #checkStall(slot: Slot, now: number): void {
+    if (slot.held !== undefined || this.o.frozen() || !this.#wants(slot.shard)) return;
+    const wall = this.o.config.now();
+    slot.wantedSince ??= wall;
+    if (slot.pending === undefined && !slot.queued && slot.retry === undefined) void this.reconcile(slot.shard);
+    const waitingMs = wall - slot.wantedSince;
+    if (waitingMs < PENDING_STEP_REPORT_MS || now - slot.stallReportedAt < PENDING_STEP_REPORT_MS) return;
+    slot.stallReportedAt = now;
+    this.o.config.log("warn", "shard assigned here but not served", {
+      shard: slot.shard,
+      waitingMs,
+      lastRefusal: slot.lastRefusal ?? "none",
+      ...(slot.pending === undefined ? {} : { pending: slot.pending.what }),
+      queued: slot.queued,
+      retryArmed: slot.retry !== undefined,
+    });
   }
 
   /** The lease is gone (or must be given up): tell the host at once. `release`: we may still hold it, give it back. */
