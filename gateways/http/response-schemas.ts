@@ -19,7 +19,7 @@ import type { RoundResult } from "../../runtime/mod.ts";
 
 const EVENT_PHASES = ["normal", "pending", "active", "clearing"] as const satisfies readonly EventPhase[];
 const ANOMALY_REASONS = ["spike", "stuck", "drift"] as const satisfies readonly AnomalyReason[];
-const MOVE_REASONS = ["orphan", "drain", "rebalance"] as const satisfies readonly RoundResult["moves"][number]["reason"][];
+const MOVE_REASONS = ["orphan", "drain", "rebalance", "stalled"] as const satisfies readonly RoundResult["moves"][number]["reason"][];
 
 /** Device, user, rule and subscription ids. */
 export const ID = { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } as const;

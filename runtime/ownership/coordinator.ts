@@ -69,6 +69,12 @@ export interface CoordinatorOptions {
   readonly firstRoundDelayMs: number;
   /** Heartbeat records expired this long are deleted (ms). */
   readonly forgetDeadNodeMs: number;
+  /**
+   * A live node that has not taken the lease of a shard assigned to it this long after the assignment
+   * (ms) is passed over: the shard goes to another node (reason `stalled`) and the node gets nothing new
+   * for as long again. Whatever keeps a node from starting a shard, the shard is served elsewhere.
+   */
+  readonly stallMs: number;
   readonly now: () => number;
   readonly log: LogFn;
   /** While true (a frozen node in tests), neither campaigns nor plans. */
@@ -87,6 +93,14 @@ export class Coordinator {
   /** No automatic round before this time (ms). */
   #quietUntil = 0;
   #quietTimer: NodeJS.Timeout | undefined;
+  /** Nodes passed over for not taking a shard in time, until when (ms). */
+  readonly #stalledUntil = new Map<string, number>();
+  /**
+   * Since when (ms, our clock) each shard has been seen on its way to its node. Counted from what this
+   * coordinator saw, not from the assignment's age: a shard assigned long ago whose lease just lapsed (a
+   * NATS server lost) is given the full time to be taken again.
+   */
+  readonly #inFlightSince = new Map<number, { node: string; since: number }>();
   readonly #leadershipListeners = new Set<(leader: boolean, epoch: number) => void>();
   readonly #roundListeners = new Set<(round: RoundResult) => void>();
   readonly #unsubscribe: Array<() => void>;
@@ -218,11 +232,13 @@ export class Coordinator {
     const { state, membership, shards, now } = this.o;
     const t = now();
     const live = membership.liveNodes(t);
+    const servingOf = new Map(live.map((n) => [n.nodeId, n.serving === undefined ? undefined : new Set(n.serving)]));
     const liveIds = new Set(live.filter((n) => !n.leaving).map((n) => n.nodeId));
     const nodes: PlanNode[] = live.map((n) => ({ id: n.nodeId, draining: n.draining, leaving: n.leaving, ...(n.rates ? { rates: n.rates } : {}) }));
     const current = new Map<number, string | null>();
     const pinned = new Set<number>();
     const assignedAt = new Map<number, number>();
+    const stalled = new Map<number, string>();
     let inFlight = 0;
     for (let s = 0; s < shards; s++) {
       const a = state.assignments.get(s)?.value;
@@ -230,13 +246,37 @@ export class Coordinator {
       current.set(s, node);
       if (a !== undefined) assignedAt.set(s, a.at);
       if (a?.pinned === true && opts.unpin !== true) pinned.add(s);
-      if (node !== null && liveIds.has(node)) {
-        const lease = state.leases.get(s)?.value;
-        if (lease === undefined || lease.owner !== node || lease.expiresAt <= t) {
-          inFlight++;
-          // a shard still on its way is not moved again by rebalancing (drain and death still move it)
-          pinned.add(s);
+      if (node === null || !liveIds.has(node)) {
+        this.#inFlightSince.delete(s);
+        continue;
+      }
+      const lease = state.leases.get(s)?.value;
+      const leased = lease !== undefined && lease.owner === node && lease.expiresAt > t;
+      // served once the node holds the lease and says its host serves the shard: a node that takes the
+      // lease and fails to start, again and again, or whose start hangs, is not serving it
+      const serving = servingOf.get(node);
+      if (leased && (serving === undefined || serving.has(s))) this.#inFlightSince.delete(s);
+      else {
+        const seen = this.#inFlightSince.get(s);
+        if (seen === undefined || seen.node !== node) this.#inFlightSince.set(s, { node, since: t });
+        else if (t - seen.since >= this.o.stallMs && liveIds.size > 1) {
+          // on its way too long: planned again below, elsewhere
+          stalled.set(s, node);
+          current.set(s, null);
+          continue;
         }
+      }
+      if (!leased) {
+        inFlight++;
+        // a shard still on its way is not moved again by rebalancing (drain and death still move it)
+        pinned.add(s);
+      }
+    }
+    for (const [node, until] of this.#stalledUntil) if (until <= t) this.#stalledUntil.delete(node);
+    if (opts.dryRun !== true) {
+      for (const [s, node] of stalled) {
+        this.#stalledUntil.set(node, t + this.o.stallMs);
+        this.#inFlightSince.delete(s);
       }
     }
     const plan = planAssignment({
@@ -247,16 +287,28 @@ export class Coordinator {
       weighted: this.o.weighted,
       pinned,
       assignedAt,
+      avoid: new Set([...this.#stalledUntil.keys(), ...stalled.values()]),
+    });
+    // a stalled shard planned as an orphan is a move of its own kind, from the node that did not take it
+    const moves = plan.moves.map((m) => {
+      const from = stalled.get(m.shard);
+      return from === undefined ? m : { ...m, from, reason: "stalled" as const };
     });
     const dryRun = opts.dryRun === true;
     if (!dryRun) {
-      await Promise.all(plan.moves.map((m) => this.#assign(m.shard, { node: m.to, at: t, by: this.o.nodeId, reason: m.reason })));
+      await Promise.all(moves.map((m) => this.#assign(m.shard, { node: m.to, at: t, by: this.o.nodeId, reason: m.reason })));
       await this.#forgetDeadNodes(t);
-      this.#pending = inFlight > 0 || plan.moves.length > 0;
+      this.#pending = inFlight > 0 || moves.length > 0;
     }
-    const result: RoundResult = { moves: plan.moves, inFlight, dryRun, at: t };
-    if (plan.moves.length > 0 && !dryRun) {
-      this.o.log("info", "shards reassigned", { moves: plan.moves.map((m) => `${m.shard}:${m.from ?? "-"}>${m.to}(${m.reason})`).join(" "), inFlight });
+    const result: RoundResult = { moves, inFlight, dryRun, at: t };
+    if (stalled.size > 0 && !dryRun) {
+      this.o.log("warn", "shards not taken by their assigned node in time; assigned elsewhere", {
+        shards: [...stalled].map(([s, node]) => `${s}:${node}`).join(" "),
+        passedOverMs: this.o.stallMs,
+      });
+    }
+    if (moves.length > 0 && !dryRun) {
+      this.o.log("info", "shards reassigned", { moves: moves.map((m) => `${m.shard}:${m.from ?? "-"}>${m.to}(${m.reason})`).join(" "), inFlight });
     }
     for (const fn of this.#roundListeners) fn(result);
     return result;

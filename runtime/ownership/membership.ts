@@ -19,6 +19,8 @@ export interface NodeInfo {
   /** An operator's drain request is recorded for it. */
   readonly drainRequested: boolean;
   readonly owned: readonly number[];
+  /** Shards its host serves (started), when the node reports it. */
+  readonly serving?: readonly number[];
   readonly rates: Readonly<Record<number, number>> | undefined;
   /** Entities with decoded state in memory, when the node reports it. */
   readonly resident?: number;
@@ -36,6 +38,7 @@ export interface NodeInfo {
 /** What this node reports in each heartbeat. */
 export interface HeartbeatReport {
   readonly owned: number[];
+  readonly serving?: number[];
   readonly rates?: Record<number, number>;
   readonly draining: boolean;
   readonly leaving: boolean;
@@ -114,6 +117,7 @@ export class Membership {
       owned: report.owned,
     };
     if (report.leaving) rec.leaving = true;
+    if (report.serving !== undefined) rec.serving = report.serving;
     if (report.rates !== undefined) rec.rates = report.rates;
     if (report.resident !== undefined) rec.resident = report.resident;
     if (report.entities !== undefined) rec.entities = report.entities;
@@ -143,6 +147,7 @@ export class Membership {
         leaving: r.leaving === true,
         drainRequested,
         owned: r.owned,
+        ...(r.serving === undefined ? {} : { serving: r.serving }),
         rates: r.rates,
         ...(r.resident === undefined ? {} : { resident: r.resident }),
         ...(r.entities === undefined ? {} : { entities: r.entities }),

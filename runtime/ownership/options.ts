@@ -37,6 +37,16 @@ export interface OwnershipOptions {
    * request lost in a NATS outage does not hold up the next renewal for long. [max(2000, 2 × heartbeatMs)]
    */
   requestTimeoutMs?: number;
+  /**
+   * The coordinator reassigns a shard that a live node has not taken this long after it was seen on its
+   * way there, and gives that node nothing new for as long again (ms). [max(60000, 12 × leaseTtlMs)]
+   */
+  stallMs?: number;
+  /**
+   * A host start not finished this long after it began is given up (the shard aborted, its lease released,
+   * tried again); one no longer assigned here is given up after 30 s (ms). [max(120000, 2 × stallMs)]
+   */
+  startTimeoutMs?: number;
   /** Whether this node may be elected coordinator. [true] */
   coordinator?: boolean;
   /** Wall clock (ms). [Date.now] */
@@ -59,6 +69,8 @@ export interface OwnershipConfig {
   readonly watchStaleMs: number;
   readonly forgetDeadNodeMs: number;
   readonly requestTimeoutMs: number;
+  readonly stallMs: number;
+  readonly startTimeoutMs: number;
   readonly coordinator: boolean;
   readonly now: () => number;
   readonly log: LogFn;
@@ -79,6 +91,7 @@ export function resolveOwnershipConfig(o: OwnershipOptions = {}): OwnershipConfi
   const heartbeatMs = positive("heartbeatMs", o.heartbeatMs, 1000);
   const nodeTtlMs = positive("nodeTtlMs", o.nodeTtlMs, Math.max(5000, 5 * heartbeatMs));
   const leaseTtlMs = positive("leaseTtlMs", o.leaseTtlMs, nodeTtlMs);
+  const stallMs = positive("stallMs", o.stallMs, Math.max(60_000, 12 * leaseTtlMs));
   const leaseSafetyMs = positive("leaseSafetyMs", o.leaseSafetyMs, Math.min(heartbeatMs, Math.floor(leaseTtlMs / 4)), 0);
   for (const [name, ttl] of [["nodeTtlMs", nodeTtlMs], ["leaseTtlMs", leaseTtlMs]] as const) {
     // a TTL must survive at least one missed heartbeat
@@ -106,6 +119,8 @@ export function resolveOwnershipConfig(o: OwnershipOptions = {}): OwnershipConfi
     watchStaleMs: positive("watchStaleMs", o.watchStaleMs, 3 * heartbeatMs),
     forgetDeadNodeMs: positive("forgetDeadNodeMs", o.forgetDeadNodeMs, Math.max(60_000, 12 * nodeTtlMs)),
     requestTimeoutMs: positive("requestTimeoutMs", o.requestTimeoutMs, Math.max(2000, 2 * heartbeatMs)),
+    stallMs,
+    startTimeoutMs: positive("startTimeoutMs", o.startTimeoutMs, Math.max(120_000, 2 * stallMs)),
     coordinator: o.coordinator ?? true,
     now: o.now ?? Date.now,
     log: o.log ?? stderrLog,

@@ -173,6 +173,7 @@ class OwnershipImpl implements Ownership {
       maxMoves: config.maxMoves,
       weighted: config.weighted,
       forgetDeadNodeMs: config.forgetDeadNodeMs,
+      stallMs: config.stallMs,
       firstRoundDelayMs: config.heartbeatMs,
       now,
       log,
@@ -338,6 +339,7 @@ class OwnershipImpl implements Ownership {
     }
     return {
       owned,
+      serving: this.#shards.serving(),
       ...(rates ? { rates } : {}),
       ...(load === undefined ? {} : { resident: load.resident, entities: load.entities, unitsPerSec: load.unitsPerSec, lag }),
       draining: this.#closing || this.#state.drains.has(this.nodeId),

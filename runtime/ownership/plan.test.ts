@@ -143,6 +143,35 @@ describe("planAssignment", () => {
     );
   });
 
+  it("an avoided node keeps its shards and gets none: orphans and rebalancing go to the others", () => {
+    const nodes = [{ id: "a", draining: false }, { id: "b", draining: false }, { id: "c", draining: false }];
+    const current = new Map<number, string | null>();
+    for (let s = 0; s < 9; s++) current.set(s, s < 6 ? "a" : s < 8 ? "b" : null);
+    const plan = planAssignment({ shards: 9, nodes, current, avoid: new Set(["c"]) });
+    expect(plan.moves.map((m) => m.to)).not.toContain("c");
+    expect([...counts(plan.assignments, nodes).entries()]).toEqual([["a", 5], ["b", 4], ["c", 0]]);
+    // its own shards stay, and may move off to balance the others
+    const withC = new Map(current);
+    withC.set(8, "c");
+    const kept = planAssignment({ shards: 9, nodes, current: withC, avoid: new Set(["c"]) });
+    expect(kept.assignments.get(8)).toBe("c");
+    // every eligible node avoided: the avoid list is ignored rather than leave shards unassigned
+    const all = planAssignment({ shards: 3, nodes, current: new Map(), avoid: new Set(["a", "b", "c"]) });
+    expect([...all.assignments.values()]).toEqual(["a", "b", "c"]);
+  });
+
+  it("property: an avoided node is never a target while another eligible node is not avoided", () => {
+    fc.assert(
+      fc.property(arbInput, fc.subarray(nodeIds), (input, avoided) => {
+        const avoid = new Set(avoided);
+        const plan = planAssignment({ ...input, avoid });
+        const open = eligibleOf(input.nodes).filter((n) => !avoid.has(n.id));
+        if (open.length === 0) return;
+        for (const m of plan.moves) expect(avoid.has(m.to), JSON.stringify(m)).toBe(false);
+      }),
+    );
+  });
+
   it("property: each round moves at most maxMoves shards, not counting orphans", () => {
     fc.assert(
       fc.property(arbInput, (input) => {

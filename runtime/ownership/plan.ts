@@ -36,10 +36,15 @@ export interface PlanInput {
    * the mean per-node message rate, so noisy rates do not make shards flap. Default 0.05.
    */
   readonly rateTolerance?: number;
+  /**
+   * Nodes that keep what they serve but get no shard this round (the coordinator's list of nodes that did
+   * not take a shard assigned to them in time). Ignored when every eligible node is in it.
+   */
+  readonly avoid?: ReadonlySet<string>;
 }
 
 /** Why a shard moves. */
-export type MoveReason = "orphan" | "drain" | "rebalance";
+export type MoveReason = "orphan" | "drain" | "rebalance" | "stalled";
 
 /** One planned move. `from` is null for a shard nobody was assigned. */
 export interface Move {
@@ -86,8 +91,10 @@ export function planAssignment(input: PlanInput): Plan {
   const staying = nodes.filter((n) => !n.leaving);
   const stayingIds = new Set(staying.map((n) => n.id));
   const eligible = staying.filter((n) => !n.draining);
-  // with no node to take new work, a draining node is better than none
-  const orphanTargets = eligible.length > 0 ? eligible : staying;
+  const avoided = eligible.filter((n) => !(input.avoid?.has(n.id) ?? false));
+  // nodes that take new work: not draining, not avoided — else an avoided node, else a draining one
+  const targets = avoided.length > 0 ? avoided : eligible;
+  const orphanTargets = targets.length > 0 ? targets : staying;
 
   const rateOf = shardRates(nodes, input.current);
   const weight = (s: number): number => (weighted ? 1 + (rateOf.get(s) ?? 0) : 1);
@@ -137,7 +144,7 @@ export function planAssignment(input: PlanInput): Plan {
     for (const d of staying.filter((n) => n.draining)) {
       for (const s of [...(owned.get(d.id) ?? [])].sort((a, b) => a - b)) {
         if (budget <= 0) break;
-        const to = leastLoaded(eligible)!;
+        const to = leastLoaded(targets)!;
         unplace(s, d.id);
         place(s, to.id);
         movedNow.add(s);
@@ -149,7 +156,7 @@ export function planAssignment(input: PlanInput): Plan {
 
   const tolerance = weighted ? rateGapTolerance(eligible, load, owned, input.rateTolerance) : 1;
   while (budget > 0 && eligible.length > 1) {
-    const move = bestRebalanceMove(eligible, load, owned, weight, pinned, movedNow, tolerance, input.assignedAt);
+    const move = bestRebalanceMove(eligible, targets, load, owned, weight, pinned, movedNow, tolerance, input.assignedAt);
     if (move === undefined) break;
     unplace(move.shard, move.from);
     place(move.shard, move.to);
@@ -194,6 +201,7 @@ function rateGapTolerance(
  */
 function bestRebalanceMove(
   eligible: readonly PlanNode[],
+  targets: readonly PlanNode[],
   load: ReadonlyMap<string, number>,
   owned: ReadonlyMap<string, ReadonlySet<number>>,
   weight: (s: number) => number,
@@ -203,11 +211,13 @@ function bestRebalanceMove(
   assignedAt: ReadonlyMap<number, number> | undefined,
 ): { shard: number; from: string; to: string } | undefined {
   const age = (s: number): number => assignedAt?.get(s) ?? -Infinity;
-  const order = [...eligible].sort((a, b) => (load.get(b.id) ?? 0) - (load.get(a.id) ?? 0) || byId(a, b));
-  const low = order[order.length - 1]!;
+  const byLoad = (a: PlanNode, b: PlanNode) => (load.get(b.id) ?? 0) - (load.get(a.id) ?? 0) || byId(a, b);
+  const order = [...eligible].sort(byLoad);
+  const low = [...targets].sort(byLoad).at(-1);
+  if (low === undefined) return undefined;
   const lowLoad = load.get(low.id) ?? 0;
   for (const high of order) {
-    if (high.id === low.id) break;
+    if (high.id === low.id || (load.get(high.id) ?? 0) <= lowLoad) break;
     const gap = (load.get(high.id) ?? 0) - lowLoad;
     let best: { shard: number; gain: number } | undefined;
     for (const s of owned.get(high.id) ?? []) {

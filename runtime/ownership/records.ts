@@ -40,6 +40,11 @@ export interface NodeRecord {
   leaving?: boolean;
   /** Shards whose lease it holds. */
   owned: number[];
+  /**
+   * Of those, the shards its host has started and serves (absent from nodes that predate it). The
+   * coordinator tells a shard on its way from one a node cannot start by this list, not by the lease.
+   */
+  serving?: number[];
   /** Messages per second per owned shard, as last measured. */
   rates?: Record<number, number>;
   /** Entities with decoded state in memory (for operators). */
@@ -61,7 +66,7 @@ export interface CoordinatorRecord {
 }
 
 /** Why an assignment was written: a planner reason, or an operator's explicit move. */
-export type AssignReason = "orphan" | "drain" | "rebalance" | "move";
+export type AssignReason = "orphan" | "drain" | "rebalance" | "move" | "stalled";
 
 /** Which node should own a shard. */
 export interface AssignRecord {
@@ -127,6 +132,7 @@ export function decodeNode(bytes: Uint8Array): NodeRecord | undefined {
     owned,
   };
   if (r.leaving === true) rec.leaving = true;
+  if (Array.isArray(r.serving)) rec.serving = r.serving.filter(isShard);
   const rates = shardMap(r.rates);
   if (rates !== undefined) rec.rates = rates;
   const lag = shardMap(r.lag);
@@ -151,7 +157,7 @@ export function decodeCoordinator(bytes: Uint8Array): CoordinatorRecord | undefi
   return { nodeId: r.nodeId, epoch: r.epoch, expiresAt: r.expiresAt };
 }
 
-const ASSIGN_REASONS = new Set(["orphan", "drain", "rebalance", "move"]);
+const ASSIGN_REASONS = new Set(["orphan", "drain", "rebalance", "move", "stalled"]);
 
 export function decodeAssign(bytes: Uint8Array): AssignRecord | undefined {
   const r = unpack(bytes);

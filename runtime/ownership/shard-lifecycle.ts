@@ -70,6 +70,8 @@ interface Slot {
   heldSince: number;
   /** The step awaited now (a lease write or a host call) and since when (performance.now()), for {@link ShardLifecycle.reportPending}. */
   pending: { what: string; since: number; reportedAt: number } | undefined;
+  /** Ends the wait for a host start that {@link ShardLifecycle.#abort} gave up on. */
+  abandonStart: (() => void) | undefined;
   /** Why the last attempt to take or start the shard did not serve it (for the stall report). */
   lastRefusal: string | undefined;
   /** When a shard wanted here and not held was last reported (performance.now()). */
@@ -98,6 +100,7 @@ export class ShardLifecycle {
         wantedSince: undefined,
         heldSince: 0,
         pending: undefined,
+        abandonStart: undefined,
         lastRefusal: undefined,
         stallReportedAt: 0,
       });
@@ -110,6 +113,13 @@ export class ShardLifecycle {
     for (const slot of this.#slots.values()) {
       if (slot.held !== undefined) out.push({ shard: slot.shard, epoch: slot.held.epoch, owner: slot.held.owner });
     }
+    return out;
+  }
+
+  /** Shards whose host has started them (phase running). */
+  serving(): number[] {
+    const out: number[] = [];
+    for (const slot of this.#slots.values()) if (slot.phase === "running") out.push(slot.shard);
     return out;
   }
 
@@ -208,8 +218,11 @@ export class ShardLifecycle {
     slot.heldSince = performance.now();
     this.#arm(slot);
     const t0 = performance.now();
+    // an abort (lease lost, or a start given up on) ends the wait: the slot's steps must go on even if
+    // the host's start never settles
+    const abandoned = new Promise<void>((resolve) => (slot.abandonStart = resolve));
     try {
-      await this.#track(slot, `host start (epoch ${lease.epoch})`, this.o.host.start({ shard, epoch: lease.epoch, owner: lease.owner }));
+      await this.#track(slot, `host start (epoch ${lease.epoch})`, Promise.race([this.o.host.start({ shard, epoch: lease.epoch, owner: lease.owner }), abandoned]));
     } catch (err) {
       // warn, not error: the shard is tried again after a heartbeat (a start timing out on a loaded
       // machine or during a NATS failover is expected and recovers); what does not recover shows in the
@@ -220,6 +233,7 @@ export class ShardLifecycle {
       this.#retryLater(slot, this.o.config.heartbeatMs);
       return;
     }
+    slot.abandonStart = undefined;
     if (slot.held?.epoch !== lease.epoch) return;
     slot.phase = "running";
     slot.lastRefusal = undefined;
@@ -336,7 +350,15 @@ export class ShardLifecycle {
    * {@link PENDING_STEP_REPORT_MS} is reported with the last refusal, again after each further period.
    */
   #checkStall(slot: Slot, now: number): void {
-    if (slot.held !== undefined || this.o.frozen() || !this.#wants(slot.shard)) return;
+    if (this.o.frozen()) return;
+    const start = slot.phase === "starting" ? slot.pending : undefined;
+    if (start !== undefined && now - start.since >= PENDING_STEP_REPORT_MS && (!this.#wants(slot.shard) || now - start.since >= this.o.config.startTimeoutMs)) {
+      // a start that hangs holds the lease (renewed) while serving nothing: give it up, so the shard is
+      // started again here or, once the coordinator passed this node over, by the next owner
+      this.#abort(slot, `start not finished after ${Math.round(now - start.since)} ms`, true);
+      return;
+    }
+    if (slot.held !== undefined || !this.#wants(slot.shard)) return;
     const wall = this.o.config.now();
     slot.wantedSince ??= wall;
     if (slot.pending === undefined && !slot.queued && slot.retry === undefined) void this.reconcile(slot.shard);
@@ -360,6 +382,8 @@ export class ShardLifecycle {
     slot.held = undefined;
     slot.phase = "idle";
     clearTimeout(slot.watchdog);
+    slot.abandonStart?.();
+    slot.abandonStart = undefined;
     try {
       this.o.host.abort(slot.shard, reason);
     } catch (err) {

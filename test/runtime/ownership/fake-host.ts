@@ -60,6 +60,8 @@ export class FakeHost implements ShardHost {
   delayMs = 5;
   /** Messages per second of each shard, reported for the shards this host runs (shared across hosts). */
   shardRates: ReadonlyMap<number, number> | undefined;
+  /** While set, every start fails with this message (a node that cannot serve shards, yet heartbeats). */
+  failStarts: string | undefined;
 
   constructor(
     readonly node: string,
@@ -67,6 +69,10 @@ export class FakeHost implements ShardHost {
   ) {}
 
   async start(lease: ShardLease): Promise<void> {
+    if (this.failStarts !== undefined) {
+      await new Promise((r) => setTimeout(r, this.delayMs));
+      throw new Error(this.failStarts);
+    }
     if (this.running.has(lease.shard)) this.registry.violations.push(`${this.node}: start of running shard ${lease.shard}`);
     this.registry.record({ node: this.node, kind: "start", shard: lease.shard, epoch: lease.epoch });
     this.registry.begin(this.node, lease);

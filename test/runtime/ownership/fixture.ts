@@ -99,6 +99,14 @@ export class OwnershipFixture implements AsyncDisposable {
     return view.shards.every((s) => s.owner !== null && s.owner === s.assigned && ids.includes(s.owner));
   }
 
+  /** True when every shard runs on one of `ids` and the lease view agrees (balanced or not). */
+  settledOn(ids: readonly string[]): boolean {
+    const running = ids.flatMap((id) => [...this.get(id).host.running.keys()]);
+    if (new Set(running).size !== this.shards || running.length !== this.shards) return false;
+    const view = this.get(ids[0]!).ownership.view();
+    return view.shards.every((s) => s.owner !== null && s.owner === s.assigned && ids.includes(s.owner));
+  }
+
   /** The node currently coordinating, among the open ones. */
   coordinator(): TestNode | undefined {
     return [...this.nodes.values()].find((n) => n.ownership.isCoordinator());

@@ -118,6 +118,30 @@ describe("ownership", () => {
     expect(takeoverMs).toBeLessThan(FAST.nodeTtlMs! + FAST.leaseTtlMs! + 1500);
   });
 
+  it("a live node that does not take its shards has them served elsewhere after stallMs, and gets nothing new for as long", async () => {
+    await using fx = new OwnershipFixture(ns.url, 6, { ...FAST, stallMs: 2000 });
+    await Promise.all(["a", "b"].map((id) => fx.start(id)));
+    await waitFor(() => fx.settled(["a", "b"]), { message: "6 shards settled on a and b" });
+    // c heartbeats like any node, but every start fails (as a node wedged on its NATS connection would)
+    const c = await fx.start("c");
+    c.host.failStarts = "cannot start shards";
+    const rounds: RoundResult[] = [];
+    for (const n of fx.nodes.values()) n.ownership.on("round", (r) => rounds.push(r));
+    await waitFor(() => rounds.some((r) => r.moves.some((m) => m.to === "c")), { message: "the coordinator gives c shards to balance" });
+    await waitFor(() => rounds.some((r) => r.moves.some((m) => m.reason === "stalled" && m.from === "c")), { timeoutMs: 15_000, message: "c's shards reassigned as stalled" });
+    await waitFor(() => fx.settledOn(["a", "b"]), { timeoutMs: 15_000, message: "every shard served by a or b" });
+    expect(fx.logs.some((l) => l.msg === "shards not taken by their assigned node in time; assigned elsewhere")).toBe(true);
+    expect(fx.logs.some((l) => l.node === "c" && l.msg === "shard failed to start; lease released, trying again")).toBe(true);
+    // passed over for stallMs: no new assignment to c right after
+    const stalledAt = rounds.findIndex((r) => r.moves.some((m) => m.reason === "stalled"));
+    const soon = rounds.slice(stalledAt + 1).filter((r) => r.at - rounds[stalledAt]!.at < 1500);
+    expect(soon.flatMap((r) => r.moves).filter((m) => m.to === "c")).toEqual([]);
+    // healthy again, c is given its share once the time is up
+    c.host.failStarts = undefined;
+    await waitFor(() => fx.settled(["a", "b", "c"]), { timeoutMs: 20_000, message: "balanced over a, b and c again" });
+    expect(fx.registry.violations).toEqual([]);
+  });
+
   it("a joining node gets shards at most maxMoves per round until balanced", async () => {
     const maxMoves = 2;
     await using fx = new OwnershipFixture(ns.url, 16, { ...FAST, maxMoves });
