@@ -13,6 +13,7 @@
 //    the webhook request arriving at the partner (in this process). Target p99 < 100 ms.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer as createHttpServer, type IncomingMessage } from "node:http";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { Agent, request } from "undici";
@@ -60,6 +61,25 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false> |
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** CPU time (user + system, ms) a process has used so far, from /proc; 0 where /proc is missing. */
+function cpuMs(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU ms of each process since the meter was made: where a delivery's cost lands. */
+function cpuMeter(pids: Record<string, number>): () => Record<string, number> {
+  const at = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
+  return () => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid) - at[k]!]));
+}
+
+/** The monotonic clock in ms, as a --cpu-prof timeline has it (phases of a round, to read a profile by). */
+const hrMs = (): number => Math.round(Number(process.hrtime.bigint() / 1000n) / 1000);
 
 async function noopServer(): Promise<{ url: string; proc: ChildProcess }> {
   const proc = spawn(process.execPath, ["-e", NOOP], { stdio: ["ignore", "pipe", "inherit"] });
@@ -115,6 +135,9 @@ async function throughput(o: { messages: number; rounds: number; devices: number
       // baseline: the same number of POSTs with the same body and headers, CONCURRENCY in flight, 16 connections
       const body = webhookBody({ alert: alertOf(run, 0) });
       let next = 0;
+      const pids = { bench: process.pid, nats: ns.pid, partner: sink.proc.pid! };
+      const loopCpu = cpuMeter(pids);
+      const loopFrom = hrMs();
       const t0 = performance.now();
       await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
         while (next++ < o.messages) {
@@ -123,9 +146,13 @@ async function throughput(o: { messages: number; rounds: number; devices: number
         }
       }));
       const loopRate = o.messages / ((performance.now() - t0) / 1000);
+      const loopSpent = loopCpu();
+      const loopTo = hrMs();
 
       await publishBacklog(run);
       const metrics = new IntegrationMetrics();
+      const runnerCpu = cpuMeter(pids);
+      const runnerFrom = hrMs();
       const t1 = performance.now();
       // its own connection per round, closed after it like a process that stops: a pull request the
       // closed runner left on a still-open connection would take messages to nobody until the ack wait
@@ -133,12 +160,17 @@ async function throughput(o: { messages: number; rounds: number; devices: number
       const running = await runIntegration(webhookIntegration({ allowPrivate: true, concurrency: CONCURRENCY, connectionsPerOrigin: 16 }), { nc: rnc, prefix, twins: client, metrics, drainMs: 5000 });
       await until("backlog delivered", async () => ((await metrics.delivered.get()).values[0]?.value ?? 0) >= o.messages, 600_000);
       const runnerRate = o.messages / ((performance.now() - t1) / 1000);
+      const runnerSpent = runnerCpu();
+      const runnerTo = hrMs();
       await running.close();
       await rnc.close();
       const retried = (await metrics.retried.get()).values[0]?.value ?? 0;
       const attempt = (await metrics.deliverySeconds.get()).values;
       const attemptMs = ((attempt.find((v) => v.metricName?.endsWith("_sum"))?.value ?? 0) / Math.max(1, attempt.find((v) => v.metricName?.endsWith("_count"))?.value ?? 1)) * 1000;
       note(measured ? "round" : "warm-up", { run, runner: Math.round(runnerRate), loop: Math.round(loopRate), ratio: round(runnerRate / loopRate), retried, meanAttemptMs: round(attemptMs) });
+      // CPU µs per message of each process (bench: the loop or the runner), and the phases on the monotonic clock
+      const perMessage = (spent: Record<string, number>) => Object.fromEntries(Object.entries(spent).map(([k, ms]) => [k, Math.round((ms * 1000) / o.messages)]));
+      note("cpu µs per message", { run, loop: perMessage(loopSpent), runner: perMessage(runnerSpent), loopMs: [loopFrom, loopTo], runnerMs: [runnerFrom, runnerTo] });
       if (measured) {
         runner.push(runnerRate);
         loop.push(loopRate);
@@ -270,6 +302,6 @@ export async function main(argv: string[]): Promise<void> {
   // --only throughput|latency; --memory-out: the throughput rounds with the output stream in memory
   const only = args.get("only");
   note("machine", { loadavg: (await import("node:os")).loadavg().map((x) => round(x, 2)) });
-  if (only !== "latency") await throughput({ messages: int(args, "messages", quick ? 2000 : 10_000), rounds: int(args, "rounds", quick ? 1 : 3), devices: 100, memoryOut: flag(args, "memory-out") });
+  if (only !== "latency") await throughput({ messages: int(args, "messages", quick ? 2000 : 10_000), rounds: int(args, "rounds", quick ? 1 : 3), devices: int(args, "devices", 100), memoryOut: flag(args, "memory-out") });
   if (only !== "throughput") await latency({ rate: int(args, "rate", 1000), durationS: int(args, "duration", quick ? 8 : 20), probesPerS: 10 });
 }

@@ -14,6 +14,7 @@ import { nanos, type NatsConnection } from "@nats-io/nats-core";
 import type { IntegrationMessage } from "../../actors/device-twin/behavior.ts";
 import { TWIN_TYPE, TwinInputKinds } from "../../actors/device-twin/behavior.ts";
 import { decode, encode, msgpackHeaders } from "../../runtime/mod.ts";
+import { AckBatch } from "./ack-batch.ts";
 import { backoffDelayMs, DisableSubscription, PermanentFailure, RetryAfter, type Delivery, type DeliveryContext, type IntegrationDefinition } from "./define.ts";
 import { IntegrationError } from "./errors.ts";
 import { integrationMessageProblem } from "./message-shape.ts";
@@ -119,6 +120,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   const subscriptions = o.subscriptions ?? (ownMap as SubscriptionMap);
   await def.start?.({ nc: o.nc, prefix: o.prefix, log: (level, msg, fields) => log(level, msg, { provider, ...fields }) });
 
+  const acks = new AckBatch();
   const inFlight = new Set<Promise<void>>();
   const controllers = new Set<AbortController>();
   let slotFree: (() => void) | undefined;
@@ -155,7 +157,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       return;
     }
     if (Date.now() - publishedAt > maxAgeMs) {
-      m.ack();
+      acks.ack(m);
       metrics.dropped.inc({ provider, reason: "stale" });
       return;
     }
@@ -171,7 +173,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       if (subscription === undefined) {
         const answer = await subscriptions.ask(deviceId, message.subscriptionId);
         if (answer === null) {
-          m.ack();
+          acks.ack(m);
           metrics.dropped.inc({ provider, reason: "unsubscribed" });
           return;
         }
@@ -183,7 +185,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       called = true;
       await def.deliver(delivery, context(controller.signal));
       if (controller.signal.aborted) throw controller.signal.reason;
-      m.ack();
+      acks.ack(m);
       metrics.delivered.inc({ provider });
       metrics.endToEndSeconds.observe({ provider }, Math.max(0, Date.now() - publishedAt) / 1000);
     } catch (err) {
@@ -203,7 +205,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
           // one key per message: a retried disable (lost reply) is applied once
           idempotencyKey: `integration-disable:${provider}:${m.seq}`,
         });
-        m.ack();
+        acks.ack(m);
         metrics.disabled.inc({ provider });
         log("warn", "subscription disabled by the partner", { provider, deviceId, subscriptionId: message.subscriptionId, reason: err.message });
       } catch (cmdErr) {
@@ -259,6 +261,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), drainMs).unref())]);
       if (timedOut) for (const c of controllers) c.abort(new Error("integration stopping"));
       await all;
+      acks.flush();
       slotFree?.();
       await loop;
       await ownMap?.close();

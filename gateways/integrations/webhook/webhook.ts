@@ -53,6 +53,22 @@ export function webhookIntegration(o: WebhookOptions = {}): IntegrationDefinitio
     keepAliveTimeout: 30_000,
     connect: { lookup: guardedLookup(allowPrivate), timeout: timeoutMs },
   });
+  // a subscription's target checked once, not per delivery (the check is deterministic; bounded)
+  const checked = new Map<string, URL | Error>();
+  const targetUrl = (target: string): URL => {
+    let r = checked.get(target);
+    if (r === undefined) {
+      try {
+        r = checkTargetUrl(target, allowPrivate);
+      } catch (err) {
+        r = err as Error;
+      }
+      if (checked.size >= 10_000) checked.clear();
+      checked.set(target, r);
+    }
+    if (r instanceof Error) throw r;
+    return r;
+  };
   return defineIntegration({
     provider: "webhook",
     concurrency: o.concurrency ?? 64,
@@ -62,7 +78,7 @@ export function webhookIntegration(o: WebhookOptions = {}): IntegrationDefinitio
     async deliver(d, { signal }) {
       let url: URL;
       try {
-        url = checkTargetUrl(d.subscription.target, allowPrivate);
+        url = targetUrl(d.subscription.target);
       } catch (err) {
         throw new PermanentFailure((err as Error).message, { cause: err });
       }
