@@ -12,6 +12,8 @@ export class IntegrationMetrics {
   readonly deliverySeconds: Histogram<"provider">;
   readonly endToEndSeconds: Histogram<"provider">;
   readonly inFlight: Gauge<"provider">;
+  /** Each running provider's count of deliveries in flight, read when the gauge is collected (not kept per delivery). */
+  private readonly inFlightCounts = new Map<string, () => number>();
 
   constructor(registry = new Registry()) {
     this.registry = registry;
@@ -40,6 +42,25 @@ export class IntegrationMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600, 3600],
       registers,
     });
-    this.inFlight = new Gauge({ name: "airtwin_integration_in_flight", help: "Deliveries being attempted now", labelNames: ["provider"], registers });
+    const counts = this.inFlightCounts;
+    this.inFlight = new Gauge({
+      name: "airtwin_integration_in_flight",
+      help: "Deliveries being attempted now",
+      labelNames: ["provider"],
+      registers,
+      collect() {
+        for (const [provider, count] of counts) this.set({ provider }, count());
+      },
+    });
+  }
+
+  /** Reports `count()` as the provider's in-flight gauge from now on; the returned function stops it (the gauge reads 0). */
+  trackInFlight(provider: string, count: () => number): () => void {
+    this.inFlightCounts.set(provider, count);
+    return () => {
+      if (this.inFlightCounts.get(provider) !== count) return;
+      this.inFlightCounts.delete(provider);
+      this.inFlight.set({ provider }, 0);
+    };
   }
 }

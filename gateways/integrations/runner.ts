@@ -118,15 +118,23 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   });
   const ownMap = o.subscriptions === undefined ? await SubscriptionMap.start({ nc: o.nc, prefix: o.prefix, twins: o.twins, log }) : undefined;
   const subscriptions = o.subscriptions ?? (ownMap as SubscriptionMap);
-  await def.start?.({ nc: o.nc, prefix: o.prefix, log: (level, msg, fields) => log(level, msg, { provider, ...fields }) });
+  const providerLog: IntegrationLog = (level, msg, fields) => log(level, msg, { provider, ...fields });
+  await def.start?.({ nc: o.nc, prefix: o.prefix, log: providerLog });
 
   const acks = new AckBatch();
-  const inFlight = new Set<Promise<void>>();
-  const controllers = new Set<AbortController>();
+  // deliveries in flight: their count, their abort controllers with deadlines (one sweep timer aborts
+  // the late ones, not a timer per delivery), and who waits for a slot or for none to be left
+  let active = 0;
+  const deadlines = new Map<AbortController, number>();
   let slotFree: (() => void) | undefined;
+  let allDone: (() => void) | undefined;
   let stopping = false;
-
-  const context = (signal: AbortSignal): DeliveryContext => ({ signal, log: (level, msg, fields) => log(level, msg, { provider, ...fields }) });
+  const untrackInFlight = metrics.trackInFlight(provider, () => active);
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const [c, deadline] of deadlines) if (now >= deadline) c.abort(new Error(`delivery timed out after ${timeoutMs} ms`));
+  }, Math.min(1000, Math.max(20, Math.floor(timeoutMs / 10))));
+  sweep.unref();
 
   async function deadLetter(m: JsMsg, id: string, deviceId: string, message: unknown, attempts: number, err: unknown): Promise<void> {
     const e = err as { name?: string; message?: string; code?: string };
@@ -163,9 +171,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
     }
     const started = performance.now();
     const controller = new AbortController();
-    controllers.add(controller);
-    const timer = setTimeout(() => controller.abort(new Error(`delivery timed out after ${timeoutMs} ms`)), timeoutMs);
-    metrics.inFlight.inc({ provider });
+    deadlines.set(controller, started + timeoutMs);
     let called = false;
     try {
       // the device's list as the twin last published it; the twin itself decides what the list lacks
@@ -183,7 +189,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       if (message.alert !== undefined) delivery.alert = message.alert;
       else delivery.report = message.report;
       called = true;
-      await def.deliver(delivery, context(controller.signal));
+      await def.deliver(delivery, { signal: controller.signal, log: providerLog });
       if (controller.signal.aborted) throw controller.signal.reason;
       acks.ack(m);
       metrics.delivered.inc({ provider });
@@ -191,9 +197,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
     } catch (err) {
       await failed(m, id, deviceId, message, attempt, err);
     } finally {
-      clearTimeout(timer);
-      controllers.delete(controller);
-      metrics.inFlight.dec({ provider });
+      deadlines.delete(controller);
       if (called) metrics.deliverySeconds.observe({ provider }, (performance.now() - started) / 1000);
     }
   }
@@ -235,19 +239,28 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
 
   const consumer = await js.consumers.get(outputStream(o.prefix), durable);
   const messages: ConsumerMessages = await consumer.consume({ max_messages: concurrency, idle_heartbeat: 1000, expires: 5000 });
+  async function run(m: JsMsg): Promise<void> {
+    active++;
+    try {
+      await handle(m);
+    } catch (err) {
+      log("error", "delivery handler failed", { provider, error: String(err) });
+    } finally {
+      active--;
+      const free = slotFree;
+      slotFree = undefined;
+      free?.();
+      if (active === 0) allDone?.();
+    }
+  }
   const loop = (async () => {
     for await (const m of messages) {
       if (stopping) {
         m.nak();
         continue;
       }
-      const p = handle(m).catch((err: unknown) => log("error", "delivery handler failed", { provider, error: String(err) }));
-      inFlight.add(p);
-      void p.finally(() => {
-        inFlight.delete(p);
-        slotFree?.();
-      });
-      while (inFlight.size >= concurrency) await new Promise<void>((r) => (slotFree = r));
+      void run(m);
+      while (active >= concurrency) await new Promise<void>((r) => (slotFree = r));
     }
   })().catch((err: unknown) => log("error", "consumer ended", { provider, error: String(err) }));
 
@@ -257,11 +270,13 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       stopping = true;
       await messages.close().catch(() => undefined);
       const drainMs = o.drainMs ?? 10_000;
-      const all = Promise.allSettled([...inFlight]);
+      const all = active === 0 ? Promise.resolve() : new Promise<void>((r) => (allDone = r));
       const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), drainMs).unref())]);
-      if (timedOut) for (const c of controllers) c.abort(new Error("integration stopping"));
+      if (timedOut) for (const c of deadlines.keys()) c.abort(new Error("integration stopping"));
       await all;
+      clearInterval(sweep);
       acks.flush();
+      untrackInFlight();
       slotFree?.();
       await loop;
       await ownMap?.close();
@@ -272,7 +287,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
     provider,
     consumer: durable,
     get inFlight() {
-      return inFlight.size;
+      return active;
     },
     close,
     [Symbol.asyncDispose]: close,

@@ -66,8 +66,11 @@ describe("runner", () => {
     // a stop while one is in flight: it completes (and is acknowledged), nothing is delivered again
     await bed.publish("slow", "slow-dev", "m-last", { subscriptionId: "s", target: "x", alert: alertFor("slow-dev", 99) });
     await waitFor(() => now === 1, { message: "in flight" });
+    const inFlightGauge = async () => (await bed.metrics.inFlight.get()).values.find((v) => v.labels.provider === "slow")?.value;
+    expect(await inFlightGauge()).toBe(1);
     await running.close();
     expect(done).toContain("m-last");
+    expect(await inFlightGauge()).toBe(0);
     const again = await bed.run(slow);
     await new Promise((r) => setTimeout(r, 500));
     expect(done.filter((id) => id === "m-last")).toHaveLength(1);
