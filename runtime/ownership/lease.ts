@@ -30,7 +30,7 @@ export type AcquireResult =
   /** Someone holds it and it has not expired. */
   | { readonly ok: false; readonly reason: "held"; readonly owner: string; readonly epoch: number; readonly expiresAt: number }
   /** The key changed under us (our view was stale); the view is refreshed, try again. */
-  | { readonly ok: false; readonly reason: "conflict" }
+  | { readonly ok: false; readonly reason: "conflict"; readonly detail: string }
   /** NATS did not answer. */
   | { readonly ok: false; readonly reason: "unavailable"; readonly error: Error };
 
@@ -99,7 +99,11 @@ export class LeaseStore {
     } catch (err) {
       const mine = await this.#refresh(shard, record.epoch);
       if (mine) return { ok: true, lease: mine };
-      if (isCasConflict(err)) return { ok: false, reason: "conflict" };
+      if (isCasConflict(err)) {
+        const now = this.state.leases.get(shard);
+        const detail = `${(err as Error).message}; wrote against revision ${previous}, read back ${now === undefined ? "no lease" : `revision ${now.revision} (${describe(now.value)})`}`;
+        return { ok: false, reason: "conflict", detail };
+      }
       return { ok: false, reason: "unavailable", error: err as Error };
     }
   }

@@ -3,7 +3,7 @@
 // leases and host calls. One timer drives heartbeat, lease renewals and candidacy; close() hands every
 // shard over gracefully within a deadline.
 import { jetstream } from "@nats-io/jetstream";
-import { Kvm, type KV } from "@nats-io/kv";
+import { Bucket, Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { RuntimeError } from "../errors.ts";
 import type { ShardHost, ShardLease } from "../shard-host.ts";
@@ -105,6 +105,10 @@ export async function startOwnership(args: StartOwnershipArgs): Promise<Ownershi
   const created = await openClusterBucket(kvmFor, args.names, args.replicas ?? 1);
   // creating the bucket may take seconds, but every later request should fail fast
   const kv = args.kvm !== undefined ? created : await kvmFor(config.requestTimeoutMs).open(args.names.clusterBucket);
+  // Reads (the refresh after a lost CAS, the claim of a node id) go to the stream's leader: a direct get
+  // may be answered by a replica that lags behind, and a refresh from one tells the node nothing new
+  // while every write it bases on it conflicts.
+  if (kv instanceof Bucket) kv.direct = false;
   await ensureClusterMeta(kv, { shards: args.shards, streams: args.streams }, config.now());
   const impl = new OwnershipImpl(args, config, kv);
   await impl.start();

@@ -2,6 +2,7 @@
 // and "assigned elsewhere" (or closing) into host.stop + release; renew held leases, and abort a shard on
 // the host the moment its lease is lost or can no longer be renewed in time. Steps of one shard run one at
 // a time; lease writes of one shard (renew, release) too.
+import { backoffMs } from "../backoff.ts";
 import type { ShardHost, ShardLease, StopReason } from "../shard-host.ts";
 import type { ClusterState } from "./cluster-state.ts";
 import type { HeldLease, LeaseStore } from "./lease.ts";
@@ -70,6 +71,8 @@ interface Slot {
   heldSince: number;
   /** The step awaited now (a lease write or a host call) and since when (performance.now()), for {@link ShardLifecycle.reportPending}. */
   pending: { what: string; since: number; reportedAt: number } | undefined;
+  /** Lease write conflicts in a row (the retry backs off). */
+  conflicts: number;
   /** Ends the wait for a host start that {@link ShardLifecycle.#abort} gave up on. */
   abandonStart: (() => void) | undefined;
   /** Why the last attempt to take or start the shard did not serve it (for the stall report). */
@@ -100,6 +103,7 @@ export class ShardLifecycle {
         wantedSince: undefined,
         heldSince: 0,
         pending: undefined,
+        conflicts: 0,
         abandonStart: undefined,
         lastRefusal: undefined,
         stallReportedAt: 0,
@@ -201,13 +205,26 @@ export class ShardLifecycle {
     const { shard } = slot;
     const r = await this.#track(slot, "lease acquire", this.o.leases.acquire(shard));
     if (!r.ok) {
-      const delay = r.reason === "held" ? Math.max(1, r.expiresAt - this.o.config.now() + 1) : r.reason === "conflict" ? 10 : this.o.config.heartbeatMs;
+      // conflicts in a row back off: the next attempt reads the mirror again, which a lagging watch may
+      // not have brought up to date yet
+      slot.conflicts = r.reason === "conflict" ? slot.conflicts + 1 : 0;
+      const delay =
+        r.reason === "held"
+          ? Math.max(1, r.expiresAt - this.o.config.now() + 1)
+          : r.reason === "conflict"
+            ? backoffMs({ firstMs: 10, maxMs: this.o.config.heartbeatMs }, slot.conflicts - 1)
+            : this.o.config.heartbeatMs;
       slot.lastRefusal =
-        r.reason === "held" ? `lease held by ${r.owner} at epoch ${r.epoch} for ${r.expiresAt - this.o.config.now()} ms more` : r.reason === "conflict" ? "lease write conflict" : `lease store unavailable: ${r.error.message}`;
+        r.reason === "held"
+          ? `lease held by ${r.owner} at epoch ${r.epoch} for ${r.expiresAt - this.o.config.now()} ms more`
+          : r.reason === "conflict"
+            ? `lease write conflict (${slot.conflicts} in a row): ${r.detail}`
+            : `lease store unavailable: ${r.error.message}`;
       this.#retryLater(slot, delay);
       return;
     }
     const lease = r.lease;
+    slot.conflicts = 0;
     if (this.o.frozen() || !this.#wants(shard)) {
       // the world moved on while we were acquiring: hand it straight back
       await this.#track(slot, "lease release (no longer wanted)", this.o.leases.release(lease));
