@@ -63,6 +63,7 @@ export class ClusterState {
   readonly #revisions = new Map<string, number>();
   readonly #listeners = new Set<(change: StateChange) => void>();
   readonly #waiters = new Set<{ revision: number; resolve: () => void }>();
+  readonly #divergenceListeners = new Set<(key: string, known: number, read: number) => void>();
 
   /** Revision of the latest known write (or delete) of `key`, or 0. */
   revisionOf(key: string): number {
@@ -94,9 +95,36 @@ export class ClusterState {
     return true;
   }
 
-  /** Applies a `kv.get` result (null = the key never existed or was purged away). */
+  /**
+   * Applies a `kv.get` result read from the stream's leader (null = the key never existed or was purged
+   * away). Revisions of a key only grow, so a read below what the mirror knows means the mirror holds
+   * entries the stream no longer has: a NATS server's log diverged from the leader's (seen after kill -9
+   * of a server under load). The read wins, and the divergence listeners rebuild the mirror.
+   */
   applyGet(key: string, entry: KvEntry | null): void {
-    if (entry !== null) this.apply({ key, operation: entry.operation, revision: entry.revision, value: entry.value });
+    if (entry === null) return;
+    const known = this.revisionOf(key);
+    if (entry.revision < known) {
+      this.#revisions.set(key, entry.revision - 1);
+      for (const fn of this.#divergenceListeners) fn(key, known, entry.revision);
+    }
+    this.apply({ key, operation: entry.operation, revision: entry.revision, value: entry.value });
+  }
+
+  /** Calls `fn` when a leader read shows the mirror ahead of the stream (see {@link applyGet}). */
+  onDivergence(fn: (key: string, known: number, read: number) => void): () => void {
+    this.#divergenceListeners.add(fn);
+    return () => this.#divergenceListeners.delete(fn);
+  }
+
+  /**
+   * Forgets every revision, so the next watch (from the start) re-applies each key's current entry even
+   * where the mirror believed it knew a later one. The values stay meanwhile: nothing looks unassigned
+   * while the watch reloads.
+   */
+  forgetRevisions(): void {
+    this.#revisions.clear();
+    this.watchRevision = 0;
   }
 
   /** Resolves once the watch has delivered `revision` (e.g. our own write), false after `timeoutMs`. */
@@ -189,6 +217,9 @@ export class ClusterWatch {
   #closed = false;
   #generation = 0;
   #loop: Promise<void> | undefined;
+  #rebuiltAt = -Infinity;
+  /** The next watch starts from the beginning with every revision forgotten (see {@link rebuild}). */
+  #fromStart = false;
 
   constructor(
     private readonly kv: KV,
@@ -199,6 +230,19 @@ export class ClusterWatch {
   /** Starts watching; resolves once the watch consumer exists (values then stream in). */
   async start(): Promise<void> {
     await this.#open();
+  }
+
+  /**
+   * Reloads the whole mirror from the stream (the mirror held entries the stream leader does not have):
+   * forgets every revision and watches again from the start. At most once per `rebuildGapMs` (10 s).
+   */
+  rebuild(reason: string): void {
+    const now = performance.now();
+    if (this.#closed || now - this.#rebuiltAt < 10_000) return;
+    this.#rebuiltAt = now;
+    this.options.log("warn", "cluster mirror ahead of the stream leader; reloading it", { reason, revision: this.state.watchRevision });
+    this.#fromStart = true;
+    this.#iter?.stop();
   }
 
   /** Drops the current watch and opens a new one from the last applied revision (e.g. when it went stale). */
@@ -215,6 +259,10 @@ export class ClusterWatch {
   }
 
   async #open(): Promise<void> {
+    if (this.#fromStart) {
+      this.#fromStart = false;
+      this.state.forgetRevisions();
+    }
     const from = this.state.watchRevision + 1;
     const iter = await this.kv.watch({ key: ">", ...(from > 1 ? { resumeFromRevision: from } : {}) });
     if (this.#closed) {

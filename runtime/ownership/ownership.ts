@@ -204,6 +204,7 @@ class OwnershipImpl implements Ownership {
     }
     this.#unsubscribe.push(
       this.#state.onChange((c) => this.#onChange(c)),
+      this.#state.onDivergence((key, known, read) => this.#watch.rebuild(`${key}: revision ${read} read from the leader, ${known} known here`)),
       this.coordinator.onLeadership((leader, epoch) => this.#emit("coordinator", { leader, epoch })),
       this.coordinator.onRound((r) => this.#emit("round", r)),
     );
