@@ -2,8 +2,9 @@
 // needs DATABASE_URL (Postgres):
 //  1. write throughput: readings/s through the archive's own write path (decoded input messages of 100
 //     readings: COPY under a savepoint into the partitioned table, late flags, device heads), its
-//     transactions sized by the backlog as the consumer sizes them and at a fixed 256 messages, next to a
-//     plain COPY of the same rows into a table of the same shape — rounds in rotating order, medians;
+//     transactions sized by the backlog as the consumer sizes them and at a fixed 256 messages, and with
+//     a resend in every transaction (the staging-table path), next to a plain COPY of the same rows into
+//     a table of the same shape — rounds in rotating order, medians;
 //  2. restore: 100 000 twins (real twin snapshots with a day of readings each) written back from the
 //     archive into a fresh cluster's 64 snapshot buckets by `restoreFromArchive`.
 // Each figure is one JSON line on stdout (bench/lib/report.ts).
@@ -64,14 +65,24 @@ async function writeThroughput(db: Database, url: string, schema: string, total:
       lines.push(`${m.batch.items[0]!.entityId}\t${r.t}\t${r.pm}\t${r.co2}\t${r.voc}\t${r.tmp}\t${r.hum}\t\\N\t${m.batch.acceptedAt}\tf\t0\t1\t${m.seq}\t${k}\n`);
     }
   }
+  // the same readings with a resend opening every transaction of 256 messages: a reading of the
+  // previous transaction sent again, so each COPY fails at once on its key and the batch goes through
+  // the staging table (COPY into a temp table, one INSERT … SELECT … ON CONFLICT DO NOTHING, repeats)
+  const resent: InputMessage[] = [];
+  for (let i = 0; i < messages.length; i += 255) {
+    const again = messages[Math.max(0, i - 1)]!.batch.items[0]!;
+    resent.push({ stream: 0, gen: 1, seq: 0, batch: { acceptedAt: t0, items: [{ ...again, payload: (again.payload as unknown[]).slice(0, 1) }] } });
+    resent.push(...messages.slice(i, i + 255).map((m) => ({ ...m })));
+  }
+  resent.forEach((m, i) => (m.seq = i + 1));
   // the archive starting behind by all of it: its consumer sizes each transaction by the backlog
   // (batchLimit), as `airtwin archive` does; "fixed" is the configured 256 messages throughout
-  const archive = async (sized: boolean): Promise<number> => {
+  const archive = async (sized: boolean, log = messages): Promise<number> => {
     await db.exec("truncate readings, reading_repeats, device_heads");
     const started = performance.now();
-    for (let i = 0; i < messages.length; ) {
-      const size = sized ? batchLimit(256, messages.length - i) : 256;
-      const batch = messages.slice(i, i + size);
+    for (let i = 0; i < log.length; ) {
+      const size = sized ? batchLimit(256, log.length - i) : 256;
+      const batch = log.slice(i, i + size);
       await db.transaction((tx) => writeInputs(tx, partitions, batch));
       i += size;
     }
@@ -90,26 +101,28 @@ async function writeThroughput(db: Database, url: string, schema: string, total:
     await pipeline(Readable.from(chunks(lines, 5000)), client.query(copyFrom("copy copy_target (device_id, t, pm, co2, voc, tmp, hum, allpollu, accepted_at, late, stream, gen, seq, idx) from stdin (format text)")));
     return lines.length / ((performance.now() - started) / 1000);
   };
-  const rates = { sized: [] as number[], fixed: [] as number[], copy: [] as number[] };
+  const rates = { sized: [] as number[], fixed: [] as number[], staged: [] as number[], copy: [] as number[] };
   note("archive write path against COPY", { readings: total, messages: messages.length, rounds });
   for (let r = 0; r < rounds; r++) {
     // the order rotates per round, so a noisy neighbour does not always hit the same variant
     const steps: [keyof typeof rates, () => Promise<number>][] = [
       ["sized", () => archive(true)],
       ["fixed", () => archive(false)],
+      ["staged", () => archive(false, resent)],
       ["copy", copy],
     ];
     for (let k = 0; k < steps.length; k++) {
       const [name, run] = steps[(k + r) % steps.length]!;
       rates[name].push(await run());
     }
-    note(`round ${r + 1}`, { sized: round(rates.sized.at(-1)!), fixed: round(rates.fixed.at(-1)!), copy: round(rates.copy.at(-1)!) });
+    note(`round ${r + 1}`, { sized: round(rates.sized.at(-1)!), fixed: round(rates.fixed.at(-1)!), staged: round(rates.staged.at(-1)!), copy: round(rates.copy.at(-1)!) });
   }
   await client.end();
   const copyRate = median(rates.copy);
   for (const [name, label, batch] of [
     ["sized", "write readings/s (transactions sized by the backlog)", `256 growing to ${256 * BEHIND_GROWTH} while behind`],
     ["fixed", "write readings/s (256 messages per transaction)", "256"],
+    ["staged", "write readings/s (256 messages per transaction, each opening with a resend: the staging path)", "256"],
   ] as const) {
     const value = median(rates[name]);
     emit({

@@ -71,10 +71,11 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
   // in log order (redeliveries can arrive mixed with newer messages)
   const messages = [...batchMessages].sort((a, b) => a.gen - b.gen || a.seq - b.seq);
   const counts = noCounts();
-  // the readings stay where they are (their message's payload): only each reading's late flag and
-  // time are kept here; the COPY text is made from them while it is sent (see readingRows)
+  // the readings stay where they are (their message's payload): only each reading's flags and time
+  // are kept here; the COPY text is made from them while it is sent (see readingRows)
   const spans: ReadingSpan[] = [];
-  const late: boolean[] = [];
+  const flags: number[] = [];
+  let suspects = 0;
   const times: number[] = [];
   const c = { stream: [] as number[], gen: [] as number[], seq: [] as number[], idx: [] as number[], type: [] as string[], device: [] as string[], kind: [] as string[], payload: [] as (string | null)[], at: [] as number[] };
   const devices = new Set<string>();
@@ -87,6 +88,13 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
   /** The newest message of each device in the batch. */
   const lastAt = new Map<string, { gen: number; seq: number }>();
   const { rows } = await tx.query<{ device_id: string; last_t: number; gen: number; seq: number }>("select device_id, last_t, gen, seq from device_heads where device_id = any($1::text[])", [[...devices]]);
+  /**
+   * Devices erased in this batch: an erase forgets the head, not the archived rows, so their readings
+   * after it may collide with archived ones whatever their time. (A device erased in an earlier batch
+   * looks like a new one; should one of its readings meet a key kept from before, the COPY fails and
+   * the batch takes the idempotent path: see copyReadings.)
+   */
+  const unbounded = new Set<string>();
   for (const row of rows) {
     heads.set(row.device_id, row.last_t);
     headAt.set(row.device_id, { gen: row.gen, seq: row.seq });
@@ -101,11 +109,15 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
         const payload = it.payload as (Record<string, unknown> | null)[];
         spans.push({ device: copyText(it.entityId), m, item: i, payload });
         let head = heads.get(it.entityId) ?? null;
+        const bounded = !unbounded.has(it.entityId);
         for (const reading of payload) {
           const t = readingTime(reading?.t);
           if (t === null) continue;
           times.push(t);
-          late.push(head !== null && t < head);
+          // newer than everything archived and everything before it in the batch: its key is free
+          const suspect = !(bounded && (head === null || t > head));
+          flags.push((head !== null && t < head ? LATE : 0) | (suspect ? SUSPECT : 0));
+          if (suspect) suspects++;
           if (head === null || t > head) head = t;
         }
         if (head !== null) heads.set(it.entityId, head);
@@ -114,6 +126,7 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
       if (it.kind === ERASE_KIND) {
         heads.set(it.entityId, null);
         erased.add(it.entityId);
+        unbounded.add(it.entityId);
       }
       c.stream.push(m.stream);
       c.gen.push(m.gen);
@@ -128,7 +141,7 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
   }
   if (times.length > 0) {
     await partitions.ensure(tx, times);
-    const written = await copyReadings(tx, () => readingRows(spans, late));
+    const written = await copyReadings(tx, (part) => readingRows(spans, flags, part), suspects === 0 ? "none" : suspects === flags.length ? "all" : "some");
     counts.readings = written.readings;
     counts.repeats = written.repeats;
   }
@@ -223,12 +236,19 @@ function copyText(s: string): string {
 /** A channel value in COPY's text format: a finite number, else NULL. */
 const cell = (v: unknown): string | number => (typeof v === "number" && Number.isFinite(v) ? v : "\\N");
 
+/** Flags of a reading (first pass): the twin counted it late; its key may already be archived. */
+const LATE = 1;
+const SUSPECT = 2;
+
+/** Which of a batch's readings: all of them, those whose key is free, those whose key may be taken. */
+type ReadingPart = "all" | "free" | "suspect";
+
 /**
  * The readings' rows in COPY's text format ({@link READING_COLUMNS}), a chunk of 2,000 at a time, made
  * as the COPY consumes them: the client builds the next chunk while the server parses the last. Skips
- * what the first pass skipped (a reading without a valid time), so `late[n]` is the n-th row's flag.
+ * what the first pass skipped (a reading without a valid time), so `flags[n]` is the n-th reading's.
  */
-function* readingRows(spans: readonly ReadingSpan[], late: readonly boolean[]): Generator<string> {
+function* readingRows(spans: readonly ReadingSpan[], flags: readonly number[], part: ReadingPart): Generator<string> {
   // one template per row, joined a chunk at a time: appending piece by piece left a rope of ~400k
   // strings per batch whose flattening and collection cost more than the COPY itself
   let rows: string[] = [];
@@ -241,7 +261,10 @@ function* readingRows(spans: readonly ReadingSpan[], late: readonly boolean[]): 
       const t = readingTime(r?.t);
       if (t === null) continue;
       // index of the reading in the message: item index × 2^16 + position (≤ 1000 readings per item)
-      rows.push(`${device}\t${t}\t${cell(r!.pm)}\t${cell(r!.co2)}\t${cell(r!.voc)}\t${cell(r!.tmp)}\t${cell(r!.hum)}\t${cell(r!.allpollu)}\t${at}\t${late[n++] ? "t" : "f"}${place}${item * 65_536 + k++}\n`);
+      const idx = item * 65_536 + k++;
+      const f = flags[n++]!;
+      if (part !== "all" && (part === "suspect") !== ((f & SUSPECT) !== 0)) continue;
+      rows.push(`${device}\t${t}\t${cell(r!.pm)}\t${cell(r!.co2)}\t${cell(r!.voc)}\t${cell(r!.tmp)}\t${cell(r!.hum)}\t${cell(r!.allpollu)}\t${at}\t${f & LATE ? "t" : "f"}${place}${idx}\n`);
       if (rows.length === 2000) {
         yield rows.join("");
         rows = [];
@@ -252,40 +275,63 @@ function* readingRows(spans: readonly ReadingSpan[], late: readonly boolean[]): 
 }
 
 /**
- * Writes the readings `rows()` makes (COPY text). First straight into `readings` under a savepoint —
- * COPY is the fastest way in, but has no ON CONFLICT. A batch holding a row already archived (a resend,
- * a redelivery) fails it with a unique violation: then, back at the savepoint, the rows are COPYed into
- * a temporary staging table and moved with one `INSERT … SELECT … ON CONFLICT DO NOTHING` in log order
- * (the first copy of a key in the log is the row), and the copies not written go to reading_repeats.
- * Moving everything through the staging table was measured too: about twice the server's work of the
- * straight COPY (docs/BENCHMARKS.md), so it is only the path of a batch that conflicts.
+ * Writes the readings `rows(part)` makes (COPY text). The batch's readings are split by the first pass:
+ * a reading newer than its device's head — everything archived and everything before it in the batch —
+ * has a free key (most of them, when the archive keeps up), any other ("suspect": a resend, a late
+ * reading, a redelivery, a reading after an erase) may collide with an archived row.
+ *
+ * The free ones are COPYed straight into `readings` under a savepoint — COPY is the fastest way in, but
+ * has no ON CONFLICT; the suspect ones go through a staging table ({@link stageReadings}). Should the
+ * COPY still meet a taken key (rows kept from before an erase; another archive process writing the
+ * same messages), it is rolled back to the savepoint and the whole batch is staged. Staging every batch
+ * was measured too: about four times slower than the COPY (docs/BENCHMARKS.md).
  */
-async function copyReadings(tx: Queryable, rows: () => Iterable<string>): Promise<{ readings: number; repeats: number }> {
+async function copyReadings(tx: Queryable, rows: (part: ReadingPart) => Iterable<string>, suspects: "none" | "some" | "all"): Promise<{ readings: number; repeats: number }> {
+  if (suspects === "all") return stageReadings(tx, rows("all"));
   await tx.query("savepoint copy_readings");
+  let readings: number;
   try {
-    const readings = await tx.copyFrom("readings", READING_COLUMNS, rows());
-    await tx.query("release savepoint copy_readings");
-    return { readings, repeats: 0 };
+    readings = await tx.copyFrom("readings", READING_COLUMNS, rows("free"));
   } catch (err) {
     if ((err as { code?: string }).code !== "23505") throw err;
     await tx.query("rollback to savepoint copy_readings");
+    return stageReadings(tx, rows("all"));
   }
+  await tx.query("release savepoint copy_readings");
+  if (suspects === "none") return { readings, repeats: 0 };
+  const staged = await stageReadings(tx, rows("suspect"));
+  return { readings: readings + staged.readings, repeats: staged.repeats };
+}
+
+/**
+ * The idempotent way in: the rows are COPYed into a temporary staging table and moved with one
+ * `INSERT … SELECT … ON CONFLICT DO NOTHING` in log order (the first copy of a key in the log is the
+ * row); the inserted ones leave the staging table in the same statement, and of those left, the copies
+ * whose key another log position holds are resends (reading_repeats) — the others were written before
+ * (a redelivery). The repeats are looked up one key at a time (a join would read the whole partition).
+ */
+async function stageReadings(tx: Queryable, rows: Iterable<string>): Promise<{ readings: number; repeats: number }> {
   // dropped at commit; created at most once per transaction unless writeInputs runs twice in one
   await tx.exec("drop table if exists pg_temp.readings_staging; create temp table readings_staging (like readings) on commit drop");
-  await tx.copyFrom("readings_staging", READING_COLUMNS, rows());
+  await tx.copyFrom("readings_staging", READING_COLUMNS, rows);
   const columns = READING_COLUMNS.join(", ");
-  const readings = (await tx.query(`insert into readings (${columns}) select ${columns} from readings_staging order by gen, seq, idx on conflict (device_id, t) do nothing`)).rowCount;
-  // not inserted: a resend (another log position holds the key) or a redelivery (the same one does)
+  const inserted = await tx.query<{ n: number }>(
+    `with ins as (
+       insert into readings (${columns}) select ${columns} from readings_staging order by gen, seq, idx
+       on conflict (device_id, t) do nothing returning stream, gen, seq, idx
+     ),
+     gone as (delete from readings_staging u using ins where (u.stream, u.gen, u.seq, u.idx) = (ins.stream, ins.gen, ins.seq, ins.idx))
+     select count(*)::int as n from ins`,
+  );
   const repeatColumns = READING_COLUMNS.filter((col) => col !== "late").join(", ");
-  const repeats = (
-    await tx.query(
-      `insert into reading_repeats (${repeatColumns})
-       select ${repeatColumns.replace(/(\w+)/g, "u.$1")} from readings_staging u join readings r on r.device_id = u.device_id and r.t = u.t
-       where (r.stream, r.gen, r.seq, r.idx) <> (u.stream, u.gen, u.seq, u.idx)
-       on conflict do nothing`,
-    )
-  ).rowCount;
-  return { readings, repeats };
+  const repeats = await tx.query(
+    `insert into reading_repeats (${repeatColumns})
+     select ${repeatColumns.replace(/(\w+)/g, "u.$1")} from readings_staging u
+     cross join lateral (select r.stream, r.gen, r.seq, r.idx from readings r where r.device_id = u.device_id and r.t = u.t limit 1) r
+     where (r.stream, r.gen, r.seq, r.idx) <> (u.stream, u.gen, u.seq, u.idx)
+     on conflict do nothing`,
+  );
+  return { readings: inserted.rows[0]!.n, repeats: repeats.rowCount };
 }
 
 /** Output kinds the archive keeps: the token after `<prefix>.out.` (integration copies are not kept). */
