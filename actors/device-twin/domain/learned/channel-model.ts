@@ -10,7 +10,7 @@
 import { HOUR_MS } from "../snapshot.ts";
 import type { Reading } from "../types.ts";
 import { CHANNELS } from "../types.ts";
-import { anchorWeightHours, scaleWeightHours, slowWeightHours, W_DT_H, W_LEVEL, W_MINUTES, W_RATE, W_SCALE, W_SEASON, W_TREND, weightsFor } from "./decay.ts";
+import { HOURLY_TABLE, HOURLY_WEIGHTS, hourlyWeight, TAU, W_DT_H, W_LEVEL, W_MINUTES, W_RATE, W_SCALE, W_SEASON, W_TREND, weightsFor } from "./decay.ts";
 import {
   C_ANCHOR, C_DRIFT_SCALE, C_LAST, C_LAST_S, C_LEVEL, C_FLAGS, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
   ANOMALY_SENT, channelBase, DRIFTING, elapsedS, f32, FELL, FELL_BEFORE, FORECAST_FIRED, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, OUTLIER, ROSE, ROSE_BEFORE, SCALE_FLOOR_AT, SEASON_SCALE_AT, SEASON_SLOTS, secondsOf, setF32, setU32, u32, UNLEARNED,
@@ -190,18 +190,30 @@ export function updateChannel(v: DataView, ci: number, r: Reading, slot: number)
   const intoHourS = tS % 3600;
   const hourly = dtS > intoHourS;
   if (hourly) {
+    // raw DataView calls and table reads: V8 does not inline helpers in a branch this rarely taken
     const hours = Math.floor((dtS - intoHourS - 1) / 3600) + 1;
-    const move = f32(v, b + C_MOVE);
-    setF32(v, b + C_MOVE, move + scaleWeightHours(hours) * (abs(x - last) - move));
-    const slowNow = f32(v, b + C_SLOW);
-    const slow = Math.fround(slowNow + slowWeightHours(hours) * (newLevel - slowNow));
-    setF32(v, b + C_SLOW, slow);
-    const wAnchor = anchorWeightHours(hours);
-    const anchorNow = f32(v, b + C_ANCHOR);
+    let wMove: number;
+    let wSlow: number;
+    let wAnchor: number;
+    if (hours <= HOURLY_TABLE) {
+      wMove = HOURLY_WEIGHTS[3 * hours] as number;
+      wSlow = HOURLY_WEIGHTS[3 * hours + 1] as number;
+      wAnchor = HOURLY_WEIGHTS[3 * hours + 2] as number;
+    } else {
+      wMove = hourlyWeight(hours, TAU.scale);
+      wSlow = hourlyWeight(hours, TAU.slow);
+      wAnchor = hourlyWeight(hours, TAU.anchor);
+    }
+    const move = v.getFloat32(b + C_MOVE, true);
+    v.setFloat32(b + C_MOVE, move + wMove * (Math.abs(x - last) - move), true);
+    const slowNow = v.getFloat32(b + C_SLOW, true);
+    const slow = Math.fround(slowNow + wSlow * (newLevel - slowNow));
+    v.setFloat32(b + C_SLOW, slow, true);
+    const anchorNow = v.getFloat32(b + C_ANCHOR, true);
     const anchor = Math.fround(anchorNow + wAnchor * (newLevel - anchorNow));
-    setF32(v, b + C_ANCHOR, anchor);
-    const driftScale = f32(v, b + C_DRIFT_SCALE);
-    setF32(v, b + C_DRIFT_SCALE, driftScale + wAnchor * (abs(slow - anchor) - driftScale));
+    v.setFloat32(b + C_ANCHOR, anchor, true);
+    const driftScale = v.getFloat32(b + C_DRIFT_SCALE, true);
+    v.setFloat32(b + C_DRIFT_SCALE, driftScale + wAnchor * (Math.abs(slow - anchor) - driftScale), true);
   }
   let stuckRunS = 0;
   if (xF !== last) setU32(v, b + C_STUCK_SINCE_S, tS);

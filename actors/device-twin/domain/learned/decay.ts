@@ -56,15 +56,16 @@ export function weightsFor(dtS: number): Float64Array {
   return memo;
 }
 
-/** The hourly statistics (mean |Δ|, slow level, anchor, their usual gap) move once per hour: at most this many hours' weights are tabled. */
-const HOURLY_TABLE = 8 * 24;
-const SLOW_HOURLY = Float64Array.from({ length: HOURLY_TABLE + 1 }, (_, h) => 1 - Math.exp((-h * 3600) / TAU.slow));
-const SCALE_HOURLY = Float64Array.from({ length: HOURLY_TABLE + 1 }, (_, h) => 1 - Math.exp((-h * 3600) / TAU.scale));
-const ANCHOR_HOURLY = Float64Array.from({ length: HOURLY_TABLE + 1 }, (_, h) => 1 - Math.exp((-h * 3600) / TAU.anchor));
+/** The hourly statistics (mean |Δ|, slow level, anchor, their usual gap) move once per hour: weights tabled up to this many hours. */
+export const HOURLY_TABLE = 8 * 24;
+/**
+ * Per whole hours h (0…HOURLY_TABLE) since the statistics last moved, at [3h, 3h + 2]: the weights of
+ * τ scale (mean |Δ|), τ slow and τ anchor (also the drift scale's). Read inline by the channel update
+ * (helpers in its rarely taken hourly branch are not inlined by V8, and their numbers would be boxed).
+ */
+export const HOURLY_WEIGHTS = Float64Array.from({ length: 3 * (HOURLY_TABLE + 1) }, (_, i) => hourlyWeight(Math.floor(i / 3), [TAU.scale, TAU.slow, TAU.anchor][i % 3] as number));
 
-/** The scale time constant's weight after `hours` whole hours (≥ 1; the hourly mean |Δ|). */
-export const scaleWeightHours = (hours: number): number => (hours <= HOURLY_TABLE ? (SCALE_HOURLY[hours] as number) : 1 - Math.exp((-hours * 3600) / TAU.scale));
-/** The slow level's weight after `hours` whole hours (≥ 1). */
-export const slowWeightHours = (hours: number): number => (hours <= HOURLY_TABLE ? (SLOW_HOURLY[hours] as number) : 1 - Math.exp((-hours * 3600) / TAU.slow));
-/** The anchor's (and the drift scale's) weight after `hours` whole hours (≥ 1). */
-export const anchorWeightHours = (hours: number): number => (hours <= HOURLY_TABLE ? (ANCHOR_HOURLY[hours] as number) : 1 - Math.exp((-hours * 3600) / TAU.anchor));
+/** The weight 1 − exp(−h·3600/τ) of `hours` whole hours for time constant `tauS`. */
+export function hourlyWeight(hours: number, tauS: number): number {
+  return 1 - Math.exp((-hours * 3600) / tauS);
+}

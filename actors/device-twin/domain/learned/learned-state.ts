@@ -10,10 +10,10 @@ import { detectAnomaly } from "./anomaly.ts";
 import { channelValue, expectedNow, FIRST_READING, forecastChannel, MAY_BE_ANOMALY, seasonSlot, startReading, step as stepOf, updateChannel } from "./channel-model.ts";
 import { forecastAlert, mayForecast, prepareForecastRules } from "./forecast-alerts.ts";
 import type { RuleContext } from "./forecast-alerts.ts";
-import { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SEASON_SCALE_AT, setF32, view } from "./layout.ts";
+import { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SEASON_SCALE_AT, view } from "./layout.ts";
 import type { LearnedState } from "./layout.ts";
 import { occupancyFeatures, updateBaseline } from "./occupancy-features.ts";
-import { nextOccupied, occupancyProbability } from "./occupancy-model.ts";
+import { decideOccupied } from "./occupancy-model.ts";
 
 export { createLearned, createLearnedIn, LEARNED_BYTES } from "./layout.ts";
 export type { LearnedState } from "./layout.ts";
@@ -79,12 +79,13 @@ function learnChannel(v: DataView, ci: number, r: Reading, deviceId: string, slo
   }
 }
 
+const PROBABILITY = new Float64Array(1);
+
 function decideOccupancy(v: DataView, deviceId: string, r: Reading, features: Float64Array, out: OccupancyChange[]): void {
-  const p = occupancyProbability(features);
-  setF32(v, O_PROBABILITY, p);
   const flags = v.getUint8(O_FLAGS);
   const was = (flags & OCCUPIED) !== 0;
-  const now = nextOccupied(was, p);
+  const now = decideOccupied(was, features, PROBABILITY);
+  v.setFloat32(O_PROBABILITY, PROBABILITY[0] as number, true);
   if ((flags & DECIDED) === 0) {
     v.setUint8(O_FLAGS, DECIDED | (now ? OCCUPIED : 0));
     v.setFloat64(O_SINCE, r.t, true);
@@ -95,7 +96,7 @@ function decideOccupancy(v: DataView, deviceId: string, r: Reading, features: Fl
     v.setFloat64(O_SINCE, r.t, true);
   }
   const t = r.t;
-  out.push({ id: `${deviceId}:occupancy:${t}`, deviceId, at: t, occupied: now, probability: Math.round(p * 1000) / 1000 });
+  out.push({ id: `${deviceId}:occupancy:${t}`, deviceId, at: t, occupied: now, probability: Math.round((PROBABILITY[0] as number) * 1000) / 1000 });
 }
 
 /** True while nothing has been learned (a fresh or reset twin, or one that never had a reading). */

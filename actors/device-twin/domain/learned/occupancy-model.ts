@@ -10,15 +10,17 @@ export const ENTER_PROBABILITY = OCCUPANCY_COEFFICIENTS.enter;
 /** …and empty again at this or less (both chosen by the fit, on the training file). */
 export const LEAVE_PROBABILITY = OCCUPANCY_COEFFICIENTS.leave;
 
-/** P(occupied | features): the logistic of the fitted linear score. */
-export function occupancyProbability(features: Float64Array): number {
-  const c = OCCUPANCY_COEFFICIENTS;
-  let z = c.intercept;
-  for (let i = 0; i < c.weights.length; i++) z += (c.weights[i] as number) * (features[i] as number);
-  return 1 / (1 + Math.exp(-z));
-}
+const WEIGHTS = Float64Array.from(OCCUPANCY_COEFFICIENTS.weights);
 
-/** The state after seeing probability `p`, from `occupied` (hysteresis). */
-export function nextOccupied(occupied: boolean, p: number): boolean {
+/**
+ * The twin's occupancy after a reading's `features`, from `occupied` (hysteresis), with the probability
+ * written to `probability[0]` — numbers through arrays rather than returned, so that nothing is boxed
+ * per reading when V8 does not inline this.
+ */
+export function decideOccupied(occupied: boolean, features: Float64Array, probability: Float64Array): boolean {
+  let z = OCCUPANCY_COEFFICIENTS.intercept;
+  for (let i = 0; i < WEIGHTS.length; i++) z += (WEIGHTS[i] as number) * (features[i] as number);
+  const p = 1 / (1 + Math.exp(-z));
+  probability[0] = p;
   return occupied ? p > LEAVE_PROBABILITY : p >= ENTER_PROBABILITY;
 }
