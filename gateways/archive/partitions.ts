@@ -21,9 +21,25 @@ export function partitionName(start: number): string {
 
 const NAME = /^readings_p(\d{4})(\d{2})$/;
 
-/** Creates month partitions on demand; remembers those it knows exist. */
+/** Postgres refused a row because no partition holds its time (SQLSTATE 23514, partition routing). */
+export function isMissingPartition(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return e?.code === "23514" && typeof e.message === "string" && e.message.includes("no partition of relation");
+}
+
+/**
+ * Creates month partitions on demand; remembers those it knows exist. A partition is created inside the
+ * writing transaction, so it is remembered before that transaction commits: one that then rolls back
+ * (the database lost mid-batch) leaves a month remembered and not there. The writer forgets them all
+ * when a row finds no partition ({@link forget}), and the batch is written again.
+ */
 export class Partitions {
   private readonly known = new Set<number>();
+
+  /** Forgets every partition it remembers: the next batch checks (and creates) its months again. */
+  forget(): void {
+    this.known.clear();
+  }
 
   /** Ensures a partition exists for every month of `times`. */
   async ensure(db: Queryable, times: Iterable<number>): Promise<void> {

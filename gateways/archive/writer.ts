@@ -3,7 +3,7 @@
 // the batch size; redelivered messages change nothing (natural keys, newest-wins guards).
 import type { InputBatch } from "../../runtime/mod.ts";
 import type { Queryable } from "./db/mod.ts";
-import type { Partitions } from "./partitions.ts";
+import { isMissingPartition, type Partitions } from "./partitions.ts";
 
 export const CHANNEL_NAMES = ["pm", "co2", "voc", "tmp", "hum", "allpollu"] as const;
 
@@ -141,7 +141,13 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
   }
   if (times.length > 0) {
     await partitions.ensure(tx, times);
-    const written = await copyReadings(tx, (part) => readingRows(spans, flags, part), suspects === 0 ? "none" : suspects === flags.length ? "all" : "some");
+    const written = await copyReadings(tx, (part) => readingRows(spans, flags, part), suspects === 0 ? "none" : suspects === flags.length ? "all" : "some").catch((err: unknown) => {
+      if (!isMissingPartition(err)) throw err;
+      // not the data's fault (it would be dead-lettered as refused): a month remembered from a
+      // transaction that rolled back; the batch is written again, its partitions checked anew
+      partitions.forget();
+      throw new Error(`a reading partition this archive had created was rolled back; writing the batch again: ${(err as Error).message}`, { cause: err });
+    });
     counts.readings = written.readings;
     counts.repeats = written.repeats;
   }

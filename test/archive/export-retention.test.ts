@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { exportReadings, EXPORT_CSV_HEADER } from "../../gateways/archive/export.ts";
 import { migrate } from "../../gateways/archive/db/mod.ts";
 import { Partitions } from "../../gateways/archive/partitions.ts";
+import { refusesData } from "../../gateways/archive/dead-letter.ts";
 import { ARCHIVE_MIGRATIONS } from "../../gateways/archive/schema.ts";
 import { writeInputs, writeOutputs, type InputMessage } from "../../gateways/archive/writer.ts";
 import { BACKENDS, testDatabase } from "./fixture.ts";
@@ -51,6 +52,35 @@ describe.each(BACKENDS)("export and retention (%s)", (backend) => {
           stderr: expect.stringContaining("AIRTWIN_ERR_ARCHIVE_RESTORE_INVALID"),
         });
       }
+    } finally {
+      await db.drop();
+    }
+  }, 60_000);
+
+  it("a month partition created in a transaction that rolled back is created again, not its readings refused", async () => {
+    const db = await testDatabase(backend);
+    try {
+      await migrate(db, { component: "archive", migrations: ARCHIVE_MIGRATIONS });
+      const partitions = new Partitions();
+      const t = Date.UTC(2031, 4, 10);
+      // the database lost mid-batch: the partition made for May 2031 goes with the transaction
+      await expect(
+        db.transaction(async (tx) => {
+          await writeInputs(tx, partitions, [message(1, "p", [{ t, pm: 1 }])]);
+          throw new Error("connection lost");
+        }),
+      ).rejects.toThrow("connection lost");
+      // the next batch finds no partition: a retryable failure (not the data's fault) that forgets the month
+      const failed = await db.transaction((tx) => writeInputs(tx, partitions, [message(1, "p", [{ t, pm: 1 }])])).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(failed).toBeInstanceOf(Error);
+      expect(refusesData(failed)).toBe(false);
+      // written again, as the consumer does
+      await db.transaction((tx) => writeInputs(tx, partitions, [message(1, "p", [{ t, pm: 1 }])]));
+      const { rows } = await db.query<{ n: string }>("select count(*) as n from readings where device_id = 'p'");
+      expect(Number(rows[0]!.n)).toBe(1);
     } finally {
       await db.drop();
     }
