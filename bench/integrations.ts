@@ -220,7 +220,7 @@ async function latency(o: { rate: number; durationS: number; probesPerS: number 
   const procs = [
     spawnChild([BIN, "node"], { ...env, AIRTWIN_NODE_ID: "bench-n1" }, "node"),
     spawnChild([BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(gwPort), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway"),
-    spawnChild([BIN, "integrations", "--providers", "webhook"], { ...env, AIRTWIN_WEBHOOK_ALLOW_PRIVATE: "1" }, "integrations"),
+    spawnChild([BIN, "integrations", "--providers", "webhook"], { ...env, AIRTWIN_WEBHOOK_ALLOW_PRIVATE: "1", AIRTWIN_METRICS_PORT: "0" }, "integrations"),
   ];
   const gw = `http://127.0.0.1:${gwPort}`;
   const admin = { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" };
@@ -282,11 +282,12 @@ async function latency(o: { rate: number; durationS: number; probesPerS: number 
     await probeAgent.close();
     const lat = [...sent].filter(([key]) => arrivals.has(key)).map(([key, at]) => arrivals.get(key)! - at);
     const lost = sent.size - lat.length;
+    const integrationsLeg = await endToEndBuckets(procs[2]!.output()).catch((err: unknown) => ({ error: String(err) }));
     emit({
       suite: SUITE, name: "reading-to-webhook-p99-ms", value: round(percentile(lat, 99)), unit: "ms",
       detail: {
         p50: round(percentile(lat, 50)), p90: round(percentile(lat, 90)), max: round(Math.max(...lat)), samples: lat.length, notDelivered: lost,
-        gatewayRate: o.rate, gatewayStatus: load.status, target: "< 100 ms",
+        gatewayRate: o.rate, gatewayStatus: load.status, integrationsLeg, target: "< 100 ms",
       },
     });
   } finally {
@@ -294,6 +295,21 @@ async function latency(o: { rate: number; durationS: number; probesPerS: number 
     await Promise.all(procs.map((p) => new Promise((r) => (p.proc.exitCode !== null ? r(null) : p.proc.once("exit", r)))));
     partner.close();
   }
+}
+
+/**
+ * The integrations process's share of the latency: its `airtwin_integration_end_to_end_seconds` histogram
+ * (the twin's publish on the output stream → the partner's 2xx), as deliveries at or under each bound.
+ */
+async function endToEndBuckets(output: string): Promise<Record<string, number>> {
+  const url = /"metrics":"([^"]+)"/.exec(output)?.[1];
+  if (url === undefined) throw new Error("the integrations process printed no metrics URL");
+  const text = await (await fetch(url)).text();
+  const buckets: Record<string, number> = {};
+  for (const m of text.matchAll(/^airtwin_integration_end_to_end_seconds_bucket\{le="([^"]+)",provider="webhook"\} (\d+)$/gm)) {
+    if (Number(m[1]) <= 0.25 || m[1] === "+Inf") buckets[m[1] === "+Inf" ? "all" : `≤${Number(m[1]) * 1000}ms`] = Number(m[2]);
+  }
+  return buckets;
 }
 
 export async function main(argv: string[]): Promise<void> {
