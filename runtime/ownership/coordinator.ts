@@ -5,7 +5,7 @@
 import type { KV } from "@nats-io/kv";
 import { RuntimeError } from "../errors.ts";
 import type { ClusterState, Versioned } from "./cluster-state.ts";
-import { isCasConflict } from "./lease.ts";
+import { casUpdate, isCasConflict } from "./lease.ts";
 import type { Membership } from "./membership.ts";
 import type { LogFn } from "../log.ts";
 import { planAssignment, type Move, type PlanNode } from "./plan.ts";
@@ -147,7 +147,7 @@ export class Coordinator {
       const rec: CoordinatorRecord = { nodeId, epoch: this.#term.value.epoch, expiresAt: t + ttlMs };
       const term = this.#term;
       try {
-        const revision = await kv.update(COORDINATOR_KEY, encodeRecord(rec), term.revision);
+        const revision = await casUpdate(kv, COORDINATOR_KEY, encodeRecord(rec), term.revision);
         // resigned or deposed while the renewal was in flight: leave it to expire or be taken
         if (this.#term !== term) return;
         this.#term = { value: rec, revision };
@@ -165,9 +165,9 @@ export class Coordinator {
       const deleted = state.deleted.get(COORDINATOR_KEY);
       const revision =
         cur !== undefined
-          ? await kv.update(COORDINATOR_KEY, encodeRecord(rec), cur.revision)
+          ? await casUpdate(kv, COORDINATOR_KEY, encodeRecord(rec), cur.revision)
           : deleted !== undefined
-            ? await kv.update(COORDINATOR_KEY, encodeRecord(rec), deleted)
+            ? await casUpdate(kv, COORDINATOR_KEY, encodeRecord(rec), deleted)
             : await kv.create(COORDINATOR_KEY, encodeRecord(rec));
       this.#term = { value: rec, revision };
       this.#remember(rec, revision);
@@ -381,7 +381,7 @@ export class Coordinator {
     const previous = cur?.revision ?? state.deleted.get(key) ?? 0;
     const value = encodeRecord(rec);
     try {
-      const revision = previous === 0 ? await kv.create(key, value) : await kv.update(key, value, previous);
+      const revision = previous === 0 ? await kv.create(key, value) : await casUpdate(kv, key, value, previous);
       state.apply({ key, operation: "PUT", revision, value });
       return true;
     } catch (err) {

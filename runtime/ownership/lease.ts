@@ -59,6 +59,33 @@ export function isCasConflict(err: unknown): boolean {
   );
 }
 
+/** The last sequence a CAS refusal says the subject has ("wrong last sequence: N"), if it says one. */
+export function statedLastSequence(err: unknown): number | undefined {
+  if (!isCasConflict(err)) return undefined;
+  const m = /wrong last sequence: (\d+)/.exec((err as Error).message);
+  return m === null ? undefined : Number(m[1]);
+}
+
+/**
+ * `kv.update` (a CAS on the key's revision), and once more against the server's own number when the
+ * two disagree: nats-server 2.9, after a stream leader change, can count a subject's last message for
+ * this check at a constant offset from the revision every read and watch reports (the chaos run: reads
+ * said 1966, the check 1959, for every key, for minutes — every lease CAS of a node failed). When a read
+ * from the leader still shows the revision we wrote against, nobody wrote since, and the number the
+ * refusal states is the same message.
+ */
+export async function casUpdate(kv: KV, key: string, value: Uint8Array, previous: number): Promise<number> {
+  try {
+    return await kv.update(key, value, previous);
+  } catch (err) {
+    const stated = statedLastSequence(err);
+    if (stated === undefined || stated === previous) throw err;
+    const read = await kv.get(key).catch(() => null);
+    if (read === null || read.revision !== previous) throw err;
+    return await kv.update(key, value, stated);
+  }
+}
+
 /** Lease operations of one node. Reads come from the local {@link ClusterState}; every write is a CAS. */
 export class LeaseStore {
   constructor(
@@ -94,7 +121,7 @@ export class LeaseStore {
     }
     const record: LeaseRecord = { shard, owner: nodeId, epoch, expiresAt: t + ttlMs, acquiredAt: t };
     try {
-      const revision = previous === 0 ? await this.kv.create(key, encodeRecord(record)) : await this.kv.update(key, encodeRecord(record), previous);
+      const revision = previous === 0 ? await this.kv.create(key, encodeRecord(record)) : await casUpdate(this.kv, key, encodeRecord(record), previous);
       return { ok: true, lease: this.#remember(record, revision) };
     } catch (err) {
       const mine = await this.#refresh(shard, record.epoch);
@@ -133,7 +160,7 @@ export class LeaseStore {
     // at most one retry: after a timeout our previous write may have landed, which moved the revision
     for (let attempt = 0; ; attempt++) {
       try {
-        const rev = await this.kv.update(key, encodeRecord(record), revision);
+        const rev = await casUpdate(this.kv, key, encodeRecord(record), revision);
         return done(this.#remember(record, rev));
       } catch (err) {
         if (!isCasConflict(err)) return { ok: false, reason: "unavailable", error: err as Error };
