@@ -1,4 +1,4 @@
-// `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive]`
+// `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive] [--snapshot-interval-ms N]`
 //
 // A Foobot-scale fleet on this machine (issue #16 §2): N devices (1,000,000 by default), each sending one
 // reading every 5 minutes — N / 300 requests/s of one reading over HTTP keep-alive, the devices taken in
@@ -57,6 +57,8 @@ export async function main(argv: string[]): Promise<void> {
     // the bench is one address standing for the fleet
     AIRTWIN_INGEST_RATE_MAX: "1000000000",
     AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT: "0",
+    // snapshots deferred 30 s (issue #16 lever a; off by default): --snapshot-interval-ms to change
+    AIRTWIN_SNAPSHOT_INTERVAL_MS: String(int(args, "snapshot-interval-ms", 30_000)),
   };
   const port = await freePort("127.0.0.1");
   const metricsPort = await freePort("127.0.0.1");

@@ -16,8 +16,8 @@
 // replays them from the last checkpoint, exactly once). The round ends when every shard's committed
 // checkpoint covers the last input: readings/s is to the committed cut, and "commitLagS" is how long
 // after the last 202 that took.
-// Snapshots: each twin's at most every 30 s (AIRTWIN_SNAPSHOT_INTERVAL_MS, the default), the log replaying
-// the rest after a crash; `--snapshot-interval-ms 0` (system "airtwin-eager") writes every changed twin at
+// Snapshots: each twin's at most every 30 s (peers.ts passes `--snapshot-interval-ms 30000`, i.e.
+// AIRTWIN_SNAPSHOT_INTERVAL_MS; the node's default is 0), the log replaying the rest after a crash; `--snapshot-interval-ms 0` (system "airtwin-eager") writes every changed twin at
 // every commit, as before issue #16's lever (a). The rate counts to the committed cut (every input
 // applied, its outputs stored); CPU counts on until every deferred snapshot is written too ("snapshotsS":
 // when that was), so the writes put off are in the CPU per reading — minus the processes' idle CPU over

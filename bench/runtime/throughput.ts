@@ -5,8 +5,8 @@
 // applying the real twin domain (outputs dropped, nothing persisted), the best any runtime could do
 // with this twin. Runs alternate (floor, domain bound, runtime, …); medians.
 //
-// Twins' snapshots are deferred as the node defaults say (`--snapshot-interval-ms N` to change it, 0: every
-// changed twin at every commit); the time stops once the checkpoints cover every message AND every
+// Twins' snapshots are deferred as the node defaults say (off; `--snapshot-interval-ms N` to defer them,
+// e.g. 30000); the time stops once the checkpoints cover every message AND every
 // snapshot put off is written (a commit of every dirty twin), so deferring hides no writes.
 //
 //   node bin/bench.js runtime/throughput --nats <url> --prefix <p> --shape device|fleet [--runs 3] [--snapshot-interval-ms N]

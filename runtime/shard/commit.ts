@@ -53,7 +53,7 @@ export class Committer {
   writer: FencedWriter | undefined;
   /** The checkpoint: the input stream sequence after which a new owner replays (every input up to it is in a snapshot). */
   committedSeq = 0;
-  /** The last input of the last committed cut: its outputs are stored, its effects recoverable from snapshots and log. */
+  /** The checkpoint's `applied`: outputs of inputs up to it are stored (this owner's cuts, or a predecessor's). */
   appliedCommitted = 0;
   /** Dirty entities the last cut left waiting for their snapshot. */
   private waiting = 0;
@@ -74,13 +74,22 @@ export class Committer {
 
   /** A message applied: the next cut acknowledges up to it. */
   noteApplied(m: JsMsg): void {
-    this.lastApplied = m;
+    this.noteLast(m);
     this.appliedSinceCommit++;
   }
 
   /** A message passed over (undecodable): acknowledged with the next cut, nothing to apply. */
   notePassed(m: JsMsg): void {
-    this.lastApplied = m;
+    this.noteLast(m);
+  }
+
+  /**
+   * The cut's last input never moves back: a redelivery (ack_wait ran out while a commit was late) of a
+   * message below one applied already would otherwise be the cut's last, and the checkpoint would go
+   * back to it and stay there once nothing follows (every message acknowledged by then).
+   */
+  private noteLast(m: JsMsg): void {
+    if (this.lastApplied === undefined || m.info.streamSequence > this.lastApplied.info.streamSequence) this.lastApplied = m;
   }
 
   /** True when a commit should start now rather than at the next tick: many newly dirty entities or unacknowledged messages. */
@@ -139,8 +148,11 @@ export class Committer {
     const writer = this.writer;
     if (writer === undefined || writer.failed !== undefined) return;
     const checkpointMsg = this.lastApplied;
-    const appliedSeq = checkpointMsg?.info.streamSequence ?? this.appliedCommitted;
-    if (table.dirty.size === 0 && appliedSeq === this.appliedCommitted && this.pendingOutputs.length === 0) return;
+    // how far this owner has applied; the checkpoint never passes it
+    const progress = checkpointMsg?.info.streamSequence ?? this.committedSeq;
+    // outputs stored up to here: this cut's, or a predecessor's not yet re-applied by a replay
+    const appliedSeq = Math.max(progress, this.appliedCommitted);
+    if (table.dirty.size === 0 && progress === this.committedSeq && appliedSeq === this.appliedCommitted && this.pendingOutputs.length === 0) return;
     const started = performance.now();
     const wallNow = Date.now();
     this.lastCommitAt = started;
@@ -175,7 +187,7 @@ export class Committer {
     if (this.env.isAborted()) return; // the lease was lost while capturing: write nothing
     // never below the last checkpoint: entities waiting then still wait on the same input, and input applied
     // since came after it
-    const checkpointSeq = Math.min(appliedSeq, firstUnsaved - 1);
+    const checkpointSeq = Math.min(progress, firstUnsaved - 1);
     const outputs = this.pendingOutputs;
     if (records.length === 0 && outputs.length === 0 && appliedSeq === this.appliedCommitted && checkpointSeq === this.committedSeq) return;
     this.pendingOutputs = [];

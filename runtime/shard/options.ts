@@ -27,7 +27,8 @@ export interface ShardRunnerOptions {
    * unsaved input is younger than this out of its writes, and the shard checkpoint (where a new owner's
    * replay starts) stays before that input, so the input log makes up what the snapshot lacks. Input
    * stays in the log (limits retention), so nothing waits for an ack. Bounds what a crash replays: about
-   * this long of the shard's input. 0: every dirty twin at every commit. Default 30000.
+   * this long of the shard's input. 0: every dirty twin at every commit. Default 0 (off); 30000 is
+   * what the benchmarks measured (docs/BENCHMARKS.md, "Snapshots deferred per twin").
    */
   snapshotIntervalMs: number;
   /** …or once this many inputs changed it since its last snapshot, whichever comes first. Default 1000. */
@@ -78,7 +79,7 @@ export const defaultShardRunnerOptions: ShardRunnerOptions = {
   commitIntervalMs: 1000,
   commitMaxIntervalMs: 5000,
   commitMaxDirty: 5000,
-  snapshotIntervalMs: 30_000,
+  snapshotIntervalMs: 0,
   snapshotMaxInputs: 1000,
   fetchBatch: 32,
   pullExpiresMs: 5000,

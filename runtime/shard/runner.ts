@@ -166,7 +166,8 @@ export class ShardRunner {
       const slot = this.table.load(key, rec);
       if (slot !== undefined) this.wakeUps.schedule(slot, rec.wakeAt);
     }
-    this.committer.committedSeq = this.committer.appliedCommitted = scan.checkpoint;
+    this.committer.committedSeq = scan.checkpoint;
+    this.committer.appliedCommitted = scan.applied;
     this.replayedUpTo = scan.applied;
     lap("scan");
     if (this.stopped) return;

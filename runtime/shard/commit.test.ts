@@ -1,0 +1,88 @@
+// The checkpoint a commit writes: before the first input of a twin whose snapshot waits, never past what
+// this owner applied, never back on a redelivery; `applied` kept from a predecessor during a replay.
+// (A recording stand-in for the fenced writer: these are the committer's own numbers; the writes
+// themselves run against nats-server in test/runtime/shard/.)
+import type { JsMsg } from "@nats-io/jetstream";
+import { describe, expect, it } from "vitest";
+import { counterBehavior, type CounterState } from "../../test/runtime/counter-behavior.ts";
+import { decode } from "../codec.ts";
+import { RuntimeMetrics } from "../metrics.ts";
+import type { PipelinedPublisher } from "../publisher.ts";
+import { CHECKPOINT_KEY, type FencedWriter } from "../snapshot-store.ts";
+import { Committer } from "./commit.ts";
+import { EntityTable } from "./entities.ts";
+import { defaultShardRunnerOptions } from "./options.ts";
+
+function setup(snapshotIntervalMs = 60_000) {
+  const metrics = new RuntimeMetrics({ defaultMetrics: false });
+  const table = new EntityTable(new Map([["counter", counterBehavior]]), metrics, 600_000);
+  const puts: Array<{ key: string; value: Uint8Array }> = [];
+  const writer = { failed: undefined, put: (key: string, value: Uint8Array) => (puts.push({ key, value }), Promise.resolve(puts.length)) };
+  const committer = new Committer({
+    shard: 0,
+    epoch: 1,
+    deps: { publisher: {} as PipelinedPublisher, metrics, options: { ...defaultShardRunnerOptions, snapshotIntervalMs } },
+    table,
+    isAborted: () => false,
+    fail: (err) => {
+      throw err;
+    },
+  });
+  committer.writer = writer as unknown as FencedWriter;
+  const checkpoints = () => puts.filter((p) => p.key === CHECKPOINT_KEY).map((p) => decode<{ seq: number; applied?: number }>(p.value));
+  const written = () => puts.filter((p) => p.key !== CHECKPOINT_KEY).map((p) => p.key);
+  /** Applies input `seq` to counter `id` (as apply.ts marks it) and notes the message. */
+  const apply = (id: string, seq: number) => {
+    const slot = table.slotFor("counter", id)!;
+    table.activate(slot);
+    slot.state = counterBehavior.apply(slot.state as CounterState, "add", { v: 1 }, { prefix: "p", acceptedAt: 0, seq, index: 0 }).state;
+    slot.appliedSeq = seq;
+    table.markDirty(slot, seq);
+    committer.noteApplied(msg(seq));
+  };
+  return { committer, table, checkpoints, written, apply };
+}
+
+const msg = (seq: number): JsMsg => ({ info: { streamSequence: seq, pending: 0 }, ack: () => undefined }) as unknown as JsMsg;
+
+describe("committer", () => {
+  it("keeps the checkpoint before a waiting twin's first unsaved input; writing every twin moves it to the last applied", async () => {
+    const { committer, checkpoints, written, apply } = setup();
+    apply("a", 5);
+    apply("b", 6);
+    apply("a", 7);
+    await committer.commitNow();
+    expect(written()).toEqual([]);
+    expect(checkpoints().at(-1)).toEqual({ seq: 4, epoch: 1, applied: 7 });
+    await committer.commitNow(true);
+    expect(written().sort()).toEqual(["counter.a", "counter.b"]);
+    expect(checkpoints().at(-1)).toEqual({ seq: 7, epoch: 1 });
+  });
+
+  it("writes every twin at every commit with snapshotIntervalMs 0", async () => {
+    const { committer, checkpoints, written, apply } = setup(0);
+    apply("a", 3);
+    await committer.commitNow();
+    expect(written()).toEqual(["counter.a"]);
+    expect(checkpoints().at(-1)).toEqual({ seq: 3, epoch: 1 });
+  });
+
+  it("a redelivered message below the last applied one does not move the checkpoint back", async () => {
+    const { committer, checkpoints, apply } = setup(0);
+    apply("a", 10);
+    await committer.commitNow();
+    committer.noteApplied(msg(8)); // redelivered after ack_wait, skipped by the twin
+    await committer.commitNow();
+    expect(checkpoints().map((c) => c.seq)).toEqual([10]);
+  });
+
+  it("a replay keeps its predecessor's applied, and the checkpoint never passes what it re-applied", async () => {
+    const { committer, checkpoints, apply } = setup(0);
+    // started from { seq: 4, applied: 9 }: inputs 5..9 are replayed, their outputs stored already
+    committer.committedSeq = 4;
+    committer.appliedCommitted = 9;
+    apply("a", 5);
+    await committer.commitNow();
+    expect(checkpoints().at(-1)).toEqual({ seq: 5, epoch: 1, applied: 9 });
+  });
+});
