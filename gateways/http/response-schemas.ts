@@ -310,6 +310,7 @@ export const successResponses = {
             leaving: bool,
             drainRequested: bool,
             owned: { type: "array", items: int },
+            serving: { type: "array", items: int, description: "Of the shards it holds, those its host has started and serves (a node that cannot start a shard is passed over after stallMs)." },
             rates: keyedBy("shard", num),
             resident: int,
             entities: int,
