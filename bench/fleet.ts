@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import { freePort } from "../cli/dev.ts";
-import { child, openLoad, stop, until } from "./gateway.ts";
+import { child, openLoad, stop, untilServing } from "./gateway.ts";
 import { flag, int, parseArgs } from "./lib/args.ts";
 import { deviceId } from "./lib/fleet.ts";
 import { emit, note, round } from "./lib/report.ts";
@@ -70,11 +70,7 @@ export async function main(argv: string[]): Promise<void> {
   const pool = new Pool(url, { connections: 100, pipelining: 1 });
   try {
     const admin = { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" };
-    await until("gateway ready", async () => (await fetch(`${url}/readyz`)).status === 200 || undefined);
-    await until("every shard owned", async () => {
-      const v = (await (await fetch(`${url}/v1/ops/cluster`, { headers: admin })).json()) as { shards?: Array<{ owner: string | null }> };
-      return (v.shards?.length ?? 0) > 0 && v.shards!.every((s) => s.owner !== null) ? true : undefined;
-    });
+    await untilServing(url, admin);
     await fetch(`${url}/v1/users`, { method: "POST", headers: admin, body: JSON.stringify({ userId: "fleet" }) });
     const fleet: Array<{ id: string; token: string }> = new Array(devices);
     const r0 = performance.now();

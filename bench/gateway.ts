@@ -84,6 +84,15 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined> | 
   }
 }
 
+/** Waits until the gateway at `url` is ready and every shard of the cluster has an owner. */
+export async function untilServing(url: string, admin: Record<string, string>): Promise<void> {
+  await until("gateway ready", async () => (await fetch(`${url}/readyz`)).status === 200 || undefined);
+  await until("every shard owned", async () => {
+    const v = (await (await fetch(`${url}/v1/ops/cluster`, { headers: admin })).json()) as { shards?: Array<{ owner: string | null }> };
+    return (v.shards?.length ?? 0) > 0 && v.shards!.every((s) => s.owner !== null) ? true : undefined;
+  });
+}
+
 export async function stop(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   const exited = new Promise((r) => p.once("exit", r));
@@ -220,13 +229,8 @@ export async function main(argv: string[]): Promise<void> {
   const nc = await connect({ servers: ns.url, noAsyncTraces: true });
   try {
     await until("ceiling listening", () => ceiling.output().includes("listening"));
-    await until("gateway ready", async () => (await fetch(`${gw}/readyz`)).status === 200 || undefined);
     const admin = { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" };
-    await until("every shard owned", async () => {
-      const r = await fetch(`${gw}/v1/ops/cluster`, { headers: admin });
-      const v = (await r.json()) as { shards?: Array<{ owner: string | null }> };
-      return (v.shards?.length ?? 0) > 0 && v.shards!.every((s) => s.owner !== null) ? true : undefined;
-    });
+    await untilServing(gw, admin);
     await fetch(`${gw}/v1/users`, { method: "POST", headers: admin, body: JSON.stringify({ userId: "bench" }) });
     const register = async (id: string) => {
       const r = await fetch(`${gw}/v1/devices`, { method: "POST", headers: admin, body: JSON.stringify({ deviceId: id, ownerId: "bench" }) });

@@ -28,6 +28,7 @@ import { startNatsServer } from "../test/harness/nats-server.ts";
 import { flag, int, parseArgs } from "./lib/args.ts";
 import { emit, median, note, percentile, round } from "./lib/report.ts";
 import type { LoadJob, LoadResult } from "./gateway-load.ts";
+import { untilServing } from "./gateway.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const BIN = join(ROOT, "bin", "airtwin.js");
@@ -231,12 +232,8 @@ async function latency(o: { rate: number; durationS: number; probesPerS: number 
     return text === "" ? {} : (JSON.parse(text) as Record<string, unknown>);
   };
   try {
-    await until("gateway ready", async () => (await fetch(`${gw}/readyz`)).status === 200);
+    await untilServing(gw, admin);
     await until("integrations ready", () => procs[2]!.output().includes('"integrations ready"'));
-    await until("every shard owned", async () => {
-      const v = (await (await fetch(`${gw}/v1/ops/cluster`, { headers: admin })).json()) as { shards?: Array<{ owner: string | null }> };
-      return (v.shards?.length ?? 0) > 0 && v.shards!.every((s) => s.owner !== null);
-    });
     const { apiKey } = (await post("/v1/users", { userId: "bench" }, admin)) as { apiKey: string };
     const register = async (id: string) => ({ id, token: ((await post("/v1/devices", { deviceId: id, ownerId: "bench" }, admin)) as { token: string }).token });
     const background: Array<{ id: string; token: string }> = [];

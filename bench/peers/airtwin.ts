@@ -33,7 +33,7 @@ import { Pool } from "undici";
 import { names as namesOf } from "../../runtime/subjects.ts";
 import { freePort } from "../../cli/dev.ts";
 import { startNatsServer } from "../../test/harness/nats-server.ts";
-import { child, stop, until } from "../gateway.ts";
+import { child, stop, untilServing } from "../gateway.ts";
 import { CheckpointWatch, lastSeqPerShard } from "../lib/checkpoints.ts";
 import { deviceId } from "../lib/fleet.ts";
 import { join, dirname } from "node:path";
@@ -64,11 +64,7 @@ export async function main(argv: string[]): Promise<void> {
   const pool = new Pool(url, { connections: w.concurrency, pipelining: 1 });
   try {
     const admin = { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" };
-    await until("gateway ready", async () => (await fetch(`${url}/readyz`)).status === 200 || undefined);
-    await until("every shard owned", async () => {
-      const v = (await (await fetch(`${url}/v1/ops/cluster`, { headers: admin })).json()) as { shards?: Array<{ owner: string | null }> };
-      return (v.shards?.length ?? 0) > 0 && v.shards!.every((s) => s.owner !== null) ? true : undefined;
-    });
+    await untilServing(url, admin);
     await fetch(`${url}/v1/users`, { method: "POST", headers: admin, body: JSON.stringify({ userId: "peers" }) });
     const tokens: string[] = new Array<string>(w.devices);
     for (let i = 0; i < w.devices; i += 100) {
