@@ -5,9 +5,12 @@
 import { backoffMs } from "../backoff.ts";
 import type { ShardHost, ShardLease, StopReason } from "../shard-host.ts";
 import type { ClusterState } from "./cluster-state.ts";
-import type { HeldLease, LeaseStore } from "./lease.ts";
+import type { LeaseStore } from "./lease.ts";
 import type { OwnershipConfig } from "./options.ts";
 import type { AssignReason } from "./records.ts";
+import { newSlot, slotState, trackStep, type ShardSlotState, type Slot } from "./shard-slot.ts";
+
+export type { ShardSlotState } from "./shard-slot.ts";
 
 /** Lifecycle events, for metrics and logs. Durations in ms. */
 export interface ShardEvents {
@@ -34,53 +37,6 @@ export interface ShardLifecycleOptions {
   readonly emit: <K extends keyof ShardEvents>(event: K, e: ShardEvents[K]) => void;
 }
 
-type Phase = "idle" | "starting" | "running" | "stopping";
-
-/** One shard's lifecycle as {@link ShardLifecycle.describe} reports it. */
-export interface ShardSlotState {
-  readonly shard: number;
-  readonly phase: Phase;
-  /** Assigned to this node in the local mirror. */
-  readonly wanted: boolean;
-  readonly epoch?: number;
-  readonly expiresInMs?: number;
-  /** A step is queued behind the one running. */
-  readonly queued: boolean;
-  /** A retry timer is set. */
-  readonly retryArmed: boolean;
-  readonly renewing: boolean;
-  readonly pending?: string;
-  readonly pendingMs?: number;
-  readonly lastRefusal?: string;
-}
-
-interface Slot {
-  readonly shard: number;
-  held: HeldLease | undefined;
-  phase: Phase;
-  /** Lifecycle steps of this shard, one at a time. */
-  chain: Promise<void>;
-  queued: boolean;
-  /** Lease writes of this shard (renew, release), one at a time. */
-  leaseOp: Promise<unknown>;
-  renewing: boolean;
-  retry: NodeJS.Timeout | undefined;
-  watchdog: NodeJS.Timeout | undefined;
-  /** When we first saw it assigned to us (ms), for `waitMs`. */
-  wantedSince: number | undefined;
-  heldSince: number;
-  /** The step awaited now (a lease write or a host call) and since when (performance.now()), for {@link ShardLifecycle.reportPending}. */
-  pending: { what: string; since: number; reportedAt: number } | undefined;
-  /** Lease write conflicts in a row (the retry backs off). */
-  conflicts: number;
-  /** Ends the wait for a host start that {@link ShardLifecycle.#abort} gave up on. */
-  abandonStart: (() => void) | undefined;
-  /** Why the last attempt to take or start the shard did not serve it (for the stall report). */
-  lastRefusal: string | undefined;
-  /** When a shard wanted here and not held was last reported (performance.now()). */
-  stallReportedAt: number;
-}
-
 /** A step pending this long is logged (and again each time as long again passes). */
 export const PENDING_STEP_REPORT_MS = 30_000;
 
@@ -90,24 +46,7 @@ export class ShardLifecycle {
 
   constructor(private readonly o: ShardLifecycleOptions) {
     for (let s = 0; s < o.shards; s++) {
-      this.#slots.set(s, {
-        shard: s,
-        held: undefined,
-        phase: "idle",
-        chain: Promise.resolve(),
-        queued: false,
-        leaseOp: Promise.resolve(),
-        renewing: false,
-        retry: undefined,
-        watchdog: undefined,
-        wantedSince: undefined,
-        heldSince: 0,
-        pending: undefined,
-        conflicts: 0,
-        abandonStart: undefined,
-        lastRefusal: undefined,
-        stallReportedAt: 0,
-      });
+      this.#slots.set(s, newSlot(s));
     }
   }
 
@@ -203,7 +142,7 @@ export class ShardLifecycle {
     clearTimeout(slot.retry);
     slot.retry = undefined;
     const { shard } = slot;
-    const r = await this.#track(slot, "lease acquire", this.o.leases.acquire(shard));
+    const r = await trackStep(slot, "lease acquire", this.o.leases.acquire(shard));
     if (!r.ok) {
       // conflicts in a row back off: the next attempt reads the mirror again, which a lagging watch may
       // not have brought up to date yet
@@ -227,7 +166,7 @@ export class ShardLifecycle {
     slot.conflicts = 0;
     if (this.o.frozen() || !this.#wants(shard)) {
       // the world moved on while we were acquiring: hand it straight back
-      await this.#track(slot, "lease release (no longer wanted)", this.o.leases.release(lease));
+      await trackStep(slot, "lease release (no longer wanted)", this.o.leases.release(lease));
       return this.#reconcileLater(slot);
     }
     slot.held = lease;
@@ -239,7 +178,7 @@ export class ShardLifecycle {
     // the host's start never settles
     const abandoned = new Promise<void>((resolve) => (slot.abandonStart = resolve));
     try {
-      await this.#track(slot, `host start (epoch ${lease.epoch})`, Promise.race([this.o.host.start({ shard, epoch: lease.epoch, owner: lease.owner }), abandoned]));
+      await trackStep(slot, `host start (epoch ${lease.epoch})`, Promise.race([this.o.host.start({ shard, epoch: lease.epoch, owner: lease.owner }), abandoned]));
     } catch (err) {
       // warn, not error: the shard is tried again after a heartbeat (a start timing out on a loaded
       // machine or during a NATS failover is expected and recovers); what does not recover shows in the
@@ -268,7 +207,7 @@ export class ShardLifecycle {
     slot.phase = "stopping";
     const t0 = performance.now();
     try {
-      await this.#track(slot, `host stop (${reason}, epoch ${lease.epoch})`, this.o.host.stop(slot.shard, reason));
+      await trackStep(slot, `host stop (${reason}, epoch ${lease.epoch})`, this.o.host.stop(slot.shard, reason));
     } catch (err) {
       this.o.config.log("error", "shard failed to stop cleanly; aborting it", { shard: slot.shard, error: (err as Error).message });
       if (slot.held?.epoch === lease.epoch) this.#abort(slot, `stop failed: ${(err as Error).message}`, true);
@@ -307,19 +246,7 @@ export class ShardLifecycle {
     clearTimeout(slot.watchdog);
     const op = slot.leaseOp.then(() => this.o.leases.release(lease)).catch(() => false);
     slot.leaseOp = op;
-    await this.#track(slot, `lease release (epoch ${lease.epoch})`, op);
-  }
-
-  /** Awaits `p` as the slot's current step, so a step that never settles is seen (see {@link reportPending}). */
-  async #track<T>(slot: Slot, what: string, p: Promise<T>): Promise<T> {
-    const now = performance.now();
-    const step = { what, since: now, reportedAt: now };
-    slot.pending = step;
-    try {
-      return await p;
-    } finally {
-      if (slot.pending === step) slot.pending = undefined;
-    }
+    await trackStep(slot, `lease release (epoch ${lease.epoch})`, op);
   }
 
   /** What each shard that is held, wanted, queued or busy is doing now (for a diagnostic dump). */
@@ -329,17 +256,7 @@ export class ShardLifecycle {
     for (const slot of this.#slots.values()) {
       const wanted = this.#wants(slot.shard);
       if (slot.held === undefined && !wanted && slot.pending === undefined && !slot.queued) continue;
-      out.push({
-        shard: slot.shard,
-        phase: slot.phase,
-        wanted,
-        ...(slot.held === undefined ? {} : { epoch: slot.held.epoch, expiresInMs: slot.held.expiresAt - this.o.config.now() }),
-        queued: slot.queued,
-        retryArmed: slot.retry !== undefined,
-        renewing: slot.renewing,
-        ...(slot.pending === undefined ? {} : { pending: slot.pending.what, pendingMs: Math.round(now - slot.pending.since) }),
-        ...(slot.lastRefusal === undefined ? {} : { lastRefusal: slot.lastRefusal }),
-      });
+      out.push(slotState(slot, wanted, now, this.o.config.now()));
     }
     return out;
   }
