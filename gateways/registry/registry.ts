@@ -8,7 +8,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
-import { backoffMs, pause, RuntimeError, type LogFn } from "../../runtime/mod.ts";
+import { askAgain, backoffMs, pause, retry, RuntimeError, type LogFn } from "../../runtime/mod.ts";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
 import { GatewayError, ProblemError } from "../errors.ts";
 import {
@@ -37,6 +37,11 @@ export interface RegistryOptions {
   replicas?: number;
   /** Longest wait for the initial load of the view (ms). Default 10 000. */
   loadTimeoutMs?: number;
+  /**
+   * How long to keep asking for the bucket at start while JetStream times out or has no leader
+   * (ms): a gateway started with a cluster that is still electing one waits instead of exiting. Default 60 000.
+   */
+  startWithinMs?: number;
   /** Pause before reopening a watch that ended or failed (ms). Default 250. */
   retryMs?: number;
   log?: RegistryLog;
@@ -100,7 +105,7 @@ export class Registry implements AsyncDisposable {
    * @throws RuntimeError AIRTWIN_ERR_NATS_UNAVAILABLE when the bucket cannot be opened or loaded in time.
    */
   static async open(nc: NatsConnection, options: RegistryOptions = {}): Promise<Registry> {
-    const kv = await openBucket(new Kvm(nc), registryBucket(options.prefix ?? "airtwin"), options.replicas ?? 1);
+    const kv = await openBucket(new Kvm(nc), registryBucket(options.prefix ?? "airtwin"), options.replicas ?? 1, options.startWithinMs);
     const registry = new Registry(nc, kv, options);
     await registry.start();
     return registry;
@@ -261,11 +266,14 @@ export class Registry implements AsyncDisposable {
   private async start(): Promise<void> {
     // Everything up to the bucket's last sequence at this moment must be in the view before we serve:
     // a LastValue watch delivers the last message of every key, and the bucket's last message is one.
-    const status = await this.kv.status().catch((err: unknown) => {
-      throw new RuntimeError("NATS_UNAVAILABLE", `cannot read the registry bucket ${this.bucket}: ${(err as Error).message}`, { cause: err });
-    });
+    const deadline = performance.now() + (this.options.startWithinMs ?? 60_000);
+    const ask = <T>(what: string, request: () => Promise<T>): Promise<T> =>
+      askAgain(request, { withinMs: Math.max(0, deadline - performance.now()), stopped: () => this.closed }).catch((err: unknown) => {
+        throw new RuntimeError("NATS_UNAVAILABLE", `cannot ${what} the registry bucket ${this.bucket}: ${(err as Error).message}`, { cause: err });
+      });
+    const status = await ask("read", () => this.kv.status());
     const lastSeq = (status as unknown as { si: { state: { last_seq: number } } }).si.state.last_seq;
-    await this.open();
+    await ask("watch", () => this.open());
     void this.watchReconnects();
     if (!(await this.waitForRevision(lastSeq, this.options.loadTimeoutMs ?? 10_000))) {
       await this.close();
@@ -376,24 +384,21 @@ function isCasConflict(err: unknown): boolean {
 /**
  * Opens a KV bucket, creating it (history 1, `replicas`) if missing. Processes starting together race
  * to create it, and nats-server 2.9 may answer the loser with an error rather than a no-op; a bucket
- * that exists with another configuration cannot be created either. Either way the retry opens it.
+ * that exists with another configuration cannot be created either. Either way the retry opens it, and
+ * a cluster still electing its leaders is asked again for up to `withinMs`.
  */
-export async function openBucket(kvm: Kvm, name: string, replicas: number): Promise<KV> {
-  let lastError: unknown;
-  for (let attempt = 1; attempt <= 4; attempt++) {
+export async function openBucket(kvm: Kvm, name: string, replicas: number, withinMs = 60_000): Promise<KV> {
+  const attempt = async (): Promise<KV> => {
     try {
       return await kvm.create(name, { history: 1, replicas });
-    } catch (err) {
-      lastError = err;
+    } catch {
+      // exists (with another configuration, or created by the winner of a race): open it below
     }
-    try {
-      const kv = await kvm.open(name);
-      await kv.status(); // fails when the bucket does not exist
-      return kv;
-    } catch (err) {
-      lastError = err;
-    }
-    await new Promise((r) => setTimeout(r, 50 * attempt));
-  }
-  throw new RuntimeError("NATS_UNAVAILABLE", `cannot open the KV bucket ${name}: ${(lastError as Error)?.message}`, { cause: lastError });
+    const kv = await kvm.open(name);
+    await kv.status(); // fails when the bucket does not exist
+    return kv;
+  };
+  return retry(attempt, { withinMs, backoff: { firstMs: 50, maxMs: 1000 } }).catch((err: unknown) => {
+    throw new RuntimeError("NATS_UNAVAILABLE", `cannot open the KV bucket ${name}: ${(err as Error).message}`, { cause: err });
+  });
 }
