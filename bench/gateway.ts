@@ -24,7 +24,8 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { decode } from "../runtime/mod.ts";
+import { decode, names as namesOf, shardOf } from "../runtime/mod.ts";
+import { decodeBatch } from "../runtime/envelope.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import type { LoadJob, LoadResult } from "./gateway-load.ts";
 import { emit as emitFigure, note, percentile, round, type Figure } from "./lib/report.ts";
@@ -176,19 +177,24 @@ async function withCpu(pids: Record<string, number | undefined>, run: () => Prom
 }
 
 /** The gateway's publish-ack histogram (hand-off to PubAck): cumulative bucket counts by upper bound (s), sum, count. */
-function publishAck(metrics: string): { buckets: Map<number, number>; sum: number; count: number } {
+/** A Prometheus histogram's cumulative buckets, sum and count as scraped. */
+function histogram(metrics: string, name: string): { buckets: Map<number, number>; sum: number; count: number } {
   const buckets = new Map<number, number>();
-  for (const m of metrics.matchAll(/^airtwin_gateway_publish_ack_seconds_bucket\{le="([^"]+)"\} (\S+)/gm)) buckets.set(m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2]));
-  const sum = Number(/^airtwin_gateway_publish_ack_seconds_sum (\S+)/m.exec(metrics)?.[1]);
-  const count = Number(/^airtwin_gateway_publish_ack_seconds_count (\S+)/m.exec(metrics)?.[1]);
+  for (const m of metrics.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)`, "gm"))) buckets.set(m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2]));
+  const sum = Number(new RegExp(`^${name}_sum (\\S+)`, "m").exec(metrics)?.[1]);
+  const count = Number(new RegExp(`^${name}_count (\\S+)`, "m").exec(metrics)?.[1]);
   return { buckets, sum, count };
 }
 
-/** Mean and the bucket bound holding p50/p99 (ms) of the publish acks between two scrapes. */
-function publishAckSince(a: ReturnType<typeof publishAck>, b: ReturnType<typeof publishAck>): Record<string, number> {
+const publishAck = (metrics: string) => histogram(metrics, "airtwin_gateway_publish_ack_seconds");
+/** The node's input age (stored in the stream → applied). */
+const inputAge = (metrics: string) => histogram(metrics, "airtwin_input_age_seconds");
+
+/** Mean and the bucket bound holding p50/p99 (ms) of a histogram between two scrapes. */
+function histogramSince(a: ReturnType<typeof histogram>, b: ReturnType<typeof histogram>): Record<string, number> {
   const n = b.count - a.count;
   const bound = (p: number) => [...b.buckets].find(([le, c]) => c - (a.buckets.get(le) ?? 0) >= (p / 100) * n)?.[0] ?? Number.NaN;
-  return { mean: round((1000 * (b.sum - a.sum)) / Math.max(1, n)), p50AtMost: bound(50) * 1000, p99AtMost: bound(99) * 1000 };
+  return { mean: round((1000 * (b.sum - a.sum)) / Math.max(1, n)), p50AtMost: bound(50) * 1000, p99AtMost: bound(99) * 1000, p999AtMost: bound(99.9) * 1000, count: n };
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -220,7 +226,9 @@ export async function main(argv: string[]): Promise<void> {
   // --profile DIR: the gateway writes a V8 CPU profile there on exit, the node under DIR/node
   const profileDir = argv.includes("--profile") ? argv[argv.indexOf("--profile") + 1] : undefined;
   const gatewayNodeFlags = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
-  const node = child([...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, "node")}`]), BIN, "node"], { ...env, AIRTWIN_NODE_ID: "bench-node-1" }, "node");
+  const nodeMetricsPort = await freePort();
+  const node = child([...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, "node")}`]), BIN, "node"], { ...env, AIRTWIN_NODE_ID: "bench-node-1", AIRTWIN_METRICS_PORT: String(nodeMetricsPort) }, "node");
+  const nodeMetrics = async () => (await fetch(`http://127.0.0.1:${nodeMetricsPort}/metrics`)).text();
   const gateway = child([...gatewayNodeFlags, BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(gwPort), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
   const ceilPort = await freePort();
   const ceiling = child(["--import", "tsx", join(ROOT, "bench", "gateway-ceiling.ts"), String(ceilPort)], {}, "ceiling");
@@ -366,9 +374,38 @@ export async function main(argv: string[]): Promise<void> {
       callback: (_e, m) => {
         const a = decode<{ deviceId: string; at: number; ruleId?: string }>(m.data);
         const t0 = sentAt.get(`${a.deviceId}:${a.at}`);
-        if (t0 !== undefined && a.ruleId === "probe") alertMs.push(performance.now() - t0);
+        if (t0 === undefined || a.ruleId !== "probe") return;
+        const now = performance.now();
+        alertMs.push(now - t0);
+        const stored = storedAt.get(`${a.deviceId}:${a.at}`);
+        if (stored !== undefined) storedToAlertMs.push(now - stored);
       },
     });
+    // where a probe's time goes: its reading seen on the input subject (stored, on its way to the node)
+    // splits reading → alert into the gateway's part and the node's (input stored → alert published)
+    const storedAt = new Map<string, number>();
+    let storedToAlertMs: number[] = [];
+    let sentToStoredMs: number[] = [];
+    const names = namesOf(PREFIX);
+    const shards = Number(env.AIRTWIN_SHARDS ?? 64);
+    const probeIds = new Set(probes.map((p) => p.id));
+    const inputSubs = [...new Set(probes.map((p) => shardOf(p.id, shards)))].map((shard) =>
+      nc.subscribe(names.input(shard), {
+        callback: (_e, m) => {
+          const now = performance.now();
+          for (const item of decodeBatch(m.data).items) {
+            if (!probeIds.has(item.entityId) || item.kind !== "readings") continue;
+            for (const r of item.payload as Array<{ t: number }>) {
+              const key = `${item.entityId}:${r.t}`;
+              const t0 = sentAt.get(key);
+              if (t0 === undefined) continue;
+              storedAt.set(key, now);
+              sentToStoredMs.push(now - t0);
+            }
+          }
+        },
+      }),
+    );
     await nc.flush();
     let probeAckMs: number[] = [];
     let probing = false;
@@ -397,25 +434,37 @@ export async function main(argv: string[]): Promise<void> {
     // during the gateway's rounds. Each latency figure is the median over the rounds; the
     // reading-to-alert p99 is over the probes of all rounds of that rate.
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+    // Event time of the fixed-rate rounds: each round 5 minutes after the previous one (a device sends
+    // at most ~50 readings 1 s apart in a round). A jump of a day, as between the maximum-rate runs,
+    // makes every device close its hour and day — aggregates and a daily report each — within the
+    // round's first second: a burst no real fleet sends (its devices close their day within the 5
+    // minutes after midnight, ~3,300 a second at 1 M devices), and one that decided the alert p99.
+    let eventT = base + ++run * 100_000_000;
     const latencyAt = async (rate: number, label: string) => {
+      // past the jump to this clock (and any day it closes) before anything is measured
+      await openLoad({ url: gw, rate, durationS: 2, warmupS: 0, connections: 128, devices, baseT: (eventT += 300_000), readingsPerRequest: 1 });
       alertMs = [];
       probeAckMs = [];
-      const rounds: Array<{ g: LoadResult; c: LoadResult; requestsPerMessage: number; publishAckMs: Record<string, number>; load: number | undefined }> = [];
+      storedToAlertMs = [];
+      sentToStoredMs = [];
+      const rounds: Array<{ g: LoadResult; c: LoadResult; requestsPerMessage: number; publishAckMs: Record<string, number>; inputAgeMs: Record<string, number>; load: number | undefined }> = [];
       for (let r = 0; r < roundCount; r++) {
         await caughtUp(`the previous run (before ${label})`);
         const messagesBefore = await inputMessages();
         const ackBefore = publishAck(await (await fetch(`${gw}/metrics`)).text());
+        const ageBefore = inputAge(await nodeMetrics());
         probing = true;
         const probeLoop = probe();
-        const g = await openLoad({ url: gw, rate, durationS: duration, warmupS: 1, connections: 128, devices, baseT: base + ++run * 100_000_000, readingsPerRequest: 1 });
+        const g = await openLoad({ url: gw, rate, durationS: duration, warmupS: 1, connections: 128, devices, baseT: (eventT += 300_000), readingsPerRequest: 1 });
         probing = false;
         await probeLoop;
         const requestsPerMessage = round((g.status["202"] ?? 0) / Math.max(1, (await inputMessages()) - messagesBefore));
-        const publishAckMs = publishAckSince(ackBefore, publishAck(await (await fetch(`${gw}/metrics`)).text()));
+        const publishAckMs = histogramSince(ackBefore, publishAck(await (await fetch(`${gw}/metrics`)).text()));
+        const inputAgeMs = histogramSince(ageBefore, inputAge(await nodeMetrics()));
         const c = await openLoad({ url: ceil, rate, durationS: duration, warmupS: 1, connections: 128, devices, baseT: base, readingsPerRequest: 1 });
         await caughtUp(label);
-        rounds.push({ g, c, requestsPerMessage, publishAckMs, load: loadAverage() });
-        note(`${label}, round ${r + 1}`, { target: round(rate), gateway: g, ceiling: c, requestsPerInputMessage: requestsPerMessage, publishAckMs, load: loadAverage() });
+        rounds.push({ g, c, requestsPerMessage, publishAckMs, inputAgeMs, load: loadAverage() });
+        note(`${label}, round ${r + 1}`, { target: round(rate), gateway: g, ceiling: c, requestsPerInputMessage: requestsPerMessage, publishAckMs, inputAgeMs, load: loadAverage() });
       }
       await until("last alerts", () => (alertMs.length >= probeAckMs.length - 1 ? true : undefined), 5000).catch(() => undefined);
       const perRound = (f: (x: LoadResult) => number) => rounds.map((x) => [f(x.g), f(x.c)]);
@@ -438,6 +487,7 @@ export async function main(argv: string[]): Promise<void> {
           perRound: perRound((x) => x.latencyMs.p99),
           serviceP99PerRound: perRound((x) => x.serviceMs.p99),
           publishAckMsPerRound: rounds.map((x) => x.publishAckMs),
+          nodeInputAgeMsPerRound: rounds.map((x) => x.inputAgeMs),
           requestsPerInputMessage: rounds.map((x) => x.requestsPerMessage),
           load: rounds.map((x) => x.load),
         },
@@ -447,7 +497,13 @@ export async function main(argv: string[]): Promise<void> {
         value: round(percentile(alertMs, 99)),
         unit: "ms",
         baseline: { name: "probe-request-202-p99", value: round(percentile(probeAckMs, 99)) },
-        detail: { probes: alertMs.length, p50: round(percentile(alertMs, 50)), target: 50 },
+        detail: {
+          probes: alertMs.length,
+          p50: round(percentile(alertMs, 50)),
+          target: 50,
+          sentToStoredMs: { p50: round(percentile(sentToStoredMs, 50)), p99: round(percentile(sentToStoredMs, 99)), n: sentToStoredMs.length },
+          storedToAlertMs: { p50: round(percentile(storedToAlertMs, 50)), p99: round(percentile(storedToAlertMs, 99)), max: round(Math.max(...storedToAlertMs)), n: storedToAlertMs.length },
+        },
       });
     };
     // the realistic load of issue #16 §3 (--rate r, default 1,000 requests/s: 300,000 Foobots), then
@@ -455,6 +511,7 @@ export async function main(argv: string[]): Promise<void> {
     await latencyAt(fixedRate, `${fixedRate}-rps`);
     if (fixedHalf !== undefined || max.has(1)) await latencyAt(fixedHalf ?? rps(max.get(1)!.gw) / 2, "half-rate");
     sub.unsubscribe();
+    for (const s of inputSubs) s.unsubscribe();
 
     // sanity: what the gateway counted matches what autocannon saw accepted
     const metrics = await (await fetch(`${gw}/metrics`)).text();

@@ -18,6 +18,12 @@ export class RuntimeMetrics {
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
     registers: [this.registry],
   });
+  readonly inputAgeSeconds = new Histogram({
+    name: "airtwin_input_age_seconds",
+    help: "Time from an input message's storing in its stream (the server's clock) to its applying (this node's), replays excluded: delivery and queueing ahead of the twin",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+    registers: [this.registry],
+  });
   readonly commitSeconds = new Histogram({
     name: "airtwin_commit_seconds",
     help: "Time of one shard commit (outputs confirmed, snapshots written, checkpoint, ack)",

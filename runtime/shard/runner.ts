@@ -380,6 +380,7 @@ export class ShardRunner {
     applyBatch(this.applyEnv, batch, slots, seq, Date.now());
     this.replaying = false;
     const { metrics } = this.deps;
+    if (m.info.redelivered === false && seq > this.replayedUpTo) metrics.inputAgeSeconds.observe(Math.max(0, Date.now() - m.info.timestampNanos / 1e6) / 1000);
     metrics.applySeconds.observe((performance.now() - started) / 1000);
     metrics.messagesApplied.inc();
     this.committer.noteApplied(m);

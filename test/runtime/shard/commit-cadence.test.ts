@@ -20,6 +20,13 @@ async function count(rt: NodeRuntime, metric: "commitSeconds" | "messagesApplied
   return (metric === "commitSeconds" ? values.find((v) => v.metricName?.endsWith("_count")) : values[0])?.value ?? 0;
 }
 
+/** Count and sum (s) of the input-age histogram (stored → applied). */
+async function inputAge(rt: NodeRuntime): Promise<{ count: number; sum: number }> {
+  const values = (await rt.metrics.inputAgeSeconds.get()).values as Array<{ metricName?: string; value: number }>;
+  const of = (suffix: string) => values.find((v) => v.metricName?.endsWith(suffix))?.value ?? 0;
+  return { count: of("_count"), sum: of("_sum") };
+}
+
 describe("commit cadence", () => {
   it("defers commits only while input is waiting, up to the longest interval", () => {
     const options = { commitMaxIntervalMs: 5000 };
@@ -40,6 +47,11 @@ describe("commit cadence", () => {
     await rt.host.start({ shard: 0, epoch: 1, owner: "t" });
     let applied = 0;
     await waitFor(async () => (applied = await count(rt, "messagesApplied")) === MESSAGES, { timeoutMs: 20_000, message: "backlog applied" });
+    // the backlog waited in the stream (the last of it for the whole ~1.2 s of applying): input age says so
+    const backlogAge = await inputAge(rt);
+    expect(backlogAge.count).toBe(MESSAGES);
+    expect(backlogAge.sum / backlogAge.count).toBeGreaterThan(0.2);
+    expect(backlogAge.sum / backlogAge.count).toBeLessThan(30);
     // every 50 ms tick came while input was waiting: none committed (the old cadence: ~24 commits)
     expect(await count(rt, "commitSeconds")).toBeLessThanOrEqual(1);
     // caught up: the next tick commits, far sooner than the 10 s longest interval
@@ -53,6 +65,10 @@ describe("commit cadence", () => {
       await new Promise((r) => setTimeout(r, 120));
     }
     expect((await count(rt, "commitSeconds")) - before).toBeGreaterThanOrEqual(4);
+    // live input is applied as it arrives
+    const liveAge = await inputAge(rt);
+    expect(liveAge.count - backlogAge.count).toBe(5);
+    expect((liveAge.sum - backlogAge.sum) / 5).toBeLessThan(0.1);
     await rt.host.stopAll();
     rt.close();
     // the committed state is exact: a new owner reads every entity back
