@@ -16,7 +16,12 @@
 import { CHANNELS } from "../types.ts";
 import type { Alert, Channel } from "../types.ts";
 import type { StepResult } from "./channel-model.ts";
-import { ANOMALY_SENT, DRIFTING, C_ANCHOR, C_ANOMALY_S, C_DRIFT_SCALE, C_FLAGS, C_MOVE, C_SLOW, channelBase, elapsedS, f32, O_BASELINE, SCALE_FLOOR_AT, setU32, u32 } from "./layout.ts";
+import * as layout from "./layout.ts";
+
+// The per-reading path reads these through module-local consts: an imported binding is live, and V8's
+// optimized code loads it from its cell with a TDZ check at every use (a load, a compare and a branch
+// per constant); a module-local const folds to an immediate. (Bit-identical either way.)
+const { ANOMALY_SENT, DRIFTING, C_ANCHOR, C_ANOMALY_S, C_DRIFT_SCALE, C_FLAGS, C_MOVE, C_SLOW, channelBase, elapsedS, f32, O_BASELINE, SCALE_FLOOR_AT, setU32, u32 } = layout;
 
 /** Residual scales (mean |one-step residual|) that make a spike. */
 export const SPIKE_Z = 8;

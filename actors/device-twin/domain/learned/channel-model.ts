@@ -7,14 +7,18 @@
 // one in a row on the same side is a real change and counts in full (otherwise a step change, e.g. a
 // window opened, would take hours to learn).
 
-import { HOUR_MS } from "../snapshot.ts";
+import * as snapshot from "../snapshot.ts";
 import type { Reading } from "../types.ts";
 import { CHANNELS } from "../types.ts";
-import { HOURLY_TABLE, HOURLY_WEIGHTS, hourlyWeight, TAU, W_DT_H, W_LEVEL, W_MINUTES, W_RATE, W_SCALE, W_SEASON, W_TREND, weightsFor } from "./decay.ts";
-import {
-  C_ANCHOR, C_DRIFT_SCALE, C_LAST, C_LAST_S, C_LEVEL, C_FLAGS, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
-  ANOMALY_SENT, channelBase, DRIFTING, elapsedS, f32, FELL, FELL_BEFORE, FORECAST_FIRED, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, OUTLIER, ROSE, ROSE_BEFORE, SCALE_FLOOR_AT, SEASON_SCALE_AT, SEASON_SLOTS, secondsOf, setF32, setU32, u32, UNLEARNED,
-} from "./layout.ts";
+import * as decay from "./decay.ts";
+import * as layout from "./layout.ts";
+
+// The per-reading path reads these through module-local consts: an imported binding is live, and V8's
+// optimized code loads it from its cell with a TDZ check at every use (a load, a compare and a branch
+// per constant); a module-local const folds to an immediate. (Bit-identical either way.)
+const { HOUR_MS } = snapshot;
+const { HOURLY_TABLE, HOURLY_WEIGHTS, hourlyWeight, TAU, W_DT_H, W_LEVEL, W_MINUTES, W_RATE, W_SCALE, W_SEASON, W_TREND, weightsFor } = decay;
+const { C_ANCHOR, C_DRIFT_SCALE, C_LAST, C_LAST_S, C_LEVEL, C_FLAGS, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND, ANOMALY_SENT, channelBase, DRIFTING, elapsedS, f32, FELL, FELL_BEFORE, FORECAST_FIRED, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, OUTLIER, ROSE, ROSE_BEFORE, SCALE_FLOOR_AT, SEASON_SCALE_AT, SEASON_SLOTS, secondsOf, setF32, setU32, u32, UNLEARNED } = layout;
 
 /** Residuals count at most this many scales in an update unless the previous reading was an outlier too. */
 export const HUBER_K = 4;

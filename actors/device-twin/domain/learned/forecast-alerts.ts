@@ -7,9 +7,15 @@
 
 import { CHANNELS } from "../types.ts";
 import type { Alert, Channel, Rule } from "../types.ts";
-import { dampedHours, forecastAfter, forecastChannel } from "./channel-model.ts";
+import * as channelModel from "./channel-model.ts";
 import type { StepResult } from "./channel-model.ts";
-import { C_FLAGS, C_LEARNED_MIN, C_SCALE, channelBase, f32, FELL, FELL_BEFORE, FORECAST_FIRED, ROSE, ROSE_BEFORE } from "./layout.ts";
+import * as layout from "./layout.ts";
+
+// The per-reading path reads these through module-local consts: an imported binding is live, and V8's
+// optimized code loads it from its cell with a TDZ check at every use (a load, a compare and a branch
+// per constant); a module-local const folds to an immediate. (Bit-identical either way.)
+const { dampedHours, forecastAfter, forecastChannel } = channelModel;
+const { C_FLAGS, C_LEARNED_MIN, C_SCALE, channelBase, f32, FELL, FELL_BEFORE, FORECAST_FIRED, ROSE, ROSE_BEFORE } = layout;
 
 const SUSTAINED_RISE = ROSE | ROSE_BEFORE;
 const SUSTAINED_FALL = FELL | FELL_BEFORE;

@@ -6,14 +6,24 @@
 
 import type { Alert, Channel, OccupancyChange, Reading } from "../types.ts";
 import { CHANNELS } from "../types.ts";
-import { detectAnomaly } from "./anomaly.ts";
-import { channelValue, expectedNow, FIRST_READING, forecastChannel, MAY_BE_ANOMALY, seasonSlot, startReading, step as stepOf, updateChannel } from "./channel-model.ts";
-import { forecastAlert, mayForecast, prepareForecastRules } from "./forecast-alerts.ts";
+import * as anomaly from "./anomaly.ts";
+import * as channelModel from "./channel-model.ts";
+import * as forecastAlerts from "./forecast-alerts.ts";
 import type { RuleContext } from "./forecast-alerts.ts";
-import { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SEASON_SCALE_AT, view } from "./layout.ts";
+import * as layout from "./layout.ts";
 import type { LearnedState } from "./layout.ts";
-import { occupancyFeatures, updateBaseline } from "./occupancy-features.ts";
-import { decideOccupied } from "./occupancy-model.ts";
+import * as occupancyFeaturesModule from "./occupancy-features.ts";
+import * as occupancyModel from "./occupancy-model.ts";
+
+// The per-reading path reads these through module-local consts: an imported binding is live, and V8's
+// optimized code loads it from its cell with a TDZ check at every use (a load, a compare and a branch
+// per constant); a module-local const folds to an immediate. (Bit-identical either way.)
+const { detectAnomaly } = anomaly;
+const { channelValue, expectedNow, FIRST_READING, forecastChannel, MAY_BE_ANOMALY, seasonSlot, startReading, step: stepOf, updateChannel } = channelModel;
+const { forecastAlert, mayForecast, prepareForecastRules } = forecastAlerts;
+const { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SEASON_SCALE_AT, view } = layout;
+const { occupancyFeatures, updateBaseline } = occupancyFeaturesModule;
+const { decideOccupied } = occupancyModel;
 
 export { createLearned, createLearnedIn, LEARNED_BYTES } from "./layout.ts";
 export type { LearnedState } from "./layout.ts";

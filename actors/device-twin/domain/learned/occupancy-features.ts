@@ -11,8 +11,14 @@
 // and the fit account for.
 
 import type { Reading } from "../types.ts";
-import { TAU, W_BASELINE_UP, weightsFor } from "./decay.ts";
-import { f32, O_BASELINE, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, setF32 } from "./layout.ts";
+import * as decay from "./decay.ts";
+import * as layout from "./layout.ts";
+
+// The per-reading path reads these through module-local consts: an imported binding is live, and V8's
+// optimized code loads it from its cell with a TDZ check at every use (a load, a compare and a branch
+// per constant); a module-local const folds to an immediate. (Bit-identical either way.)
+const { TAU, W_BASELINE_UP, weightsFor } = decay;
+const { f32, O_BASELINE, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, setF32 } = layout;
 
 /** Names of the features, in the order of the vector {@link occupancyFeatures} fills. */
 export const OCCUPANCY_FEATURES = ["excess", "co2Rate", "tmpRate", "humRate", "excessFalling"] as const;

@@ -10,6 +10,8 @@ export const ENTER_PROBABILITY = OCCUPANCY_COEFFICIENTS.enter;
 /** …and empty again at this or less (both chosen by the fit, on the training file). */
 export const LEAVE_PROBABILITY = OCCUPANCY_COEFFICIENTS.leave;
 
+// module-local consts, not the imported object's fields: they fold to immediates in optimized code
+const INTERCEPT = OCCUPANCY_COEFFICIENTS.intercept;
 const WEIGHTS = Float64Array.from(OCCUPANCY_COEFFICIENTS.weights);
 
 /**
@@ -18,7 +20,7 @@ const WEIGHTS = Float64Array.from(OCCUPANCY_COEFFICIENTS.weights);
  * per reading when V8 does not inline this.
  */
 export function decideOccupied(occupied: boolean, features: Float64Array, probability: Float64Array): boolean {
-  let z = OCCUPANCY_COEFFICIENTS.intercept;
+  let z = INTERCEPT;
   for (let i = 0; i < WEIGHTS.length; i++) z += (WEIGHTS[i] as number) * (features[i] as number);
   const p = 1 / (1 + Math.exp(-z));
   probability[0] = p;
