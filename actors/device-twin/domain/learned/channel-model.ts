@@ -21,7 +21,7 @@ const { HOURLY_TABLE, HOURLY_WEIGHTS, hourlyWeight, TAU, W_DT_H, W_LEVEL, W_MINU
 const { C_ANCHOR, C_DRIFT_SCALE, C_LAST, C_LAST_S, C_LEVEL, C_FLAGS, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND, ANOMALY_SENT, channelBase, DRIFTING, elapsedS, f32, FELL, FELL_BEFORE, FORECAST_FIRED, O_CO2_RATE, O_HUM_RATE, O_TMP_RATE, OUTLIER, ROSE, ROSE_BEFORE, SCALE_FLOOR_AT, SEASON_SCALE_AT, SEASON_SLOTS, secondsOf, setF32, setU32, u32, UNLEARNED } = layout;
 
 /** Residuals count at most this many scales in an update unless the previous reading was an outlier too. */
-export const HUBER_K = 4;
+const HUBER_K = 4;
 /** The trend's forecast contribution fades with this time constant (hours): a damped trend. */
 export const TREND_DAMPING_H = 0.25;
 
@@ -56,9 +56,9 @@ export interface StepResult {
 const STEP: StepResult = { expected: 0, residual: 0, scale: 0, dtS: 1, previous: 0, previousOutlier: false, value: 0, t: 0, tS: 0, learnedMin: 0, flags: 0, trend: 0, driftUpdated: false, stuckRunS: 0 };
 
 /** A flat line this long (s) on a moving channel is stuck (anomaly.ts judges the rest). */
-export const STUCK_MIN_S = 2 * 3600;
+const STUCK_MIN_S = 2 * 3600;
 /** Learned minutes a channel needs before it may raise anomaly alerts (a day). */
-export const ANOMALY_WARM_MIN = 1440;
+const ANOMALY_WARM_MIN = 1440;
 
 // The flags a reading's update leaves as they are (the others it sets).
 const KEPT_FLAGS = FORECAST_FIRED | ANOMALY_SENT | DRIFTING;
@@ -72,7 +72,7 @@ const RATE_UNIT_S = Float64Array.from(CHANNELS, (ch) => (ch === "co2" ? 60 : 360
  * loads rather than r[CHANNELS[ci]], whose varying key makes the load megamorphic; the reading is passed
  * down instead of its numbers, which would be boxed at every call that is not inlined.
  */
-export function channelValue(r: Reading, ci: number): number {
+function channelValue(r: Reading, ci: number): number {
   switch (ci) {
     case 0: return (r.pm as number) + 0;
     case 1: return (r.co2 as number) + 0;
@@ -112,19 +112,24 @@ export function startReading(t: number): void {
   STEP.tS = secondsOf(t);
 }
 
-/** {@link updateChannel}'s answer: the channel's first reading (nothing to compare with)… */
-export const FIRST_READING = -1;
-/** …a step with nothing for the anomaly detector (`STEP`'s value, previous, trend, flags and learned minutes are set)… */
-export const STEPPED = 0;
+// updateChannel's answers, module-local: an exported binding is a cell, and the function's own module
+// reads it with a TDZ check at each use just as an importer would (so are HUBER_K and the others here:
+// not exported for that reason).
+const FIRST = -1;
+/** updateChannel's answer for a step with nothing for the anomaly detector (`STEP`'s value, previous, trend, flags and learned minutes are set). */
+const STEPPED = 0;
+const MAY_BE = 1;
+/** {@link updateChannel}'s answer: the channel's first reading (nothing to compare with), STEPPED (above)… */
+export const FIRST_READING = FIRST;
 /** …or one the anomaly detector must see (every field of `STEP` is set). */
-export const MAY_BE_ANOMALY = 1;
+export const MAY_BE_ANOMALY = MAY_BE;
 
 /** The shared step of the last {@link updateChannel} (valid until the next call). */
 export const step = (): StepResult => STEP;
 
 /**
  * Feeds channel `ci` of reading `r` (which carries it, and was started with {@link startReading}) to
- * the channel's model; `slot` is its {@link seasonSlot}. Returns {@link FIRST_READING}, {@link STEPPED}
+ * the channel's model; `slot` is its {@link seasonSlot}. Returns {@link FIRST_READING}, STEPPED
  * or {@link MAY_BE_ANOMALY}: a reading after an outlier (spike), one that made a flat line
  * {@link STUCK_MIN_S} long (stuck) or one that moved the drift statistics (drift), after a learned day.
  * Every field is read once and written once: this runs for each channel of each reading. The drift
@@ -148,7 +153,7 @@ export function updateChannel(v: DataView, ci: number, r: Reading, slot: number)
     setU32(v, b + C_STUCK_SINCE_S, tS);
     v.setUint16(b + C_LEARNED_MIN, 1, true);
     STEP.dtS = elapsedS(tS, 0) || 1;
-    return FIRST_READING;
+    return FIRST;
   }
   const seasonScale = SEASON_SCALE_AT[ci] as number;
   const scaleFloor = SCALE_FLOOR_AT[ci] as number;
@@ -244,7 +249,7 @@ export function updateChannel(v: DataView, ci: number, r: Reading, slot: number)
   STEP.previousOutlier = previousOutlier;
   STEP.driftUpdated = hourly;
   STEP.stuckRunS = stuckRunS;
-  return MAY_BE_ANOMALY;
+  return MAY_BE;
 }
 
 /** What the model expects for channel `ci` at its last reading (level + season); undefined if never read. */

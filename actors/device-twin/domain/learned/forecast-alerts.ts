@@ -25,7 +25,7 @@ export const FORECAST_ALERT_HORIZON_MS = 30 * 60_000;
 /** Share of the rule's band (enter − exit) the forecast must pass `enter` by. */
 export const FORECAST_MARGIN = 0.1;
 /** Learned minutes a channel needs before it may raise forecast alerts (its trend must mean something). */
-export const FORECAST_WARM_MIN = 60;
+const FORECAST_WARM_MIN = 60;
 /** Steps at which the forecast is checked for the first crossing (ms). */
 const STEP_MS = 5 * 60_000;
 

@@ -66,7 +66,9 @@ export const ROSE = 16;
 export const ROSE_BEFORE = 32;
 export const FELL = 64;
 export const FELL_BEFORE = 128;
-export const CHANNEL_BYTES = 95;
+// module-local (an exported binding is read through its cell, with a TDZ check, even in its own module)
+const CHANNEL_STRIDE = 95;
+export const CHANNEL_BYTES = CHANNEL_STRIDE;
 export const LEARNED_BYTES = HEADER_BYTES + CHANNELS.length * CHANNEL_BYTES;
 
 /** Season resolution: a slot holds round(deviation · scale) as an i16. */
@@ -93,7 +95,8 @@ export const wrap = (v: DataView): LearnedState => v as unknown as LearnedState;
 export const secondsOf = (t: number): number => Math.floor(t / 1000) >>> 0;
 export const elapsedS = (later: number, earlier: number): number => (later - earlier) >>> 0;
 
-export const channelBase = (ci: number): number => LEARNED_AT + HEADER_BYTES + ci * CHANNEL_BYTES;
+const FIRST_CHANNEL_AT = STATS_BYTES + HEADER_BYTES;
+export const channelBase = (ci: number): number => FIRST_CHANNEL_AT + ci * CHANNEL_STRIDE;
 
 export const f32 = (v: DataView, at: number): number => v.getFloat32(at, true);
 export const setF32 = (v: DataView, at: number, x: number): void => v.setFloat32(at, x, true);

@@ -19,7 +19,7 @@ import * as occupancyModel from "./occupancy-model.ts";
 // optimized code loads it from its cell with a TDZ check at every use (a load, a compare and a branch
 // per constant); a module-local const folds to an immediate. (Bit-identical either way.)
 const { detectAnomaly } = anomaly;
-const { channelValue, expectedNow, FIRST_READING, forecastChannel, MAY_BE_ANOMALY, seasonSlot, startReading, step: stepOf, updateChannel } = channelModel;
+const { expectedNow, FIRST_READING, forecastChannel, MAY_BE_ANOMALY, seasonSlot, startReading, step: stepOf, updateChannel } = channelModel;
 const { forecastAlert, mayForecast, prepareForecastRules } = forecastAlerts;
 const { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SEASON_SCALE_AT, view } = layout;
 const { occupancyFeatures, updateBaseline } = occupancyFeaturesModule;
@@ -68,7 +68,7 @@ export function applyReadingToLearned(
   if (r.allpollu !== undefined) learnChannel(v, 5, r, deviceId, slot, rules, alerts);
   featuresValid = r.co2 !== undefined;
   if (featuresValid) {
-    occupancyFeatures(v, channelValue(r, 1), FEATURES);
+    occupancyFeatures(v, (r.co2 as number) + 0, FEATURES);
     decideOccupancy(v, deviceId, r, FEATURES, occupancy);
   }
 }

@@ -6,9 +6,9 @@
 import { OCCUPANCY_COEFFICIENTS } from "./occupancy-coefficients.ts";
 
 /** The room becomes occupied at this probability or more… */
-export const ENTER_PROBABILITY = OCCUPANCY_COEFFICIENTS.enter;
+const ENTER_PROBABILITY = OCCUPANCY_COEFFICIENTS.enter;
 /** …and empty again at this or less (both chosen by the fit, on the training file). */
-export const LEAVE_PROBABILITY = OCCUPANCY_COEFFICIENTS.leave;
+const LEAVE_PROBABILITY = OCCUPANCY_COEFFICIENTS.leave;
 
 // module-local consts, not the imported object's fields: they fold to immediates in optimized code
 const INTERCEPT = OCCUPANCY_COEFFICIENTS.intercept;
