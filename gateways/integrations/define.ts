@@ -25,7 +25,7 @@ export interface Delivery {
   report?: Report;
   /** 1 on the first attempt. */
   attempt: number;
-  /** When the twin published it (wall clock, ms). */
+  /** When the provider's stream stored it, a few ms after the twin published it (wall clock, ms). */
   publishedAt: number;
 }
 

@@ -1,5 +1,6 @@
-// Runs one integration definition as a service: a durable pull consumer of its own on
-// `<prefix>.out.integration.<provider>.>` (so a failing partner never blocks another provider), at most
+// Runs one integration definition as a service: a durable pull consumer of its own on the provider's
+// stream (`<PREFIX>_INTEGRATION_<PROVIDER>`, sourcing `<prefix>.out.integration.<provider>.>` from the
+// output stream: provider-stream.ts), so a failing partner never blocks another provider; at most
 // `concurrency` deliveries at once, the subscription checked against the twin's latest list before each
 // attempt (subscription-map.ts), retries by nak-with-delay (exponential backoff with jitter, or the
 // partner's Retry-After), a dead letter on `<prefix>.dlq.integration.<provider>` (stream `<PREFIX>_DLQ`)
@@ -19,6 +20,7 @@ import { backoffDelayMs, DisableSubscription, PermanentFailure, RetryAfter, type
 import { IntegrationError } from "./errors.ts";
 import { integrationMessageProblem } from "./message-shape.ts";
 import { IntegrationMetrics } from "./metrics.ts";
+import { ensureProviderStream } from "./provider-stream.ts";
 import type { TwinAccess } from "./subscription-lookup.ts";
 import { SubscriptionMap } from "./subscription-map.ts";
 
@@ -60,7 +62,6 @@ export const consumerName = (provider: string): string => `integration-${provide
 export const deadLetterSubject = (prefix: string, provider: string): string => `${prefix}.dlq.integration.${provider}`;
 /** The dead-letter stream of a cluster (captures `<prefix>.dlq.>`). */
 export const deadLetterStream = (prefix: string): string => `${prefix.toUpperCase().replace(/-/g, "_")}_DLQ`;
-const outputStream = (prefix: string): string => `${prefix.toUpperCase().replace(/-/g, "_")}_OUT`;
 
 /** What a dead letter holds: the original message, where it came from, and why it was given up. */
 export interface DeadLetter {
@@ -106,9 +107,10 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   // The ack wait covers a whole attempt (the lookup and the partner call); a crashed process's
   // messages come back after it.
   const ackWaitMs = Math.max(30_000, 2 * timeoutMs + 5_000);
-  await jsm.consumers.add(outputStream(o.prefix), {
+  const stream = await ensureProviderStream(jsm, { prefix: o.prefix, provider, durable, maxAgeMs, log });
+  // unfiltered: the stream holds only this provider's messages (why: provider-stream.ts)
+  await jsm.consumers.add(stream, {
     durable_name: durable,
-    filter_subject: `${o.prefix}.out.integration.${provider}.>`,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(ackWaitMs),
@@ -237,7 +239,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
     log("info", "delivery failed; will retry", { provider, deliveryId: id, attempt, delayMs, error: (err as Error)?.message ?? String(err) });
   }
 
-  const consumer = await js.consumers.get(outputStream(o.prefix), durable);
+  const consumer = await js.consumers.get(stream, durable);
   const messages: ConsumerMessages = await consumer.consume({ max_messages: concurrency, idle_heartbeat: 1000, expires: 5000 });
   async function run(m: JsMsg): Promise<void> {
     active++;
