@@ -1,11 +1,12 @@
-// The packed learned state of one twin: LEARNED_BYTES (599) inside the twin's statistics buffer, right
+// The packed learned state of one twin: LEARNED_BYTES (603) inside the twin's statistics buffer, right
 // after the statistics' STATS_BYTES (stats.ts createStats(LEARNED_BYTES)), reached through the same
 // DataView — so the learned state costs its bytes and no object of its own (an ArrayBuffer and a view
 // of its own were ~170 B more per twin). A snapshot restores exactly the numbers the models compute with
 // (each is stored at the width it is computed at: f32 values are rounded once, on write).
 //
 //   header (occupancy)  f64 since (NaN: never decided) · f32 co2 baseline (NaN: none) · f32 smoothed
-//                       rates of co2 (ppm/min), tmp (°C/h), hum (%/h) · f32 probability · u8 flags
+//                       rates of co2 (ppm/min), tmp (°C/h), hum (%/h) · f64 score of the last decision
+//                       (flag SCORED), or f32 probability in its first 4 bytes (as a snapshot holds it) · u8 flags
 //   channel ×6 (CHANNELS order, CHANNEL_BYTES each)
 //     u32 lastS (s, see secondsOf) · f32 last, level, trend (/h), scale (mean |residual|), move (mean
 //     |Δ|), slow (deseasonalized level over a day), anchor (over a week), drift scale (mean |slow −
@@ -29,12 +30,15 @@ export const O_BASELINE = LEARNED_AT + 8;
 export const O_CO2_RATE = LEARNED_AT + 12;
 export const O_TMP_RATE = LEARNED_AT + 16;
 export const O_HUM_RATE = LEARNED_AT + 20;
-export const O_PROBABILITY = LEARNED_AT + 24;
-export const O_FLAGS = LEARNED_AT + 28;
-/** O_FLAGS bits: occupied now; occupancy decided at least once. */
+/** The last decision's score (f64; O_FLAGS has SCORED), or its probability (f32) as a snapshot restored it. */
+export const O_SCORE = LEARNED_AT + 24;
+export const O_PROBABILITY = O_SCORE;
+export const O_FLAGS = LEARNED_AT + 32;
+/** O_FLAGS bits: occupied now; occupancy decided at least once; O_SCORE holds the score (not a probability). */
 export const OCCUPIED = 1;
 export const DECIDED = 2;
-const HEADER_BYTES = 29;
+export const SCORED = 4;
+const HEADER_BYTES = 33;
 
 export const C_LAST_S = 0;
 export const C_LAST = 4;

@@ -18,9 +18,10 @@ import type { TwinStats } from "../stats.ts";
 import {
   ANOMALY_SENT, C_ANCHOR, C_DRIFT_SCALE, DRIFTING, C_ANOMALY_S, C_FLAGS, C_LAST, C_LAST_S, C_LEVEL, C_MOVE, C_LEARNED_MIN, C_SCALE, C_SEASON, C_SLOW, C_STUCK_SINCE_S, C_TREND,
   channelBase, createLearnedIn, DECIDED, elapsedS, f32, LEARNED_AT, LEARNED_BYTES, O_BASELINE, O_CO2_RATE, O_FLAGS, O_HUM_RATE,
-  O_PROBABILITY, O_SINCE, O_TMP_RATE, OCCUPIED, SEASON_SLOTS, setF32, setU32, u32, UNLEARNED, view, wrap,
+  O_PROBABILITY, O_SCORE, O_SINCE, O_TMP_RATE, OCCUPIED, SCORED, SEASON_SLOTS, setF32, setU32, u32, UNLEARNED, view, wrap,
 } from "./layout.ts";
 import type { LearnedState } from "./layout.ts";
+import { storedProbability } from "./learned-state.ts";
 
 /** 2: the channel flags gained the last two moves' directions (layout.ts ROSE…FELL_BEFORE); 1 still decodes (no directions yet). */
 const SECTION_VERSION = 2;
@@ -39,11 +40,11 @@ export function encodeLearned(learned: LearnedState): Uint8Array {
   const w = WRITER.reset();
   w.u8(SECTION_VERSION);
   const baseline = f32(v, O_BASELINE);
-  const occ = v.getUint8(O_FLAGS);
+  const occ = v.getUint8(O_FLAGS) & (OCCUPIED | DECIDED);
   w.u8(occ | (Number.isNaN(baseline) ? 0 : HAS_BASELINE));
   if (occ & DECIDED) {
     w.f64(v.getFloat64(O_SINCE, true));
-    w.f32(f32(v, O_PROBABILITY));
+    w.f32(storedProbability(v));
   }
   if (!Number.isNaN(baseline)) w.f32(baseline);
   let present = 0;
@@ -151,10 +152,17 @@ export function decodeLearned(bytes: Uint8Array, stats: TwinStats = createStats(
   }
 }
 
-/** True when two learned states hold the same bytes. */
+/**
+ * True when two learned states hold the same state: the same bytes, but for the last occupancy decision,
+ * which may be held as its score or (restored from a snapshot) as its probability — equal when their
+ * probabilities are.
+ */
 export function learnedEqual(a: LearnedState, b: LearnedState): boolean {
   const x = view(a);
   const y = view(b);
-  for (let i = LEARNED_AT; i < LEARNED_AT + LEARNED_BYTES; i++) if (x.getUint8(i) !== y.getUint8(i)) return false;
-  return true;
+  for (let i = LEARNED_AT; i < LEARNED_AT + LEARNED_BYTES; i++) {
+    if (i >= O_SCORE && i < O_SCORE + 8) continue;
+    if (i === O_FLAGS ? (x.getUint8(i) & ~SCORED) !== (y.getUint8(i) & ~SCORED) : x.getUint8(i) !== y.getUint8(i)) return false;
+  }
+  return Object.is(storedProbability(x), storedProbability(y));
 }

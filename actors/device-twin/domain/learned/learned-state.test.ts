@@ -183,6 +183,8 @@ describe("learned state in snapshots", () => {
           feed(original, readings.slice(0, cut), 3);
           const restored = decodeTwin(encodeTwin(original));
           expect(twinEqual(restored, original)).toBe(true);
+          // the original holds its last decision's score, the restored twin its probability: one view
+          expect(twinView(restored).occupancy).toEqual(twinView(original).occupancy);
           expect(feed(restored, readings.slice(cut), 3)).toEqual(feed(original, readings.slice(cut), 3));
         },
       ),

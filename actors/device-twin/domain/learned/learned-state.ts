@@ -21,9 +21,9 @@ import * as occupancyModel from "./occupancy-model.ts";
 const { detectAnomaly } = anomaly;
 const { expectedNow, FIRST_READING, forecastChannel, MAY_BE_ANOMALY, seasonSlot, startReading, step: stepOf, updateChannel } = channelModel;
 const { forecastAlert, mayForecast, prepareForecastRules } = forecastAlerts;
-const { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SINCE, OCCUPIED, SEASON_SCALE_AT, view } = layout;
+const { C_LEARNED_MIN, channelBase, clearLearned, DECIDED, f32, O_BASELINE, O_FLAGS, O_PROBABILITY, O_SCORE, O_SINCE, OCCUPIED, SCORED, SEASON_SCALE_AT, view } = layout;
 const { occupancyFeatures, updateBaseline } = occupancyFeaturesModule;
-const { decideOccupied } = occupancyModel;
+const { decideOccupied, occupancyScore, probabilityOf } = occupancyModel;
 
 export { createLearned, createLearnedIn, LEARNED_BYTES } from "./layout.ts";
 export type { LearnedState } from "./layout.ts";
@@ -89,24 +89,28 @@ function learnChannel(v: DataView, ci: number, r: Reading, deviceId: string, slo
   }
 }
 
-const PROBABILITY = new Float64Array(1);
-
+// The score is stored, not its probability: no Math.exp per co2 reading (the probability is computed
+// when asked for: a change, the view, a snapshot).
 function decideOccupancy(v: DataView, deviceId: string, r: Reading, features: Float64Array, out: OccupancyChange[]): void {
   const flags = v.getUint8(O_FLAGS);
   const was = (flags & OCCUPIED) !== 0;
-  const now = decideOccupied(was, features, PROBABILITY);
-  v.setFloat32(O_PROBABILITY, PROBABILITY[0] as number, true);
+  const score = occupancyScore(features);
+  const now = decideOccupied(was, score);
+  v.setFloat64(O_SCORE, score, true);
+  const newFlags = DECIDED | SCORED | (now ? OCCUPIED : 0);
+  if (newFlags !== flags) v.setUint8(O_FLAGS, newFlags);
   if ((flags & DECIDED) === 0) {
-    v.setUint8(O_FLAGS, DECIDED | (now ? OCCUPIED : 0));
     v.setFloat64(O_SINCE, r.t, true);
     if (!now) return; // a twin starts empty: only a first "occupied" is news
   } else if (now === was) return;
-  else {
-    v.setUint8(O_FLAGS, DECIDED | (now ? OCCUPIED : 0));
-    v.setFloat64(O_SINCE, r.t, true);
-  }
+  else v.setFloat64(O_SINCE, r.t, true);
   const t = r.t;
-  out.push({ id: `${deviceId}:occupancy:${t}`, deviceId, at: t, occupied: now, probability: Math.round((PROBABILITY[0] as number) * 1000) / 1000 });
+  out.push({ id: `${deviceId}:occupancy:${t}`, deviceId, at: t, occupied: now, probability: Math.round(probabilityOf(score) * 1000) / 1000 });
+}
+
+/** The probability of the last occupancy decision as the state holds it (f32, as snapshots store it). */
+export function storedProbability(v: DataView): number {
+  return (v.getUint8(O_FLAGS) & SCORED) !== 0 ? Math.fround(probabilityOf(v.getFloat64(O_SCORE, true))) : f32(v, O_PROBABILITY);
 }
 
 /** True while nothing has been learned (a fresh or reset twin, or one that never had a reading). */
@@ -130,7 +134,7 @@ export function occupancyView(learned: LearnedState): { occupied: boolean; proba
   const v = view(learned);
   const flags = v.getUint8(O_FLAGS);
   if ((flags & DECIDED) === 0) return undefined;
-  return { occupied: (flags & OCCUPIED) !== 0, probability: Math.round(f32(v, O_PROBABILITY) * 1000) / 1000, since: v.getFloat64(O_SINCE, true) };
+  return { occupied: (flags & OCCUPIED) !== 0, probability: Math.round(storedProbability(v) * 1000) / 1000, since: v.getFloat64(O_SINCE, true) };
 }
 
 /** Forecast horizons of the view (minutes ahead of the channel's last reading). */
