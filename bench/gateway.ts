@@ -452,7 +452,8 @@ export async function main(argv: string[]): Promise<void> {
         await caughtUp(`the previous run (before ${label})`);
         const messagesBefore = await inputMessages();
         const ackBefore = publishAck(await (await fetch(`${gw}/metrics`)).text());
-        const ageBefore = inputAge(await nodeMetrics());
+        const nodeBefore = await nodeMetrics();
+        const ageBefore = inputAge(nodeBefore);
         probing = true;
         const probeLoop = probe();
         const g = await openLoad({ url: gw, rate, durationS: duration, warmupS: 1, connections: 128, devices, baseT: (eventT += 300_000), readingsPerRequest: 1 });
@@ -460,11 +461,25 @@ export async function main(argv: string[]): Promise<void> {
         await probeLoop;
         const requestsPerMessage = round((g.status["202"] ?? 0) / Math.max(1, (await inputMessages()) - messagesBefore));
         const publishAckMs = histogramSince(ackBefore, publishAck(await (await fetch(`${gw}/metrics`)).text()));
-        const inputAgeMs = histogramSince(ageBefore, inputAge(await nodeMetrics()));
+        const nodeAfter = await nodeMetrics();
+        const inputAgeMs = histogramSince(ageBefore, inputAge(nodeAfter));
+        // the node's event loop over the round (prom-client resets its delay monitor at every scrape) and its GC pauses
+        const gauge = (name: string) => round(1000 * Number(new RegExp(`^${name} (\\S+)`, "m").exec(nodeAfter)?.[1]));
+        const gcSince = (kind: string) => {
+          const only = (text: string) =>
+            text
+              .split("\n")
+              .filter((line) => line.includes(`kind="${kind}"`))
+              .map((line) => line.replace(`,kind="${kind}"`, "").replace(`kind="${kind}",`, "").replace(`{kind="${kind}"}`, ""))
+              .join("\n");
+          const h = (text: string) => histogram(only(text), "nodejs_gc_duration_seconds");
+          return histogramSince(h(nodeBefore), h(nodeAfter));
+        };
+        const nodeLoop = { lagP99Ms: gauge("nodejs_eventloop_lag_p99_seconds"), lagMaxMs: gauge("nodejs_eventloop_lag_max_seconds"), majorGc: gcSince("major"), minorGc: gcSince("minor") };
         const c = await openLoad({ url: ceil, rate, durationS: duration, warmupS: 1, connections: 128, devices, baseT: base, readingsPerRequest: 1 });
         await caughtUp(label);
         rounds.push({ g, c, requestsPerMessage, publishAckMs, inputAgeMs, load: loadAverage() });
-        note(`${label}, round ${r + 1}`, { target: round(rate), gateway: g, ceiling: c, requestsPerInputMessage: requestsPerMessage, publishAckMs, inputAgeMs, load: loadAverage() });
+        note(`${label}, round ${r + 1}`, { target: round(rate), gateway: g, ceiling: c, requestsPerInputMessage: requestsPerMessage, publishAckMs, inputAgeMs, nodeLoop, load: loadAverage() });
       }
       await until("last alerts", () => (alertMs.length >= probeAckMs.length - 1 ? true : undefined), 5000).catch(() => undefined);
       const perRound = (f: (x: LoadResult) => number) => rounds.map((x) => [f(x.g), f(x.c)]);
