@@ -31,8 +31,14 @@ export interface Delivery {
 
 /** What `deliver` gets besides the delivery. */
 export interface DeliveryContext {
-  /** Aborted when the delivery times out (`timeoutMs`) or the service stops hard. */
-  signal: AbortSignal;
+  /**
+   * Aborted when the delivery times out (`timeoutMs`) or the service stops hard. Made on first read: an
+   * AbortController per delivery costs ~5 µs of CPU (docs/BENCHMARKS.md), so an integration whose client
+   * bounds an attempt by itself (undici's timeouts) passes `stop` instead and never reads this.
+   */
+  readonly signal: AbortSignal;
+  /** One signal per provider, aborted when the service stops hard (in-flight deliveries still running after `drainMs`). */
+  readonly stop: AbortSignal;
   log: (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 

@@ -124,8 +124,10 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   await def.start?.({ nc: o.nc, prefix: o.prefix, log: providerLog });
 
   const acks = new AckBatch();
-  // deliveries in flight: their count, their abort controllers with deadlines (one sweep timer aborts
-  // the late ones, not a timer per delivery), and who waits for a slot or for none to be left
+  // deliveries in flight: their count, the abort controllers of those that read `signal`, with deadlines
+  // (one sweep timer aborts the late ones, not a timer per delivery), and who waits for a slot or for
+  // none to be left; `stop` is the provider's one signal for a hard stop
+  const stop = new AbortController();
   let active = 0;
   const deadlines = new Map<AbortController, number>();
   let slotFree: (() => void) | undefined;
@@ -172,8 +174,19 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       return;
     }
     const started = performance.now();
-    const controller = new AbortController();
-    deadlines.set(controller, started + timeoutMs);
+    let controller: AbortController | undefined;
+    const context: DeliveryContext = {
+      get signal() {
+        if (controller === undefined) {
+          controller = new AbortController();
+          if (stop.signal.aborted) controller.abort(stop.signal.reason);
+          else deadlines.set(controller, started + timeoutMs);
+        }
+        return controller.signal;
+      },
+      stop: stop.signal,
+      log: providerLog,
+    };
     let called = false;
     try {
       // the device's list as the twin last published it; the twin itself decides what the list lacks
@@ -191,15 +204,15 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       if (message.alert !== undefined) delivery.alert = message.alert;
       else delivery.report = message.report;
       called = true;
-      await def.deliver(delivery, { signal: controller.signal, log: providerLog });
-      if (controller.signal.aborted) throw controller.signal.reason;
+      await def.deliver(delivery, context);
+      if (controller?.signal.aborted) throw controller.signal.reason;
       acks.ack(m);
       metrics.delivered.inc({ provider });
       metrics.endToEndSeconds.observe({ provider }, Math.max(0, Date.now() - publishedAt) / 1000);
     } catch (err) {
       await failed(m, id, deviceId, message, attempt, err);
     } finally {
-      deadlines.delete(controller);
+      if (controller !== undefined) deadlines.delete(controller);
       if (called) metrics.deliverySeconds.observe({ provider }, (performance.now() - started) / 1000);
     }
   }
@@ -274,7 +287,11 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       const drainMs = o.drainMs ?? 10_000;
       const all = active === 0 ? Promise.resolve() : new Promise<void>((r) => (allDone = r));
       const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), drainMs).unref())]);
-      if (timedOut) for (const c of deadlines.keys()) c.abort(new Error("integration stopping"));
+      if (timedOut) {
+        const reason = new Error("integration stopping");
+        stop.abort(reason);
+        for (const c of deadlines.keys()) c.abort(reason);
+      }
       await all;
       clearInterval(sweep);
       acks.flush();

@@ -77,6 +77,52 @@ describe("runner", () => {
     await again.close();
   }, 30_000);
 
+  it("aborts a delivery that reads `signal` after timeoutMs and tries it again", async () => {
+    const attempts: number[] = [];
+    const hangsOnce = defineIntegration({
+      provider: "hangs-once",
+      timeoutMs: 200,
+      backoff: { initialMs: 50, jitter: 0 },
+      async deliver(d, { signal }) {
+        attempts.push(d.attempt);
+        if (d.attempt > 1) return;
+        await new Promise<void>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason as Error)));
+      },
+    });
+    const logged: Array<Record<string, unknown> | undefined> = [];
+    await bed.subscribe("hang-dev", { id: "s", provider: "hangs-once", match: {}, target: "x" });
+    await bed.run(hangsOnce, { log: (_l, msg, f) => void (msg === "delivery failed; will retry" && logged.push(f)) });
+    await bed.publish("hangs-once", "hang-dev", "h1", { subscriptionId: "s", target: "x", alert: alertFor("hang-dev", 1) });
+    await waitFor(() => attempts.length === 2, { message: "a second attempt" });
+    expect(attempts).toEqual([1, 2]);
+    expect(String(logged[0]?.error)).toMatch(/timed out after 200 ms/);
+  }, 30_000);
+
+  it("a hard stop aborts `stop` for the deliveries still running after drainMs and puts them back", async () => {
+    const seen: Array<{ id: string; attempt: number }> = [];
+    let stopped = 0;
+    const waitsForStop = defineIntegration({
+      provider: "waits",
+      async deliver(d, { stop }) {
+        seen.push({ id: d.id, attempt: d.attempt });
+        if (stopped > 0) return;
+        await new Promise<void>((_, reject) => stop.addEventListener("abort", () => (stopped++, reject(stop.reason as Error))));
+      },
+    });
+    await bed.subscribe("wait-dev", { id: "s", provider: "waits", match: {}, target: "x" });
+    const running = await bed.run(waitsForStop, { drainMs: 200 });
+    await bed.publish("waits", "wait-dev", "w1", { subscriptionId: "s", target: "x", alert: alertFor("wait-dev", 1) });
+    await waitFor(() => seen.length === 1, { message: "in flight" });
+    await running.close();
+    expect(stopped).toBe(1);
+    const retried = async () => (await bed.metrics.retried.get()).values.find((v) => v.labels.provider === "waits")?.value ?? 0;
+    expect(await retried()).toBe(0); // put back, not counted as the partner's failure
+    const again = await bed.run(waitsForStop);
+    await waitFor(() => seen.length === 2, { message: "delivered again after the stop" });
+    expect(seen.map((d) => d.id)).toEqual(["w1", "w1"]);
+    await again.close();
+  }, 30_000);
+
   it("refuses invalid definitions with a coded error naming the field", () => {
     const deliver = async () => undefined;
     expect(() => defineIntegration({ provider: "Chat App", deliver })).toThrow(expect.objectContaining({ code: "AIRTWIN_ERR_INTEGRATION_DEFINITION_INVALID", details: { field: "provider" } }));

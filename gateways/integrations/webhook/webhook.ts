@@ -16,7 +16,7 @@ import { allowPrivateFromEnv, checkTargetUrl, guardedLookup } from "./ssrf.ts";
 export interface WebhookOptions {
   /** Allow loopback/private targets. Default: AIRTWIN_WEBHOOK_ALLOW_PRIVATE=1 in the environment. */
   allowPrivate?: boolean;
-  /** One attempt's deadline (connect, send, response headers and body), ms. Default 10 000. */
+  /** One attempt's deadlines, ms: connecting, the response headers after the request, and each gap in the body. Default 10 000. */
   timeoutMs?: number;
   /** Deliveries at once per process. Default 64. */
   concurrency?: number;
@@ -75,7 +75,9 @@ export function webhookIntegration(o: WebhookOptions = {}): IntegrationDefinitio
     maxAttempts: o.maxAttempts ?? 8,
     timeoutMs,
     ...(o.backoff === undefined ? {} : { backoff: o.backoff }),
-    async deliver(d, { signal }) {
+    // bounded by undici's own timeouts (connect, headers, body: each timeoutMs) and the provider's stop
+    // signal, not the per-delivery `signal` (an AbortController per delivery: docs/BENCHMARKS.md)
+    async deliver(d, { stop }) {
       let url: URL;
       try {
         url = targetUrl(d.subscription.target);
@@ -93,7 +95,7 @@ export function webhookIntegration(o: WebhookOptions = {}): IntegrationDefinitio
       if (d.subscription.secret !== undefined) headers["webhook-signature"] = signWebhook(d.subscription.secret, d.id, timestamp, body);
       let res;
       try {
-        res = await request(url, { method: "POST", headers, body, dispatcher: agent, signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+        res = await request(url, { method: "POST", headers, body, dispatcher: agent, signal: stop, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
       } catch (err) {
         if (isRefusedTarget(err)) {
           throw new PermanentFailure((err as Error).message, { cause: err });
