@@ -4,6 +4,7 @@
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import { askAgain, worthAskingAgain } from "./backoff.ts";
 import { ensureClusterMeta, openClusterBucket } from "./ownership/meta.ts";
 import { shardsOfStream, type Names } from "./subjects.ts";
 
@@ -74,16 +75,24 @@ export async function ensureStreams(jsm: JetStreamManager, names: Names, o: Stre
   const configs = [outputStreamConfig(names, o), deadLetterStreamConfig(names, o)];
   for (let k = 0; k < o.streams; k++) configs.push(inputStreamConfig(names, k, o));
   for (const config of configs) {
-    try {
-      await jsm.streams.info(config.name);
-    } catch {
-      try {
-        await jsm.streams.add(config);
-      } catch (err) {
-        // another process created it in between
-        await jsm.streams.info(config.name).catch(() => Promise.reject(err));
-      }
-    }
+    // a cluster still electing leaders times out or has none: asked again for up to a minute (backoff.ts)
+    await askAgain(
+      async () => {
+        try {
+          await jsm.streams.info(config.name);
+          return;
+        } catch (err) {
+          if (worthAskingAgain(err)) throw err;
+        }
+        try {
+          await jsm.streams.add(config);
+        } catch (err) {
+          // another process created it in between
+          await jsm.streams.info(config.name).catch(() => Promise.reject(err));
+        }
+      },
+      { withinMs: 60_000 },
+    );
   }
 }
 

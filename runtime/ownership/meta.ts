@@ -1,6 +1,7 @@
 // The cluster bucket and its `meta` record: created once (create-if-absent), after which every node must
 // agree with it on the shard and stream counts, since both fix where every entity's data lives.
 import type { KV, Kvm } from "@nats-io/kv";
+import { askAgain } from "../backoff.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Names } from "../subjects.ts";
 import { isCasConflict } from "./lease.ts";
@@ -9,23 +10,37 @@ import { META_KEY, META_VERSION, decodeMeta, encodeRecord, type MetaRecord } fro
 /** Per-attempt timeouts of creating the cluster bucket (ms); see {@link openClusterBucket}. */
 const CREATE_TIMEOUTS_MS = [2000, 5000, 10_000, 20_000];
 
+/** How long a start waits for a cluster with no JetStream leader (a NATS server lost, a cluster still forming). */
+const NO_LEADER_PATIENCE_MS = 60_000;
+
 /**
  * Opens the cluster bucket, creating it (history 1, `replicas`) if missing. Nodes starting together race
  * to create it, and nats-server 2.9 handles the race badly: a single server may answer the loser
  * "subjects overlap with an existing stream", and a cluster may not answer the loser's create at all.
  * So each attempt has a short timeout, and a retry finds the bucket the winner created and opens it.
+ * While the cluster has no JetStream leader at all (no quorum yet), it asks again for up to a minute.
  * `kvmFor(timeoutMs)` gives a KV client with that request timeout.
  */
 export async function openClusterBucket(kvmFor: (timeoutMs: number) => Kvm, names: Names, replicas = 1): Promise<KV> {
-  for (let attempt = 0; ; attempt++) {
-    const timeoutMs = CREATE_TIMEOUTS_MS[Math.min(attempt, CREATE_TIMEOUTS_MS.length - 1)]!;
+  const started = performance.now();
+  for (let failed = 0; ; ) {
+    const timeoutMs = CREATE_TIMEOUTS_MS[Math.min(failed, CREATE_TIMEOUTS_MS.length - 1)]!;
     try {
       return await kvmFor(timeoutMs).create(names.clusterBucket, { history: 1, replicas });
     } catch (err) {
-      if (attempt + 1 >= CREATE_TIMEOUTS_MS.length) throw err;
-      await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+      if (noJetStreamLeader(err) && performance.now() - started < NO_LEADER_PATIENCE_MS) {
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
+      if (++failed >= CREATE_TIMEOUTS_MS.length) throw err;
+      await new Promise((r) => setTimeout(r, 50 * failed));
     }
   }
+}
+
+/** nats.js's name for "no responders" on a JetStream API subject: no leader to answer. */
+function noJetStreamLeader(err: unknown): boolean {
+  return err instanceof Error && err.name === "JetStreamNotEnabled";
 }
 
 /**
@@ -36,18 +51,20 @@ export async function openClusterBucket(kvmFor: (timeoutMs: number) => Kvm, name
 export async function ensureClusterMeta(kv: KV, want: { shards: number; streams: number }, now: number): Promise<MetaRecord> {
   const record: MetaRecord = { version: META_VERSION, shards: want.shards, streams: want.streams, createdAt: now };
   // a bucket another node has just created can answer "no responders" for a moment on nats-server 2.9
-  // (the stream exists, its subject is not listened to yet): retry that briefly
+  // (the stream exists, its subject is not listened to yet), and a cluster without quorum does not
+  // answer at all: asked again, with growing pauses, for up to a minute
+  const started = performance.now();
   for (let attempt = 1; ; attempt++) {
     try {
       await kv.create(META_KEY, encodeRecord(record));
       return record;
     } catch (err) {
       if (isCasConflict(err)) break;
-      if (attempt >= 10) throw err;
-      await new Promise((r) => setTimeout(r, 25 * attempt));
+      if (attempt >= 10 && performance.now() - started >= NO_LEADER_PATIENCE_MS) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(25 * attempt, 1000)));
     }
   }
-  const entry = await kv.get(META_KEY);
+  const entry = await askAgain(() => kv.get(META_KEY), { withinMs: NO_LEADER_PATIENCE_MS });
   const meta = entry === null || entry.operation !== "PUT" ? undefined : decodeMeta(entry.value);
   if (meta === undefined || meta.version !== META_VERSION) {
     throw new RuntimeError("CLUSTER_META_INVALID", `the cluster meta record is unreadable or of version ${String(meta?.version)} (this node knows ${META_VERSION})`, {

@@ -1,9 +1,10 @@
-// A gateway started while its NATS cluster has no quorum waits for one instead of exiting: the registry's
-// start asks again until the bucket answers. Found by the chaos run, where a gateway started beside a
-// freshly created R3 registry bucket exited on "cannot read the registry bucket: timeout".
+// A process started while its NATS cluster has no quorum waits for one instead of exiting: the cluster
+// setup every process does first (cluster bucket, meta record, streams) and the gateway's registry ask
+// again until JetStream answers. Found by the chaos run, where a gateway started beside a freshly
+// created R3 registry bucket exited on "cannot read the registry bucket: timeout".
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Registry } from "../../gateways/registry/registry.ts";
-import { connectNats, RuntimeError } from "../../runtime/mod.ts";
+import { connectNats, ensureClusterForClients, names, RuntimeError } from "../../runtime/mod.ts";
 import { startNatsCluster, type TestNatsCluster } from "../harness/nats-cluster.ts";
 
 let cluster: TestNatsCluster;
@@ -16,7 +17,33 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-describe("registry start on a 3-server cluster", () => {
+describe("a start on a 3-server cluster without quorum", () => {
+  it("cluster setup (bucket, meta, streams) waits for the quorum, then finds what exists", { timeout: 120_000 }, async () => {
+    const o = { shards: 8, streams: 2, replicas: 3 };
+    const nc = await connectNats({ servers: cluster.urls.join(","), reconnectTimeWaitMs: 100 });
+    try {
+      await ensureClusterForClients(nc, names("quorum"), o);
+    } finally {
+      await nc.close();
+    }
+    const [survivor, ...lost] = cluster.servers;
+    await Promise.all(lost.map((m) => m.kill()));
+    const nc2 = await connectNats({ servers: survivor!.url, reconnectTimeWaitMs: 100 });
+    try {
+      let settled = false;
+      const setup = ensureClusterForClients(nc2, names("quorum"), o).finally(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(settled).toBe(false); // still asking, not failed
+      await Promise.all(lost.map((m) => m.restart({ ready: "listening" })));
+      await setup;
+      // and a count the cluster was not created with is still refused, once it can be read
+      await expect(ensureClusterForClients(nc2, names("quorum"), { ...o, shards: 16 })).rejects.toMatchObject({ code: "AIRTWIN_ERR_SHARDS_MISMATCH" });
+    } finally {
+      await nc2.close();
+    }
+    await cluster.waitForHealthy(30_000);
+  });
+
   it("waits for the bucket while the cluster has no quorum, then loads every entry", { timeout: 120_000 }, async () => {
     const prefix = "regq";
     const nc = await connectNats({ servers: cluster.urls.join(","), reconnectTimeWaitMs: 100 });
