@@ -2,10 +2,10 @@
 // filtered on `<prefix>.out.alert.<deviceId>.>` starting at a stored time, read until caught up, then
 // deleted. What the stream retains (7 days by default) is "recent"; older history comes from the
 // archive (a later issue).
-import { JetStreamApiError, jetstream, type Consumer, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, type Consumer, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Alert } from "../../actors/device-twin/domain/mod.ts";
-import { decode, RuntimeError, type Names } from "../../runtime/mod.ts";
+import { decode, isStreamNotFound, RuntimeError, type Names } from "../../runtime/mod.ts";
 
 /** Where alerts come from; the HTTP routes and tests use this interface. */
 export interface AlertSource {
@@ -84,8 +84,4 @@ function alertOf(data: Uint8Array): Alert | undefined {
   } catch {
     return undefined;
   }
-}
-
-function isStreamNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError ? err.code === 10059 : /stream not found/i.test((err as Error)?.message ?? "");
 }

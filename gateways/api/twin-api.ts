@@ -2,7 +2,6 @@
 // from its owner, or from the last committed snapshot), derive aggregates/events/alerts, run commands.
 // The HTTP routes and the NATS services (`<prefix>.api.cmd|get.<deviceId>`) both call this, so they
 // give the same answers. Authentication and the registry are the transports' business.
-import { JetStreamApiError } from "@nats-io/jetstream";
 import { TWIN_TYPE, TwinInputKinds } from "../../actors/device-twin/behavior.ts";
 import {
   CHANNELS,
@@ -21,7 +20,7 @@ import {
   type Result,
   type TwinView,
 } from "../../actors/device-twin/domain/mod.ts";
-import { RuntimeError, type CommandOptions, type EntityReply, type PubAck, type SnapshotRecord } from "../../runtime/mod.ts";
+import { isStreamNotFound, RuntimeError, type CommandOptions, type EntityReply, type PubAck, type SnapshotRecord } from "../../runtime/mod.ts";
 import { ProblemError, statusOf } from "../errors.ts";
 import type { GatewayMetrics } from "../metrics.ts";
 import type { AlertSource } from "./alerts.ts";
@@ -274,8 +273,4 @@ function countReadings(body: unknown): number {
   if (Array.isArray(b.readings)) return b.readings.length;
   if (Array.isArray(b.datapoints)) return b.datapoints.length;
   return 0;
-}
-
-function isStreamNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError ? err.code === 10059 : /stream not found/i.test((err as Error)?.message ?? "");
 }

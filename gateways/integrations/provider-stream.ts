@@ -16,6 +16,7 @@
 // (a process of the previous version still reading it stops delivering; this version's take over).
 import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
+import { askAgain, isStreamNotFound } from "../../runtime/mod.ts";
 import type { DeliveryContext } from "./define.ts";
 
 /** Options of {@link ensureProviderStream}. */
@@ -38,8 +39,11 @@ export const providerStream = (prefix: string, provider: string): string => `${u
 /** Creates the provider's stream unless it exists (moving a consumer of the previous layout over); returns its name. */
 export async function ensureProviderStream(jsm: JetStreamManager, o: ProviderStreamOptions): Promise<string> {
   const name = providerStream(o.prefix, o.provider);
-  if (await jsm.streams.info(name).then(() => true, () => false)) return name;
-  const out = await jsm.streams.info(outputStream(o.prefix));
+  // a start beside a cluster still electing leaders: a timeout is asked again, never taken for "missing"
+  const ask = <T>(request: () => Promise<T>) => askAgain(request, { withinMs: 60_000 });
+  const exists = await ask(() => jsm.streams.info(name).then(() => true, (err: unknown) => (isStreamNotFound(err) ? false : Promise.reject(err))));
+  if (exists) return name;
+  const out = await ask(() => jsm.streams.info(outputStream(o.prefix)));
   const previous = await jsm.consumers.info(out.config.name, o.durable).catch(() => undefined);
   // after what the previous consumer acknowledged; else what a first start delivers (older is stale anyway)
   const start = previous !== undefined
@@ -56,11 +60,11 @@ export async function ensureProviderStream(jsm: JetStreamManager, o: ProviderStr
     sources: [{ name: out.config.name, filter_subject: `${o.prefix}.out.integration.${o.provider}.>`, ...start }],
   };
   try {
-    await jsm.streams.add(config);
+    await ask(() => jsm.streams.add(config));
   } catch (err) {
-    // another process of the provider created it in between (its start time differs by a few ms)
-    await jsm.streams.info(name).catch(() => Promise.reject(err));
-    return name;
+    // another process of the provider created it in between (its start time differs by a few ms), or an
+    // add that timed out was carried out: either way it exists now (removing the old consumer twice is harmless)
+    await ask(() => jsm.streams.info(name)).catch(() => Promise.reject(err));
   }
   if (previous !== undefined) {
     await jsm.consumers.delete(out.config.name, o.durable).catch(() => undefined);

@@ -16,6 +16,8 @@ export interface PartnerAnswer {
   body?: string;
   /** Answer after this long (ms). */
   delayMs?: number;
+  /** Then send the body a byte every this many ms, never ending it (a partner that holds the connection). */
+  dripMs?: number;
 }
 
 export type Responder = (req: PartnerRequest, index: number) => PartnerAnswer | Promise<PartnerAnswer>;
@@ -41,6 +43,11 @@ export class Partner implements AsyncDisposable {
           if (a.delayMs) await new Promise((ok) => setTimeout(ok, a.delayMs));
           if (res.destroyed) return;
           res.writeHead(a.status ?? 204, { ...(a.body === undefined ? {} : { "content-type": "application/json" }), ...a.headers });
+          if (a.dripMs !== undefined) {
+            const drip = setInterval(() => res.write("."), a.dripMs);
+            res.on("close", () => clearInterval(drip));
+            return;
+          }
           res.end(a.body);
         });
       });

@@ -75,9 +75,11 @@ export function webhookIntegration(o: WebhookOptions = {}): IntegrationDefinitio
     maxAttempts: o.maxAttempts ?? 8,
     timeoutMs,
     ...(o.backoff === undefined ? {} : { backoff: o.backoff }),
-    // bounded by undici's own timeouts (connect, headers, body: each timeoutMs) and the provider's stop
-    // signal, not the per-delivery `signal` (an AbortController per delivery: docs/BENCHMARKS.md)
-    async deliver(d, { stop }) {
+    // bounded as a whole by the per-delivery `signal` (timeoutMs, or a hard stop): undici's own timeouts
+    // bound each phase only — the body's is an idle timeout, so a partner dripping its answer a byte at a
+    // time would hold a delivery slot for days, and every other user's webhook behind it (a few µs per
+    // delivery for the AbortController, docs/BENCHMARKS.md)
+    async deliver(d, { signal }) {
       let url: URL;
       try {
         url = targetUrl(d.subscription.target);
@@ -95,14 +97,15 @@ export function webhookIntegration(o: WebhookOptions = {}): IntegrationDefinitio
       if (d.subscription.secret !== undefined) headers["webhook-signature"] = signWebhook(d.subscription.secret, d.id, timestamp, body);
       let res;
       try {
-        res = await request(url, { method: "POST", headers, body, dispatcher: agent, signal: stop, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+        res = await request(url, { method: "POST", headers, body, dispatcher: agent, signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
       } catch (err) {
         if (isRefusedTarget(err)) {
           throw new PermanentFailure((err as Error).message, { cause: err });
         }
         throw err;
       }
-      await res.body.dump().catch(() => undefined);
+      // the answer's body is not needed: read a little (so the connection can be reused), then drop it
+      await res.body.dump({ limit: 16_384, signal }).catch(() => undefined);
       const status = res.statusCode;
       if (status >= 200 && status < 300) return;
       if (status === 410) throw new DisableSubscription(`${url.host} answered 410 Gone`);

@@ -1,0 +1,11 @@
+// How the JetStream API says "no such stream": a coded API error (10059), or only the message on paths
+// where nats.js wraps it.
+import { JetStreamApiError } from "@nats-io/jetstream";
+
+/** JetStream's error code for "stream not found". */
+export const STREAM_NOT_FOUND = 10059;
+
+/** True when `err` says the stream does not exist (as opposed to a timeout or no JetStream leader). */
+export function isStreamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError ? err.code === STREAM_NOT_FOUND : /stream not found/i.test((err as Error)?.message ?? "");
+}
