@@ -6,14 +6,19 @@
 //   anomaly    NAB standard-profile score vs NAB's windowed Gaussian on labelled injections (UCI +
 //              simulated fleet), and false alarms per device-week on the clean series
 //   cost       the learned state's snapshot bytes, and CPU per reading next to the twin without it and
-//              the statistics alone, interleaved rounds (heap: bench/domain-footprint.ts)
+//              the statistics alone, interleaved rounds (heap: bench/domain-footprint.ts); with
+//              --before DIR (a copy of another commit's tree, e.g. `git archive main | tar -x -C DIR`),
+//              that tree's learned state too, in the same process, round for round
 //
-//   npm run bench -- ml [--quick] [--devices 12] [--days 21] [--only occupancy,forecast,anomaly,cost]
+//   npm run bench -- ml [--quick] [--devices 12] [--days 21] [--only occupancy,forecast,anomaly,cost] [--before DIR]
 
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { loadavg } from "node:os";
 import { applyReadingToLearned, createLearned } from "../actors/device-twin/domain/learned/learned-state.ts";
 import type { RuleContext } from "../actors/device-twin/domain/learned/learned-state.ts";
+import type * as LearnedStateModule from "../actors/device-twin/domain/learned/learned-state.ts";
 import { encodeLearned } from "../actors/device-twin/domain/learned/learned-snapshot.ts";
 import { applyInput, createTwin } from "../actors/device-twin/domain/mod.ts";
 import { DEFAULT_RULES } from "../actors/device-twin/domain/rules.ts";
@@ -100,7 +105,7 @@ function anomaly(sim: DeviceSeries[]): void {
   emit({ suite: SUITE, name: "anomaly-false-alarms-per-device-week-clean", value: round(fa.alarms / fa.deviceWeeks), unit: "alarms", baseline: { name: `windowed-gaussian-z${best.threshold}`, value: round(faG.alarms / faG.deviceWeeks) }, detail: { deviceWeeks: round(fa.deviceWeeks), alarms: fa.alarms } });
 }
 
-function cost(sim: DeviceSeries[], quick: boolean): void {
+async function cost(sim: DeviceSeries[], quick: boolean, beforeDir: string | undefined): Promise<void> {
   const week = sim[0]!.readings;
   const learned = createLearned();
   const alerts: Alert[] = [];
@@ -131,11 +136,24 @@ function cost(sim: DeviceSeries[], quick: boolean): void {
       for (let i = 0; i < week.length; i += 12) applyInput(twin, { type: "readings", readings: week.slice(i, i + 12), receivedAt: week[Math.min(week.length - 1, i + 11)]!.t });
     },
   };
+  if (beforeDir !== undefined) {
+    // another tree's learned state, its own module instances, measured round for round beside this one:
+    // both see the same load, so their ratio holds on a busy machine where separate runs do not
+    const before = (await import(pathToFileURL(resolve(beforeDir, "actors/device-twin/domain/learned/learned-state.ts")).href)) as typeof LearnedStateModule;
+    variants.learnedBefore = () => {
+      const l = before.createLearned();
+      for (const r of week) {
+        before.applyReadingToLearned(l, "d", r, rules, alerts, occ);
+        if (alerts.length !== 0) alerts.length = 0;
+        if (occ.length !== 0) occ.length = 0;
+      }
+    };
+  }
   const cpuNs = (): number => {
     const u = process.cpuUsage();
     return (u.user + u.system) * 1000;
   };
-  const samples: Record<string, number[]> = { learned: [], stats: [], twin: [] };
+  const samples: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
   const rounds = quick ? 30 : 100;
   for (let k = 0; k < rounds + 5; k++) {
     for (const [name, run] of Object.entries(variants)) {
@@ -151,11 +169,19 @@ function cost(sim: DeviceSeries[], quick: boolean): void {
     baseline: { name: "twin without the learned state (whole twin − learned)", value: round(twinNs - learnedNs) },
     detail: { wholeTwinNs: round(twinNs), statsAloneNs: round(median(samples.stats!)), rounds, readings: week.length, loadAverage1m: round(loadavg()[0]!), note: "shared 2-core machine: compare within one run" },
   });
+  if (beforeDir !== undefined) {
+    const b = samples.learnedBefore!;
+    emit({
+      suite: SUITE, name: "learned-apply-ns-per-reading-vs-before", value: round(learnedNs), unit: "ns (CPU)",
+      baseline: { name: `learned state of ${beforeDir}`, value: round(median(b)) },
+      detail: { ratioMedianOfRounds: round(median(samples.learned!.map((x, i) => x / b[i]!)), 3), statsAloneNs: round(median(samples.stats!)), rounds, loadAverage1m: round(loadavg()[0]!) },
+    });
+  }
   // heap bytes per twin: bench/domain-footprint.ts (learned-heap-bytes-per-twin), which forces GC
 }
 
-export function main(argv: string[]): void {
-  const { values } = parseArgs({ args: argv, options: { quick: { type: "boolean", default: false }, devices: { type: "string" }, days: { type: "string" }, only: { type: "string" } } });
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { quick: { type: "boolean", default: false }, devices: { type: "string" }, days: { type: "string" }, only: { type: "string" }, before: { type: "string" } } });
   const devices = Number(values.devices ?? (values.quick ? 4 : 12));
   const days = Number(values.days ?? (values.quick ? 14 : 21));
   const only = new Set((values.only ?? "occupancy,forecast,anomaly,cost").split(","));
@@ -164,5 +190,5 @@ export function main(argv: string[]): void {
   if (only.has("occupancy")) occupancy();
   if (only.has("forecast")) forecast(sim);
   if (only.has("anomaly")) anomaly(sim);
-  if (only.has("cost")) cost(sim, values.quick);
+  if (only.has("cost")) await cost(sim, values.quick, values.before);
 }
