@@ -104,9 +104,10 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       duplicate_window: nanos(120_000),
     }),
   );
-  // The ack wait covers a whole attempt (the lookup and the partner call); a crashed process's
+  // The ack wait covers a whole attempt (the lookup and the partner call, which a provider may bound by
+  // phase: the webhook's connect, headers and body each take up to timeoutMs); a crashed process's
   // messages come back after it.
-  const ackWaitMs = Math.max(30_000, 2 * timeoutMs + 5_000);
+  const ackWaitMs = Math.max(30_000, 3 * timeoutMs + 5_000);
   const stream = await ensureProviderStream(jsm, { prefix: o.prefix, provider, durable, maxAgeMs, log });
   // unfiltered: the stream holds only this provider's messages (why: provider-stream.ts)
   await jsm.consumers.add(stream, {

@@ -4,7 +4,7 @@
 // when the subscription has a secret, `webhook-signature`. 2xx: delivered; 410: the subscription is
 // disabled; anything else, a connection error or a timeout: retried (Retry-After honoured). Targets on
 // private addresses are refused (ssrf.ts).
-import { Agent, request } from "undici";
+import { Agent, request, type Dispatcher } from "undici";
 import type { Alert, Report } from "../../../actors/device-twin/domain/mod.ts";
 import { defineIntegration, DisableSubscription, PermanentFailure, RetryAfter, type BackoffOptions, type Delivery, type IntegrationDefinition } from "../define.ts";
 import { IntegrationError, IntegrationErrors } from "../errors.ts";
@@ -75,11 +75,10 @@ export function webhookIntegration(o: WebhookOptions = {}): IntegrationDefinitio
     maxAttempts: o.maxAttempts ?? 8,
     timeoutMs,
     ...(o.backoff === undefined ? {} : { backoff: o.backoff }),
-    // bounded as a whole by the per-delivery `signal` (timeoutMs, or a hard stop): undici's own timeouts
-    // bound each phase only — the body's is an idle timeout, so a partner dripping its answer a byte at a
-    // time would hold a delivery slot for days, and every other user's webhook behind it (a few µs per
-    // delivery for the AbortController, docs/BENCHMARKS.md)
-    async deliver(d, { signal }) {
+    // bounded by phase, each at most timeoutMs — connecting, the answer's headers (undici's timeouts), its
+    // body (drainAnswer) — and by the provider's stop signal, not by the per-delivery `signal` (an
+    // AbortController per delivery costs ~10% of the throughput: docs/BENCHMARKS.md)
+    async deliver(d, { stop }) {
       let url: URL;
       try {
         url = targetUrl(d.subscription.target);
@@ -97,15 +96,14 @@ export function webhookIntegration(o: WebhookOptions = {}): IntegrationDefinitio
       if (d.subscription.secret !== undefined) headers["webhook-signature"] = signWebhook(d.subscription.secret, d.id, timestamp, body);
       let res;
       try {
-        res = await request(url, { method: "POST", headers, body, dispatcher: agent, signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+        res = await request(url, { method: "POST", headers, body, dispatcher: agent, signal: stop, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
       } catch (err) {
         if (isRefusedTarget(err)) {
           throw new PermanentFailure((err as Error).message, { cause: err });
         }
         throw err;
       }
-      // the answer's body is not needed: read a little (so the connection can be reused), then drop it
-      await res.body.dump({ limit: 16_384, signal }).catch(() => undefined);
+      await drainAnswer(res.body, timeoutMs);
       const status = res.statusCode;
       if (status >= 200 && status < 300) return;
       if (status === 410) throw new DisableSubscription(`${url.host} answered 410 Gone`);
@@ -116,6 +114,23 @@ export function webhookIntegration(o: WebhookOptions = {}): IntegrationDefinitio
     },
     close: () => agent.close(),
   });
+}
+
+/**
+ * Reads and drops an answer's body (the status decides; reading lets the connection be reused): at most
+ * 16 KiB, for at most `ms`. undici's body timeout is an idle one, so without this a partner dripping its
+ * answer a byte at a time would hold the attempt, its delivery slot and the connection — and every
+ * user's webhook queued behind them — for as long as it kept dripping.
+ */
+async function drainAnswer(body: Dispatcher.ResponseData["body"], ms: number): Promise<void> {
+  const timer = setTimeout(() => body.destroy(), ms);
+  try {
+    await body.dump({ limit: 16_384 });
+  } catch {
+    // cut short: the status is what counts
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The SSRF guard's refusal, however the HTTP client wrapped it. */
