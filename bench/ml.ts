@@ -12,8 +12,8 @@
 //
 //   npm run bench -- ml [--quick] [--devices 12] [--days 21] [--only occupancy,forecast,anomaly,cost] [--before DIR]
 
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { loadavg } from "node:os";
 import { applyReadingToLearned, createLearned } from "../actors/device-twin/domain/learned/learned-state.ts";
@@ -137,17 +137,22 @@ async function cost(sim: DeviceSeries[], quick: boolean, beforeDir: string | und
     },
   };
   if (beforeDir !== undefined) {
-    // another tree's learned state, its own module instances, measured round for round beside this one:
-    // both see the same load, so their ratio holds on a busy machine where separate runs do not
-    const before = (await import(pathToFileURL(resolve(beforeDir, "actors/device-twin/domain/learned/learned-state.ts")).href)) as typeof LearnedStateModule;
-    variants.learnedBefore = () => {
-      const l = before.createLearned();
+    // another tree's learned state, its own module instances, measured round for round beside this
+    // one's: both see the same load, so their ratio holds on a busy machine where separate runs do not.
+    // Both trees are loaded and run alike (a dynamic import each, one loop function for both), so
+    // neither is favoured: an A/A run (the same tree twice) gives 1.00 ± 0.02.
+    const learnedOf = async (dir: string): Promise<typeof LearnedStateModule> =>
+      (await import(pathToFileURL(resolve(dir, "actors/device-twin/domain/learned/learned-state.ts")).href)) as typeof LearnedStateModule;
+    const runOf = (m: typeof LearnedStateModule) => (): void => {
+      const l = m.createLearned();
       for (const r of week) {
-        before.applyReadingToLearned(l, "d", r, rules, alerts, occ);
+        m.applyReadingToLearned(l, "d", r, rules, alerts, occ);
         if (alerts.length !== 0) alerts.length = 0;
         if (occ.length !== 0) occ.length = 0;
       }
     };
+    variants.pairedThis = runOf(await learnedOf(resolve(dirname(fileURLToPath(import.meta.url)), "..")));
+    variants.pairedBefore = runOf(await learnedOf(beforeDir));
   }
   const cpuNs = (): number => {
     const u = process.cpuUsage();
@@ -155,8 +160,12 @@ async function cost(sim: DeviceSeries[], quick: boolean, beforeDir: string | und
   };
   const samples: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
   const rounds = quick ? 30 : 100;
+  // every other round in reverse order: a variant's place in the round moves its time (an A/A run of
+  // --before with the same tree gave 0.94 with a fixed order; what runs before it leaves garbage and caches)
+  const order = Object.entries(variants);
+  const reversed = [...order].reverse();
   for (let k = 0; k < rounds + 5; k++) {
-    for (const [name, run] of Object.entries(variants)) {
+    for (const [name, run] of k % 2 === 0 ? order : reversed) {
       const t0 = cpuNs();
       run();
       if (k >= 5) samples[name]!.push((cpuNs() - t0) / week.length);
@@ -170,11 +179,12 @@ async function cost(sim: DeviceSeries[], quick: boolean, beforeDir: string | und
     detail: { wholeTwinNs: round(twinNs), statsAloneNs: round(median(samples.stats!)), rounds, readings: week.length, loadAverage1m: round(loadavg()[0]!), note: "shared 2-core machine: compare within one run" },
   });
   if (beforeDir !== undefined) {
-    const b = samples.learnedBefore!;
+    const a = samples.pairedThis!;
+    const b = samples.pairedBefore!;
     emit({
-      suite: SUITE, name: "learned-apply-ns-per-reading-vs-before", value: round(learnedNs), unit: "ns (CPU)",
+      suite: SUITE, name: "learned-apply-ns-per-reading-vs-before", value: round(median(a)), unit: "ns (CPU)",
       baseline: { name: `learned state of ${beforeDir}`, value: round(median(b)) },
-      detail: { ratioMedianOfRounds: round(median(samples.learned!.map((x, i) => x / b[i]!)), 3), statsAloneNs: round(median(samples.stats!)), rounds, loadAverage1m: round(loadavg()[0]!) },
+      detail: { ratioMedianOfRounds: round(median(a.map((x, i) => x / b[i]!)), 3), statsAloneNs: round(median(samples.stats!)), rounds, loadAverage1m: round(loadavg()[0]!), note: "both trees through one loop function (a polymorphic call): compare the two, not with learned-apply-ns-per-reading" },
     });
   }
   // heap bytes per twin: bench/domain-footprint.ts (learned-heap-bytes-per-twin), which forces GC
