@@ -14,7 +14,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy,
 import { nanos, type NatsConnection } from "@nats-io/nats-core";
 import type { IntegrationMessage } from "../../actors/device-twin/behavior.ts";
 import { TWIN_TYPE, TwinInputKinds } from "../../actors/device-twin/behavior.ts";
-import { decode, encode, msgpackHeaders } from "../../runtime/mod.ts";
+import { askAgain, decode, encode, msgpackHeaders } from "../../runtime/mod.ts";
 import { AckBatch } from "./ack-batch.ts";
 import { backoffDelayMs, DisableSubscription, PermanentFailure, RetryAfter, type Delivery, type DeliveryContext, type IntegrationDefinition } from "./define.ts";
 import { IntegrationError } from "./errors.ts";
@@ -92,8 +92,10 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   const js = jetstream(o.nc);
   const jsm = await jetstreamManager(o.nc);
 
+  // a start beside a cluster still electing leaders asks again on timeouts instead of exiting
+  const ask = <T>(request: () => Promise<T>) => askAgain(request, { withinMs: 60_000 });
   const dlqStream = deadLetterStream(o.prefix);
-  await jsm.streams.info(dlqStream).catch(() =>
+  await ask(() => jsm.streams.info(dlqStream)).catch(() =>
     jsm.streams.add({
       name: dlqStream,
       subjects: [`${o.prefix}.dlq.>`],
@@ -110,7 +112,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   const ackWaitMs = Math.max(30_000, 3 * timeoutMs + 5_000);
   const stream = await ensureProviderStream(jsm, { prefix: o.prefix, provider, durable, maxAgeMs, log });
   // unfiltered: the stream holds only this provider's messages (why: provider-stream.ts)
-  await jsm.consumers.add(stream, {
+  await ask(() => jsm.consumers.add(stream, {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
@@ -118,7 +120,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
     max_deliver: -1,
     // messages waiting out a backoff count as pending: room for many before a provider stalls
     max_ack_pending: 20_000,
-  });
+  }));
   const ownMap = o.subscriptions === undefined ? await SubscriptionMap.start({ nc: o.nc, prefix: o.prefix, twins: o.twins, log }) : undefined;
   const subscriptions = o.subscriptions ?? (ownMap as SubscriptionMap);
   const providerLog: IntegrationLog = (level, msg, fields) => log(level, msg, { provider, ...fields });
