@@ -91,8 +91,12 @@ export const STATS_BYTES = HEADER_BYTES + CHANNELS.length * CHANNEL_BYTES;
 export function ringIndex(n: number, k: number): number {
   return n >= 0 && n <= 0x7fffffff ? (n | 0) % k : n % k;
 }
+// module-local copies for channelBase (an exported binding is read through its cell, with a TDZ
+// check at each use, even in its own module; a module-local const folds to an immediate)
+const CHANNELS_AT = HEADER_BYTES;
+const CHANNEL_STRIDE = CHANNEL_BYTES;
 export function channelBase(ci: number): number {
-  return HEADER_BYTES + ci * CHANNEL_BYTES;
+  return CHANNELS_AT + ci * CHANNEL_STRIDE;
 }
 export function hourSlot(ci: number, hour: number): number {
   return channelBase(ci) + HOUR_RING + (hour % HOURS_KEPT) * HOUR_SLOT;

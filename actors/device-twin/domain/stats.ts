@@ -2,61 +2,15 @@
 // statistics (Welford, time-aware EWMA), hourly and daily rings with per-day top-5 means, closed-bucket
 // outputs, and the co2/voc calibration of calibration.ts. Pure: time comes from the readings.
 
-import { onDayClosed, readCalibration, recalibrateChannel } from "./calibration.ts";
-import {
-  DAY_MS,
-  DAY_RING,
-  DAYS_KEPT,
-  DAY_SLOT,
-  D_COUNT,
-  D_MAX,
-  D_MEAN,
-  D_MIN,
-  D_TOP_HIGH_SUM,
-  D_TOP_LOW_SUM,
-  HOURS_KEPT,
-  HOUR_MS,
-  HOUR_RING,
-  HOUR_SLOT,
-  H_MAX,
-  H_MEAN,
-  H_MIN,
-  LATEST_T,
-  MAX_Q,
-  QUANTUM,
-  S_COUNT,
-  S_DAY_SUM,
-  S_EWMA,
-  S_HOUR_SUM,
-  S_LAST,
-  S_LAST_AT,
-  S_M2,
-  S_MAX,
-  S_MAX_AT,
-  S_MEAN,
-  S_MIN,
-  S_MIN_AT,
-  STATS_BYTES,
-  TOP_HIGH,
-  TOP_LOW,
-  TOP_N,
-  channelBase,
-  clearLayout,
-  daySlot,
-  decodeStatsSection,
-  emptyLayout,
-  encodeStatsSection,
-  encodeStatsSectionTransient,
-  getF64,
-  getU16,
-  getU24,
-  hourSlot,
-  ringIndex,
-  setF64,
-  setU16,
-  setU24,
-} from "./snapshot.ts";
+import * as calibration from "./calibration.ts";
+import * as snapshot from "./snapshot.ts";
 import { CHANNELS, type AggregateBucket, type CalibrationChange, type Channel, type ClosedAggregate, type Reading } from "./types.ts";
+
+// The per-reading path reads these through module-local consts: an imported binding is live, and V8's
+// optimized code loads it from its cell with a TDZ check at every use; a module-local const folds to
+// an immediate (learned/channel-model.ts has the measurement).
+const { onDayClosed, readCalibration, recalibrateChannel } = calibration;
+const { DAY_MS, DAY_RING, DAYS_KEPT, DAY_SLOT, D_COUNT, D_MAX, D_MEAN, D_MIN, D_TOP_HIGH_SUM, D_TOP_LOW_SUM, HOURS_KEPT, HOUR_MS, HOUR_RING, HOUR_SLOT, H_MAX, H_MEAN, H_MIN, LATEST_T, MAX_Q, QUANTUM, S_COUNT, S_DAY_SUM, S_EWMA, S_HOUR_SUM, S_LAST, S_LAST_AT, S_M2, S_MAX, S_MAX_AT, S_MEAN, S_MIN, S_MIN_AT, STATS_BYTES, TOP_HIGH, TOP_LOW, TOP_N, channelBase, clearLayout, daySlot, decodeStatsSection, emptyLayout, encodeStatsSection, encodeStatsSectionTransient, getF64, getU16, getU24, hourSlot, ringIndex, setF64, setU16, setU24 } = snapshot;
 
 export { DAY_MS, HOUR_MS, QUANTUM, STATS_BYTES } from "./snapshot.ts";
 
