@@ -30,13 +30,9 @@ describe("deploy/local-cluster.ts", () => {
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
     try {
-      await waitFor(
-        () => {
-          if (child.exitCode !== null) throw new Error(`local cluster exited:\n${output}`);
-          return output.includes("Ctrl-C stops everything");
-        },
-        { timeoutMs: 200_000, intervalMs: 250, message: "the local cluster is up" },
-      );
+      // an exit ends the wait at once (a throw inside waitFor would only be retried until its deadline)
+      await waitFor(() => child.exitCode !== null || output.includes("Ctrl-C stops everything"), { timeoutMs: 200_000, intervalMs: 250, message: "the local cluster is up" });
+      if (child.exitCode !== null) throw new Error(`local cluster exited:\n${output}`);
       const gateways = /^GATEWAY_URLS=(\S+)$/m.exec(output)![1]!.split(",");
       const natsUrl = /^NATS_URL=(\S+)$/m.exec(output)![1]!;
       const token = /^AIRTWIN_ADMIN_TOKEN=(\S+)$/m.exec(output)![1]!;
