@@ -51,6 +51,14 @@ export async function retry<T>(attempt: (n: number) => Promise<T>, o: RetryOptio
 // all while the meta leader is being replaced after a server loss ("jetstream is not enabled", nats.js's
 // name for "no responders"). Failing the start for either releases the shard's lease and starts over.
 
+/** How long a process's start keeps asking JetStream while a cluster elects its leaders (ms). */
+export const START_PATIENCE_MS = 60_000;
+
+/** {@link askAgain} for a start's requests: up to {@link START_PATIENCE_MS}, instead of exiting on one timeout. */
+export function askAtStart<T>(request: () => Promise<T>): Promise<T> {
+  return askAgain(request, { withinMs: START_PATIENCE_MS });
+}
+
 /** True for the failures {@link askAgain} retries. */
 export function worthAskingAgain(err: unknown): boolean {
   return err instanceof natsErrors.TimeoutError || (err instanceof Error && err.name === "JetStreamNotEnabled");

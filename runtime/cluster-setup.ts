@@ -4,7 +4,7 @@
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { nanos, type NatsConnection } from "@nats-io/nats-core";
-import { askAgain, worthAskingAgain } from "./backoff.ts";
+import { askAtStart, worthAskingAgain } from "./backoff.ts";
 import { ensureClusterMeta, openClusterBucket } from "./ownership/meta.ts";
 import { shardsOfStream, type Names } from "./subjects.ts";
 
@@ -76,7 +76,7 @@ export async function ensureStreams(jsm: JetStreamManager, names: Names, o: Stre
   for (let k = 0; k < o.streams; k++) configs.push(inputStreamConfig(names, k, o));
   for (const config of configs) {
     // a cluster still electing leaders times out or has none: asked again for up to a minute (backoff.ts)
-    await askAgain(
+    await askAtStart(
       async () => {
         try {
           await jsm.streams.info(config.name);
@@ -91,7 +91,6 @@ export async function ensureStreams(jsm: JetStreamManager, names: Names, o: Stre
           await jsm.streams.info(config.name).catch(() => Promise.reject(err));
         }
       },
-      { withinMs: 60_000 },
     );
   }
 }

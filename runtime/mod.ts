@@ -10,7 +10,7 @@ export { closeNats, connectNats, credentialsOf, maskUrl, natsServerList } from "
 export type { ConnectNatsOptions, ServerCredentials } from "./connect.ts";
 export { decode, encode, MSGPACK_CONTENT_TYPE, msgpackHeaders } from "./codec.ts";
 export { stderrLog } from "./log.ts";
-export { askAgain, backoffMs, pause, retry, worthAskingAgain } from "./backoff.ts";
+export { askAgain, askAtStart, backoffMs, pause, retry, START_PATIENCE_MS, worthAskingAgain } from "./backoff.ts";
 export { isStreamNotFound } from "./jetstream-errors.ts";
 export type { Backoff } from "./backoff.ts";
 export type { LogFn } from "./log.ts";

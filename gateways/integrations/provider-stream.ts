@@ -16,7 +16,7 @@
 // (a process of the previous version still reading it stops delivering; this version's take over).
 import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
-import { askAgain, isStreamNotFound } from "../../runtime/mod.ts";
+import { askAtStart as ask, isStreamNotFound, names } from "../../runtime/mod.ts";
 import type { DeliveryContext } from "./define.ts";
 
 /** Options of {@link ensureProviderStream}. */
@@ -31,8 +31,6 @@ export interface ProviderStreamOptions {
 }
 
 const upper = (s: string): string => s.toUpperCase().replace(/-/g, "_");
-/** The output stream of a cluster (`<PREFIX>_OUT`). */
-export const outputStream = (prefix: string): string => `${upper(prefix)}_OUT`;
 /** The stream a provider's consumer reads (`<PREFIX>_INTEGRATION_<PROVIDER>`). */
 export const providerStream = (prefix: string, provider: string): string => `${upper(prefix)}_INTEGRATION_${upper(provider)}`;
 
@@ -40,10 +38,9 @@ export const providerStream = (prefix: string, provider: string): string => `${u
 export async function ensureProviderStream(jsm: JetStreamManager, o: ProviderStreamOptions): Promise<string> {
   const name = providerStream(o.prefix, o.provider);
   // a start beside a cluster still electing leaders: a timeout is asked again, never taken for "missing"
-  const ask = <T>(request: () => Promise<T>) => askAgain(request, { withinMs: 60_000 });
   const exists = await ask(() => jsm.streams.info(name).then(() => true, (err: unknown) => (isStreamNotFound(err) ? false : Promise.reject(err))));
   if (exists) return name;
-  const out = await ask(() => jsm.streams.info(outputStream(o.prefix)));
+  const out = await ask(() => jsm.streams.info(names(o.prefix).outputStream));
   const previous = await jsm.consumers.info(out.config.name, o.durable).catch(() => undefined);
   // after what the previous consumer acknowledged; else what a first start delivers (older is stale anyway)
   const start = previous !== undefined

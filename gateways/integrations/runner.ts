@@ -14,7 +14,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy,
 import { nanos, type NatsConnection } from "@nats-io/nats-core";
 import type { IntegrationMessage } from "../../actors/device-twin/behavior.ts";
 import { TWIN_TYPE, TwinInputKinds } from "../../actors/device-twin/behavior.ts";
-import { askAgain, decode, encode, msgpackHeaders } from "../../runtime/mod.ts";
+import { askAtStart, decode, encode, msgpackHeaders } from "../../runtime/mod.ts";
 import { AckBatch } from "./ack-batch.ts";
 import { backoffDelayMs, DisableSubscription, PermanentFailure, RetryAfter, type Delivery, type DeliveryContext, type IntegrationDefinition } from "./define.ts";
 import { IntegrationError } from "./errors.ts";
@@ -92,10 +92,8 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   const js = jetstream(o.nc);
   const jsm = await jetstreamManager(o.nc);
 
-  // a start beside a cluster still electing leaders asks again on timeouts instead of exiting
-  const ask = <T>(request: () => Promise<T>) => askAgain(request, { withinMs: 60_000 });
   const dlqStream = deadLetterStream(o.prefix);
-  await ask(() => jsm.streams.info(dlqStream)).catch(() =>
+  await askAtStart(() => jsm.streams.info(dlqStream)).catch(() =>
     jsm.streams.add({
       name: dlqStream,
       subjects: [`${o.prefix}.dlq.>`],
@@ -112,7 +110,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   const ackWaitMs = Math.max(30_000, 3 * timeoutMs + 5_000);
   const stream = await ensureProviderStream(jsm, { prefix: o.prefix, provider, durable, maxAgeMs, log });
   // unfiltered: the stream holds only this provider's messages (why: provider-stream.ts)
-  await ask(() => jsm.consumers.add(stream, {
+  await askAtStart(() => jsm.consumers.add(stream, {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,

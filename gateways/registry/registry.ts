@@ -8,7 +8,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
-import { askAgain, backoffMs, pause, retry, RuntimeError, type LogFn } from "../../runtime/mod.ts";
+import { askAgain, backoffMs, pause, retry, RuntimeError, START_PATIENCE_MS, type LogFn } from "../../runtime/mod.ts";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
 import { GatewayError, ProblemError } from "../errors.ts";
 import {
@@ -266,7 +266,7 @@ export class Registry implements AsyncDisposable {
   private async start(): Promise<void> {
     // Everything up to the bucket's last sequence at this moment must be in the view before we serve:
     // a LastValue watch delivers the last message of every key, and the bucket's last message is one.
-    const deadline = performance.now() + (this.options.startWithinMs ?? 60_000);
+    const deadline = performance.now() + (this.options.startWithinMs ?? START_PATIENCE_MS);
     const ask = <T>(what: string, request: () => Promise<T>): Promise<T> =>
       askAgain(request, { withinMs: Math.max(0, deadline - performance.now()), stopped: () => this.closed }).catch((err: unknown) => {
         throw new RuntimeError("NATS_UNAVAILABLE", `cannot ${what} the registry bucket ${this.bucket}: ${(err as Error).message}`, { cause: err });
@@ -387,7 +387,7 @@ function isCasConflict(err: unknown): boolean {
  * that exists with another configuration cannot be created either. Either way the retry opens it, and
  * a cluster still electing its leaders is asked again for up to `withinMs`.
  */
-export async function openBucket(kvm: Kvm, name: string, replicas: number, withinMs = 60_000): Promise<KV> {
+export async function openBucket(kvm: Kvm, name: string, replicas: number, withinMs = START_PATIENCE_MS): Promise<KV> {
   const attempt = async (): Promise<KV> => {
     try {
       return await kvm.create(name, { history: 1, replicas });

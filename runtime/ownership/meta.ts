@@ -1,7 +1,7 @@
 // The cluster bucket and its `meta` record: created once (create-if-absent), after which every node must
 // agree with it on the shard and stream counts, since both fix where every entity's data lives.
 import type { KV, Kvm } from "@nats-io/kv";
-import { askAgain } from "../backoff.ts";
+import { askAtStart, START_PATIENCE_MS } from "../backoff.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Names } from "../subjects.ts";
 import { isCasConflict } from "./lease.ts";
@@ -9,9 +9,6 @@ import { META_KEY, META_VERSION, decodeMeta, encodeRecord, type MetaRecord } fro
 
 /** Per-attempt timeouts of creating the cluster bucket (ms); see {@link openClusterBucket}. */
 const CREATE_TIMEOUTS_MS = [2000, 5000, 10_000, 20_000];
-
-/** How long a start waits for a cluster with no JetStream leader (a NATS server lost, a cluster still forming). */
-const NO_LEADER_PATIENCE_MS = 60_000;
 
 /**
  * Opens the cluster bucket, creating it (history 1, `replicas`) if missing. Nodes starting together race
@@ -28,7 +25,7 @@ export async function openClusterBucket(kvmFor: (timeoutMs: number) => Kvm, name
     try {
       return await kvmFor(timeoutMs).create(names.clusterBucket, { history: 1, replicas });
     } catch (err) {
-      if (noJetStreamLeader(err) && performance.now() - started < NO_LEADER_PATIENCE_MS) {
+      if (noJetStreamLeader(err) && performance.now() - started < START_PATIENCE_MS) {
         await new Promise((r) => setTimeout(r, 250));
         continue;
       }
@@ -60,11 +57,11 @@ export async function ensureClusterMeta(kv: KV, want: { shards: number; streams:
       return record;
     } catch (err) {
       if (isCasConflict(err)) break;
-      if (attempt >= 10 && performance.now() - started >= NO_LEADER_PATIENCE_MS) throw err;
+      if (attempt >= 10 && performance.now() - started >= START_PATIENCE_MS) throw err;
       await new Promise((r) => setTimeout(r, Math.min(25 * attempt, 1000)));
     }
   }
-  const entry = await askAgain(() => kv.get(META_KEY), { withinMs: NO_LEADER_PATIENCE_MS });
+  const entry = await askAtStart(() => kv.get(META_KEY));
   const meta = entry === null || entry.operation !== "PUT" ? undefined : decodeMeta(entry.value);
   if (meta === undefined || meta.version !== META_VERSION) {
     throw new RuntimeError("CLUSTER_META_INVALID", `the cluster meta record is unreadable or of version ${String(meta?.version)} (this node knows ${META_VERSION})`, {
