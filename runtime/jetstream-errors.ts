@@ -9,3 +9,11 @@ export const STREAM_NOT_FOUND = 10059;
 export function isStreamNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError ? err.code === STREAM_NOT_FOUND : /stream not found/i.test((err as Error)?.message ?? "");
 }
+
+/** JetStream's error code for "consumer not found". */
+export const CONSUMER_NOT_FOUND = 10014;
+
+/** True when `err` says the consumer does not exist (deleted meanwhile, as opposed to a timeout). */
+export function isConsumerNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError ? err.code === CONSUMER_NOT_FOUND : /consumer not found/i.test((err as Error)?.message ?? "");
+}

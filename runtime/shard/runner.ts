@@ -100,6 +100,7 @@ export class ShardRunner {
       shard: this.shard,
       epoch: this.epoch,
       askAgain: (request) => askAgain(request, { withinMs: deps.options.askAgainMs, stopped: () => this.stopped }),
+      stopped: () => this.stopped,
     };
   }
 
