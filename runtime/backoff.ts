@@ -59,9 +59,14 @@ export function askAtStart<T>(request: () => Promise<T>): Promise<T> {
   return askAgain(request, { withinMs: START_PATIENCE_MS });
 }
 
+/** nats.js's name for "no responders" on a JetStream API subject: no JetStream leader to answer. */
+export function noJetStreamLeader(err: unknown): boolean {
+  return err instanceof Error && err.name === "JetStreamNotEnabled";
+}
+
 /** True for the failures {@link askAgain} retries. */
 export function worthAskingAgain(err: unknown): boolean {
-  return err instanceof natsErrors.TimeoutError || (err instanceof Error && err.name === "JetStreamNotEnabled");
+  return err instanceof natsErrors.TimeoutError || noJetStreamLeader(err);
 }
 
 /**

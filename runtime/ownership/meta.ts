@@ -1,7 +1,7 @@
 // The cluster bucket and its `meta` record: created once (create-if-absent), after which every node must
 // agree with it on the shard and stream counts, since both fix where every entity's data lives.
 import type { KV, Kvm } from "@nats-io/kv";
-import { askAtStart, START_PATIENCE_MS } from "../backoff.ts";
+import { askAtStart, noJetStreamLeader, START_PATIENCE_MS } from "../backoff.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Names } from "../subjects.ts";
 import { isCasConflict } from "./lease.ts";
@@ -33,11 +33,6 @@ export async function openClusterBucket(kvmFor: (timeoutMs: number) => Kvm, name
       await new Promise((r) => setTimeout(r, 50 * failed));
     }
   }
-}
-
-/** nats.js's name for "no responders" on a JetStream API subject: no leader to answer. */
-function noJetStreamLeader(err: unknown): boolean {
-  return err instanceof Error && err.name === "JetStreamNotEnabled";
 }
 
 /**
