@@ -7,6 +7,7 @@ import { StreamAlertSource } from "../gateways/api/alerts.ts";
 import { NatsLiveFeed } from "../gateways/api/live.ts";
 import { TwinApi } from "../gateways/api/twin-api.ts";
 import { GatewayMetrics } from "../gateways/metrics.ts";
+import { DEVICE_IMPORT_MAX, importProblems, parseImportLines } from "../gateways/registry/device-import.ts";
 import { Registry } from "../gateways/registry/registry.ts";
 import { closeNats, connectNats, ensureClusterForClients, loadConfig, names as namesOf, OpsClient, RuntimeClient, RuntimeError, type AirtwinConfig } from "../runtime/mod.ts";
 import { TWIN_TYPE } from "../actors/device-twin/behavior.ts";
@@ -15,6 +16,7 @@ import { GatewayError, ProblemError } from "../gateways/errors.ts";
 import { formatClusterSummary } from "./ops-format.ts";
 import { describeTarget, requireCluster, resolveOpsTarget } from "./ops-target.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { readFile } from "node:fs/promises";
 
 export const opsUsage = `usage: airtwin ops <command>
 
@@ -30,6 +32,10 @@ device create <deviceId> --owner <user>  register a device; prints its token (sh
 device delete <deviceId>
 device disable|enable <deviceId>
 device list [--owner <userId>]
+device import <file|-> [--owner <user>]  register many devices: one a line, deviceId or deviceId,ownerId
+                                         (CSV) or {"deviceId","ownerId"} (JSON lines); the whole file is
+                                         checked first; prints one JSON line per device with its token
+                                         (shown once) or why it was not registered
 
 Connects to NATS_URL, else to the running airtwin dev (the URL it writes to $AIRTWIN_DATA_DIR/nats.url,
 default .airtwin), else nats://127.0.0.1:4222, and says which on stderr. AIRTWIN_PREFIX and AIRTWIN_SHARDS
@@ -65,12 +71,12 @@ class TextAnswer {
 export type OpsOutput = { json: unknown } | { text: string };
 
 /** Runs one ops command and returns what to print. */
-export async function runOpsCommand(argv: readonly string[], config: AirtwinConfig, nc: NatsConnection): Promise<OpsOutput> {
-  const result = await runCommand(argv, config, nc);
+export async function runOpsCommand(argv: readonly string[], config: AirtwinConfig, nc: NatsConnection, write?: (text: string) => void): Promise<OpsOutput> {
+  const result = await runCommand(argv, config, nc, write);
   return result instanceof TextAnswer ? { text: result.text } : { json: result };
 }
 
-async function runCommand(argv: readonly string[], config: AirtwinConfig, nc: NatsConnection): Promise<unknown> {
+async function runCommand(argv: readonly string[], config: AirtwinConfig, nc: NatsConnection, write?: (text: string) => void): Promise<unknown> {
   const args = [...argv];
   const names = namesOf(config.prefix);
   // before anything else: a server without the cluster bucket gets no bucket from us
@@ -179,6 +185,8 @@ async function runCommand(argv: readonly string[], config: AirtwinConfig, nc: Na
             return await r.setDeviceDisabled(need(rest[0], "<deviceId>"), sub === "disable");
           case "list":
             return { devices: r.listDevices(option(rest, "--owner")) };
+          case "import":
+            return await importFile(r, rest, write);
           default:
             throw usageError(`unknown device command ${sub ?? ""}`);
         }
@@ -192,6 +200,45 @@ async function runCommand(argv: readonly string[], config: AirtwinConfig, nc: Na
   }
 }
 
+/**
+ * `device import`: the whole file checked first (AIRTWIN_ERR_REGISTRY_IMPORT_INVALID, nothing
+ * registered), then imported in parts of DEVICE_IMPORT_MAX, each part's JSON lines written as soon as
+ * it is stored — a token is shown once, so an interruption loses none already registered.
+ */
+async function importFile(r: Registry, rest: string[], write: ((text: string) => void) | undefined): Promise<unknown> {
+  const owner = option(rest, "--owner");
+  const file = rest[0];
+  if (file === undefined) throw usageError("missing <file> (or - for stdin)");
+  const text = await (file === "-" ? readStdin() : readFile(file, "utf8")).catch((err: unknown) => {
+    throw usageError(`cannot read ${file}: ${(err as Error).message}`);
+  });
+  const entries = parseImportLines(text, owner);
+  const { count, details } = importProblems(entries, (id) => r.user(id) !== undefined, Number.MAX_SAFE_INTEGER);
+  if (count > 0) throw new GatewayError("REGISTRY_IMPORT_INVALID", `${count} problem(s) in ${file}; nothing was registered`, { details });
+  const lines: string[] = [];
+  const tally = { created: 0, existing: 0, failed: 0 };
+  for (let i = 0; i < entries.length; i += DEVICE_IMPORT_MAX) {
+    const results = await r.importDevices(entries.slice(i, i + DEVICE_IMPORT_MAX));
+    const part = results.map((d) => `${JSON.stringify(d)}\n`).join("");
+    for (const d of results) {
+      if ("token" in d) tally.created++;
+      else if (d.code === "AIRTWIN_ERR_REGISTRY_DEVICE_EXISTS") tally.existing++;
+      else tally.failed++;
+    }
+    if (write !== undefined) write(part);
+    else lines.push(part);
+  }
+  process.stderr.write(`imported ${tally.created}, already registered ${tally.existing}, not stored ${tally.failed} (import the file again for those)\n`);
+  if (tally.failed > 0) process.exitCode = 1;
+  return new TextAnswer(lines.join(""));
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 export async function runOps(argv: readonly string[]): Promise<void> {
   if (argv.length === 0 || argv[0] === "help" || argv.includes("--help")) {
     process.stdout.write(opsUsage);
@@ -203,7 +250,7 @@ export async function runOps(argv: readonly string[]): Promise<void> {
   const config = loadConfig({ ...process.env, NATS_URL: target.url });
   const nc = await connectNats({ servers: config.natsServers, name: "airtwin ops" });
   try {
-    const out = await runOpsCommand(argv, config, nc);
+    const out = await runOpsCommand(argv, config, nc, (text) => process.stdout.write(text));
     process.stdout.write("text" in out ? out.text : `${JSON.stringify(out.json, null, 2)}\n`);
   } finally {
     await closeNats(nc);

@@ -45,6 +45,11 @@ export const GatewayErrors = {
   REGISTRY_USER_EXISTS: { code: "AIRTWIN_ERR_REGISTRY_USER_EXISTS", message: "a user with this id already exists", status: 409 },
   REGISTRY_USER_ID_INVALID: { code: "AIRTWIN_ERR_REGISTRY_USER_ID_INVALID", message: "user id must be 1-64 characters of [A-Za-z0-9_-]", status: 400 },
   REGISTRY_OWNER_UNKNOWN: { code: "AIRTWIN_ERR_REGISTRY_OWNER_UNKNOWN", message: "the owner is not a registered user", status: 400 },
+  REGISTRY_IMPORT_INVALID: {
+    code: "AIRTWIN_ERR_REGISTRY_IMPORT_INVALID",
+    message: "the device import has invalid entries; nothing was registered",
+    status: 400,
+  },
   REGISTRY_CONFLICT: {
     code: "AIRTWIN_ERR_REGISTRY_CONFLICT",
     message: "the registry entry changed concurrently; retry",

@@ -24,7 +24,7 @@ export type { CommandOptions, RuntimeClientOptions } from "./client.ts";
 export { COMMAND_KEYS_MAX_BYTES, COMMAND_KEYS_PER_ENTITY, IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN, idempotencyKeyProblem } from "./command-keys.ts";
 export type { AppliedCommand } from "./command-keys.ts";
 export type { EntityQuery, EntityReply } from "./protocol.ts";
-export { PublishError } from "./publisher.ts";
+export { JS_ERR_WRONG_LAST_SEQUENCE, PipelinedPublisher, PublishError } from "./publisher.ts";
 export type { PubAck } from "./publisher.ts";
 export { names } from "./subjects.ts";
 export type { Names } from "./subjects.ts";

@@ -106,6 +106,44 @@ export const schemas = {
     },
     response: { 201: { type: "object", properties: { deviceId: { type: "string" }, token: { type: "string" } }, required: ["deviceId", "token"], additionalProperties: false }, ...errors },
   },
+  importDevices: {
+    tags: ["registry"],
+    summary: "Register up to 10,000 devices at once (admin); every entry checked first, each token shown once",
+    description:
+      "Any invalid entry (id, unknown owner, an id twice, more than 10,000) refuses the whole import with AIRTWIN_ERR_REGISTRY_IMPORT_INVALID, its details naming each by index. A device already registered is left as it is and reported with AIRTWIN_ERR_REGISTRY_DEVICE_EXISTS, so an interrupted import can be sent again; one not stored is reported with AIRTWIN_ERR_NATS_UNAVAILABLE (send it again).",
+    security: adminSecurity,
+    body: {
+      type: "object",
+      properties: {
+        devices: {
+          type: "array",
+          items: { type: "object", properties: { deviceId: { type: "string" }, ownerId: { type: "string" } }, required: ["deviceId", "ownerId"], additionalProperties: false },
+        },
+      },
+      required: ["devices"],
+      additionalProperties: false,
+    },
+    response: {
+      200: {
+        type: "object",
+        properties: {
+          created: { type: "integer" },
+          devices: {
+            type: "array",
+            items: {
+              type: "object",
+              properties: { deviceId: { type: "string" }, token: { type: "string" }, code: { type: "string" }, message: { type: "string" } },
+              required: ["deviceId"],
+              additionalProperties: false,
+            },
+          },
+        },
+        required: ["created", "devices"],
+        additionalProperties: false,
+      },
+      ...errors,
+    },
+  },
   listDevices: {
     tags: ["registry"],
     summary: "List devices: all for admin, own for a user",

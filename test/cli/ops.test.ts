@@ -116,4 +116,25 @@ describe("airtwin ops", () => {
     expect(twin.code, twin.out).toBe(0);
     expect(JSON.parse(twin.stdout)).toMatchObject({ readings: 0 });
   });
+
+  it("imports a device file: refused whole for a bad line, then one token per device, registered ones reported", { timeout: 60_000 }, async () => {
+    expect((await runAirtwin(["ops", "user", "create", "importer"], env)).code).toBe(0);
+    const file = join(dataDir, "devices.csv");
+    writeFileSync(file, "deviceId,ownerId\nimp-1\nimp-2,importer\nbad.id\n");
+    const refused = await runAirtwin(["ops", "device", "import", file, "--owner", "importer"], env);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toContain("AIRTWIN_ERR_REGISTRY_IMPORT_INVALID");
+    expect((await runAirtwin(["ops", "device", "list", "--owner", "importer"], env)).stdout).not.toContain("imp-1");
+    writeFileSync(file, 'deviceId,ownerId\nimp-1\nimp-2,importer\n{"deviceId":"imp-3"}\n');
+    const first = await runAirtwin(["ops", "device", "import", file, "--owner", "importer"], env);
+    expect(first.code, first.out).toBe(0);
+    const lines = first.stdout.trim().split("\n").map((l) => JSON.parse(l) as { deviceId: string; token?: string });
+    expect(lines.map((l) => l.deviceId)).toEqual(["imp-1", "imp-2", "imp-3"]);
+    expect(lines.every((l) => typeof l.token === "string" && l.token.length === 43)).toBe(true);
+    const again = await runAirtwin(["ops", "device", "import", file, "--owner", "importer"], env);
+    expect(again.code, again.out).toBe(0);
+    expect(again.stdout.trim().split("\n").map((l) => (JSON.parse(l) as { code: string }).code)).toEqual(Array(3).fill("AIRTWIN_ERR_REGISTRY_DEVICE_EXISTS"));
+    const listed = JSON.parse((await runAirtwin(["ops", "device", "list", "--owner", "importer"], env)).stdout) as { devices: Array<{ deviceId: string }> };
+    expect(listed.devices.map((d) => d.deviceId)).toEqual(["imp-1", "imp-2", "imp-3"]);
+  });
 });

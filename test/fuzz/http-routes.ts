@@ -30,6 +30,7 @@ export const HTTP_ROUTES: readonly FuzzRoute[] = [
   { method: "POST", url: "/v1/users", auth: "admin", body: "user", success: [201] },
   { method: "DELETE", url: "/v1/users/:id", auth: "admin", body: "none", ids: "foreign", success: [204] },
   { method: "POST", url: "/v1/devices", auth: "admin", body: "device", success: [201] },
+  { method: "POST", url: "/v1/devices/import", auth: "admin", body: "json", success: [200] },
   { method: "GET", url: "/v1/devices", auth: "app", body: "none", success: [200] },
   { method: "DELETE", url: "/v1/devices/:id", auth: "admin", body: "none", ids: "foreign", success: [204] },
   { method: "PATCH", url: "/v1/devices/:id", auth: "admin", body: "patch", ids: "foreign", success: [200] },

@@ -79,6 +79,20 @@ describe("registry (admin)", () => {
     expect(errorOf(await inject("POST", "/v1/devices", alice.headers, { deviceId: "reg-2", ownerId: "alice" })).statusCode).toBe(403);
   });
 
+  it("imports devices in bulk (admin): a token each that ingests, a bad entry refuses the whole import, registered ones reported", async () => {
+    const bad = await inject("POST", "/v1/devices/import", admin, { devices: [{ deviceId: "imp-1", ownerId: "alice" }, { deviceId: "imp/2", ownerId: "alice" }] });
+    expect(errorOf(bad)).toMatchObject({ statusCode: 400, code: "AIRTWIN_ERR_REGISTRY_IMPORT_INVALID", details: [{ index: 1, field: "deviceId", message: expect.any(String) }] });
+    expect((await inject("GET", "/v1/devices/imp-1", admin)).statusCode).toBe(404);
+    expect(errorOf(await inject("POST", "/v1/devices/import", alice.headers, { devices: [{ deviceId: "imp-1", ownerId: "alice" }] })).statusCode).toBe(403);
+    const r = await inject("POST", "/v1/devices/import", admin, { devices: [{ deviceId: "imp-1", ownerId: "alice" }, { deviceId: "imp-2", ownerId: "bob" }] });
+    expect(r.statusCode).toBe(200);
+    const body = r.json<{ created: number; devices: Array<{ deviceId: string; token: string }> }>();
+    expect(body).toEqual({ created: 2, devices: [0, 1].map((i) => ({ deviceId: `imp-${i + 1}`, token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) })) });
+    await ingest(body.devices[1]!.token, "imp-2", [{ t: NOW, pm: 3 }]);
+    const again = await inject("POST", "/v1/devices/import", admin, { devices: [{ deviceId: "imp-2", ownerId: "bob" }] });
+    expect(again.json()).toEqual({ created: 0, devices: [{ deviceId: "imp-2", code: "AIRTWIN_ERR_REGISTRY_DEVICE_EXISTS", message: expect.any(String) }] });
+  });
+
   it("lists all devices for admin and only their own for a user", async () => {
     await f.device("list-a", "alice");
     await f.device("list-b", "bob");

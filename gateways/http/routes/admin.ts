@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { RegistryApi } from "../app.ts";
 import type { AuthHooks } from "../auth.ts";
 import { schemas } from "../schemas.ts";
+import type { DeviceImportEntry } from "../../registry/device-import.ts";
 
 export function registerAdminRoutes(app: FastifyInstance, registry: RegistryApi, auth: AuthHooks): void {
   app.post<{ Body: { userId: string } }>("/v1/users", { schema: schemas.createUser, onRequest: auth.admin }, async (req, reply) => {
@@ -22,6 +23,16 @@ export function registerAdminRoutes(app: FastifyInstance, registry: RegistryApi,
     reply.code(201);
     return created;
   });
+
+  // a whole import in one body: 10,000 entries of the longest ids are ~1.6 MB
+  app.post<{ Body: { devices: DeviceImportEntry[] } }>(
+    "/v1/devices/import",
+    { schema: schemas.importDevices, onRequest: auth.admin, bodyLimit: 2 * 1024 * 1024 },
+    async (req) => {
+      const devices = await registry.importDevices(req.body.devices);
+      return { created: devices.filter((d) => "token" in d).length, devices };
+    },
+  );
 
   app.get("/v1/devices", { schema: schemas.listDevices, onRequest: auth.app }, async (req) => {
     const p = req.principal;
