@@ -9,7 +9,7 @@ import { decode } from "../codec.ts";
 import { RuntimeMetrics } from "../metrics.ts";
 import type { PipelinedPublisher } from "../publisher.ts";
 import { CHECKPOINT_KEY, type FencedWriter } from "../snapshot-store.ts";
-import { Committer } from "./commit.ts";
+import { Committer, commitPhaseMs } from "./commit.ts";
 import { EntityTable } from "./entities.ts";
 import { defaultShardRunnerOptions } from "./options.ts";
 
@@ -84,5 +84,23 @@ describe("committer", () => {
     apply("a", 5);
     await committer.commitNow();
     expect(checkpoints().at(-1)).toEqual({ seq: 5, epoch: 1, applied: 9 });
+  });
+});
+
+describe("commitPhaseMs", () => {
+  it("spreads the commits of a node's shards over the interval instead of one burst", () => {
+    for (const shards of [8, 64, 256]) {
+      const phases = Array.from({ length: shards }, (_, s) => commitPhaseMs(s, 1000));
+      for (const p of phases) expect(p >= 0 && p < 1000).toBe(true);
+      // any tenth of the interval holds about a tenth of the shards, never a burst of them
+      const tenths = new Array<number>(10).fill(0);
+      for (const p of phases) tenths[Math.floor(p / 100)]!++;
+      expect(Math.max(...tenths)).toBeLessThanOrEqual(Math.ceil(shards / 10) + 2);
+    }
+    // a subset of shards (a node owning every other one) is spread too
+    const odd = Array.from({ length: 32 }, (_, i) => commitPhaseMs(2 * i + 1, 1000));
+    const tenths = new Array<number>(10).fill(0);
+    for (const p of odd) tenths[Math.floor(p / 100)]!++;
+    expect(Math.max(...tenths)).toBeLessThanOrEqual(6);
   });
 });

@@ -25,6 +25,18 @@ export function commitDeferred(pending: number, sinceLastCommitMs: number, optio
   return pending > 0 && sinceLastCommitMs < options.commitMaxIntervalMs;
 }
 
+/**
+ * When, within each commit interval, a shard's commit timer fires (ms after its start): spread evenly
+ * over the interval by the golden ratio (any number of shards, any subset of them on a node). The shards
+ * of a node start together, and with one phase their commits came in one burst every interval —
+ * every dirty twin of the node encoded and written at once, the outputs published meanwhile queued
+ * behind those writes on the connection, and an alert waited tens of ms for them (docs/BENCHMARKS.md).
+ */
+export function commitPhaseMs(shard: number, commitIntervalMs: number): number {
+  const golden = 0.6180339887498949;
+  return Math.floor(((shard * golden) % 1) * commitIntervalMs);
+}
+
 interface PendingOutput {
   subject: string;
   data: Uint8Array;

@@ -14,7 +14,7 @@ import type { ShardLease } from "../shard-host.ts";
 import { FencedError, claimShard, openSnapshotBucket, scanShard } from "../snapshot-store.ts";
 import { sliceUsed, yieldTurn } from "../turns.ts";
 import { applyBatch, type ApplyEnv } from "./apply.ts";
-import { Committer } from "./commit.ts";
+import { Committer, commitPhaseMs } from "./commit.ts";
 import { DeliveryOrder, consumeOptions, consumerBacklog, deleteOwnConsumer, deleteStaleConsumers, positionConsumer, watchConsumer, type ConsumerEnv } from "./consumer.ts";
 import { EntityTable, type Slot } from "./entities.ts";
 import type { ShardRunnerDeps } from "./options.ts";
@@ -187,7 +187,12 @@ export class ShardRunner {
     this.messages = await consumer.consume(consumeOptions(options));
     void watchConsumer(this.messages, () => this.stopped, (status) => this.fail(new Error(`shard ${this.shard} epoch ${this.epoch}: consumer gone (${status}), a newer owner may hold the shard`)));
     this.loop = this.consume(this.messages);
-    this.commitTimer = setInterval(() => this.committer.commitIfDue(), options.commitIntervalMs);
+    // each shard commits at its own phase of the interval, not every shard of the node at once
+    this.commitTimer = setTimeout(() => {
+      if (this.stopped) return;
+      this.commitTimer = setInterval(() => this.committer.commitIfDue(), options.commitIntervalMs);
+      this.committer.commitIfDue();
+    }, commitPhaseMs(this.shard, options.commitIntervalMs));
     this.wakeTimer = setInterval(() => void this.fireWakes().catch((err: unknown) => this.fail(err as Error)), options.wakeIntervalMs);
     // a stop or abort during the last await has moved the phase on already
     if (this.phaseNow === "starting") this.phaseNow = "running";
