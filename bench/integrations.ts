@@ -158,7 +158,12 @@ async function throughput(o: { messages: number; rounds: number; devices: number
       // its own connection per round, closed after it like a process that stops: a pull request the
       // closed runner left on a still-open connection would take messages to nobody until the ack wait
       const rnc = await connectNats({ servers: ns.url, name: "bench runner" });
-      const running = await runIntegration(webhookIntegration({ allowPrivate: true, concurrency: CONCURRENCY, connectionsPerOrigin: 16 }), { nc: rnc, prefix, twins: client, metrics, drainMs: 5000 });
+      const def = webhookIntegration({ allowPrivate: true, concurrency: CONCURRENCY, connectionsPerOrigin: 16 });
+      let firstAt = 0;
+      const deliver = def.deliver.bind(def);
+      def.deliver = (d, c) => ((firstAt ||= performance.now()), deliver(d, c));
+      const running = await runIntegration(def, { nc: rnc, prefix, twins: client, metrics, drainMs: 5000 });
+      const startedAt = performance.now();
       await until("backlog delivered", async () => ((await metrics.delivered.get()).values[0]?.value ?? 0) >= o.messages, 600_000);
       const runnerRate = o.messages / ((performance.now() - t1) / 1000);
       const runnerSpent = runnerCpu();
@@ -168,7 +173,7 @@ async function throughput(o: { messages: number; rounds: number; devices: number
       const retried = (await metrics.retried.get()).values[0]?.value ?? 0;
       const attempt = (await metrics.deliverySeconds.get()).values;
       const attemptMs = ((attempt.find((v) => v.metricName?.endsWith("_sum"))?.value ?? 0) / Math.max(1, attempt.find((v) => v.metricName?.endsWith("_count"))?.value ?? 1)) * 1000;
-      note(measured ? "round" : "warm-up", { run, runner: Math.round(runnerRate), loop: Math.round(loopRate), ratio: round(runnerRate / loopRate), retried, meanAttemptMs: round(attemptMs) });
+      note(measured ? "round" : "warm-up", { run, runner: Math.round(runnerRate), loop: Math.round(loopRate), ratio: round(runnerRate / loopRate), retried, meanAttemptMs: round(attemptMs), startMs: Math.round(startedAt - t1), firstMs: Math.round(firstAt - t1), heapMB: Math.round(process.memoryUsage().heapUsed / 1e6) });
       // CPU µs per message of each process (bench: the loop or the runner), and the phases on the monotonic clock
       const perMessage = (spent: Record<string, number>) => Object.fromEntries(Object.entries(spent).map(([k, ms]) => [k, Math.round((ms * 1000) / o.messages)]));
       note("cpu µs per message", { run, loop: perMessage(loopSpent), runner: perMessage(runnerSpent), loopMs: [loopFrom, loopTo], runnerMs: [runnerFrom, runnerTo] });

@@ -235,7 +235,10 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
       return;
     }
     if (stopping && !(err instanceof PermanentFailure) && isAbort(err)) {
-      m.nak(); // cut short by a hard stop: not the partner's failure
+      // cut short by a hard stop: not the partner's failure, but an attempt. The delay (1 ms) is what
+      // makes it count: nats-server (2.9.10) redelivers a message nak'd without one, after the pull that
+      // took it has gone, with the same delivery count — the next attempt would be numbered 1 again
+      m.nak(1);
       return;
     }
     if (err instanceof PermanentFailure || attempt >= maxAttempts) {

@@ -120,6 +120,8 @@ describe("runner", () => {
     const again = await bed.run(waitsForStop);
     await waitFor(() => seen.length === 2, { message: "delivered again after the stop" });
     expect(seen.map((d) => d.id)).toEqual(["w1", "w1"]);
+    // the attempt cut short is counted (JetStream's delivery count)
+    expect(seen.map((d) => d.attempt)).toEqual([1, 2]);
     await again.close();
   }, 30_000);
 
