@@ -109,6 +109,16 @@ describe("webhook integration", () => {
     expect(requestsTo(slow.path)).toHaveLength(1);
   });
 
+  it("a 2xx with a long body is delivered: the body is read up to 16 KiB, then dropped", async () => {
+    const { deviceId, path } = await subscribed();
+    partner.respond = (r) => (r.path === path ? { status: 200, body: "x".repeat(1 << 20) } : { status: 204 });
+    const delivered = async () => (await bed.metrics.delivered.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const before = await delivered();
+    await publish(deviceId, startAlert(deviceId, Date.now()));
+    await waitFor(async () => (await delivered()) > before, { timeoutMs: 5000, message: "delivered" });
+    expect(requestsTo(path)).toHaveLength(1);
+  });
+
   it("honours Retry-After", async () => {
     const { deviceId, path } = await subscribed();
     partner.respond = (r) => (r.path === path && requestsTo(path).length === 1 ? { status: 429, headers: { "retry-after": "2" } } : { status: 204 });
@@ -155,6 +165,25 @@ describe("webhook integration", () => {
     await waitFor(async () => (await dropped()) > before || (await dropped()) >= 1, { timeoutMs: 10_000, message: "dropped as unsubscribed" });
     expect(requestsTo(path)).toHaveLength(1);
   }, 20_000);
+});
+
+describe("webhook hard stop", () => {
+  it("cuts a request still waiting for its answer after drainMs short and puts it back: sent again with the same webhook-id", async () => {
+    await using bed = await startIntegrationTestbed();
+    await using partner = await Partner.start((_r, i) => (i === 0 ? { status: 204, delayMs: 20_000 } : { status: 204 }));
+    const running = await bed.run(webhookIntegration({ allowPrivate: true, timeoutMs: 30_000 }), { drainMs: 200 });
+    await bed.subscribe("stop-1", { id: "s1", provider: "webhook", match: {}, target: `${partner.url}/stop-1` });
+    const alert = startAlert("stop-1", Date.now());
+    await bed.publish("webhook", "stop-1", `${alert.id}:s1`, { subscriptionId: "s1", target: "", alert });
+    await waitFor(() => partner.requests.length === 1, { message: "in flight" });
+    const t0 = Date.now();
+    await running.close();
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect((await bed.metrics.retried.get()).values.find((v) => v.labels.provider === "webhook")?.value ?? 0).toBe(0);
+    await bed.run(webhookIntegration({ allowPrivate: true }));
+    await waitFor(() => partner.requests.length === 2, { timeoutMs: 10_000, message: "sent again" });
+    expect(partner.requests[1]!.headers["webhook-id"]).toBe(`${alert.id}:s1`);
+  }, 40_000);
 });
 
 describe("webhook SSRF guard", () => {
