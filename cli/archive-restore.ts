@@ -6,7 +6,10 @@ import { loadArchiveConfig } from "../gateways/archive/config.ts";
 import { restoreFromArchive, type RestoreTarget } from "../gateways/archive/restore.ts";
 import { GatewayError } from "../gateways/errors.ts";
 import { closeNats, connectNats } from "../runtime/mod.ts";
+import { deviceTwinBehavior } from "../actors/device-twin/behavior.ts";
+import type { EntityBehavior } from "../runtime/mod.ts";
 import { openArchiveDatabase } from "./archive.ts";
+import { offlineAfterMs } from "./node.ts";
 
 export function parseRestoreArgs(args: readonly string[]): RestoreTarget {
   let target: RestoreTarget | undefined;
@@ -43,6 +46,8 @@ export async function runRestore(args: string[]): Promise<void> {
         streams: rt.streams,
         replicas: rt.replicas,
         target,
+        // the archived inputs after the snapshots are applied as the nodes apply them
+        behavior: deviceTwinBehavior({ offlineAfterMs: offlineAfterMs() }) as EntityBehavior,
         onStart: (total, resumed) => {
           if (resumed) process.stderr.write("airtwin archive restore: resuming an interrupted run\n");
           bar.start(total, 0);

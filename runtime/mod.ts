@@ -33,6 +33,9 @@ export { decodeRecord, encodeRecord } from "./snapshot-store.ts";
 export { decodeBatch } from "./envelope.ts";
 // Writing snapshots back from outside under a lease of its own (restore from the archive).
 export { assertShardsFree, restoreShard, ShardBusyError } from "./restore.ts";
+// Snapshots brought forward by the archived inputs after them (restore after losing the input stream).
+export { replayRecord } from "./replay.ts";
+export type { ReplayInput } from "./replay.ts";
 export type { RestoreShardOptions } from "./restore.ts";
 export type { InputBatch, InputItem } from "./envelope.ts";
 export type { SnapshotRecord } from "./snapshot-store.ts";

@@ -38,6 +38,12 @@ export async function archivedCheckpoint(db: Queryable, shard: number): Promise<
   return rows[0] === undefined ? undefined : { seq: rows[0].seq, inGen: rows[0].in_gen };
 }
 
+/** Every shard's archived checkpoint. */
+export async function archivedCheckpoints(db: Queryable): Promise<Map<number, { seq: number; inGen: number }>> {
+  const { rows } = await db.query<{ shard: number; seq: number; in_gen: number }>("select shard, seq, in_gen from checkpoints");
+  return new Map(rows.map((r) => [r.shard, { seq: r.seq, inGen: r.in_gen }]));
+}
+
 /** Counts the records a restore of these shards will write (for the progress bar). */
 export async function countSnapshots(db: Queryable, shards: readonly number[], keys?: readonly string[]): Promise<number> {
   const { rows } = await db.query<{ n: number }>(

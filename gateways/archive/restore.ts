@@ -9,14 +9,28 @@ import { createHash } from "node:crypto";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { TWIN_TYPE } from "../../actors/device-twin/behavior.ts";
+import { deviceTwinBehavior, TWIN_TYPE } from "../../actors/device-twin/behavior.ts";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
-import { assertShardsFree, decode, decodeRecord, ensureClusterForClients, names as namesOf, restoreShard, shardOf, ShardBusyError, type SnapshotRecord } from "../../runtime/mod.ts";
+import {
+  assertShardsFree,
+  decode,
+  decodeRecord,
+  ensureClusterForClients,
+  names as namesOf,
+  replayRecord,
+  restoreShard,
+  shardOf,
+  ShardBusyError,
+  type EntityBehavior,
+  type SnapshotRecord,
+} from "../../runtime/mod.ts";
 import { GatewayError } from "../errors.ts";
 import { openBucket, registryBucket } from "../registry/registry.ts";
 import { migrate, type Database } from "./db/mod.ts";
+import { archivedInputs, isAfter, type ArchivedInput, type LogPosition } from "./restore-inputs.ts";
 import {
   archivedCheckpoint,
+  archivedCheckpoints,
   archivedRegistry,
   archivedShards,
   archivedSnapshots,
@@ -45,6 +59,11 @@ export interface RestoreOptions {
   onRecord?: () => void;
   /** Shards restored at once. Default 8. */
   concurrency?: number;
+  /**
+   * The twins' behaviour, configured as the nodes run it (the archived inputs after each snapshot are
+   * applied with it). Default: the device twin with its default options.
+   */
+  behavior?: EntityBehavior;
 }
 
 /** What a restore did. */
@@ -52,6 +71,10 @@ export interface RestoreResult {
   registryEntries: number;
   shards: number;
   records: number;
+  /** Archived inputs applied on top of the snapshots (their input stream was lost). */
+  replayedInputs: number;
+  /** Twins rebuilt from archived inputs alone (no archived snapshot). */
+  rebuiltTwins: number;
   /** Shards skipped because an interrupted run with the same arguments had done them. */
   skippedShards: number;
   resumed: boolean;
@@ -70,7 +93,11 @@ export async function restoreFromArchive(o: RestoreOptions): Promise<RestoreResu
   const inGens: number[] = [];
   for (let k = 0; k < o.streams; k++) inGens.push(Date.parse((await jsm.streams.info(names.inputStream(k))).created));
 
-  const shardList = deviceId !== undefined ? [shardOf(deviceId, o.shards)] : await archivedShards(o.db);
+  // 0. the inputs of lost input streams after each shard's archived checkpoint (replayed below)
+  const behavior = o.behavior ?? (deviceTwinBehavior() as EntityBehavior);
+  const replay = await lostInputs(o.db, inGens, o.shards, o.streams, deviceId);
+  const shardList =
+    deviceId !== undefined ? [shardOf(deviceId, o.shards)] : [...new Set([...(await archivedShards(o.db)), ...replay.byShard.keys()])].sort((a, b) => a - b);
   await busyAsCoded(() => assertShardsFree(o.nc, names, shardList, o.replicas)); // refused before anything changes
 
   // 1. the registry: devices and users with their hashed credentials
@@ -99,16 +126,43 @@ export async function restoreFromArchive(o: RestoreOptions): Promise<RestoreResu
   const todo = shardList.filter((s) => !run.done.has(s));
   o.onStart?.(await countSnapshots(o.db, todo, twinKeys), run.resumed);
   let records = 0;
+  let replayedInputs = 0;
+  let rebuiltTwins = 0;
   // a few shards at once: each is a pipelined stream of fenced writes into its own bucket
   const queue = [...todo];
   const restoreOne = async (shard: number): Promise<void> => {
     const inGen = inGens[Math.floor((shard * o.streams) / o.shards)]!;
     const rows = await archivedSnapshots(o.db, shard, twinKeys);
+    // the archived inputs after the snapshots, by device (only where their input stream was lost)
+    const start = replay.startOf.get(shard);
+    const inputs = new Map<string, ArchivedInput[]>();
+    for (const input of replay.byShard.get(shard) ?? []) {
+      let list = inputs.get(input.deviceId);
+      if (list === undefined) inputs.set(input.deviceId, (list = []));
+      list.push(input);
+    }
+    const replayed = (id: string, record: SnapshotRecord | undefined, from: LogPosition | undefined): SnapshotRecord | undefined => {
+      const after = (inputs.get(id) ?? []).filter((i) => start !== undefined && isAfter(i, from ?? start));
+      inputs.delete(id);
+      if (after.length === 0) return record;
+      replayedInputs += after.length;
+      if (record === undefined) rebuiltTwins++;
+      return replayRecord(behavior, id, record, after, { prefix: o.prefix, appliedSeq: 0 });
+    };
     const restored: [string, SnapshotRecord][] = rows.map((r) => {
       const record = decodeRecord(r.record);
-      // sequences of another (lost) input stream mean nothing in this one: start the twin's log over
-      return [r.key, r.inGen === inGen ? record : { ...record, appliedSeq: 0 }];
+      if (r.inGen === inGen) return [r.key, record];
+      // sequences of another (lost) input stream mean nothing in this one: start the twin's log over,
+      // after applying what the archive kept of that stream past the snapshot
+      const id = r.key.startsWith(`${TWIN_TYPE}.`) ? r.key.slice(TWIN_TYPE.length + 1) : undefined;
+      const forward = id === undefined ? undefined : replayed(id, record, { gen: r.inGen, seq: record.appliedSeq });
+      return [r.key, forward ?? { ...record, appliedSeq: 0 }];
     });
+    // twins with archived inputs and no archived snapshot (never written, or written after the loss)
+    for (const id of [...inputs.keys()]) {
+      const record = replayed(id, undefined, undefined);
+      if (record !== undefined) restored.push([`${TWIN_TYPE}.${id}`, record]);
+    }
     const cp = await archivedCheckpoint(o.db, shard);
     const lowest = restored.reduce((min, [, r]) => Math.min(min, r.appliedSeq), Number.MAX_SAFE_INTEGER);
     const written = await busyAsCoded(() =>
@@ -136,7 +190,48 @@ export async function restoreFromArchive(o: RestoreOptions): Promise<RestoreResu
     }),
   );
   await finishRestoreRun(o.db, runId, Date.now());
-  return { registryEntries, shards: todo.length, records, skippedShards: shardList.length - todo.length, resumed: run.resumed };
+  return { registryEntries, shards: todo.length, records, replayedInputs, rebuiltTwins, skippedShards: shardList.length - todo.length, resumed: run.resumed };
+}
+
+/**
+ * The archived inputs of lost input streams (generations older than the live one) after each shard's
+ * archived checkpoint — everything before it is in the shard's snapshots (an owner writes the
+ * checkpoint only after them, and the archive stores the bucket in order) — by shard. A shard whose
+ * checkpoint refers to the live stream replays nothing (its owner's log is there); one without a
+ * checkpoint replays its lost streams from their start. One read per input stream.
+ */
+async function lostInputs(
+  db: Database,
+  inGens: readonly number[],
+  shards: number,
+  streams: number,
+  deviceId: string | undefined,
+): Promise<{ startOf: Map<number, LogPosition>; byShard: Map<number, ArchivedInput[]> }> {
+  const checkpoints = await archivedCheckpoints(db);
+  const startOf = new Map<number, LogPosition>();
+  const byShard = new Map<number, ArchivedInput[]>();
+  const streamOf = (shard: number) => Math.floor((shard * streams) / shards);
+  for (let shard = 0; shard < shards; shard++) {
+    if (deviceId !== undefined && shard !== shardOf(deviceId, shards)) continue;
+    const cp = checkpoints.get(shard);
+    if (cp === undefined) startOf.set(shard, { gen: 0, seq: 0 });
+    else if (cp.inGen !== inGens[streamOf(shard)]) startOf.set(shard, { gen: cp.inGen, seq: cp.seq });
+  }
+  for (let k = 0; k < streams; k++) {
+    const starts = [...startOf].filter(([shard]) => streamOf(shard) === k).map(([, p]) => p);
+    if (starts.length === 0) continue;
+    const from = starts.reduce((a, b) => (isAfter(a, b) ? b : a));
+    for (const input of await archivedInputs(db, k, from, inGens[k]!, TWIN_TYPE)) {
+      if (deviceId !== undefined && input.deviceId !== deviceId) continue;
+      const shard = shardOf(input.deviceId, shards);
+      const start = startOf.get(shard);
+      if (start === undefined || !isAfter(input, start)) continue;
+      let list = byShard.get(shard);
+      if (list === undefined) byShard.set(shard, (list = []));
+      list.push(input);
+    }
+  }
+  return { startOf, byShard };
 }
 
 /** A shard owned by a live node, as the coded error the CLI reports. */

@@ -161,4 +161,15 @@ alter table device_heads add column gen bigint not null default 0;
 alter table device_heads add column seq bigint not null default 0;
 `,
   },
+  {
+    version: 4,
+    name: "restore replays the archived inputs after each snapshot: commands keep their idempotency key, readings are found by log position",
+    sql: `
+-- a keyed command applies once per key: a replay must know the key to do the same (null: sent without one, or archived before)
+alter table commands add column idem_key text;
+-- restore reads a stream's inputs after a shard's checkpoint: a BRIN index costs next to nothing to keep
+-- (readings arrive in log order) and narrows that read to the newest blocks
+create index readings_log_position on readings using brin (gen, seq);
+`,
+  },
 ];

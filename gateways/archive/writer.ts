@@ -75,7 +75,7 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
   const flags: number[] = [];
   let suspects = 0;
   const times: number[] = [];
-  const c = { stream: [] as number[], gen: [] as number[], seq: [] as number[], idx: [] as number[], type: [] as string[], device: [] as string[], kind: [] as string[], payload: [] as (string | null)[], at: [] as number[] };
+  const c = { stream: [] as number[], gen: [] as number[], seq: [] as number[], idx: [] as number[], type: [] as string[], device: [] as string[], kind: [] as string[], payload: [] as (string | null)[], at: [] as number[], key: [] as (string | null)[] };
   const devices = new Set<string>();
   for (const m of messages) for (const it of m.batch.items) devices.add(it.entityId);
   if (devices.size === 0) return counts;
@@ -135,6 +135,7 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
       c.kind.push(it.kind);
       c.payload.push(it.payload === undefined ? null : JSON.stringify(it.payload));
       c.at.push(m.batch.acceptedAt);
+      c.key.push(typeof it.idempotencyKey === "string" ? it.idempotencyKey : null);
     });
   }
   if (times.length > 0) {
@@ -151,11 +152,11 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
   }
   if (c.seq.length > 0) {
     const done = await tx.query(
-      `insert into commands (stream, gen, seq, idx, entity_type, device_id, kind, payload, accepted_at)
-       select u.stream, u.gen, u.seq, u.idx, u.type, u.device, u.kind, u.payload::jsonb, u.at
-       from unnest($1::int[], $2::int8[], $3::int8[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[]) as u(stream, gen, seq, idx, type, device, kind, payload, at)
+      `insert into commands (stream, gen, seq, idx, entity_type, device_id, kind, payload, accepted_at, idem_key)
+       select u.stream, u.gen, u.seq, u.idx, u.type, u.device, u.kind, u.payload::jsonb, u.at, u.key
+       from unnest($1::int[], $2::int8[], $3::int8[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[]) as u(stream, gen, seq, idx, type, device, kind, payload, at, key)
        on conflict do nothing`,
-      [c.stream, c.gen, c.seq, c.idx, c.type, c.device, c.kind, c.payload, c.at],
+      [c.stream, c.gen, c.seq, c.idx, c.type, c.device, c.kind, c.payload, c.at, c.key],
     );
     counts.commands = done.rowCount;
   }
