@@ -24,7 +24,7 @@ describe("loadConfig defaults", () => {
       dataDir: ".airtwin",
       commitIntervalMs: 1000,
       commitMaxIntervalMs: 5000,
-      snapshotIntervalMs: 0,
+      snapshotIntervalMs: 900_000,
       leaseTtlMs: 5000,
       heartbeatMs: 1000,
       idlePassivateMs: 600_000,

@@ -74,6 +74,8 @@ beforeAll(async () => {
     AIRTWIN_INGEST_RATE_MAX: "1000000",
     AIRTWIN_LOG_LEVEL: "warn",
     ...FAST_ENV,
+    // the snapshot reads below check what a commit wrote: every changed twin at every commit, not the 15-minute default
+    AIRTWIN_SNAPSHOT_INTERVAL_MS: "0",
   };
   for (const id of ["e2e-n1", "e2e-n2"]) nodes.push(new AirtwinProcess(id, ["node"], { ...env, AIRTWIN_NODE_ID: id }));
   await waitFor(() => nodes.every((n) => n.output().includes('"node ready"') || (!n.running && Promise.reject(new Error(n.output())))), {
