@@ -6,7 +6,10 @@
 //     a resend in every transaction (the staging-table path), next to a plain COPY of the same rows into
 //     a table of the same shape — rounds in rotating order, medians;
 //  2. restore: 100 000 twins (real twin snapshots with a day of readings each) written back from the
-//     archive into a fresh cluster's 64 snapshot buckets by `restoreFromArchive`.
+//     archive into a fresh cluster's 64 snapshot buckets by `restoreFromArchive`; then, with the input
+//     stream lost, the same with `--replay-readings K` archived readings per twin after its snapshot
+//     (default 3: a 15-minute snapshot deferral at a Foobot's 5-minute cadence) applied on top —
+//     rounds alternating between no replay (every shard's checkpoint past them) and the replay.
 // Each figure is one JSON line on stdout (bench/lib/report.ts).
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
@@ -39,7 +42,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await migrate(db, { component: "archive", migrations: ARCHIVE_MIGRATIONS });
     await writeThroughput(db, url, schema, readings, int(args, "rounds", quick ? 3 : 5));
-    await restoreTime(db, twins);
+    await restoreTime(db, twins, int(args, "replay-readings", 3), int(args, "restore-rounds", quick ? 1 : 2));
   } finally {
     await db.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);
     await db.close();
@@ -140,7 +143,7 @@ function* chunks(lines: string[], size: number): Generator<string> {
   for (let i = 0; i < lines.length; i += size) yield lines.slice(i, i + size).join("");
 }
 
-async function restoreTime(db: Database, twins: number): Promise<void> {
+async function restoreTime(db: Database, twins: number, replayReadings: number, rounds: number): Promise<void> {
   const shards = 64;
   // real twin states: a day of hourly readings each (a few distinct shapes, re-keyed per twin)
   const t0 = Date.UTC(2026, 10, 1);
@@ -168,16 +171,60 @@ async function restoreTime(db: Database, twins: number): Promise<void> {
       [keys, shardCol, hex],
     );
   }
-  await using ns = await startNatsServer();
-  const nc = await connectNats({ servers: ns.url, name: "bench archive restore" });
-  try {
-    note("restoring", { twins, shards });
-    const started = performance.now();
-    const result = await restoreFromArchive({ nc, db, prefix: `bench${process.pid}`, shards, streams: 1, replicas: 1, target: { all: true } });
-    const seconds = (performance.now() - started) / 1000;
-    if (result.records !== twins) throw new Error(`restored ${result.records} of ${twins}`);
-    emit({ suite: "archive", name: "restore twins", value: round(seconds), unit: "s", detail: { twins, shards, twinsPerSecond: round(twins / seconds), recordBytes: Math.round(states.reduce((n, s) => n + s.length, 0) / states.length) } });
-  } finally {
-    await nc.close();
+  // the archived readings after each snapshot (stream 0, generation 1, after every snapshot's sequence),
+  // and only those (the write bench's readings are of the same stream and generation)
+  await db.query("truncate readings, reading_repeats, commands");
+  const after = Array.from({ length: replayReadings }, (_, k) => t0 + (24 + k) * H);
+  await new Partitions().ensure(db, after.length > 0 ? after : [t0]);
+  for (let start = 0; start < twins && replayReadings > 0; start += 5000) {
+    const ids: string[] = [];
+    const ts: number[] = [];
+    const seqs: number[] = [];
+    for (let i = start; i < Math.min(twins, start + 5000); i++) {
+      for (let k = 0; k < replayReadings; k++) {
+        ids.push(`twin-${i}`);
+        ts.push(after[k]!);
+        seqs.push(twins + 1 + k * twins + i);
+      }
+    }
+    await db.query(
+      `insert into readings (device_id, t, pm, co2, voc, tmp, hum, allpollu, accepted_at, late, stream, gen, seq, idx)
+       select u.id, u.t, 9, 700, 150, 21.5, 41, null, u.t, false, 0, 1, u.seq, 0 from unnest($1::text[], $2::int8[], $3::int8[]) as u(id, t, seq)`,
+      [ids, ts, seqs],
+    );
+  }
+  const replayed = twins * replayReadings;
+  for (let r = 0; r < rounds; r++) {
+    for (const replay of [false, true]) {
+      // no replay: every shard's checkpoint past the archived readings (they are in the snapshots)
+      await db.query("delete from checkpoints");
+      if (!replay) {
+        await db.query(
+          "insert into checkpoints (shard, gen, kv_seq, seq, stored_at, in_gen) select s, 1, 1, $1, 0, 1 from generate_series(0, $2) as s",
+          [twins * (replayReadings + 1) + 1, shards - 1],
+        );
+      }
+      await db.query("delete from restore_progress");
+      await db.query("delete from restore_runs");
+      await using ns = await startNatsServer();
+      const nc = await connectNats({ servers: ns.url, name: "bench archive restore" });
+      try {
+        note("restoring", { twins, shards, replay: replay ? replayed : 0 });
+        const started = performance.now();
+        const result = await restoreFromArchive({ nc, db, prefix: `bench${process.pid}`, shards, streams: 1, replicas: 1, target: { all: true } });
+        const seconds = (performance.now() - started) / 1000;
+        if (result.records !== twins) throw new Error(`restored ${result.records} of ${twins}`);
+        if (result.replayedInputs !== (replay ? replayed : 0)) throw new Error(`replayed ${result.replayedInputs} inputs, expected ${replay ? replayed : 0}`);
+        emit({
+          suite: "archive",
+          name: replay ? "restore twins + replay" : "restore twins",
+          value: round(seconds),
+          unit: "s",
+          detail: { round: r, twins, shards, replayedReadings: result.replayedInputs, twinsPerSecond: round(twins / seconds), recordBytes: Math.round(states.reduce((n, s) => n + s.length, 0) / states.length) },
+        });
+      } finally {
+        await nc.close();
+      }
+    }
   }
 }

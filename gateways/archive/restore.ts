@@ -141,10 +141,11 @@ export async function restoreFromArchive(o: RestoreOptions): Promise<RestoreResu
       if (list === undefined) inputs.set(input.deviceId, (list = []));
       list.push(input);
     }
+    /** The record brought forward by the archived inputs after `from` (the snapshot's position), or undefined when there are none. */
     const replayed = (id: string, record: SnapshotRecord | undefined, from: LogPosition | undefined): SnapshotRecord | undefined => {
       const after = (inputs.get(id) ?? []).filter((i) => start !== undefined && isAfter(i, from ?? start));
       inputs.delete(id);
-      if (after.length === 0) return record;
+      if (after.length === 0) return undefined;
       replayedInputs += after.length;
       if (record === undefined) rebuiltTwins++;
       return replayRecord(behavior, id, record, after, { prefix: o.prefix, appliedSeq: 0 });

@@ -144,6 +144,13 @@ describe.each(BACKENDS)("restore replays the archived inputs after deferred snap
           timeoutMs: 60_000,
           message: "the new reading applied",
         });
+        // a replayed twin takes its new stream's inputs too (its position starts over)
+        const more = await app.inject({ method: "POST", url: "/v1/devices/rr-0/readings", headers: devices[0]!.headers, payload: { readings: [{ t: T0 + 72 * H, pm: 5 }] } });
+        expect(more.statusCode, more.body).toBe(202);
+        await waitFor(async () => (await app.inject({ method: "GET", url: "/v1/devices/rr-0", headers: owner.headers })).json<{ readings: number }>().readings === 73, {
+          timeoutMs: 60_000,
+          message: "rr-0's new reading applied",
+        });
         const subs = (await app.inject({ method: "GET", url: "/v1/devices/rr-1", headers: owner.headers })).json<{ subscriptions: unknown[] }>().subscriptions;
         expect(subs).toHaveLength(1);
       } finally {
