@@ -16,6 +16,16 @@ export interface EntityOutput {
   subject: string;
   /** Payload; encoded with the runtime codec (msgpack). */
   payload: unknown;
+  /**
+   * Travels batched instead of alone: the shard's outputs with the same `batch` in one commit's cut are
+   * published together at that commit as `{ items: [payload, …] }` on `<batch>.<shard>` (more than one
+   * message when they pass 256 KiB), each payload keeping its own `id` — one store and one ack for many
+   * outputs, for those no one waits for (closed aggregates). Such an output is published up to one
+   * commit interval later than alone, and a crash between that publish and the commit's checkpoint
+   * publishes it again in another batch (the batch ids name their runner), so consumers key on the
+   * payloads' ids (docs/design.md §3.3). `subject` is where it would go alone.
+   */
+  batch?: string;
 }
 
 /** Result of applying one input. `reply` is sent back to a command's caller, if it waits. */

@@ -109,7 +109,8 @@ export class FencedWriter {
     private readonly bucket: string,
     readonly shard: number,
     readonly epoch: number,
-    private readonly claim: string,
+    /** This claim's tag (unique per start of the shard in this process): the ids of its writes carry it. */
+    readonly claim: string,
     fenceMsgId: string,
     /** What the claim saw of the bucket (see {@link ClaimedBucket}). */
     readonly claimed: ClaimedBucket = { previousEpoch: undefined, keys: undefined },

@@ -58,6 +58,12 @@ export function outputSubject(prefix: string, o: TwinOutput): string {
   }
 }
 
+/**
+ * Where closed aggregates travel: `<prefix>.out.aggregates.<shard>`, `{ items: [aggregate, …] }` per shard
+ * and commit (docs/design.md §5.1); before, each alone on `<prefix>.out.aggregate.<deviceId>`.
+ */
+export const aggregatesBatch = (prefix: string): string => `${prefix}.out.aggregates`;
+
 function toEntityOutput(prefix: string, o: TwinOutput): EntityOutput {
   switch (o.type) {
     case "alert":
@@ -65,7 +71,8 @@ function toEntityOutput(prefix: string, o: TwinOutput): EntityOutput {
     case "calibration":
       return { id: o.calibration.id, subject: outputSubject(prefix, o), payload: o.calibration };
     case "aggregate":
-      return { id: o.aggregate.id, subject: outputSubject(prefix, o), payload: o.aggregate };
+      // nobody waits for a closed hour: batched per shard and commit on `<prefix>.out.aggregates.<shard>` (docs/design.md §5.1)
+      return { id: o.aggregate.id, subject: outputSubject(prefix, o), payload: o.aggregate, batch: aggregatesBatch(prefix) };
     case "occupancy":
       return { id: o.occupancy.id, subject: outputSubject(prefix, o), payload: o.occupancy };
     case "report":

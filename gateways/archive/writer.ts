@@ -230,20 +230,44 @@ function outputAt(kind: string, p: Record<string, unknown>): number {
   return num(p.at) ?? num(p.start) ?? num(p.day) ?? num(p.from) ?? 0;
 }
 
+/**
+ * Closed aggregates travel batched per shard and commit (`<prefix>.out.aggregates.<shard>`,
+ * `{ items: [aggregate, …] }`): each item is archived as the single message it was before
+ * (`<prefix>.out.aggregate.<deviceId>`), which old streams still hold.
+ */
+function* expandBatches(root: string, messages: readonly OutputMessage[]): Generator<OutputMessage> {
+  const batched = `${root}aggregates.`;
+  for (const m of messages) {
+    if (!m.subject.startsWith(batched)) {
+      yield m;
+      continue;
+    }
+    const items = (m.payload as { items?: unknown } | null)?.items;
+    if (!Array.isArray(items)) continue;
+    for (const payload of items) {
+      const deviceId = (payload as { deviceId?: unknown } | null)?.deviceId;
+      if (typeof deviceId === "string") yield { ...m, subject: `${root}aggregate.${deviceId}`, payload };
+    }
+  }
+}
+
 /** Outputs by id, and the closed aggregates into the rollup tables (upserted). */
 export async function writeOutputs(tx: Queryable, prefix: string, messages: readonly OutputMessage[]): Promise<WriteCounts> {
   const counts = noCounts();
   const o = { id: [] as string[], kind: [] as string[], device: [] as string[], at: [] as number[], subject: [] as string[], payload: [] as string[], stored: [] as number[] };
   const roll = { hour: rollupColumns(), day: rollupColumns() };
   const root = `${prefix}.out.`;
-  for (const m of messages) {
+  const seen = new Set<string>();
+  for (const m of expandBatches(root, messages)) {
     if (!m.subject.startsWith(root)) continue;
     const [kind, deviceFromSubject] = m.subject.slice(root.length).split(".");
     if (kind === undefined || !ARCHIVED_OUTPUT_KINDS.has(kind)) continue;
     const p = (typeof m.payload === "object" && m.payload !== null ? m.payload : {}) as Record<string, unknown>;
     const id = typeof p.id === "string" ? p.id : undefined;
     const deviceId = typeof p.deviceId === "string" ? p.deviceId : deviceFromSubject;
-    if (id === undefined || deviceId === undefined) continue;
+    // a repeat in the same write (a batch published again after a crash) would update its rollup row twice
+    if (id === undefined || deviceId === undefined || seen.has(id)) continue;
+    seen.add(id);
     o.id.push(id);
     o.kind.push(kind);
     o.device.push(deviceId);

@@ -104,3 +104,45 @@ describe("commitPhaseMs", () => {
     expect(Math.max(...tenths)).toBeLessThanOrEqual(6);
   });
 });
+
+describe("committer, batched outputs", () => {
+  it("publishes a cut's batched outputs as one message at its commit, confirmed before the snapshots are written", async () => {
+    const metrics = new RuntimeMetrics({ defaultMetrics: false });
+    const table = new EntityTable(new Map([["counter", counterBehavior]]), metrics, 600_000);
+    const events: string[] = [];
+    const publisher = {
+      publishNow: (subject: string, data: Uint8Array, o: { msgId: string }) => {
+        events.push(`publish ${subject} ${o.msgId} ${JSON.stringify(decode(data))}`);
+        return Promise.resolve({ stream: "OUT", seq: events.length, duplicate: false });
+      },
+    };
+    const writer = { failed: undefined, claim: "c1", put: (key: string) => (events.push(`put ${key}`), Promise.resolve(1)) };
+    const committer = new Committer({
+      shard: 3,
+      epoch: 1,
+      deps: { publisher: publisher as unknown as PipelinedPublisher, metrics, options: { ...defaultShardRunnerOptions, snapshotIntervalMs: 0 } },
+      table,
+      isAborted: () => false,
+      fail: (err) => {
+        throw err;
+      },
+    });
+    committer.writer = writer as unknown as FencedWriter;
+    const slot = table.slotFor("counter", "a")!;
+    table.activate(slot);
+    slot.appliedSeq = 1;
+    table.markDirty(slot, 1);
+    committer.noteApplied(msg(1));
+    committer.publishOutputs([
+      { id: "a:1", subject: "p.out.agg.a", payload: { id: "a:1" }, batch: "p.out.aggs" },
+      { id: "a:alert", subject: "p.out.alert.a", payload: { id: "a:alert" } },
+      { id: "a:2", subject: "p.out.agg.a", payload: { id: "a:2" }, batch: "p.out.aggs" },
+    ]);
+    // the alert goes out at once; the batched ones wait for the commit
+    expect(events).toEqual(['publish p.out.alert.a a:alert {"id":"a:alert"}']);
+    await committer.commitNow();
+    expect(events.slice(1)).toEqual(['publish p.out.aggs.3 p.out.aggs.3:c1:0 {"items":[{"id":"a:1"},{"id":"a:2"}]}', "put counter.a", `put ${CHECKPOINT_KEY}`]);
+    await committer.commitNow();
+    expect(events).toHaveLength(4); // nothing left to publish
+  });
+});

@@ -14,6 +14,7 @@ import type { PubAck } from "../publisher.ts";
 import { CHECKPOINT_KEY, FencedError, encodeCheckpoint, encodeRecord, type FencedWriter } from "../snapshot-store.ts";
 import { sliceUsed, yieldTurn } from "../turns.ts";
 import type { EntityTable, Slot } from "./entities.ts";
+import { OutputBatches } from "./output-batches.ts";
 import type { ShardRunnerDeps, ShardRunnerOptions } from "./options.ts";
 
 /**
@@ -72,6 +73,8 @@ export class Committer {
   private capture: Promise<void> | undefined;
   private committing: Promise<void> | undefined;
   private pendingOutputs: PendingOutput[] = [];
+  /** Outputs that travel batched, published with the commit of their cut (output-batches.ts). */
+  private readonly batches = new OutputBatches();
   private lastApplied: JsMsg | undefined;
   private appliedSinceCommit = 0;
   /** When the last commit began (performance.now()). */
@@ -141,6 +144,10 @@ export class Committer {
   /** Publishes outputs at once; each is confirmed (and published again if refused) by the commit of its cut. */
   publishOutputs(outputs: readonly EntityOutput[]): void {
     for (const o of outputs) {
+      if (o.batch !== undefined) {
+        this.batches.add(o as EntityOutput & { batch: string });
+        continue;
+      }
       const data = encode(o.payload);
       const ack = this.env.deps.publisher.publishNow(o.subject, data, { msgId: o.id, headers: MSGPACK_HEADER });
       ack.catch(() => undefined); // confirmed (and retried) at commit
@@ -164,7 +171,7 @@ export class Committer {
     const progress = checkpointMsg?.info.streamSequence ?? this.committedSeq;
     // outputs stored up to here: this cut's, or a predecessor's not yet re-applied by a replay
     const appliedSeq = Math.max(progress, this.appliedCommitted);
-    if (table.dirty.size === 0 && progress === this.committedSeq && appliedSeq === this.appliedCommitted && this.pendingOutputs.length === 0) return;
+    if (table.dirty.size === 0 && progress === this.committedSeq && appliedSeq === this.appliedCommitted && this.pendingOutputs.length === 0 && this.batches.count === 0) return;
     const started = performance.now();
     const wallNow = Date.now();
     this.lastCommitAt = started;
@@ -200,6 +207,12 @@ export class Committer {
     // never below the last checkpoint: entities waiting then still wait on the same input, and input applied
     // since came after it
     const checkpointSeq = Math.min(progress, firstUnsaved - 1);
+    // the cut's batched outputs go out now, one message per batch (nothing was applied since the capture)
+    for (const b of this.batches.take(this.env.shard, writer.claim)) {
+      const ack = this.env.deps.publisher.publishNow(b.subject, b.data, { msgId: b.msgId, headers: MSGPACK_HEADER });
+      ack.catch(() => undefined); // confirmed (and retried) below
+      this.pendingOutputs.push({ ...b, ack });
+    }
     const outputs = this.pendingOutputs;
     if (records.length === 0 && outputs.length === 0 && appliedSeq === this.appliedCommitted && checkpointSeq === this.committedSeq) return;
     this.pendingOutputs = [];

@@ -274,10 +274,14 @@ export async function outputIdsInStream(f: GatewayFixture): Promise<Map<string, 
   const messages = await consumer.consume({ max_messages: 2000 });
   const root = `${f.prefix}.out.`;
   for await (const m of messages) {
-    const kind = m.subject.slice(root.length).split(".")[0]!;
+    let kind = m.subject.slice(root.length).split(".")[0]!;
+    // closed aggregates travel batched per shard and commit (docs/design.md §5.1)
+    const payloads = kind === "aggregates" ? ((decode(m.data) as { items: unknown[] }).items) : [decode(m.data)];
+    if (kind === "aggregates") kind = "aggregate";
     if (ARCHIVED_OUTPUT_KINDS.has(kind)) {
-      const id = (decode(m.data) as { id?: unknown }).id;
-      if (typeof id === "string") {
+      for (const p of payloads) {
+        const id = (p as { id?: unknown }).id;
+        if (typeof id !== "string") continue;
         const ids = byKind.get(kind) ?? new Set<string>();
         ids.add(id);
         byKind.set(kind, ids);
