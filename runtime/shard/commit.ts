@@ -143,6 +143,7 @@ export class Committer {
 
   /** Publishes outputs at once; each is confirmed (and published again if refused) by the commit of its cut. */
   publishOutputs(outputs: readonly EntityOutput[]): void {
+    if (outputs.length === 0) return; // most inputs have none: not even a counter update
     for (const o of outputs) {
       if (o.batch !== undefined) {
         this.batches.add(o as EntityOutput & { batch: string });
