@@ -16,6 +16,7 @@
 // The devices are registered first through the bulk import (POST /v1/devices/import, 5,000 a request),
 // timed and metered on its own; `--register-only` stops there.
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,6 +40,13 @@ async function commitBytes(metricsUrl: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
   const m = /^airtwin_commit_bytes_total(?:\{[^}]*\})? ([0-9.e+]+)$/m.exec(text);
   return m === null ? 0 : Number(m[1]);
+}
+
+/** The machine's CPU time so far, busy and in all (clock ticks, /proc/stat). */
+function machineCpu(): { busy: number; total: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - (f[4] ?? 0), total };
 }
 
 /** The pids of the local Postgres server's lasting processes (none when it runs elsewhere; short-lived workers are not counted). */
@@ -145,10 +153,12 @@ export async function main(argv: string[]): Promise<void> {
     // alone), its private memory only (the shared buffers are in every process's RSS)
     if (archiver !== undefined) for (const pid of postgresPids()) meter.add("postgres", pid, true, true);
     const bytes0 = await commitBytes(metricsUrl);
+    const machine0 = machineCpu();
     const t0 = performance.now();
     const result = await openLoad({ url, rate, durationS: minutes * 60, warmupS, connections, devices: fleet, baseT: Date.now() - 30 * 86_400_000, readingsPerRequest: 1 });
     const seconds = (performance.now() - t0) / 1000;
     const bytes1 = await commitBytes(metricsUrl);
+    const machine1 = machineCpu();
     note("snapshot bytes", { before: bytes0, after: bytes1 });
     const { cpuS, peakRssMb } = meter.read();
     // the load generator runs in a child of this process: its CPU is not in self(); say so
@@ -169,6 +179,8 @@ export async function main(argv: string[]): Promise<void> {
       cpuPercentOfMachine: cpuPercent,
       peakRssMb,
       snapshotBytesPerS: round((bytes1 - bytes0) / seconds),
+      // everything on the machine (a quiet hold: this bench alone), Postgres' short-lived connections included
+      machineBusyPercent: round((100 * (machine1.busy - machine0.busy)) / (machine1.total - machine0.total)),
       registerS: round(registerS),
       load: loadAverage(),
     };
