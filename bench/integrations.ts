@@ -138,6 +138,7 @@ async function throughput(o: { messages: number; rounds: number; devices: number
       let next = 0;
       const pids = { bench: process.pid, nats: ns.pid, partner: sink.proc.pid! };
       const loopCpu = cpuMeter(pids);
+      const loopElu = performance.eventLoopUtilization();
       const loopFrom = hrMs();
       const t0 = performance.now();
       await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
@@ -148,11 +149,13 @@ async function throughput(o: { messages: number; rounds: number; devices: number
       }));
       const loopRate = o.messages / ((performance.now() - t0) / 1000);
       const loopSpent = loopCpu();
+      const loopBusy = performance.eventLoopUtilization(loopElu).utilization;
       const loopTo = hrMs();
 
       await publishBacklog(run);
       const metrics = new IntegrationMetrics();
       const runnerCpu = cpuMeter(pids);
+      const runnerElu = performance.eventLoopUtilization();
       const runnerFrom = hrMs();
       const t1 = performance.now();
       // its own connection per round, closed after it like a process that stops: a pull request the
@@ -167,6 +170,7 @@ async function throughput(o: { messages: number; rounds: number; devices: number
       await until("backlog delivered", async () => ((await metrics.delivered.get()).values[0]?.value ?? 0) >= o.messages, 600_000);
       const runnerRate = o.messages / ((performance.now() - t1) / 1000);
       const runnerSpent = runnerCpu();
+      const runnerBusy = performance.eventLoopUtilization(runnerElu).utilization;
       const runnerTo = hrMs();
       await running.close();
       await rnc.close();
@@ -176,7 +180,8 @@ async function throughput(o: { messages: number; rounds: number; devices: number
       note(measured ? "round" : "warm-up", { run, runner: Math.round(runnerRate), loop: Math.round(loopRate), ratio: round(runnerRate / loopRate), retried, meanAttemptMs: round(attemptMs), startMs: Math.round(startedAt - t1), firstMs: Math.round(firstAt - t1), heapMB: Math.round(process.memoryUsage().heapUsed / 1e6) });
       // CPU µs per message of each process (bench: the loop or the runner), and the phases on the monotonic clock
       const perMessage = (spent: Record<string, number>) => Object.fromEntries(Object.entries(spent).map(([k, ms]) => [k, Math.round((ms * 1000) / o.messages)]));
-      note("cpu µs per message", { run, loop: perMessage(loopSpent), runner: perMessage(runnerSpent), loopMs: [loopFrom, loopTo], runnerMs: [runnerFrom, runnerTo] });
+      // eventLoopBusy: the bench process's event-loop utilization in each window (near 1: bound by its CPU)
+      note("cpu µs per message", { run, loop: perMessage(loopSpent), runner: perMessage(runnerSpent), eventLoopBusy: { loop: round(loopBusy), runner: round(runnerBusy) }, loopMs: [loopFrom, loopTo], runnerMs: [runnerFrom, runnerTo] });
       if (measured) {
         runner.push(runnerRate);
         loop.push(loopRate);

@@ -4,10 +4,10 @@
 // attempts, unsubscribe honoured for deliveries already in backoff, and the SSRF guard.
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Alert } from "../../actors/device-twin/domain/mod.ts";
+import type { Alert, Report } from "../../actors/device-twin/domain/mod.ts";
 import { startIntegrationTestbed, type IntegrationTestbed } from "../../gateways/integrations/testing.ts";
 import { guardedLookup, isPrivateAddress } from "../../gateways/integrations/webhook/ssrf.ts";
-import { webhookIntegration } from "../../gateways/integrations/webhook/webhook.ts";
+import { webhookBody, webhookIntegration } from "../../gateways/integrations/webhook/webhook.ts";
 import { waitFor } from "../harness/mod.ts";
 import { Partner } from "./partner.ts";
 
@@ -165,6 +165,18 @@ describe("webhook integration", () => {
     await waitFor(async () => (await dropped()) > before || (await dropped()) >= 1, { timeoutMs: 10_000, message: "dropped as unsubscribed" });
     expect(requestsTo(path)).toHaveLength(1);
   }, 20_000);
+});
+
+describe("webhook body", () => {
+  it("is the JSON of { type, timestamp, data } for an alert and for a report", () => {
+    const alert = { ...startAlert("b-1", Date.UTC(2026, 0, 5, 9)), ruleId: 'quote " and \\ and \u2028' };
+    expect(webhookBody({ alert })).toBe(JSON.stringify({ type: "event.start", timestamp: "2026-01-05T09:00:00.000Z", data: alert }));
+    const report: Report = {
+      id: "b-1:report.day:0", deviceId: "b-1", kind: "report.day", start: Date.UTC(2026, 0, 5), end: Date.UTC(2026, 0, 6),
+      channels: {}, rules: {}, events: [], eventsOmitted: 0, occupiedHours: 3,
+    };
+    expect(webhookBody({ report })).toBe(JSON.stringify({ type: "report.day", timestamp: "2026-01-06T00:00:00.000Z", data: report }));
+  });
 });
 
 describe("webhook hard stop", () => {

@@ -37,14 +37,15 @@ export interface WebhookBody {
   data: Alert | Report;
 }
 
-/** The body of a delivery, as sent (and signed). */
+/** The body of a delivery, as sent (and signed): the JSON of a {@link WebhookBody}, written without making one. */
 export function webhookBody(d: Pick<Delivery, "alert" | "report">): string {
-  const data = (d.alert ?? d.report) as Alert | Report;
-  const body: WebhookBody = d.alert !== undefined
-    ? { type: d.alert.kind, timestamp: new Date(d.alert.at).toISOString(), data }
-    : { type: (d.report as Report).kind, timestamp: new Date((d.report as Report).end).toISOString(), data };
-  return JSON.stringify(body);
+  if (d.alert !== undefined) return bodyJson(d.alert.kind, d.alert.at, d.alert);
+  const report = d.report as Report;
+  return bodyJson(report.kind, report.end, report);
 }
+
+const bodyJson = (type: string, at: number, data: Alert | Report): string =>
+  `{"type":${JSON.stringify(type)},"timestamp":"${new Date(at).toISOString()}","data":${JSON.stringify(data)}}`;
 
 /** What an attempt needs of a target URL, worked out once per target. */
 interface Target {
