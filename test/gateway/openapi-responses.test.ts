@@ -140,6 +140,9 @@ describe.each(BACKENDS)("every success answer matches the published OpenAPI (%s)
       await ok("DELETE", "/v1/users/bob", admin);
       await f.device("room-3", ann.userId);
       await ok("DELETE", "/v1/devices/room-3", admin);
+      // the bulk import: one new device, one already registered (reported, left alone)
+      const imported = (await ok("POST", "/v1/devices/import", admin, { devices: [{ deviceId: "room-4", ownerId: ann.userId }, { deviceId: "room-1", ownerId: ann.userId }] })).json<{ created: number }>();
+      expect(imported.created).toBe(1);
 
       // ops
       const cluster = (await ok("GET", "/v1/ops/cluster", admin)).json<{ nodes: { nodeId: string }[] }>();
