@@ -130,7 +130,7 @@ export interface AggregateBucket {
   topMinMean?: number;
 }
 
-/** Closed hourly or daily aggregates of a device, published on `airtwin.out.aggregate.<deviceId>`. */
+/** Closed hourly or daily aggregates of a device, published batched per shard and commit on `airtwin.out.aggregates.<shard>` (docs/design.md §5.1). */
 export interface ClosedAggregate {
   id: string;
   deviceId: string;
