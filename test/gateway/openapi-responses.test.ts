@@ -133,7 +133,6 @@ describe.each(BACKENDS)("every success answer matches the published OpenAPI (%s)
       // the registry and the caller
       await ok("GET", "/v1/devices", admin);
       await ok("GET", "/v1/devices", ann.headers);
-      await ok("POST", "/v1/devices/import", admin, { devices: [{ deviceId: "room-import", ownerId: ann.userId }, { deviceId: "room-2", ownerId: ann.userId }] });
       await ok("PATCH", "/v1/devices/room-2", admin, { disabled: true });
       await ok("GET", "/v1/me", ann.headers);
       await ok("GET", "/v1/me", admin);
