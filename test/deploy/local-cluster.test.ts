@@ -66,7 +66,15 @@ describe("deploy/local-cluster.ts", () => {
       const device = await call(gateways[0]!, "POST", "/v1/devices", { deviceId: "lab", ownerId: "alice" });
       expect(device.status).toBe(201);
       const t = Date.now() - 60_000;
-      const posted = await call(gateways[1]!, "POST", "/v1/devices/lab/readings", { readings: [{ t, co2: 612 }, { t: t + 1000, co2: 640 }] }, device.body.token as string);
+      // the other gateway learns the new device through its registry watch: within a second (docs/gateway.md,
+      // Registry), not at once — a device posting at once may get 401 and retries, as devices do
+      const posted = await waitFor(
+        async () => {
+          const r = await call(gateways[1]!, "POST", "/v1/devices/lab/readings", { readings: [{ t, co2: 612 }, { t: t + 1000, co2: 640 }] }, device.body.token as string);
+          return r.status === 401 ? undefined : r;
+        },
+        { timeoutMs: 1000, intervalMs: 20, message: "the new device's token accepted by the other gateway" },
+      );
       expect(posted.status).toBe(202);
       const twin = await waitFor(async () => {
         const r = await call(gateways[0]!, "GET", "/v1/devices/lab");
