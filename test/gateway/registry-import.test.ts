@@ -2,36 +2,14 @@
 // written, each imported device verifiable by its token on another gateway, a deleted id imported
 // again over its tombstone, already registered ids reported and left alone, and a failed erasure
 // reported per device with nothing registered for it.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DEVICE_IMPORT_MAX, parseImportLines } from "../../gateways/registry/device-import.ts";
-import { Registry } from "../../gateways/registry/registry.ts";
-import { connectNats } from "../../runtime/mod.ts";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
 import { waitFor } from "../harness/wait-for.ts";
+import { registryHarness } from "./registry-harness.ts";
 
-let server: TestNatsServer;
-const conns: NatsConnection[] = [];
-const registries: Registry[] = [];
+const harness = registryHarness();
+const { open } = harness;
 let n = 0;
-
-async function open(prefix: string, eraseTwin?: (deviceId: string) => Promise<unknown>): Promise<Registry> {
-  const nc = await connectNats({ servers: server.url });
-  conns.push(nc);
-  const r = await Registry.open(nc, { prefix, ...(eraseTwin === undefined ? {} : { eraseTwin }) });
-  registries.push(r);
-  return r;
-}
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  for (const r of registries) await r.close();
-  for (const nc of conns) await nc.close().catch(() => undefined);
-  await server?.stop();
-});
 
 describe("registry import", () => {
   it("registers every device with a token of its own, erasing each twin first, seen by another gateway", async () => {

@@ -1,34 +1,12 @@
 // The registry against a real nats-server: what one gateway (or `airtwin ops`) writes reaches another
 // gateway's view within a second — revocation included — and keeps doing so after NATS restarts.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Registry } from "../../gateways/registry/registry.ts";
-import { connectNats } from "../../runtime/mod.ts";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { startNatsServer, type TestNatsServer } from "../harness/nats-server.ts";
+import { describe, expect, it } from "vitest";
 import { waitFor } from "../harness/wait-for.ts";
+import { registryHarness } from "./registry-harness.ts";
 
-let server: TestNatsServer;
-const conns: NatsConnection[] = [];
-const registries: Registry[] = [];
+const harness = registryHarness();
+const { open } = harness;
 let n = 0;
-
-async function open(prefix: string, eraseTwin?: (deviceId: string) => Promise<unknown>): Promise<Registry> {
-  const nc = await connectNats({ servers: server.url, reconnectTimeWaitMs: 100 });
-  conns.push(nc);
-  const r = await Registry.open(nc, { prefix, ...(eraseTwin === undefined ? {} : { eraseTwin }) });
-  registries.push(r);
-  return r;
-}
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  for (const r of registries) await r.close();
-  for (const nc of conns) await nc.close().catch(() => undefined);
-  await server?.stop();
-});
 
 describe("registry", () => {
   it("stores only digests, verifies in constant time, and answers the same for unknown and wrong", async () => {
@@ -101,7 +79,7 @@ describe("registry", () => {
     const a = await open(prefix);
     const b = await open(prefix);
     await a.createUser("u1");
-    await server.restart();
+    await harness.server.restart();
     const { token } = await waitFor(() => a.createDevice("d-after", "u1").catch(() => undefined), { timeoutMs: 15_000, message: "write after restart" });
     await waitFor(() => b.verifyDevice("d-after", token), { timeoutMs: 10_000, message: "b sees a write made after the restart" });
     await a.deleteDevice("d-after");
