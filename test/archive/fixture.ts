@@ -1,12 +1,14 @@
 // An archive against a real nats-server, a real node and the gateway's parts (GatewayFixture), on the
 // backend the test names: Postgres from DATABASE_URL in a schema of its own, or in-memory PGlite.
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { startArchive, type ArchiveOptions, type RunningArchive } from "../../gateways/archive/archive.ts";
 import { openDatabase, type Database } from "../../gateways/archive/db/mod.ts";
 import { startNatsServer, type TestNatsServer } from "../harness/mod.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import type { GatewayFixture } from "../gateway/fixture.ts";
+import { buildApp } from "../../gateways/http/app.ts";
+import { assembleGateway } from "../../gateways/http/gateway.ts";
+import { ADMIN_TOKEN, type GatewayFixture } from "../gateway/fixture.ts";
 
 /** One nats-server for the test file (started before its first test, stopped after the last); call the result in a test. */
 export function natsServerForFile(): () => TestNatsServer {
@@ -69,4 +71,41 @@ export async function caughtUp(archive: RunningArchive, timeoutMs = 90_000): Pro
 export async function post(f: GatewayFixture, device: { deviceId: string; headers: Record<string, string> }, readings: object[]): Promise<void> {
   const r = await f.app.inject({ method: "POST", url: `/v1/devices/${device.deviceId}/readings`, headers: device.headers, payload: { readings } });
   if (r.statusCode !== 202) throw new Error(`ingest: ${r.statusCode} ${r.body}`);
+}
+
+/** A fresh node and gateway app on a restored cluster, for checking what came back; `close()` when done. */
+export async function restoredGateway(f: GatewayFixture, nodeId: string): Promise<{ app: Awaited<ReturnType<typeof buildApp>>; close(): Promise<void> }> {
+  await f.startNode(nodeId);
+  const parts = await assembleGateway(f.nc, { prefix: f.prefix, shards: f.shards, streams: 1, replicas: 1, defaultMetrics: false });
+  const app = await buildApp({ ...parts.deps, adminToken: ADMIN_TOKEN });
+  return {
+    app,
+    async close() {
+      await app.close();
+      await parts.close();
+    },
+  };
+}
+
+/** Each device's twin answers again and equals what it was before the loss, but for the wall-clock presence fields. */
+export async function expectTwinsAsBefore(
+  app: Awaited<ReturnType<typeof buildApp>>,
+  deviceIds: readonly string[],
+  before: ReadonlyMap<string, Record<string, unknown>>,
+  headers: Record<string, string>,
+): Promise<void> {
+  const comparable = (v: Record<string, unknown>) => {
+    const { online: _o, lastSeen: _l, ...rest } = v;
+    return rest;
+  };
+  for (const deviceId of deviceIds) {
+    const view = await waitFor(
+      async () => {
+        const r = await app.inject({ method: "GET", url: `/v1/devices/${deviceId}`, headers });
+        return r.statusCode === 200 ? r.json<Record<string, unknown>>() : undefined;
+      },
+      { timeoutMs: 60_000, message: `twin ${deviceId} answers` },
+    );
+    expect(comparable(view), deviceId).toEqual(comparable(before.get(deviceId)!));
+  }
 }

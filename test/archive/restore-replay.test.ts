@@ -10,22 +10,16 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
 import { deviceTwinBehavior } from "../../actors/device-twin/behavior.ts";
 import { restoreFromArchive, type RestoreResult } from "../../gateways/archive/restore.ts";
-import { buildApp } from "../../gateways/http/app.ts";
-import { assembleGateway } from "../../gateways/http/gateway.ts";
 import { registryBucket } from "../../gateways/registry/registry.ts";
 import { connectNats, startNode, type RunningNode } from "../../runtime/mod.ts";
 import { ADMIN_TOKEN, GatewayFixture } from "../gateway/fixture.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { archiveOn, BACKENDS, caughtUp, natsServerForFile, post, testDatabase } from "./fixture.ts";
+import { archiveOn, BACKENDS, caughtUp, expectTwinsAsBefore, natsServerForFile, post, restoredGateway, testDatabase } from "./fixture.ts";
 
 const nats = natsServerForFile();
 
 const H = 3_600_000;
 const T0 = Date.UTC(2026, 10, 20);
-const comparable = (v: Record<string, unknown>) => {
-  const { online: _o, lastSeen: _l, ...rest } = v;
-  return rest;
-};
 const readings = (from: number, to: number, shift = 0) =>
   Array.from({ length: to - from }, (_, k) => {
     const h = from + k;
@@ -124,17 +118,10 @@ describe.each(BACKENDS)("restore replays the archived inputs after deferred snap
       expect(result.rebuiltTwins).toBe(1); // rr-new
       expect(result.replayedInputs).toBeGreaterThanOrEqual(10);
 
-      await f.startNode("n-after");
-      const parts = await assembleGateway(f.nc, { prefix: f.prefix, shards: f.shards, streams: 1, replicas: 1, defaultMetrics: false });
-      const app = await buildApp({ ...parts.deps, adminToken: ADMIN_TOKEN });
+      const restored = await restoredGateway(f, "n-after");
+      const { app } = restored;
       try {
-        for (const d of live) {
-          const view = await waitFor(async () => {
-            const r = await app.inject({ method: "GET", url: `/v1/devices/${d.deviceId}`, headers: owner.headers });
-            return r.statusCode === 200 ? r.json<Record<string, unknown>>() : undefined;
-          }, { timeoutMs: 60_000, message: `twin ${d.deviceId} answers` });
-          expect(comparable(view), d.deviceId).toEqual(comparable(before.get(d.deviceId)!));
-        }
+        await expectTwinsAsBefore(app, live.map((d) => d.deviceId), before, owner.headers);
         // the keyed command is still answered from memory; new readings apply on top
         const replay = await app.inject({ method: "POST", url: "/v1/devices/rr-1/commands", headers: { ...owner.headers, "idempotency-key": "key-s2" }, payload: sub2 });
         expect(replay.statusCode, replay.body).toBe(200);
@@ -154,8 +141,7 @@ describe.each(BACKENDS)("restore replays the archived inputs after deferred snap
         const subs = (await app.inject({ method: "GET", url: "/v1/devices/rr-1", headers: owner.headers })).json<{ subscriptions: unknown[] }>().subscriptions;
         expect(subs).toHaveLength(1);
       } finally {
-        await app.close();
-        await parts.close();
+        await restored.close();
       }
     } finally {
       if (deferring !== undefined) await Promise.race([deferring.node.close().catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);

@@ -6,22 +6,15 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { restoreFromArchive } from "../../gateways/archive/restore.ts";
 import { registryBucket } from "../../gateways/registry/registry.ts";
-import { buildApp } from "../../gateways/http/app.ts";
-import { assembleGateway } from "../../gateways/http/gateway.ts";
 import { OpsClient } from "../../runtime/mod.ts";
-import { ADMIN_TOKEN, GatewayFixture } from "../gateway/fixture.ts";
+import { GatewayFixture } from "../gateway/fixture.ts";
 import { waitFor } from "../harness/wait-for.ts";
-import { archiveOn, BACKENDS, caughtUp, natsServerForFile, post, testDatabase } from "./fixture.ts";
+import { archiveOn, BACKENDS, caughtUp, expectTwinsAsBefore, natsServerForFile, post, restoredGateway, testDatabase } from "./fixture.ts";
 
 const nats = natsServerForFile();
 
 const H = 3_600_000;
 const T0 = Date.UTC(2026, 10, 20);
-/** What must come back: everything but the wall-clock presence fields. */
-const comparable = (v: Record<string, unknown>) => {
-  const { online: _o, lastSeen: _l, ...rest } = v;
-  return rest;
-};
 
 describe.each(BACKENDS)("restore (%s)", (backend) => {
   it("rebuilds the registry and every twin after JetStream lost them; new readings continue", { timeout: 300_000 }, async () => {
@@ -93,17 +86,10 @@ describe.each(BACKENDS)("restore (%s)", (backend) => {
       expect(total).toBeGreaterThanOrEqual(devices.length);
 
       // a fresh gateway and node on the restored cluster
-      await f.startNode("n-after");
-      const parts = await assembleGateway(f.nc, { prefix: f.prefix, shards: f.shards, streams: 1, replicas: 1, defaultMetrics: false });
-      const app = await buildApp({ ...parts.deps, adminToken: ADMIN_TOKEN });
+      const restored = await restoredGateway(f, "n-after");
+      const { app } = restored;
       try {
-        for (const d of devices) {
-          const view = await waitFor(async () => {
-            const r = await app.inject({ method: "GET", url: `/v1/devices/${d.deviceId}`, headers: owner.headers });
-            return r.statusCode === 200 ? r.json<Record<string, unknown>>() : undefined;
-          }, { timeoutMs: 60_000, message: `twin ${d.deviceId} answers` });
-          expect(comparable(view)).toEqual(comparable(before.get(d.deviceId)!));
-        }
+        await expectTwinsAsBefore(app, devices.map((d) => d.deviceId), before, owner.headers);
         // the old device token still works, and a new reading applies on top of the restored state
         const r = await app.inject({ method: "POST", url: "/v1/devices/r-0/readings", headers: devices[0]!.headers, payload: { readings: [{ t: T0 + 72 * H, pm: 5 }] } });
         expect(r.statusCode, r.body).toBe(202);
@@ -114,8 +100,7 @@ describe.each(BACKENDS)("restore (%s)", (backend) => {
         const after = (await app.inject({ method: "GET", url: "/v1/devices/r-0", headers: owner.headers })).json<{ readings: number; duplicates: number; late: number }>();
         expect(after).toMatchObject({ readings: 73, duplicates: 0, late: 0 });
       } finally {
-        await app.close();
-        await parts.close();
+        await restored.close();
       }
     } finally {
       await archive.close();
