@@ -30,7 +30,7 @@ import { strictBodyCompilers } from "./validation.ts";
 /** The registry operations the HTTP API uses (Registry implements them). */
 export type RegistryApi = Pick<
   Registry,
-  "device" | "user" | "listDevices" | "verifyDevice" | "verifyApiKey" | "createUser" | "deleteUser" | "createDevice" | "importDevices" | "deleteDevice" | "setDeviceDisabled"
+  "device" | "user" | "listDevices" | "verifyDevice" | "lookUpDevice" | "verifyApiKey" | "createUser" | "deleteUser" | "createDevice" | "importDevices" | "deleteDevice" | "setDeviceDisabled"
 >;
 
 /** Tunables of the HTTP API. */

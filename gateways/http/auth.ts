@@ -1,11 +1,14 @@
 // Authentication and authorisation of the HTTP API (docs/design.md §5): device tokens for ingest (Bearer or
 // Foobot's X-API-KEY-TOKEN), user API keys (own devices only) and the one admin token for everything.
 // Failures never reveal whether a device exists: an unknown device and a wrong token get the same 401,
-// and a user asking for a device that is not theirs gets 403 whether it exists or not.
+// and a user asking for a device that is not theirs gets 403 whether it exists or not. (Ingest from a
+// device the registry view does not know yet waits for one bounded lookup first — docs/gateway.md,
+// Registry — so an unknown id answers later than a wrong token: the id is not a secret, the token is.)
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
 import { GatewayError } from "../errors.ts";
 import type { DeviceInfo } from "../registry/registry.ts";
+import type { LookupOutcome } from "../registry/unknown-device-lookup.ts";
 import { secretMatches, sha256 } from "../registry/secrets.ts";
 import { problemError } from "../api/twin-api.ts";
 
@@ -16,6 +19,7 @@ export type Principal = { kind: "admin" } | { kind: "user"; userId: string } | {
 export interface CredentialStore {
   device(deviceId: string): DeviceInfo | undefined;
   verifyDevice(deviceId: string, token: string): boolean;
+  lookUpDevice(deviceId: string): Promise<LookupOutcome>;
   verifyApiKey(apiKey: string): string | undefined;
 }
 
@@ -66,12 +70,30 @@ export function authHooks(store: CredentialStore, adminToken: string) {
     if (problem !== undefined) throw problemError(problem);
   };
 
-  /** The token of device `:id`. Unknown device, disabled device, wrong token: the same 401. */
-  const checkDeviceToken = (req: FastifyRequest): void => {
+  /**
+   * The token of device `:id` when the registry view knows the device: verified, or 401 (disabled
+   * device, wrong token, no token). Undefined when the view does not know the device: then it is
+   * looked up ({@link lookUpDeviceToken}) before the answer.
+   */
+  const checkDeviceToken = (req: FastifyRequest): string | undefined => {
     const deviceId = (req.params as { id: string }).id;
     const header = req.headers["x-api-key-token"];
     const token = bearerToken(req) ?? (typeof header === "string" && header !== "" ? header : undefined);
-    if (token === undefined || !store.verifyDevice(deviceId, token)) throw unauthorized();
+    if (token === undefined) throw unauthorized();
+    if (store.verifyDevice(deviceId, token)) {
+      req.principal = { kind: "device", deviceId };
+      return undefined;
+    }
+    if (store.device(deviceId) !== undefined) throw unauthorized();
+    return token;
+  };
+
+  /** A device the view did not know: looked up once, then its token checked. Absent: 401; not looked up: 503. */
+  const lookUpDeviceToken = async (req: FastifyRequest, token: string): Promise<void> => {
+    const deviceId = (req.params as { id: string }).id;
+    const outcome = await store.lookUpDevice(deviceId);
+    if (outcome === "busy") throw new GatewayError("REGISTRY_LOOKUP_UNAVAILABLE");
+    if (outcome === "absent" || !store.verifyDevice(deviceId, token)) throw unauthorized();
     req.principal = { kind: "device", deviceId };
   };
 
@@ -81,18 +103,24 @@ export function authHooks(store: CredentialStore, adminToken: string) {
       checkDeviceId(req);
     },
 
-    /** onRequest of ingest: the token of device `:id`. Unknown device, disabled device, wrong token: the same 401. */
+    /**
+     * onRequest of ingest: the token of device `:id`. Unknown device (after its lookup), disabled device,
+     * wrong token: the same 401.
+     */
     async device(req: FastifyRequest): Promise<void> {
-      checkDeviceToken(req);
+      const unknown = checkDeviceToken(req);
+      if (unknown !== undefined) await lookUpDeviceToken(req, unknown);
     },
 
     /**
-     * validDeviceId then device, synchronously (throws the same errors): ingest's hot path calls it from
-     * a callback-style hook, which costs no promise and no microtask turn per request.
+     * validDeviceId then device, for ingest's callback-style hook: synchronous (throws the same errors;
+     * no promise, no microtask turn) when the view knows the device — every request but a new device's
+     * first ones on this gateway. Returns the lookup to wait for otherwise (it rejects with the error).
      */
-    deviceSync(req: FastifyRequest): void {
+    deviceSync(req: FastifyRequest): Promise<void> | undefined {
       checkDeviceId(req);
-      checkDeviceToken(req);
+      const unknown = checkDeviceToken(req);
+      return unknown === undefined ? undefined : lookUpDeviceToken(req, unknown);
     },
 
     /** onRequest of admin routes: 401 without valid credentials, 403 for a user key. */

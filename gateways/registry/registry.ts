@@ -1,12 +1,13 @@
 // The registry of devices and users in NATS KV (`<prefix>-registry`), with an in-memory view fed by one
-// KV watch: authentication never waits on storage, and a write made by any gateway (or `airtwin ops`)
-// reaches every gateway's view within milliseconds — a revoked token stops working at once.
+// KV watch: authenticating a known device never waits on storage, and a write made by any gateway (or
+// `airtwin ops`) reaches every gateway's view within milliseconds — a revoked token stops working at once.
+// A device the view does not know yet is read once from the bucket (lookUpDevice, bounded).
 //
-// The view keeps the highest revision seen per key, so a late watch echo of our own write never undoes
-// newer knowledge. When the watch ends, fails, or NATS reconnects (a restarted server forgets
+// The view keeps the highest revision seen per key, so a late watch echo of our own write, or a lookup
+// answered before a delete the watch already brought, never undoes newer knowledge. When the watch ends, fails, or NATS reconnects (a restarted server forgets
 // ephemeral consumers), it is reopened from the revision after the last one applied.
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
+import { jetstream, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { Kvm, type Bucket, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
 import { askAgain, backoffMs, JS_ERR_WRONG_LAST_SEQUENCE, pause, PipelinedPublisher, PublishError, retry, RuntimeError, RuntimeErrors, START_PATIENCE_MS, type LogFn } from "../../runtime/mod.ts";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
@@ -26,6 +27,7 @@ import {
 } from "./records.ts";
 import { importProblems, type DeviceImportEntry, type DeviceImportResult } from "./device-import.ts";
 import { apiKeyUser, newApiKey, newDeviceToken, secretMatches, sha256Hex } from "./secrets.ts";
+import { UnknownDeviceLookup, type LookupOutcome, type UnknownDeviceLookupOptions } from "./unknown-device-lookup.ts";
 
 /** The registry logs like the runtime does. */
 export type RegistryLog = LogFn;
@@ -46,6 +48,11 @@ export interface RegistryOptions {
   /** Pause before reopening a watch that ended or failed (ms). Default 250. */
   retryMs?: number;
   log?: RegistryLog;
+  /**
+   * Bounds of the look in the bucket for a device the view does not know yet ({@link Registry.lookUpDevice}),
+   * and `timeoutMs`, the longest wait for its answer (default 1000).
+   */
+  lookup?: UnknownDeviceLookupOptions & { timeoutMs?: number };
   /**
    * Erases a device's twin (the runtime's `erase`: its state replaced by a fresh one, in log order).
    * Called before a device is registered and before it is unregistered, so a deleted device's history,
@@ -87,19 +94,25 @@ export class Registry implements AsyncDisposable {
   private iter: QueuedIterator<KvEntry> | undefined;
   private generation = 0;
   private closed = false;
+  private markClosed: () => void = () => undefined;
+  private readonly closedSignal = new Promise<void>((resolve) => (this.markClosed = resolve));
   private watchRevision = 0;
   private loop: Promise<void> | undefined;
   private readonly log: RegistryLog;
   /** Imports write entries pipelined (made on the first import). */
   private publisher: PipelinedPublisher | undefined;
+  private readonly lookup: UnknownDeviceLookup;
 
   private constructor(
     private readonly nc: NatsConnection,
     private readonly kv: KV,
+    /** The same bucket for {@link lookUpDevice}: a short request timeout, read from the stream leader. */
+    private readonly lookupKv: KV,
     private readonly options: RegistryOptions,
   ) {
     this.bucket = registryBucket(options.prefix ?? "airtwin");
     this.log = options.log ?? (() => undefined);
+    this.lookup = new UnknownDeviceLookup((deviceId) => this.readDevice(deviceId), options.lookup);
   }
 
   /**
@@ -108,8 +121,16 @@ export class Registry implements AsyncDisposable {
    * @throws RuntimeError AIRTWIN_ERR_NATS_UNAVAILABLE when the bucket cannot be opened or loaded in time.
    */
   static async open(nc: NatsConnection, options: RegistryOptions = {}): Promise<Registry> {
-    const kv = await openBucket(new Kvm(nc), registryBucket(options.prefix ?? "airtwin"), options.replicas ?? 1, options.startWithinMs);
-    const registry = new Registry(nc, kv, options);
+    const bucket = registryBucket(options.prefix ?? "airtwin");
+    const kv = await openBucket(new Kvm(nc), bucket, options.replicas ?? 1, options.startWithinMs);
+    const lookupKvm = new Kvm(jetstream(nc, { timeout: options.lookup?.timeoutMs ?? 1000 }));
+    const lookupKv = await retry(() => lookupKvm.open(bucket), { withinMs: options.startWithinMs ?? START_PATIENCE_MS, backoff: { firstMs: 50, maxMs: 1000 } }).catch((err: unknown) => {
+      throw new RuntimeError("NATS_UNAVAILABLE", `cannot open the KV bucket ${bucket}: ${(err as Error).message}`, { cause: err });
+    });
+    // not a direct get, which any replica answers: a follower a few messages behind would call a device
+    // just registered absent — the very case the look is for. The stream leader holds every acknowledged write.
+    (lookupKv as Bucket).direct = false;
+    const registry = new Registry(nc, kv, lookupKv, options);
     await registry.start();
     return registry;
   }
@@ -148,6 +169,24 @@ export class Registry implements AsyncDisposable {
     const e = this.devices.get(deviceId);
     const ok = secretMatches(token, e?.digest);
     return ok && e !== undefined && !e.record.disabled;
+  }
+
+  /**
+   * For a device the view does not know (yet): one bounded read of its entry in the bucket, applied to
+   * the view as the watch would apply it — under its revision, so a read older than what the view knows
+   * (a delete or disable the watch already brought) changes nothing, and a deleted device stays deleted.
+   * "found" means the view now holds the device (its token still to be checked with
+   * {@link verifyDevice}); "busy" that the registry was not asked (too many looks in flight) or did not
+   * answer in time. Bounds: RegistryOptions.lookup, see UnknownDeviceLookup.
+   */
+  lookUpDevice(deviceId: string): Promise<LookupOutcome> {
+    if (this.devices.has(deviceId)) return Promise.resolve("found");
+    return this.lookup.lookUp(deviceId);
+  }
+
+  /** Looks waiting on the registry now (tests and metrics). */
+  get lookupsInFlight(): number {
+    return this.lookup.inFlight;
   }
 
   /** The user an API key belongs to, or undefined (unknown user or wrong key: same cost, same answer). */
@@ -307,6 +346,7 @@ export class Registry implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.markClosed();
     this.publisher?.close();
     this.iter?.stop();
     await this.loop;
@@ -361,7 +401,8 @@ export class Registry implements AsyncDisposable {
     // growing pauses: a watch that cannot be opened (its consumer create timing out on a loaded or
     // recovering cluster) asked again every 250 ms adds to the very load that makes it time out
     for (let attempt = 0; ; attempt++) {
-      await pause(backoffMs({ firstMs: this.options.retryMs ?? 250, maxMs: 5000 }, attempt));
+      // a close does not wait out the pause
+      await Promise.race([pause(backoffMs({ firstMs: this.options.retryMs ?? 250, maxMs: 5000 }, attempt)), this.closedSignal]);
       if (this.closed) return;
       try {
         await this.open();
@@ -392,6 +433,7 @@ export class Registry implements AsyncDisposable {
         this.devices.delete(id);
       } else {
         this.devices.set(id, { record, digest: Buffer.from(record.tokenSha256, "hex") });
+        this.lookup.forget(id);
       }
     } else if (key.startsWith(USER_PREFIX)) {
       const id = key.slice(USER_PREFIX.length);
@@ -403,6 +445,15 @@ export class Registry implements AsyncDisposable {
         this.users.set(id, { record, digest: Buffer.from(record.apiKeySha256, "hex") });
       }
     }
+  }
+
+  /** Reads a device's entry from the bucket and applies it; true when the view then holds the device. */
+  private async readDevice(deviceId: string): Promise<boolean> {
+    if (this.closed) return false;
+    const key = deviceKey(deviceId);
+    const e = await this.lookupKv.get(key);
+    if (e !== null) this.applyEntry(key, e.operation, e.revision, e.value);
+    return this.devices.has(deviceId);
   }
 
   private async lastRevision(key: string): Promise<number> {

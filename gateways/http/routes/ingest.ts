@@ -22,9 +22,7 @@ const documentOnly = () => (data: unknown) => ({ value: data });
 export function registerIngestRoute(app: FastifyInstance, twins: TwinApi, auth: AuthHooks, o: IngestOptions): void {
   const limiter = new DeviceRateLimiter({ max: o.rateLimitMax, windowMs: o.rateLimitWindowMs, cacheSize: o.rateLimitCacheSize });
   const windowSeconds = Math.round(o.rateLimitWindowMs / 1000);
-  // One synchronous callback-style hook (a throw is fastify's error path): no promise per check.
-  const admit = (req: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
-    auth.deviceSync(req);
+  const limit = (req: FastifyRequest): void => {
     const waitMs = limiter.hit((req.params as { id: string }).id);
     if (waitMs > 0) {
       const retryAfter = String(Math.max(1, Math.ceil(waitMs / 1000)));
@@ -32,7 +30,17 @@ export function registerIngestRoute(app: FastifyInstance, twins: TwinApi, auth: 
         headers: { "retry-after": retryAfter, "x-ratelimit-limit": String(o.rateLimitMax), "x-ratelimit-remaining": "0", "x-ratelimit-reset": retryAfter },
       });
     }
-    done();
+  };
+  // One synchronous callback-style hook (a throw is fastify's error path): no promise per check — but
+  // for a device the registry view does not know yet, which is looked up first.
+  const admit = (req: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    const lookup = auth.deviceSync(req);
+    if (lookup === undefined) {
+      limit(req);
+      done();
+      return;
+    }
+    lookup.then(() => limit(req)).then(() => done(), done);
   };
   app.post<{ Params: { id: string } }>(
     "/v1/devices/:id/readings",
