@@ -395,8 +395,9 @@ export async function main(argv: string[]): Promise<void> {
           const now = performance.now();
           for (const item of decodeBatch(m.data).items) {
             if (!probeIds.has(item.entityId) || item.kind !== "readings") continue;
-            for (const r of item.payload as Array<{ t: number }>) {
-              const key = `${item.entityId}:${r.t}`;
+            // logged as arrays `[t, …]` (docs/design.md §5.1), as maps before
+            for (const r of item.payload as Array<{ t: number } | [number]>) {
+              const key = `${item.entityId}:${Array.isArray(r) ? r[0] : r.t}`;
               const t0 = sentAt.get(key);
               if (t0 === undefined) continue;
               storedAt.set(key, now);

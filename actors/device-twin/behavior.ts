@@ -6,14 +6,13 @@ import {
   createTwin,
   decodeTwin,
   encodeTwin,
-  loggedReadingsProblem,
   nextWakeAt,
   problem,
+  readLoggedReadings,
   twinView,
   validateCommand,
   type Alert,
   type IntegrationOutput,
-  type Reading,
   type Report,
   type Subscription,
   type TwinOptions,
@@ -63,6 +62,8 @@ export function outputSubject(prefix: string, o: TwinOutput): string {
  * and commit (docs/design.md §5.1); before, each alone on `<prefix>.out.aggregate.<deviceId>`.
  */
 export const aggregatesBatch = (prefix: string): string => `${prefix}.out.aggregates`;
+
+const NO_OUTPUTS: readonly EntityOutput[] = Object.freeze([]);
 
 function toEntityOutput(prefix: string, o: TwinOutput): EntityOutput {
   switch (o.type) {
@@ -124,28 +125,28 @@ function answerQuery(state: TwinState, query: unknown, options: Partial<TwinOpti
 
 /** The device twin as a runtime entity type. */
 export function deviceTwinBehavior(options: Partial<TwinOptions> = {}): EntityBehavior<TwinState> {
-  const step = (prefix: string, r: ReturnType<typeof applyInput>, units?: number): Applied<TwinState> => {
-    const applied: Applied<TwinState> = { state: r.state, outputs: r.outputs.map((o) => toEntityOutput(prefix, o)) };
-    if (r.result !== undefined) applied.reply = r.result;
-    if (units !== undefined) applied.units = units;
-    return applied;
-  };
+  // one object shape for every input (the runtime reads these fields per item), and most readings have no outputs
+  const step = (prefix: string, r: ReturnType<typeof applyInput>, units: number | undefined): Applied<TwinState> => ({
+    state: r.state,
+    outputs: r.outputs.length === 0 ? NO_OUTPUTS : r.outputs.map((o) => toEntityOutput(prefix, o)),
+    reply: r.result,
+    units,
+  });
   return {
     type: TWIN_TYPE,
     create: (deviceId) => createTwin(deviceId),
     apply(state, kind, payload, ctx) {
       if (kind === TwinInputKinds.readings) {
         // The gateway validated what it logged; anything else in the log is refused (a dead letter), not applied.
-        const invalid = loggedReadingsProblem(payload);
-        if (invalid !== undefined) throw new TypeError(`invalid readings in the input log: ${invalid}`);
-        const readings = payload as Reading[];
+        const readings = readLoggedReadings(payload);
+        if (typeof readings === "string") throw new TypeError(`invalid readings in the input log: ${readings}`);
         return step(ctx.prefix, applyInput(state, { type: "readings", readings, receivedAt: ctx.acceptedAt }, options), readings.length);
       }
       if (kind === TwinInputKinds.command) {
         const command = validateCommand(payload);
         if (!command.ok) return { state, outputs: [], reply: command };
         const before = state.subscriptions; // an immutable value: a change replaces it
-        const applied = step(ctx.prefix, applyInput(state, { type: "command", command: command.value, at: ctx.acceptedAt }, options));
+        const applied = step(ctx.prefix, applyInput(state, { type: "command", command: command.value, at: ctx.acceptedAt }, options), undefined);
         if (applied.state.subscriptions !== before) applied.outputs = [...applied.outputs, subscriptionsOutput(ctx, applied.state.deviceId, applied.state.subscriptions)];
         return applied;
       }
@@ -154,7 +155,7 @@ export function deviceTwinBehavior(options: Partial<TwinOptions> = {}): EntityBe
     erased: (deviceId, ctx) => [subscriptionsOutput(ctx, deviceId, [])],
     query: (state, query) => answerQuery(state, query, options),
     nextWakeAt: (state) => nextWakeAt(state, options),
-    tick: (state, now, ctx) => step(ctx.prefix, applyInput(state, { type: "tick", now }, options)),
+    tick: (state, now, ctx) => step(ctx.prefix, applyInput(state, { type: "tick", now }, options), undefined),
     encode: (state) => encodeTwin(state),
     decode: (bytes) => decodeTwin(bytes),
   };

@@ -2,7 +2,7 @@
 // day, within the normal ranges, so few pollution events), input messages shaped like the gateway's
 // batches, and a pipelined pre-fill of the input stream that records the last sequence per shard.
 import type { NatsConnection } from "@nats-io/nats-core";
-import type { Reading } from "../../actors/device-twin/domain/mod.ts";
+import { packReadings, type Reading } from "../../actors/device-twin/domain/mod.ts";
 import { TWIN_TYPE } from "../../actors/device-twin/behavior.ts";
 import { encodeBatch, type InputItem } from "../../runtime/envelope.ts";
 import { PipelinedPublisher } from "../../runtime/publisher.ts";
@@ -95,7 +95,8 @@ export interface InputMessage {
   readings: number;
 }
 
-const item = (entityId: string, readings: Reading[]): InputItem => ({ type: TWIN_TYPE, entityId, kind: "readings", payload: readings });
+// logged as the gateway logs them (docs/design.md §5.1)
+const item = (entityId: string, readings: Reading[]): InputItem => ({ type: TWIN_TYPE, entityId, kind: "readings", payload: packReadings(readings) });
 
 /**
  * "Device batches": each message is one device's upload of `perMessage` readings (the gateway publishes

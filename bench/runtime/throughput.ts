@@ -17,7 +17,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { deviceTwinBehavior, TWIN_TYPE } from "../../actors/device-twin/behavior.ts";
-import { applyInput, createTwin, decodeTwin, type Reading, type TwinState } from "../../actors/device-twin/domain/mod.ts";
+import { applyInput, createTwin, decodeTwin, type LoggedReading, type Reading, type TwinState } from "../../actors/device-twin/domain/mod.ts";
 import { ensureStreams } from "../../runtime/cluster-setup.ts";
 import { loadConfig } from "../../runtime/config.ts";
 import { decodeBatch } from "../../runtime/envelope.ts";
@@ -147,7 +147,7 @@ function cpuMicros(since: NodeJS.CpuUsage): number {
 }
 
 /** One ordered consumer over the whole stream: decode each message, hand every readings item to `apply`. */
-async function consumeAll(nc: NatsConnection, stream: string, messages: number, apply: (entityId: string, readings: Reading[], acceptedAt: number) => void): Promise<number> {
+async function consumeAll(nc: NatsConnection, stream: string, messages: number, apply: (entityId: string, readings: LoggedReading[], acceptedAt: number) => void): Promise<number> {
   const js = jetstream(nc);
   const t0 = performance.now();
   const consumer = await js.consumers.get(stream);
@@ -155,7 +155,7 @@ async function consumeAll(nc: NatsConnection, stream: string, messages: number, 
   let n = 0;
   for await (const m of iter) {
     const batch = decodeBatch(m.data);
-    for (const item of batch.items) if (item.kind === "readings") apply(item.entityId, item.payload as Reading[], batch.acceptedAt);
+    for (const item of batch.items) if (item.kind === "readings") apply(item.entityId, item.payload as LoggedReading[], batch.acceptedAt);
     if (++n === messages) break;
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -176,10 +176,10 @@ async function floorRun(nc: NatsConnection, stream: string, messages: number): P
       }
       stats.set(entityId, s);
     }
-    for (const r of readings as unknown as Array<Record<string, number>>) {
+    for (const r of readings) {
       for (let c = 0; c < CHANNELS.length; c++) {
-        const x = r[CHANNELS[c]!];
-        if (x === undefined) continue;
+        const x = r[c + 1];
+        if (x === undefined || x === null) continue;
         const o = c * 4;
         const count = ++s[o]!;
         s[o + 1]! += (x - s[o + 1]!) / count;
@@ -203,9 +203,22 @@ async function domainBoundRun(nc: NatsConnection, stream: string, messages: numb
   const seconds = await consumeAll(nc, stream, messages, (entityId, readings, acceptedAt) => {
     let twin = twins.get(entityId);
     if (twin === undefined) twins.set(entityId, (twin = createTwin(entityId)));
-    outputs += applyInput(twin, { type: "readings", readings, receivedAt: acceptedAt }).outputs.length;
+    outputs += applyInput(twin, { type: "readings", readings: asReadings(readings), receivedAt: acceptedAt }).outputs.length;
   });
   return { seconds, devices: twins.size, outputs };
+}
+
+/**
+ * The logged arrays as the twin's readings, unchecked: the domain bound pays for the conversion, as the
+ * twin does, but not for the check of logged readings — that stays in the runtime's own cost.
+ */
+function asReadings(logged: readonly LoggedReading[]): Reading[] {
+  const out: Reading[] = new Array(logged.length);
+  for (let i = 0; i < logged.length; i++) {
+    const a = logged[i]!;
+    out[i] = { t: a[0], pm: a[1] ?? undefined, co2: a[2] ?? undefined, voc: a[3] ?? undefined, tmp: a[4] ?? undefined, hum: a[5] ?? undefined, allpollu: a[6] ?? undefined };
+  }
+  return out;
 }
 
 /** One node, every shard started at once; done when every checkpoint covers its shard's last message. */

@@ -7,6 +7,7 @@ import {
   CHANNELS,
   createTwin,
   decodeTwin,
+  packReadings,
   parseReadingsBody,
   twinView,
   validateCommand,
@@ -129,7 +130,8 @@ export class TwinApi {
     this.ensureConnected(readings.length);
     const started = performance.now();
     try {
-      await this.deps.backend.send(TWIN_TYPE, deviceId, TwinInputKinds.readings, readings);
+      // logged as arrays, not maps (docs/design.md §5.1): cheaper to encode here and to decode in the twin
+      await this.deps.backend.send(TWIN_TYPE, deviceId, TwinInputKinds.readings, packReadings(readings));
     } catch (err) {
       this.deps.metrics.readingsRejected.inc({ code: "AIRTWIN_ERR_INPUT_NOT_STORED" }, readings.length);
       throw err;

@@ -21,6 +21,16 @@ export interface ReadingSpan {
   payload: readonly (Record<string, unknown> | null)[];
 }
 
+/**
+ * A readings payload as one record per reading: the log's arrays (`[t, pm, co2, voc, tmp, hum, allpollu]`,
+ * docs/design.md §5.1) as `{ t, pm, … }`, the older maps as they are. The form is the first reading's;
+ * in the array form anything but an array is no reading (null: skipped like a map without a valid `t`).
+ */
+export function readingRecords(payload: readonly unknown[]): (Record<string, unknown> | null)[] {
+  if (payload.length === 0 || !Array.isArray(payload[0])) return payload as (Record<string, unknown> | null)[];
+  return payload.map((a) => (Array.isArray(a) ? { t: a[0], pm: a[1], co2: a[2], voc: a[3], tmp: a[4], hum: a[5], allpollu: a[6] } : null));
+}
+
 /** A text value in COPY's text format: backslash, tab, newline and carriage return escaped. */
 export function copyText(s: string): string {
   return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (ch) => (ch === "\\" ? "\\\\" : ch === "\t" ? "\\t" : ch === "\n" ? "\\n" : "\\r")) : s;

@@ -5,7 +5,7 @@
 import type { InputBatch } from "../../runtime/mod.ts";
 import type { Queryable } from "./db/mod.ts";
 import { isMissingPartition, type Partitions } from "./partitions.ts";
-import { copyReadings, copyText, LATE, readingRows, readingTime, SUSPECT, type ReadingSpan } from "./reading-copy.ts";
+import { copyReadings, copyText, LATE, readingRecords, readingRows, readingTime, SUSPECT, type ReadingSpan } from "./reading-copy.ts";
 
 export { CHANNEL_NAMES } from "./reading-copy.ts";
 
@@ -104,7 +104,7 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
       if (at !== undefined && (m.gen < at.gen || (m.gen === at.gen && m.seq <= at.seq))) reordered.add(it.entityId);
       lastAt.set(it.entityId, m);
       if (READING_KINDS.has(it.kind) && Array.isArray(it.payload)) {
-        const payload = it.payload as (Record<string, unknown> | null)[];
+        const payload = readingRecords(it.payload);
         spans.push({ device: copyText(it.entityId), m, item: i, payload });
         let head = heads.get(it.entityId) ?? null;
         const bounded = !unbounded.has(it.entityId);

@@ -57,6 +57,12 @@ describe("garbage on the input stream", () => {
       item("twin", "readings", [{ t: T0 + 1000, pm: 1e12 }]),
       item("twin", "readings", [{ t: T0 + 2000, pm: Number.NaN }]),
       item("twin", "readings", [{ t: T0 + 3000, pm: 10, extra: { deep: true } }]),
+      // the array form (docs/design.md §5.1): [t, pm, co2, voc, tmp, hum, allpollu]
+      item("twin", "readings", [["noon", 10]]),
+      item("twin", "readings", [[T0 + 4000, 1e12]]),
+      item("twin", "readings", [[T0 + 5000, null, null]]),
+      item("twin", "readings", [[T0 + 6000, 10, 400, 100, 21, 40, 20, 7]]),
+      item("twin", "readings", [[T0 + 7000, 10], { t: T0 + 8000, pm: 10 }]),
     ];
     const js = jetstream(await f.connect());
     const subject = `${f.prefix}.in.${shardOf(DEVICE, SHARDS)}`;
@@ -104,7 +110,8 @@ describe("garbage on the input stream", () => {
     expect(Buffer.from(first.data)).toEqual(Buffer.from(undecodable[0]!));
     const huge = decode<DeadLetter>((await jsm.streams.getMessage(stream, { seq: 8 }))!.data);
     expect(huge.truncated).toBe(true);
-    const refusedLetter = decode<DeadLetter>((await jsm.streams.getMessage(stream, { seq: total - 3 }))!.data);
+    // the second refused item: after the empty message, the undecodable ones and the unknown type
+    const refusedLetter = decode<DeadLetter>((await jsm.streams.getMessage(stream, { seq: 1 + undecodable.length + unknownType.length + 2 }))!.data);
     expect(refusedLetter).toMatchObject({ reason: "refused", entity: { type: "twin", id: DEVICE, kind: "readings" }, index: 0 });
     expect(refusedLetter.error).toMatch(/t must be epoch ms/);
     expect(decode(refusedLetter.data)).toEqual([{ t: "noon", pm: 10 }]);

@@ -5,7 +5,8 @@ export * from "./types.ts";
 export { DomainError, DomainErrors, problem } from "./errors.ts";
 export type { DomainErrorName } from "./errors.ts";
 export { validateDeviceId, MAX_DEVICE_ID_LENGTH } from "./ids.ts";
-export { fromFoobotDatapoints, loggedReadingsProblem, MAX_READINGS_PER_REQUEST, parseReadingsBody, validateReadings } from "./readings.ts";
+export { fromFoobotDatapoints, MAX_READINGS_PER_REQUEST, parseReadingsBody, validateReadings } from "./readings.ts";
+export { loggedReadingsProblem, packReadings, readLoggedReadings, type LoggedReading } from "./logged-readings.ts";
 export type { ReadingsOptions } from "./readings.ts";
 
 export { DEFAULT_RULES, MAX_RULES, MAX_RULE_DURATION_MS, validateRule } from "./rules.ts";

@@ -83,33 +83,6 @@ function checkReading(x: unknown, index: number, details: Detail[]): Reading | u
   return r;
 }
 
-/**
- * Why readings taken from the input log are not valid ones, or undefined. The gateway validated what it
- * logged; this guards against any other writer of the log (a bug, a hostile client with NATS access) —
- * a bad value would corrupt the statistics for good. No copies, one pass: it runs for every applied item.
- */
-export function loggedReadingsProblem(x: unknown): string | undefined {
-  if (!Array.isArray(x)) return "readings must be an array";
-  for (let i = 0; i < x.length; i++) {
-    const r: unknown = x[i];
-    if (!isRecord(r)) return `reading ${i} must be an object`;
-    const t = r.t;
-    if (typeof t !== "number" || !Number.isInteger(t) || t < 0 || t > MAX_READING_T_MS) return `reading ${i}: t must be epoch ms`;
-    let channels = 0;
-    for (const key in r) {
-      if (key === "t") continue;
-      const value = r[key];
-      if (value === undefined) continue;
-      if (!isChannel(key)) return `reading ${i}: unknown field "${key.slice(0, 32)}"`;
-      const range = CHANNEL_RANGES[key];
-      if (typeof value !== "number" || !(value >= range.min && value <= range.max)) return `reading ${i}: ${key} must be a number from ${range.min} to ${range.max}`;
-      channels++;
-    }
-    if (channels === 0) return `reading ${i} carries no channel`;
-  }
-  return undefined;
-}
-
 function typeName(x: unknown): string {
   return x === null ? "null" : Array.isArray(x) ? "array" : typeof x;
 }
