@@ -246,6 +246,13 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   const t0 = performance.now();
+  // this process's CPU (ms) by phase: the shards' start, applying and committing, the last commit of every
+  // snapshot put off — the first and last are per run, not per reading
+  const cpu0 = process.cpuUsage();
+  const cpuMs = () => {
+    const c = process.cpuUsage(cpu0);
+    return (c.user + c.system) / 1000;
+  };
   // a start that fails (a JetStream request timing out under load) is retried after a heartbeat, as
   // ownership would; it counts in the time, and in `startRetries`
   let startRetries = 0;
@@ -262,6 +269,7 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
     }),
   );
   const startedS = (performance.now() - t0) / 1000;
+  const startCpuMs = cpuMs();
   let appliedS = 0;
   const appliedDone = (async () => {
     for (;;) {
@@ -295,7 +303,9 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
   }, 30_000);
   await Promise.race([watch.reach(lastSeq), stalled]);
   // the snapshots put off are written too before the time stops
+  const reachedCpuMs = cpuMs();
   await rt.host.commitAll();
+  const committedCpuMs = cpuMs();
   loop.disable();
   const committedS = (performance.now() - t0) / 1000;
   await Promise.race([appliedDone, stalled]);
@@ -304,6 +314,7 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
     (await h.get()).values.find((v) => v.metricName?.endsWith(suffix))?.value ?? 0;
   const extra = {
     startS: round(startedS),
+    cpuMs: { start: Math.round(startCpuMs), apply: Math.round(reachedCpuMs - startCpuMs), lastCommit: Math.round(committedCpuMs - reachedCpuMs) },
     startRetries,
     loopDelayP99Ms: round(loop.percentile(99) / 1e6),
     loopDelayMaxMs: round(loop.max / 1e6),
@@ -313,6 +324,8 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
     outputs: (await rt.metrics.outputsPublished.get()).values[0]?.value ?? 0,
     warnings: warnings.length,
     checkpointsSeenNotStored: watch.seenNotStored,
+    // what the node's connection carried: its output and snapshot bytes are most of what the floor does not write
+    nodeConnection: connectionStats(nodeNc.stats()),
   };
   if (warnings.length > 0) note("runtime warnings", { first: warnings.slice(0, 3) });
   watch.close();
@@ -321,6 +334,10 @@ async function runtimeRun(url: string, names: Names, shards: number, messages: n
   await nodeNc.close();
   await watchNc.close();
   return { committedS, appliedS, extra };
+}
+
+function connectionStats(s: { inBytes: number; outBytes: number; inMsgs: number; outMsgs: number }) {
+  return { inMb: round(s.inBytes / 2 ** 20), outMb: round(s.outBytes / 2 ** 20), inMsgs: s.inMsgs, outMsgs: s.outMsgs };
 }
 
 /** Every device has exactly the readings it was sent in its committed snapshot; returns the shards that do not. */
