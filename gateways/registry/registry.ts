@@ -26,7 +26,7 @@ import {
   type UserRecord,
 } from "./records.ts";
 import { importProblems, type DeviceImportEntry, type DeviceImportResult } from "./device-import.ts";
-import { apiKeyUser, newApiKey, newDeviceToken, secretMatches, sha256Hex } from "./secrets.ts";
+import { apiKeyUser, newApiKey, newDeviceToken, sameSecret, secretMatches, sha256Hex } from "./secrets.ts";
 import { UnknownDeviceLookup, type LookupOutcome, type UnknownDeviceLookupOptions } from "./unknown-device-lookup.ts";
 
 /** The registry logs like the runtime does. */
@@ -80,6 +80,12 @@ export interface UserInfo {
 interface Entry<T> {
   record: T;
   digest: Buffer;
+  /**
+   * The token last verified against `digest` (devices only): the next request with it costs a
+   * constant-time string compare instead of a SHA-256 (~10 % of the gateway's CPU per request in the
+   * fleet's shape). Kept in memory only, ~100 bytes per device that posted; a new entry starts without.
+   */
+  verified: string | undefined;
 }
 
 /** Name of the registry bucket of a cluster. */
@@ -167,8 +173,12 @@ export class Registry implements AsyncDisposable {
    */
   verifyDevice(deviceId: string, token: string): boolean {
     const e = this.devices.get(deviceId);
+    // a failed compare goes on to the digest: every refusal costs the same hash
+    if (e?.verified !== undefined && sameSecret(token, e.verified)) return !e.record.disabled;
     const ok = secretMatches(token, e?.digest);
-    return ok && e !== undefined && !e.record.disabled;
+    if (!ok || e === undefined) return false;
+    e.verified = token;
+    return !e.record.disabled;
   }
 
   /**
@@ -432,7 +442,7 @@ export class Registry implements AsyncDisposable {
         if (live) this.log("warn", "malformed registry entry ignored", { key, revision });
         this.devices.delete(id);
       } else {
-        this.devices.set(id, { record, digest: Buffer.from(record.tokenSha256, "hex") });
+        this.devices.set(id, { record, digest: Buffer.from(record.tokenSha256, "hex"), verified: undefined });
         this.lookup.forget(id);
       }
     } else if (key.startsWith(USER_PREFIX)) {
@@ -442,7 +452,7 @@ export class Registry implements AsyncDisposable {
         if (live) this.log("warn", "malformed registry entry ignored", { key, revision });
         this.users.delete(id);
       } else {
-        this.users.set(id, { record, digest: Buffer.from(record.apiKeySha256, "hex") });
+        this.users.set(id, { record, digest: Buffer.from(record.apiKeySha256, "hex"), verified: undefined });
       }
     }
   }

@@ -1,5 +1,6 @@
 // Credentials of the registry: random device tokens and user API keys, stored only as SHA-256 digests
-// and compared in constant time (crypto.timingSafeEqual on equal-length digests).
+// and compared in constant time (crypto.timingSafeEqual on equal-length digests; a token already
+// verified, kept in memory, by sameSecret).
 import * as nodeCrypto from "node:crypto";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
@@ -51,4 +52,16 @@ export function secretMatches(presented: string, expected: Buffer | undefined): 
   const digest = sha256(presented);
   const ok = timingSafeEqual(digest, expected ?? DUMMY_DIGEST);
   return ok && expected !== undefined;
+}
+
+/**
+ * True when two secrets are the same string; for equal lengths the time does not depend on where
+ * they differ (every character is compared). Lengths are not secret (a device token is always 43
+ * characters).
+ */
+export function sameSecret(presented: string, known: string): boolean {
+  if (presented.length !== known.length) return false;
+  let diff = 0;
+  for (let i = 0; i < known.length; i++) diff |= presented.charCodeAt(i) ^ known.charCodeAt(i);
+  return diff === 0;
 }

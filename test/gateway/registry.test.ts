@@ -15,7 +15,11 @@ describe("registry", () => {
     const { apiKey } = await a.createUser("u1");
     const { token } = await a.createDevice("d1", "u1");
     expect(a.verifyDevice("d1", token)).toBe(true);
+    expect(a.verifyDevice("d1", token)).toBe(true); // the verified token, kept: a compare instead of a digest
     expect(a.verifyDevice("d1", `${token}x`)).toBe(false);
+    const last = token.at(-1) === "A" ? "B" : "A";
+    expect(a.verifyDevice("d1", `${token.slice(0, -1)}${last}`)).toBe(false); // same length, last character differs
+    expect(a.verifyDevice("d1", token)).toBe(true);
     expect(a.verifyDevice("d2", token)).toBe(false);
     expect(a.verifyApiKey(apiKey)).toBe("u1");
     expect(a.verifyApiKey(`${apiKey}x`)).toBeUndefined();
@@ -63,6 +67,7 @@ describe("registry", () => {
     await waitFor(() => b.verifyDevice("d1", token), { timeoutMs: 1000, message: "b sees the new device" });
 
     await a.setDeviceDisabled("d1", true);
+    expect(a.verifyDevice("d1", token)).toBe(false); // its token verified before, now disabled
     await waitFor(() => !b.verifyDevice("d1", token), { timeoutMs: 1000, message: "b refuses the disabled device" });
     await a.setDeviceDisabled("d1", false);
     await waitFor(() => b.verifyDevice("d1", token), { timeoutMs: 1000 });

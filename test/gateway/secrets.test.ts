@@ -1,6 +1,6 @@
 // Token digests: SHA-256 (whichever Node API computes it) and the constant-time match.
 import { describe, expect, it } from "vitest";
-import { secretMatches, sha256, sha256Hex } from "../../gateways/registry/secrets.ts";
+import { sameSecret, secretMatches, sha256, sha256Hex } from "../../gateways/registry/secrets.ts";
 
 describe("secrets", () => {
   it("digests with SHA-256 of the UTF-8 bytes", () => {
@@ -13,5 +13,15 @@ describe("secrets", () => {
     expect(secretMatches("s3cret", digest)).toBe(true);
     expect(secretMatches("s3cret!", digest)).toBe(false);
     expect(secretMatches("s3cret", undefined)).toBe(false);
+  });
+
+  it("compares secrets whole: equal strings only, whatever character differs", () => {
+    const t = "a".repeat(42) + "b";
+    expect(sameSecret(t, t)).toBe(true);
+    expect(sameSecret(`${t}`.slice(0), t)).toBe(true);
+    expect(sameSecret("b" + t.slice(1), t)).toBe(false);
+    expect(sameSecret(t.slice(0, -1) + "c", t)).toBe(false);
+    expect(sameSecret(t.slice(0, -1), t)).toBe(false);
+    expect(sameSecret("", "")).toBe(true);
   });
 });
