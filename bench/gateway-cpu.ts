@@ -1,13 +1,15 @@
-// `node bin/bench.js gateway-cpu [--devices n] [--rate r] [--seconds s] [--rounds k] [--baseline-root dir] [--profile dir]`
+// `node bin/bench.js gateway-cpu [--devices n] [--rate r] [--seconds s] [--rounds k] [--prime-rate r] [--baseline-root dir] [--profile dir]`
 //
 // The gateway's CPU per request in the fleet's shape (issue #16 §2): 1 reading per request at a fixed
-// rate (default 1,000/s), open loop over keep-alive connections (bench/gateway-load.ts), every request
-// from a device that has not posted for minutes (the load walks through --devices, default 100,000,
-// registered through the bulk import; no device posts twice in a run). One private nats-server and one
-// `airtwin node`; the gateway of this checkout and, with --baseline-root, the gateway of another
-// checkout (same cluster, same registry), and the floor: a bare fastify route answering 202
-// (bench/gateway-ceiling.ts). Rounds alternate gateway, baseline, floor; each figure is the median of
-// the rounds of the process's own CPU (user + system from /proc) over its run divided by its requests.
+// rate (default 1,000/s), open loop over keep-alive connections (bench/gateway-load.ts); the load walks
+// through --devices (default 50,000, registered through the bulk import), so a device posts again only
+// after devices/rate seconds and never twice in a run. Before the measured runs every device posts once
+// to each gateway (a fleet's steady state: the gateway has seen each device before; --prime-rate,
+// default 2,500/s). One private nats-server and one `airtwin node`; the gateway of this checkout and,
+// with --baseline-root, the gateway of another checkout (same cluster, same registry); and the floor:
+// a bare fastify route answering 202 (bench/gateway-ceiling.ts). Rounds alternate gateway, baseline,
+// floor; each figure is the median over the rounds of the process's own CPU (user + system, /proc)
+// over its run divided by its requests.
 // --profile dir: the gateway of this checkout writes a V8 CPU profile there on exit (summarised on stderr).
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -28,7 +30,7 @@ const PREFIX = "bgc";
 
 export async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
-  const devices = int(args, "devices", 100_000);
+  const devices = int(args, "devices", 50_000);
   const rate = int(args, "rate", 1000);
   const seconds = int(args, "seconds", 20);
   const rounds = int(args, "rounds", 3);
@@ -106,7 +108,13 @@ export async function main(argv: string[]): Promise<void> {
       const cpuS = cpuSeconds(t.proc.pid!) - cpu0;
       return { cpuUsPerRequest: (cpuS * 1e6) / Math.max(1, result.sent), accepted: result.status["202"] ?? 0, sent: result.sent, p99: result.latencyMs.p99 };
     };
-    // JIT, connections, the node's shards
+    // the steady state of a fleet: every device has posted to every gateway before (its verified
+    // token known), one pass over all devices at a faster pace; then JIT, connections, the node's shards
+    const primeRate = int(args, "prime-rate", 2500);
+    for (const t of targets.slice(0, -1)) {
+      const primed = await openLoad({ url: t.url, rate: primeRate, durationS: Math.ceil(devices / primeRate), warmupS: 0, connections: 128, devices: fleet, baseT: (baseT += 300_000), readingsPerRequest: 1 });
+      note(`${t.name} primed`, { sent: primed.sent, accepted: primed.status["202"] ?? 0 });
+    }
     for (const t of targets) await run(t, 5);
     const perTarget = new Map<string, Array<Awaited<ReturnType<typeof run>>>>(targets.map((t) => [t.name, []]));
     for (let r = 0; r < rounds; r++) {
