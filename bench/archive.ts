@@ -10,8 +10,13 @@
 //     stream lost, the same with `--replay-readings K` archived readings per twin after its snapshot
 //     (default 3: a 15-minute snapshot deferral at a Foobot's 5-minute cadence) applied on top —
 //     rounds alternating between no replay (every shard's checkpoint past them) and the replay.
+//  3. `--parts fleet-shape` (not in the default `--parts write,restore`): the archive process's and its
+//     Postgres backends' CPU per reading when every reading is its own input message, next to the same
+//     readings 100 a message (bench/lib/archive-fleet-shape.ts; `--rates`, `--seconds`, `--archive-roots`).
 // Each figure is one JSON line on stdout (bench/lib/report.ts).
 import { randomBytes } from "node:crypto";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
@@ -25,10 +30,12 @@ import { ARCHIVE_MIGRATIONS } from "../gateways/archive/schema.ts";
 import { writeInputs, type InputMessage } from "../gateways/archive/writer.ts";
 import { connectNats, encodeRecord, shardOf } from "../runtime/mod.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
-import { flag, int, parseArgs } from "./lib/args.ts";
+import { fleetShape } from "./lib/archive-fleet-shape.ts";
+import { flag, int, parseArgs, str } from "./lib/args.ts";
 import { emit, median, note, round } from "./lib/report.ts";
 
 const H = 3_600_000;
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 export async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
@@ -40,9 +47,11 @@ export async function main(argv: string[]): Promise<void> {
   const schema = `bench_archive_${process.pid}_${randomBytes(3).toString("hex")}`;
   const db = await openDatabase({ databaseUrl: url, schema, statementTimeoutMs: 0 });
   try {
+    const parts = new Set(str(args, "parts", "write,restore").split(","));
     await migrate(db, { component: "archive", migrations: ARCHIVE_MIGRATIONS });
-    await writeThroughput(db, url, schema, readings, int(args, "rounds", quick ? 3 : 5));
-    await restoreTime(db, twins, int(args, "replay-readings", 3), int(args, "restore-rounds", quick ? 1 : 2));
+    if (parts.has("write")) await writeThroughput(db, url, schema, readings, int(args, "rounds", quick ? 3 : 5));
+    if (parts.has("restore")) await restoreTime(db, twins, int(args, "replay-readings", 3), int(args, "restore-rounds", quick ? 1 : 2));
+    if (parts.has("fleet-shape")) await fleetShape(args, ROOT);
   } finally {
     await db.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);
     await db.close();

@@ -51,6 +51,7 @@ export async function runArchive(args: string[]): Promise<void> {
     replicas: rt.replicas,
     retentionMs: config.retentionDays * 86_400_000,
     batchMessages: config.batchMessages,
+    flushDelayMs: config.flushDelayMs,
     ...(rt.metricsPort === undefined ? {} : { metricsPort: rt.metricsPort, metricsHost: rt.metricsHost }),
     log,
   }).catch(async (err: unknown) => {

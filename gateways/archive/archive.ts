@@ -31,6 +31,8 @@ export interface ArchiveOptions {
   batchMessages?: number;
   /** How long a pull waits for messages (ms). Default 2000. */
   pullWaitMs?: number;
+  /** Longest a message waits for more to share its transaction (ms). Default 200 (`DEFAULT_FLUSH_DELAY_MS`). */
+  flushDelayMs?: number;
   /** Longest pause between retries of a failed write (ms). Default 5000. */
   maxRetryMs?: number;
   /** How often lag is measured and retention applied (ms). Default 5000. */
@@ -85,6 +87,7 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
   const common = {
     ...(o.batchMessages === undefined ? {} : { batchMessages: o.batchMessages }),
     ...(o.pullWaitMs === undefined ? {} : { pullWaitMs: o.pullWaitMs }),
+    ...(o.flushDelayMs === undefined ? {} : { flushDelayMs: o.flushDelayMs }),
     ...(o.maxRetryMs === undefined ? {} : { maxRetryMs: o.maxRetryMs }),
   };
   const undecodable = (label: string, m: JsMsg, err: unknown) => deadLetter(label, m, "undecodable", (err as Error).message);

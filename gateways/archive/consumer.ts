@@ -30,6 +30,11 @@ export interface SourceConsumerOptions {
   batchMessages?: number;
   /** How long a pull waits for messages (ms). Default 2000. */
   pullWaitMs?: number;
+  /**
+   * Longest a received message waits for more to share its transaction (ms): a batch is cut when full
+   * or when its first message has waited this long. Default {@link DEFAULT_FLUSH_DELAY_MS}.
+   */
+  flushDelayMs?: number;
   /** Longest pause between retries of a failed write (ms). Default 5000. */
   maxRetryMs?: number;
   /** Pause before looking again for a stream that does not exist yet (ms). Default 2000. */
@@ -162,38 +167,46 @@ export class SourceConsumer {
 
   /**
    * Pulls continuously (JetStream keeps a window of messages on the way while a batch is written) and
-   * writes what has arrived in batches: a batch is cut when full, or when the stream has nothing more
-   * pending right now. Returns when the consumer is gone or the archive stops.
+   * writes what has arrived in batches: a batch is cut when full, or when its first message has waited
+   * {@link SourceConsumerOptions.flushDelayMs}. Returns when the consumer is gone or the archive stops.
    */
   private async consumeUntilGone(): Promise<void> {
     const signal = this.abort.signal;
     const durable = this.o.durable ?? "archive";
     const configured = this.o.batchMessages ?? 256;
+    const flushDelayMs = this.o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
     const max = batchLimit(configured, Number.MAX_SAFE_INTEGER);
     const consumer = await this.deps.js.consumers.get(this.o.stream, durable);
     const iter = await consumer.consume({ max_messages: max * 2, expires: Math.max(1000, this.o.pullWaitMs ?? 2000) });
     const buffer: JsMsg[] = [];
+    /** When the oldest message in the buffer arrived (performance.now()). */
+    let oldestAt = 0;
     let pending = 0;
     let ended = false;
+    /** The waiter is woken once the buffer holds this many messages (not on every arrival). */
+    let wanted = 1;
     let wake: (() => void) | undefined;
     const reader = (async () => {
       try {
         for await (const m of iter) {
-          buffer.push(m);
+          if (buffer.push(m) === 1) oldestAt = performance.now();
           pending = m.info.pending;
-          wake?.();
+          if (buffer.length >= wanted) wake?.();
         }
       } finally {
         ended = true;
         wake?.();
       }
     })().catch(() => undefined);
-    const arrival = (ms: number) =>
+    /** Resolves when the buffer holds `count` messages, after `ms`, or on stop. */
+    const holding = (count: number, ms: number) =>
       new Promise<void>((resolve) => {
+        wanted = count;
         const t = setTimeout(done, ms);
         function done() {
           clearTimeout(t);
           wake = undefined;
+          wanted = 1;
           signal.removeEventListener("abort", done);
           resolve();
         }
@@ -203,18 +216,20 @@ export class SourceConsumer {
     try {
       while (!signal.aborted && !ended) {
         if (buffer.length === 0) {
-          await arrival(10_000);
+          await holding(1, 10_000);
           if (buffer.length === 0) {
             // quiet for a while: is our consumer still there (a recreated stream has none)?
             if (!(await this.consumerExists())) return;
             continue;
           }
         }
-        // more is on its way: let a fuller batch form (one transaction instead of many)
         // behind: one bigger transaction for many messages (commits, head upserts and round trips per
-        // message shrink); caught up: the configured size, so each message is archived soon
+        // message shrink); caught up: the configured size. Either way the batch waits, up to the flush
+        // delay since its first message arrived, to fill: at a fleet's cadence each message holds one
+        // reading, and a transaction per message costs the archive and Postgres several times the rows
         const size = batchLimit(configured, pending + buffer.length);
-        if (buffer.length < size && pending > 0) await arrival(20);
+        const waitMs = oldestAt + flushDelayMs - performance.now();
+        if (buffer.length < size && waitMs > 0) await holding(size, waitMs);
         const batch = buffer.splice(0, size);
         if (!(await this.writeUntilDone(batch))) return; // stopped while retrying: unacked, redelivered later
         for (const m of batch) m.ack();
@@ -280,6 +295,12 @@ export class SourceConsumer {
     return true;
   }
 }
+
+/**
+ * Default of {@link SourceConsumerOptions.flushDelayMs}: how far behind the stream a caught-up archive
+ * lets its newest rows be, bought back as a transaction per interval instead of one per message.
+ */
+export const DEFAULT_FLUSH_DELAY_MS = 200;
 
 /** How many times the configured batch a transaction grows to while the consumer is behind. */
 export const BEHIND_GROWTH = 4;

@@ -1,0 +1,195 @@
+// The archive's CPU per reading in the fleet shape (`npm run bench -- archive --parts fleet-shape`,
+// issue #16 §2): at the Foobot cadence every reading is its own input message (64 shards, ~1 reading
+// per shard per batching window), so what a reading costs is the archive's per-message and per-flush
+// overhead, not its bulk write path. A private nats-server with the cluster's streams (input, output,
+// 64 snapshot buckets, registry: the archive runs every consumer it runs in a fleet), `airtwin archive`
+// as a process of its own into DATABASE_URL (a schema per run), and this process publishing one-reading
+// input messages at a fixed rate for a fixed time; then, as the baseline of the same run, the same
+// readings 100 to a message (the big-batch shape). Measured from the first publish until every reading
+// is in `readings`:
+//  - the archive process's CPU (/proc/<pid>/stat) per reading;
+//  - Postgres's: the CPU of the backends the archive connected (found in pg_stat_activity by the
+//    application name the bench gives the archive's connections, PGAPPNAME) per reading, and of every
+//    local postgres process (walwriter, checkpointer…: the whole server's share, a quiet machine assumed).
+// `--archive-roots A,B` runs `bin/airtwin.js archive` of other checkouts too (a baseline commit), each
+// shape and root alternating per round; `--cpu-prof DIR` profiles the archive processes.
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import pg from "pg";
+import { encodeBatch } from "../../runtime/envelope.ts";
+import { connectNats, ensureClusterForClients, names as namesOf, shardOf } from "../../runtime/mod.ts";
+import { registryBucket } from "../../gateways/registry/registry.ts";
+import { startNatsServer } from "../../test/harness/nats-server.ts";
+import { child, stop, until } from "../gateway.ts";
+import { int, str, type Args } from "./args.ts";
+import { emit, median, note, round } from "./report.ts";
+import { cpuSeconds, loadAverage } from "../peers/workload.ts";
+
+const SHARDS = 64;
+
+/** The pids of the local Postgres server's lasting processes (short-lived workers are not counted). */
+function postgresPids(): number[] {
+  const r = spawnSync("pgrep", ["-af", "^postgres"], { encoding: "utf8" });
+  return r.stdout
+    .split("\n")
+    .filter((l) => l.trim() !== "" && !/autovacuum worker|parallel worker/.test(l))
+    .map((l) => Number(l.split(" ")[0]));
+}
+
+/** CPU seconds of each process now (those gone are left out). */
+const cpuOf = (pids: readonly number[]) => new Map(pids.map((p) => [p, cpuSeconds(p)] as const).filter(([, c]) => !Number.isNaN(c)));
+/** CPU seconds spent since `before` by the processes alive in both readings. */
+const spentSince = (before: ReadonlyMap<number, number>, now: ReadonlyMap<number, number>) => [...now].reduce((s, [p, c]) => s + (before.has(p) ? c - before.get(p)! : 0), 0);
+
+interface Result {
+  archiveUs: number;
+  backendsUs: number;
+  postgresUs: number;
+  seconds: number;
+  backends: number;
+}
+
+export async function fleetShape(args: Args, root: string): Promise<void> {
+  const url = process.env.DATABASE_URL!;
+  const rates = str(args, "rates", "1000,3333").split(",").map(Number);
+  const seconds = int(args, "seconds", 20);
+  const rounds = int(args, "rounds", 3);
+  const roots = [root, ...str(args, "archive-roots", "").split(",").filter((r) => r !== "")];
+  const prof = args.get("cpu-prof");
+  note("archive fleet shape", { rates, seconds, rounds, roots, load: loadAverage() });
+  await using ns = await startNatsServer();
+  const nc = await connectNats({ servers: ns.url, name: "bench archive fleet shape" });
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  const results = new Map<string, Result[]>();
+  let run = 0;
+  try {
+    for (let r = 0; r < rounds; r++) {
+      // shapes and checkouts alternate, the order turning each round (a noisy neighbour hits each alike)
+      const steps: { rate: number; perMessage: number; root: string }[] = [];
+      for (const rate of rates) for (const perMessage of [1, 100]) for (const at of roots) steps.push({ rate, perMessage, root: at });
+      for (let k = 0; k < steps.length; k++) {
+        const step = steps[(k + r) % steps.length]!;
+        const res = await once(nc, ns.url, admin, url, step, seconds, `${process.pid}_${run++}`, typeof prof === "string" ? prof : undefined);
+        const key = `${step.root}|${step.rate}|${step.perMessage}`;
+        results.set(key, [...(results.get(key) ?? []), res]);
+        note("run", { round: r + 1, ...step, archiveUsPerReading: round(res.archiveUs), backendsUsPerReading: round(res.backendsUs), postgresUsPerReading: round(res.postgresUs), s: round(res.seconds), backends: res.backends, load: loadAverage() });
+      }
+    }
+  } finally {
+    await admin.end();
+    await nc.close();
+  }
+  for (const [key, rs] of results) {
+    const [at, rate, perMessage] = key.split("|");
+    const big = results.get(`${at}|${rate}|100`)!;
+    emit({
+      suite: "archive",
+      name: `fleet shape: archive CPU µs per reading, ${rate} readings/s, ${perMessage} a message`,
+      value: round(median(rs.map((x) => x.archiveUs))),
+      unit: "µs CPU per reading",
+      baseline: { name: "the same readings 100 a message (median)", value: round(median(big.map((x) => x.archiveUs))) },
+      detail: {
+        root: at,
+        postgresBackendsUs: round(median(rs.map((x) => x.backendsUs))),
+        postgresAllUs: round(median(rs.map((x) => x.postgresUs))),
+        bigBatchPostgresBackendsUs: round(median(big.map((x) => x.backendsUs))),
+        archiveAll: rs.map((x) => round(x.archiveUs)),
+        backendsAll: rs.map((x) => round(x.backendsUs)),
+        drainS: rs.map((x) => round(x.seconds)),
+        seconds,
+        rounds,
+      },
+    });
+  }
+}
+
+async function once(
+  nc: Awaited<ReturnType<typeof connectNats>>,
+  natsUrl: string,
+  admin: pg.Client,
+  url: string,
+  step: { rate: number; perMessage: number; root: string },
+  seconds: number,
+  tag: string,
+  prof: string | undefined,
+): Promise<Result> {
+  const prefix = `bfs${tag}`;
+  const schema = `bench_fleet_shape_${tag}`;
+  const app = `bench-archive-${tag}`;
+  const names = namesOf(prefix);
+  // the cluster's streams as a fleet has them, so the archive runs all its consumers
+  await ensureClusterForClients(nc, names, { shards: SHARDS, streams: 1, replicas: 1 });
+  const kvm = new Kvm(nc);
+  for (let s = 0; s < SHARDS; s++) await kvm.create(names.snapshotBucket(s), { history: 1 });
+  await kvm.create(registryBucket(prefix), { history: 1 });
+  const execArgv = prof === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", prof];
+  const archive = child([...execArgv, join(step.root, "bin", "airtwin.js"), "archive"], {
+    NATS_URL: natsUrl,
+    DATABASE_URL: url,
+    AIRTWIN_PREFIX: prefix,
+    AIRTWIN_SHARDS: String(SHARDS),
+    AIRTWIN_ARCHIVE_SCHEMA: schema,
+    AIRTWIN_LOG_LEVEL: "warn",
+    PGAPPNAME: app,
+  }, "archive");
+  try {
+    await until("archive ready", () => archive.output().includes("archive ready") || undefined, 60_000);
+    // its consumers are made in the background: wait until the input stream's exists
+    const js = jetstream(nc);
+    await until("archive consuming", async () => ((await js.consumers.get(names.inputStream(0), "archive").then((c) => c.info(true))) ? true : undefined), 30_000);
+    const total = step.rate * seconds;
+    const messages = total / step.perMessage;
+    const t0 = Date.UTC(2026, 11, 1);
+    const archived = async () => (await admin.query<{ n: number }>(`select count(*)::int as n from ${schema}.readings`)).rows[0]!.n;
+    // warm-up: the archive's connections opened and its first writes done before measuring
+    const warm = 200;
+    for (let i = 0; i < warm; i++) {
+      const device = `warm-${i}`;
+      await js.publish(names.input(shardOf(device, SHARDS)), encodeBatch({ acceptedAt: Date.now(), items: [{ type: "device", entityId: device, kind: "readings", payload: [{ t: t0 - 1000 * (i + 1), pm: 1 }] }] }));
+    }
+    await until("warm-up archived", async () => ((await archived()) >= warm ? true : undefined), 60_000);
+    const backends = async () => (await admin.query<{ pid: number }>("select pid from pg_stat_activity where application_name = $1", [app])).rows.map((x) => x.pid);
+    const pgAll = postgresPids();
+    const before = { archive: cpuSeconds(archive.proc.pid!), backends: new Map<number, number>(), all: cpuOf(pgAll) };
+    for (const pid of await backends()) before.backends.set(pid, cpuSeconds(pid));
+    const started = performance.now();
+    // open loop: every 10 ms the messages due by then, their acks awaited together
+    const acks: Promise<unknown>[] = [];
+    let sent = 0;
+    let reading = 0;
+    while (sent < messages) {
+      const due = Math.min(messages, Math.floor(((performance.now() - started) / 1000) * (step.rate / step.perMessage)) + 1);
+      for (; sent < due; sent++) {
+        const device = `dev-${sent % 300_000}`;
+        const payload = Array.from({ length: step.perMessage }, () => {
+          const t = t0 + reading++ * 1000;
+          return { t, pm: (t % 300) / 10, co2: 500 + (t % 400), tmp: 21.5, hum: 40 };
+        });
+        acks.push(js.publish(names.input(shardOf(device, SHARDS)), encodeBatch({ acceptedAt: Date.now(), items: [{ type: "device", entityId: device, kind: "readings", payload }] })));
+      }
+      if (acks.length > 1000) await Promise.all(acks.splice(0));
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    await Promise.all(acks);
+    await until(
+      "every reading archived",
+      async () => ((await archived()) >= total + warm ? true : undefined),
+      120_000,
+    );
+    const elapsed = (performance.now() - started) / 1000;
+    let backendCpu = 0;
+    const pids = await backends();
+    for (const pid of pids) backendCpu += cpuSeconds(pid) - (before.backends.get(pid) ?? 0);
+    const archiveCpu = cpuSeconds(archive.proc.pid!) - before.archive;
+    const allCpu = spentSince(before.all, cpuOf(pgAll));
+    return { archiveUs: (archiveCpu / total) * 1e6, backendsUs: (backendCpu / total) * 1e6, postgresUs: (allCpu / total) * 1e6, seconds: elapsed, backends: pids.length };
+  } finally {
+    await stop(archive.proc);
+    await admin.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);
+    const jsm = await jetstream(nc).jetstreamManager();
+    for (const s of await jsm.streams.names().next()) if (s.includes(prefix) || s.startsWith(prefix.toUpperCase())) await jsm.streams.delete(s).catch(() => undefined);
+  }
+}
