@@ -22,6 +22,7 @@ import { encodeBatch } from "../../runtime/envelope.ts";
 import { connectNats, ensureClusterForClients, names as namesOf, shardOf } from "../../runtime/mod.ts";
 import { registryBucket } from "../../gateways/registry/registry.ts";
 import { startNatsServer } from "../../test/harness/nats-server.ts";
+import { freePort } from "../../cli/dev.ts";
 import { child, stop, until } from "../gateway.ts";
 import { int, str, type Args } from "./args.ts";
 import { emit, median, note, round } from "./report.ts";
@@ -49,6 +50,8 @@ interface Result {
   postgresUs: number;
   seconds: number;
   backends: number;
+  /** Input messages per transaction (warm-up included). */
+  messagesPerBatch: number;
 }
 
 export async function fleetShape(args: Args, root: string): Promise<void> {
@@ -75,7 +78,7 @@ export async function fleetShape(args: Args, root: string): Promise<void> {
         const res = await once(nc, ns.url, admin, url, step, seconds, `${process.pid}_${run++}`, typeof prof === "string" ? prof : undefined);
         const key = `${step.root}|${step.rate}|${step.perMessage}`;
         results.set(key, [...(results.get(key) ?? []), res]);
-        note("run", { round: r + 1, ...step, archiveUsPerReading: round(res.archiveUs), backendsUsPerReading: round(res.backendsUs), postgresUsPerReading: round(res.postgresUs), s: round(res.seconds), backends: res.backends, load: loadAverage() });
+        note("run", { round: r + 1, ...step, archiveUsPerReading: round(res.archiveUs), backendsUsPerReading: round(res.backendsUs), postgresUsPerReading: round(res.postgresUs), s: round(res.seconds), backends: res.backends, messagesPerBatch: round(res.messagesPerBatch), load: loadAverage() });
       }
     }
   } finally {
@@ -99,6 +102,7 @@ export async function fleetShape(args: Args, root: string): Promise<void> {
         archiveAll: rs.map((x) => round(x.archiveUs)),
         backendsAll: rs.map((x) => round(x.backendsUs)),
         drainS: rs.map((x) => round(x.seconds)),
+        messagesPerBatch: rs.map((x) => round(x.messagesPerBatch)),
         seconds,
         rounds,
       },
@@ -125,6 +129,7 @@ async function once(
   const kvm = new Kvm(nc);
   for (let s = 0; s < SHARDS; s++) await kvm.create(names.snapshotBucket(s), { history: 1 });
   await kvm.create(registryBucket(prefix), { history: 1 });
+  const metricsPort = await freePort("127.0.0.1");
   const execArgv = prof === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", prof];
   const archive = child([...execArgv, join(step.root, "bin", "airtwin.js"), "archive"], {
     NATS_URL: natsUrl,
@@ -134,6 +139,7 @@ async function once(
     AIRTWIN_ARCHIVE_SCHEMA: schema,
     AIRTWIN_LOG_LEVEL: "warn",
     PGAPPNAME: app,
+    AIRTWIN_METRICS_PORT: String(metricsPort),
   }, "archive");
   try {
     await until("archive ready", () => archive.output().includes("archive ready") || undefined, 60_000);
@@ -184,8 +190,11 @@ async function once(
     const pids = await backends();
     for (const pid of pids) backendCpu += cpuSeconds(pid) - (before.backends.get(pid) ?? 0);
     const archiveCpu = cpuSeconds(archive.proc.pid!) - before.archive;
+    // transactions of the input consumer (its batches), from the archive's metrics
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const inputBatches = Number(/^airtwin_archive_batch_seconds_count\{source="in\.0"\} (\d+)/m.exec(metrics)?.[1] ?? NaN);
     const allCpu = spentSince(before.all, cpuOf(pgAll));
-    return { archiveUs: (archiveCpu / total) * 1e6, backendsUs: (backendCpu / total) * 1e6, postgresUs: (allCpu / total) * 1e6, seconds: elapsed, backends: pids.length };
+    return { archiveUs: (archiveCpu / total) * 1e6, backendsUs: (backendCpu / total) * 1e6, postgresUs: (allCpu / total) * 1e6, seconds: elapsed, backends: pids.length, messagesPerBatch: (messages + warm) / inputBatches };
   } finally {
     await stop(archive.proc);
     await admin.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);

@@ -167,7 +167,7 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
     return consumers.reduce((sum, c) => sum + c.lag, 0);
   };
   const housekeeping = async () => {
-    await measureLag();
+    await Promise.all(consumers.map((c) => c.measureLagIfMoving()));
     if (retentionMs > 0) {
       const dropped = await partitions.dropOlderThan(o.db, Date.now(), retentionMs).catch(() => []);
       if (dropped.length > 0) {

@@ -75,6 +75,10 @@ export class SourceConsumer {
   lag = 0;
   /** True while the stream does not exist (e.g. a shard no node owned yet). */
   missing = false;
+  /** A message arrived since the last {@link measureLag}. */
+  private arrived = false;
+  /** {@link lag} was measured on the current consumer at least once. */
+  private measured = false;
 
   constructor(
     private readonly o: SourceConsumerOptions,
@@ -99,12 +103,26 @@ export class SourceConsumer {
     await this.running;
   }
 
+  /**
+   * {@link measureLag} unless nothing can have changed: the last look found the consumer caught up and
+   * no message has arrived since (an idle consumer keeps a pull waiting, so anything new in the stream
+   * arrives). The archive's periodic look: most of its consumers (a snapshot bucket per shard) are idle
+   * most of the time, and a consumer-info request each every few seconds was most of an idle archive's work.
+   */
+  async measureLagIfMoving(): Promise<void> {
+    if (this.ready && this.measured && this.lag === 0 && !this.arrived) return;
+    await this.measureLag();
+  }
+
   /** Refreshes {@link lag} from the consumer's info (pending + unacknowledged). */
   async measureLag(): Promise<void> {
     if (!this.ready) return;
+    // set before asking: a message arriving meanwhile is looked at next time
+    this.arrived = false;
     try {
       const info = await this.deps.jsm.consumers.info(this.o.stream, this.o.durable ?? "archive");
       this.lag = info.num_pending + info.num_ack_pending;
+      this.measured = true;
       this.deps.metrics.lag.set({ source: this.o.label }, this.lag);
     } catch {
       // the next batch recreates a vanished consumer
@@ -162,6 +180,7 @@ export class SourceConsumer {
       }
       // the stream or our consumer vanished (a reset JetStream), or the pull failed: make it again
       this.ready = false;
+      this.measured = false;
     }
   }
 
@@ -190,6 +209,7 @@ export class SourceConsumer {
       try {
         for await (const m of iter) {
           if (buffer.push(m) === 1) oldestAt = performance.now();
+          this.arrived = true;
           pending = m.info.pending;
           if (buffer.length >= wanted) wake?.();
         }
