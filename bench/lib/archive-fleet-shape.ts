@@ -5,12 +5,14 @@
 // 64 snapshot buckets, registry: the archive runs every consumer it runs in a fleet), `airtwin archive`
 // as a process of its own into DATABASE_URL (a schema per run), and this process publishing one-reading
 // input messages at a fixed rate for a fixed time; then, as the baseline of the same run, the same
-// readings 100 to a message (the big-batch shape). Measured from the first publish until every reading
+// readings 100 to a message (the big-batch shape, with this checkout's archive). Measured from the first publish until every reading
 // is in `readings`:
 //  - the archive process's CPU (/proc/<pid>/stat) per reading;
 //  - Postgres's: the CPU of the backends the archive connected (found in pg_stat_activity by the
 //    application name the bench gives the archive's connections, PGAPPNAME) per reading, and of every
 //    local postgres process (walwriter, checkpointer…: the whole server's share, a quiet machine assumed).
+// `--snapshot-every K` also puts a twin snapshot (~1 KB) into the shard's bucket with every K-th message,
+// as a node does (every 3rd reading at the default 15-minute deferral; 0: none, the default).
 // `--archive-roots A,B` runs `bin/airtwin.js archive` of other checkouts too (a baseline commit), each
 // shape and root alternating per round; `--cpu-prof DIR` profiles the archive processes.
 import { spawnSync } from "node:child_process";
@@ -19,6 +21,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import pg from "pg";
 import { encodeBatch } from "../../runtime/envelope.ts";
+import { encodeRecord, entityKey } from "../../runtime/snapshot-store.ts";
 import { connectNats, ensureClusterForClients, names as namesOf, shardOf } from "../../runtime/mod.ts";
 import { registryBucket } from "../../gateways/registry/registry.ts";
 import { startNatsServer } from "../../test/harness/nats-server.ts";
@@ -29,6 +32,8 @@ import { emit, median, note, round } from "./report.ts";
 import { cpuSeconds, loadAverage } from "../peers/workload.ts";
 
 const SHARDS = 64;
+/** Stands for a twin's encoded state in a snapshot (~1 KB, docs/BENCHMARKS.md: 975 B). */
+const twinState = new Uint8Array(975).map((_, i) => i % 251);
 
 /** The pids of the local Postgres server's lasting processes (short-lived workers are not counted). */
 function postgresPids(): number[] {
@@ -61,6 +66,7 @@ export async function fleetShape(args: Args, root: string): Promise<void> {
   const rounds = int(args, "rounds", 3);
   const roots = [root, ...str(args, "archive-roots", "").split(",").filter((r) => r !== "")];
   const prof = args.get("cpu-prof");
+  const snapshotEvery = int(args, "snapshot-every", 0);
   note("archive fleet shape", { rates, seconds, rounds, roots, load: loadAverage() });
   await using ns = await startNatsServer();
   const nc = await connectNats({ servers: ns.url, name: "bench archive fleet shape" });
@@ -72,10 +78,11 @@ export async function fleetShape(args: Args, root: string): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       // shapes and checkouts alternate, the order turning each round (a noisy neighbour hits each alike)
       const steps: { rate: number; perMessage: number; root: string }[] = [];
-      for (const rate of rates) for (const perMessage of [1, 100]) for (const at of roots) steps.push({ rate, perMessage, root: at });
+      // the big-batch baseline with the checkout under test only
+      for (const rate of rates) for (const at of roots) for (const perMessage of at === root ? [1, 100] : [1]) steps.push({ rate, perMessage, root: at });
       for (let k = 0; k < steps.length; k++) {
         const step = steps[(k + r) % steps.length]!;
-        const res = await once(nc, ns.url, admin, url, step, seconds, `${process.pid}_${run++}`, typeof prof === "string" ? prof : undefined);
+        const res = await once(nc, ns.url, admin, url, step, seconds, `${process.pid}_${run++}`, typeof prof === "string" ? prof : undefined, snapshotEvery);
         const key = `${step.root}|${step.rate}|${step.perMessage}`;
         results.set(key, [...(results.get(key) ?? []), res]);
         note("run", { round: r + 1, ...step, archiveUsPerReading: round(res.archiveUs), backendsUsPerReading: round(res.backendsUs), postgresUsPerReading: round(res.postgresUs), s: round(res.seconds), backends: res.backends, messagesPerBatch: round(res.messagesPerBatch), load: loadAverage() });
@@ -87,7 +94,7 @@ export async function fleetShape(args: Args, root: string): Promise<void> {
   }
   for (const [key, rs] of results) {
     const [at, rate, perMessage] = key.split("|");
-    const big = results.get(`${at}|${rate}|100`)!;
+    const big = results.get(`${root}|${rate}|100`)!;
     emit({
       suite: "archive",
       name: `fleet shape: archive CPU µs per reading, ${rate} readings/s, ${perMessage} a message`,
@@ -119,6 +126,7 @@ async function once(
   seconds: number,
   tag: string,
   prof: string | undefined,
+  snapshotEvery: number,
 ): Promise<Result> {
   const prefix = `bfs${tag}`;
   const schema = `bench_fleet_shape_${tag}`;
@@ -150,6 +158,8 @@ async function once(
     const messages = total / step.perMessage;
     const t0 = Date.UTC(2026, 11, 1);
     const archived = async () => (await admin.query<{ n: number }>(`select count(*)::int as n from ${schema}.readings`)).rows[0]!.n;
+    const snapshots = async () => (await admin.query<{ n: number }>(`select count(*)::int as n from ${schema}.snapshots`)).rows[0]!.n;
+    const snapshotsPut = snapshotEvery === 0 ? 0 : Math.ceil(messages / snapshotEvery);
     // warm-up: the archive's connections opened and its first writes done before measuring
     const warm = 200;
     for (let i = 0; i < warm; i++) {
@@ -174,7 +184,10 @@ async function once(
           const t = t0 + reading++ * 1000;
           return { t, pm: (t % 300) / 10, co2: 500 + (t % 400), tmp: 21.5, hum: 40 };
         });
-        acks.push(js.publish(names.input(shardOf(device, SHARDS)), encodeBatch({ acceptedAt: Date.now(), items: [{ type: "device", entityId: device, kind: "readings", payload }] })));
+        const shard = shardOf(device, SHARDS);
+        acks.push(js.publish(names.input(shard), encodeBatch({ acceptedAt: Date.now(), items: [{ type: "device", entityId: device, kind: "readings", payload }] })));
+        // the node's snapshot of the twin, every k-th message (a 15-minute deferral at the Foobot cadence: every 3rd)
+        if (snapshotEvery > 0 && sent % snapshotEvery === 0) acks.push(js.publish(`$KV.${names.snapshotBucket(shard)}.${entityKey("device", device)}`, encodeRecord({ appliedSeq: sent + 1, wakeAt: undefined, state: twinState })));
       }
       if (acks.length > 1000) await Promise.all(acks.splice(0));
       await new Promise((res) => setTimeout(res, 10));
@@ -182,7 +195,7 @@ async function once(
     await Promise.all(acks);
     await until(
       "every reading archived",
-      async () => ((await archived()) >= total + warm ? true : undefined),
+      async () => ((await archived()) >= total + warm && (await snapshots()) >= snapshotsPut ? true : undefined),
       120_000,
     );
     const elapsed = (performance.now() - started) / 1000;
