@@ -57,6 +57,8 @@ interface Result {
   backends: number;
   /** Input messages per transaction (warm-up included). */
   messagesPerBatch: number;
+  /** Transactions of every source since the archive started (warm-up included). */
+  transactions: number;
 }
 
 export async function fleetShape(args: Args, root: string): Promise<void> {
@@ -85,7 +87,7 @@ export async function fleetShape(args: Args, root: string): Promise<void> {
         const res = await once(nc, ns.url, admin, url, step, seconds, `${process.pid}_${run++}`, typeof prof === "string" ? prof : undefined, snapshotEvery);
         const key = `${step.root}|${step.rate}|${step.perMessage}`;
         results.set(key, [...(results.get(key) ?? []), res]);
-        note("run", { round: r + 1, ...step, archiveUsPerReading: round(res.archiveUs), backendsUsPerReading: round(res.backendsUs), postgresUsPerReading: round(res.postgresUs), s: round(res.seconds), backends: res.backends, messagesPerBatch: round(res.messagesPerBatch), load: loadAverage() });
+        note("run", { round: r + 1, ...step, archiveUsPerReading: round(res.archiveUs), backendsUsPerReading: round(res.backendsUs), postgresUsPerReading: round(res.postgresUs), s: round(res.seconds), backends: res.backends, messagesPerBatch: round(res.messagesPerBatch), transactions: res.transactions, load: loadAverage() });
       }
     }
   } finally {
@@ -206,8 +208,9 @@ async function once(
     // transactions of the input consumer (its batches), from the archive's metrics
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const inputBatches = Number(/^airtwin_archive_batch_seconds_count\{source="in\.0"\} (\d+)/m.exec(metrics)?.[1] ?? NaN);
+    const transactions = [...metrics.matchAll(/^airtwin_archive_batch_seconds_count\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
     const allCpu = spentSince(before.all, cpuOf(pgAll));
-    return { archiveUs: (archiveCpu / total) * 1e6, backendsUs: (backendCpu / total) * 1e6, postgresUs: (allCpu / total) * 1e6, seconds: elapsed, backends: pids.length, messagesPerBatch: (messages + warm) / inputBatches };
+    return { archiveUs: (archiveCpu / total) * 1e6, backendsUs: (backendCpu / total) * 1e6, postgresUs: (allCpu / total) * 1e6, seconds: elapsed, backends: pids.length, messagesPerBatch: (messages + warm) / inputBatches, transactions };
   } finally {
     await stop(archive.proc);
     await admin.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);

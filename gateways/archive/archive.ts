@@ -8,7 +8,7 @@ import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { decode, decodeBatch, decodeRecord, ensureClusterForClients, names as namesOf, type Names } from "../../runtime/mod.ts";
 import { registryBucket } from "../registry/registry.ts";
-import { SourceConsumer, type ArchiveLog, type BatchWriter } from "./consumer.ts";
+import { DEFAULT_FLUSH_DELAY_MS, SourceConsumer, type ArchiveLog, type BatchWriter } from "./consumer.ts";
 import { archiveDeadLetters } from "./dead-letter.ts";
 import { migrate, type Database } from "./db/mod.ts";
 import { ArchiveMetrics } from "./metrics.ts";
@@ -31,7 +31,7 @@ export interface ArchiveOptions {
   batchMessages?: number;
   /** How long a pull waits for messages (ms). Default 2000. */
   pullWaitMs?: number;
-  /** Longest a message waits for more to share its transaction (ms). Default 200 (`DEFAULT_FLUSH_DELAY_MS`). */
+  /** Longest a message waits for more to share its transaction (ms); 5 times that for snapshots. Default 200 (`DEFAULT_FLUSH_DELAY_MS`). */
   flushDelayMs?: number;
   /** Longest pause between retries of a failed write (ms). Default 5000. */
   maxRetryMs?: number;
@@ -69,6 +69,9 @@ export interface RunningArchive extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** How many times the flush delay the snapshot buckets' consumers wait to fill a batch. */
+const SNAPSHOT_FLUSH_FACTOR = 5;
+
 /** Months of reading partitions created ahead of the current one. */
 const MONTHS_AHEAD = 2;
 
@@ -90,6 +93,10 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
     ...(o.flushDelayMs === undefined ? {} : { flushDelayMs: o.flushDelayMs }),
     ...(o.maxRetryMs === undefined ? {} : { maxRetryMs: o.maxRetryMs }),
   };
+  // a node's snapshots are spread over a bucket per shard (a few a second each in a fleet): a longer wait
+  // gathers several per transaction, and costs restore nothing — the inputs after the archived checkpoint
+  // are archived within the normal delay and replayed (docs/archive.md, Restore)
+  const snapshotFlushDelayMs = SNAPSHOT_FLUSH_FACTOR * (o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS);
   const undecodable = (label: string, m: JsMsg, err: unknown) => deadLetter(label, m, "undecodable", (err as Error).message);
 
   const inputWriter = (k: number): BatchWriter => async (tx, messages, gen) => {
@@ -157,7 +164,7 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
   const consumers: SourceConsumer[] = [new SourceConsumer({ stream: names.outputStream, label: "out", write: outputWriter, ...common }, deps), ...inputConsumers];
   consumers.push(new SourceConsumer({ stream: `KV_${registryBucket(o.prefix)}`, label: "registry", write: registryWriter, ...common }, deps));
   for (let s = 0; s < o.shards; s++) {
-    consumers.push(new SourceConsumer({ stream: `KV_${names.snapshotBucket(s)}`, label: `snap.${s}`, write: snapshotWriter(s), ...common, missingRetryMs: 10_000 }, deps));
+    consumers.push(new SourceConsumer({ stream: `KV_${names.snapshotBucket(s)}`, label: `snap.${s}`, write: snapshotWriter(s), ...common, flushDelayMs: snapshotFlushDelayMs, missingRetryMs: 10_000 }, deps));
   }
   for (const c of consumers) c.start();
 
