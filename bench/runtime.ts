@@ -1,6 +1,7 @@
 // `npm run bench -- runtime [--quick] [--parts throughput,cluster,memory] [--runs N] [--profile]
 //                          [--cluster-twins N] [--moves N] [--kill other|coordinator] [--load readings/s]
-//                          [--memory-twins N] [--shapes device,fleet] [--logs <dir>] [--snapshot-interval-ms N]`
+//                          [--memory-twins N] [--shapes device,fleet] [--logs <dir>] [--snapshot-interval-ms N]
+//                          [--default-v8-flags]   (throughput without the node's V8 flags, cli/node-flags.ts)`
 //
 // The runtime suite: throughput against a plain-consumer floor, recovery after `kill -9`, planned-move
 // pauses, and resident memory per twin against bare domain states. It starts a private nats-server
@@ -11,6 +12,7 @@ import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { NODE_ROLE_V8_FLAGS } from "../cli/node-flags.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import { flag, int, parseArgs, str } from "./lib/args.ts";
 import { summarizeProfile } from "./lib/cpuprofile.ts";
@@ -34,10 +36,12 @@ export async function main(argv: string[]): Promise<void> {
     for (const shape of str(args, "shapes", "device,fleet").split(",")) {
       const prefix = `bt${shape[0]}`;
       const snap = typeof args.get("snapshot-interval-ms") === "string" ? ["--snapshot-interval-ms", args.get("snapshot-interval-ms") as string] : [];
-      await run("runtime/throughput", [], ["--prefix", prefix, "--shape", shape, "--runs", String(runs), ...snap]);
+      // the process runs the node runtime, so it gets the node's V8 flags (floor and domain bound run in it too)
+      const v8 = flag(args, "default-v8-flags") ? [] : [...NODE_ROLE_V8_FLAGS];
+      await run("runtime/throughput", v8, ["--prefix", prefix, "--shape", shape, "--runs", String(runs), ...snap]);
       if (flag(args, "profile")) {
         const dir = mkdtempSync(join(tmpdir(), `airtwin-prof-${shape}-`));
-        await run("runtime/throughput", ["--cpu-prof", `--cpu-prof-dir=${dir}`], ["--prefix", prefix, "--shape", shape, "--runs", "1", "--only", "runtime"]);
+        await run("runtime/throughput", [...v8, "--cpu-prof", `--cpu-prof-dir=${dir}`], ["--prefix", prefix, "--shape", shape, "--runs", "1", "--only", "runtime"]);
         const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
         if (file !== undefined) process.stderr.write(`\nprofile (${shape} batches, runtime run, ${join(dir, file)}):\n${summarizeProfile(join(dir, file))}\n`);
       }
