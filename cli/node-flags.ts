@@ -6,9 +6,9 @@
 /**
  * `--max-semi-space-size=64` (MB; V8's default on 64-bit is 16): a node allocates mostly short-lived
  * objects per input (decoded batches, readings, outputs); with four times the room fewer of them live
- * through a scavenge and scavenges come four times less often. The runtime's own CPU per reading fell
- * 0.1–0.9 µs with it on a quiet machine (docs/BENCHMARKS.md, "The runtime's own cost: fewer
- * allocations per reading"); the cost is up to ~190 MB more young generation per node process, and
- * each scavenge pauses longer (8–12 ms instead of 5–7 at the fleet's rate, measured before).
+ * through a scavenge and scavenges come four times less often. The node's CPU per reading fell 0.3–1.1
+ * µs with it on a quiet machine, the domain's share included (docs/BENCHMARKS.md, "The runtime's own
+ * cost: fewer allocations per reading"); the cost is up to ~190 MB more young generation per node
+ * process, and each scavenge pauses longer (8–12 ms instead of 5–7 at the fleet's rate, measured before).
  */
 export const NODE_ROLE_V8_FLAGS: readonly string[] = ["--max-semi-space-size=64"];
