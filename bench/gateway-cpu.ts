@@ -1,4 +1,4 @@
-// `node bin/bench.js gateway-cpu [--devices n] [--rate r] [--seconds s] [--rounds k] [--prime-rate r] [--baseline-root dir] [--profile dir]`
+// `node bin/bench.js gateway-cpu [--devices n] [--rate r] [--seconds s] [--rounds k] [--prime-rate r] [--baseline-root dir[,dir…]] [--profile dir]`
 //
 // The gateway's CPU per request in the fleet's shape (issue #16 §2): 1 reading per request at a fixed
 // rate (default 1,000/s), open loop over keep-alive connections (bench/gateway-load.ts); the load walks
@@ -6,8 +6,8 @@
 // after devices/rate seconds and never twice in a run. Before the measured runs every device posts once
 // to each gateway (a fleet's steady state: the gateway has seen each device before; --prime-rate,
 // default 2,500/s). One private nats-server and one `airtwin node`; the gateway of this checkout and,
-// with --baseline-root, the gateway of another checkout (same cluster, same registry); and the floor:
-// a bare fastify route answering 202 (bench/gateway-ceiling.ts). Rounds alternate gateway, baseline,
+// with --baseline-root, the gateways of other checkouts (same cluster, same registry); and the floor:
+// a bare fastify route answering 202 (bench/gateway-ceiling.ts). Rounds alternate gateway, baselines,
 // floor; each figure is the median over the rounds of the process's own CPU (user + system, /proc)
 // over its run divided by its requests.
 // --profile dir: the gateway of this checkout writes a V8 CPU profile there on exit (summarised on stderr).
@@ -34,9 +34,9 @@ export async function main(argv: string[]): Promise<void> {
   const rate = int(args, "rate", 1000);
   const seconds = int(args, "seconds", 20);
   const rounds = int(args, "rounds", 3);
-  const baselineRoot = args.has("baseline-root") ? str(args, "baseline-root") : undefined;
+  const baselineRoots = args.has("baseline-root") ? str(args, "baseline-root").split(",") : [];
   const profileDir = args.has("profile") ? str(args, "profile") : undefined;
-  note("gateway-cpu", { devices, rate, seconds, rounds, baselineRoot, load: loadAverage() });
+  note("gateway-cpu", { devices, rate, seconds, rounds, baselineRoots, load: loadAverage() });
 
   await using ns = await startNatsServer();
   const env = {
@@ -59,8 +59,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     // the node creates the cluster; the gateways start on it one after the other
     await untilServing(ours.url, admin);
-    if (baselineRoot !== undefined) {
-      const base = await gateway(baselineRoot, "baseline gateway");
+    for (const root of baselineRoots) {
+      const base = await gateway(root, `gateway of ${root}`);
       targets.push(base);
       await untilServing(base.url, admin);
     }
@@ -132,7 +132,7 @@ export async function main(argv: string[]): Promise<void> {
       name: `gateway-cpu-per-request.${rate}-rps`,
       value: figure("gateway"),
       unit: "µs CPU of the gateway process per request of 1 reading",
-      baseline: baselineRoot !== undefined ? { name: "baseline gateway", value: figure("baseline gateway") } : { name: "bare fastify", value: figure("bare fastify") },
+      baseline: baselineRoots[0] !== undefined ? { name: `gateway of ${baselineRoots[0]}`, value: figure(`gateway of ${baselineRoots[0]}`) } : { name: "bare fastify", value: figure("bare fastify") },
       detail: { floor: figure("bare fastify"), devices, rate, seconds, rounds, perRound: Object.fromEntries([...perTarget].map(([k, v]) => [k, v.map((m) => round(m.cpuUsPerRequest))])), load: loadAverage() },
     });
     await stop(floor.proc);
