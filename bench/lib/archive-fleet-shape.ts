@@ -166,7 +166,7 @@ async function once(
     const warm = 200;
     for (let i = 0; i < warm; i++) {
       const device = `warm-${i}`;
-      await js.publish(names.input(shardOf(device, SHARDS)), encodeBatch({ acceptedAt: Date.now(), items: [{ type: "device", entityId: device, kind: "readings", payload: [{ t: t0 - 1000 * (i + 1), pm: 1 }] }] }));
+      await js.publish(names.input(shardOf(device, SHARDS)), encodeBatch({ acceptedAt: Date.now(), items: [{ type: "device", entityId: device, kind: "readings", payload: [[t0 - 1000 * (i + 1), 1, null, null, null, null, null]] }] }));
     }
     await until("warm-up archived", async () => ((await archived()) >= warm ? true : undefined), 60_000);
     const backends = async () => (await admin.query<{ pid: number }>("select pid from pg_stat_activity where application_name = $1", [app])).rows.map((x) => x.pid);
@@ -184,7 +184,8 @@ async function once(
         const device = `dev-${sent % 300_000}`;
         const payload = Array.from({ length: step.perMessage }, () => {
           const t = t0 + reading++ * 1000;
-          return { t, pm: (t % 300) / 10, co2: 500 + (t % 400), tmp: 21.5, hum: 40 };
+          // as the gateway logs a reading: [t, pm, co2, voc, tmp, hum, allpollu] (docs/design.md §5.1)
+          return [t, (t % 300) / 10, 500 + (t % 400), null, 21.5, 40, null];
         });
         const shard = shardOf(device, SHARDS);
         acks.push(js.publish(names.input(shard), encodeBatch({ acceptedAt: Date.now(), items: [{ type: "device", entityId: device, kind: "readings", payload }] })));

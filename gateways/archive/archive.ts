@@ -10,12 +10,13 @@ import { decode, decodeBatch, decodeRecord, ensureClusterForClients, names as na
 import { registryBucket } from "../registry/registry.ts";
 import { DEFAULT_FLUSH_DELAY_MS, SourceConsumer, type ArchiveLog, type BatchWriter } from "./consumer.ts";
 import { archiveDeadLetters } from "./dead-letter.ts";
-import { migrate, type Database } from "./db/mod.ts";
+import { migrate, type Database, type Queryable } from "./db/mod.ts";
+import { GroupCommit } from "./group-commit.ts";
 import { ArchiveMetrics } from "./metrics.ts";
 import { Partitions } from "./partitions.ts";
 import { ArchiveQueryService } from "./query-service.ts";
 import { ARCHIVE_MIGRATIONS } from "./schema.ts";
-import { writeInputs, writeOutputs, writeRegistry, writeSnapshots, type InputMessage, type KvMessage } from "./writer.ts";
+import { writeInputs, writeOutputs, writeRegistry, writeSnapshots, type InputMessage, type KvMessage, type WriteCounts } from "./writer.ts";
 
 /** Options of {@link startArchive}. */
 export interface ArchiveOptions {
@@ -97,6 +98,9 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
   // gathers several per transaction, and costs restore nothing — the inputs after the archived checkpoint
   // are archived within the normal delay and replayed (docs/archive.md, Restore)
   const snapshotFlushDelayMs = SNAPSHOT_FLUSH_FACTOR * (o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS);
+  // and the shards' batches share transactions (one commit for many buckets' handfuls)
+  const group = new GroupCommit(o.db, o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS);
+  const snapshotGroup = (fn: (tx: Queryable) => Promise<WriteCounts>) => group.transaction(fn);
   const undecodable = (label: string, m: JsMsg, err: unknown) => deadLetter(label, m, "undecodable", (err as Error).message);
 
   const inputWriter = (k: number): BatchWriter => async (tx, messages, gen) => {
@@ -164,7 +168,7 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
   const consumers: SourceConsumer[] = [new SourceConsumer({ stream: names.outputStream, label: "out", write: outputWriter, ...common }, deps), ...inputConsumers];
   consumers.push(new SourceConsumer({ stream: `KV_${registryBucket(o.prefix)}`, label: "registry", write: registryWriter, ...common }, deps));
   for (let s = 0; s < o.shards; s++) {
-    consumers.push(new SourceConsumer({ stream: `KV_${names.snapshotBucket(s)}`, label: `snap.${s}`, write: snapshotWriter(s), ...common, flushDelayMs: snapshotFlushDelayMs, missingRetryMs: 10_000 }, deps));
+    consumers.push(new SourceConsumer({ stream: `KV_${names.snapshotBucket(s)}`, label: `snap.${s}`, write: snapshotWriter(s), ...common, flushDelayMs: snapshotFlushDelayMs, transaction: snapshotGroup, missingRetryMs: 10_000 }, deps));
   }
   for (const c of consumers) c.start();
 

@@ -41,6 +41,8 @@ export interface SourceConsumerOptions {
   missingRetryMs?: number;
   /** How long the server waits for an ack before redelivering (ms). Default 30 000. */
   ackWaitMs?: number;
+  /** Runs a batch's write in a transaction. Default: one of its own (`db.transaction`); see group-commit.ts. */
+  transaction?: (fn: (tx: Queryable) => Promise<WriteCounts>) => Promise<WriteCounts>;
 }
 
 export interface ConsumerDeps {
@@ -280,7 +282,8 @@ export class SourceConsumer {
     for (let attempt = 1; !signal.aborted; attempt++) {
       const started = performance.now();
       try {
-        const counts = await db.transaction((tx) => this.o.write(tx, messages, this.gen));
+        const write = (tx: Queryable) => this.o.write(tx, messages, this.gen);
+        const counts = await (this.o.transaction === undefined ? db.transaction(write) : this.o.transaction(write));
         metrics.batchSeconds.observe({ source: this.o.label }, (performance.now() - started) / 1000);
         for (const [table, n] of Object.entries(counts)) if (n > 0) metrics.rows.inc({ table }, n);
         if (attempt > 1) log("info", "archive caught up with its database again", { source: this.o.label, attempts: attempt });
