@@ -1,5 +1,5 @@
 // `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive] [--snapshot-interval-ms N]
-//   [--import-concurrency K] [--register-only]`
+//   [--import-concurrency K] [--register-only] [--rate R] [--no-tap] [--shards N]`
 //
 // A Foobot-scale fleet on this machine (issue #16 §2): N devices (1,000,000 by default), each sending one
 // reading every 5 minutes — N / 300 requests/s of one reading over HTTP keep-alive, the devices taken in
@@ -14,7 +14,13 @@
 // each, 202 latency, snapshot bytes written per second (the node's airtwin_commit_bytes_total), the
 // answered rate. Reading → alert latency is the gateway suite's (its probes), not measured here.
 // The devices are registered first through the bulk import (POST /v1/devices/import, 5,000 a request),
-// timed and metered on its own; `--register-only` stops there.
+// timed and metered on its own; `--register-only` stops there. `--rate R`: R requests/s instead of N / 300
+// (e.g. a million resident twins at a lower rate, for their memory).
+// The message economy: nats-server's counters (/varz, /jsz, /connz) over the measured window, per request,
+// and what the messages are — a `>` tap for the last seconds of the warm-up (outside the measured
+// window: the tap costs the server a copy of each message; `--no-tap` leaves it out), and the CPU each
+// process takes idle (10 s before the load: heartbeats, leases, pulls, lag requests — the fixed cost).
+// `--shards N`: the cluster made with N shards (AIRTWIN_SHARDS) instead of the default.
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -26,6 +32,7 @@ import { freePort } from "../cli/dev.ts";
 import { child, openLoad, stop, untilServing } from "./gateway.ts";
 import { flag, int, parseArgs } from "./lib/args.ts";
 import { deviceId } from "./lib/fleet.ts";
+import { countersPerRequest, natsCounters, tapTraffic } from "./lib/nats-economy.ts";
 import { emit, note, round } from "./lib/report.ts";
 import { loadAverage, ProcessMeter, self } from "./peers/workload.ts";
 
@@ -71,7 +78,7 @@ export async function main(argv: string[]): Promise<void> {
   const minutes = int(args, "minutes", 15);
   const warmupS = int(args, "warmup-s", 60);
   const connections = int(args, "connections", 128);
-  const rate = devices / READING_EVERY_S;
+  const rate = args.has("rate") ? int(args, "rate", 0) : devices / READING_EVERY_S;
   const databaseUrl = process.env.DATABASE_URL;
   const archive = !flag(args, "no-archive") && databaseUrl !== undefined;
   const schema = `bench_fleet_${process.pid}`;
@@ -86,6 +93,7 @@ export async function main(argv: string[]): Promise<void> {
     // the bench is one address standing for the fleet
     AIRTWIN_INGEST_RATE_MAX: "1000000000",
     AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT: "0",
+    ...(args.has("shards") ? { AIRTWIN_SHARDS: String(int(args, "shards", 64)) } : {}),
     // the node's snapshot deferral (default 15 min) unless --snapshot-interval-ms says otherwise
     ...(!args.has("snapshot-interval-ms") ? {} : { AIRTWIN_SNAPSHOT_INTERVAL_MS: String(int(args, "snapshot-interval-ms", 0)) }),
   };
@@ -152,11 +160,23 @@ export async function main(argv: string[]): Promise<void> {
     // the archive's database works for it: every postgres process on this machine (a quiet hold: ours
     // alone), its private memory only (the shared buffers are in every process's RSS)
     if (archiver !== undefined) for (const pid of postgresPids()) meter.add("postgres", pid, true, true);
+    // idle: what the servers take with nothing to do (per second, each process)
+    const idleMeter = new ProcessMeter(pids);
+    const idle0 = performance.now();
+    await new Promise((r) => setTimeout(r, 10_000));
+    const idleS = (performance.now() - idle0) / 1000;
+    const idleCpu = idleMeter.read().cpuS;
+    emit({ suite: "fleet", name: "fleet.idle-cpu", value: round((100 * Object.entries(idleCpu).filter(([k]) => !k.startsWith("load")).reduce((a, [, v]) => a + v, 0)) / idleS / cpus().length), unit: "% of the machine's cores, servers idle (10 s before the load)", detail: Object.fromEntries(Object.entries(idleCpu).map(([k, v]) => [k, round((1000 * v) / idleS)])) });
     const bytes0 = await commitBytes(metricsUrl);
     const machine0 = machineCpu();
     const t0 = performance.now();
+    // the tap listens during the warm-up's last seconds; the counters are read where the measured window starts
+    const tapS = Math.min(10, Math.max(0, warmupS - 4));
+    const tapped = flag(args, "no-tap") || tapS === 0 ? Promise.resolve(undefined) : new Promise((r) => setTimeout(r, (warmupS - tapS - 2) * 1000)).then(() => tapTraffic(ns.url, PREFIX, tapS));
+    const counters0 = new Promise((r) => setTimeout(r, warmupS * 1000)).then(() => natsCounters(ns.monitorUrl));
     const result = await openLoad({ url, rate, durationS: minutes * 60, warmupS, connections, devices: fleet, baseT: Date.now() - 30 * 86_400_000, readingsPerRequest: 1 });
     const seconds = (performance.now() - t0) / 1000;
+    const counters1 = await natsCounters(ns.monitorUrl);
     const bytes1 = await commitBytes(metricsUrl);
     const machine1 = machineCpu();
     note("snapshot bytes", { before: bytes0, after: bytes1 });
@@ -187,6 +207,14 @@ export async function main(argv: string[]): Promise<void> {
     emit({ suite: "fleet", name: "fleet.202-p99", value: result.latencyMs.p99, unit: "ms", baseline: { name: "target", value: 20 }, detail });
     emit({ suite: "fleet", name: "fleet.server-cpu", value: round((100 * serverCpu) / seconds / cores), unit: "% of the machine's cores (nats-server, node, gateway, archive, postgres)", baseline: { name: "target", value: 50 } });
     emit({ suite: "fleet", name: "fleet.server-rss", value: round(serverRss), unit: "MB, peak RSS summed (nats-server, node, gateway, archive, postgres)", baseline: { name: "target", value: 8192 } });
+    // CPU µs per request of each process (warm-up included, as the CPU figures above)
+    const requestsSent = rate * (warmupS + minutes * 60);
+    const cpuUsPerRequest = Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((v * 1e6) / requestsSent)]));
+    emit({ suite: "fleet", name: "fleet.cpu-per-request", value: round((serverCpu * 1e6) / requestsSent), unit: "µs CPU per request, servers summed", detail: cpuUsPerRequest });
+    const c0 = await counters0;
+    emit({ suite: "fleet", name: "fleet.nats-messages-per-request", value: round((counters1.inMsgs - c0.inMsgs + counters1.outMsgs - c0.outMsgs) / Math.max(1, rate * minutes * 60)), unit: "messages in + out of nats-server per request (measured window)", detail: countersPerRequest(c0, counters1, Math.round(rate * ((counters1.at - c0.at) / 1000))) });
+    const tap = await tapped;
+    if (tap !== undefined) emit({ suite: "fleet", name: "fleet.nats-traffic-by-kind", value: round(Object.values(tap).reduce((a, v) => a + v.msgsPerS, 0)), unit: "messages/s seen by a `>` tap (warm-up's last seconds), by kind", detail: tap });
     emit({ suite: "fleet", name: "fleet.answered-rate", value: result.rate, unit: "requests/s", baseline: { name: "offered", value: round(rate) } });
   } finally {
     await stop(gateway.proc);
