@@ -217,7 +217,8 @@ export class NodeHost implements ShardHost {
       heap = process.memoryUsage().heapUsed;
     }
     await this.measureUnits().catch(() => undefined);
-    await this.lag().catch(() => undefined);
+    // the runners' own view of their lag, no request to the server (ops views ask afresh: `lag`)
+    for (const r of this.runners.values()) r.estimateLag();
   }
 
   /** Units applied per second since the previous round, from the node's own counter. */

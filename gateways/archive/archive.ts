@@ -30,7 +30,7 @@ export interface ArchiveOptions {
   retentionMs?: number;
   /** Most messages per batch. Default 256. */
   batchMessages?: number;
-  /** How long a pull waits for messages (ms). Default 2000. */
+  /** How long a pull waits for messages (ms). Default 10 000 (consumer.ts). */
   pullWaitMs?: number;
   /** Longest a message waits for more to share its transaction (ms); 5 times that for snapshots. Default 200 (`DEFAULT_FLUSH_DELAY_MS`). */
   flushDelayMs?: number;

@@ -28,7 +28,13 @@ export interface SourceConsumerOptions {
   write: BatchWriter;
   /** Most messages per batch (one transaction). Default 256. */
   batchMessages?: number;
-  /** How long a pull waits for messages (ms). Default 2000. */
+  /**
+   * How long a pull waits for messages (ms); the server's idle heartbeats come every half of it. Default
+   * 10 000: most of the archive's consumers are idle most of the time (a snapshot bucket per shard, the
+   * registry), and at 2 s their pulls, expiries and heartbeats were ~100 messages/s on nats-server with
+   * 64 shards. A message still arrives at once; this bounds how soon a consumer whose server was lost
+   * without the connection noticing is pulled afresh.
+   */
   pullWaitMs?: number;
   /**
    * Longest a received message waits for more to share its transaction (ms): a batch is cut when full
@@ -198,7 +204,7 @@ export class SourceConsumer {
     const flushDelayMs = this.o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
     const max = batchLimit(configured, Number.MAX_SAFE_INTEGER);
     const consumer = await this.deps.js.consumers.get(this.o.stream, durable);
-    const iter = await consumer.consume({ max_messages: max * 2, expires: Math.max(1000, this.o.pullWaitMs ?? 2000) });
+    const iter = await consumer.consume({ max_messages: max * 2, expires: Math.max(1000, this.o.pullWaitMs ?? 10_000) });
     const buffer: JsMsg[] = [];
     /** When the oldest message in the buffer arrived (performance.now()). */
     let oldestAt = 0;
@@ -238,7 +244,8 @@ export class SourceConsumer {
     try {
       while (!signal.aborted && !ended) {
         if (buffer.length === 0) {
-          await holding(1, 10_000);
+          // long: with a consumer per shard's snapshot bucket, most are quiet, and each look is a request
+          await holding(1, QUIET_CHECK_MS);
           if (buffer.length === 0) {
             // quiet for a while: is our consumer still there (a recreated stream has none)?
             if (!(await this.consumerExists())) return;
@@ -324,6 +331,9 @@ export class SourceConsumer {
  * lets its newest rows be, bought back as a transaction per interval instead of one per message.
  */
 export const DEFAULT_FLUSH_DELAY_MS = 200;
+
+/** A consumer that has been delivered nothing this long checks that it still exists (a recreated stream has none). */
+const QUIET_CHECK_MS = 60_000;
 
 /** How many times the configured batch a transaction grows to while the consumer is behind. */
 export const BEHIND_GROWTH = 4;

@@ -68,6 +68,8 @@ export class Committer {
   committedSeq = 0;
   /** The checkpoint's `applied`: outputs of inputs up to it are stored (this owner's cuts, or a predecessor's). */
   appliedCommitted = 0;
+  /** Consumer delivery number of the last message acknowledged (AckPolicy.All: every one up to it). */
+  ackedDelivery = 0;
   /** Dirty entities the last cut left waiting for their snapshot. */
   private waiting = 0;
   private capture: Promise<void> | undefined;
@@ -233,6 +235,7 @@ export class Committer {
       for (const { slot } of records) table.writing.delete(slot);
       // 3. acknowledged up to the cut: the server redelivers nothing; a new owner replays from the checkpoint
       checkpointMsg?.ack();
+      if (checkpointMsg !== undefined) this.ackedDelivery = Math.max(this.ackedDelivery, checkpointMsg.info.deliverySequence);
       this.committedSeq = checkpointSeq;
       this.appliedCommitted = appliedSeq;
       const { metrics } = this.env.deps;

@@ -64,6 +64,8 @@ export class ShardRunner {
   /** The message being applied is one whose outputs are stored already (see `replayedUpTo`). */
   private replaying = false;
   private lastLag = 0;
+  /** The last delivery's place: its consumer delivery number and what the server still held for us then. */
+  private lastDelivery = { sequence: 0, pending: 0 };
 
   constructor(deps: ShardRunnerDeps, lease: ShardLease) {
     this.deps = deps;
@@ -313,6 +315,20 @@ export class ShardRunner {
     return this.lastLag;
   }
 
+  /**
+   * The lag as this runner knows it, without asking the server: what was still pending at the last
+   * delivery, plus the deliveries not yet acknowledged. A shard with a pull outstanding is delivered
+   * what arrives at once, so this is current while it consumes; housekeeping uses it every second
+   * instead of a consumer-info request per shard (64 shards: 64 requests, replies and API advisories a
+   * second on nats-server). `refreshLag` asks the server (ops views).
+   */
+  estimateLag(): number {
+    if (this.stopped) return this.lastLag;
+    this.lastLag = this.lastDelivery.pending + Math.max(0, this.lastDelivery.sequence - this.committer.ackedDelivery);
+    this.deps.metrics.consumerLag.set({ shard: String(this.shard) }, this.lastDelivery.pending);
+    return this.lastLag;
+  }
+
   async refreshLag(): Promise<number> {
     if (this.stopped) return this.lastLag;
     const backlog = await consumerBacklog(this.consumerEnv);
@@ -348,6 +364,7 @@ export class ShardRunner {
         if (this.aborted) break;
         if (this.committer.capturing !== undefined) await this.committer.capturing;
         if (!this.inSequence(m)) return;
+        this.lastDelivery = { sequence: m.info.deliverySequence, pending: m.info.pending };
         await this.handle(m);
         if (this.stopped) break; // planned stop: the message in hand is applied, the rest is the next owner's
         if (this.committer.dueEarly) void this.committer.commit().catch(() => undefined);
