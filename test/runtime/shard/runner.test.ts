@@ -210,4 +210,25 @@ describe("shard runner", () => {
     a.close();
     await client.close();
   });
+  it("knows each shard's lag from its own deliveries as the server counts it, without asking (housekeeping)", async () => {
+    const a = await node("t9", { commitIntervalMs: 60_000 });
+    await startAll(a, 1);
+    const client = new RuntimeClient(await conn(), { prefix: "t9", shards: SHARDS });
+    const ids = Array.from({ length: 12 }, (_, i) => `l${i}`);
+    await sendAdds(client, ids, 5);
+    await waitFor(async () => (await counterState(client, "l11")).n === 5);
+    for (const id of ids) await waitFor(async () => (await counterState(client, id)).n === 5);
+    // applied, not acknowledged: the server counts them as ack-pending; the runner's own estimate agrees
+    const fresh = await a.host.lag();
+    expect([...fresh.values()].reduce((x, y) => x + y, 0)).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 1500)); // a housekeeping round (every second) estimates
+    expect(a.host.load().lag).toEqual(fresh);
+    await a.host.commitAll();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect([...a.host.load().lag.values()]).toEqual(Array(SHARDS).fill(0));
+    expect([...(await a.host.lag()).values()]).toEqual(Array(SHARDS).fill(0));
+    await a.host.stopAll();
+    a.close();
+    await client.close();
+  });
 });
