@@ -73,8 +73,8 @@ async function addConsumer(env: ConsumerEnv, config: Partial<ConsumerConfig> & {
  * How the runner pulls: `fetchBatch` messages per pull, pulls living `pullExpiresMs` with heartbeats
  * within; asked for again once three quarters of them have arrived. (nats.js's default asks again as soon
  * as a quarter has: at a few messages per shard and second that kept four pulls of 8 waiting per shard,
- * each with its own heartbeat every second and its own expiry — 64 shards at 1,000 readings/s: ~150 pull
- * requests, ~200 expiries and ~400 heartbeats a second on nats-server, more than the readings.)
+ * each with its own heartbeat every second and its own expiry — 64 shards at 1,000 readings/s: 150–175 pull
+ * requests, 180–215 expiries and 65–490 heartbeats a second on nats-server; docs/BENCHMARKS.md.)
  */
 export function consumeOptions(options: Pick<ShardRunnerOptions, "fetchBatch" | "pullExpiresMs">): { max_messages: number; threshold_messages: number; expires: number; idle_heartbeat: number } {
   return {
