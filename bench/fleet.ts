@@ -21,7 +21,6 @@
 // window: the tap costs the server a copy of each message; `--no-tap` leaves it out), and the CPU each
 // process takes idle (10 s before the load: heartbeats, leases, pulls, lag requests — the fixed cost).
 // `--shards N`: the cluster made with N shards (AIRTWIN_SHARDS) instead of the default.
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
@@ -31,6 +30,7 @@ import { startNatsServer } from "../test/harness/nats-server.ts";
 import { freePort } from "../cli/dev.ts";
 import { child, openLoad, stop, untilServing } from "./gateway.ts";
 import { flag, int, parseArgs } from "./lib/args.ts";
+import { benchSystemEnv, postgresPids } from "./lib/bench-system.ts";
 import { deviceId } from "./lib/fleet.ts";
 import { countersPerRequest, natsCounters, tapTraffic } from "./lib/nats-economy.ts";
 import { emit, note, round } from "./lib/report.ts";
@@ -56,15 +56,6 @@ function machineCpu(): { busy: number; total: number } {
   return { busy: total - f[3]! - (f[4] ?? 0), total };
 }
 
-/** The pids of the local Postgres server's lasting processes (none when it runs elsewhere; short-lived workers are not counted). */
-function postgresPids(): number[] {
-  const r = spawnSync("pgrep", ["-af", "^postgres"], { encoding: "utf8" });
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.trim() !== "" && !/autovacuum worker|parallel worker/.test(l))
-    .map((l) => Number(l.split(" ")[0]));
-}
-
 /** Every number under a key naming a lag, summed (the archive's status, whatever its nesting). */
 function sumLags(v: unknown, key = ""): number {
   if (typeof v === "number") return /lag/i.test(key) ? v : 0;
@@ -86,13 +77,7 @@ export async function main(argv: string[]): Promise<void> {
 
   await using ns = await startNatsServer();
   const env = {
-    NATS_URL: ns.url,
-    AIRTWIN_PREFIX: PREFIX,
-    AIRTWIN_ADMIN_TOKEN: ADMIN,
-    AIRTWIN_LOG_LEVEL: "warn",
-    // the bench is one address standing for the fleet
-    AIRTWIN_INGEST_RATE_MAX: "1000000000",
-    AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT: "0",
+    ...benchSystemEnv(ns.url, PREFIX, ADMIN),
     ...(args.has("shards") ? { AIRTWIN_SHARDS: String(int(args, "shards", 64)) } : {}),
     // the node's snapshot deferral (default 15 min) unless --snapshot-interval-ms says otherwise
     ...(!args.has("snapshot-interval-ms") ? {} : { AIRTWIN_SNAPSHOT_INTERVAL_MS: String(int(args, "snapshot-interval-ms", 0)) }),

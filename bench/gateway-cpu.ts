@@ -19,6 +19,7 @@ import { startNatsServer } from "../test/harness/nats-server.ts";
 import { freePort } from "../cli/dev.ts";
 import { child, openLoad, stop, until, untilServing } from "./gateway.ts";
 import { int, parseArgs, str } from "./lib/args.ts";
+import { benchSystemEnv } from "./lib/bench-system.ts";
 import { summarizeProfile } from "./lib/cpuprofile.ts";
 import { deviceId } from "./lib/fleet.ts";
 import { emit, note, round } from "./lib/report.ts";
@@ -40,12 +41,7 @@ export async function main(argv: string[]): Promise<void> {
 
   await using ns = await startNatsServer();
   const env = {
-    NATS_URL: ns.url,
-    AIRTWIN_PREFIX: PREFIX,
-    AIRTWIN_ADMIN_TOKEN: ADMIN,
-    AIRTWIN_LOG_LEVEL: "warn",
-    AIRTWIN_INGEST_RATE_MAX: "1000000000",
-    AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT: "0",
+    ...benchSystemEnv(ns.url, PREFIX, ADMIN),
   };
   const metricsPort = await freePort("127.0.0.1");
   const node = child([join(ROOT, "bin", "airtwin.js"), "node"], { ...env, AIRTWIN_NODE_ID: "cpu-node-1", AIRTWIN_METRICS_PORT: String(metricsPort) }, "node");

@@ -28,6 +28,7 @@ import { decode, names as namesOf, shardOf } from "../runtime/mod.ts";
 import { decodeBatch } from "../runtime/envelope.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import type { LoadJob, LoadResult } from "./gateway-load.ts";
+import { benchSystemEnv } from "./lib/bench-system.ts";
 import { emit as emitFigure, note, percentile, round, type Figure } from "./lib/report.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -209,13 +210,7 @@ export async function main(argv: string[]): Promise<void> {
   await using ns = await startNatsServer();
   note("private nats-server", { url: ns.url });
   const env = {
-    NATS_URL: ns.url,
-    AIRTWIN_PREFIX: PREFIX,
-    AIRTWIN_ADMIN_TOKEN: ADMIN,
-    AIRTWIN_LOG_LEVEL: "warn",
-    AIRTWIN_INGEST_RATE_MAX: "1000000000",
-    // the bench is one address standing for a fleet of devices (and autocannon's 256 connections)
-    AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT: "0",
+    ...benchSystemEnv(ns.url, PREFIX, ADMIN),
     // --linger ms: the runtime client's micro-batch linger (default: the gateway's, 2 ms)
     ...(argv.includes("--linger") ? { AIRTWIN_INGEST_LINGER_MS: String(arg(argv, "linger", 2)) } : {}),
     // --shards n: the cluster's shard count (default 64)

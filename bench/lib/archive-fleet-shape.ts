@@ -15,7 +15,6 @@
 // as a node does (every 3rd reading at the default 15-minute deferral; 0: none, the default).
 // `--archive-roots A,B` runs `bin/airtwin.js archive` of other checkouts too (a baseline commit), each
 // shape and root alternating per round; `--cpu-prof DIR` profiles the archive processes.
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -28,21 +27,13 @@ import { startNatsServer } from "../../test/harness/nats-server.ts";
 import { freePort } from "../../cli/dev.ts";
 import { child, stop, until } from "../gateway.ts";
 import { int, str, type Args } from "./args.ts";
+import { postgresPids } from "./bench-system.ts";
 import { emit, median, note, round } from "./report.ts";
 import { cpuSeconds, loadAverage } from "../peers/workload.ts";
 
 const SHARDS = 64;
 /** Stands for a twin's encoded state in a snapshot (~1 KB, docs/BENCHMARKS.md: 975 B). */
 const twinState = new Uint8Array(975).map((_, i) => i % 251);
-
-/** The pids of the local Postgres server's lasting processes (short-lived workers are not counted). */
-function postgresPids(): number[] {
-  const r = spawnSync("pgrep", ["-af", "^postgres"], { encoding: "utf8" });
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.trim() !== "" && !/autovacuum worker|parallel worker/.test(l))
-    .map((l) => Number(l.split(" ")[0]));
-}
 
 /** CPU seconds of each process now (those gone are left out). */
 const cpuOf = (pids: readonly number[]) => new Map(pids.map((p) => [p, cpuSeconds(p)] as const).filter(([, c]) => !Number.isNaN(c)));
