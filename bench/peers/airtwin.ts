@@ -17,7 +17,7 @@
 // checkpoint covers the last input: readings/s is to the committed cut, and "commitLagS" is how long
 // after the last 202 that took.
 // Snapshots: each twin's at most every 30 s (peers.ts passes `--snapshot-interval-ms 30000`, i.e.
-// AIRTWIN_SNAPSHOT_INTERVAL_MS; the node's default is 0), the log replaying the rest after a crash; `--snapshot-interval-ms 0` (system "airtwin-eager") writes every changed twin at
+// AIRTWIN_SNAPSHOT_INTERVAL_MS; the node's default is 15 min), the log replaying the rest after a crash; `--snapshot-interval-ms 0` (system "airtwin-eager") writes every changed twin at
 // every commit, as before issue #16's lever (a). The rate counts to the committed cut (every input
 // applied, its outputs stored); CPU counts on until every deferred snapshot is written too ("snapshotsS":
 // when that was), so the writes put off are in the CPU per reading — minus the processes' idle CPU over
@@ -34,6 +34,7 @@ import { names as namesOf } from "../../runtime/subjects.ts";
 import { freePort } from "../../cli/dev.ts";
 import { startNatsServer } from "../../test/harness/nats-server.ts";
 import { child, stop, untilServing } from "../gateway.ts";
+import { benchSystemEnv } from "../lib/bench-system.ts";
 import { CheckpointWatch, lastSeqPerShard } from "../lib/checkpoints.ts";
 import { deviceId } from "../lib/fleet.ts";
 import { join, dirname } from "node:path";
@@ -55,7 +56,10 @@ export async function main(argv: string[]): Promise<void> {
   const snapshotIntervalMs = int(args, "snapshot-interval-ms", -1);
   await using ns = await startNatsServer();
   const env = {
-    ...(snapshotIntervalMs >= 0 ? { AIRTWIN_SNAPSHOT_INTERVAL_MS: String(snapshotIntervalMs) } : {}), NATS_URL: ns.url, AIRTWIN_PREFIX: PREFIX, AIRTWIN_ADMIN_TOKEN: ADMIN, AIRTWIN_LOG_LEVEL: "warn", AIRTWIN_INGEST_RATE_MAX: "1000000000", AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT: "0", AIRTWIN_SHARDS: String(SHARDS) };
+    ...benchSystemEnv(ns.url, PREFIX, ADMIN),
+    ...(snapshotIntervalMs >= 0 ? { AIRTWIN_SNAPSHOT_INTERVAL_MS: String(snapshotIntervalMs) } : {}),
+    AIRTWIN_SHARDS: String(SHARDS),
+  };
   const port = await freePort("127.0.0.1");
   const node = child([BIN, "node"], { ...env, AIRTWIN_NODE_ID: "peers-node-1" }, "node");
   const gateway = child([BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(port), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
