@@ -64,8 +64,9 @@ export class ShardRunner {
   /** The message being applied is one whose outputs are stored already (see `replayedUpTo`). */
   private replaying = false;
   private lastLag = 0;
-  /** The last delivery's place: its consumer delivery number and what the server still held for us then. */
-  private lastDelivery = { sequence: 0, pending: 0 };
+  /** The last delivery's consumer delivery number, and what the server still held for us then (two fields: no object per message). */
+  private lastDeliverySequence = 0;
+  private lastDeliveryPending = 0;
 
   constructor(deps: ShardRunnerDeps, lease: ShardLease) {
     this.deps = deps;
@@ -324,8 +325,8 @@ export class ShardRunner {
    */
   estimateLag(): number {
     if (this.stopped) return this.lastLag;
-    this.lastLag = this.lastDelivery.pending + Math.max(0, this.lastDelivery.sequence - this.committer.ackedDelivery);
-    this.deps.metrics.consumerLag.set({ shard: String(this.shard) }, this.lastDelivery.pending);
+    this.lastLag = this.lastDeliveryPending + Math.max(0, this.lastDeliverySequence - this.committer.ackedDelivery);
+    this.deps.metrics.consumerLag.set({ shard: String(this.shard) }, this.lastDeliveryPending);
     return this.lastLag;
   }
 
@@ -364,7 +365,8 @@ export class ShardRunner {
         if (this.aborted) break;
         if (this.committer.capturing !== undefined) await this.committer.capturing;
         if (!this.inSequence(m)) return;
-        this.lastDelivery = { sequence: m.info.deliverySequence, pending: m.info.pending };
+        this.lastDeliverySequence = m.info.deliverySequence;
+        this.lastDeliveryPending = m.info.pending;
         await this.handle(m);
         if (this.stopped) break; // planned stop: the message in hand is applied, the rest is the next owner's
         if (this.committer.dueEarly) void this.committer.commit().catch(() => undefined);
