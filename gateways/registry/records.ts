@@ -1,5 +1,6 @@
 // Records of the registry bucket (`<prefix>-registry`), MessagePack like every airtwin NATS payload:
 // `devices.<deviceId>` → DeviceRecord, `users.<userId>` → UserRecord. Digests are lowercase hex.
+// DeviceInfo and UserInfo are what the API shows of them (no secrets).
 import { decode, encode } from "../../runtime/mod.ts";
 
 /** A registered device. */
@@ -20,6 +21,25 @@ export interface UserRecord {
   apiKeySha256: string;
   /** Wall clock of registration (ms). */
   createdAt: number;
+}
+
+/** A device as the API shows it (no secrets). */
+export interface DeviceInfo {
+  deviceId: string;
+  ownerId: string;
+  createdAt: number;
+  disabled: boolean;
+}
+
+/** A user as the API shows it (no secrets). */
+export interface UserInfo {
+  userId: string;
+  createdAt: number;
+}
+
+/** What the API shows of a device record. */
+export function deviceInfo(deviceId: string, r: DeviceRecord): DeviceInfo {
+  return { deviceId, ownerId: r.ownerId, createdAt: r.createdAt, disabled: r.disabled };
 }
 
 export const DEVICE_PREFIX = "devices.";

@@ -1,33 +1,23 @@
 // The registry of devices and users in NATS KV (`<prefix>-registry`), with an in-memory view fed by one
 // KV watch: authenticating a known device never waits on storage, and a write made by any gateway (or
 // `airtwin ops`) reaches every gateway's view within milliseconds — a revoked token stops working at once.
-// A device the view does not know yet is read once from the bucket (lookUpDevice, bounded).
+// A device the view does not know yet is read once from the bucket (lookUpDevice, bounded). The writes
+// (registry-writes.ts) go to the bucket and then into this view at once; Registry's write methods delegate to them.
 //
 // The view keeps the highest revision seen per key, so a late watch echo of our own write, or a lookup
 // answered before a delete the watch already brought, never undoes newer knowledge. When the watch ends, fails, or NATS reconnects (a restarted server forgets
 // ephemeral consumers), it is reopened from the revision after the last one applied.
-import { jetstream, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type Bucket, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
-import { askAgain, backoffMs, JS_ERR_WRONG_LAST_SEQUENCE, pause, PipelinedPublisher, PublishError, retry, RuntimeError, RuntimeErrors, START_PATIENCE_MS, type LogFn } from "../../runtime/mod.ts";
-import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
-import { GatewayError, GatewayErrors, ProblemError } from "../errors.ts";
-import {
-  DEVICE_PREFIX,
-  USER_PREFIX,
-  decodeDevice,
-  decodeUser,
-  deviceKey,
-  encodeDevice,
-  encodeUser,
-  isValidUserId,
-  userKey,
-  type DeviceRecord,
-  type UserRecord,
-} from "./records.ts";
-import { importProblems, type DeviceImportEntry, type DeviceImportResult } from "./device-import.ts";
-import { apiKeyUser, newApiKey, newDeviceToken, sameSecret, secretMatches, sha256Hex } from "./secrets.ts";
+import { askAgain, backoffMs, pause, retry, RuntimeError, START_PATIENCE_MS, type LogFn } from "../../runtime/mod.ts";
+import { DEVICE_PREFIX, USER_PREFIX, decodeDevice, decodeUser, deviceInfo, deviceKey, type DeviceInfo, type DeviceRecord, type UserInfo, type UserRecord } from "./records.ts";
+import type { DeviceImportEntry, DeviceImportResult } from "./device-import.ts";
+import { RegistryWrites } from "./registry-writes.ts";
+import { apiKeyUser, sameSecret, secretMatches } from "./secrets.ts";
 import { UnknownDeviceLookup, type LookupOutcome, type UnknownDeviceLookupOptions } from "./unknown-device-lookup.ts";
+
+export type { DeviceInfo, UserInfo } from "./records.ts";
 
 /** The registry logs like the runtime does. */
 export type RegistryLog = LogFn;
@@ -63,20 +53,6 @@ export interface RegistryOptions {
   eraseTwin?: (deviceId: string) => Promise<unknown>;
 }
 
-/** A device as the API shows it (no secrets). */
-export interface DeviceInfo {
-  deviceId: string;
-  ownerId: string;
-  createdAt: number;
-  disabled: boolean;
-}
-
-/** A user as the API shows it (no secrets). */
-export interface UserInfo {
-  userId: string;
-  createdAt: number;
-}
-
 interface Entry<T> {
   record: T;
   digest: Buffer;
@@ -105,9 +81,8 @@ export class Registry implements AsyncDisposable {
   private watchRevision = 0;
   private loop: Promise<void> | undefined;
   private readonly log: RegistryLog;
-  /** Imports write entries pipelined (made on the first import). */
-  private publisher: PipelinedPublisher | undefined;
   private readonly lookup: UnknownDeviceLookup;
+  private readonly writes: RegistryWrites;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -119,6 +94,17 @@ export class Registry implements AsyncDisposable {
     this.bucket = registryBucket(options.prefix ?? "airtwin");
     this.log = options.log ?? (() => undefined);
     this.lookup = new UnknownDeviceLookup((deviceId) => this.readDevice(deviceId), options.lookup);
+    this.writes = new RegistryWrites({
+      nc,
+      kv,
+      bucket: this.bucket,
+      view: {
+        hasDevice: (deviceId) => this.devices.has(deviceId),
+        hasUser: (userId) => this.users.has(userId),
+        applyEntry: (key, operation, revision, value) => this.applyEntry(key, operation, revision, value),
+      },
+      eraseTwin: options.eraseTwin,
+    });
   }
 
   /**
@@ -146,7 +132,7 @@ export class Registry implements AsyncDisposable {
   /** A registered device, or undefined. */
   device(deviceId: string): DeviceInfo | undefined {
     const e = this.devices.get(deviceId);
-    return e === undefined ? undefined : { deviceId, ...pickDevice(e.record) };
+    return e === undefined ? undefined : deviceInfo(deviceId, e.record);
   }
 
   /** A registered user, or undefined. */
@@ -158,7 +144,7 @@ export class Registry implements AsyncDisposable {
   /** Registered devices, of one owner if given, sorted by id. */
   listDevices(ownerId?: string): DeviceInfo[] {
     const out: DeviceInfo[] = [];
-    for (const [deviceId, e] of this.devices) if (ownerId === undefined || e.record.ownerId === ownerId) out.push({ deviceId, ...pickDevice(e.record) });
+    for (const [deviceId, e] of this.devices) if (ownerId === undefined || e.record.ownerId === ownerId) out.push(deviceInfo(deviceId, e.record));
     return out.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
   }
 
@@ -206,134 +192,36 @@ export class Registry implements AsyncDisposable {
     return secretMatches(apiKey, e?.digest) && e !== undefined ? userId : undefined;
   }
 
-  // ---- writes (KV, then the view at once; other gateways see them through their watch) ----
+  // ---- writes (KV, then the view at once; other gateways see them through their watch): RegistryWrites ----
 
   /** Registers a user; the API key is returned once and only its digest is stored. */
-  async createUser(userId: string, now = Date.now()): Promise<{ userId: string; apiKey: string }> {
-    if (!isValidUserId(userId)) throw new GatewayError("REGISTRY_USER_ID_INVALID", undefined, { details: [{ field: "userId", message: "must be 1-64 characters of [A-Za-z0-9_-]" }] });
-    const apiKey = newApiKey(userId);
-    const record: UserRecord = { apiKeySha256: sha256Hex(apiKey), createdAt: now };
-    const key = userKey(userId);
-    const revision = await this.write(() => this.kv.create(key, encodeUser(record)), () => new GatewayError("REGISTRY_USER_EXISTS", `user "${userId}" already exists`));
-    this.applyEntry(key, "PUT", revision, encodeUser(record));
-    return { userId, apiKey };
+  createUser(userId: string, now = Date.now()): Promise<{ userId: string; apiKey: string }> {
+    return this.writes.createUser(userId, now);
   }
 
   /** Removes a user; their API key stops working. Their devices stay (an admin still reaches them). */
-  async deleteUser(userId: string): Promise<void> {
-    if (this.users.get(userId) === undefined) throw new GatewayError("REGISTRY_USER_NOT_FOUND", `no user "${userId}"`);
-    const key = userKey(userId);
-    const revision = await this.write(() => this.kv.delete(key).then(() => this.lastRevision(key)));
-    this.applyEntry(key, "DEL", revision, new Uint8Array());
+  deleteUser(userId: string): Promise<void> {
+    return this.writes.deleteUser(userId);
   }
 
-  /**
-   * Registers a device owned by an existing user; returns its token (shown once; only its digest is
-   * stored).
-   */
-  async createDevice(deviceId: string, ownerId: string, now = Date.now()): Promise<{ deviceId: string; token: string }> {
-    const problem = validateDeviceId(deviceId);
-    if (problem !== undefined) throw new ProblemError(problem.code, problem.message, problem.details);
-    if (this.users.get(ownerId) === undefined) {
-      throw new GatewayError("REGISTRY_OWNER_UNKNOWN", `owner "${ownerId}" is not a registered user (create it with POST /v1/users)`, {
-        details: [{ field: "ownerId", message: "must be a registered user" }],
-      });
-    }
-    const key = deviceKey(deviceId);
-    if (this.devices.get(deviceId) !== undefined) throw new GatewayError("REGISTRY_DEVICE_EXISTS", `device "${deviceId}" is already registered`);
-    // first, so a failure changes nothing: leftovers of an earlier device with this id never reach the new owner
-    await this.eraseTwin(deviceId);
-    const token = newDeviceToken();
-    const record: DeviceRecord = { ownerId, tokenSha256: sha256Hex(token), createdAt: now, disabled: false };
-    const revision = await this.write(() => this.kv.create(key, encodeDevice(record)), () => new GatewayError("REGISTRY_DEVICE_EXISTS", `device "${deviceId}" is already registered`));
-    this.applyEntry(key, "PUT", revision, encodeDevice(record));
-    return { deviceId, token };
+  /** Registers a device owned by an existing user; returns its token (shown once; only its digest is stored). */
+  createDevice(deviceId: string, ownerId: string, now = Date.now()): Promise<{ deviceId: string; token: string }> {
+    return this.writes.createDevice(deviceId, ownerId, now);
   }
 
-  /**
-   * Registers many devices at once (an operator's import). Every entry is checked first — valid ids,
-   * registered owners, no id twice, at most DEVICE_IMPORT_MAX — and any problem refuses the whole
-   * import (AIRTWIN_ERR_REGISTRY_IMPORT_INVALID, nothing changed). A device already registered is left
-   * as it is and reported, so an interrupted import can simply be run again. The others are registered
-   * as {@link createDevice} does (twin erased first, then the entry created only where none is), but
-   * their entries are published pipelined — one JetStream message each without a round trip each,
-   * which is what makes a million devices minutes instead of the better part of an hour. A device
-   * whose erasure or entry was not stored is reported (AIRTWIN_ERR_NATS_UNAVAILABLE) and not
-   * registered; the tokens of the others are in the results, shown this once.
-   */
-  async importDevices(entries: readonly DeviceImportEntry[], now = Date.now()): Promise<DeviceImportResult[]> {
-    const { count, details } = importProblems(entries, (id) => this.users.has(id));
-    if (count > 0) throw new GatewayError("REGISTRY_IMPORT_INVALID", `${count} problem(s) in the import; nothing was registered`, { details });
-    const publisher = (this.publisher ??= new PipelinedPublisher(this.nc, { maxInFlight: 2048 }));
-    const exists = (deviceId: string): DeviceImportResult => ({ deviceId, code: GatewayErrors.REGISTRY_DEVICE_EXISTS.code, message: `device "${deviceId}" is already registered` });
-    const notStored = (deviceId: string, err: unknown): DeviceImportResult => ({
-      deviceId,
-      code: RuntimeErrors.NATS_UNAVAILABLE.code,
-      message: `not registered (import it again): ${(err as Error).message}`,
-    });
-    return Promise.all(
-      entries.map(async ({ deviceId, ownerId }): Promise<DeviceImportResult> => {
-        if (this.devices.has(deviceId)) return exists(deviceId);
-        try {
-          await this.eraseTwin(deviceId);
-        } catch (err) {
-          return notStored(deviceId, err);
-        }
-        const token = newDeviceToken();
-        const key = deviceKey(deviceId);
-        const value = encodeDevice({ ownerId, tokenSha256: sha256Hex(token), createdAt: now, disabled: false });
-        let revision: number;
-        try {
-          revision = (await publisher.publish(`$KV.${this.bucket}.${key}`, value, { expectLastSubjectSeq: 0 })).seq;
-        } catch (err) {
-          if (!(err instanceof PublishError && err.jsErrCode === JS_ERR_WRONG_LAST_SEQUENCE)) return notStored(deviceId, err);
-          // the key has a history: a deleted device's tombstone (KV create writes over it), or a
-          // registration that came in meanwhile (then it exists)
-          try {
-            revision = await this.write(() => this.kv.create(key, value), () => new GatewayError("REGISTRY_DEVICE_EXISTS"));
-          } catch (again) {
-            return again instanceof GatewayError ? exists(deviceId) : notStored(deviceId, again);
-          }
-        }
-        this.applyEntry(key, "PUT", revision, value);
-        return { deviceId, token };
-      }),
-    );
+  /** Registers many devices at once (an operator's import). See RegistryWrites.importDevices. */
+  importDevices(entries: readonly DeviceImportEntry[], now = Date.now()): Promise<DeviceImportResult[]> {
+    return this.writes.importDevices(entries, now);
   }
 
   /** Unregisters a device: its twin is erased (see RegistryOptions.eraseTwin), then its token stops working. */
-  async deleteDevice(deviceId: string): Promise<void> {
-    if (this.devices.get(deviceId) === undefined) throw new GatewayError("REGISTRY_DEVICE_NOT_FOUND", `no device "${deviceId}"`);
-    // first, so a failure leaves the device registered and the delete can be retried
-    await this.eraseTwin(deviceId);
-    const key = deviceKey(deviceId);
-    const revision = await this.write(() => this.kv.delete(key).then(() => this.lastRevision(key)));
-    this.applyEntry(key, "DEL", revision, new Uint8Array());
-  }
-
-  private async eraseTwin(deviceId: string): Promise<void> {
-    const erase = this.options.eraseTwin;
-    if (erase === undefined) return;
-    try {
-      await erase(deviceId);
-    } catch (err) {
-      throw new RuntimeError("NATS_UNAVAILABLE", `the twin of device "${deviceId}" could not be erased (nothing changed; retry): ${(err as Error).message}`, { cause: err });
-    }
+  deleteDevice(deviceId: string): Promise<void> {
+    return this.writes.deleteDevice(deviceId);
   }
 
   /** Disables (refuses its token) or re-enables a device. Compare-and-set on the entry's revision. */
-  async setDeviceDisabled(deviceId: string, disabled: boolean): Promise<DeviceInfo> {
-    const key = deviceKey(deviceId);
-    const current = await this.write(() => this.kv.get(key));
-    const record = current === null || current.operation !== "PUT" ? undefined : decodeDevice(current.value);
-    if (current === null || record === undefined) throw new GatewayError("REGISTRY_DEVICE_NOT_FOUND", `no device "${deviceId}"`);
-    const next: DeviceRecord = { ...record, disabled };
-    const revision = await this.write(
-      () => this.kv.update(key, encodeDevice(next), current.revision),
-      () => new GatewayError("REGISTRY_CONFLICT", `device "${deviceId}" changed concurrently; retry`),
-    );
-    this.applyEntry(key, "PUT", revision, encodeDevice(next));
-    return { deviceId, ...pickDevice(next) };
+  setDeviceDisabled(deviceId: string, disabled: boolean): Promise<DeviceInfo> {
+    return this.writes.setDeviceDisabled(deviceId, disabled);
   }
 
   /** Resolves once the view reflects `revision` of the bucket (false after `timeoutMs`). */
@@ -357,7 +245,7 @@ export class Registry implements AsyncDisposable {
     if (this.closed) return;
     this.closed = true;
     this.markClosed();
-    this.publisher?.close();
+    this.writes.close();
     this.iter?.stop();
     await this.loop;
   }
@@ -465,36 +353,6 @@ export class Registry implements AsyncDisposable {
     if (e !== null) this.applyEntry(key, e.operation, e.revision, e.value);
     return this.devices.has(deviceId);
   }
-
-  private async lastRevision(key: string): Promise<number> {
-    const e = await this.kv.get(key);
-    return e?.revision ?? 0;
-  }
-
-  /**
-   * Runs a KV write. A compare-and-set conflict becomes `onConflict()`'s error; any other failure means
-   * the registry cannot be reached: AIRTWIN_ERR_NATS_UNAVAILABLE (503, retry).
-   */
-  private async write<T>(op: () => Promise<T>, onConflict?: () => Error): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      if (onConflict !== undefined && isCasConflict(err)) throw onConflict();
-      if (err instanceof GatewayError) throw err;
-      throw new RuntimeError("NATS_UNAVAILABLE", `the registry could not be written: ${(err as Error).message}`, { cause: err });
-    }
-  }
-}
-
-function pickDevice(r: DeviceRecord): Omit<DeviceInfo, "deviceId"> {
-  return { ownerId: r.ownerId, createdAt: r.createdAt, disabled: r.disabled };
-}
-
-function isCasConflict(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
 }
 
 /**
