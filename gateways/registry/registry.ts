@@ -11,10 +11,11 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type Bucket, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
 import { askAgain, backoffMs, pause, retry, RuntimeError, START_PATIENCE_MS, type LogFn } from "../../runtime/mod.ts";
-import { DEVICE_PREFIX, USER_PREFIX, decodeDevice, decodeUser, deviceInfo, deviceKey, type DeviceInfo, type DeviceRecord, type UserInfo, type UserRecord } from "./records.ts";
+import { DEVICE_PREFIX, USER_PREFIX, decodeDevice, decodeUser, deviceKey, type DeviceInfo, type UserInfo, type UserRecord } from "./records.ts";
+import { DeviceTable } from "./device-table.ts";
 import type { DeviceImportEntry, DeviceImportResult } from "./device-import.ts";
 import { RegistryWrites } from "./registry-writes.ts";
-import { apiKeyUser, sameSecret, secretMatches } from "./secrets.ts";
+import { apiKeyUser, secretMatches } from "./secrets.ts";
 import { UnknownDeviceLookup, type LookupOutcome, type UnknownDeviceLookupOptions } from "./unknown-device-lookup.ts";
 
 export type { DeviceInfo, UserInfo } from "./records.ts";
@@ -53,15 +54,10 @@ export interface RegistryOptions {
   eraseTwin?: (deviceId: string) => Promise<unknown>;
 }
 
-interface Entry<T> {
-  record: T;
+/** A registered user in the view. */
+interface UserEntry {
+  record: UserRecord;
   digest: Buffer;
-  /**
-   * The token last verified against `digest` (devices only): the next request with it costs a
-   * constant-time string compare instead of a SHA-256 (~10 % of the gateway's CPU per request in the
-   * fleet's shape). Kept in memory only, ~100 bytes per device that posted; a new entry starts without.
-   */
-  verified: string | undefined;
 }
 
 /** Name of the registry bucket of a cluster. */
@@ -69,10 +65,11 @@ export const registryBucket = (prefix: string): string => `${prefix}-registry`;
 
 export class Registry implements AsyncDisposable {
   readonly bucket: string;
-  private readonly devices = new Map<string, Entry<DeviceRecord>>();
-  private readonly users = new Map<string, Entry<UserRecord>>();
-  /** Highest revision known per key (writes and deletes). */
-  private readonly revisions = new Map<string, number>();
+  /** The devices, packed (and the highest revision known of each device key, deletes included). */
+  private readonly devices = new DeviceTable();
+  private readonly users = new Map<string, UserEntry>();
+  /** Highest revision known per user key (writes and deletes). */
+  private readonly userRevisions = new Map<string, number>();
   private iter: QueuedIterator<KvEntry> | undefined;
   private generation = 0;
   private closed = false;
@@ -131,8 +128,7 @@ export class Registry implements AsyncDisposable {
 
   /** A registered device, or undefined. */
   device(deviceId: string): DeviceInfo | undefined {
-    const e = this.devices.get(deviceId);
-    return e === undefined ? undefined : deviceInfo(deviceId, e.record);
+    return this.devices.info(deviceId);
   }
 
   /** A registered user, or undefined. */
@@ -143,9 +139,7 @@ export class Registry implements AsyncDisposable {
 
   /** Registered devices, of one owner if given, sorted by id. */
   listDevices(ownerId?: string): DeviceInfo[] {
-    const out: DeviceInfo[] = [];
-    for (const [deviceId, e] of this.devices) if (ownerId === undefined || e.record.ownerId === ownerId) out.push(deviceInfo(deviceId, e.record));
-    return out.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
+    return this.devices.list(ownerId).sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
   }
 
   /** Number of registered devices and users. */
@@ -155,16 +149,12 @@ export class Registry implements AsyncDisposable {
 
   /**
    * True when `token` is the token of an enabled device `deviceId`. Unknown, disabled and wrong-token
-   * cases cost the same and answer the same.
+   * cases cost the same and answer the same. The token last verified is kept (in memory only): the next
+   * request with it costs a constant-time compare instead of a SHA-256 (~10 % of the gateway's CPU per
+   * request in the fleet's shape). See DeviceTable.verify.
    */
   verifyDevice(deviceId: string, token: string): boolean {
-    const e = this.devices.get(deviceId);
-    // a failed compare goes on to the digest: every refusal costs the same hash
-    if (e?.verified !== undefined && sameSecret(token, e.verified)) return !e.record.disabled;
-    const ok = secretMatches(token, e?.digest);
-    if (!ok || e === undefined) return false;
-    e.verified = token;
-    return !e.record.disabled;
+    return this.devices.verify(deviceId, token);
   }
 
   /**
@@ -320,27 +310,28 @@ export class Registry implements AsyncDisposable {
 
   /** Applies a KV entry to the view unless we already know a newer revision of its key. */
   private applyEntry(key: string, operation: string, revision: number, value: Uint8Array): void {
-    if ((this.revisions.get(key) ?? 0) >= revision) return;
-    this.revisions.set(key, revision);
     const live = operation === "PUT";
     if (key.startsWith(DEVICE_PREFIX)) {
       const id = key.slice(DEVICE_PREFIX.length);
+      if (this.devices.revision(id) >= revision) return;
       const record = live ? decodeDevice(value) : undefined;
       if (record === undefined) {
         if (live) this.log("warn", "malformed registry entry ignored", { key, revision });
-        this.devices.delete(id);
+        this.devices.remove(id, revision);
       } else {
-        this.devices.set(id, { record, digest: Buffer.from(record.tokenSha256, "hex"), verified: undefined });
+        this.devices.put(id, revision, record);
         this.lookup.forget(id);
       }
     } else if (key.startsWith(USER_PREFIX)) {
+      if ((this.userRevisions.get(key) ?? 0) >= revision) return;
+      this.userRevisions.set(key, revision);
       const id = key.slice(USER_PREFIX.length);
       const record = live ? decodeUser(value) : undefined;
       if (record === undefined) {
         if (live) this.log("warn", "malformed registry entry ignored", { key, revision });
         this.users.delete(id);
       } else {
-        this.users.set(id, { record, digest: Buffer.from(record.apiKeySha256, "hex"), verified: undefined });
+        this.users.set(id, { record, digest: Buffer.from(record.apiKeySha256, "hex") });
       }
     }
   }

@@ -55,13 +55,14 @@ export function secretMatches(presented: string, expected: Buffer | undefined): 
 }
 
 /**
- * True when two secrets are the same string; for equal lengths the time does not depend on where
- * they differ (every character is compared). Lengths are not secret (a device token is always 43
- * characters).
+ * True when `presented` is the secret whose characters (latin-1, one byte each) are `known[at, at +
+ * length)`; for equal lengths the time does not depend on where they differ (every character is
+ * compared). Lengths are not secret (a device token is always 43 characters). The registry keeps a
+ * verified device token so, in a shared arena instead of a string per device (device-table.ts).
  */
-export function sameSecret(presented: string, known: string): boolean {
-  if (presented.length !== known.length) return false;
+export function sameSecret(presented: string, known: Uint8Array, at = 0, length = known.length - at): boolean {
+  if (presented.length !== length) return false;
   let diff = 0;
-  for (let i = 0; i < known.length; i++) diff |= presented.charCodeAt(i) ^ known.charCodeAt(i);
+  for (let i = 0; i < length; i++) diff |= presented.charCodeAt(i) ^ known[at + i]!;
   return diff === 0;
 }

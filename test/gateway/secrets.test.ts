@@ -17,11 +17,19 @@ describe("secrets", () => {
 
   it("compares secrets whole: equal strings only, whatever character differs", () => {
     const t = "a".repeat(42) + "b";
-    expect(sameSecret(t, t)).toBe(true);
-    expect(sameSecret(`${t}`.slice(0), t)).toBe(true);
-    expect(sameSecret("b" + t.slice(1), t)).toBe(false);
-    expect(sameSecret(t.slice(0, -1) + "c", t)).toBe(false);
-    expect(sameSecret(t.slice(0, -1), t)).toBe(false);
-    expect(sameSecret("", "")).toBe(true);
+    const known = Buffer.from(t, "latin1");
+    expect(sameSecret(t, known)).toBe(true);
+    expect(sameSecret(`${t}`.slice(0), known)).toBe(true);
+    expect(sameSecret("b" + t.slice(1), known)).toBe(false);
+    expect(sameSecret(t.slice(0, -1) + "c", known)).toBe(false);
+    expect(sameSecret(t.slice(0, -1), known)).toBe(false);
+    expect(sameSecret("", new Uint8Array())).toBe(true);
+    // a secret kept inside a larger arena: only its own bytes count
+    const arena = Buffer.concat([Buffer.from("xyz"), known, Buffer.from("tail")]);
+    expect(sameSecret(t, arena, 3, t.length)).toBe(true);
+    expect(sameSecret(t, arena, 2, t.length)).toBe(false);
+    expect(sameSecret(`${t}t`, arena, 3, t.length)).toBe(false);
+    // a character past U+00FF never equals a byte
+    expect(sameSecret(`${t.slice(0, -1)}\u0162`, known)).toBe(false);
   });
 });
