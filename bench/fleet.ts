@@ -1,5 +1,5 @@
 // `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive] [--snapshot-interval-ms N]
-//   [--import-concurrency K] [--register-only] [--rate R] [--no-tap] [--shards N]`
+//   [--import-concurrency K] [--register-only] [--rate R] [--no-tap] [--shards N] [--profile DIR]`
 //
 // A Foobot-scale fleet on this machine (issue #16 §2): N devices (1,000,000 by default), each sending one
 // reading every 5 minutes — N / 300 requests/s of one reading over HTTP keep-alive, the devices taken in
@@ -21,18 +21,23 @@
 // window: the tap costs the server a copy of each message; `--no-tap` leaves it out), and the CPU each
 // process takes idle (10 s before the load: heartbeats, leases, pulls, lag requests — the fixed cost).
 // `--shards N`: the cluster made with N shards (AIRTWIN_SHARDS) instead of the default.
-import { readFileSync } from "node:fs";
+// `--profile DIR`: the node writes a V8 CPU profile under DIR/node; the bench prints where its time went
+// in the registration, the idle seconds and the measured load, each cut from the one profile.
+// The node starts with the V8 flags airtwin starts its nodes with (cli/node-flags.ts).
+import { readdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import { freePort } from "../cli/dev.ts";
+import { NODE_ROLE_V8_FLAGS } from "../cli/node-flags.ts";
 import { child, openLoad, stop, untilServing } from "./gateway.ts";
-import { flag, int, parseArgs } from "./lib/args.ts";
+import { flag, int, parseArgs, str } from "./lib/args.ts";
 import { benchSystemEnv, postgresPids } from "./lib/bench-system.ts";
 import { deviceId } from "./lib/fleet.ts";
 import { countersPerRequest, natsCounters, tapTraffic } from "./lib/nats-economy.ts";
+import { monotonicUs, summarizeProfile, type ProfileWindow } from "./lib/cpuprofile.ts";
 import { emit, note, round } from "./lib/report.ts";
 import { loadAverage, ProcessMeter, self } from "./peers/workload.ts";
 
@@ -54,6 +59,16 @@ function machineCpu(): { busy: number; total: number } {
   const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
   return { busy: total - f[3]! - (f[4] ?? 0), total };
+}
+
+/** Where the node's time went in each window, from the profile it wrote as it exited. */
+function printProfile(dir: string, windows: Record<string, ProfileWindow>): void {
+  const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
+  if (file === undefined) return note("no node profile", { dir });
+  for (const [name, window] of Object.entries(windows)) {
+    const s = round((window.toUs - window.fromUs) / 1e6);
+    process.stderr.write(`\nnode profile, ${name} (${s} s, ${join(dir, file)}):\n${summarizeProfile(join(dir, file), 25, window)}\n`);
+  }
 }
 
 /** Every number under a key naming a lag, summed (the archive's status, whatever its nesting). */
@@ -84,7 +99,10 @@ export async function main(argv: string[]): Promise<void> {
   };
   const port = await freePort("127.0.0.1");
   const metricsPort = await freePort("127.0.0.1");
-  const node = child([BIN, "node"], { ...env, AIRTWIN_NODE_ID: "fleet-node-1", AIRTWIN_METRICS_PORT: String(metricsPort) }, "node");
+  const profileDir = args.has("profile") ? str(args, "profile") : undefined;
+  const profileFlags = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, "node")}`];
+  const windows: Record<string, ProfileWindow> = {};
+  const node = child([...NODE_ROLE_V8_FLAGS, ...profileFlags, BIN, "node"], { ...env, AIRTWIN_NODE_ID: "fleet-node-1", AIRTWIN_METRICS_PORT: String(metricsPort) }, "node");
   const gateway = child([BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(port), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
   const archiver = archive ? child([BIN, "archive"], { ...env, DATABASE_URL: databaseUrl, AIRTWIN_ARCHIVE_SCHEMA: schema }, "archive") : undefined;
   const url = `http://127.0.0.1:${port}`;
@@ -97,6 +115,7 @@ export async function main(argv: string[]): Promise<void> {
     const fleet: Array<{ id: string; token: string }> = new Array(devices);
     const regMeter = new ProcessMeter({ bench: [self()], gateway: [gateway.proc.pid!], node: [node.proc.pid!], "nats-server": [ns.pid], ...(archiver === undefined ? {} : { archive: [archiver.proc.pid!] }) });
     const r0 = performance.now();
+    const r0Us = monotonicUs();
     // the bulk path an operator uses (POST /v1/devices/import): CHUNK devices a request, a few requests at once
     const CHUNK = 5000;
     let nextChunk = 0;
@@ -119,6 +138,7 @@ export async function main(argv: string[]): Promise<void> {
       }),
     );
     const registerS = (performance.now() - r0) / 1000;
+    windows.registration = { fromUs: r0Us, toUs: monotonicUs() };
     note("registered", { devices, s: round(registerS), perS: round(devices / registerS), cpuS: regMeter.read().cpuS });
     if (flag(args, "register-only")) return;
     await pool.close();
@@ -148,7 +168,9 @@ export async function main(argv: string[]): Promise<void> {
     // idle: what the servers take with nothing to do (per second, each process)
     const idleMeter = new ProcessMeter(pids);
     const idle0 = performance.now();
+    const idle0Us = monotonicUs();
     await new Promise((r) => setTimeout(r, 10_000));
+    windows.idle = { fromUs: idle0Us, toUs: monotonicUs() };
     const idleS = (performance.now() - idle0) / 1000;
     const idleCpu = idleMeter.read().cpuS;
     emit({ suite: "fleet", name: "fleet.idle-cpu", value: round((100 * Object.entries(idleCpu).filter(([k]) => !k.startsWith("load")).reduce((a, [, v]) => a + v, 0)) / idleS / cpus().length), unit: "% of the machine's cores, servers idle (10 s before the load)", detail: Object.fromEntries(Object.entries(idleCpu).map(([k, v]) => [k, round((1000 * v) / idleS)])) });
@@ -159,8 +181,10 @@ export async function main(argv: string[]): Promise<void> {
     const tapS = Math.min(10, Math.max(0, warmupS - 4));
     const tapped = flag(args, "no-tap") || tapS === 0 ? Promise.resolve(undefined) : new Promise((r) => setTimeout(r, (warmupS - tapS - 2) * 1000)).then(() => tapTraffic(ns.url, PREFIX, tapS));
     const counters0 = new Promise((r) => setTimeout(r, warmupS * 1000)).then(() => natsCounters(ns.monitorUrl));
+    const load0Us = monotonicUs();
     const result = await openLoad({ url, rate, durationS: minutes * 60, warmupS, connections, devices: fleet, baseT: Date.now() - 30 * 86_400_000, readingsPerRequest: 1 });
     const seconds = (performance.now() - t0) / 1000;
+    windows.load = { fromUs: load0Us, toUs: monotonicUs() };
     const counters1 = await natsCounters(ns.monitorUrl);
     const bytes1 = await commitBytes(metricsUrl);
     const machine1 = machineCpu();
@@ -203,7 +227,9 @@ export async function main(argv: string[]): Promise<void> {
     emit({ suite: "fleet", name: "fleet.answered-rate", value: result.rate, unit: "requests/s", baseline: { name: "offered", value: round(rate) } });
   } finally {
     await stop(gateway.proc);
-    await stop(node.proc);
+    // a profile is written as the process exits: give a node with many dirty twins the time to commit them
+    await stop(node.proc, profileDir === undefined ? undefined : 300_000);
+    if (profileDir !== undefined) printProfile(join(profileDir, "node"), windows);
     if (archiver !== undefined) {
       await stop(archiver.proc);
       const { default: pg } = await import("pg");

@@ -95,11 +95,11 @@ export async function untilServing(url: string, admin: Record<string, string>): 
   });
 }
 
-export async function stop(p: ChildProcess): Promise<void> {
+export async function stop(p: ChildProcess, patienceMs = 30_000): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   const exited = new Promise((r) => p.once("exit", r));
   p.kill("SIGTERM");
-  const t = setTimeout(() => p.kill("SIGKILL"), 30_000);
+  const t = setTimeout(() => p.kill("SIGKILL"), patienceMs);
   await exited;
   clearTimeout(t);
 }

@@ -15,9 +15,23 @@ interface ProfileNode {
 }
 interface Profile {
   nodes: ProfileNode[];
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
 }
+
+/**
+ * A stretch of a profile by the clock: V8 stamps samples in µs of the monotonic clock, the one
+ * `process.hrtime` reads in any process on the machine, so a bench can cut its children's profiles at
+ * the moments it noted itself (`monotonicUs()`).
+ */
+export interface ProfileWindow {
+  fromUs: number;
+  toUs: number;
+}
+
+/** Now, in the clock of V8's CPU profiles (µs). */
+export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 /** The area a function belongs to, from its script URL. */
 export function area(cf: CallFrame): string {
@@ -44,7 +58,7 @@ export interface ProfileSummary {
   inclusiveTop: Array<{ fn: string; ms: number; pct: number }>;
 }
 
-export function analyzeProfile(path: string, top = 15): ProfileSummary {
+export function analyzeProfile(path: string, top = 15, window?: ProfileWindow): ProfileSummary {
   const p = JSON.parse(readFileSync(path, "utf8")) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -53,7 +67,10 @@ export function analyzeProfile(path: string, top = 15): ProfileSummary {
   const inclusive = new Map<string, number>();
   const areas = new Map<string, number>();
   let total = 0;
+  let at = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
+    at += p.timeDeltas[i] ?? 0;
+    if (window !== undefined && (at < window.fromUs || at > window.toUs)) continue;
     const dt = (p.timeDeltas[i] ?? 0) / 1000;
     const node = byId.get(p.samples[i]!)!;
     total += dt;
@@ -82,8 +99,8 @@ export function analyzeProfile(path: string, top = 15): ProfileSummary {
   };
 }
 
-export function summarizeProfile(path: string, top = 15): string {
-  const s = analyzeProfile(path, top);
+export function summarizeProfile(path: string, top = 15, window?: ProfileWindow): string {
+  const s = analyzeProfile(path, top, window);
   const lines = [`total ${s.totalMs} ms sampled`, "by area:"];
   for (const a of s.areas) lines.push(`  ${String(a.pct).padStart(5)}%  ${a.area}`);
   lines.push("top functions by self time:");
