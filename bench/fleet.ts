@@ -1,5 +1,6 @@
 // `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive] [--snapshot-interval-ms N]
-//   [--import-concurrency K] [--register-only] [--rate R] [--no-tap] [--shards N] [--profile DIR]`
+//   [--import-concurrency K] [--register-only] [--rate R] [--no-tap] [--shards N] [--profile DIR] [--memory-budget-mb M]
+//   [--node-v8=FLAGS] [--node-log FILE]`
 //
 // A Foobot-scale fleet on this machine (issue #16 §2): N devices (1,000,000 by default), each sending one
 // reading every 5 minutes — N / 300 requests/s of one reading over HTTP keep-alive, the devices taken in
@@ -23,8 +24,12 @@
 // `--shards N`: the cluster made with N shards (AIRTWIN_SHARDS) instead of the default.
 // `--profile DIR`: the node writes a V8 CPU profile under DIR/node; the bench prints where its time went
 // in the registration, the idle seconds and the measured load, each cut from the one profile.
-// The node starts with the V8 flags airtwin starts its nodes with (cli/node-flags.ts).
-import { readdirSync, readFileSync } from "node:fs";
+// `--node-v8="--trace-gc …"`: more V8 flags for the node; `--node-log FILE`: the node's output written there at the end.
+// The node starts with the V8 flags airtwin starts its nodes with (cli/node-flags.ts), and a memory budget
+// (AIRTWIN_MEMORY_BUDGET_MB) of M MB, 6,144 by default: the fleet's twins stay resident (a million take
+// ~4 GB of heap; over its budget a node writes and passivates its least recently used twins, and each
+// one's next reading fetches its snapshot again).
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -94,6 +99,7 @@ export async function main(argv: string[]): Promise<void> {
   const env = {
     ...benchSystemEnv(ns.url, PREFIX, ADMIN),
     ...(args.has("shards") ? { AIRTWIN_SHARDS: String(int(args, "shards", 64)) } : {}),
+    AIRTWIN_MEMORY_BUDGET_MB: String(int(args, "memory-budget-mb", 6144)),
     // the node's snapshot deferral (default 15 min) unless --snapshot-interval-ms says otherwise
     ...(!args.has("snapshot-interval-ms") ? {} : { AIRTWIN_SNAPSHOT_INTERVAL_MS: String(int(args, "snapshot-interval-ms", 0)) }),
   };
@@ -102,7 +108,9 @@ export async function main(argv: string[]): Promise<void> {
   const profileDir = args.has("profile") ? str(args, "profile") : undefined;
   const profileFlags = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, "node")}`];
   const windows: Record<string, ProfileWindow> = {};
-  const node = child([...NODE_ROLE_V8_FLAGS, ...profileFlags, BIN, "node"], { ...env, AIRTWIN_NODE_ID: "fleet-node-1", AIRTWIN_METRICS_PORT: String(metricsPort) }, "node");
+  const nodeSpawnedUs = monotonicUs(); // --trace-gc's times count from about here
+  const extraV8 = args.has("node-v8") ? str(args, "node-v8").split(/\s+/).filter((f) => f !== "") : [];
+  const node = child([...NODE_ROLE_V8_FLAGS, ...extraV8, ...profileFlags, BIN, "node"], { ...env, AIRTWIN_NODE_ID: "fleet-node-1", AIRTWIN_METRICS_PORT: String(metricsPort) }, "node");
   const gateway = child([BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(port), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
   const archiver = archive ? child([BIN, "archive"], { ...env, DATABASE_URL: databaseUrl, AIRTWIN_ARCHIVE_SCHEMA: schema }, "archive") : undefined;
   const url = `http://127.0.0.1:${port}`;
@@ -230,6 +238,7 @@ export async function main(argv: string[]): Promise<void> {
     // a profile is written as the process exits: give a node with many dirty twins the time to commit them
     await stop(node.proc, profileDir === undefined ? undefined : 300_000);
     if (profileDir !== undefined) printProfile(join(profileDir, "node"), windows);
+    if (args.has("node-log")) writeFileSync(str(args, "node-log"), `${JSON.stringify({ nodeSpawnedUs, windows })}\n${node.output()}`);
     if (archiver !== undefined) {
       await stop(archiver.proc);
       const { default: pg } = await import("pg");

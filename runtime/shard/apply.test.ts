@@ -77,9 +77,9 @@ describe("decide", () => {
   it("changes nothing it decides on", () => {
     const t = table();
     const slot = applied(t, add("a", 3, { idempotencyKey: "k1" }), 1);
-    const before = { state: structuredClone(slot.state), appliedSeq: slot.appliedSeq, dirty: t.dirty.size };
+    const before = { state: structuredClone(slot.state), appliedSeq: slot.appliedSeq, changed: t.changed.size };
     for (const seq of [0, 1, 2]) decide(t, slot, add("a", 9, { idempotencyKey: "k1" }), seq);
-    expect({ state: slot.state, appliedSeq: slot.appliedSeq, dirty: t.dirty.size }).toEqual(before);
+    expect({ state: slot.state, appliedSeq: slot.appliedSeq, changed: t.changed.size }).toEqual(before);
   });
 });
 
@@ -88,7 +88,7 @@ describe("applyItem", () => {
     const t = table();
     const slot = applied(t, add("a", 5), 3);
     expect(slot.state).toMatchObject({ n: 1, sum: 5 });
-    expect([slot.appliedSeq, slot.applyingSeq, slot.dirty, t.dirty.has(slot)]).toEqual([3, 3, true, true]);
+    expect([slot.appliedSeq, slot.applyingSeq, slot.dirty, t.changed.has(slot)]).toEqual([3, 3, true, true]);
   });
 
   it("erasing gives a fresh state and forgets the entity's keyed commands", () => {

@@ -13,7 +13,7 @@ import { Committer, commitPhaseMs } from "./commit.ts";
 import { EntityTable } from "./entities.ts";
 import { defaultShardRunnerOptions } from "./options.ts";
 
-function setup(snapshotIntervalMs = 60_000) {
+function setup(snapshotIntervalMs = 60_000, snapshotMaxInputs = defaultShardRunnerOptions.snapshotMaxInputs) {
   const metrics = new RuntimeMetrics({ defaultMetrics: false });
   const table = new EntityTable(new Map([["counter", counterBehavior]]), metrics, 600_000);
   const puts: Array<{ key: string; value: Uint8Array }> = [];
@@ -21,7 +21,7 @@ function setup(snapshotIntervalMs = 60_000) {
   const committer = new Committer({
     shard: 0,
     epoch: 1,
-    deps: { publisher: {} as PipelinedPublisher, metrics, options: { ...defaultShardRunnerOptions, snapshotIntervalMs } },
+    deps: { publisher: {} as PipelinedPublisher, metrics, options: { ...defaultShardRunnerOptions, snapshotIntervalMs, snapshotMaxInputs } },
     table,
     isAborted: () => false,
     fail: (err) => {
@@ -84,6 +84,89 @@ describe("committer", () => {
     apply("a", 5);
     await committer.commitNow();
     expect(checkpoints().at(-1)).toEqual({ seq: 5, epoch: 1, applied: 9 });
+  });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("committer, waiting snapshots", () => {
+  it("writes waiting twins once their interval is up, oldest first, and moves the checkpoint past each", async () => {
+    const { committer, checkpoints, written, apply } = setup(60);
+    apply("a", 1);
+    apply("b", 2);
+    await committer.commitNow(); // a and b wait from here
+    await sleep(40);
+    apply("c", 3);
+    apply("a", 4); // a's first unsaved input stays 1
+    await committer.commitNow(); // c waits from here; a and b not due
+    expect(written()).toEqual([]);
+    expect(checkpoints().map((c) => c.seq)).toEqual([0, 0]);
+    await sleep(30); // a and b due, c not
+    await committer.commitNow();
+    expect(written()).toEqual(["counter.a", "counter.b"]);
+    expect(checkpoints().at(-1)).toEqual({ seq: 2, epoch: 1, applied: 4 });
+    await sleep(40);
+    await committer.commitNow();
+    expect(written()).toEqual(["counter.a", "counter.b", "counter.c"]);
+    expect(checkpoints().at(-1)).toEqual({ seq: 4, epoch: 1 });
+    expect(committer.clean).toBe(true);
+  });
+
+  it("a waiting twin is written at the commit after its inputs reach snapshotMaxInputs, or a wake-up changes it", async () => {
+    const { committer, table, checkpoints, written, apply } = setup(60_000, 3);
+    apply("a", 1);
+    apply("b", 2);
+    await committer.commitNow();
+    expect(committer.clean).toBe(false); // both wait
+    apply("a", 3);
+    apply("a", 4); // a's third input
+    await committer.commitNow();
+    expect(written()).toEqual(["counter.a"]);
+    expect(checkpoints().at(-1)).toEqual({ seq: 1, epoch: 1, applied: 4 }); // b's first unsaved input is 2
+    table.markDirty(table.slotFor("counter", "b")!); // a wake-up: not replayable
+    await committer.commitNow();
+    expect(written()).toEqual(["counter.a", "counter.b"]);
+    expect(checkpoints().at(-1)).toEqual({ seq: 4, epoch: 1 });
+  });
+
+  it("a twin whose first unsaved input is older than the newest waiting one's is written at once, so the checkpoint never passes it", async () => {
+    const { committer, checkpoints, written, apply } = setup();
+    apply("a", 10);
+    await committer.commitNow(); // a waits with input 10
+    apply("b", 5); // a redelivered or out-of-order input: older than a's
+    await committer.commitNow();
+    expect(written()).toEqual(["counter.b"]);
+    expect(checkpoints().at(-1)).toEqual({ seq: 9, epoch: 1, applied: 10 });
+  });
+
+  it("writing everything takes the waiting twins too; a commit with nothing new writes nothing", async () => {
+    const { committer, checkpoints, written, apply } = setup();
+    for (let i = 1; i <= 3000; i++) apply(`t${i}`, i);
+    await committer.commitNow();
+    await committer.commitNow();
+    expect(written()).toEqual([]);
+    expect(checkpoints()).toHaveLength(1); // the second commit had nothing to write
+    await committer.commitNow(true);
+    expect(new Set(written()).size).toBe(3000);
+    expect(checkpoints().at(-1)).toEqual({ seq: 3000, epoch: 1 });
+    expect(committer.clean).toBe(true);
+    // the queue starts over cleanly: new waiting twins keep the checkpoint before them again
+    apply("t1", 3001);
+    await committer.commitNow();
+    expect(checkpoints().at(-1)).toEqual({ seq: 3000, epoch: 1, applied: 3001 });
+  });
+
+  it("passivation asks for a waiting twin's snapshot instead of dropping it unsaved; the round after the write drops it", async () => {
+    const { committer, table, written, apply } = setup();
+    apply("a", 1);
+    apply("b", 2);
+    await committer.commitNow();
+    expect(table.passivateLeastRecent(2)).toBe(0); // both unsaved: kept
+    expect(table.residentCount).toBe(2);
+    await committer.commitNow();
+    expect(written().sort()).toEqual(["counter.a", "counter.b"]);
+    expect(table.passivateLeastRecent(2)).toBe(2);
+    expect(committer.clean).toBe(true);
   });
 });
 

@@ -6,6 +6,8 @@
 // inputs): until then its snapshot waits and the checkpoint (where a new owner's replay starts) stays
 // before its first unsaved input, so the log makes up what the snapshot lacks; the checkpoint also names
 // the cut's last input (`applied`), whose outputs are stored, so a replay does not publish them again.
+// A cut looks at the entities changed since the last one and at the waiting ones that came due, oldest
+// first (deferred-snapshots.ts) — not at every waiting entity.
 import type { JsMsg } from "@nats-io/jetstream";
 import { retry, type Backoff } from "../backoff.ts";
 import { MSGPACK_CONTENT_TYPE, encode } from "../codec.ts";
@@ -70,8 +72,6 @@ export class Committer {
   appliedCommitted = 0;
   /** Consumer delivery number of the last message acknowledged (AckPolicy.All: every one up to it). */
   ackedDelivery = 0;
-  /** Dirty entities the last cut left waiting for their snapshot. */
-  private waiting = 0;
   private capture: Promise<void> | undefined;
   private committing: Promise<void> | undefined;
   private pendingOutputs: PendingOutput[] = [];
@@ -112,7 +112,7 @@ export class Committer {
   /** True when a commit should start now rather than at the next tick: many newly dirty entities or unacknowledged messages. */
   get dueEarly(): boolean {
     const { options } = this.env.deps;
-    return this.env.table.dirty.size - this.waiting >= options.commitMaxDirty || this.appliedSinceCommit >= options.maxAckPending / 2;
+    return this.env.table.changed.size >= options.commitMaxDirty || this.appliedSinceCommit >= options.maxAckPending / 2;
   }
 
   /** The commit timer: commits now unless the shard is behind its input and committed recently. */
@@ -140,7 +140,7 @@ export class Committer {
 
   /** True when everything applied is written and the writer is sound. */
   get clean(): boolean {
-    return this.writer?.failed === undefined && this.env.table.dirty.size === 0;
+    return this.writer?.failed === undefined && !this.env.table.hasUnsaved;
   }
 
   /** Publishes outputs at once; each is confirmed (and published again if refused) by the commit of its cut. */
@@ -174,7 +174,7 @@ export class Committer {
     const progress = checkpointMsg?.info.streamSequence ?? this.committedSeq;
     // outputs stored up to here: this cut's, or a predecessor's not yet re-applied by a replay
     const appliedSeq = Math.max(progress, this.appliedCommitted);
-    if (table.dirty.size === 0 && progress === this.committedSeq && appliedSeq === this.appliedCommitted && this.pendingOutputs.length === 0 && this.batches.count === 0) return;
+    if (!table.hasUnsaved && progress === this.committedSeq && appliedSeq === this.appliedCommitted && this.pendingOutputs.length === 0 && this.batches.count === 0) return;
     const started = performance.now();
     const wallNow = Date.now();
     this.lastCommitAt = started;
@@ -185,27 +185,31 @@ export class Committer {
     let release!: () => void;
     this.capture = new Promise<void>((resolve) => (release = resolve));
     const records: Array<{ slot: Slot; record: Uint8Array; unsavedSeq: number }> = [];
-    // the first input not in any snapshot: the next owner's replay starts there
-    let firstUnsaved = Number.MAX_SAFE_INTEGER;
+    const capture = (slot: Slot) => {
+      const bytes = slot.behavior.encode(slot.state);
+      records.push({ slot, unsavedSeq: slot.unsavedSeq, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes, commands: table.commandsOf(slot) }) });
+      table.markCaptured(slot);
+      table.writing.add(slot);
+    };
+    const { snapshotIntervalMs } = this.env.deps.options;
     try {
-      for (const slot of table.dirty) {
-        if (!all && this.mayWait(slot, started, wallNow)) {
-          if (slot.unsavedSince === 0) slot.unsavedSince = started;
-          if (slot.unsavedSeq < firstUnsaved) firstUnsaved = slot.unsavedSeq;
-          continue;
-        }
-        const bytes = slot.behavior.encode(slot.state);
-        records.push({ slot, unsavedSeq: slot.unsavedSeq, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes, commands: table.commandsOf(slot) }) });
-        table.markCaptured(slot);
-        table.dirty.delete(slot);
-        table.writing.add(slot);
+      // the entities changed since the last cut: written now, or left waiting (in the order of their first unsaved input)
+      for (const slot of table.changed) {
+        if (!all && this.mayWait(slot, started, wallNow) && table.deferred.defer(slot, started)) table.changed.delete(slot);
+        else capture(slot);
+        if (sliceUsed()) await yieldTurn();
+      }
+      // the waiting ones whose time is up, oldest first (all of them for a commit of everything)
+      for (let slot = table.deferred.oldest(); slot !== undefined && (all || started - slot.unsavedSince >= snapshotIntervalMs); slot = table.deferred.oldest()) {
+        capture(slot);
         if (sliceUsed()) await yieldTurn();
       }
     } finally {
       this.capture = undefined;
       release();
     }
-    this.waiting = table.dirty.size;
+    // the first input not in any snapshot (the oldest waiting entity's): the next owner's replay starts there
+    const firstUnsaved = table.deferred.oldest()?.unsavedSeq ?? Number.MAX_SAFE_INTEGER;
     if (this.env.isAborted()) return; // the lease was lost while capturing: write nothing
     // never below the last checkpoint: entities waiting then still wait on the same input, and input applied
     // since came after it

@@ -1,10 +1,12 @@
 // The entity table of one shard: a slot per entity the shard knows (by type, then id), the resident
-// ones in least-recently-used order, the dirty ones (changed since the last commit's cut), the ones
-// whose snapshot write is in flight, and the keyed commands each entity applied last. Passivation drops
-// a stored entity's decoded state; it comes back from its snapshot when needed again.
+// ones in least-recently-used order, the ones changed since the last commit's cut, the ones whose
+// snapshot a commit let wait (deferred-snapshots.ts), the ones whose snapshot write is in flight, and the
+// keyed commands each entity applied last. Passivation drops a stored entity's decoded state; it comes
+// back from its snapshot when needed again.
 import type { KV } from "@nats-io/kv";
 import { isRuntimeError } from "../errors.ts";
 import { CommandKeys, type AppliedCommand } from "../command-keys.ts";
+import { DeferredSnapshots } from "./deferred-snapshots.ts";
 import type { EntityBehavior } from "../entity.ts";
 import type { RuntimeMetrics } from "../metrics.ts";
 import { entityKey, readSnapshot, type SnapshotRecord } from "../snapshot-store.ts";
@@ -29,6 +31,7 @@ export interface Slot {
   wakeAt: number | undefined;
   /** Time of the entity's live entry in the wake queue (≤ wakeAt; see timers.ts). */
   queuedAt: number | undefined;
+  /** Changed since its last snapshot was captured (in `changed`, or waiting in `deferred`, or both). */
   dirty: boolean;
   /**
    * Input stream sequence of the first input applied since the entity's last snapshot was captured (0:
@@ -37,9 +40,12 @@ export interface Slot {
   unsavedSeq: number;
   /** Inputs applied since the last snapshot was captured. */
   unsavedInputs: number;
-  /** When a commit first found the entity's unsaved input (performance.now(); 0: not yet seen). */
+  /** When a commit let the entity's snapshot wait (performance.now(); 0: not waiting). */
   unsavedSince: number;
-  /** Changed by something the input log cannot replay (a wake-up): written at the next commit. */
+  /**
+   * Written at the next commit: changed by something the input log cannot replay (a wake-up), or wanted
+   * stored so it can be passivated.
+   */
   mustSave: boolean;
   lastUsed: number;
 }
@@ -59,8 +65,10 @@ export class EntityTable {
   private slotCount = 0;
   /** Entities with decoded state, least recently used first (re-inserted on use). */
   private readonly resident = new Map<string, Slot>();
-  /** Entities changed since the last commit's cut. */
-  readonly dirty = new Set<Slot>();
+  /** Entities changed since the last commit's cut: the next commit looks at each. */
+  readonly changed = new Set<Slot>();
+  /** Entities whose snapshot a commit let wait, oldest first. */
+  readonly deferred = new DeferredSnapshots();
   /** Entities whose snapshot write is in flight: not passivated until it is stored (a fetch would miss it). */
   readonly writing = new Set<Slot>();
   /**
@@ -198,13 +206,28 @@ export class EntityTable {
       if (slot.unsavedSeq === 0) slot.unsavedSeq = seq;
       slot.unsavedInputs++;
     }
-    if (slot.dirty) return;
+    // a waiting entity is looked at again: this change may end its wait (inputs counted, a wake-up)
+    if (slot.dirty && slot.unsavedSince === 0) return; // in `changed` already
     slot.dirty = true;
-    this.dirty.add(slot);
+    this.changed.add(slot);
+  }
+
+  /** Asks the next commit to write a waiting entity's snapshot (so that it can be passivated). */
+  private requestSave(slot: Slot): void {
+    if (slot.mustSave) return;
+    slot.mustSave = true;
+    this.changed.add(slot);
+  }
+
+  /** True while anything applied is not captured for a snapshot yet. */
+  get hasUnsaved(): boolean {
+    return this.changed.size > 0 || this.deferred.count > 0;
   }
 
   /** The entity's snapshot was captured: nothing unsaved any more. */
   markCaptured(slot: Slot): void {
+    this.changed.delete(slot);
+    this.deferred.captured(slot);
     slot.dirty = false;
     slot.mustSave = false;
     slot.unsavedSeq = slot.unsavedInputs = slot.unsavedSince = 0;
@@ -240,10 +263,15 @@ export class EntityTable {
     return this.passivateWhile(() => n++ < count);
   }
 
+  /**
+   * Drops the decoded state of the least recently used entities while `more` says so. One whose snapshot
+   * waits is kept, and the next commit asked to write it: the next round drops it.
+   */
   private passivateWhile(more: (slot: Slot) => boolean): number {
     let dropped = 0;
     for (const slot of this.resident.values()) {
       if (!more(slot)) break; // resident is in least-recently-used order
+      if (slot.dirty && slot.unsavedSince !== 0) this.requestSave(slot);
       if (slot.dirty || this.writing.has(slot)) continue; // not stored yet: keep
       slot.state = undefined;
       this.resident.delete(slot.key);
@@ -261,7 +289,8 @@ export class EntityTable {
     this.commandKeys.clear();
     this.slotCount = 0;
     this.resident.clear();
-    this.dirty.clear();
+    this.changed.clear();
+    this.deferred.clear();
     this.writing.clear();
   }
 }
