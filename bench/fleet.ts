@@ -52,6 +52,14 @@ const ADMIN = "fleet-admin-token-0123456789abcdef";
 const PREFIX = "bf";
 const READING_EVERY_S = 300;
 
+/** The node's input consumers' status notices so far, by type (airtwin_consumer_status_total). */
+async function consumerStatus(metricsUrl: string): Promise<Record<string, number>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^airtwin_consumer_status_total\{type="([^"]+)"\} ([0-9.e+]+)$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
 /** The node's snapshot bytes written so far (its Prometheus counter). */
 async function commitBytes(metricsUrl: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
@@ -183,6 +191,7 @@ export async function main(argv: string[]): Promise<void> {
     const idleCpu = idleMeter.read().cpuS;
     emit({ suite: "fleet", name: "fleet.idle-cpu", value: round((100 * Object.entries(idleCpu).filter(([k]) => !k.startsWith("load")).reduce((a, [, v]) => a + v, 0)) / idleS / cpus().length), unit: "% of the machine's cores, servers idle (10 s before the load)", detail: Object.fromEntries(Object.entries(idleCpu).map(([k, v]) => [k, round((1000 * v) / idleS)])) });
     const bytes0 = await commitBytes(metricsUrl);
+    const status0 = await consumerStatus(metricsUrl);
     const machine0 = machineCpu();
     const t0 = performance.now();
     // the tap listens during the warm-up's last seconds; the counters are read where the measured window starts
@@ -195,6 +204,7 @@ export async function main(argv: string[]): Promise<void> {
     windows.load = { fromUs: load0Us, toUs: monotonicUs() };
     const counters1 = await natsCounters(ns.monitorUrl);
     const bytes1 = await commitBytes(metricsUrl);
+    const status1 = await consumerStatus(metricsUrl);
     const machine1 = machineCpu();
     note("snapshot bytes", { before: bytes0, after: bytes1 });
     const { cpuS, peakRssMb } = meter.read();
@@ -232,6 +242,7 @@ export async function main(argv: string[]): Promise<void> {
     emit({ suite: "fleet", name: "fleet.nats-messages-per-request", value: round((counters1.inMsgs - c0.inMsgs + counters1.outMsgs - c0.outMsgs) / Math.max(1, rate * minutes * 60)), unit: "messages in + out of nats-server per request (measured window)", detail: countersPerRequest(c0, counters1, Math.round(rate * ((counters1.at - c0.at) / 1000))) });
     const tap = await tapped;
     if (tap !== undefined) emit({ suite: "fleet", name: "fleet.nats-traffic-by-kind", value: round(Object.values(tap).reduce((a, v) => a + v.msgsPerS, 0)), unit: "messages/s seen by a `>` tap (warm-up's last seconds), by kind", detail: tap });
+    emit({ suite: "fleet", name: "fleet.consumer-status", value: round(((status1.next ?? 0) - (status0.next ?? 0)) / seconds), unit: "pulls/s the node's shard consumers sent (load and warm-up); detail: each status notice type per second", detail: Object.fromEntries(Object.keys(status1).map((k) => [k, round(((status1[k] ?? 0) - (status0[k] ?? 0)) / seconds)])) });
     emit({ suite: "fleet", name: "fleet.answered-rate", value: result.rate, unit: "requests/s", baseline: { name: "offered", value: round(rate) } });
   } finally {
     await stop(gateway.proc);

@@ -51,6 +51,12 @@ export class RuntimeMetrics {
     help: "Keyed commands answered with the recorded reply of an earlier command with the same idempotency key, not applied again",
     registers: [this.registry],
   });
+  readonly consumerStatus = new Counter({
+    name: "airtwin_consumer_status_total",
+    help: "Status notices of the shards' input consumers, by type (next: a pull sent; discard: a pull expired with messages left; heartbeats_missed: the client reset its pulls)",
+    labelNames: ["type"],
+    registers: [this.registry],
+  });
   readonly deliveryGaps = new Counter({
     name: "airtwin_delivery_gaps_total",
     help: "Shard restarts from the checkpoint because consumer deliveries were lost in transit (e.g. a slow-consumer disconnect)",

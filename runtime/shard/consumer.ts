@@ -132,12 +132,14 @@ async function sweepStaleConsumers(env: ConsumerEnv): Promise<void> {
 
 /**
  * Only a newer owner deletes this epoch's consumer: when it is gone, `gone` is called (a zombie learns
- * it here even before its next write is refused). Watches until the messages end or `stopped()`.
+ * it here even before its next write is refused). Watches until the messages end or `stopped()`, and
+ * counts every status notice by type (pulls sent, pulls expired, heartbeats missed: the pull economy).
  */
-export async function watchConsumer(messages: ConsumerMessages, stopped: () => boolean, gone: (status: string) => void): Promise<void> {
+export async function watchConsumer(messages: ConsumerMessages, stopped: () => boolean, gone: (status: string) => void, counted: (type: string) => void = () => undefined): Promise<void> {
   try {
     for await (const s of messages.status()) {
       if (stopped()) return;
+      counted(s.type);
       if (s.type === "consumer_deleted" || s.type === "consumer_not_found") {
         gone(s.type);
         return;

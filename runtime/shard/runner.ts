@@ -188,7 +188,7 @@ export class ShardRunner {
     // listening only now: our own announcement must find no listener when no older runner is left
     this.handoff = listenForNewerOwner(nc, names.handoff(this.shard), self, (epoch) => this.onNewerOwner(epoch));
     this.messages = await consumer.consume(consumeOptions(options));
-    void watchConsumer(this.messages, () => this.stopped, (status) => this.fail(new Error(`shard ${this.shard} epoch ${this.epoch}: consumer gone (${status}), a newer owner may hold the shard`)));
+    void watchConsumer(this.messages, () => this.stopped, (status) => this.fail(new Error(`shard ${this.shard} epoch ${this.epoch}: consumer gone (${status}), a newer owner may hold the shard`)), (type) => this.deps.metrics.consumerStatus.inc({ type }));
     this.loop = this.consume(this.messages);
     // each shard commits at its own phase of the interval, not every shard of the node at once
     this.commitTimer = setTimeout(() => {
