@@ -188,6 +188,90 @@ describe("applyBatch", () => {
     expect(published).toEqual(["a:erased:7.2"]);
   });
 
+  describe("erasing", () => {
+    const erase = (entityId: string, extra: Partial<InputItem> = {}): InputItem => ({ type: "counter", entityId, kind: ERASE_KIND, payload: null, ...extra });
+    function erasing() {
+      let created = 0;
+      const behavior: EntityBehavior<CounterState> = {
+        ...counterBehavior,
+        create: (id) => (created++, counterBehavior.create(id)),
+        erased: (id, ctx) => [{ id: `${id}:erased:${ctx.seq}.${ctx.index}`, subject: `${ctx.prefix}.out.gone.${id}`, payload: null }],
+      };
+      const t = new EntityTable(new Map([["counter", behavior]]), new RuntimeMetrics({ defaultMetrics: false }), 600_000);
+      return { t, ...env(t), created: () => created };
+    }
+
+    it("leaves a blank entity blank: nothing created, resident or dirty, yet outputs, reply, appliedSeq and metrics as for any erase", async () => {
+      const { t, e, replies, published, created } = erasing();
+      const slot = t.slotFor("counter", "new")!;
+      applyBatch(e, { acceptedAt: 0, items: [erase("new", { replyTo: "r.1" })] }, [slot], 4, 0);
+      expect(created()).toBe(0);
+      expect([slot.state, t.residentCount, slot.dirty, t.changed.size, t.hasUnsaved]).toEqual([undefined, 0, false, 0, false]);
+      expect([slot.appliedSeq, slot.applyingSeq]).toEqual([4, 4]);
+      expect(published).toEqual(["new:erased:4.0"]);
+      expect(replies).toEqual([["r.1", { ok: true, value: { erased: true }, seq: 4 }]]);
+      expect((await e.metrics.itemsApplied.get()).values.map((v) => [v.labels.kind, v.value])).toEqual([[ERASE_KIND, 1]]);
+      expect((await e.metrics.residentEntities.get()).values[0]!.value).toBe(0);
+      // redelivered: skipped; the next input of the same message applies to a fresh state
+      slot.applyingSeq = 0;
+      expect(decide(t, slot, erase("new"), 4).do).toBe("skip");
+      applyBatch(e, { acceptedAt: 0, items: [add("new", 3)] }, [slot], 5, 0);
+      expect(slot.state).toEqual({ id: "new", n: 1, sum: 3, ticks: 0 });
+      expect(created()).toBe(1);
+    });
+
+    it("an erase followed by an input in the same message: the input applies to a fresh state", () => {
+      const { t, e } = erasing();
+      const items = [erase("x"), add("x", 2)];
+      const slots = items.map((i) => t.slotFor(i.type, i.entityId));
+      applyBatch(e, { acceptedAt: 0, items }, slots, 9, 0);
+      expect(slots[0]!.state).toEqual({ id: "x", n: 1, sum: 2, ticks: 0 });
+      expect([slots[0]!.appliedSeq, slots[0]!.dirty]).toEqual([9, true]);
+    });
+
+    it("erases an entity that is not blank as before: a fresh state, resident and dirty", () => {
+      const cases: Array<[string, (t: EntityTable, slot: ReturnType<EntityTable["slotFor"]> & object) => void]> = [
+        ["resident", (t, slot) => void applied(t, add(slot.entityId, 1), 1)],
+        ["stored, passivated", (_t, slot) => void ((slot.persisted = true), (slot.appliedSeq = 1))],
+        ["snapshot read", (_t, slot) => void ((slot.persisted = true), (slot.bytes = counterBehavior.encode({ id: slot.entityId, n: 2, sum: 2, ticks: 0 })))],
+        ["with keyed commands", (t, slot) => t.remember(slot, { key: "k", seq: 1, reply: encode(null), fingerprint: undefined })],
+        ["with a wake-up", (_t, slot) => void (slot.wakeAt = 5000)],
+      ];
+      for (const [name, prepare] of cases) {
+        const { t, e, published, created } = erasing();
+        const slot = t.slotFor("counter", "a")!;
+        prepare(t, slot);
+        const before = created();
+        applyBatch(e, { acceptedAt: 0, items: [erase("a")] }, [slot], 7, 0);
+        expect({ name, state: slot.state, dirty: slot.dirty, changed: t.changed.has(slot), resident: t.residentCount, created: created() - before }).toEqual({
+          name,
+          state: { id: "a", n: 0, sum: 0, ticks: 0 },
+          dirty: true,
+          changed: true,
+          resident: 1,
+          // the fresh state, after activation created one (not resident before, no bytes to decode)
+          created: name === "resident" || name === "snapshot read" ? 1 : 2,
+        });
+        expect([slot.appliedSeq, t.commandKeys.has(slot), published]).toEqual([7, false, ["a:erased:7.0"]]);
+      }
+    });
+
+    it("a keyed erase of a blank entity is stored, so its key is remembered", () => {
+      const { t, e } = erasing();
+      const slot = t.slotFor("counter", "k")!;
+      applyBatch(e, { acceptedAt: 0, items: [erase("k", { idempotencyKey: "once" })] }, [slot], 2, 0);
+      expect([slot.dirty, t.commandKeys.get(slot)?.find("once")?.seq]).toEqual([true, 2]);
+    });
+
+    it("a blank entity whose erased outputs throw is left as it was, and the item is a dead letter", () => {
+      const t = new EntityTable(new Map([["counter", { ...counterBehavior, erased: () => { throw new Error("no outputs"); } }]]), new RuntimeMetrics({ defaultMetrics: false }), 600_000);
+      const { e, letters, replies } = env(t);
+      const slot = t.slotFor("counter", "b")!;
+      applyBatch(e, { acceptedAt: 0, items: [erase("b", { replyTo: "r" })] }, [slot], 3, 0);
+      expect([slot.appliedSeq, slot.state, letters.map((l) => l.reason), replies[0]![1].ok]).toEqual([0, undefined, ["refused"], false]);
+    });
+  });
+
   it("schedules the wake-up an applied input asks for", () => {
     const t = table();
     const { e } = env(t);
