@@ -23,6 +23,17 @@ export interface ConsumerEnv {
  * its listing times out and when stale consumers matter most: each is a raft group of its own that a
  * restarted server catches up, and one left without quorum keeps nats-server's /healthz red.
  */
+/**
+ * Pull requests a shard's consumer lets wait (`max_waiting`; nats-server's default is 512). The runner
+ * has one or two out at a time, but nats.js's consume() pulls afresh whenever two idle heartbeats go
+ * missing (a saturated or paused nats-server) while the earlier pulls stay waiting, and each of those,
+ * expiring with messages left, makes it pull again: the population never shrank. After the registration
+ * of a million devices ~45 waited per shard — 2,100–3,300 heartbeats and 580–870 expiries a second on
+ * nats-server (docs/BENCHMARKS.md, "The node at a million twins"). Past the bound the server refuses the
+ * new pull (409, which consume() waits out) and the waiting ones go on delivering to the same inbox.
+ */
+export const MAX_WAITING_PULLS = 4;
+
 export const STALE_SWEEP: StaleSweep = { withinMs: 15 * 60_000, backoff: { firstMs: 2_000, maxMs: 60_000 } };
 
 export interface StaleSweep {
@@ -45,6 +56,7 @@ export async function positionConsumer(env: ConsumerEnv, checkpoint: number, pre
     ack_wait: nanos(options.ackWaitMs),
     max_ack_pending: options.maxAckPending,
     max_deliver: -1,
+    max_waiting: MAX_WAITING_PULLS,
   };
   const previous =
     previousEpoch !== undefined && previousEpoch < env.epoch
