@@ -1,6 +1,6 @@
 // `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive] [--snapshot-interval-ms N]
 //   [--import-concurrency K] [--register-only] [--rate R] [--no-tap] [--shards N] [--profile DIR] [--memory-budget-mb M]
-//   [--node-v8=FLAGS] [--node-log FILE]`
+//   [--node-v8=FLAGS] [--node-log FILE] [--no-prime] [--prime-concurrency K]`
 //
 // A Foobot-scale fleet on this machine (issue #16 §2): N devices (1,000,000 by default), each sending one
 // reading every 5 minutes — N / 300 requests/s of one reading over HTTP keep-alive, the devices taken in
@@ -17,6 +17,12 @@
 // The devices are registered first through the bulk import (POST /v1/devices/import, 5,000 a request),
 // timed and metered on its own; `--register-only` stops there. `--rate R`: R requests/s instead of N / 300
 // (e.g. a million resident twins at a lower rate, for their memory).
+// Then the priming: every device posts one reading (the load's request shape, its event time a second
+// before the load's first for that device), K at once (256), as fast as the machine takes them — timed
+// and metered on its own like the registration. It stands for a fleet whose devices have all reported
+// once, as a fleet in service has: each device's twin exists and is resident. Registering alone leaves
+// the twins blank (erasing a twin never stored creates nothing, runtime/shard/apply.ts), so without it
+// (`--no-prime`) each twin is created by its first reading inside the warm-up or the measured window.
 // The message economy: nats-server's counters (/varz, /jsz, /connz) over the measured window, per request,
 // and what the messages are — a `>` tap for the last seconds of the warm-up (outside the measured
 // window: the tap costs the server a copy of each message; `--no-tap` leaves it out), and the CPU each
@@ -91,6 +97,38 @@ function sumLags(v: unknown, key = ""): number {
   return Object.entries(v).reduce((a, [k, x]) => a + sumLags(x, /lag/i.test(key) ? key : k), 0);
 }
 
+/**
+ * Every device of `fleet` posts one reading at event time `t`, `concurrency` requests at once over as many
+ * keep-alive connections; timed, each process's CPU metered, its profile window kept. Throws when a
+ * device's reading is not accepted (202): the fleet would not be primed.
+ */
+async function prime(url: string, fleet: ReadonlyArray<{ id: string; token: string }>, t: number, concurrency: number, pids: Record<string, number[]>, windows: Record<string, ProfileWindow>): Promise<void> {
+  const pool = new Pool(url, { connections: concurrency, pipelining: 1, keepAliveTimeout: 60_000 });
+  const meter = new ProcessMeter(pids);
+  const p0 = performance.now();
+  const p0Us = monotonicUs();
+  const body = `{"readings":[{"t":${t},"pm":0,"co2":500,"tmp":21.5,"hum":40}]}`;
+  let next = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        for (let i = next++; i < fleet.length; i = next++) {
+          const d = fleet[i]!;
+          const r = await pool.request({ method: "POST", path: `/v1/devices/${d.id}/readings`, headers: { authorization: `Bearer ${d.token}`, "content-type": "application/json" }, body });
+          const text = await r.body.text();
+          if (r.statusCode !== 202) throw new Error(`priming: device ${d.id}'s reading answered ${r.statusCode}: ${text.slice(0, 500)}`);
+          if ((i + 1) % 100_000 === 0) note("priming", { done: i + 1, s: round((performance.now() - p0) / 1000) });
+        }
+      }),
+    );
+  } finally {
+    await pool.close();
+  }
+  const primeS = (performance.now() - p0) / 1000;
+  windows.priming = { fromUs: p0Us, toUs: monotonicUs() };
+  note("primed", { devices: fleet.length, s: round(primeS), perS: round(fleet.length / primeS), cpuS: meter.read().cpuS });
+}
+
 export async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
   const devices = int(args, "devices", 1_000_000);
@@ -129,7 +167,8 @@ export async function main(argv: string[]): Promise<void> {
     await untilServing(url, admin);
     await fetch(`${url}/v1/users`, { method: "POST", headers: admin, body: JSON.stringify({ userId: "fleet" }) });
     const fleet: Array<{ id: string; token: string }> = new Array(devices);
-    const regMeter = new ProcessMeter({ bench: [self()], gateway: [gateway.proc.pid!], node: [node.proc.pid!], "nats-server": [ns.pid], ...(archiver === undefined ? {} : { archive: [archiver.proc.pid!] }) });
+    const meteredPids = () => ({ bench: [self()], gateway: [gateway.proc.pid!], node: [node.proc.pid!], "nats-server": [ns.pid], ...(archiver === undefined ? {} : { archive: [archiver.proc.pid!] }) });
+    const regMeter = new ProcessMeter(meteredPids());
     const r0 = performance.now();
     const r0Us = monotonicUs();
     // the bulk path an operator uses (POST /v1/devices/import): CHUNK devices a request, a few requests at once
@@ -158,6 +197,10 @@ export async function main(argv: string[]): Promise<void> {
     note("registered", { devices, s: round(registerS), perS: round(devices / registerS), cpuS: regMeter.read().cpuS });
     if (flag(args, "register-only")) return;
     await pool.close();
+
+    // event times as the load's (bench/gateway-load.ts: device i's n-th reading at baseT + n s); the priming's a second before
+    const baseT = Date.now() - 30 * 86_400_000;
+    if (!flag(args, "no-prime")) await prime(url, fleet, baseT - 1000, int(args, "prime-concurrency", 256), meteredPids(), windows);
 
     // the registration's own aftermath (twins erased and snapshotted, the archive copying registry, erasures and
     // snapshots) is not the fleet's steady cost: wait until the nodes and the archive have nothing pending
@@ -199,7 +242,7 @@ export async function main(argv: string[]): Promise<void> {
     const tapped = flag(args, "no-tap") || tapS === 0 ? Promise.resolve(undefined) : new Promise((r) => setTimeout(r, (warmupS - tapS - 2) * 1000)).then(() => tapTraffic(ns.url, PREFIX, tapS));
     const counters0 = new Promise((r) => setTimeout(r, warmupS * 1000)).then(() => natsCounters(ns.monitorUrl));
     const load0Us = monotonicUs();
-    const result = await openLoad({ url, rate, durationS: minutes * 60, warmupS, connections, devices: fleet, baseT: Date.now() - 30 * 86_400_000, readingsPerRequest: 1 });
+    const result = await openLoad({ url, rate, durationS: minutes * 60, warmupS, connections, devices: fleet, baseT, readingsPerRequest: 1 });
     const seconds = (performance.now() - t0) / 1000;
     windows.load = { fromUs: load0Us, toUs: monotonicUs() };
     const counters1 = await natsCounters(ns.monitorUrl);
