@@ -250,7 +250,7 @@ export async function main(argv: string[]): Promise<void> {
     const status1 = await consumerStatus(metricsUrl);
     const machine1 = machineCpu();
     note("snapshot bytes", { before: bytes0, after: bytes1 });
-    const { cpuS, peakRssMb } = meter.read();
+    const { cpuS, peakRssMb, exited } = meter.read();
     // the load generator runs in a child of this process: its CPU is not in self(); say so
     const cores = cpus().length;
     const cpuPercent = Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((100 * v) / seconds / cores)]));
@@ -272,6 +272,7 @@ export async function main(argv: string[]): Promise<void> {
       // everything on the machine (a quiet hold: this bench alone), Postgres' short-lived connections included
       machineBusyPercent: round((100 * (machine1.busy - machine0.busy)) / (machine1.total - machine0.total)),
       registerS: round(registerS),
+      ...(exited.length === 0 ? {} : { exitedDuringRun: exited }),
       load: loadAverage(),
     };
     emit({ suite: "fleet", name: "fleet.202-p99", value: result.latencyMs.p99, unit: "ms", baseline: { name: "target", value: 20 }, detail });

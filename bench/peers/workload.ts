@@ -134,21 +134,32 @@ export class ProcessMeter {
     this.before.set(pid, fromNow ? cpuSeconds(pid) : 0);
   }
 
-  /** CPU seconds and peak RSS (MB, summed over the group's processes) per group, read now. */
-  read(): { cpuS: Record<string, number>; peakRssMb: Record<string, number> } {
+  /**
+   * CPU seconds and peak RSS (MB, summed over the group's processes) per group, read now. A process that
+   * has exited meanwhile (a database backend) counts nothing and is named in `exited`: one such process
+   * made a group's figures NaN, and the bench printed null.
+   */
+  read(): { cpuS: Record<string, number>; peakRssMb: Record<string, number>; exited: string[] } {
     const cpuS: Record<string, number> = {};
     const rss: Record<string, number> = {};
+    const exited: string[] = [];
     for (const [name, pids] of this.groups) {
       let c = 0;
       let m = 0;
       for (const pid of pids) {
-        c += cpuSeconds(pid) - this.before.get(pid)!;
-        m += peakRssMb(pid, this.privateOnly.has(name));
+        const now = cpuSeconds(pid);
+        const peak = peakRssMb(pid, this.privateOnly.has(name));
+        if (Number.isNaN(now) || Number.isNaN(peak)) {
+          exited.push(`${name} ${pid}`);
+          continue;
+        }
+        c += now - this.before.get(pid)!;
+        m += peak;
       }
       cpuS[name] = round(c);
       rss[name] = round(m);
     }
-    return { cpuS, peakRssMb: rss };
+    return { cpuS, peakRssMb: rss, exited };
   }
 }
 
