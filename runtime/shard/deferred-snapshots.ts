@@ -56,14 +56,6 @@ export class DeferredSnapshots {
     return undefined;
   }
 
-  /** Every waiting entity, oldest first (a commit writing them all). */
-  *waiting(): IterableIterator<Slot> {
-    for (let i = this.head; i < this.slots.length; i++) {
-      const slot = this.slots[i]!;
-      if (slot.dirty && slot.unsavedSince === this.since[i]) yield slot;
-    }
-  }
-
   /** Empties the queue (the shard is released). */
   clear(): void {
     this.keepFrom(0, 0);

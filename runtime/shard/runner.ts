@@ -17,6 +17,7 @@ import { applyBatch, type ApplyEnv } from "./apply.ts";
 import { Committer, commitPhaseMs } from "./commit.ts";
 import { DeliveryOrder, consumeOptions, consumerBacklog, deleteOwnConsumer, deleteStaleConsumers, positionConsumer, watchConsumer, type ConsumerEnv } from "./consumer.ts";
 import { EntityTable, type Slot } from "./entities.ts";
+import { ShardLag } from "./lag.ts";
 import type { ShardRunnerDeps } from "./options.ts";
 import { answerQuery, sendReply, type QueryEnv } from "./queries.ts";
 import { WakeUps } from "./timers.ts";
@@ -63,10 +64,7 @@ export class ShardRunner {
   private replayedUpTo = 0;
   /** The message being applied is one whose outputs are stored already (see `replayedUpTo`). */
   private replaying = false;
-  private lastLag = 0;
-  /** The last delivery's consumer delivery number, and what the server still held for us then (two fields: no object per message). */
-  private lastDeliverySequence = 0;
-  private lastDeliveryPending = 0;
+  private readonly lagKnown: ShardLag;
 
   constructor(deps: ShardRunnerDeps, lease: ShardLease) {
     this.deps = deps;
@@ -74,6 +72,7 @@ export class ShardRunner {
     this.epoch = lease.epoch;
     this.table = new EntityTable(deps.behaviors, deps.metrics, deps.options.idlePassivateMs);
     this.wakeUps = new WakeUps(deps.metrics);
+    this.lagKnown = new ShardLag(this.shard, deps.metrics);
     this.committer = new Committer({
       shard: this.shard,
       epoch: this.epoch,
@@ -311,31 +310,19 @@ export class ShardRunner {
     return n;
   }
 
-  /** Input messages not yet delivered to this shard's consumer (refreshed by `refreshLag`). */
+  /** Input messages not yet delivered to this shard's consumer, or not acknowledged (lag.ts). */
   get lag(): number {
-    return this.lastLag;
+    return this.lagKnown.value;
   }
 
-  /**
-   * The lag as this runner knows it, without asking the server: what was still pending at the last
-   * delivery, plus the deliveries not yet acknowledged. A shard with a pull outstanding is delivered
-   * what arrives at once, so this is current while it consumes; housekeeping uses it every second
-   * instead of a consumer-info request per shard (64 shards: 64 requests, replies and API advisories a
-   * second on nats-server). `refreshLag` asks the server (ops views).
-   */
+  /** The lag from this runner's own deliveries, without asking the server (housekeeping, every second). */
   estimateLag(): number {
-    if (this.stopped) return this.lastLag;
-    this.lastLag = this.lastDeliveryPending + Math.max(0, this.lastDeliverySequence - this.committer.ackedDelivery);
-    this.deps.metrics.consumerLag.set({ shard: String(this.shard) }, this.lastDeliveryPending);
-    return this.lastLag;
+    return this.stopped ? this.lagKnown.value : this.lagKnown.estimate(this.committer.ackedDelivery);
   }
 
+  /** The lag as the server counts it (ops views). */
   async refreshLag(): Promise<number> {
-    if (this.stopped) return this.lastLag;
-    const backlog = await consumerBacklog(this.consumerEnv);
-    this.lastLag = backlog.pending + backlog.ackPending;
-    this.deps.metrics.consumerLag.set({ shard: String(this.shard) }, backlog.pending);
-    return this.lastLag;
+    return this.stopped ? this.lagKnown.value : this.lagKnown.refreshed(await consumerBacklog(this.consumerEnv));
   }
 
   get entityCount(): number {
@@ -365,8 +352,7 @@ export class ShardRunner {
         if (this.aborted) break;
         if (this.committer.capturing !== undefined) await this.committer.capturing;
         if (!this.inSequence(m)) return;
-        this.lastDeliverySequence = m.info.deliverySequence;
-        this.lastDeliveryPending = m.info.pending;
+        this.lagKnown.noteDelivery(m);
         await this.handle(m);
         if (this.stopped) break; // planned stop: the message in hand is applied, the rest is the next owner's
         if (this.committer.dueEarly) void this.committer.commit().catch(() => undefined);
