@@ -19,11 +19,6 @@ export interface ConsumerEnv {
 }
 
 /**
- * How long and how often {@link deleteStaleConsumers} tries. A restart of every NATS server is when
- * its listing times out and when stale consumers matter most: each is a raft group of its own that a
- * restarted server catches up, and one left without quorum keeps nats-server's /healthz red.
- */
-/**
  * Pull requests a shard's consumer lets wait (`max_waiting`; nats-server's default is 512). The runner
  * has one or two out at a time, but nats.js's consume() pulls afresh whenever two idle heartbeats go
  * missing (a saturated or paused nats-server) while the earlier pulls stay waiting, and each of those,
@@ -34,6 +29,11 @@ export interface ConsumerEnv {
  */
 export const MAX_WAITING_PULLS = 4;
 
+/**
+ * How long and how often {@link deleteStaleConsumers} tries. A restart of every NATS server is when
+ * its listing times out and when stale consumers matter most: each is a raft group of its own that a
+ * restarted server catches up, and one left without quorum keeps nats-server's /healthz red.
+ */
 export const STALE_SWEEP: StaleSweep = { withinMs: 15 * 60_000, backoff: { firstMs: 2_000, maxMs: 60_000 } };
 
 export interface StaleSweep {
