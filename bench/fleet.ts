@@ -1,6 +1,6 @@
 // `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive] [--snapshot-interval-ms N]
 //   [--import-concurrency K] [--register-only] [--rate R] [--no-tap] [--shards N] [--profile DIR] [--memory-budget-mb M]
-//   [--node-v8=FLAGS] [--node-log FILE] [--no-prime] [--prime-concurrency K]`
+//   [--node-v8=FLAGS] [--node-log FILE] [--no-prime] [--prime-concurrency K] [--idle-passivate-ms N]`
 //
 // A Foobot-scale fleet on this machine (issue #16 §2): N devices (1,000,000 by default), each sending one
 // reading every 5 minutes — N / 300 requests/s of one reading over HTTP keep-alive, the devices taken in
@@ -11,7 +11,7 @@
 // open-loop generator of the gateway suite (bench/gateway-load.ts: latency from each request's due time).
 // Snapshots: the node's default deferral (15 min) unless --snapshot-interval-ms. Before measuring it waits for
 // the registration's aftermath (erasures applied, snapshots written, the archive caught up).
-// Figures: CPU of every process (% of the machine's cores over the run, warm-up included), peak RSS of
+// Figures: CPU of every process (% of the machine's cores over the measured window), peak RSS of
 // each, 202 latency, snapshot bytes written per second (the node's airtwin_commit_bytes_total), the
 // answered rate. Reading → alert latency is the gateway suite's (its probes), not measured here.
 // The devices are registered first through the bulk import (POST /v1/devices/import, 5,000 a request),
@@ -148,6 +148,9 @@ export async function main(argv: string[]): Promise<void> {
     AIRTWIN_MEMORY_BUDGET_MB: String(int(args, "memory-budget-mb", 6144)),
     // the node's snapshot deferral (default 15 min) unless --snapshot-interval-ms says otherwise
     ...(!args.has("snapshot-interval-ms") ? {} : { AIRTWIN_SNAPSHOT_INTERVAL_MS: String(int(args, "snapshot-interval-ms", 0)) }),
+    // a fleet slower than the real cadence (--rate below N / 300) leaves each twin idle longer than the
+    // node's default 10 minutes: --idle-passivate-ms keeps them as a fleet at the real cadence would
+    ...(!args.has("idle-passivate-ms") ? {} : { AIRTWIN_IDLE_PASSIVATE_MS: String(int(args, "idle-passivate-ms", 600_000)) }),
   };
   const port = await freePort("127.0.0.1");
   const metricsPort = await freePort("127.0.0.1");
@@ -220,10 +223,6 @@ export async function main(argv: string[]): Promise<void> {
 
     const pids: Record<string, number[]> = { "load generator + bench": [self()], gateway: [gateway.proc.pid!], node: [node.proc.pid!], "nats-server": [ns.pid] };
     if (archiver !== undefined) pids.archive = [archiver.proc.pid!];
-    const meter = new ProcessMeter(pids);
-    // the archive's database works for it: every postgres process on this machine (a quiet hold: ours
-    // alone), its private memory only (the shared buffers are in every process's RSS)
-    if (archiver !== undefined) for (const pid of postgresPids()) meter.add("postgres", pid, true, true);
     // idle: what the servers take with nothing to do (per second, each process)
     const idleMeter = new ProcessMeter(pids);
     const idle0 = performance.now();
@@ -233,16 +232,24 @@ export async function main(argv: string[]): Promise<void> {
     const idleS = (performance.now() - idle0) / 1000;
     const idleCpu = idleMeter.read().cpuS;
     emit({ suite: "fleet", name: "fleet.idle-cpu", value: round((100 * Object.entries(idleCpu).filter(([k]) => !k.startsWith("load")).reduce((a, [, v]) => a + v, 0)) / idleS / cpus().length), unit: "% of the machine's cores, servers idle (10 s before the load)", detail: Object.fromEntries(Object.entries(idleCpu).map(([k, v]) => [k, round((1000 * v) / idleS)])) });
-    const bytes0 = await commitBytes(metricsUrl);
-    const status0 = await consumerStatus(metricsUrl);
-    const machine0 = machineCpu();
-    const t0 = performance.now();
-    // the tap listens during the warm-up's last seconds; the counters are read where the measured window starts
+    // the tap listens during the warm-up's last seconds; everything else is read where the measured window
+    // starts (the warm-up's end): a long warm-up (--warmup-s past the snapshot deferral) then measures the
+    // fleet's steady state, snapshots written as they come due
     const tapS = Math.min(10, Math.max(0, warmupS - 4));
     const tapped = flag(args, "no-tap") || tapS === 0 ? Promise.resolve(undefined) : new Promise((r) => setTimeout(r, (warmupS - tapS - 2) * 1000)).then(() => tapTraffic(ns.url, PREFIX, tapS));
-    const counters0 = new Promise((r) => setTimeout(r, warmupS * 1000)).then(() => natsCounters(ns.monitorUrl));
+    const window0 = new Promise((r) => setTimeout(r, warmupS * 1000)).then(async () => {
+      const meter = new ProcessMeter(pids);
+      // the archive's database works for it: every postgres process on this machine (a quiet hold: ours
+      // alone), its private memory only (the shared buffers are in every process's RSS)
+      if (archiver !== undefined) for (const pid of postgresPids()) meter.add("postgres", pid, true, true);
+      const machine0 = machineCpu();
+      const t0 = performance.now();
+      const [counters0, bytes0, status0] = await Promise.all([natsCounters(ns.monitorUrl), commitBytes(metricsUrl), consumerStatus(metricsUrl)]);
+      return { meter, machine0, t0, counters0, bytes0, status0 };
+    });
     const load0Us = monotonicUs();
     const result = await openLoad({ url, rate, durationS: minutes * 60, warmupS, connections, devices: fleet, baseT, readingsPerRequest: 1 });
+    const { meter, machine0, t0, counters0: c0, bytes0, status0 } = await window0;
     const seconds = (performance.now() - t0) / 1000;
     windows.load = { fromUs: load0Us, toUs: monotonicUs() };
     const counters1 = await natsCounters(ns.monitorUrl);
@@ -278,15 +285,14 @@ export async function main(argv: string[]): Promise<void> {
     emit({ suite: "fleet", name: "fleet.202-p99", value: result.latencyMs.p99, unit: "ms", baseline: { name: "target", value: 20 }, detail });
     emit({ suite: "fleet", name: "fleet.server-cpu", value: round((100 * serverCpu) / seconds / cores), unit: "% of the machine's cores (nats-server, node, gateway, archive, postgres)", baseline: { name: "target", value: 50 } });
     emit({ suite: "fleet", name: "fleet.server-rss", value: round(serverRss), unit: "MB, peak RSS summed (nats-server, node, gateway, archive, postgres)", baseline: { name: "target", value: 8192 } });
-    // CPU µs per request of each process (warm-up included, as the CPU figures above)
-    const requestsSent = rate * (warmupS + minutes * 60);
+    // CPU µs per request of each process over the measured window (as the CPU figures above)
+    const requestsSent = rate * seconds;
     const cpuUsPerRequest = Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((v * 1e6) / requestsSent)]));
     emit({ suite: "fleet", name: "fleet.cpu-per-request", value: round((serverCpu * 1e6) / requestsSent), unit: "µs CPU per request, servers summed", detail: cpuUsPerRequest });
-    const c0 = await counters0;
     emit({ suite: "fleet", name: "fleet.nats-messages-per-request", value: round((counters1.inMsgs - c0.inMsgs + counters1.outMsgs - c0.outMsgs) / Math.max(1, rate * minutes * 60)), unit: "messages in + out of nats-server per request (measured window)", detail: countersPerRequest(c0, counters1, Math.round(rate * ((counters1.at - c0.at) / 1000))) });
     const tap = await tapped;
     if (tap !== undefined) emit({ suite: "fleet", name: "fleet.nats-traffic-by-kind", value: round(Object.values(tap).reduce((a, v) => a + v.msgsPerS, 0)), unit: "messages/s seen by a `>` tap (warm-up's last seconds), by kind", detail: tap });
-    emit({ suite: "fleet", name: "fleet.consumer-status", value: round(((status1.next ?? 0) - (status0.next ?? 0)) / seconds), unit: "pulls/s the node's shard consumers sent (load and warm-up); detail: each status notice type per second", detail: Object.fromEntries(Object.keys(status1).map((k) => [k, round(((status1[k] ?? 0) - (status0[k] ?? 0)) / seconds)])) });
+    emit({ suite: "fleet", name: "fleet.consumer-status", value: round(((status1.next ?? 0) - (status0.next ?? 0)) / seconds), unit: "pulls/s the node's shard consumers sent (measured window); detail: each status notice type per second", detail: Object.fromEntries(Object.keys(status1).map((k) => [k, round(((status1[k] ?? 0) - (status0[k] ?? 0)) / seconds)])) });
     emit({ suite: "fleet", name: "fleet.answered-rate", value: result.rate, unit: "requests/s", baseline: { name: "offered", value: round(rate) } });
   } finally {
     await stop(gateway.proc);
