@@ -28,6 +28,7 @@ describe("loadConfig defaults", () => {
       leaseTtlMs: 5000,
       heartbeatMs: 1000,
       idlePassivateMs: 600_000,
+      compactAfterMs: 30_000,
       memoryBudgetMb: 1024,
       fetchBatch: 32,
     } satisfies AirtwinConfig);
@@ -77,6 +78,7 @@ describe("loadConfig accepts", () => {
     [{ AIRTWIN_COMMIT_MAX_INTERVAL_MS: "60000" }, { commitMaxIntervalMs: 60_000 }],
     [{ AIRTWIN_LEASE_TTL_MS: "10000", AIRTWIN_HEARTBEAT_MS: "5000" }, { leaseTtlMs: 10_000, heartbeatMs: 5000 }],
     [{ AIRTWIN_IDLE_PASSIVATE_MS: "0" }, { idlePassivateMs: 0 }],
+    [{ AIRTWIN_COMPACT_AFTER_MS: "0" }, { compactAfterMs: 0 }],
     [{ AIRTWIN_MEMORY_BUDGET_MB: "16" }, { memoryBudgetMb: 16 }],
     [{ AIRTWIN_FETCH_BATCH: "1" }, { fetchBatch: 1 }],
     [{ AIRTWIN_FETCH_BATCH: "10000" }, { fetchBatch: 10_000 }],

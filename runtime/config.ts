@@ -59,7 +59,13 @@ export interface AirtwinConfig {
   readonly heartbeatMs: number;
   /** Milliseconds without input after which an idle twin is passivated (dropped from memory); 0 = never. `AIRTWIN_IDLE_PASSIVATE_MS`. Default 600 000 (10 min). */
   readonly idlePassivateMs: number;
-  /** Megabytes of live twins a node keeps in memory before passivating the least recently used, 16..1 048 576. `AIRTWIN_MEMORY_BUDGET_MB`. Default 1024. */
+  /**
+   * Milliseconds without input after which a twin is kept in memory as its encoded snapshot only, decoded
+   * again by its next reading (whether or not that snapshot is stored yet); 0 = never. 0..604 800 000.
+   * `AIRTWIN_COMPACT_AFTER_MS`. Default 30 000 (at a Foobot's 5-minute cadence, ~90 % of twins compact).
+   */
+  readonly compactAfterMs: number;
+  /** Megabytes of live twins (heap and array buffers) a node keeps in memory before passivating the least recently used, 16..1 048 576. `AIRTWIN_MEMORY_BUDGET_MB`. Default 1024. */
   readonly memoryBudgetMb: number;
   /** Maximum messages per pull from a shard consumer, 1..10 000; shards × this × message size is what a node can have in flight (keep it under nats-server's 64 MiB max_pending). `AIRTWIN_FETCH_BATCH`. Default 32. */
   readonly fetchBatch: number;
@@ -157,6 +163,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
     fail("AIRTWIN_HEARTBEAT_MS", String(heartbeatMs), `must be at most half of AIRTWIN_LEASE_TTL_MS (${leaseTtlMs}), so one missed renewal does not lose the lease`);
   }
   const idlePassivateMs = int("AIRTWIN_IDLE_PASSIVATE_MS", 600_000, 0, 7 * 24 * 3_600_000);
+  // a twin idle half a minute of its 5-minute cadence waits for the next reading: keep it encoded meanwhile
+  const compactAfterMs = int("AIRTWIN_COMPACT_AFTER_MS", 30_000, 0, 7 * 24 * 3_600_000);
   const memoryBudgetMb = int("AIRTWIN_MEMORY_BUDGET_MB", 1024, 16, 1_048_576);
   const fetchBatch = int("AIRTWIN_FETCH_BATCH", 32, 1, 10_000);
 
@@ -186,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
     leaseTtlMs,
     heartbeatMs,
     idlePassivateMs,
+    compactAfterMs,
     memoryBudgetMb,
     fetchBatch,
   });

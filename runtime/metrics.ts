@@ -38,7 +38,13 @@ export class RuntimeMetrics {
   });
   readonly commitBytes = new Counter({ name: "airtwin_commit_bytes_total", help: "Snapshot bytes written", registers: [this.registry] });
   readonly residentEntities = new Gauge({ name: "airtwin_resident_entities", help: "Entities with decoded state in memory", registers: [this.registry] });
-  readonly knownEntities = new Gauge({ name: "airtwin_known_entities", help: "Entities of owned shards (resident or passivated)", registers: [this.registry] });
+  readonly compactEntities = new Gauge({
+    name: "airtwin_compact_entities",
+    help: "Entities held in memory as their encoded state only (compacted while idle, or read and not decoded yet): decoded on their next use",
+    registers: [this.registry],
+  });
+  readonly compactBytes = new Gauge({ name: "airtwin_compact_bytes", help: "Encoded state bytes of the compact entities", registers: [this.registry] });
+  readonly knownEntities = new Gauge({ name: "airtwin_known_entities", help: "Entities of owned shards (decoded, compact or passivated)", registers: [this.registry] });
   readonly shardsOwned = new Gauge({ name: "airtwin_shards_owned", help: "Shards this node serves", registers: [this.registry] });
   readonly consumerLag = new Gauge({ name: "airtwin_consumer_lag", help: "Input messages not yet delivered, per shard", labelNames: ["shard"], registers: [this.registry] });
   readonly redeliveriesSkipped = new Counter({

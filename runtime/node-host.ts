@@ -11,10 +11,19 @@ import { streamOfShard } from "./subjects.ts";
 export interface NodeHostOptions {
   shards: number;
   streams: number;
-  /** Passivate least recently used entities while the heap is above this (bytes). */
+  /** Passivate least recently used entities while the heap and array buffers are above this (bytes). */
   memoryBudgetBytes: number;
   /** How often budgets, idle passivation and lag are checked (ms). Default 1000. */
   housekeepingMs?: number;
+}
+
+/**
+ * The memory the budget counts: the heap and the array buffers — a compact entity's bytes and a device
+ * twin's packed statistics live outside the heap.
+ */
+function twinMemory(): number {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
 }
 
 /** Pauses before a shard whose runner failed on storage starts again (lease still held). */
@@ -177,6 +186,13 @@ export class NodeHost implements ShardHost {
     return out;
   }
 
+  /** Compacts the decoded entities idle `idleMs` or longer on every shard now, all of them; returns how many (benchmarks). */
+  compactIdle(idleMs: number): number {
+    let n = 0;
+    for (const r of this.runners.values()) n += r.compactIdle(idleMs, Number.MAX_SAFE_INTEGER);
+    return n;
+  }
+
   /** Commits every shard now (tests and benchmarks use it to wait for durability). */
   async commitAll(): Promise<void> {
     await Promise.all([...this.runners.values()].map((r) => r.commit()));
@@ -208,13 +224,13 @@ export class NodeHost implements ShardHost {
 
   private async housekeep(): Promise<void> {
     for (const r of this.runners.values()) r.passivateIdle(this.deps.options.idlePassivateMs);
-    let heap = process.memoryUsage().heapUsed;
-    // Over budget: passivate least recently used entities, a slice of every shard per round.
-    for (let round = 0; heap > this.options.memoryBudgetBytes && round < 8; round++) {
+    let used = twinMemory();
+    // Over budget: passivate least recently used entities (compact ones first), a slice of every shard per round.
+    for (let round = 0; used > this.options.memoryBudgetBytes && round < 8; round++) {
       let dropped = 0;
-      for (const r of this.runners.values()) dropped += r.passivateLeastRecent(Math.ceil(r.residentCount / 4));
+      for (const r of this.runners.values()) dropped += r.passivateLeastRecent(Math.ceil((r.residentCount + r.compactCount) / 4));
       if (dropped === 0) break;
-      heap = process.memoryUsage().heapUsed;
+      used = twinMemory();
     }
     await this.measureUnits().catch(() => undefined);
     // the runners' own view of their lag, no request to the server (ops views ask afresh: `lag`)

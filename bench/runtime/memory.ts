@@ -1,7 +1,9 @@
 // Resident memory per active twin: one node (in this process) serving every shard, one small reading
 // sent to each of N twins so all are resident, committed, then two forced GCs and
 // (heapUsed + arrayBuffers − before) / N. Baseline (`--mode bare`, its own process): the same twins as
-// bare domain states in a Map (createTwin + applyInput of the same reading), no runtime.
+// bare domain states in a Map (createTwin + applyInput of the same reading), no runtime. Then every twin
+// compacted (runtime/shard/compaction.ts; the node's own sweep is off here) and measured again:
+// `memory.compact-twin`.
 //
 //   node --expose-gc --max-old-space-size=12288 bin/bench.js runtime/memory --mode runtime|bare --twins N [--nats url --prefix p]
 import { loadavg } from "node:os";
@@ -81,6 +83,7 @@ async function runtime(args: ReturnType<typeof parseArgs>, twins: number): Promi
     behaviors: [deviceTwinBehavior()],
     defaultMetrics: false,
     memoryBudgetBytes: 2 ** 50, // never passivate: every twin must stay resident
+    runner: { compactAfterMs: 0 }, // decoded until compacted below, all at once
     log: (level, msg, fields) => {
       if (level === "info") return;
       warnings.push(msg);
@@ -145,6 +148,10 @@ async function runtime(args: ReturnType<typeof parseArgs>, twins: number): Promi
   if (resident !== twins) throw new Error(`${resident} twins resident, expected ${twins}`);
   const after = await settledHeap();
   const perTwin = (after - before) / twins;
+  // what one full GC costs with every twin decoded (compare memory.compact-twin's)
+  const decodedGcStarted = performance.now();
+  gc!();
+  const decodedFullGcMs = performance.now() - decodedGcStarted;
   const rss = process.memoryUsage().rss;
   const bareBytes = int(args, "bare-bytes", 0);
   emit({
@@ -153,7 +160,24 @@ async function runtime(args: ReturnType<typeof parseArgs>, twins: number): Promi
     value: Math.round(perTwin),
     unit: "B/twin",
     ...(bareBytes > 0 ? { baseline: { name: "bare domain state in a Map (createTwin + applyInput), no runtime", value: bareBytes } } : {}),
-    detail: { runtimeOverheadBytes: bareBytes > 0 ? Math.round(perTwin - bareBytes) : undefined, target: 4096, twins, shards, resident, heapMb: Math.round(after / 2 ** 20), rssMb: Math.round(rss / 2 ** 20), ingestAndCommitS: round(seconds), waveTwins: wave, rounds, nodeWarnings: warnings.length, loopDelayMaxMs: round(loop.max / 1e6), loopDelayP99Ms: round(loop.percentile(99) / 1e6), gcMaxMs: round(gcMaxMs), gcTotalMs: round(gcTotalMs), loadavg: loadavg().map((x) => round(x, 2)) },
+    detail: { fullGcMs: round(decodedFullGcMs), runtimeOverheadBytes: bareBytes > 0 ? Math.round(perTwin - bareBytes) : undefined, target: 4096, twins, shards, resident, heapMb: Math.round(after / 2 ** 20), rssMb: Math.round(rss / 2 ** 20), ingestAndCommitS: round(seconds), waveTwins: wave, rounds, nodeWarnings: warnings.length, loopDelayMaxMs: round(loop.max / 1e6), loopDelayP99Ms: round(loop.percentile(99) / 1e6), gcMaxMs: round(gcMaxMs), gcTotalMs: round(gcTotalMs), loadavg: loadavg().map((x) => round(x, 2)) },
+  });
+  // every twin compacted at once (as the sweep would after AIRTWIN_COMPACT_AFTER_MS idle)
+  const t1 = performance.now();
+  const compacted = rt.host.compactIdle(0);
+  const compactS = (performance.now() - t1) / 1000;
+  const compactHeap = await settledHeap();
+  const compactBytes = (await rt.metrics.compactBytes.get()).values[0]?.value ?? 0;
+  const gcStarted = performance.now();
+  gc!();
+  const fullGcMs = performance.now() - gcStarted;
+  emit({
+    suite: "runtime",
+    name: "memory.compact-twin",
+    value: Math.round((compactHeap - before) / twins),
+    unit: "B/twin",
+    baseline: { name: "the same twins decoded (memory.resident-twin)", value: Math.round(perTwin) },
+    detail: { target: 2048, twins, compacted, encodedBytesPerTwin: Math.round(compactBytes / Math.max(1, compacted)), compactAllS: round(compactS), fullGcMs: round(fullGcMs), heapMb: Math.round(compactHeap / 2 ** 20), rssMb: Math.round(process.memoryUsage().rss / 2 ** 20) },
   });
   watch.close();
   await rt.host.stopAll();

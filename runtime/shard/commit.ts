@@ -186,7 +186,8 @@ export class Committer {
     this.capture = new Promise<void>((resolve) => (release = resolve));
     const records: Array<{ slot: Slot; record: Uint8Array; unsavedSeq: number }> = [];
     const capture = (slot: Slot) => {
-      const bytes = slot.behavior.encode(slot.state);
+      // a compact twin's bytes are its state as of this cut (nothing is applied to it before it is decoded)
+      const bytes = table.encodedState(slot);
       records.push({ slot, unsavedSeq: slot.unsavedSeq, record: encodeRecord({ appliedSeq: slot.appliedSeq, wakeAt: slot.wakeAt, state: bytes, commands: table.commandsOf(slot) }) });
       table.markCaptured(slot);
       table.writing.add(slot);

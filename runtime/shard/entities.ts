@@ -1,11 +1,14 @@
 // The entity table of one shard: a slot per entity the shard knows (by type, then id), the resident
 // ones in least-recently-used order, the ones changed since the last commit's cut, the ones whose
 // snapshot a commit let wait (deferred-snapshots.ts), the ones whose snapshot write is in flight, and the
-// keyed commands each entity applied last. Passivation drops a stored entity's decoded state; it comes
-// back from its snapshot when needed again.
+// keyed commands each entity applied last. An entity is held in one of three ways: decoded (`state`, in
+// least-recently-used order), compact (only its encoded `bytes`: compacted after a while idle, see
+// compaction.ts, or read and not decoded yet — decoded again on its next use), or passivated (nothing in
+// memory: fetched from its snapshot when needed again; only a stored entity is passivated).
 import type { KV } from "@nats-io/kv";
 import { isRuntimeError } from "../errors.ts";
 import { CommandKeys, type AppliedCommand } from "../command-keys.ts";
+import { CompactSlab } from "./compact-slab.ts";
 import { DeferredSnapshots } from "./deferred-snapshots.ts";
 import type { EntityBehavior } from "../entity.ts";
 import type { RuntimeMetrics } from "../metrics.ts";
@@ -18,8 +21,9 @@ export interface Slot {
   behavior: EntityBehavior;
   state: unknown;
   /**
-   * Snapshot bytes of an entity that is not resident (read by the bulk load at acquisition, or fetched
-   * on demand); dropped once decoded — a resident entity's state is its only copy in memory.
+   * The encoded state of a compact entity (`state` undefined): compacted while idle (exactly its state
+   * then — it may be dirty: a commit writes these bytes), read by the bulk load at acquisition, or
+   * fetched on demand. Dropped once decoded: a decoded entity's state is its only copy in memory.
    */
   bytes: Uint8Array | undefined;
   /** True when a snapshot may exist in the bucket (a passivated entity is fetched from there). */
@@ -65,6 +69,12 @@ export class EntityTable {
   private slotCount = 0;
   /** Entities with decoded state, least recently used first (re-inserted on use). */
   private readonly resident = new Map<string, Slot>();
+  /** Compact entities (bytes, no decoded state), in the order they became so: about least recently used first. */
+  private readonly compacted = new Set<Slot>();
+  private compactedBytes = 0;
+  private readonly slab = new CompactSlab();
+  /** Cleared (the shard released): a fetch or wake-up still in flight counts nothing any more. */
+  private cleared = false;
   /** Entities changed since the last commit's cut: the next commit looks at each. */
   readonly changed = new Set<Slot>();
   /** Entities whose snapshot a commit let wait, oldest first. */
@@ -90,9 +100,10 @@ export class EntityTable {
     private readonly behaviors: ReadonlyMap<string, EntityBehavior>,
     private readonly metrics: RuntimeMetrics,
     idlePassivateMs: number,
+    compactAfterMs = 0,
   ) {
-    // coarse, but far finer than the idle time after which entities are passivated
-    this.lruGrainMs = Math.min(LRU_GRAIN_MS, idlePassivateMs / 10);
+    // coarse, but far finer than the idle times after which entities are compacted or passivated
+    this.lruGrainMs = Math.min(LRU_GRAIN_MS, idlePassivateMs / 10, compactAfterMs > 0 ? compactAfterMs / 10 : LRU_GRAIN_MS);
   }
 
   /** Entities known (resident or passivated). */
@@ -105,13 +116,25 @@ export class EntityTable {
     return this.resident.size;
   }
 
+  /** Entities held as their encoded bytes only. */
+  get compactCount(): number {
+    return this.compacted.size;
+  }
+
+  /** The encoded bytes of the compact entities. */
+  get compactBytes(): number {
+    return this.compactedBytes;
+  }
+
   /** Adds an entity read by the bulk load at acquisition; undefined when its type is not served here. */
   load(key: string, rec: SnapshotRecord): Slot | undefined {
     const dot = key.indexOf(".");
     const behavior = this.behaviors.get(key.slice(0, dot));
     if (behavior === undefined) return undefined;
     const slot = this.newSlot(key, key.slice(dot + 1), behavior);
-    slot.bytes = rec.state;
+    // used now, as far as passivation is concerned: idle from the acquisition on
+    slot.lastUsed = Date.now();
+    this.keepBytes(slot, rec.state);
     slot.persisted = true;
     slot.appliedSeq = rec.appliedSeq;
     if (rec.commands !== undefined && rec.commands.length > 0) this.commandKeys.set(slot, new CommandKeys(rec.commands));
@@ -160,7 +183,58 @@ export class EntityTable {
       this.onUndecodable(slot, new Uint8Array(), err as Error);
       return;
     }
-    if (rec !== undefined && slot.state === undefined) slot.bytes = rec.state;
+    // still missing: a concurrent fetch and use may have decoded (and even compacted) it meanwhile
+    if (rec !== undefined && this.needsFetch(slot)) this.keepBytes(slot, rec.state);
+  }
+
+  /** The entity is held as `bytes` (no decoded state). */
+  private keepBytes(slot: Slot, bytes: Uint8Array): void {
+    slot.bytes = bytes;
+    if (this.cleared) return;
+    this.compacted.add(slot);
+    this.compactedBytes += bytes.length;
+    this.metrics.compactEntities.inc();
+    this.metrics.compactBytes.inc(bytes.length);
+  }
+
+  /** Drops a compact entity's bytes (decoded, passivated). */
+  private dropBytes(slot: Slot): void {
+    const n = slot.bytes!.length;
+    slot.bytes = undefined;
+    if (!this.compacted.delete(slot)) return; // the table was cleared since
+    this.compactedBytes -= n;
+    this.metrics.compactEntities.dec();
+    this.metrics.compactBytes.dec(n);
+  }
+
+  /** Decoded entities, least recently used first (the compaction sweep's order; it may compact them meanwhile). */
+  leastRecentlyUsed(): IterableIterator<Slot> {
+    return this.resident.values();
+  }
+
+  /**
+   * Keeps a decoded entity as its encoded state only (compaction.ts), whether or not its snapshot is
+   * stored: its dirty mark and unsaved bookkeeping stay, and a commit writes these very bytes — they are
+   * its state, which nothing changes before it is decoded again. False (kept decoded) when the
+   * behaviour cannot encode it; its commit will say why.
+   */
+  compact(slot: Slot): boolean {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.slab.store(slot.behavior.encode(slot.state));
+    } catch {
+      return false;
+    }
+    slot.state = undefined;
+    this.resident.delete(slot.key);
+    this.metrics.residentEntities.dec();
+    this.keepBytes(slot, bytes);
+    return true;
+  }
+
+  /** The entity's state, encoded by its behaviour: a compact entity's bytes as they are, no encoding again. */
+  encodedState(slot: Slot): Uint8Array {
+    return slot.state === undefined && slot.bytes !== undefined ? slot.bytes : slot.behavior.encode(slot.state);
   }
 
   /**
@@ -171,7 +245,7 @@ export class EntityTable {
   activate(slot: Slot, now = Date.now()): void {
     if (slot.state === undefined) {
       slot.state = this.stateOf(slot);
-      slot.bytes = undefined;
+      if (slot.bytes !== undefined) this.dropBytes(slot);
       this.metrics.residentEntities.inc();
     } else if (now - slot.lastUsed < this.lruGrainMs) {
       return;
@@ -251,44 +325,55 @@ export class EntityTable {
     return this.commandKeys.size === 0 ? undefined : this.commandKeys.get(slot)?.list();
   }
 
-  /** Drops decoded state of entities idle longer than `idleMs` (their snapshot is in the bucket); returns how many. */
+  /** Drops entities idle longer than `idleMs` from memory (their snapshot is in the bucket); returns how many. */
   passivateIdle(idleMs: number): number {
     const cutoff = Date.now() - idleMs;
-    return this.passivateWhile((slot) => slot.lastUsed <= cutoff);
+    const idle = (slot: Slot) => slot.lastUsed <= cutoff;
+    return this.passivateWhile(this.compacted, idle) + this.passivateWhile(this.resident.values(), idle);
   }
 
-  /** Drops decoded state of the `count` least recently used entities. */
+  /** Drops the `count` least recently used entities from memory, the compact ones first. */
   passivateLeastRecent(count: number): number {
     let n = 0;
-    return this.passivateWhile(() => n++ < count);
+    const more = () => n++ < count;
+    return this.passivateWhile(this.compacted, more) + this.passivateWhile(this.resident.values(), more);
   }
 
   /**
-   * Drops the decoded state of the least recently used entities while `more` says so. One whose snapshot
+   * Drops the least recently used of `slots` (compact or decoded) while `more` says so. One whose snapshot
    * waits is kept, and the next commit asked to write it: the next round drops it.
    */
-  private passivateWhile(more: (slot: Slot) => boolean): number {
+  private passivateWhile(slots: Iterable<Slot>, more: (slot: Slot) => boolean): number {
     let dropped = 0;
-    for (const slot of this.resident.values()) {
-      if (!more(slot)) break; // resident is in least-recently-used order
+    for (const slot of slots) {
+      if (!more(slot)) break; // in least-recently-used order
       if (slot.dirty && slot.unsavedSince !== 0) this.requestSave(slot);
       if (slot.dirty || this.writing.has(slot)) continue; // not stored yet: keep
-      slot.state = undefined;
-      this.resident.delete(slot.key);
+      if (slot.state === undefined) this.dropBytes(slot);
+      else {
+        slot.state = undefined;
+        this.resident.delete(slot.key);
+        this.metrics.residentEntities.dec();
+      }
       dropped++;
     }
-    this.metrics.residentEntities.dec(dropped);
     return dropped;
   }
 
   /** Drops every entity (the shard is released); a second call finds nothing left. */
   clear(): void {
+    this.cleared = true;
     this.metrics.residentEntities.dec(this.resident.size);
+    this.metrics.compactEntities.dec(this.compacted.size);
+    this.metrics.compactBytes.dec(this.compactedBytes);
     this.metrics.knownEntities.dec(this.slotCount);
     this.slots.clear();
     this.commandKeys.clear();
     this.slotCount = 0;
     this.resident.clear();
+    // the slots keep their bytes: a query in hand after a planned stop still answers from them
+    this.compacted.clear();
+    this.compactedBytes = 0;
     this.changed.clear();
     this.deferred.clear();
     this.writing.clear();

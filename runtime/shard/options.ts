@@ -60,6 +60,12 @@ export interface ShardRunnerOptions {
   ackWaitMs: number;
   /** Drop decoded state of entities idle this long (ms); they are fetched from their snapshot when needed again. Default 600000. */
   idlePassivateMs: number;
+  /**
+   * Keep an entity idle this long (ms) as its encoded state only, decoded again on its next use
+   * (compaction.ts): at a twin's 5-minute cadence most of a node's twins are idle, and compact they cost
+   * a fraction of the memory and of the GC's marking. 0: never. Default 30000.
+   */
+  compactAfterMs: number;
   /** At most this many wake-ups fired per timer round (missed timers after downtime drain gradually). Default 2000. */
   wakeBatch: number;
   /** Timer round interval (ms). Default 250. */
@@ -87,6 +93,7 @@ export const defaultShardRunnerOptions: ShardRunnerOptions = {
   maxAckPending: 100_000,
   ackWaitMs: 60_000,
   idlePassivateMs: 600_000,
+  compactAfterMs: 30_000,
   wakeBatch: 2000,
   wakeIntervalMs: 250,
   replicas: 1,

@@ -15,6 +15,7 @@ import { FencedError, claimShard, openSnapshotBucket, scanShard } from "../snaps
 import { sliceUsed, yieldTurn } from "../turns.ts";
 import { applyBatch, type ApplyEnv } from "./apply.ts";
 import { Committer, commitPhaseMs } from "./commit.ts";
+import { compactIdle, compactSweepMs } from "./compaction.ts";
 import { DeliveryOrder, consumeOptions, consumerBacklog, deleteOwnConsumer, deleteStaleConsumers, positionConsumer, watchConsumer, type ConsumerEnv } from "./consumer.ts";
 import { EntityTable, type Slot } from "./entities.ts";
 import { ShardLag } from "./lag.ts";
@@ -59,6 +60,7 @@ export class ShardRunner {
   private loop: Promise<void> | undefined;
   private commitTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
+  private compactTimer: NodeJS.Timeout | undefined;
   private consumedSinceRate = 0;
   /** The last input of the cut the checkpoint we started from committed: its outputs, and those before, are stored. */
   private replayedUpTo = 0;
@@ -70,7 +72,7 @@ export class ShardRunner {
     this.deps = deps;
     this.shard = lease.shard;
     this.epoch = lease.epoch;
-    this.table = new EntityTable(deps.behaviors, deps.metrics, deps.options.idlePassivateMs);
+    this.table = new EntityTable(deps.behaviors, deps.metrics, deps.options.idlePassivateMs, deps.options.compactAfterMs);
     this.wakeUps = new WakeUps(deps.metrics);
     this.lagKnown = new ShardLag(this.shard, deps.metrics);
     this.committer = new Committer({
@@ -196,6 +198,8 @@ export class ShardRunner {
       this.committer.commitIfDue();
     }, commitPhaseMs(this.shard, options.commitIntervalMs));
     this.wakeTimer = setInterval(() => void this.fireWakes().catch((err: unknown) => this.fail(err as Error)), options.wakeIntervalMs);
+    const { compactAfterMs } = options;
+    if (compactAfterMs > 0) this.compactTimer = setInterval(() => compactIdle(this.table, compactAfterMs), compactSweepMs(compactAfterMs));
     // a stop or abort during the last await has moved the phase on already
     if (this.phaseNow === "starting") this.phaseNow = "running";
     metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
@@ -329,8 +333,19 @@ export class ShardRunner {
     return this.table.count;
   }
 
+  /** Entities with decoded state. */
   get residentCount(): number {
     return this.table.residentCount;
+  }
+
+  /** Entities held as their encoded state only. */
+  get compactCount(): number {
+    return this.table.compactCount;
+  }
+
+  /** Compacts the decoded entities idle `idleMs` or longer (at most `max`); returns how many (benchmarks and tests force it). */
+  compactIdle(idleMs: number, max?: number): number {
+    return compactIdle(this.table, idleMs, Date.now(), max);
   }
 
   /** Drops decoded state of entities idle longer than `idleMs` (their snapshot is in the bucket); returns how many. */
@@ -442,6 +457,7 @@ export class ShardRunner {
   private clearTimers(): void {
     if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
     if (this.wakeTimer !== undefined) clearInterval(this.wakeTimer);
+    if (this.compactTimer !== undefined) clearInterval(this.compactTimer);
   }
 
   /** Drops the entities; after a planned stop's drain, or at once on abort (a second call finds nothing left). */
