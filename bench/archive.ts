@@ -1,10 +1,10 @@
 // Benchmark of the archive (`npm run bench -- archive [--quick] [--readings N] [--rounds N] [--twins N]`),
 // needs DATABASE_URL (Postgres):
 //  1. write throughput: readings/s through the archive's own write path (decoded input messages of 100
-//     readings: COPY under a savepoint into the partitioned table, late flags, device heads), its
-//     transactions sized by the backlog as the consumer sizes them and at a fixed 256 messages, and with
-//     a resend in every transaction (the staging-table path), next to a plain COPY of the same rows into
-//     a table of the same shape — rounds in rotating order, medians;
+//     readings in the array form the gateway logs: COPY under a savepoint into the partitioned table,
+//     late flags, device heads), its transactions sized by the backlog as the consumer sizes them and at
+//     a fixed 256 messages, and with a resend in every transaction (the staging-table path), next to a
+//     plain COPY of the same rows into a table of the same shape — rounds in rotating order, medians;
 //  2. restore: 100 000 twins (real twin snapshots with a day of readings each) written back from the
 //     archive into a fresh cluster's 64 snapshot buckets by `restoreFromArchive`; then, with the input
 //     stream lost, the same with `--replay-readings K` archived readings per twin after its snapshot
@@ -66,15 +66,16 @@ async function writeThroughput(db: Database, url: string, schema: string, total:
   for (let m = 0; m < total / perMessage; m++) {
     const device = `dev-${m % devices}`;
     const round = Math.floor(m / devices);
-    const readings = Array.from({ length: perMessage }, (_, i) => ({ t: t0 + (round * perMessage + i) * 60_000, pm: 12.5, co2: 640, voc: 180, tmp: 21.3, hum: 44 }));
+    // as the gateway logs readings: [t, pm, co2, voc, tmp, hum, allpollu] (docs/design.md §5.1)
+    const readings = Array.from({ length: perMessage }, (_, i) => [t0 + (round * perMessage + i) * 60_000, 12.5, 640, 180, 21.3, 44, null]);
     messages.push({ stream: 0, gen: 1, seq: m + 1, batch: { acceptedAt: t0, items: [{ type: "twin", entityId: device, kind: "readings", payload: readings }] } });
   }
   const partitions = new Partitions();
   await partitions.ensureAhead(db, t0, 2);
   const lines: string[] = [];
   for (const m of messages) {
-    for (const [k, r] of (m.batch.items[0]!.payload as { t: number; pm: number; co2: number; voc: number; tmp: number; hum: number }[]).entries()) {
-      lines.push(`${m.batch.items[0]!.entityId}\t${r.t}\t${r.pm}\t${r.co2}\t${r.voc}\t${r.tmp}\t${r.hum}\t\\N\t${m.batch.acceptedAt}\tf\t0\t1\t${m.seq}\t${k}\n`);
+    for (const [k, [t, pm, co2, voc, tmp, hum]] of (m.batch.items[0]!.payload as number[][]).entries()) {
+      lines.push(`${m.batch.items[0]!.entityId}\t${t}\t${pm}\t${co2}\t${voc}\t${tmp}\t${hum}\t\\N\t${m.batch.acceptedAt}\tf\t0\t1\t${m.seq}\t${k}\n`);
     }
   }
   // the same readings with a resend opening every transaction of 256 messages: a reading of the

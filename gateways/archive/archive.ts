@@ -8,15 +8,16 @@ import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { decode, decodeBatch, decodeRecord, ensureClusterForClients, names as namesOf, type Names } from "../../runtime/mod.ts";
 import { registryBucket } from "../registry/registry.ts";
-import { DEFAULT_FLUSH_DELAY_MS, SourceConsumer, type ArchiveLog, type BatchWriter } from "./consumer.ts";
+import { DEFAULT_FLUSH_DELAY_MS, ownTransaction, SourceConsumer, type ArchiveLog, type BatchCommit, type BatchWriter } from "./consumer.ts";
 import { archiveDeadLetters } from "./dead-letter.ts";
-import { migrate, type Database, type Queryable } from "./db/mod.ts";
+import { migrate, type Database } from "./db/mod.ts";
 import { GroupCommit } from "./group-commit.ts";
 import { ArchiveMetrics } from "./metrics.ts";
 import { Partitions } from "./partitions.ts";
 import { ArchiveQueryService } from "./query-service.ts";
 import { ARCHIVE_MIGRATIONS } from "./schema.ts";
-import { writeInputs, writeOutputs, writeRegistry, writeSnapshots, type InputMessage, type KvMessage, type WriteCounts } from "./writer.ts";
+import { snapshotBatch, writeSnapshotBatches, type SnapshotBatch } from "./snapshot-write.ts";
+import { writeInputs, writeOutputs, writeRegistry, type InputMessage, type KvMessage, type WriteCounts } from "./writer.ts";
 
 /** Options of {@link startArchive}. */
 export interface ArchiveOptions {
@@ -87,7 +88,7 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
   const js = jetstream(o.nc);
   const jsm = await jetstreamManager(o.nc);
   const deadLetter = archiveDeadLetters({ nc: o.nc, prefix: o.prefix, metrics, log });
-  const deps = { js, jsm, db: o.db, metrics, log, deadLetter };
+  const deps = { js, jsm, metrics, log, deadLetter };
   const common = {
     ...(o.batchMessages === undefined ? {} : { batchMessages: o.batchMessages }),
     ...(o.pullWaitMs === undefined ? {} : { pullWaitMs: o.pullWaitMs }),
@@ -98,9 +99,8 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
   // gathers several per transaction, and costs restore nothing — the inputs after the archived checkpoint
   // are archived within the normal delay and replayed (docs/archive.md, Restore)
   const snapshotFlushDelayMs = SNAPSHOT_FLUSH_FACTOR * (o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS);
-  // and the shards' batches share transactions (one commit for many buckets' handfuls)
-  const group = new GroupCommit(o.db, o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS);
-  const snapshotGroup = (fn: (tx: Queryable) => Promise<WriteCounts>) => group.transaction(fn);
+  // and the shards' batches share transactions and statements (one commit and one upsert for many buckets' handfuls)
+  const snapshotGroup = new GroupCommit<SnapshotBatch, WriteCounts>(o.db, o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS, writeSnapshotBatches);
   const undecodable = (label: string, m: JsMsg, err: unknown) => deadLetter(label, m, "undecodable", (err as Error).message);
 
   const inputWriter = (k: number): BatchWriter => async (tx, messages, gen) => {
@@ -141,7 +141,7 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
       return { key: m.subject.slice(cut), gen, seq: m.seq, value: op === "DEL" || op === "PURGE" || m.data.length === 0 ? null : m.data };
     });
   };
-  const snapshotWriter = (shard: number): BatchWriter => (tx, messages, gen) => {
+  const snapshotCommit = (shard: number): BatchCommit => (messages, gen) => {
     // the input stream's generation gives the snapshot's sequences their meaning (restore needs it)
     const inGen = inputConsumers[Math.floor((shard * o.streams) / o.shards)]!.generation;
     if (inGen === 0) return Promise.reject(new Error(`the generation of the input stream of shard ${shard} is not known yet`));
@@ -160,15 +160,16 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
       }
     });
     const seqOf = (bytes: Uint8Array) => seqs.get(bytes)!;
-    return writeSnapshots(tx, shard, kv, Date.now(), seqOf, seqOf, inGen);
+    return snapshotGroup.submit(snapshotBatch(shard, inGen, Date.now(), kv, seqOf, seqOf));
   };
   const registryWriter: BatchWriter = (tx, messages, gen) => writeRegistry(tx, kvMessages(messages, gen, registryBucket(o.prefix)), Date.now());
+  const own = (write: BatchWriter) => ownTransaction(o.db, write);
 
-  const inputConsumers = Array.from({ length: o.streams }, (_, k) => new SourceConsumer({ stream: names.inputStream(k), label: `in.${k}`, write: inputWriter(k), ...common }, deps));
-  const consumers: SourceConsumer[] = [new SourceConsumer({ stream: names.outputStream, label: "out", write: outputWriter, ...common }, deps), ...inputConsumers];
-  consumers.push(new SourceConsumer({ stream: `KV_${registryBucket(o.prefix)}`, label: "registry", write: registryWriter, ...common }, deps));
+  const inputConsumers = Array.from({ length: o.streams }, (_, k) => new SourceConsumer({ stream: names.inputStream(k), label: `in.${k}`, commit: own(inputWriter(k)), ...common }, deps));
+  const consumers: SourceConsumer[] = [new SourceConsumer({ stream: names.outputStream, label: "out", commit: own(outputWriter), ...common }, deps), ...inputConsumers];
+  consumers.push(new SourceConsumer({ stream: `KV_${registryBucket(o.prefix)}`, label: "registry", commit: own(registryWriter), ...common }, deps));
   for (let s = 0; s < o.shards; s++) {
-    consumers.push(new SourceConsumer({ stream: `KV_${names.snapshotBucket(s)}`, label: `snap.${s}`, write: snapshotWriter(s), ...common, flushDelayMs: snapshotFlushDelayMs, transaction: snapshotGroup, missingRetryMs: 10_000 }, deps));
+    consumers.push(new SourceConsumer({ stream: `KV_${names.snapshotBucket(s)}`, label: `snap.${s}`, commit: snapshotCommit(s), ...common, flushDelayMs: snapshotFlushDelayMs, missingRetryMs: 10_000 }, deps));
   }
   for (const c of consumers) c.start();
 

@@ -17,6 +17,16 @@ export type ArchiveLog = LogFn;
 /** What a source does with a batch inside the transaction. `gen` identifies the stream's incarnation. */
 export type BatchWriter = (tx: Queryable, messages: readonly JsMsg[], gen: number) => Promise<WriteCounts>;
 
+/**
+ * Writes a batch and commits it; settles after the commit (the batch is acknowledged then). Most sources
+ * run a {@link BatchWriter} in a transaction of their own ({@link ownTransaction}); the snapshot buckets'
+ * batches are merged with other shards' (group-commit.ts).
+ */
+export type BatchCommit = (messages: readonly JsMsg[], gen: number) => Promise<WriteCounts>;
+
+/** A batch written by `write` in a transaction of its own. */
+export const ownTransaction = (db: Database, write: BatchWriter): BatchCommit => (messages, gen) => db.transaction((tx) => write(tx, messages, gen));
+
 /** Options of a {@link SourceConsumer}. */
 export interface SourceConsumerOptions {
   /** Stream to archive. */
@@ -25,7 +35,7 @@ export interface SourceConsumerOptions {
   label: string;
   /** Durable consumer name shared by all archive processes. Default "archive". */
   durable?: string;
-  write: BatchWriter;
+  commit: BatchCommit;
   /** Most messages per batch (one transaction). Default 256. */
   batchMessages?: number;
   /**
@@ -47,14 +57,11 @@ export interface SourceConsumerOptions {
   missingRetryMs?: number;
   /** How long the server waits for an ack before redelivering (ms). Default 30 000. */
   ackWaitMs?: number;
-  /** Runs a batch's write in a transaction. Default: one of its own (`db.transaction`); see group-commit.ts. */
-  transaction?: (fn: (tx: Queryable) => Promise<WriteCounts>) => Promise<WriteCounts>;
 }
 
 export interface ConsumerDeps {
   js: JetStreamClient;
   jsm: JetStreamManager;
-  db: Database;
   metrics: ArchiveMetrics;
   log: ArchiveLog;
   deadLetter: ArchiveDeadLetterFn;
@@ -282,15 +289,14 @@ export class SourceConsumer {
 
   /** Writes the batch, retrying with growing pauses; false when stopped before it succeeded. */
   private async writeUntilDone(messages: JsMsg[]): Promise<boolean> {
-    const { db, metrics, log } = this.deps;
+    const { metrics, log } = this.deps;
     const signal = this.abort.signal;
     let pauseMs = 100;
     let lastWorking = Date.now();
     for (let attempt = 1; !signal.aborted; attempt++) {
       const started = performance.now();
       try {
-        const write = (tx: Queryable) => this.o.write(tx, messages, this.gen);
-        const counts = await (this.o.transaction === undefined ? db.transaction(write) : this.o.transaction(write));
+        const counts = await this.o.commit(messages, this.gen);
         metrics.batchSeconds.observe({ source: this.o.label }, (performance.now() - started) / 1000);
         for (const [table, n] of Object.entries(counts)) if (n > 0) metrics.rows.inc({ table }, n);
         if (attempt > 1) log("info", "archive caught up with its database again", { source: this.o.label, attempts: attempt });

@@ -18,17 +18,29 @@ export interface ReadingSpan {
   device: string;
   m: InputMessage;
   item: number;
-  payload: readonly (Record<string, unknown> | null)[];
+  /** The item's payload as the log holds it: read in place, never converted ({@link ReadingForm}). */
+  payload: readonly unknown[];
+  form: ReadingForm;
 }
 
 /**
- * A readings payload as one record per reading: the log's arrays (`[t, pm, co2, voc, tmp, hum, allpollu]`,
- * docs/design.md §5.1) as `{ t, pm, … }`, the older maps as they are. The form is the first reading's;
- * in the array form anything but an array is no reading (null: skipped like a map without a valid `t`).
+ * How a readings payload is laid out: the log's arrays (`[t, pm, co2, voc, tmp, hum, allpollu]`,
+ * docs/design.md §5.1) or the older maps (`{ t, pm, … }`). The form is the first reading's; in the
+ * array form anything but an array is no reading, in the map form anything without a valid `t` is none
+ * (both skipped). Readings are read where they are: a record per reading made to read it cost an
+ * allocation per reading.
  */
-export function readingRecords(payload: readonly unknown[]): (Record<string, unknown> | null)[] {
-  if (payload.length === 0 || !Array.isArray(payload[0])) return payload as (Record<string, unknown> | null)[];
-  return payload.map((a) => (Array.isArray(a) ? { t: a[0], pm: a[1], co2: a[2], voc: a[3], tmp: a[4], hum: a[5], allpollu: a[6] } : null));
+export type ReadingForm = "arrays" | "maps";
+
+export const readingForm = (payload: readonly unknown[]): ReadingForm => (payload.length > 0 && Array.isArray(payload[0]) ? "arrays" : "maps");
+
+/** Position of each channel in the array form (`t` is at 0). */
+const ARRAY_INDEX = { t: 0, pm: 1, co2: 2, voc: 3, tmp: 4, hum: 5, allpollu: 6 } as const;
+
+/** Field `name` of a reading of the given form (undefined when it is no reading of that form). */
+export function readingField(r: unknown, form: ReadingForm, name: keyof typeof ARRAY_INDEX): unknown {
+  if (form === "arrays") return Array.isArray(r) ? r[ARRAY_INDEX[name]] : undefined;
+  return typeof r === "object" && r !== null ? (r as Record<string, unknown>)[name] : undefined;
 }
 
 /** A text value in COPY's text format: backslash, tab, newline and carriage return escaped. */
@@ -38,6 +50,9 @@ export function copyText(s: string): string {
 
 /** A channel value in COPY's text format: a finite number, else NULL. */
 const cell = (v: unknown): string | number => (typeof v === "number" && Number.isFinite(v) ? v : "\\N");
+
+/** The six channels of an array-form reading in COPY text. */
+const arrayChannels = (a: readonly unknown[]): string => `${cell(a[1])}\t${cell(a[2])}\t${cell(a[3])}\t${cell(a[4])}\t${cell(a[5])}\t${cell(a[6])}`;
 
 /** Flags of a reading (first pass): the twin counted it late; its key may already be archived. */
 export const LATE = 1;
@@ -56,18 +71,22 @@ export function* readingRows(spans: readonly ReadingSpan[], flags: readonly numb
   // strings per batch whose flattening and collection cost more than the COPY itself
   let rows: string[] = [];
   let n = 0;
-  for (const { device, m, item, payload } of spans) {
+  for (const { device, m, item, payload, form } of spans) {
     const place = `\t${m.stream}\t${m.gen}\t${m.seq}\t`;
     const at = m.batch.acceptedAt;
+    const arrays = form === "arrays";
     let k = 0;
     for (const r of payload) {
-      const t = readingTime(r?.t);
+      const t = readingTime(readingField(r, form, "t"));
       if (t === null) continue;
       // index of the reading in the message: item index × 2^16 + position (≤ 1000 readings per item)
       const idx = item * 65_536 + k++;
       const f = flags[n++]!;
       if (part !== "all" && (part === "suspect") !== ((f & SUSPECT) !== 0)) continue;
-      rows.push(`${device}\t${t}\t${cell(r!.pm)}\t${cell(r!.co2)}\t${cell(r!.voc)}\t${cell(r!.tmp)}\t${cell(r!.hum)}\t${cell(r!.allpollu)}\t${at}\t${f & LATE ? "t" : "f"}${place}${idx}\n`);
+      const channels = arrays
+        ? arrayChannels(r as readonly unknown[])
+        : `${cell((r as Record<string, unknown>).pm)}\t${cell((r as Record<string, unknown>).co2)}\t${cell((r as Record<string, unknown>).voc)}\t${cell((r as Record<string, unknown>).tmp)}\t${cell((r as Record<string, unknown>).hum)}\t${cell((r as Record<string, unknown>).allpollu)}`;
+      rows.push(`${device}\t${t}\t${channels}\t${at}\t${f & LATE ? "t" : "f"}${place}${idx}\n`);
       if (rows.length === 2000) {
         yield rows.join("");
         rows = [];

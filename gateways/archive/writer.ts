@@ -5,7 +5,7 @@
 import type { InputBatch } from "../../runtime/mod.ts";
 import type { Queryable } from "./db/mod.ts";
 import { isMissingPartition, type Partitions } from "./partitions.ts";
-import { copyReadings, copyText, LATE, readingRecords, readingRows, readingTime, SUSPECT, type ReadingSpan } from "./reading-copy.ts";
+import { copyReadings, copyText, LATE, readingField, readingForm, readingRows, readingTime, SUSPECT, type ReadingSpan } from "./reading-copy.ts";
 
 export { CHANNEL_NAMES } from "./reading-copy.ts";
 
@@ -104,12 +104,13 @@ export async function writeInputs(tx: Queryable, partitions: Partitions, batchMe
       if (at !== undefined && (m.gen < at.gen || (m.gen === at.gen && m.seq <= at.seq))) reordered.add(it.entityId);
       lastAt.set(it.entityId, m);
       if (READING_KINDS.has(it.kind) && Array.isArray(it.payload)) {
-        const payload = readingRecords(it.payload);
-        spans.push({ device: copyText(it.entityId), m, item: i, payload });
+        const payload = it.payload as readonly unknown[];
+        const form = readingForm(payload);
+        spans.push({ device: copyText(it.entityId), m, item: i, payload, form });
         let head = heads.get(it.entityId) ?? null;
         const bounded = !unbounded.has(it.entityId);
         for (const reading of payload) {
-          const t = readingTime(reading?.t);
+          const t = readingTime(readingField(reading, form, "t"));
           if (t === null) continue;
           times.push(t);
           // newer than everything archived and everything before it in the batch: its key is free
@@ -318,58 +319,6 @@ export async function writeOutputs(tx: Queryable, prefix: string, messages: read
 
 function rollupColumns() {
   return { device: [] as string[], channel: [] as string[], start: [] as number[], count: [] as number[], mean: [] as number[], min: [] as number[], max: [] as number[], topMax: [] as (number | null)[], topMin: [] as (number | null)[] };
-}
-
-/**
- * Snapshot records of one shard's bucket, newest write wins: a later generation of the bucket, or a
- * later revision within one (the bucket's revisions order an entity's writes; its applied sequence
- * would not survive a restore into a recreated input stream). `_checkpoint` goes to checkpoints.
- */
-export async function writeSnapshots(
-  tx: Queryable,
-  shard: number,
-  messages: readonly KvMessage[],
-  now: number,
-  decodeAppliedSeq: (record: Uint8Array) => number,
-  decodeCheckpoint: (record: Uint8Array) => number,
-  /** Generation of the input stream the shard's sequences refer to. */
-  inGen: number,
-): Promise<WriteCounts> {
-  const counts = noCounts();
-  const latest = new Map<string, KvMessage>();
-  for (const m of messages) latest.set(m.key, m); // in stream order: the last one wins
-  const s = { key: [] as string[], gen: [] as number[], kvSeq: [] as number[], applied: [] as number[], hex: [] as (string | null)[] };
-  for (const m of latest.values()) {
-    if (m.key === "_fence") continue;
-    if (m.key === "_checkpoint") {
-      if (m.value === null) continue;
-      await tx.query(
-        `insert into checkpoints (shard, gen, kv_seq, seq, stored_at, in_gen) values ($1, $2, $3, $4, $5, $6)
-         on conflict (shard) do update set gen = excluded.gen, kv_seq = excluded.kv_seq, seq = excluded.seq, stored_at = excluded.stored_at, in_gen = excluded.in_gen
-         where (excluded.gen, excluded.kv_seq) > (checkpoints.gen, checkpoints.kv_seq)`,
-        [shard, m.gen, m.seq, decodeCheckpoint(m.value), now, inGen],
-      );
-      continue;
-    }
-    s.key.push(m.key);
-    s.gen.push(m.gen);
-    s.kvSeq.push(m.seq);
-    s.applied.push(m.value === null ? 0 : decodeAppliedSeq(m.value));
-    s.hex.push(m.value === null ? null : Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength).toString("hex"));
-  }
-  if (s.key.length > 0) {
-    const r = await tx.query(
-      `insert into snapshots (key, shard, gen, kv_seq, applied_seq, record, stored_at, in_gen)
-       select u.key, $6, u.gen, u.kv_seq, u.applied, decode(u.hex, 'hex'), $7, $8
-       from unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[]) as u(key, gen, kv_seq, applied, hex)
-       on conflict (key) do update set shard = excluded.shard, gen = excluded.gen, kv_seq = excluded.kv_seq, applied_seq = excluded.applied_seq,
-         record = excluded.record, stored_at = excluded.stored_at, in_gen = excluded.in_gen
-       where (excluded.gen, excluded.kv_seq) > (snapshots.gen, snapshots.kv_seq)`,
-      [s.key, s.gen, s.kvSeq, s.applied, s.hex, shard, now, inGen],
-    );
-    counts.snapshots = r.rowCount;
-  }
-  return counts;
 }
 
 /** Registry entries (values are already hashed-credential records), newest revision wins. */

@@ -13,7 +13,7 @@ import { GatewayFixture } from "../gateway/fixture.ts";
 import { getFreePort } from "../harness/free-port.ts";
 import { waitFor } from "../harness/wait-for.ts";
 import { BACKENDS, natsServerForFile, testDatabase } from "./fixture.ts";
-import { archiveDifferences, consumersCaughtUp, expectations, outputDifferences, outputsSettled, planFleet, postFleet, registerFleet, twinsApplied } from "./fleet-load.ts";
+import { archiveDifferences, consumersCaughtUp, expectations, outputDifferences, outputsSettled, planFleet, postFleet, registerFleet, snapshotDifferences, twinsApplied } from "./fleet-load.ts";
 
 const nats = natsServerForFile();
 const KILLS = 3;
@@ -87,6 +87,18 @@ describe.each(BACKENDS)("archive process killed mid-batch (%s)", (backend) => {
       await twinsApplied(f, owner, expected);
       // the killed batches come back when their ack wait (30 s) runs out
       await outputsSettled(f, () => consumersCaughtUp(f));
+      // every twin's latest snapshot and every shard's checkpoint, byte for byte (a restore writes them
+      // back): the killed batches of the snapshot buckets, merged with other shards', came back too
+      if (pg !== undefined) {
+        let last: Awaited<ReturnType<typeof snapshotDifferences>> | undefined;
+        await waitFor(async () => (last = await snapshotDifferences(f, pg)).problems.length === 0 && last.records >= plan.devices.length, {
+          timeoutMs: 120_000,
+          intervalMs: 1000,
+          message: "snapshots archived as the buckets hold them",
+        }).catch((err: unknown) => {
+          throw new Error(`${(err as Error).message}: ${JSON.stringify(last)}`);
+        });
+      }
 
       await archive.stop();
       const db = pg ?? (await openDatabase({ dataDir: dir, name: "archive" }));

@@ -5,9 +5,10 @@
 // before it, so replaying the requests in order says which readings are rows, which are flagged late,
 // how many are repeats, and the twin's counters.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import type { Database } from "../../gateways/archive/db/mod.ts";
 import { ARCHIVED_OUTPUT_KINDS } from "../../gateways/archive/writer.ts";
-import { decode } from "../../runtime/mod.ts";
+import { decode, decodeRecord } from "../../runtime/mod.ts";
 import type { TwinView } from "../../actors/device-twin/domain/mod.ts";
 import { rng } from "../harness/rng.ts";
 import { waitFor } from "../harness/wait-for.ts";
@@ -316,4 +317,37 @@ export async function outputDifferences(f: GatewayFixture, db: Database): Promis
     if (extra.length > 0) problems.push(`${extra.length} ${kind} outputs archived that the stream does not hold, e.g. ${extra[0]}`);
   }
   return { problems, perKind };
+}
+
+/**
+ * Differences between the shards' snapshot buckets now and what the archive holds of them: each key's
+ * record byte for byte at the bucket's revision, with the applied sequence it names, and each shard's
+ * checkpoint — what a restore from the archive writes back. Empty when the archive is exact.
+ */
+export async function snapshotDifferences(f: GatewayFixture, db: Database): Promise<{ problems: string[]; records: number }> {
+  const kvm = new Kvm(f.nc);
+  const problems: string[] = [];
+  let records = 0;
+  const archived = new Map((await db.query<{ key: string; shard: number; kv_seq: number; applied_seq: number; record: Uint8Array | null }>("select key, shard, kv_seq, applied_seq, record from snapshots")).rows.map((r) => [r.key, r]));
+  const checkpoints = new Map((await db.query<{ shard: number; kv_seq: number; seq: number }>("select shard, kv_seq, seq from checkpoints")).rows.map((r) => [r.shard, r]));
+  for (let shard = 0; shard < f.shards; shard++) {
+    const kv = await kvm.open(f.parts.names.snapshotBucket(shard));
+    for await (const key of await kv.keys()) {
+      if (key === "_fence") continue;
+      const e = await kv.get(key);
+      if (e === null || e.operation !== "PUT") continue;
+      if (key === "_checkpoint") {
+        const row = checkpoints.get(shard);
+        const seq = (decode(e.value) as { seq: number }).seq;
+        if (row?.kv_seq !== e.revision || row.seq !== seq) problems.push(`shard ${shard} checkpoint: bucket rev ${e.revision} seq ${seq}, archived ${JSON.stringify(row)}`);
+        continue;
+      }
+      records++;
+      const row = archived.get(key);
+      if (row === undefined) problems.push(`${key}: not archived`);
+      else if (row.shard !== shard || row.kv_seq !== e.revision || row.applied_seq !== decodeRecord(e.value).appliedSeq) problems.push(`${key}: bucket shard ${shard} rev ${e.revision}, archived shard ${row.shard} rev ${row.kv_seq} applied ${row.applied_seq}`);
+      else if (row.record === null || Buffer.compare(Buffer.from(row.record), Buffer.from(e.value)) !== 0) problems.push(`${key}: archived record differs (${row.record?.length ?? "null"} bytes, bucket ${e.value.length})`);
+    }
+  }
+  return { problems, records };
 }

@@ -13,16 +13,23 @@ import { BACKENDS, testDatabase } from "./fixture.ts";
 const T0 = Date.UTC(2026, 9, 20);
 const at = (m: number) => T0 + m * 60_000;
 
-const message = (seq: number, device: string, minutes: number[], pm = seq): InputMessage => ({
+/** How the log's readings are laid out: the gateway's arrays (docs/design.md §5.1) or the older maps. */
+type Form = "arrays" | "maps";
+
+const messageAs = (form: Form) => (seq: number, device: string, minutes: number[], pm = seq): InputMessage => ({
   stream: 0,
   gen: 1,
   seq,
-  batch: { acceptedAt: T0 + seq, items: [{ type: "twin", entityId: device, kind: "readings", payload: minutes.map((m) => ({ t: at(m), pm })) }] },
+  batch: {
+    acceptedAt: T0 + seq,
+    items: [{ type: "twin", entityId: device, kind: "readings", payload: minutes.map((m) => (form === "arrays" ? [at(m), pm, null, null, null, null, null] : { t: at(m), pm })) }],
+  },
 });
+const message = messageAs("arrays");
 
 // the log: resends of the newest and of older readings, late readings, and a reset (which keeps the
 // twin's newest t: what follows it can still be late)
-const LOG: InputMessage[] = [
+const log = (form: Form, message = messageAs(form)): InputMessage[] => [
   message(1, "a", [0, 10]),
   message(2, "b", [0, 5]),
   message(3, "a", [5, 20]), // 5 late
@@ -50,8 +57,9 @@ async function writeInOrder(db: Database, batches: InputMessage[][]) {
 }
 
 describe.each(BACKENDS)("archive writes out of log order (%s)", (backend) => {
-  it("gives the same rows, late flags and repeats whatever order the batches are written in", { timeout: 120_000 }, async () => {
+  it.each(["arrays", "maps"] as const)("gives the same rows, late flags and repeats whatever order the batches are written in (readings as %s)", { timeout: 120_000 }, async (readingForm) => {
     const db = await testDatabase(backend);
+    const LOG = log(readingForm);
     try {
       await migrate(db, { component: "archive", migrations: ARCHIVE_MIGRATIONS });
       const inOrder = await writeInOrder(db, [LOG.slice(0, 4), LOG.slice(4)]);
@@ -105,6 +113,42 @@ describe.each(BACKENDS)("archive writes out of log order (%s)", (backend) => {
         ["e", 10, 40],
         [ids[0], 1, 20],
       ].sort((x, y) => (String(x[0]) < String(y[0]) ? -1 : 1)));
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it("reads each reading form in place: every channel into its column, what is no reading of its payload's form skipped", { timeout: 60_000 }, async () => {
+    const db = await testDatabase(backend);
+    try {
+      await migrate(db, { component: "archive", migrations: ARCHIVE_MIGRATIONS });
+      const item = (device: string, payload: unknown[]): InputMessage["batch"]["items"][number] => ({ type: "twin", entityId: device, kind: "readings", payload });
+      await writeInOrder(db, [
+        [
+          {
+            stream: 0,
+            gen: 1,
+            seq: 1,
+            batch: {
+              acceptedAt: T0,
+              items: [
+                // the form is the first reading's: a map among arrays, an array with no valid time, are no readings
+                item("arr", [[at(0), 1, 2, 3, 4, 5, 6], { t: at(1), pm: 9 }, [at(2), null, "x", Number.NaN, 4.5], ["soon", 1], [at(3.5), 0, -1, 1e300, 0.25, 100, 0.5]]),
+                item("map", [{ t: at(0), pm: 1, co2: 2, voc: 3, tmp: 4, hum: 5, allpollu: 6 }, [at(1), 9], { t: at(2), co2: "x" }, null]),
+              ],
+            },
+          },
+        ],
+      ]);
+      const rows = (await db.query<Record<string, unknown>>("select device_id, t, pm, co2, voc, tmp, hum, allpollu, idx from readings order by device_id, t")).rows;
+      const row = (device: string, m: number, idx: number, v: (number | null)[]) => ({ device_id: device, t: at(m), pm: v[0], co2: v[1], voc: v[2], tmp: v[3], hum: v[4], allpollu: v[5], idx });
+      expect(rows).toEqual([
+        row("arr", 0, 0, [1, 2, 3, 4, 5, 6]),
+        row("arr", 2, 1, [null, null, null, 4.5, null, null]),
+        row("arr", 3.5, 2, [0, -1, 1e300, 0.25, 100, 0.5]),
+        row("map", 0, 65_536, [1, 2, 3, 4, 5, 6]),
+        row("map", 2, 65_537, [null, null, null, null, null, null]),
+      ]);
     } finally {
       await db.drop();
     }
