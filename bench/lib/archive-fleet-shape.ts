@@ -14,7 +14,8 @@
 // `--snapshot-every K` also puts a twin snapshot (~1 KB) into the shard's bucket with every K-th message,
 // as a node does (every 3rd reading at the default 15-minute deferral; 0: none, the default).
 // `--archive-roots A,B` runs `bin/airtwin.js archive` of other checkouts too (a baseline commit), each
-// shape and root alternating per round; `--cpu-prof DIR` profiles the archive processes.
+// shape and root alternating per round; `--cpu-prof DIR` profiles the archive processes;
+// `--archive-v8-flags=--max-semi-space-size=64` (comma-separated) starts every archive process with them.
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -60,7 +61,8 @@ export async function fleetShape(args: Args, root: string): Promise<void> {
   const roots = [root, ...str(args, "archive-roots", "").split(",").filter((r) => r !== "")];
   const prof = args.get("cpu-prof");
   const snapshotEvery = int(args, "snapshot-every", 0);
-  note("archive fleet shape", { rates, seconds, rounds, roots, load: loadAverage() });
+  const v8Flags = str(args, "archive-v8-flags", "").split(",").filter((f) => f !== "");
+  note("archive fleet shape", { rates, seconds, rounds, roots, v8Flags, load: loadAverage() });
   await using ns = await startNatsServer();
   const nc = await connectNats({ servers: ns.url, name: "bench archive fleet shape" });
   const admin = new pg.Client({ connectionString: url });
@@ -75,7 +77,7 @@ export async function fleetShape(args: Args, root: string): Promise<void> {
       for (const rate of rates) for (const at of roots) for (const perMessage of at === root ? [1, 100] : [1]) steps.push({ rate, perMessage, root: at });
       for (let k = 0; k < steps.length; k++) {
         const step = steps[(k + r) % steps.length]!;
-        const res = await once(nc, ns.url, admin, url, step, seconds, `${process.pid}_${run++}`, typeof prof === "string" ? prof : undefined, snapshotEvery);
+        const res = await once(nc, ns.url, admin, url, step, seconds, `${process.pid}_${run++}`, [...v8Flags, ...(typeof prof === "string" ? ["--cpu-prof", "--cpu-prof-dir", prof] : [])], snapshotEvery);
         const key = `${step.root}|${step.rate}|${step.perMessage}`;
         results.set(key, [...(results.get(key) ?? []), res]);
         note("run", { round: r + 1, ...step, archiveUsPerReading: round(res.archiveUs), backendsUsPerReading: round(res.backendsUs), postgresUsPerReading: round(res.postgresUs), s: round(res.seconds), backends: res.backends, messagesPerBatch: round(res.messagesPerBatch), transactions: res.transactions, load: loadAverage() });
@@ -118,7 +120,8 @@ async function once(
   step: { rate: number; perMessage: number; root: string },
   seconds: number,
   tag: string,
-  prof: string | undefined,
+  /** Node flags of the archive process (V8 flags, profiling). */
+  execArgv: readonly string[],
   snapshotEvery: number,
 ): Promise<Result> {
   const prefix = `bfs${tag}`;
@@ -131,7 +134,6 @@ async function once(
   for (let s = 0; s < SHARDS; s++) await kvm.create(names.snapshotBucket(s), { history: 1 });
   await kvm.create(registryBucket(prefix), { history: 1 });
   const metricsPort = await freePort("127.0.0.1");
-  const execArgv = prof === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", prof];
   const archive = child([...execArgv, join(step.root, "bin", "airtwin.js"), "archive"], {
     NATS_URL: natsUrl,
     DATABASE_URL: url,
