@@ -73,6 +73,18 @@ async function commitBytes(metricsUrl: string): Promise<number> {
   return m === null ? 0 : Number(m[1]);
 }
 
+/** How the node holds its twins right now: decoded, compact (and their bytes), known in all (its gauges). */
+async function twinForms(metricsUrl: string): Promise<{ decoded: number; compact: number; compactMb: number; known: number }> {
+  const text = await (await fetch(metricsUrl)).text();
+  const gauge = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, "m").exec(text)?.[1] ?? NaN);
+  return {
+    decoded: gauge("airtwin_resident_entities"),
+    compact: gauge("airtwin_compact_entities"),
+    compactMb: round(gauge("airtwin_compact_bytes") / 2 ** 20),
+    known: gauge("airtwin_known_entities"),
+  };
+}
+
 /** The machine's CPU time so far, busy and in all (clock ticks, /proc/stat). */
 function machineCpu(): { busy: number; total: number } {
   const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -256,6 +268,7 @@ export async function main(argv: string[]): Promise<void> {
     const bytes1 = await commitBytes(metricsUrl);
     const status1 = await consumerStatus(metricsUrl);
     const machine1 = machineCpu();
+    const forms = await twinForms(metricsUrl);
     note("snapshot bytes", { before: bytes0, after: bytes1 });
     const { cpuS, peakRssMb, exited } = meter.read();
     // the load generator runs in a child of this process: its CPU is not in self(); say so
@@ -293,6 +306,7 @@ export async function main(argv: string[]): Promise<void> {
     const tap = await tapped;
     if (tap !== undefined) emit({ suite: "fleet", name: "fleet.nats-traffic-by-kind", value: round(Object.values(tap).reduce((a, v) => a + v.msgsPerS, 0)), unit: "messages/s seen by a `>` tap (warm-up's last seconds), by kind", detail: tap });
     emit({ suite: "fleet", name: "fleet.consumer-status", value: round(((status1.next ?? 0) - (status0.next ?? 0)) / seconds), unit: "pulls/s the node's shard consumers sent (measured window); detail: each status notice type per second", detail: Object.fromEntries(Object.keys(status1).map((k) => [k, round(((status1[k] ?? 0) - (status0[k] ?? 0)) / seconds)])) });
+    emit({ suite: "fleet", name: "fleet.twin-forms", value: forms.compact, unit: "twins the node holds compact at the window's end; detail: decoded, compact, their MB, known", detail: forms });
     emit({ suite: "fleet", name: "fleet.answered-rate", value: result.rate, unit: "requests/s", baseline: { name: "offered", value: round(rate) } });
   } finally {
     await stop(gateway.proc);
