@@ -74,4 +74,10 @@ export interface EntityBehavior<S = unknown> {
   tick(state: S, now: number, ctx: { readonly prefix: string }): Applied<S>;
   encode(state: S): Uint8Array;
   decode(bytes: Uint8Array): S;
+  /**
+   * The runtime has dropped this decoded state for good (compacted or passivated: its encoded bytes hold
+   * it); nothing reads it again, so the behaviour may reuse its memory for the next state it creates or
+   * decodes. Called once per state at most. Default: nothing (the garbage collector frees it).
+   */
+  release?(state: S): void;
 }

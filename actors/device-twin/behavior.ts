@@ -9,6 +9,7 @@ import {
   nextWakeAt,
   problem,
   readLoggedReadings,
+  releaseTwin,
   twinView,
   validateCommand,
   type Alert,
@@ -158,5 +159,6 @@ export function deviceTwinBehavior(options: Partial<TwinOptions> = {}): EntityBe
     tick: (state, now, ctx) => step(ctx.prefix, applyInput(state, { type: "tick", now }, options), undefined),
     encode: (state) => encodeTwin(state),
     decode: (bytes) => decodeTwin(bytes),
+    release: (state) => releaseTwin(state),
   };
 }

@@ -16,7 +16,8 @@ import { defaultShardRunnerOptions } from "./options.ts";
 function setup() {
   const metrics = new RuntimeMetrics({ defaultMetrics: false });
   let encodes = 0;
-  const counting = { ...counterBehavior, encode: (s: CounterState) => (encodes++, counterBehavior.encode(s)) };
+  const released: CounterState[] = [];
+  const counting = { ...counterBehavior, encode: (s: CounterState) => (encodes++, counterBehavior.encode(s)), release: (s: CounterState) => void released.push(s) };
   const table = new EntityTable(new Map([["counter", counting]]), metrics, 600_000, 1000);
   const puts = new Map<string, Uint8Array>();
   const writer = { failed: undefined, put: (key: string, value: Uint8Array) => (puts.set(key, value), Promise.resolve(puts.size)) };
@@ -41,7 +42,7 @@ function setup() {
     return slot;
   };
   const stored = (id: string) => counterBehavior.decode(decodeRecord(puts.get(`counter.${id}`)!).state);
-  return { table, committer, metrics, apply, stored, encodes: () => encodes };
+  return { table, committer, metrics, apply, stored, encodes: () => encodes, released };
 }
 
 describe("compact twins", () => {
@@ -79,6 +80,24 @@ describe("compact twins", () => {
     compactIdle(table, 0, Date.now() + 1, 1000);
     for (let i = 0; i < 2000; i++) counterBehavior.encode({ id: "x".repeat(i % 50), n: i, sum: -i, ticks: i });
     for (const [i, slot] of slots.entries()) expect(counterBehavior.decode(slot.bytes!)).toEqual({ id: `t${i}`, n: 1, sum: i, ticks: 0 });
+  });
+
+  it("hands each decoded state it drops (compacted, passivated) to its behaviour once to reuse; not on clear", async () => {
+    const { table, committer, apply, released } = setup();
+    const a = apply("a", 1, 5);
+    const b = apply("b", 2, 7);
+    const states = [a.state, b.state];
+    await committer.commitNow(true); // stored: b may be passivated decoded
+    table.compact(a);
+    expect(released).toEqual([states[0]]);
+    expect(released[0]).toBe(states[0]);
+    expect(table.passivateIdle(-1_000_000)).toBe(2); // a's bytes, b's decoded state
+    expect(released.length).toBe(2);
+    expect(released[1]).toBe(states[1]);
+    const c = apply("c", 3, 1);
+    table.clear(); // a query in hand after a planned stop may still read c's state
+    expect(released.length).toBe(2);
+    expect(c.state).toEqual({ id: "c", n: 1, sum: 1, ticks: 0 });
   });
 
   it("compacts the least recently used first, only those idle long enough, at most a batch per sweep", () => {

@@ -225,11 +225,22 @@ export class EntityTable {
     } catch {
       return false;
     }
+    this.dropState(slot);
+    this.keepBytes(slot, bytes);
+    return true;
+  }
+
+  /**
+   * Drops a decoded entity's state, and hands it to its behaviour to reuse (EntityBehavior.release): the
+   * table held its only reference — apply, tick, query and capture use a state synchronously, never
+   * across an await.
+   */
+  private dropState(slot: Slot): void {
+    const state = slot.state;
     slot.state = undefined;
     this.resident.delete(slot.key);
     this.metrics.residentEntities.dec();
-    this.keepBytes(slot, bytes);
-    return true;
+    slot.behavior.release?.(state);
   }
 
   /** The entity's state, encoded by its behaviour: a compact entity's bytes as they are, no encoding again. */
@@ -350,11 +361,7 @@ export class EntityTable {
       if (slot.dirty && slot.unsavedSince !== 0) this.requestSave(slot);
       if (slot.dirty || this.writing.has(slot)) continue; // not stored yet: keep
       if (slot.state === undefined) this.dropBytes(slot);
-      else {
-        slot.state = undefined;
-        this.resident.delete(slot.key);
-        this.metrics.residentEntities.dec();
-      }
+      else this.dropState(slot);
       dropped++;
     }
     return dropped;

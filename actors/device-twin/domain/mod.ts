@@ -25,4 +25,4 @@ export type { TwinInput, TwinOptions, TwinState, TwinStep } from "./twin.ts";
 export { twinView } from "./view.ts";
 export type { ChannelWithModelView, TwinView, TwinViewOptions } from "./view.ts";
 export { isOccupied } from "./learned/learned-state.ts";
-export { decodeTwin, encodeTwin, TWIN_SNAPSHOT_VERSION, twinEqual } from "./twin-snapshot.ts";
+export { decodeTwin, encodeTwin, releaseTwin, TWIN_SNAPSHOT_VERSION, twinEqual } from "./twin-snapshot.ts";

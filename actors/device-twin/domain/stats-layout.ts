@@ -125,14 +125,46 @@ export function setU16(v: DataView, at: number, n: number): void {
   v.setUint16(at, n, true);
 }
 
+/** At most this many released layouts of each size are kept for reuse (~3.5 MB of twins' layouts). */
+export const SPARE_LAYOUTS = 1024;
+
+/**
+ * Layouts whose twin is gone (releaseLayout), by byte length, for emptyLayout to hand out again. A compact
+ * twin is decoded by each reading and compacted again 30 s later (runtime/shard/compaction.ts): a fresh
+ * 3.4 KB buffer per decode lived long enough to reach V8's old space, where only a full mark-compact
+ * frees it, and at a thousand readings a second those buffers drove a mark-compact every ~18 s
+ * (docs/BENCHMARKS.md, "Statistics layouts reused"). A module-level pool keeps the domain's results pure:
+ * a layout handed out is zeroed first, so what it held before cannot show.
+ */
+const spares = new Map<number, DataView[]>();
+
 /**
  * A fresh, empty packed state; `roomAfter` bytes after STATS_BYTES belong to someone else (the twin's
- * learned state lives there: one buffer and one DataView per twin, not two of each).
+ * learned state lives there: one buffer and one DataView per twin, not two of each). Zeroed all through,
+ * the room after included.
  */
 export function emptyLayout(roomAfter = 0): DataView {
-  const v = new DataView(new ArrayBuffer(STATS_BYTES + roomAfter));
-  clearLayout(v);
-  return v;
+  const spare = spares.get(STATS_BYTES + roomAfter)?.pop();
+  if (spare === undefined) {
+    const v = new DataView(new ArrayBuffer(STATS_BYTES + roomAfter));
+    clearLayout(v);
+    return v;
+  }
+  new Uint8Array(spare.buffer, spare.byteOffset + STATS_BYTES, roomAfter).fill(0);
+  clearLayout(spare);
+  return spare;
+}
+
+/**
+ * Gives a layout back for emptyLayout to hand out again. The caller guarantees nothing reads or writes it
+ * afterwards (the runtime has dropped the twin that held it): released twice, or used after, two twins
+ * would share their statistics.
+ */
+export function releaseLayout(v: DataView): void {
+  if (v.byteOffset !== 0 || v.byteLength !== v.buffer.byteLength) return; // a view into something larger: not ours to reuse
+  let list = spares.get(v.byteLength);
+  if (list === undefined) spares.set(v.byteLength, (list = []));
+  if (list.length < SPARE_LAYOUTS) list.push(v);
 }
 
 /** Zeroes the state and sets the "none" markers (the statistics' bytes only, not the room after them). */

@@ -4,6 +4,7 @@
 
 import * as calibration from "./calibration.ts";
 import * as snapshot from "./snapshot.ts";
+import { releaseLayout } from "./stats-layout.ts";
 import { CHANNELS, type AggregateBucket, type CalibrationChange, type Channel, type ClosedAggregate, type Reading } from "./types.ts";
 
 // The per-reading path reads these through module-local consts: an imported binding is live, and V8's
@@ -70,6 +71,17 @@ export function createStats(roomAfter = 0): TwinStats {
 export function resetStats(stats: TwinStats): void {
   clearLayout(view(stats));
 }
+
+/**
+ * Gives the statistics' buffer (the learned state's too: it is the same) back for the next twin created or
+ * decoded (stats-layout.ts, releaseLayout). Nothing may use them afterwards.
+ */
+export function releaseStats(stats: TwinStats): void {
+  releaseLayout(view(stats));
+}
+
+/** What a released twin holds instead of its statistics: empty, so any use throws at once (RangeError). */
+export const RELEASED_STATS: TwinStats = wrap(new DataView(new ArrayBuffer(0)));
 
 /** An independent copy. */
 export function cloneStats(stats: TwinStats): TwinStats {

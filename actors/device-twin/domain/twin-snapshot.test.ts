@@ -3,7 +3,7 @@ import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import { applyInput, createTwin } from "./twin.ts";
 import type { TwinInput, TwinState } from "./twin.ts";
-import { decodeTwin, encodeTwin, twinEqual } from "./twin-snapshot.ts";
+import { decodeTwin, encodeTwin, releaseTwin, twinEqual } from "./twin-snapshot.ts";
 import type { Reading } from "./types.ts";
 
 const T0 = Date.UTC(2024, 2, 30, 22, 0, 0);
@@ -92,6 +92,37 @@ describe("twin snapshot", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("a released twin's buffer goes to the next twin decoded, and nothing of what it held shows there", () => {
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 30 }), fc.array(stepArb, { maxLength: 30 }), (first, second) => {
+        const a = decodeTwin(encodeTwin(run(materialize(first)).state));
+        const b = run(materialize(second), createTwin("other")).state;
+        const bBytes = encodeTwin(b);
+        const aStats = a.stats;
+        releaseTwin(a);
+        const b2 = decodeTwin(bBytes);
+        expect(b2.stats).toBe(aStats); // the very buffer a held
+        expect(twinEqual(b2, b)).toBe(true);
+        expect([...encodeTwin(b2)]).toEqual([...bBytes]);
+        // and a twin created fresh on a released buffer is a fresh twin
+        releaseTwin(b2);
+        expect(twinEqual(createTwin("other"), decodeTwin(encodeTwin(createTwin("other"))))).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("a released twin throws on use instead of reading another twin's statistics; a second release does nothing", () => {
+    const a = decodeTwin(encodeTwin(run(materialize([{ kind: "readings", items: [{ dt: 0, co2: 500 }], lagMs: 0 }])).state));
+    releaseTwin(a);
+    releaseTwin(a);
+    const b = createTwin("b");
+    const c = createTwin("c");
+    expect(b.stats).not.toBe(c.stats);
+    expect(() => applyInput(a, { type: "readings", readings: [{ t: T0 + MIN, co2: 600 }], receivedAt: T0 + MIN })).toThrow(RangeError);
+    expect(() => encodeTwin(a)).toThrow(RangeError);
   });
 
   it("keeps subscriptions of built-in and custom providers, and webhook secrets", () => {

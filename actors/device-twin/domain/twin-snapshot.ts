@@ -16,10 +16,10 @@ import { createEventStates, decodeEventStates, encodeEventStates } from "./event
 import type { EventStates } from "./events.ts";
 import { DomainError } from "./errors.ts";
 import { createReportState, decodeReportState, encodeReportState, isReportStateEmpty } from "./reports.ts";
-import { createLearnedIn, isLearnedEmpty, LEARNED_BYTES } from "./learned/learned-state.ts";
+import { createLearnedIn, isLearnedEmpty, LEARNED_BYTES, type LearnedState } from "./learned/learned-state.ts";
 import { decodeLearned, encodeLearned, learnedEqual } from "./learned/learned-snapshot.ts";
 import { decodeRuleSet, DEFAULT_RULE_SET, encodeRuleSet, isValidId } from "./rules.ts";
-import { decodeStats, encodeStatsTransient, statsEqual } from "./stats.ts";
+import { decodeStats, encodeStatsTransient, releaseStats, RELEASED_STATS, statsEqual } from "./stats.ts";
 import { NO_SUBSCRIPTIONS, PROVIDERS, validateSubscription } from "./subscriptions.ts";
 import type { TwinState } from "./twin.ts";
 import type { Subscription } from "./types.ts";
@@ -34,6 +34,19 @@ const KEYS = new Set(["v", "id", "s", "t", "c", "p", "r", "e", "u", "w", "l"]);
 
 /** [id, provider (index of a built-in, else its name), target, kinds, ruleIds, channels] and, when it has one, the secret last. */
 type EncodedSubscription = [string, number | string, string, string[] | null, string[] | null, string[] | null, string?];
+
+/**
+ * The runtime is done with this decoded twin (compacted or passivated: its bytes hold it now): its
+ * statistics buffer goes to the next twin created or decoded (stats-layout.ts). The twin keeps an empty
+ * stand-in, so a use after release throws at once rather than reading another twin's statistics; a
+ * second release does nothing.
+ */
+export function releaseTwin(state: TwinState): void {
+  if (state.stats === RELEASED_STATS) return;
+  releaseStats(state.stats);
+  state.stats = RELEASED_STATS;
+  state.learned = RELEASED_STATS as unknown as LearnedState;
+}
 
 /** Serializes a twin; the bytes are a fresh, plain Uint8Array. */
 export function encodeTwin(state: TwinState): Uint8Array {
