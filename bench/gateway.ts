@@ -1,5 +1,5 @@
 // `npm run bench -- gateway [--quick] [--rounds n] [--duration s] [--connections n] [--devices n] [--linger ms]
-//                          [--shards n] [--profile dir] [--half-rate r] [--rate r] [--fixed-only]`
+//                          [--shards n] [--profile dir] [--half-rate r] [--rate r] [--fixed-only] [--default-v8-flags]`
 //
 // The HTTP gateway under load, each figure next to its baseline from the same run:
 // - requests/s and readings/s with 1 and 10 readings per request (autocannon, closed loop), against a
@@ -15,7 +15,8 @@
 // Everything runs on this machine: a private nats-server, one `airtwin node` and one `airtwin gateway`
 // process, the ceiling in its own process, autocannon and the probes in this one, the open-loop load
 // in a process of its own. Every run starts once the node has caught up with the input stream. JSON
-// lines on stdout.
+// lines on stdout. The node starts with the V8 flags airtwin starts its nodes with (cli/node-flags.ts);
+// `--default-v8-flags` leaves them out, for the latency with and without them.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -26,6 +27,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { decode, names as namesOf, shardOf } from "../runtime/mod.ts";
 import { decodeBatch } from "../runtime/envelope.ts";
+import { NODE_ROLE_V8_FLAGS } from "../cli/node-flags.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import type { LoadJob, LoadResult } from "./gateway-load.ts";
 import { benchSystemEnv } from "./lib/bench-system.ts";
@@ -222,7 +224,9 @@ export async function main(argv: string[]): Promise<void> {
   const profileDir = argv.includes("--profile") ? argv[argv.indexOf("--profile") + 1] : undefined;
   const gatewayNodeFlags = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
   const nodeMetricsPort = await freePort();
-  const node = child([...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, "node")}`]), BIN, "node"], { ...env, AIRTWIN_NODE_ID: "bench-node-1", AIRTWIN_METRICS_PORT: String(nodeMetricsPort) }, "node");
+  const nodeV8 = argv.includes("--default-v8-flags") ? [] : [...NODE_ROLE_V8_FLAGS];
+  note("node", { v8Flags: nodeV8 });
+  const node = child([...nodeV8, ...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, "node")}`]), BIN, "node"], { ...env, AIRTWIN_NODE_ID: "bench-node-1", AIRTWIN_METRICS_PORT: String(nodeMetricsPort) }, "node");
   const nodeMetrics = async () => (await fetch(`http://127.0.0.1:${nodeMetricsPort}/metrics`)).text();
   const gateway = child([...gatewayNodeFlags, BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(gwPort), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
   const ceilPort = await freePort();
