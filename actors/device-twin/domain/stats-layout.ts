@@ -133,8 +133,8 @@ export const SPARE_LAYOUTS = 1024;
  * twin is decoded by each reading and compacted again 30 s later (runtime/shard/compaction.ts): a fresh
  * 3.4 KB buffer per decode lived long enough to reach V8's old space, where only a full mark-compact
  * frees it, and at a thousand readings a second those buffers drove a mark-compact every ~18 s
- * (docs/BENCHMARKS.md, "Statistics buffers reused"). A module-level pool keeps the domain's results pure:
- * a layout handed out is zeroed first, so what it held before cannot show.
+ * (docs/BENCHMARKS.md, "Statistics buffers reused"). The pool changes no result of the domain: a layout
+ * handed out again is zeroed first, so nothing it held before can show.
  */
 const spares = new Map<number, DataView[]>();
 
