@@ -26,6 +26,13 @@ export interface OwnershipOptions {
   weighted?: boolean;
   /** Shards stopped and released in parallel on close. [8] */
   closeConcurrency?: number;
+  /**
+   * Shards this node takes and starts at once; the others wait their turn before taking their lease. A
+   * start reads the shard's whole snapshot bucket: at 3 million twins, 64 at once kept nats-server too
+   * busy to answer lease renewals in time, every shard was aborted and started again, over and over
+   * (docs/RELIABILITY.md, "A node that takes too much at once"). [8]
+   */
+  maxConcurrentStarts?: number;
   /** close() aborts whatever has not stopped by then (ms). [15000] */
   closeTimeoutMs?: number;
   /** The watch is restarted when it has not shown our own heartbeat this long after writing it (ms). [3 × heartbeatMs] */
@@ -65,6 +72,7 @@ export interface OwnershipConfig {
   readonly maxMoves: number;
   readonly weighted: boolean;
   readonly closeConcurrency: number;
+  readonly maxConcurrentStarts: number;
   readonly closeTimeoutMs: number;
   readonly watchStaleMs: number;
   readonly forgetDeadNodeMs: number;
@@ -115,6 +123,7 @@ export function resolveOwnershipConfig(o: OwnershipOptions = {}): OwnershipConfi
     maxMoves: positive("maxMoves", o.maxMoves, DEFAULT_MAX_MOVES),
     weighted: o.weighted ?? false,
     closeConcurrency: positive("closeConcurrency", o.closeConcurrency, 8),
+    maxConcurrentStarts: positive("maxConcurrentStarts", o.maxConcurrentStarts, 8),
     closeTimeoutMs: positive("closeTimeoutMs", o.closeTimeoutMs, 15_000),
     watchStaleMs: positive("watchStaleMs", o.watchStaleMs, 3 * heartbeatMs),
     forgetDeadNodeMs: positive("forgetDeadNodeMs", o.forgetDeadNodeMs, Math.max(60_000, 12 * nodeTtlMs)),

@@ -2,6 +2,7 @@
 // and "assigned elsewhere" (or closing) into host.stop + release; renew held leases, and abort a shard on
 // the host the moment its lease is lost or can no longer be renewed in time. Steps of one shard run one at
 // a time; lease writes of one shard (renew, release) too.
+import pLimit, { type LimitFunction } from "p-limit";
 import { backoffMs } from "../backoff.ts";
 import type { ShardHost, ShardLease, StopReason } from "../shard-host.ts";
 import type { ClusterState } from "./cluster-state.ts";
@@ -40,14 +41,22 @@ export interface ShardLifecycleOptions {
 /** A step pending this long is logged (and again each time as long again passes). */
 export const PENDING_STEP_REPORT_MS = 30_000;
 
+/** A shard running this long (a renewal then) counts as steady again: its next abort is taken up quickly. */
+export const STEADY_RUN_MS = 30_000;
+/** The longest pause before taking a shard up again after aborts or failed starts in a row. */
+export const RESTART_BACKOFF_MAX_MS = 30_000;
+
 /** Every shard of one node, from "assigned" to "served" and back. */
 export class ShardLifecycle {
   readonly #slots = new Map<number, Slot>();
+  /** Turns to take and start a shard (maxConcurrentStarts at once): a start reads the shard's whole bucket. */
+  readonly #startTurns: LimitFunction;
 
   constructor(private readonly o: ShardLifecycleOptions) {
     for (let s = 0; s < o.shards; s++) {
       this.#slots.set(s, newSlot(s));
     }
+    this.#startTurns = pLimit(o.config.maxConcurrentStarts);
   }
 
   /** Leases held now (any phase: starting, running, stopping). */
@@ -139,9 +148,20 @@ export class ShardLifecycle {
   }
 
   async #acquire(slot: Slot): Promise<void> {
+    // whatever asks (a retry, the mirror, the stall check), an aborted shard waits out its pause
+    const pauseLeft = slot.pausedUntil - performance.now();
+    if (pauseLeft > 0) return this.#retryLater(slot, pauseLeft);
     clearTimeout(slot.retry);
     slot.retry = undefined;
+    // the lease is taken only once the shard may start: a lease held while waiting would serve nothing
+    const waiting = this.#startTurns.activeCount >= this.#startTurns.concurrency;
+    if (waiting) slot.lastRefusal = `waiting for a start turn (${this.#startTurns.activeCount} starting, ${this.#startTurns.pendingCount} waiting)`;
+    await trackStep(slot, "waiting for a start turn", this.#startTurns(() => this.#takeAndStart(slot, waiting)));
+  }
+
+  async #takeAndStart(slot: Slot, waited: boolean): Promise<void> {
     const { shard } = slot;
+    if (waited && (this.o.frozen() || !this.#wants(shard))) return; // the world moved on while it waited
     const r = await trackStep(slot, "lease acquire", this.o.leases.acquire(shard));
     if (!r.ok) {
       // conflicts in a row back off: the next attempt reads the mirror again, which a lagging watch may
@@ -185,8 +205,8 @@ export class ShardLifecycle {
       // unowned shards of the cluster summary
       this.o.config.log("warn", "shard failed to start; lease released, trying again", { shard, epoch: lease.epoch, error: (err as Error).message });
       slot.lastRefusal = `start failed: ${(err as Error).message}`;
+      // the abort takes it up again after a pause (or the abort that ended the start did)
       if (slot.held?.epoch === lease.epoch) this.#abort(slot, slot.lastRefusal, true);
-      this.#retryLater(slot, this.o.config.heartbeatMs);
       return;
     }
     slot.abandonStart = undefined;
@@ -327,7 +347,20 @@ export class ShardLifecycle {
     this.o.config.log("warn", "shard aborted", { shard: slot.shard, epoch: lease.epoch, reason });
     this.o.emit("aborted", { shard: slot.shard, epoch: lease.epoch, reason, heldMs });
     if (release) slot.leaseOp = slot.leaseOp.then(() => this.o.leases.release(lease)).catch(() => false);
-    if (!this.o.closing()) this.#reconcileLater(slot);
+    if (this.o.closing()) return;
+    const pause = this.#restartPauseMs(slot);
+    slot.pausedUntil = performance.now() + pause;
+    this.#retryLater(slot, pause);
+  }
+
+  /**
+   * How long to wait before taking an aborted shard up again: a heartbeat or less the first time, doubling
+   * with each abort or failed start in a row up to RESTART_BACKOFF_MAX_MS, each pause between half and all
+   * of that so the shards of a node that lost them all do not come back in one herd.
+   */
+  #restartPauseMs(slot: Slot): number {
+    const full = backoffMs({ firstMs: this.o.config.heartbeatMs, maxMs: RESTART_BACKOFF_MAX_MS }, slot.unsteady++);
+    return Math.round(full * (0.5 + Math.random() / 2));
   }
 
   /** Arms the watchdog: abort if the lease is not renewed by `expiresAt - leaseSafetyMs`. */
@@ -360,6 +393,7 @@ export class ShardLifecycle {
         if (r.ok) {
           slot.held = r.lease;
           this.#arm(slot);
+          if (slot.phase === "running" && performance.now() - slot.heldSince >= STEADY_RUN_MS) slot.unsteady = 0;
         } else if (r.reason === "lost") {
           this.#abort(slot, `lease renewal refused: ${r.detail}`, false);
         } else {

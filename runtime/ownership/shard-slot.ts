@@ -41,6 +41,10 @@ export interface Slot {
   pending: { what: string; since: number; reportedAt: number } | undefined;
   /** Lease write conflicts in a row (the retry backs off). */
   conflicts: number;
+  /** Aborts and failed starts since the shard last ran steadily (the next take backs off). */
+  unsteady: number;
+  /** Not taken up again before this time (performance.now()): the pause after an abort. */
+  pausedUntil: number;
   /** Ends the wait for a host start that the lifecycle gave up on (an abort). */
   abandonStart: (() => void) | undefined;
   /** Why the last attempt to take or start the shard did not serve it (for the stall report). */
@@ -65,6 +69,8 @@ export function newSlot(shard: number): Slot {
     heldSince: 0,
     pending: undefined,
     conflicts: 0,
+    unsteady: 0,
+    pausedUntil: 0,
     abandonStart: undefined,
     lastRefusal: undefined,
     stallReportedAt: 0,

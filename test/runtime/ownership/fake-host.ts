@@ -62,6 +62,11 @@ export class FakeHost implements ShardHost {
   shardRates: ReadonlyMap<number, number> | undefined;
   /** While set, every start fails with this message (a node that cannot serve shards, yet heartbeats). */
   failStarts: string | undefined;
+  /** Every start attempt (failed ones too), with when it began (performance.now()). */
+  readonly attempts: Array<{ shard: number; at: number }> = [];
+  /** Starts in progress now, and the most there ever were at once. */
+  starting = 0;
+  mostStartingAtOnce = 0;
 
   constructor(
     readonly node: string,
@@ -69,15 +74,21 @@ export class FakeHost implements ShardHost {
   ) {}
 
   async start(lease: ShardLease): Promise<void> {
-    if (this.failStarts !== undefined) {
+    this.attempts.push({ shard: lease.shard, at: performance.now() });
+    this.mostStartingAtOnce = Math.max(this.mostStartingAtOnce, ++this.starting);
+    try {
+      if (this.failStarts !== undefined) {
+        await new Promise((r) => setTimeout(r, this.delayMs));
+        throw new Error(this.failStarts);
+      }
+      if (this.running.has(lease.shard)) this.registry.violations.push(`${this.node}: start of running shard ${lease.shard}`);
+      this.registry.record({ node: this.node, kind: "start", shard: lease.shard, epoch: lease.epoch });
+      this.registry.begin(this.node, lease);
+      this.running.set(lease.shard, lease);
       await new Promise((r) => setTimeout(r, this.delayMs));
-      throw new Error(this.failStarts);
+    } finally {
+      this.starting--;
     }
-    if (this.running.has(lease.shard)) this.registry.violations.push(`${this.node}: start of running shard ${lease.shard}`);
-    this.registry.record({ node: this.node, kind: "start", shard: lease.shard, epoch: lease.epoch });
-    this.registry.begin(this.node, lease);
-    this.running.set(lease.shard, lease);
-    await new Promise((r) => setTimeout(r, this.delayMs));
   }
 
   async stop(shard: number, reason: StopReason): Promise<void> {

@@ -142,6 +142,43 @@ describe("ownership", () => {
     expect(fx.registry.violations).toEqual([]);
   });
 
+  it("takes and starts at most maxConcurrentStarts shards at once; the rest wait their turn without a lease", async () => {
+    await using fx = new OwnershipFixture(ns.url, 12, { ...FAST, maxConcurrentStarts: 3 });
+    const a = await fx.start("a");
+    a.host.delayMs = 150; // a start that reads a big bucket
+    // leases held by shards whose start has not begun (the host lists a shard as running as its start begins)
+    const leasesNotStarted: number[] = [];
+    const sample = setInterval(() => leasesNotStarted.push(a.ownership.held().length - a.host.running.size), 20);
+    try {
+      await waitFor(() => a.host.running.size === 12, { timeoutMs: 10_000, message: "a runs all 12 shards" });
+    } finally {
+      clearInterval(sample);
+    }
+    expect(a.host.mostStartingAtOnce).toBe(3);
+    // a lease is taken with the turn: never one held while waiting for it
+    expect(Math.max(...leasesNotStarted)).toBeLessThanOrEqual(3);
+    expect(fx.registry.violations).toEqual([]);
+  });
+
+  it("a shard whose starts keep failing is taken up again after pauses that double, not every heartbeat", async () => {
+    await using fx = new OwnershipFixture(ns.url, 1);
+    const a = await fx.start("a");
+    a.host.failStarts = "bucket unreadable";
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 5000));
+    const attempts = a.host.attempts.map((x) => x.at - t0);
+    // heartbeat 200 ms: pauses of 100–200, 200–400, 400–800, 800–1600, 1600–3200 ms (each half to all of its step)
+    expect(attempts.length).toBeGreaterThanOrEqual(4);
+    expect(attempts.length).toBeLessThanOrEqual(7);
+    const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!);
+    expect(gaps.at(-1)!).toBeGreaterThan(gaps[0]! * 2);
+    // healthy again: it runs once the pause is over, and a later abort is taken up quickly again
+    a.host.failStarts = undefined;
+    await waitFor(() => a.host.running.size === 1, { timeoutMs: 8000, message: "a runs the shard" });
+    expect(fx.logs.filter((l) => l.msg === "shard failed to start; lease released, trying again").length).toBe(a.host.attempts.length - 1);
+    expect(fx.registry.violations).toEqual([]);
+  });
+
   it("a joining node gets shards at most maxMoves per round until balanced", async () => {
     const maxMoves = 2;
     await using fx = new OwnershipFixture(ns.url, 16, { ...FAST, maxMoves });
