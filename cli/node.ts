@@ -25,8 +25,11 @@ export async function runNode(): Promise<void> {
   const config = loadConfig();
   const offline = offlineAfterMs();
   const nc = await connectNats({ servers: config.natsServers, name: `airtwin node ${config.nodeId}` });
+  // leases and heartbeats on a connection of their own: never queued behind the shards' requests
+  const ownershipNc = await connectNats({ servers: config.natsServers, name: `airtwin node ${config.nodeId} ownership` });
   const node = await startNode({
     nc,
+    ownershipNc,
     nodeId: config.nodeId,
     prefix: config.prefix,
     shards: config.shards,
@@ -46,7 +49,7 @@ export async function runNode(): Promise<void> {
     process.stderr.write(`${JSON.stringify({ level: "info", msg: "handing shards off", signal })}\n`);
     node
       .close()
-      .then(() => closeNats(nc))
+      .then(() => Promise.all([closeNats(nc), closeNats(ownershipNc)]))
       .then(
         () => process.exit(0),
         (err: unknown) => {

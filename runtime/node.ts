@@ -11,6 +11,14 @@ import type { ShardRunnerOptions } from "./shard/mod.ts";
 
 export interface StartNodeOptions {
   nc: NatsConnection;
+  /**
+   * The connection ownership uses (heartbeats, leases, the cluster watch); default `nc`. One of its own
+   * keeps lease renewals from waiting behind the shards' traffic: nats-server handles what one connection
+   * sends in order, and a request it is slow to answer (a shard's start reading a bucket of millions of
+   * snapshots) held the renewals sent after it until every lease ran out (docs/RELIABILITY.md, "A node
+   * that takes too much at once").
+   */
+  ownershipNc?: NatsConnection;
   nodeId: string;
   prefix: string;
   shards: number;
@@ -54,7 +62,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   let ownership: Ownership;
   try {
     ownership = await startOwnership({
-      nc: o.nc,
+      nc: o.ownershipNc ?? o.nc,
       names: runtime.names,
       nodeId: o.nodeId,
       shards: o.shards,
