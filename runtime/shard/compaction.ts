@@ -4,10 +4,13 @@
 // that V8's GC marked over and over (most of an idle node's CPU) and ~3.6 KB each; compact, they are a
 // byte array each (docs/BENCHMARKS.md, "Compact twins"). The price is a decode and an encode per
 // reading — the encode a commit would otherwise do, since it writes a compact twin's bytes as they are.
+import { yieldTurn } from "../turns.ts";
 import type { EntityTable } from "./entities.ts";
 
 /** At most this many entities compacted per shard per sweep: a million twins idle at once take a few sweeps, not one long pause. */
 export const COMPACT_BATCH = 1000;
+/** Entities compacted between two turns of the event loop in a sweep (~1.5 ms of encoding a twin each). */
+export const SWEEP_SLICE = 64;
 
 /** How often a shard sweeps (ms): often enough for the delay, at most every second. */
 export function compactSweepMs(compactAfterMs: number): number {
@@ -23,4 +26,19 @@ export function compactIdle(table: EntityTable, idleMs: number, now = Date.now()
     if (table.compact(slot)) n++;
   }
   return n;
+}
+
+/**
+ * A shard's sweep: compactIdle up to COMPACT_BATCH, SWEEP_SLICE at a time, timers, I/O and the other
+ * shards' turns in between — 64 shards compacting 1,000 twins each in one go held the event loop for over
+ * a second when a wave of twins went idle together.
+ */
+export async function sweepIdle(table: EntityTable, idleMs: number): Promise<number> {
+  let n = 0;
+  for (;;) {
+    const k = compactIdle(table, idleMs, Date.now(), SWEEP_SLICE);
+    n += k;
+    if (k < SWEEP_SLICE || n >= COMPACT_BATCH) return n;
+    await yieldTurn();
+  }
 }

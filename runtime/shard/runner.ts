@@ -15,7 +15,7 @@ import { FencedError, claimShard, openSnapshotBucket, scanShard } from "../snaps
 import { sliceUsed, yieldTurn } from "../turns.ts";
 import { applyBatch, type ApplyEnv } from "./apply.ts";
 import { Committer, commitPhaseMs } from "./commit.ts";
-import { compactIdle, compactSweepMs } from "./compaction.ts";
+import { compactIdle, compactSweepMs, sweepIdle } from "./compaction.ts";
 import { DeliveryOrder, consumeOptions, consumerBacklog, deleteOwnConsumer, deleteStaleConsumers, positionConsumer, watchConsumer, type ConsumerEnv } from "./consumer.ts";
 import { EntityTable, type Slot } from "./entities.ts";
 import { ShardLag } from "./lag.ts";
@@ -61,6 +61,10 @@ export class ShardRunner {
   private commitTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
+  /** A compaction sweep is under way (it yields between slices; the next waits for it). */
+  private sweeping = false;
+  /** A round of wake-ups is firing (it yields between slices; the next round waits for it). */
+  private firing = false;
   private consumedSinceRate = 0;
   /** The last input of the cut the checkpoint we started from committed: its outputs, and those before, are stored. */
   private replayedUpTo = 0;
@@ -199,7 +203,13 @@ export class ShardRunner {
     }, commitPhaseMs(this.shard, options.commitIntervalMs));
     this.wakeTimer = setInterval(() => void this.fireWakes().catch((err: unknown) => this.fail(err as Error)), options.wakeIntervalMs);
     const { compactAfterMs } = options;
-    if (compactAfterMs > 0) this.compactTimer = setInterval(() => compactIdle(this.table, compactAfterMs), compactSweepMs(compactAfterMs));
+    if (compactAfterMs > 0) {
+      this.compactTimer = setInterval(() => {
+        if (this.sweeping) return;
+        this.sweeping = true;
+        void sweepIdle(this.table, compactAfterMs).finally(() => (this.sweeping = false));
+      }, compactSweepMs(compactAfterMs));
+    }
     // a stop or abort during the last await has moved the phase on already
     if (this.phaseNow === "starting") this.phaseNow = "running";
     metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
@@ -414,22 +424,37 @@ export class ShardRunner {
 
   /** Fires due wake-ups, at most `wakeBatch` per round; each entity once, however many it missed. */
   private async fireWakes(): Promise<void> {
-    if (this.committer.capturing !== undefined) return; // a commit is capturing its cut; the next round fires them
+    if (this.committer.capturing !== undefined || this.firing) return; // a commit is capturing its cut, or a round still firing; the next round fires them
+    this.firing = true;
+    try {
+      await this.fireDueWakes();
+    } finally {
+      this.firing = false;
+    }
+  }
+
+  private async fireDueWakes(): Promise<void> {
     const now = Date.now();
     const due = this.wakeUps.takeDue(now, this.deps.options.wakeBatch);
-    if (due.length === 0) return;
-    await this.table.fetchMissing(due);
-    if (this.committer.capturing !== undefined) await this.committer.capturing;
-    if (this.aborted) return;
-    for (const slot of due) {
-      this.table.activate(slot, now);
-      const applied = slot.behavior.tick(slot.state, now, { prefix: this.deps.names.prefix });
-      slot.state = applied.state;
-      this.table.markDirty(slot);
-      this.committer.publishOutputs(applied.outputs);
-      this.wakeUps.schedule(slot, slot.behavior.nextWakeAt(slot.state));
+    // a slice at a time, other shards, timers and I/O in between: every shard's round of 2,000 wake-ups in
+    // one go (a fleet going offline together) held the event loop for seconds, and the leases with it
+    for (let i = 0; i < due.length; ) {
+      if (i > 0) await yieldTurn();
+      await this.table.fetchMissing(i === 0 ? due : due.slice(i)); // a yield may have passivated some
+      if (this.committer.capturing !== undefined) await this.committer.capturing;
+      if (this.aborted) return;
+      const from = i;
+      for (; i < due.length && (i === from || !sliceUsed()); i++) {
+        const slot = due[i]!;
+        this.table.activate(slot, now);
+        const applied = slot.behavior.tick(slot.state, now, { prefix: this.deps.names.prefix });
+        slot.state = applied.state;
+        this.table.markDirty(slot);
+        this.committer.publishOutputs(applied.outputs);
+        this.wakeUps.schedule(slot, slot.behavior.nextWakeAt(slot.state));
+      }
+      this.deps.metrics.timersFired.inc(i - from);
     }
-    this.deps.metrics.timersFired.inc(due.length);
   }
 
   /** A snapshot no owner wrote (undecodable): a dead letter; its entity starts afresh. */

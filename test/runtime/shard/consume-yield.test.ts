@@ -6,10 +6,26 @@ import { describe, expect, it } from "vitest";
 import { RuntimeClient } from "../../../runtime/client.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 import { timerGaps } from "../../harness/timer-gaps.ts";
-import { busyApply as busy } from "../busy-behavior.ts";
+import type { EntityBehavior } from "../../../runtime/entity.ts";
+import { busyApply as busy, busyEncode, spin } from "../busy-behavior.ts";
 import { natsForFile, testNode } from "../fixture.ts";
 
 const nats = natsForFile();
+
+/** Type "sleepy": input `{ at }` asks for a wake-up then; each wake-up takes 2 ms of CPU (an offline alert to publish). */
+const sleepy: EntityBehavior<{ at?: number; woken: number }> = {
+  type: "sleepy",
+  create: () => ({ woken: 0 }),
+  apply: (state, _kind, payload) => ({ state: { ...state, at: (payload as { at: number }).at }, outputs: [] }),
+  query: (state) => ({ ...state }),
+  nextWakeAt: (state) => state.at,
+  tick(state) {
+    spin(2);
+    return { state: { woken: state.woken + 1 }, outputs: [] };
+  },
+  encode: (state) => new TextEncoder().encode(JSON.stringify(state)),
+  decode: (b) => JSON.parse(new TextDecoder().decode(b)) as { at?: number; woken: number },
+};
 
 describe("shard runner under a backlog", () => {
   it("lets timers run between messages while it applies a fetched backlog", async () => {
@@ -34,6 +50,51 @@ describe("shard runner under a backlog", () => {
     // Without a macrotask turn between messages the gap is the whole backlog (~2000 ms); with one it is
     // about one message (25 ms) plus whatever the machine's load adds.
     expect(gaps.worstMs).toBeLessThan(700);
+    await runtime.host.stopAll();
+    runtime.close();
+    await client.close();
+  });
+
+  it("lets timers run between wake-ups while it fires a round of 400 due at once", async () => {
+    const nc = await nats.conn();
+    const TWINS = 400; // 0.8 s of wake-up work in one round (wakeBatch 2,000)
+    const client = new RuntimeClient(nc, { prefix: "yieldwake", shards: 1 });
+    const runtime = await testNode(nc, { prefix: "yieldwake", shards: 1, behaviors: [sleepy], runner: { wakeIntervalMs: 50 } });
+    await runtime.host.start({ shard: 0, epoch: 1, owner: "t" });
+    const at = Date.now() + 1500;
+    await Promise.all(Array.from({ length: TWINS }, (_, i) => client.send("sleepy", `s${i}`, "sleep", { at })));
+    await waitFor(async () => (await runtime.metrics.itemsApplied.get()).values.reduce((n, v) => n + v.value, 0) === TWINS, { message: "wake-ups asked for" });
+    const gaps = timerGaps();
+    try {
+      await waitFor(async () => (await runtime.metrics.timersFired.get()).values.reduce((n, v) => n + v.value, 0) === TWINS, { timeoutMs: 20_000, message: "every wake-up fired" });
+    } finally {
+      gaps.stop();
+    }
+    // in one go the gap is the whole round (~800 ms); a slice at a time, about a slice plus the machine's load
+    expect(gaps.worstMs).toBeLessThan(400);
+    const r = await client.get("sleepy", "s7", null);
+    expect(r.ok && r.value).toEqual({ woken: 1 });
+    await runtime.host.stopAll();
+    runtime.close();
+    await client.close();
+  });
+
+  it("lets timers run while it compacts 400 twins gone idle together", async () => {
+    const nc = await nats.conn();
+    const TWINS = 400;
+    const slow = busyEncode(2); // 0.8 s of encoding to compact them all
+    const client = new RuntimeClient(nc, { prefix: "yieldcompact", shards: 1 });
+    const runtime = await testNode(nc, { prefix: "yieldcompact", shards: 1, behaviors: [slow], runner: { compactAfterMs: 1000, commitIntervalMs: 60_000, snapshotIntervalMs: 600_000 } });
+    await runtime.host.start({ shard: 0, epoch: 1, owner: "t" });
+    await Promise.all(Array.from({ length: TWINS }, (_, i) => client.send("slow", `w${i}`, "one", null)));
+    await waitFor(async () => (await runtime.metrics.residentEntities.get()).values[0]?.value === TWINS, { message: "all decoded" });
+    const gaps = timerGaps();
+    try {
+      await waitFor(async () => (await runtime.metrics.compactEntities.get()).values[0]?.value === TWINS, { timeoutMs: 20_000, message: "all compacted" });
+    } finally {
+      gaps.stop();
+    }
+    expect(gaps.worstMs).toBeLessThan(400);
     await runtime.host.stopAll();
     runtime.close();
     await client.close();
