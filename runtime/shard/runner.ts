@@ -38,6 +38,8 @@ export type ShardPhase = "starting" | "running" | "stopping" | "lingering" | "dr
 
 /** A shard start's steps, in order (see `ShardRunner.start`). */
 const START_STEPS = ["open", "fence", "scan", "consumer"] as const;
+/** Wake-ups fired between two turns of the event loop (a tick with an offline alert to publish is ~40 µs). */
+const WAKE_SLICE = 64;
 
 export class ShardRunner {
   readonly shard: number;
@@ -435,17 +437,19 @@ export class ShardRunner {
 
   private async fireDueWakes(): Promise<void> {
     const now = Date.now();
-    const due = this.wakeUps.takeDue(now, this.deps.options.wakeBatch);
-    // a slice at a time, other shards, timers and I/O in between: every shard's round of 2,000 wake-ups in
-    // one go (a fleet going offline together) held the event loop for seconds, and the leases with it
-    for (let i = 0; i < due.length; ) {
-      if (i > 0) await yieldTurn();
-      await this.table.fetchMissing(i === 0 ? due : due.slice(i)); // a yield may have passivated some
+    // WAKE_SLICE at a time, other shards, timers and I/O in between: every shard's round of 2,000 wake-ups
+    // in one go (a fleet going offline together) held the event loop for seconds, and the leases with it.
+    // Each slice is taken only as it fires: a wake-up taken is off its entity until its tick, and a commit
+    // capturing meanwhile would write the entity without it.
+    for (let fired = 0; fired < this.deps.options.wakeBatch; ) {
+      if (fired > 0) await yieldTurn();
+      if (this.committer.capturing !== undefined || this.aborted || this.stopped) return; // the next round fires the rest
+      const due = this.wakeUps.takeDue(now, Math.min(WAKE_SLICE, this.deps.options.wakeBatch - fired));
+      if (due.length === 0) return;
+      await this.table.fetchMissing(due);
       if (this.committer.capturing !== undefined) await this.committer.capturing;
       if (this.aborted) return;
-      const from = i;
-      for (; i < due.length && (i === from || !sliceUsed()); i++) {
-        const slot = due[i]!;
+      for (const slot of due) {
         this.table.activate(slot, now);
         const applied = slot.behavior.tick(slot.state, now, { prefix: this.deps.names.prefix });
         slot.state = applied.state;
@@ -453,7 +457,8 @@ export class ShardRunner {
         this.committer.publishOutputs(applied.outputs);
         this.wakeUps.schedule(slot, slot.behavior.nextWakeAt(slot.state));
       }
-      this.deps.metrics.timersFired.inc(i - from);
+      this.deps.metrics.timersFired.inc(due.length);
+      fired += due.length;
     }
   }
 
