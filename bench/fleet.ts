@@ -1,6 +1,7 @@
 // `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive] [--snapshot-interval-ms N]
 //   [--import-concurrency K] [--register-only] [--rate R] [--no-tap] [--shards N] [--profile DIR] [--memory-budget-mb M]
-//   [--node-v8=FLAGS] [--node-log FILE] [--no-prime] [--prime-concurrency K] [--idle-passivate-ms N]`
+//   [--node-v8=FLAGS] [--node-log FILE] [--no-prime] [--prime-concurrency K] [--idle-passivate-ms N]
+//   [--offline-after-ms N]`
 //
 // A Foobot-scale fleet on this machine (issue #16 §2): N devices (1,000,000 by default), each sending one
 // reading every 5 minutes — N / 300 requests/s of one reading over HTTP keep-alive, the devices taken in
@@ -163,6 +164,10 @@ export async function main(argv: string[]): Promise<void> {
     // a fleet slower than the real cadence (--rate below N / 300) leaves each twin idle longer than the
     // node's default 10 minutes: --idle-passivate-ms keeps them as a fleet at the real cadence would
     ...(!args.has("idle-passivate-ms") ? {} : { AIRTWIN_IDLE_PASSIVATE_MS: String(int(args, "idle-passivate-ms", 600_000)) }),
+    // and past the 15-minute offline threshold: every device goes offline between two of its readings, the
+    // whole fleet in a wave (an alert and a wake-up each); --offline-after-ms keeps them online as the real
+    // cadence would — or, shorter, brings the wave into the window on purpose
+    ...(!args.has("offline-after-ms") ? {} : { AIRTWIN_OFFLINE_AFTER_MS: String(int(args, "offline-after-ms", 900_000)) }),
   };
   const port = await freePort("127.0.0.1");
   const metricsPort = await freePort("127.0.0.1");
