@@ -1,9 +1,9 @@
 // Runs one owned shard: fence, bulk-load, consume the shard's input in stream order, apply each entity's
-// inputs turn by turn (apply.ts), publish outputs, answer live queries (queries.ts), fire wake-ups
-// (timers.ts), and commit periodically (commit.ts): outputs confirmed → due snapshots written (fenced,
-// pipelined) → checkpoint → consumer acked. A crash anywhere in between replays from the checkpoint;
-// inputs already in a snapshot are skipped per entity (`seq <= appliedSeq`), so every input takes
-// effect exactly once. This file is the lifecycle: start, planned stop with its linger, abort.
+// inputs turn by turn (apply.ts), publish outputs, answer live queries (queries.ts); on its timers
+// (shard-timers.ts) fire wake-ups and commit: outputs confirmed → due snapshots written (fenced,
+// pipelined) → checkpoint → consumer acked (commit.ts). A crash anywhere in between replays from the
+// checkpoint; inputs already in a snapshot are skipped per entity (`seq <= appliedSeq`), so every input
+// takes effect exactly once. This file is the lifecycle: start, planned stop with its linger, abort.
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/nats-core";
 import { decodeBatch } from "../envelope.ts";
@@ -14,13 +14,14 @@ import type { ShardLease } from "../shard-host.ts";
 import { FencedError, claimShard, openSnapshotBucket, scanShard } from "../snapshot-store.ts";
 import { sliceUsed, yieldTurn } from "../turns.ts";
 import { applyBatch, type ApplyEnv } from "./apply.ts";
-import { Committer, commitPhaseMs } from "./commit.ts";
-import { compactIdle, compactSweepMs, sweepIdle } from "./compaction.ts";
+import { Committer } from "./commit.ts";
+import { compactIdle } from "./compaction.ts";
 import { DeliveryOrder, consumeOptions, consumerBacklog, deleteOwnConsumer, deleteStaleConsumers, positionConsumer, watchConsumer, type ConsumerEnv } from "./consumer.ts";
 import { EntityTable, type Slot } from "./entities.ts";
 import { ShardLag } from "./lag.ts";
 import type { ShardRunnerDeps } from "./options.ts";
 import { answerQuery, sendReply, type QueryEnv } from "./queries.ts";
+import { ShardTimers } from "./shard-timers.ts";
 import { WakeUps } from "./timers.ts";
 
 /**
@@ -38,8 +39,6 @@ export type ShardPhase = "starting" | "running" | "stopping" | "lingering" | "dr
 
 /** A shard start's steps, in order (see `ShardRunner.start`). */
 const START_STEPS = ["open", "fence", "scan", "consumer"] as const;
-/** Wake-ups fired between two turns of the event loop (a tick with an offline alert to publish is ~40 µs). */
-const WAKE_SLICE = 64;
 
 export class ShardRunner {
   readonly shard: number;
@@ -52,6 +51,7 @@ export class ShardRunner {
   private readonly applyEnv: ApplyEnv;
   private readonly consumerEnv: ConsumerEnv;
   private readonly queryEnv: QueryEnv;
+  private readonly timers: ShardTimers;
   private readonly deliveries = new DeliveryOrder();
   private messages: ConsumerMessages | undefined;
   private rpc: Subscription | undefined;
@@ -60,13 +60,6 @@ export class ShardRunner {
   private readonly instance = newInstanceId();
   private lingerTimer: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
-  private commitTimer: NodeJS.Timeout | undefined;
-  private wakeTimer: NodeJS.Timeout | undefined;
-  private compactTimer: NodeJS.Timeout | undefined;
-  /** A compaction sweep is under way (it yields between slices; the next waits for it). */
-  private sweeping = false;
-  /** A round of wake-ups is firing (it yields between slices; the next round waits for it). */
-  private firing = false;
   private consumedSinceRate = 0;
   /** The last input of the cut the checkpoint we started from committed: its outputs, and those before, are stored. */
   private replayedUpTo = 0;
@@ -112,6 +105,16 @@ export class ShardRunner {
       askAgain: (request) => askAgain(request, { withinMs: deps.options.askAgainMs, stopped: () => this.stopped }),
       stopped: () => this.stopped,
     };
+    this.timers = new ShardTimers({
+      shard: this.shard,
+      deps,
+      table: this.table,
+      wakeUps: this.wakeUps,
+      committer: this.committer,
+      isAborted: () => this.aborted,
+      isStopped: () => this.stopped,
+      fail: (err) => this.fail(err),
+    });
   }
 
   /** Where the runner is in its life. */
@@ -197,21 +200,7 @@ export class ShardRunner {
     this.messages = await consumer.consume(consumeOptions(options));
     void watchConsumer(this.messages, () => this.stopped, (status) => this.fail(new Error(`shard ${this.shard} epoch ${this.epoch}: consumer gone (${status}), a newer owner may hold the shard`)), (type) => this.deps.metrics.consumerStatus.inc({ type }));
     this.loop = this.consume(this.messages);
-    // each shard commits at its own phase of the interval, not every shard of the node at once
-    this.commitTimer = setTimeout(() => {
-      if (this.stopped) return;
-      this.commitTimer = setInterval(() => this.committer.commitIfDue(), options.commitIntervalMs);
-      this.committer.commitIfDue();
-    }, commitPhaseMs(this.shard, options.commitIntervalMs));
-    this.wakeTimer = setInterval(() => void this.fireWakes().catch((err: unknown) => this.fail(err as Error)), options.wakeIntervalMs);
-    const { compactAfterMs } = options;
-    if (compactAfterMs > 0) {
-      this.compactTimer = setInterval(() => {
-        if (this.sweeping) return;
-        this.sweeping = true;
-        void sweepIdle(this.table, compactAfterMs).finally(() => (this.sweeping = false));
-      }, compactSweepMs(compactAfterMs));
-    }
+    this.timers.start();
     // a stop or abort during the last await has moved the phase on already
     if (this.phaseNow === "starting") this.phaseNow = "running";
     metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
@@ -239,7 +228,7 @@ export class ShardRunner {
     if (this.stopped) return;
     const started = performance.now();
     this.phaseNow = "stopping";
-    this.clearTimers();
+    this.timers.clear();
     await this.messages?.close().catch(() => undefined);
     await this.loop;
     await this.committer.settled();
@@ -309,7 +298,7 @@ export class ShardRunner {
     this.rpc?.unsubscribe();
     this.handoff?.unsubscribe();
     clearTimeout(this.lingerTimer);
-    this.clearTimers();
+    this.timers.clear();
     void this.messages?.close().catch(() => undefined);
     this.release();
   }
@@ -424,44 +413,6 @@ export class ShardRunner {
     this.committer.noteApplied(m);
   }
 
-  /** Fires due wake-ups, at most `wakeBatch` per round; each entity once, however many it missed. */
-  private async fireWakes(): Promise<void> {
-    if (this.committer.capturing !== undefined || this.firing) return; // a commit is capturing its cut, or a round still firing; the next round fires them
-    this.firing = true;
-    try {
-      await this.fireDueWakes();
-    } finally {
-      this.firing = false;
-    }
-  }
-
-  private async fireDueWakes(): Promise<void> {
-    const now = Date.now();
-    // WAKE_SLICE at a time, other shards, timers and I/O in between: every shard's round of 2,000 wake-ups
-    // in one go (a fleet going offline together) held the event loop for seconds, and the leases with it.
-    // Each slice is taken only as it fires: a wake-up taken is off its entity until its tick, and a commit
-    // capturing meanwhile would write the entity without it.
-    for (let fired = 0; fired < this.deps.options.wakeBatch; ) {
-      if (fired > 0) await yieldTurn();
-      if (this.committer.capturing !== undefined || this.aborted || this.stopped) return; // the next round fires the rest
-      const due = this.wakeUps.takeDue(now, Math.min(WAKE_SLICE, this.deps.options.wakeBatch - fired));
-      if (due.length === 0) return;
-      await this.table.fetchMissing(due);
-      if (this.committer.capturing !== undefined) await this.committer.capturing;
-      if (this.aborted) return;
-      for (const slot of due) {
-        this.table.activate(slot, now);
-        const applied = slot.behavior.tick(slot.state, now, { prefix: this.deps.names.prefix });
-        slot.state = applied.state;
-        this.table.markDirty(slot);
-        this.committer.publishOutputs(applied.outputs);
-        this.wakeUps.schedule(slot, slot.behavior.nextWakeAt(slot.state));
-      }
-      this.deps.metrics.timersFired.inc(due.length);
-      fired += due.length;
-    }
-  }
-
   /** A snapshot no owner wrote (undecodable): a dead letter; its entity starts afresh. */
   private deadSnapshot(key: string, data: Uint8Array, error: string): void {
     const dot = key.indexOf(".");
@@ -482,12 +433,6 @@ export class ShardRunner {
     // fenced: this epoch is over for good, and its consumer with it (a failure restarts on it instead)
     if (fenced) deleteOwnConsumer(this.consumerEnv);
     this.deps.onFailure(this.shard, err);
-  }
-
-  private clearTimers(): void {
-    if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
-    if (this.wakeTimer !== undefined) clearInterval(this.wakeTimer);
-    if (this.compactTimer !== undefined) clearInterval(this.compactTimer);
   }
 
   /** Drops the entities; after a planned stop's drain, or at once on abort (a second call finds nothing left). */
