@@ -72,7 +72,10 @@ export class NodeHost implements ShardHost {
 
   private startRunner(lease: ShardLease, attempt: number): Promise<void> {
     const existing = this.runners.get(lease.shard);
-    if (existing !== undefined) existing.abort("superseded by a newer lease");
+    if (existing !== undefined) {
+      this.deps.log("warn", "shard runner superseded", { shard: lease.shard, epoch: existing.epoch, by: lease.epoch });
+      existing.abort("superseded by a newer lease");
+    }
     const runner = new ShardRunner(
       {
         ...this.deps,

@@ -149,7 +149,6 @@ export class EntityTable {
     if (behavior === undefined) return undefined;
     // The scan at acquisition saw every snapshot of this shard and only this owner writes: a key we
     // do not know has no snapshot.
-    this.metrics.knownEntities.inc();
     return this.newSlot(entityKey(type, entityId), entityId, behavior);
   }
 
@@ -159,6 +158,8 @@ export class EntityTable {
     if (byId === undefined) this.slots.set(behavior.type, (byId = new Map()));
     byId.set(entityId, slot);
     this.slotCount++;
+    // counted as made, as clear() uncounts them: a start aborted after its bulk load leaves no trace
+    this.metrics.knownEntities.inc();
     return slot;
   }
 

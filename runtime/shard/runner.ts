@@ -204,7 +204,6 @@ export class ShardRunner {
     // a stop or abort during the last await has moved the phase on already
     if (this.phaseNow === "starting") this.phaseNow = "running";
     metrics.handoffSeconds.observe({ phase: "start" }, (performance.now() - started) / 1000);
-    metrics.knownEntities.inc(this.table.count);
     this.deps.log("info", "shard started", {
       shard: this.shard,
       epoch: this.epoch,
@@ -283,18 +282,23 @@ export class ShardRunner {
     this.rpc?.unsubscribe();
     const why = `a newer owner (epoch ${epoch}) serves the shard`;
     if (this.isLingering) this.endLinger();
-    else if (this.stopped) this.abort(why);
+    else if (this.stopped) {
+      this.deps.log("info", "shard stop overtaken", { shard: this.shard, epoch: this.epoch, reason: why });
+      this.abort(why);
+    }
     else {
       this.deps.metrics.fencingRejections.inc();
       this.fail(new FencedError(this.shard, this.epoch, `shard ${this.shard} epoch ${this.epoch}: ${why}`));
     }
   }
 
-  /** Lease lost: stop at once and write nothing more. */
+  /**
+   * Lease lost: stop at once and write nothing more. The caller logs why (ownership's "shard aborted", a
+   * failure, a failed start): logged here too, every abort was in the node's log twice.
+   */
   abort(reason: string): void {
     if (this.aborted) return;
     this.phaseNow = "aborted";
-    this.deps.log("warn", "shard aborted", { shard: this.shard, epoch: this.epoch, reason });
     this.rpc?.unsubscribe();
     this.handoff?.unsubscribe();
     clearTimeout(this.lingerTimer);

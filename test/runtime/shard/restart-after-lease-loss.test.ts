@@ -29,7 +29,8 @@ it("a failed runner whose lease was lost and taken again is not restarted over t
   const client = new RuntimeClient(await conn(), { prefix: PREFIX, shards: 1, maxBatchItems: 20 });
   const aborts: Array<{ epoch: unknown; reason: unknown }> = [];
   const log: LogFn = (level, msg, fields) => {
-    if (msg === "shard aborted") aborts.push({ epoch: fields?.epoch, reason: fields?.reason });
+    // the host's own aborts of a runner: superseded by another start, or stopped on a failure
+    if (msg === "shard runner superseded" || msg.startsWith("shard stopped")) aborts.push({ epoch: fields?.epoch, reason: fields?.by ?? fields?.error });
     debugLog(level, msg, fields);
   };
   const runtime = await testNode(await conn(), { prefix: PREFIX, shards: 1, runner: { commitIntervalMs: 50, fetchBatch: 4 }, log });
