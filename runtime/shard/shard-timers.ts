@@ -1,16 +1,16 @@
 // A running shard's periodic work, each on a timer of its own: commits (commit.ts) at the shard's own phase
 // of the interval, rounds of due wake-ups (the schedule is timers.ts), and compaction sweeps
-// (compaction.ts). Rounds and sweeps run a slice at a time, yielding to timers, I/O and the other shards
-// between slices (turns.ts); one still running makes the next wait.
-import { yieldTurn } from "../turns.ts";
+// (compaction.ts). Rounds and sweeps run within the turns of the shard loops (turns.ts), so timers, I/O and
+// the other shards run between their steps; one still running makes the next wait.
+import { sliceUsed, yieldTurn } from "../turns.ts";
 import { commitPhaseMs, type Committer } from "./commit.ts";
 import { compactSweepMs, sweepIdle } from "./compaction.ts";
 import type { EntityTable } from "./entities.ts";
 import type { ShardRunnerDeps } from "./options.ts";
 import type { WakeUps } from "./timers.ts";
 
-/** Wake-ups fired between two turns of the event loop (a tick with an offline alert to publish is ~40 µs). */
-export const WAKE_SLICE = 64;
+/** Wake-ups fired between two looks at the turn's slice (a tick with an offline alert to publish is ~40 µs quiet). */
+export const WAKE_STEP = 16;
 
 /** What the timers work on, and when they must not (the runner's phase). */
 export interface ShardTimersEnv {
@@ -79,14 +79,16 @@ export class ShardTimers {
     const { deps, table, wakeUps, committer } = this.env;
     const { wakeBatch } = deps.options;
     const now = Date.now();
-    // WAKE_SLICE at a time, other shards, timers and I/O in between: every shard's round of 2,000 wake-ups
-    // in one go (a fleet going offline together) held the event loop for seconds, and the leases with it.
-    // Each slice is taken only as it fires: a wake-up taken is off its entity until its tick, and a commit
-    // capturing meanwhile would write the entity without it.
+    // WAKE_STEP at a time within the turns of the shard loops (turns.ts), the first step too: every
+    // shard's round of 2,000 wake-ups in one go (a fleet going offline together) held the event loop for
+    // seconds, and the leases with it; and the shards' rounds fall due in the same timers phase, so even
+    // one slice each in the timer callback itself added up. Each step is taken only as it fires: a wake-up
+    // taken is off its entity until its tick, and a commit capturing meanwhile would write the entity
+    // without it.
     for (let fired = 0; fired < wakeBatch; ) {
-      if (fired > 0) await yieldTurn();
+      if (sliceUsed()) await yieldTurn();
       if (committer.capturing !== undefined || this.env.isStopped()) return; // the next round fires the rest
-      const due = wakeUps.takeDue(now, Math.min(WAKE_SLICE, wakeBatch - fired));
+      const due = wakeUps.takeDue(now, Math.min(WAKE_STEP, wakeBatch - fired));
       if (due.length === 0) return;
       await table.fetchMissing(due);
       if (committer.capturing !== undefined) await committer.capturing;
