@@ -74,7 +74,7 @@ export class NodeHost implements ShardHost {
     const existing = this.runners.get(lease.shard);
     if (existing !== undefined) {
       this.deps.log("warn", "shard runner superseded", { shard: lease.shard, epoch: existing.epoch, by: lease.epoch });
-      existing.abort("superseded by a newer lease");
+      existing.abort();
     }
     const runner = new ShardRunner(
       {
@@ -95,7 +95,7 @@ export class NodeHost implements ShardHost {
     this.runners.set(lease.shard, runner);
     this.deps.metrics.shardsOwned.set(this.runners.size);
     return runner.start().catch((err: unknown) => {
-      runner.abort(`start failed: ${(err as Error).message}`);
+      runner.abort();
       if (this.runners.get(lease.shard) === runner) this.runners.delete(lease.shard);
       this.deps.metrics.shardsOwned.set(this.runners.size);
       throw err;
@@ -145,13 +145,13 @@ export class NodeHost implements ShardHost {
     if (runner.isLingering) this.lingering.add(runner);
   }
 
-  abort(shard: number, reason: string): void {
+  abort(shard: number, _reason: string): void {
     this.cancelRestart(shard);
     this.leases.delete(shard);
     const runner = this.runners.get(shard);
     if (runner === undefined) return;
     this.runners.delete(shard);
-    runner.abort(reason);
+    runner.abort();
     this.deps.metrics.shardsOwned.set(this.runners.size);
   }
 

@@ -284,7 +284,7 @@ export class ShardRunner {
     if (this.isLingering) this.endLinger();
     else if (this.stopped) {
       this.deps.log("info", "shard stop overtaken", { shard: this.shard, epoch: this.epoch, reason: why });
-      this.abort(why);
+      this.abort();
     }
     else {
       this.deps.metrics.fencingRejections.inc();
@@ -294,9 +294,9 @@ export class ShardRunner {
 
   /**
    * Lease lost: stop at once and write nothing more. The caller logs why (ownership's "shard aborted", a
-   * failure, a failed start): logged here too, every abort was in the node's log twice.
+   * failure, a failed start, a newer owner): logged here too, every abort was in the node's log twice.
    */
-  abort(reason: string): void {
+  abort(): void {
     if (this.aborted) return;
     this.phaseNow = "aborted";
     this.rpc?.unsubscribe();
@@ -433,7 +433,7 @@ export class ShardRunner {
     if (this.aborted) return;
     const fenced = err instanceof FencedError;
     this.deps.log("error", fenced ? "shard stopped: a newer owner fenced it" : "shard stopped, restarting from its checkpoint", { shard: this.shard, epoch: this.epoch, error: err.message });
-    this.abort(fenced ? "fenced" : `failure: ${err.message}`);
+    this.abort();
     // fenced: this epoch is over for good, and its consumer with it (a failure restarts on it instead)
     if (fenced) deleteOwnConsumer(this.consumerEnv);
     this.deps.onFailure(this.shard, err);
