@@ -294,7 +294,8 @@ export class ShardRunner {
 
   /**
    * Lease lost: stop at once and write nothing more. The caller logs why (ownership's "shard aborted", a
-   * failure, a failed start, a newer owner): logged here too, every abort was in the node's log twice.
+   * failure, a failed start, a newer owner); when the runner logged it as well, every abort was in the
+   * node's log twice.
    */
   abort(): void {
     if (this.aborted) return;

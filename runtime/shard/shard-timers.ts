@@ -31,9 +31,9 @@ export class ShardTimers {
   private commitTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
-  /** A round of wake-ups is firing (it yields between slices; the next round waits for it). */
+  /** A round of wake-ups is firing (it yields between steps; the next round waits for it). */
   private firing = false;
-  /** A compaction sweep is under way (it yields between slices; the next waits for it). */
+  /** A compaction sweep is under way (it yields between steps; the next waits for it). */
   private sweeping = false;
 
   constructor(private readonly env: ShardTimersEnv) {}
