@@ -11,9 +11,12 @@ import { RuntimeMetrics } from "../metrics.ts";
 import type { EntityReply } from "../protocol.ts";
 import { applyBatch, applyItem, decide, rememberCommand, type ApplyEnv } from "./apply.ts";
 import { EntityTable } from "./entities.ts";
+import type { Slot } from "./slot.ts";
 import { WakeUps } from "./timers.ts";
 
 const ctx = { prefix: "t", acceptedAt: 1000 };
+/** The slot holds `bytes` as its snapshot read (a fetch's outcome, without the bucket). */
+const heldBytes = (slot: Slot, bytes: Uint8Array) => slot.setBytes(bytes, 0, bytes.length);
 const add = (entityId: string, v: number, extra: Partial<InputItem> = {}): InputItem => ({ type: "counter", entityId, kind: "add", payload: { v }, ...extra });
 
 function table(): EntityTable {
@@ -233,7 +236,7 @@ describe("applyBatch", () => {
       const cases: Array<[string, (t: EntityTable, slot: ReturnType<EntityTable["slotFor"]> & object) => void]> = [
         ["resident", (t, slot) => void applied(t, add(slot.entityId, 1), 1)],
         ["stored, passivated", (_t, slot) => void ((slot.persisted = true), (slot.appliedSeq = 1))],
-        ["snapshot read", (_t, slot) => void ((slot.persisted = true), (slot.bytes = counterBehavior.encode({ id: slot.entityId, n: 2, sum: 2, ticks: 0 })))],
+        ["snapshot read", (_t, slot) => void ((slot.persisted = true), heldBytes(slot, counterBehavior.encode({ id: slot.entityId, n: 2, sum: 2, ticks: 0 })))],
         ["with keyed commands", (t, slot) => t.remember(slot, { key: "k", seq: 1, reply: encode(null), fingerprint: undefined })],
         ["with a wake-up", (_t, slot) => void (slot.wakeAt = 5000)],
       ];

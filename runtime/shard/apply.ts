@@ -105,7 +105,7 @@ function erased(table: EntityTable, slot: Slot, ctx: ApplyContext): Applied<unkn
 function isBlank(table: EntityTable, slot: Slot, item: InputItem): boolean {
   return (
     slot.state === undefined &&
-    slot.bytes === undefined &&
+    !slot.hasBytes &&
     !slot.persisted &&
     !slot.dirty &&
     !slot.mustSave &&

@@ -9,50 +9,14 @@ import type { KV } from "@nats-io/kv";
 import { isRuntimeError } from "../errors.ts";
 import { CommandKeys, type AppliedCommand } from "../command-keys.ts";
 import { CompactSlab } from "./compact-slab.ts";
+import { Slot, SlotPages } from "./slot.ts";
 import { DeferredSnapshots } from "./deferred-snapshots.ts";
 import type { EntityBehavior } from "../entity.ts";
 import type { RuntimeMetrics } from "../metrics.ts";
-import { entityKey, readSnapshot, type SnapshotRecord } from "../snapshot-store.ts";
+import { readSnapshot, type SnapshotRecord } from "../snapshot-store.ts";
 
-/** One entity of the shard. */
-export interface Slot {
-  key: string;
-  entityId: string;
-  behavior: EntityBehavior;
-  state: unknown;
-  /**
-   * The encoded state of a compact entity (`state` undefined): compacted while idle (exactly its state
-   * then — it may be dirty: a commit writes these bytes), read by the bulk load at acquisition, or
-   * fetched on demand. Dropped once decoded: a decoded entity's state is its only copy in memory.
-   */
-  bytes: Uint8Array | undefined;
-  /** True when a snapshot may exist in the bucket (a passivated entity is fetched from there). */
-  persisted: boolean;
-  appliedSeq: number;
-  /** Sequence of the message being applied, so several items of one message for one entity all apply. */
-  applyingSeq: number;
-  /** Wall-clock wake-up the entity wants (persisted with its snapshot). */
-  wakeAt: number | undefined;
-  /** Time of the entity's live entry in the wake queue (≤ wakeAt; see timers.ts). */
-  queuedAt: number | undefined;
-  /** Changed since its last snapshot was captured (in `changed`, or waiting in `deferred`, or both). */
-  dirty: boolean;
-  /**
-   * Input stream sequence of the first input applied since the entity's last snapshot was captured (0:
-   * none). While its snapshot is deferred (commit.ts), the shard checkpoint stays before it.
-   */
-  unsavedSeq: number;
-  /** Inputs applied since the last snapshot was captured. */
-  unsavedInputs: number;
-  /** When a commit let the entity's snapshot wait (performance.now(); 0: not waiting). */
-  unsavedSince: number;
-  /**
-   * Written at the next commit: changed by something the input log cannot replay (a wake-up), or wanted
-   * stored so it can be passivated.
-   */
-  mustSave: boolean;
-  lastUsed: number;
-}
+export type { Slot };
+
 
 /** Resolution of the least-recently-used order of resident entities (ms), at most: see `lruGrainMs`. */
 const LRU_GRAIN_MS = 1000;
@@ -68,11 +32,12 @@ export class EntityTable {
   private readonly slots = new Map<string, Map<string, Slot>>();
   private slotCount = 0;
   /** Entities with decoded state, least recently used first (re-inserted on use). */
-  private readonly resident = new Map<string, Slot>();
+  private readonly resident = new Set<Slot>();
   /** Compact entities (bytes, no decoded state), in the order they became so: about least recently used first. */
   private readonly compacted = new Set<Slot>();
   private compactedBytes = 0;
   private readonly slab = new CompactSlab();
+  private readonly pages = new SlotPages();
   /** Cleared (the shard released): a fetch or wake-up still in flight counts nothing any more. */
   private cleared = false;
   /** Entities changed since the last commit's cut: the next commit looks at each. */
@@ -131,7 +96,7 @@ export class EntityTable {
     const dot = key.indexOf(".");
     const behavior = this.behaviors.get(key.slice(0, dot));
     if (behavior === undefined) return undefined;
-    const slot = this.newSlot(key, key.slice(dot + 1), behavior);
+    const slot = this.newSlot(key.slice(dot + 1), behavior);
     // used now, as far as passivation is concerned: idle from the acquisition on
     slot.lastUsed = Date.now();
     this.keepBytes(slot, rec.state);
@@ -149,11 +114,11 @@ export class EntityTable {
     if (behavior === undefined) return undefined;
     // The scan at acquisition saw every snapshot of this shard and only this owner writes: a key we
     // do not know has no snapshot.
-    return this.newSlot(entityKey(type, entityId), entityId, behavior);
+    return this.newSlot(entityId, behavior);
   }
 
-  private newSlot(key: string, entityId: string, behavior: EntityBehavior): Slot {
-    const slot: Slot = { key, entityId, behavior, state: undefined, bytes: undefined, persisted: false, appliedSeq: 0, applyingSeq: 0, wakeAt: undefined, queuedAt: undefined, dirty: false, unsavedSeq: 0, unsavedInputs: 0, unsavedSince: 0, mustSave: false, lastUsed: 0 };
+  private newSlot(entityId: string, behavior: EntityBehavior): Slot {
+    const slot = new Slot(entityId, behavior, this.pages.place());
     let byId = this.slots.get(behavior.type);
     if (byId === undefined) this.slots.set(behavior.type, (byId = new Map()));
     byId.set(entityId, slot);
@@ -165,7 +130,7 @@ export class EntityTable {
 
   /** True when the entity's state is neither in memory nor read yet, but may be in its snapshot. */
   needsFetch(slot: Slot): boolean {
-    return slot.state === undefined && slot.bytes === undefined && slot.persisted;
+    return slot.state === undefined && !slot.hasBytes && slot.persisted;
   }
 
   /** Reads the snapshots of those of `slots` that need it (see {@link needsFetch}). */
@@ -188,9 +153,9 @@ export class EntityTable {
     if (rec !== undefined && this.needsFetch(slot)) this.keepBytes(slot, rec.state);
   }
 
-  /** The entity is held as `bytes` (no decoded state). */
+  /** The entity is held as a copy of `bytes` (no decoded state). */
   private keepBytes(slot: Slot, bytes: Uint8Array): void {
-    slot.bytes = bytes;
+    this.slab.hold(slot, bytes);
     if (this.cleared) return;
     this.compacted.add(slot);
     this.compactedBytes += bytes.length;
@@ -200,8 +165,8 @@ export class EntityTable {
 
   /** Drops a compact entity's bytes (decoded, passivated). */
   private dropBytes(slot: Slot): void {
-    const n = slot.bytes!.length;
-    slot.bytes = undefined;
+    const n = slot.byteLength;
+    slot.clearBytes();
     if (!this.compacted.delete(slot)) return; // the table was cleared since
     this.compactedBytes -= n;
     this.metrics.compactEntities.dec();
@@ -220,14 +185,15 @@ export class EntityTable {
    * behaviour cannot encode it; its commit will say why.
    */
   compact(slot: Slot): boolean {
-    let bytes: Uint8Array;
+    let encoded: Uint8Array;
     try {
-      bytes = this.slab.store(slot.behavior.encode(slot.state));
+      encoded = slot.behavior.encode(slot.state);
     } catch {
       return false;
     }
+    // copied at once: the encoder may reuse its buffer
+    this.keepBytes(slot, encoded);
     this.dropState(slot);
-    this.keepBytes(slot, bytes);
     return true;
   }
 
@@ -239,14 +205,14 @@ export class EntityTable {
   private dropState(slot: Slot): void {
     const state = slot.state;
     slot.state = undefined;
-    this.resident.delete(slot.key);
+    this.resident.delete(slot);
     this.metrics.residentEntities.dec();
     slot.behavior.release?.(state);
   }
 
   /** The entity's state, encoded by its behaviour: a compact entity's bytes as they are, no encoding again. */
   encodedState(slot: Slot): Uint8Array {
-    return slot.state === undefined && slot.bytes !== undefined ? slot.bytes : slot.behavior.encode(slot.state);
+    return slot.state === undefined && slot.hasBytes ? slot.bytes! : slot.behavior.encode(slot.state);
   }
 
   /**
@@ -257,27 +223,28 @@ export class EntityTable {
   activate(slot: Slot, now = Date.now()): void {
     if (slot.state === undefined) {
       slot.state = this.stateOf(slot);
-      if (slot.bytes !== undefined) this.dropBytes(slot);
+      if (slot.hasBytes) this.dropBytes(slot);
       this.metrics.residentEntities.inc();
     } else if (now - slot.lastUsed < this.lruGrainMs) {
       return;
     } else {
-      this.resident.delete(slot.key);
+      this.resident.delete(slot);
     }
     slot.lastUsed = now;
-    this.resident.set(slot.key, slot);
+    this.resident.add(slot);
   }
 
   /** The entity's state: in memory, decoded from its snapshot, or fresh (also when the snapshot cannot be decoded). */
   stateOf(slot: Slot): unknown {
     if (slot.state !== undefined) return slot.state;
-    if (slot.bytes === undefined) return slot.behavior.create(slot.entityId);
+    const bytes = slot.bytes;
+    if (bytes === undefined) return slot.behavior.create(slot.entityId);
     try {
-      return slot.behavior.decode(slot.bytes);
+      return slot.behavior.decode(bytes);
     } catch (err) {
       // state from a newer build (a downgrade) is not garbage: stop rather than overwrite it
       if (isNewerVersion(err)) throw err;
-      this.onUndecodable(slot, slot.bytes, err as Error);
+      this.onUndecodable(slot, bytes, err as Error);
       return slot.behavior.create(slot.entityId);
     }
   }
