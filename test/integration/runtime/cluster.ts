@@ -10,13 +10,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstream, jetstreamManager, DeliverPolicy, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, DeliverPolicy, type JetStreamManager, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { Packr } from "msgpackr";
 import { RuntimeClient } from "../../../runtime/client.ts";
 import { decode } from "../../../runtime/codec.ts";
+import { openClusterBucket } from "../../../runtime/ownership/meta.ts";
 import { OpsClient } from "../../../runtime/ownership/mod.ts";
 import { names, type Names } from "../../../runtime/subjects.ts";
 import { waitFor } from "../../harness/wait-for.ts";
@@ -46,6 +47,8 @@ export interface TestClusterOptions {
 }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+/** How long reading a stream to its end may take (a few thousand messages: seconds at most). */
+const READ_TO_END_MS = 60_000;
 
 /** Node processes of one cluster (one subject prefix) plus the test's clients. */
 export class TestCluster {
@@ -85,8 +88,8 @@ export class TestCluster {
     const logDir = mkdtempSync(join(tmpdir(), `airtwin-it-${o.prefix}-`));
     const nc = await connect({ servers: natsUrl, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 100, name: `test ${o.prefix}` });
     const jsm = await jetstreamManager(nc);
-    const kvm = new Kvm(nc);
-    const bucket = await kvm.create(names(o.prefix).clusterBucket, { history: 1, replicas: o.replicas ?? 1 });
+    // as a node opens it: with replicas 3 on a loaded machine, creating it can outlast one 5 s request
+    const bucket = await openClusterBucket((timeout) => new Kvm(jetstream(nc, { timeout })), names(o.prefix), o.replicas ?? 1);
     const cluster = new TestCluster(natsUrl, o, nc, jsm, bucket, logDir);
     try {
       await Promise.all(o.nodes.map((id) => cluster.startNode(id)));
@@ -211,15 +214,11 @@ export class TestCluster {
     const stream = `KV_${bucket}`;
     const info = await this.jsm.streams.info(stream);
     if (info.state.messages === 0) return [];
-    const consumer = await jetstream(this.nc).consumers.get(stream, { deliver_policy: DeliverPolicy.All });
-    const out: Array<{ seq: number; key: string; epoch: number }> = [];
-    const messages = await consumer.consume({ max_messages: 1000 });
-    for await (const m of messages) {
-      out.push({ seq: m.seq, key: m.subject.slice(`$KV.${bucket}.`.length), epoch: Number(m.headers?.get("Airtwin-Epoch") ?? Number.NaN) });
-      if (m.info.pending === 0) break;
-    }
-    await messages.close();
-    return out;
+    return this.readToEnd(stream, { deliver_policy: DeliverPolicy.All }, `snapshot writes of shard ${shard}`, (m) => ({
+      seq: m.seq,
+      key: m.subject.slice(`$KV.${bucket}.`.length),
+      epoch: Number(m.headers?.get("Airtwin-Epoch") ?? Number.NaN),
+    }));
   }
 
   /** Ids of every alert published on `<prefix>.out.alert.<filter>`, in stream order, from the OUT stream. */
@@ -229,14 +228,32 @@ export class TestCluster {
     const info = await this.jsm.streams.info(stream, { subjects_filter: subject });
     const expected = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
     if (expected === 0) return [];
-    const consumer = await jetstream(this.nc).consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
-    const out: Array<Record<string, unknown>> = [];
+    return this.readToEnd(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All }, `alerts ${filter}`, (m) => packr.unpack(m.data) as Record<string, unknown>);
+  }
+
+  /**
+   * Every message of `stream` matching `config`, read with an ordered consumer until one with nothing
+   * pending after it. Fails after READ_TO_END_MS saying how far it got, rather than hang the test.
+   */
+  private async readToEnd<T>(stream: string, config: Partial<OrderedConsumerOptions>, what: string, map: (m: JsMsg) => T): Promise<T[]> {
+    const consumer = await jetstream(this.nc).consumers.get(stream, config);
+    const out: T[] = [];
     const messages = await consumer.consume({ max_messages: 1000 });
-    for await (const m of messages) {
-      out.push(packr.unpack(m.data) as Record<string, unknown>);
-      if (m.info.pending === 0) break;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void messages.close();
+    }, READ_TO_END_MS);
+    try {
+      for await (const m of messages) {
+        out.push(map(m));
+        if (m.info.pending === 0) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      await messages.close();
     }
-    await messages.close();
+    if (timedOut) throw new Error(`${what}: ${out.length} messages read from ${stream}, the last one not reached within ${READ_TO_END_MS} ms`);
     return out;
   }
 

@@ -218,7 +218,8 @@ export class NodeProcess {
   /** The node's Prometheus metrics text. */
   async metrics(): Promise<string> {
     if (this.metricsUrl === undefined) throw new Error(`node ${this.nodeId} has no metrics URL`);
-    const res = await fetch(this.metricsUrl);
+    // bounded: a node that does not answer fails the test here, not at the test's own timeout
+    const res = await fetch(this.metricsUrl, { signal: AbortSignal.timeout(15_000) });
     return res.text();
   }
 
