@@ -37,6 +37,16 @@ describe("asking JetStream again", () => {
     expect(worthAskingAgain(refused)).toBe(false);
   });
 
+  it("asks again after the failures a caller adds (alsoWhen), and only those", async () => {
+    const notFound = new Error("stream not found");
+    const r = flaky([notFound, new natsErrors.TimeoutError(), notFound], "status");
+    const alsoWhen = (err: unknown) => err === notFound;
+    await expect(askAgain(r.request, { withinMs: 5000, pauseMs: 1, alsoWhen })).resolves.toBe("status");
+    expect(r.calls()).toBe(4);
+    const refused = new Error("bucket configuration differs");
+    await expect(askAgain(flaky([refused], "never").request, { withinMs: 5000, alsoWhen })).rejects.toBe(refused);
+  });
+
   it("stops asking at the deadline, or once the start was stopped, with the last failure", async () => {
     const always = () => Promise.reject(noJetStreamLeader());
     const t0 = performance.now();

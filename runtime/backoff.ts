@@ -74,12 +74,15 @@ export function worthAskingAgain(err: unknown): boolean {
  * (then the last failure is thrown). Waits `pauseMs` (default 250) before asking again after "no
  * JetStream leader" (a timeout has waited already).
  */
-export function askAgain<T>(request: () => Promise<T>, o: { withinMs: number; stopped?: () => boolean; pauseMs?: number }): Promise<T> {
+export function askAgain<T>(
+  request: () => Promise<T>,
+  o: { withinMs: number; stopped?: () => boolean; pauseMs?: number; /** More failures worth asking again after. */ alsoWhen?: (err: unknown) => boolean },
+): Promise<T> {
   const pauseMs = o.pauseMs ?? 250;
   return retry(() => request(), {
     withinMs: o.withinMs,
     backoff: { firstMs: pauseMs, maxMs: pauseMs },
-    retryable: worthAskingAgain,
+    retryable: (err) => worthAskingAgain(err) || o.alsoWhen?.(err) === true,
     pauseAfter: (err) => !(err instanceof natsErrors.TimeoutError),
     stopped: o.stopped,
   });

@@ -10,7 +10,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type Bucket, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
-import { askAgain, backoffMs, pause, retry, RuntimeError, START_PATIENCE_MS, type LogFn } from "../../runtime/mod.ts";
+import { askAgain, backoffMs, isStreamNotFound, pause, retry, RuntimeError, START_PATIENCE_MS, type LogFn } from "../../runtime/mod.ts";
 import { DEVICE_PREFIX, USER_PREFIX, decodeDevice, decodeUser, deviceKey, type DeviceInfo, type UserInfo, type UserRecord } from "./records.ts";
 import { DeviceTable } from "./device-table.ts";
 import type { DeviceImportEntry, DeviceImportResult } from "./device-import.ts";
@@ -250,8 +250,11 @@ export class Registry implements AsyncDisposable {
     // Everything up to the bucket's last sequence at this moment must be in the view before we serve:
     // a LastValue watch delivers the last message of every key, and the bucket's last message is one.
     const deadline = performance.now() + (this.options.startWithinMs ?? START_PATIENCE_MS);
+    // "stream not found" too: the bucket was opened (or created) a moment ago, and on a replicated
+    // cluster nats-server 2.9 can say so to a request that follows the creation at once (two gateways
+    // starting together; seen in the chaos test)
     const ask = <T>(what: string, request: () => Promise<T>): Promise<T> =>
-      askAgain(request, { withinMs: Math.max(0, deadline - performance.now()), stopped: () => this.closed }).catch((err: unknown) => {
+      askAgain(request, { withinMs: Math.max(0, deadline - performance.now()), stopped: () => this.closed, alsoWhen: isStreamNotFound }).catch((err: unknown) => {
         throw new RuntimeError("NATS_UNAVAILABLE", `cannot ${what} the registry bucket ${this.bucket}: ${(err as Error).message}`, { cause: err });
       });
     const status = await ask("read", () => this.kv.status());

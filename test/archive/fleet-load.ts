@@ -147,9 +147,11 @@ export async function postFleet(
   f: GatewayFixture,
   plan: FleetPlan,
   creds: Credentials,
-  o: { concurrency?: number; latency?: (ms: number, startedAt: number) => void; stop?: () => boolean } = {},
+  o: { concurrency?: number; latency?: (ms: number, startedAt: number) => void; stop?: () => boolean; /** Requests a second at most (all workers). */ ratePerS?: number } = {},
 ): Promise<FleetPlan> {
   const concurrency = Math.min(o.concurrency ?? 24, plan.devices.length);
+  // each worker starts a request at most every `spacingMs`: together at most `ratePerS`
+  const spacingMs = o.ratePerS === undefined ? 0 : (1000 * concurrency) / o.ratePerS;
   const sent = new Map<string, number>(plan.devices.map((d) => [d.deviceId, 0]));
   await Promise.all(
     Array.from({ length: concurrency }, async (_, w) => {
@@ -163,6 +165,8 @@ export async function postFleet(
           await post(f, creds.get(d.deviceId)!, body);
           o.latency?.(performance.now() - started, started);
           sent.set(d.deviceId, round + 1);
+          const wait = started + spacingMs - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         }
       }
     }),
