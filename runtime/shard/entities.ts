@@ -17,7 +17,6 @@ import { readSnapshot, type SnapshotRecord } from "../snapshot-store.ts";
 
 export type { Slot };
 
-
 /** Resolution of the least-recently-used order of resident entities (ms), at most: see `lruGrainMs`. */
 const LRU_GRAIN_MS = 1000;
 

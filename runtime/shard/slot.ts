@@ -3,9 +3,9 @@
 // and stream sequences live in a page of a Float64Array shared by 1,024 slots (a time as a property is
 // a heap-number box of its own; so is a sequence once past 2^31, a week of one input stream at a million
 // devices), its compact bytes as a chunk of the slab with an offset (compact-slab.ts; a view per entity
-// is an object), and its key is built when asked (a commit, a fetch), not kept. At three million compact
-// twins a full mark-compact took 0.63 s in the earlier shape (eight objects a twin) and 0.28 s in this
-// one, and the heap 1.29 GB → 0.67 GB (docs/BENCHMARKS.md, "A twin's heap objects").
+// is an object), and its key is built when asked (a commit, a fetch), not kept. With a million compact
+// twins on a node, a full mark-compact took 337–348 ms in the earlier shape (about eight objects a twin)
+// and 150–164 ms in this one (docs/BENCHMARKS.md, "A twin's heap objects").
 import type { EntityBehavior } from "../entity.ts";
 import { entityKey } from "../snapshot-store.ts";
 
