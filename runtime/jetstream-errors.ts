@@ -1,6 +1,6 @@
-// How the JetStream API says "no such stream": a coded API error (10059), or only the message on paths
-// where nats.js wraps it.
-import { JetStreamApiError } from "@nats-io/jetstream";
+// How the JetStream API says "no such stream" or "no such consumer": a coded API error, or only the
+// message on paths where nats.js wraps it; and how a KV create says the key is taken.
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 
 /** JetStream's error code for "stream not found". */
 export const STREAM_NOT_FOUND = 10059;
@@ -16,4 +16,9 @@ export const CONSUMER_NOT_FOUND = 10014;
 /** True when `err` says the consumer does not exist (deleted meanwhile, as opposed to a timeout). */
 export function isConsumerNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError ? err.code === CONSUMER_NOT_FOUND : /consumer not found/i.test((err as Error)?.message ?? "");
+}
+
+/** True when a KV `create` failed because the key holds a value already (the write's expected last sequence was 0). */
+export function isKeyTaken(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 }

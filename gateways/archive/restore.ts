@@ -12,15 +12,20 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { deviceTwinBehavior, TWIN_TYPE } from "../../actors/device-twin/behavior.ts";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
 import {
+  askAgain,
   assertShardsFree,
   decode,
   decodeRecord,
   ensureClusterForClients,
+  isKeyTaken,
+  isStreamNotFound,
   names as namesOf,
   replayRecord,
   restoreShard,
+  RuntimeError,
   shardOf,
   ShardBusyError,
+  START_PATIENCE_MS,
   type EntityBehavior,
   type SnapshotRecord,
 } from "../../runtime/mod.ts";
@@ -110,12 +115,14 @@ export async function restoreFromArchive(o: RestoreOptions): Promise<RestoreResu
   }
   let registryEntries = 0;
   for (const { key, value } of await archivedRegistry(o.db, keys)) {
-    try {
-      await registry.create(key, value);
-      registryEntries++;
-    } catch {
-      // present already: the live entry is newer than the archive's
-    }
+    // a key present already holds the live entry, newer than the archive's; any other failure (a bucket
+    // just created by a gateway starting meanwhile can answer "stream not found") is asked again, then
+    // fails the restore: an entry skipped silently would be a device that cannot post after it
+    const create = () => registry.create(key, value).then(() => true, (err: unknown) => (isKeyTaken(err) ? false : Promise.reject(err)));
+    const created = await askAgain(create, { withinMs: START_PATIENCE_MS, alsoWhen: isStreamNotFound }).catch((err: unknown) => {
+      throw new RuntimeError("NATS_UNAVAILABLE", `cannot restore the registry entry ${key}: ${(err as Error).message}`, { cause: err });
+    });
+    if (created) registryEntries++;
   }
 
   // 2. the twins, shard by shard

@@ -1,8 +1,10 @@
 // Restore round trip on both backends: a cluster loses its snapshot buckets, input stream and registry;
 // `restore --all` brings back every device (its old token works) and every twin exactly as it was
 // (statistics, rules, subscriptions, calibration, learned state); new readings then apply on top. A
-// restore while a node owns a shard is refused, and --device restores one twin.
-import { jetstreamManager } from "@nats-io/jetstream";
+// restore while a node owns a shard is refused, a registry entry that cannot be written fails it (not
+// skipped), and --device restores one twin.
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { describe, expect, it } from "vitest";
 import { restoreFromArchive } from "../../gateways/archive/restore.ts";
 import { registryBucket } from "../../gateways/registry/registry.ts";
@@ -67,6 +69,16 @@ describe.each(BACKENDS)("restore (%s)", (backend) => {
         code: "AIRTWIN_ERR_ARCHIVE_RESTORE_BUSY",
       });
       await intruder.close();
+
+      // a registry entry JetStream will not store fails the restore, naming it, instead of being skipped
+      // (a bucket that takes no value of a registry entry's size stands in for a bucket just created
+      // elsewhere that answers "stream not found" for longer than a start's patience)
+      await new Kvm(jetstream(f.nc)).create(registryBucket(f.prefix), { history: 1, maxValueSize: 16 });
+      await expect(restoreFromArchive({ nc: f.nc, db, prefix: f.prefix, shards: f.shards, streams: 1, replicas: 1, target: { all: true } })).rejects.toMatchObject({
+        code: "AIRTWIN_ERR_NATS_UNAVAILABLE",
+        message: expect.stringMatching(/cannot restore the registry entry (devices|users)\./),
+      });
+      expect(await jsm.streams.delete(`KV_${registryBucket(f.prefix)}`)).toBe(true);
 
       let progress = 0;
       let total = -1;
