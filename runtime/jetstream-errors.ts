@@ -1,5 +1,6 @@
 // How the JetStream API says "no such stream" or "no such consumer": a coded API error, or only the
-// message on paths where nats.js wraps it; and how a KV create says the key is taken.
+// message on paths where nats.js wraps it; and how a compare-and-set write (a KV create or update) says
+// it lost.
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 
 /** JetStream's error code for "stream not found". */
@@ -18,7 +19,7 @@ export function isConsumerNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError ? err.code === CONSUMER_NOT_FOUND : /consumer not found/i.test((err as Error)?.message ?? "");
 }
 
-/** True when a KV `create` failed because the key holds a value already (the write's expected last sequence was 0). */
-export function isKeyTaken(err: unknown): boolean {
+/** True for JetStream's "wrong last sequence": the CAS lost (a KV `create` finds the key taken, an `update` a newer revision). */
+export function isCasConflict(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 }

@@ -11,7 +11,7 @@ export type { ConnectNatsOptions, ServerCredentials } from "./connect.ts";
 export { decode, encode, MSGPACK_CONTENT_TYPE, msgpackHeaders } from "./codec.ts";
 export { stderrLog } from "./log.ts";
 export { askAgain, askAtStart, backoffMs, pause, retry, START_PATIENCE_MS, worthAskingAgain } from "./backoff.ts";
-export { isKeyTaken, isStreamNotFound } from "./jetstream-errors.ts";
+export { isCasConflict, isStreamNotFound } from "./jetstream-errors.ts";
 export type { Backoff } from "./backoff.ts";
 export type { LogFn } from "./log.ts";
 export { fnv1a32, fnv1a32Bytes, shardOf } from "./shard-id.ts";

@@ -17,7 +17,7 @@ import {
   decode,
   decodeRecord,
   ensureClusterForClients,
-  isKeyTaken,
+  isCasConflict,
   isStreamNotFound,
   names as namesOf,
   replayRecord,
@@ -118,7 +118,7 @@ export async function restoreFromArchive(o: RestoreOptions): Promise<RestoreResu
     // a key present already holds the live entry, newer than the archive's; any other failure (a bucket
     // just created by a gateway starting meanwhile can answer "stream not found") is asked again, then
     // fails the restore: an entry skipped silently would be a device that cannot post after it
-    const create = () => registry.create(key, value).then(() => true, (err: unknown) => (isKeyTaken(err) ? false : Promise.reject(err)));
+    const create = () => registry.create(key, value).then(() => true, (err: unknown) => (isCasConflict(err) ? false : Promise.reject(err)));
     const created = await askAgain(create, { withinMs: START_PATIENCE_MS, alsoWhen: isStreamNotFound }).catch((err: unknown) => {
       throw new RuntimeError("NATS_UNAVAILABLE", `cannot restore the registry entry ${key}: ${(err as Error).message}`, { cause: err });
     });

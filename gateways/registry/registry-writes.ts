@@ -3,10 +3,9 @@
 // applied to this gateway's view at once (read-your-write); other gateways see it through their watch.
 // A device's twin is erased before it is registered and before it is unregistered. The view (registry.ts)
 // is reached only through {@link RegistryViewAccess}.
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { JS_ERR_WRONG_LAST_SEQUENCE, PipelinedPublisher, PublishError, RuntimeError, RuntimeErrors } from "../../runtime/mod.ts";
+import { isCasConflict, JS_ERR_WRONG_LAST_SEQUENCE, PipelinedPublisher, PublishError, RuntimeError, RuntimeErrors } from "../../runtime/mod.ts";
 import { validateDeviceId } from "../../actors/device-twin/domain/mod.ts";
 import { GatewayError, GatewayErrors, ProblemError } from "../errors.ts";
 import { deviceInfo, decodeDevice, deviceKey, encodeDevice, encodeUser, isValidUserId, userKey, type DeviceInfo, type DeviceRecord, type UserRecord } from "./records.ts";
@@ -199,11 +198,4 @@ export class RegistryWrites {
       throw new RuntimeError("NATS_UNAVAILABLE", `the registry could not be written: ${(err as Error).message}`, { cause: err });
     }
   }
-}
-
-function isCasConflict(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
 }

@@ -5,7 +5,8 @@
 import type { KV } from "@nats-io/kv";
 import { RuntimeError } from "../errors.ts";
 import type { ClusterState, Versioned } from "./cluster-state.ts";
-import { casUpdate, isCasConflict } from "./lease.ts";
+import { isCasConflict } from "../jetstream-errors.ts";
+import { casUpdate } from "./lease.ts";
 import type { Membership } from "./membership.ts";
 import type { LogFn } from "../log.ts";
 import { planAssignment, type Move, type PlanNode } from "./plan.ts";

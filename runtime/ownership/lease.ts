@@ -9,8 +9,8 @@
 // `expiresAt` is written with the owner's clock and read with everyone else's: nodes' clocks must agree
 // to well within `leaseSafetyMs` (NTP does). The CAS makes two owners of one epoch impossible whatever the
 // clocks say; the clocks only decide how early a lease counts as free, and the owner gives up first.
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
+import { isCasConflict } from "../jetstream-errors.ts";
 import type { ShardLease } from "../shard-host.ts";
 import type { ClusterState } from "./cluster-state.ts";
 import { encodeRecord, leaseKey, type LeaseRecord } from "./records.ts";
@@ -51,13 +51,6 @@ export interface LeaseStoreOptions {
   readonly now: () => number;
 }
 
-/** True for JetStream's "wrong last sequence": the CAS lost. */
-export function isCasConflict(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
-}
 
 /** The last sequence a CAS refusal says the subject has ("wrong last sequence: N"), if it says one. */
 export function statedLastSequence(err: unknown): number | undefined {

@@ -4,7 +4,7 @@ import type { KV, Kvm } from "@nats-io/kv";
 import { askAtStart, noJetStreamLeader, START_PATIENCE_MS } from "../backoff.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Names } from "../subjects.ts";
-import { isCasConflict } from "./lease.ts";
+import { isCasConflict } from "../jetstream-errors.ts";
 import { META_KEY, META_VERSION, decodeMeta, encodeRecord, type MetaRecord } from "./records.ts";
 
 /** Per-attempt timeouts of creating the cluster bucket (ms); see {@link openClusterBucket}. */

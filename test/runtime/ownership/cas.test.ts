@@ -4,7 +4,8 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { casUpdate, isCasConflict, statedLastSequence } from "../../../runtime/ownership/lease.ts";
+import { isCasConflict } from "../../../runtime/jetstream-errors.ts";
+import { casUpdate, statedLastSequence } from "../../../runtime/ownership/lease.ts";
 import { startNatsServer, type TestNatsServer } from "../../harness/nats-server.ts";
 
 let ns: TestNatsServer;
