@@ -9,6 +9,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { decode, decodeBatch, decodeRecord, ensureClusterForClients, names as namesOf, type Names } from "../../runtime/mod.ts";
 import { registryBucket } from "../registry/registry.ts";
 import { DEFAULT_FLUSH_DELAY_MS, ownTransaction, SourceConsumer, type ArchiveLog, type BatchCommit, type BatchWriter } from "./consumer.ts";
+import { SourceLease } from "./source-lease.ts";
 import { archiveDeadLetters } from "./dead-letter.ts";
 import { migrate, type Database } from "./db/mod.ts";
 import { GroupCommit } from "./group-commit.ts";
@@ -51,7 +52,8 @@ export interface ArchiveOptions {
 export interface ArchiveStatus {
   /** Database kind and location (password hidden). */
   database: { kind: string; location: string };
-  sources: { source: string; lag: number; missing: boolean; lastError?: { at: number; message: string } }[];
+  /** `standby`: another archive process reads this source now (input streams are read by one at a time). */
+  sources: { source: string; lag: number; missing: boolean; standby?: boolean; lastError?: { at: number; message: string } }[];
   /** Sum of the sources' lag. */
   lag: number;
   /** Rows written by this process since it started, by table. */
@@ -103,6 +105,8 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
   const snapshotGroup = new GroupCommit<SnapshotBatch, WriteCounts>(o.db, o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS, writeSnapshotBatches);
   const undecodable = (label: string, m: JsMsg, err: unknown) => deadLetter(label, m, "undecodable", (err as Error).message);
 
+  // an input stream is read by one archive process at a time, its position moved with each batch (source-lease.ts)
+  const inputLeases = Array.from({ length: o.streams }, (_, k) => new SourceLease(o.db, names.inputStream(k)));
   const inputWriter = (k: number): BatchWriter => async (tx, messages, gen) => {
     const decoded: InputMessage[] = [];
     for (const m of messages) {
@@ -113,12 +117,7 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
       }
     }
     const counts = await writeInputs(tx, partitions, decoded);
-    const last = messages.at(-1)!.seq;
-    await tx.query(
-      `insert into sources (stream, gen, last_seq, updated_at) values ($1, $2, $3, $4)
-       on conflict (stream) do update set gen = excluded.gen, last_seq = greatest(case when sources.gen = excluded.gen then sources.last_seq else 0 end, excluded.last_seq), updated_at = excluded.updated_at`,
-      [names.inputStream(k), gen, last, Date.now()],
-    );
+    await inputLeases[k]!.advance(tx, gen, messages.at(-1)!.seq);
     return counts;
   };
   const outputWriter: BatchWriter = (tx, messages) =>
@@ -165,7 +164,7 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
   const registryWriter: BatchWriter = (tx, messages, gen) => writeRegistry(tx, kvMessages(messages, gen, registryBucket(o.prefix)), Date.now());
   const own = (write: BatchWriter) => ownTransaction(o.db, write);
 
-  const inputConsumers = Array.from({ length: o.streams }, (_, k) => new SourceConsumer({ stream: names.inputStream(k), label: `in.${k}`, commit: own(inputWriter(k)), ...common }, deps));
+  const inputConsumers = Array.from({ length: o.streams }, (_, k) => new SourceConsumer({ stream: names.inputStream(k), label: `in.${k}`, commit: own(inputWriter(k)), lease: inputLeases[k]!, ...common }, deps));
   const consumers: SourceConsumer[] = [new SourceConsumer({ stream: names.outputStream, label: "out", commit: own(outputWriter), ...common }, deps), ...inputConsumers];
   consumers.push(new SourceConsumer({ stream: `KV_${registryBucket(o.prefix)}`, label: "registry", commit: own(registryWriter), ...common }, deps));
   for (let s = 0; s < o.shards; s++) {
@@ -201,7 +200,7 @@ export async function startArchive(o: ArchiveOptions): Promise<RunningArchive> {
     const errors = (await metrics.errors.get()).values.reduce((n, v) => n + v.value, 0);
     return {
       database: { kind: o.db.kind, location: o.db.location },
-      sources: consumers.map((c) => ({ source: c.label, lag: c.lag, missing: c.missing, ...(c.lastError === undefined ? {} : { lastError: c.lastError }) })),
+      sources: consumers.map((c) => ({ source: c.label, lag: c.lag, missing: c.missing, ...(c.standby ? { standby: true } : {}), ...(c.lastError === undefined ? {} : { lastError: c.lastError }) })),
       lag: consumers.reduce((sum, c) => sum + c.lag, 0),
       rows,
       errors,

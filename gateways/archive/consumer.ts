@@ -1,14 +1,18 @@
-// One durable consumer of one source stream, shared by every archive process (JetStream hands each
-// pulled batch to one of them). The loop: pull a batch → write it in one transaction → acknowledge it.
+// One source stream's consumer. Either a durable consumer shared by every archive process (JetStream hands
+// each pulled batch to one of them; the loop: pull a batch → write it in one transaction → acknowledge
+// it), or — the input streams, a message a reading — one process's turn at the stream (source-lease.ts):
+// a consumer of its own from the position the last batch wrote, the position moved inside each batch's
+// transaction, one acknowledgement a batch (flow control only).
 // A failing database holds the batch and retries with growing pauses (telling JetStream the messages
 // are still being worked on), so a slow or stopped Postgres makes the archive fall behind — the stream
 // keeps everything — and never slows anyone writing to the stream.
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
-import { nanos } from "@nats-io/nats-core";
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { nanos, nuid } from "@nats-io/nats-core";
 import type { LogFn } from "../../runtime/mod.ts";
 import type { Database, Queryable } from "./db/mod.ts";
 import { refusesData, type ArchiveDeadLetterFn } from "./dead-letter.ts";
 import type { ArchiveMetrics } from "./metrics.ts";
+import { SourceFencedError, type SourceLease } from "./source-lease.ts";
 import type { WriteCounts } from "./writer.ts";
 
 /** The archive logs like the runtime does. */
@@ -57,6 +61,12 @@ export interface SourceConsumerOptions {
   missingRetryMs?: number;
   /** How long the server waits for an ack before redelivering (ms). Default 30 000. */
   ackWaitMs?: number;
+  /**
+   * Read the stream in turns instead (one archive process at a time, from the position in the database,
+   * one acknowledgement a batch): `commit` must move the position with {@link SourceLease.advance} in its
+   * transaction. A process without the turn waits `missingRetryMs` between tries.
+   */
+  lease?: SourceLease;
 }
 
 export interface ConsumerDeps {
@@ -90,6 +100,10 @@ export class SourceConsumer {
   lag = 0;
   /** True while the stream does not exist (e.g. a shard no node owned yet). */
   missing = false;
+  /** True while another archive process has the stream's turn (a leased source). */
+  standby = false;
+  /** A leased source: the first sequence to read (the position's next). */
+  private startSeq = 1;
   /** A message arrived since the last {@link measureLag}. */
   private arrived = false;
   /** {@link lag} was measured on the current consumer at least once. */
@@ -116,6 +130,7 @@ export class SourceConsumer {
   async stop(): Promise<void> {
     this.abort.abort();
     await this.running;
+    await this.o.lease?.release();
   }
 
   /**
@@ -125,12 +140,13 @@ export class SourceConsumer {
    * most of the time, and a consumer-info request each every few seconds was most of an idle archive's work.
    */
   async measureLagIfMoving(): Promise<void> {
-    if (this.ready && this.measured && this.lag === 0 && !this.arrived) return;
+    if (this.ready && this.measured && this.lag === 0 && !this.arrived && this.o.lease === undefined) return;
     await this.measureLag();
   }
 
   /** Refreshes {@link lag} from the consumer's info (pending + unacknowledged). */
   async measureLag(): Promise<void> {
+    if (this.o.lease !== undefined) return this.measureLeasedLag(this.o.lease);
     if (!this.ready) return;
     // set before asking: a message arriving meanwhile is looked at next time
     this.arrived = false;
@@ -141,6 +157,22 @@ export class SourceConsumer {
       this.deps.metrics.lag.set({ source: this.o.label }, this.lag);
     } catch {
       // the next batch recreates a vanished consumer
+    }
+  }
+
+  /**
+   * A leased source's lag from the position in the database, whoever holds the turn: a process waiting
+   * its turn answers history queries too, with the reader's lag.
+   */
+  private async measureLeasedLag(lease: SourceLease): Promise<void> {
+    try {
+      const [info, position] = await Promise.all([this.deps.jsm.streams.info(this.o.stream), lease.position()]);
+      const gen = Date.parse(info.created);
+      this.lag = position !== undefined && position.gen === gen ? Math.max(0, info.state.last_seq - Math.max(position.lastSeq, info.state.first_seq - 1)) : info.state.messages;
+      this.measured = true;
+      this.deps.metrics.lag.set({ source: this.o.label }, this.lag);
+    } catch {
+      // the stream is missing or NATS or the database did not answer: the last figure stands
     }
   }
 
@@ -158,6 +190,7 @@ export class SourceConsumer {
       }
       throw err;
     }
+    if (this.o.lease !== undefined) return this.takeTurn(this.o.lease);
     try {
       await jsm.consumers.info(this.o.stream, durable);
     } catch (err) {
@@ -167,7 +200,7 @@ export class SourceConsumer {
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
         ack_wait: nanos(this.o.ackWaitMs ?? 30_000),
-        max_ack_pending: 20_000,
+        max_ack_pending: MAX_ACK_PENDING,
         // a message the archive cannot take is retried forever: the archive must not skip data
         max_deliver: -1,
       }).catch(async (e: unknown) => {
@@ -179,18 +212,49 @@ export class SourceConsumer {
     return true;
   }
 
+  /**
+   * Takes the stream's turn and where to start: after the stored position in the same generation of the
+   * stream, else at its start. False while another process has the turn.
+   */
+  private async takeTurn(lease: SourceLease): Promise<boolean> {
+    const position = await lease.claim();
+    this.standby = position === undefined;
+    if (position === undefined) return false;
+    let start = position.gen === this.gen ? position.lastSeq + 1 : 1;
+    // the shared durable consumer of archive versions before the turns: what it acknowledged was written,
+    // what it had not may not be (batches of several processes overlap); start at its floor, then drop it
+    const durable = this.o.durable ?? "archive";
+    const old = await this.deps.jsm.consumers.info(this.o.stream, durable).catch((err: unknown) => (isNotFound(err) ? undefined : Promise.reject(err)));
+    if (old !== undefined) {
+      start = Math.min(start, old.ack_floor.stream_seq + 1);
+      await lease.rewind(this.gen, start - 1);
+      await this.deps.jsm.consumers.delete(this.o.stream, durable).catch(() => false);
+    }
+    this.startSeq = start;
+    this.ready = true;
+    return true;
+  }
+
   private async loop(): Promise<void> {
     const signal = this.abort.signal;
+    /** Failures in a row: logged at the first and every 30th (a database away fails every try for as long). */
+    let failures = 0;
     while (!signal.aborted) {
       try {
         if (!this.ready && !(await this.ensureConsumer())) {
           await sleep(this.o.missingRetryMs ?? 2000, signal);
           continue;
         }
+        failures = 0;
         await this.consumeUntilGone();
       } catch (err) {
         if (signal.aborted) return;
-        if (!isNotFound(err)) this.deps.log("warn", "archive consumer failed; retrying", { source: this.o.label, error: (err as Error).message });
+        if (err instanceof SourceFencedError) {
+          this.deps.log("info", "archive source taken over by another process", { source: this.o.label, error: err.message });
+          await this.o.lease?.release();
+        } else if (!isNotFound(err) && failures++ % 30 === 0) {
+          this.deps.log("warn", "archive consumer failed; retrying", { source: this.o.label, failures, error: (err as Error).message });
+        }
         await sleep(this.o.missingRetryMs ?? 2000, signal);
       }
       // the stream or our consumer vanished (a reset JetStream), or the pull failed: make it again
@@ -210,8 +274,15 @@ export class SourceConsumer {
     const configured = this.o.batchMessages ?? 256;
     const flushDelayMs = this.o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
     const max = batchLimit(configured, Number.MAX_SAFE_INTEGER);
-    const consumer = await this.deps.js.consumers.get(this.o.stream, durable);
-    const iter = await consumer.consume({ max_messages: max * 2, expires: Math.max(1000, this.o.pullWaitMs ?? 10_000) });
+    const lease = this.o.lease;
+    const consumer = lease === undefined ? await this.deps.js.consumers.get(this.o.stream, durable) : await this.readerConsumer();
+    const iter = await consumer.consume({
+      max_messages: max * 2,
+      expires: Math.max(1000, this.o.pullWaitMs ?? 10_000),
+      // a reader's consumer gone (its stream deleted or recreated) ends the consumption: it is made again
+      // from the stored position, in the stream's new generation
+      ...(lease === undefined ? {} : { abort_on_missing_resource: true }),
+    });
     const buffer: JsMsg[] = [];
     /** When the oldest message in the buffer arrived (performance.now()). */
     let oldestAt = 0;
@@ -220,9 +291,22 @@ export class SourceConsumer {
     /** The waiter is woken once the buffer holds this many messages (not on every arrival). */
     let wanted = 1;
     let wake: (() => void) | undefined;
+    let turnLost = false;
+    void lease?.lost.then(() => {
+      turnLost = true;
+      wake?.();
+    });
+    /** A reader's consumer delivered out of order: messages lost in transit (nothing redelivers them). */
+    let gap = false;
+    let delivered = 0;
     const reader = (async () => {
       try {
         for await (const m of iter) {
+          if (lease !== undefined && m.info.deliverySequence !== ++delivered) {
+            gap = true;
+            this.deps.log("warn", "archive reader missed deliveries; reading again from the stored position", { source: this.o.label, expected: delivered, got: m.info.deliverySequence });
+            break;
+          }
           if (buffer.push(m) === 1) oldestAt = performance.now();
           this.arrived = true;
           pending = m.info.pending;
@@ -250,6 +334,8 @@ export class SourceConsumer {
       });
     try {
       while (!signal.aborted && !ended) {
+        // the turn lost (its next batch would be refused anyway) or deliveries missed: from the stored position again
+        if (turnLost || gap) return;
         if (buffer.length === 0) {
           // long: with a consumer per shard's snapshot bucket, most are quiet, and each look is a request
           await holding(1, QUIET_CHECK_MS);
@@ -268,16 +354,45 @@ export class SourceConsumer {
         if (buffer.length < size && waitMs > 0) await holding(size, waitMs);
         const batch = buffer.splice(0, size);
         if (!(await this.writeUntilDone(batch))) return; // stopped while retrying: unacked, redelivered later
-        for (const m of batch) m.ack();
+        // a reader's consumer is this process's alone: one acknowledgement covers the batch (and those before)
+        if (lease === undefined) for (const m of batch) m.ack();
+        else batch.at(-1)!.ack();
         this.deps.metrics.messages.inc({ source: this.o.label }, batch.length);
       }
     } finally {
       iter.stop();
       await reader;
+      // a reader's consumer is this consumption's alone
+      if (lease !== undefined) await this.deps.jsm.consumers.delete(this.o.stream, (await consumer.info(true)).name).catch(() => false);
     }
   }
 
+  /**
+   * A leased source's consumer: ephemeral, from the position, acknowledged once a batch (nats-server keeps
+   * no per-message acknowledgements for it), in memory with one replica — the position it starts from is
+   * in the database. Not nats.js's ordered consumer: after a stream is recreated that one resumes at its old
+   * sequence in the new stream, skipping its first messages; this one ends (the loop makes it again).
+   * A dead reader's is removed by the server after a minute of inactivity.
+   */
+  private async readerConsumer(): Promise<Consumer> {
+    const info = await this.deps.jsm.consumers.add(this.o.stream, {
+      name: `archive_${this.o.label.replace(/[^A-Za-z0-9]/g, "_")}_${nuid.next()}`,
+      // acknowledged once a batch, for flow control only: without acknowledgements nothing bounds what the
+      // server sends ahead, and a reader far behind (a day's backlog) would pull it all into memory
+      ack_policy: AckPolicy.All,
+      ack_wait: nanos(this.o.ackWaitMs ?? 30_000),
+      max_ack_pending: MAX_ACK_PENDING,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: this.startSeq,
+      inactive_threshold: nanos(READER_INACTIVE_MS),
+      mem_storage: true,
+      num_replicas: 1,
+    });
+    return this.deps.js.consumers.getConsumerFromInfo(info);
+  }
+
   private async consumerExists(): Promise<boolean> {
+    if (this.o.lease !== undefined) return this.o.lease.held && (await this.streamUnchanged());
     try {
       await this.deps.jsm.consumers.info(this.o.stream, this.o.durable ?? "archive");
       return true;
@@ -287,7 +402,19 @@ export class SourceConsumer {
     }
   }
 
-  /** Writes the batch, retrying with growing pauses; false when stopped before it succeeded. */
+  /** The stream is the generation the consumer was made on (a recreated one starts from its beginning). */
+  private async streamUnchanged(): Promise<boolean> {
+    try {
+      return Date.parse((await this.deps.jsm.streams.info(this.o.stream)).created) === this.gen;
+    } catch (err) {
+      return !isNotFound(err); // NATS did not answer: keep consuming
+    }
+  }
+
+  /**
+   * Writes the batch, retrying with growing pauses; false when stopped before it succeeded. A leased
+   * source's batch refused because another process took the stream over ends the consumption (thrown).
+   */
   private async writeUntilDone(messages: JsMsg[]): Promise<boolean> {
     const { metrics, log } = this.deps;
     const signal = this.abort.signal;
@@ -302,6 +429,7 @@ export class SourceConsumer {
         if (attempt > 1) log("info", "archive caught up with its database again", { source: this.o.label, attempts: attempt });
         return true;
       } catch (err) {
+        if (err instanceof SourceFencedError) throw err;
         if (refusesData(err)) return this.writeEachAlone(messages, err);
         metrics.errors.inc({ source: this.o.label, kind: "write" });
         this.lastError = { at: Date.now(), message: (err as Error).message };
@@ -325,6 +453,8 @@ export class SourceConsumer {
   private async writeEachAlone(messages: JsMsg[], err: unknown): Promise<boolean> {
     if (messages.length === 1) {
       this.deps.deadLetter(this.o.label, messages[0]!, "refused", (err as Error).message);
+      // a leased source's position moves past it, or the next reader would give it up again
+      await this.o.lease?.advanceAlone(this.gen, messages[0]!.seq);
       return true;
     }
     for (const m of messages) if (!(await this.writeUntilDone([m]))) return false;
@@ -337,6 +467,12 @@ export class SourceConsumer {
  * lets its newest rows be, bought back as a transaction per interval instead of one per message.
  */
 export const DEFAULT_FLUSH_DELAY_MS = 200;
+
+/** Messages delivered and not yet acknowledged a consumer may have: what an archive holds in memory at most. */
+const MAX_ACK_PENDING = 20_000;
+
+/** How long nats-server keeps a leased source's consumer nobody pulls from (its reader died). */
+const READER_INACTIVE_MS = 60_000;
 
 /** A consumer that has been delivered nothing this long checks that it still exists (a recreated stream has none). */
 const QUIET_CHECK_MS = 60_000;

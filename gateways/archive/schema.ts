@@ -172,4 +172,13 @@ alter table commands add column idem_key text;
 create index readings_log_position on readings using brin (gen, seq);
 `,
   },
+  {
+    version: 5,
+    name: "an input stream is read by one archive process at a time, from the position its last batch wrote",
+    sql: `
+-- the reader's turn: taken under an advisory lock, raised by each reader that takes the stream over; a
+-- batch moves last_seq only while the turn it was read under is still the row's (source-lease.ts)
+alter table sources add column epoch bigint not null default 0;
+`,
+  },
 ];

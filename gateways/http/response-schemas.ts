@@ -341,7 +341,16 @@ export const successResponses = {
       database: closed({ kind: { type: "string", enum: ["postgres", "pglite"] }, location: { type: "string", description: "password hidden" } }, ["kind", "location"]),
       sources: {
         type: "array",
-        items: closed({ source: str, lag: int, missing: bool, lastError: closed({ at: ms, message: str }, ["at", "message"]) }, ["source", "lag", "missing"]),
+        items: closed(
+          {
+            source: str,
+            lag: int,
+            missing: bool,
+            standby: { type: "boolean", description: "Another archive process reads this source now (an input stream is read by one at a time)." },
+            lastError: closed({ at: ms, message: str }, ["at", "message"]),
+          },
+          ["source", "lag", "missing"],
+        ),
       },
       lag: { type: "integer", description: "The sum of the sources' lag." },
       rows: keyedBy("table", int),

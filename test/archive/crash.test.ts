@@ -35,9 +35,18 @@ describe.each(BACKENDS)("archive process killed mid-batch (%s)", (backend) => {
       DATABASE_URL: pg === undefined ? "" : process.env.DATABASE_URL,
       ...(pg === undefined ? {} : { AIRTWIN_ARCHIVE_SCHEMA: pg.schema, PGAPPNAME: appName }),
     };
-    const readingsWritten = async (): Promise<number> => {
-      const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text(), () => "");
-      return Number(/^airtwin_archive_rows_total\{table="readings"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    const metricsText = () => fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text(), () => "");
+    const readingsWritten = async (): Promise<number> => Number(/^airtwin_archive_rows_total\{table="readings"\} (\d+)/m.exec(await metricsText())?.[1] ?? 0);
+    // the input stream written to its end: no lag past the stored position, and no batch written since the
+    // last look (the lag is measured every few seconds; a figure from before the last batches may stand)
+    let inputMessagesBefore = -1;
+    const inputWritten = async (): Promise<boolean> => {
+      const text = await metricsText();
+      const lag = /^airtwin_archive_lag_messages\{source="in\.0"\} (\d+)/m.exec(text)?.[1];
+      const messages = Number(/^airtwin_archive_messages_total\{source="in\.0"\} (\d+)/m.exec(text)?.[1] ?? -1);
+      const settled = lag === "0" && messages === inputMessagesBefore;
+      inputMessagesBefore = messages;
+      return settled;
     };
     const startArchive = async (): Promise<AirtwinProcess> => {
       const p = new AirtwinProcess("archive", ["archive"], env);
@@ -85,8 +94,9 @@ describe.each(BACKENDS)("archive process killed mid-batch (%s)", (backend) => {
 
       const expected = new Map(plan.devices.map((d) => [d.deviceId, expectations(d)]));
       await twinsApplied(f, owner, expected);
-      // the killed batches come back when their ack wait (30 s) runs out
-      await outputsSettled(f, () => consumersCaughtUp(f));
+      // the killed batches come back when their ack wait (30 s) runs out (the input stream's: the restarted
+      // archive reads on from the position its last committed batch stored)
+      await outputsSettled(f, () => consumersCaughtUp(f, inputWritten));
       // every twin's latest snapshot and every shard's checkpoint, byte for byte (a restore writes them
       // back): the killed batches of the snapshot buckets, merged with other shards', came back too
       if (pg !== undefined) {

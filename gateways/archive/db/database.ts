@@ -28,6 +28,16 @@ export interface Queryable {
   copyFrom(table: string, columns: readonly string[], text: Iterable<string>): Promise<number>;
 }
 
+/** A lock this process holds until it releases it or its session ends ({@link Database.tryLock}). */
+export interface HeldLock {
+  /** Settles when the lock is lost: its session ended (the connection dropped). Never, embedded. */
+  readonly lost: Promise<void>;
+  /** True once {@link lost} has settled or the lock was released. */
+  readonly gone: boolean;
+  /** Gives the lock up (ends its session). Idempotent. */
+  release(): Promise<void>;
+}
+
 export interface Database extends Queryable, AsyncDisposable {
   /** "postgres" (DATABASE_URL) or "pglite" (embedded). */
   readonly kind: "postgres" | "pglite";
@@ -38,6 +48,12 @@ export interface Database extends Queryable, AsyncDisposable {
    * throws (the error is rethrown). Do not use the database itself inside `fn`, only `tx`.
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Takes the named lock for this process unless another process holds it (undefined then). Postgres:
+   * an advisory lock (of the schema in use) on a session of its own, so it goes the moment the process
+   * dies or its connection drops; embedded: the database is this process's alone, so always granted.
+   */
+  tryLock(name: string): Promise<HeldLock | undefined>;
   /** Ends the pool or closes the embedded database (and frees its lock). Idempotent. */
   close(): Promise<void>;
 }

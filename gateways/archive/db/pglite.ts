@@ -55,6 +55,20 @@ export async function openPglite(o: DatabaseOptions): Promise<Database> {
     location: dir ?? "memory",
     ...asQueryable(db),
     transaction: <T>(fn: (tx: Queryable) => Promise<T>) => db.transaction((tx) => fn(asQueryable(tx))),
+    // one process has the embedded database (its lock file): every lock is this process's
+    tryLock: () => {
+      let released = false;
+      return Promise.resolve({
+        lost: new Promise<void>(() => undefined),
+        get gone() {
+          return released;
+        },
+        release: () => {
+          released = true;
+          return Promise.resolve();
+        },
+      });
+    },
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -5,7 +5,7 @@ import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import { from as copyStream } from "pg-copy-streams";
 import { GatewayError } from "../../errors.ts";
-import { SQL_IDENTIFIER, type Database, type DatabaseOptions, type Queryable, type QueryResult } from "./database.ts";
+import { SQL_IDENTIFIER, type Database, type DatabaseOptions, type HeldLock, type Queryable, type QueryResult } from "./database.ts";
 
 const INT8_OID = 20;
 
@@ -20,12 +20,10 @@ export async function openPostgres(url: string, o: DatabaseOptions): Promise<Dat
   }
   const statementTimeoutMs = o.statementTimeoutMs ?? 60_000;
   const settings = [`-c statement_timeout=${statementTimeoutMs}`, ...(o.schema === undefined ? [] : [`-c search_path=${o.schema}`])];
+  const connection = { connectionString: url, options: settings.join(" "), types, connectionTimeoutMillis: o.connectTimeoutMs ?? 5000 };
   const pool = new pg.Pool({
-    connectionString: url,
-    options: settings.join(" "),
-    types,
+    ...connection,
     max: o.poolSize ?? 4,
-    connectionTimeoutMillis: o.connectTimeoutMs ?? 5000,
     // a connection the server dropped is replaced on the next query, not reported as an idle error
     idleTimeoutMillis: 30_000,
   });
@@ -103,8 +101,47 @@ export async function openPostgres(url: string, o: DatabaseOptions): Promise<Dat
         client.release(broken);
       }
     },
+    tryLock: (name) => tryAdvisoryLock(connection, name),
     close,
     [Symbol.asyncDispose]: close,
+  };
+}
+
+/**
+ * A session-level advisory lock of the schema in use, on a connection of its own: Postgres frees it
+ * when that session ends — the process died (its socket closed) or the connection dropped — so another
+ * process can take it at once. TCP keepalive finds a peer that vanished without closing.
+ */
+async function tryAdvisoryLock(connection: pg.ClientConfig, name: string): Promise<HeldLock | undefined> {
+  const client = new pg.Client({ ...connection, keepAlive: true });
+  let gone = false;
+  let settle = (): void => undefined;
+  const lost = new Promise<void>((resolve) => {
+    settle = () => {
+      gone = true;
+      resolve();
+    };
+  });
+  client.on("error", () => settle());
+  client.on("end", () => settle());
+  await client.connect();
+  try {
+    const r = await client.query<{ ok: boolean }>("select pg_try_advisory_lock(hashtext(current_schema() || '.' || $1)) as ok", [name]);
+    if (r.rows[0]?.ok !== true) {
+      await client.end();
+      return undefined;
+    }
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+  let ended: Promise<void> | undefined;
+  return {
+    lost,
+    get gone() {
+      return gone;
+    },
+    release: () => (ended ??= client.end().catch(() => undefined).then(settle)),
   };
 }
 
