@@ -1,4 +1,4 @@
-// `node bin/bench.js gateway-cpu [--devices n] [--rate r] [--seconds s] [--rounds k] [--prime-rate r] [--baseline-root dir[,dir…]] [--profile dir]`
+// `node bin/bench.js gateway-cpu [--devices n] [--rate r] [--seconds s] [--rounds k] [--prime-rate r] [--baseline-root dir[,dir…]] [--profile dir] [--variant-v8 flags]`
 //
 // The gateway's CPU per request in the fleet's shape (issue #16 §2): 1 reading per request at a fixed
 // rate (default 1,000/s), open loop over keep-alive connections (bench/gateway-load.ts); the load walks
@@ -11,6 +11,7 @@
 // floor; each figure is the median over the rounds of the process's own CPU (user + system, /proc)
 // over its run divided by its requests.
 // --profile dir: the gateway of this checkout writes a V8 CPU profile there on exit (summarised on stderr).
+// --variant-v8="flags": one more gateway of this checkout, started with these V8 flags (e.g. --variant-v8=--max-semi-space-size=64).
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<void> {
   const rounds = int(args, "rounds", 3);
   const baselineRoots = args.has("baseline-root") ? str(args, "baseline-root").split(",") : [];
   const profileDir = args.has("profile") ? str(args, "profile") : undefined;
+  const variantV8 = args.has("variant-v8") ? str(args, "variant-v8").split(" ").filter((f) => f !== "") : [];
   note("gateway-cpu", { devices, rate, seconds, rounds, baselineRoots, load: loadAverage() });
 
   await using ns = await startNatsServer();
@@ -59,6 +61,11 @@ export async function main(argv: string[]): Promise<void> {
       const base = await gateway(root, `gateway of ${root}`);
       targets.push(base);
       await untilServing(base.url, admin);
+    }
+    if (variantV8.length > 0) {
+      const variant = await gateway(ROOT, `gateway ${variantV8.join(" ")}`, variantV8);
+      targets.push(variant);
+      await untilServing(variant.url, admin);
     }
     const floorPort = await freePort("127.0.0.1");
     const floor = { name: "bare fastify", url: `http://127.0.0.1:${floorPort}`, ...child(["--import", "tsx", join(ROOT, "bench", "gateway-ceiling.ts"), String(floorPort)], {}, "ceiling") };

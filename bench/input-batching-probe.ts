@@ -7,13 +7,17 @@
 // real cadence. Modes alternate on a fresh nats-server each round; printed per round and as medians:
 // readings a stored message, nats-server's CPU and this process's CPU per reading, PubAck p50/p99. The
 // shards' checkpoint puts (one a shard and commit) are the same in both designs and left out.
-// `node --import tsx bench/input-batching-probe.ts [--rate 1000] [--seconds 20] [--shards 64] [--rounds 3]`
+// --modes picks the variants (default shard,stream; see MODES: the archive acknowledging all it has read every
+// 200 ms instead of each message, or no archive, to price its acknowledgements).
+// --cluster: a 3-server cluster, stream and durable consumers with 3 replicas; nats-server CPU summed over the three.
+// `node --import tsx bench/input-batching-probe.ts [--rate 1000] [--seconds 20] [--shards 64] [--rounds 3] [--modes shard,stream] [--cluster]`
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { InputBatcher } from "../runtime/input-batcher.ts";
 import type { InputItem } from "../runtime/envelope.ts";
+import { startNatsCluster } from "../test/harness/nats-cluster.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 
 const { values } = parseArgs({
@@ -22,6 +26,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "20" },
     shards: { type: "string", default: "64" },
     rounds: { type: "string", default: "3" },
+    modes: { type: "string", default: "shard,stream" },
+    cluster: { type: "boolean", default: false },
   },
 });
 const rate = Number(values.rate);
@@ -29,6 +35,26 @@ const seconds = Number(values.seconds);
 const shards = Number(values.shards);
 const rounds = Number(values.rounds);
 const COMMIT_EVERY_MS = 1000;
+/**
+ * How the archive acknowledges: "explicit" (a message each, the moment it arrives), "batched" (a message
+ * each, all those read sent together every ARCHIVE_FLUSH_MS — as the archive did after each batch's
+ * commit before its input streams were read in turns), "all" (AckAll for the last of what it read, every
+ * ARCHIVE_FLUSH_MS), "reader" (no acknowledgements: an ephemeral consumer in memory with one replica, as
+ * the archive reads an input stream in its turn now), "none" (no archive at all).
+ */
+const ARCHIVE_FLUSH_MS = 200;
+const MODES = {
+  shard: { inputs: "shard", archive: "explicit" },
+  stream: { inputs: "stream", archive: "explicit" },
+  "shard-archive-ackall": { inputs: "shard", archive: "all" },
+  "shard-archive-batched": { inputs: "shard", archive: "batched" },
+  "shard-archive-reader": { inputs: "shard", archive: "reader" },
+  "stream-archive-ackall": { inputs: "stream", archive: "all" },
+  "shard-no-archive": { inputs: "shard", archive: "none" },
+} as const;
+type Mode = keyof typeof MODES;
+const modes = values.modes.split(",") as Mode[];
+for (const m of modes) if (!(m in MODES)) throw new Error(`unknown mode ${m}; known: ${Object.keys(MODES).join(", ")}`);
 
 const processCpuS = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
@@ -41,16 +67,18 @@ const ownCpuS = () => {
 const quantile = (xs: number[], q: number) => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 const median = (xs: number[]) => quantile([...xs], 0.5);
 
-type Mode = "shard" | "stream";
-
 async function round(mode: Mode) {
-  await using ns = await startNatsServer();
-  const nc = await connect({ servers: ns.url });
+  const { inputs, archive: archiveAcks } = MODES[mode];
+  // --cluster: three servers, the stream and the durable consumers with three replicas (production's shape)
+  await using ns = values.cluster ? await startNatsCluster({ size: 3 }) : await startNatsServer();
+  const pids = "servers" in ns ? ns.servers.map((m) => m.pid) : [ns.pid];
+  const natsCpuS = () => pids.reduce((sum, pid) => sum + processCpuS(pid), 0);
+  const nc = await connect({ servers: "urls" in ns ? ns.urls : ns.url });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  await jsm.streams.add({ name: "IN", subjects: ["in.>"] });
-  const subjectOf = (key: number) => (mode === "shard" ? `in.${key}` : "in.g0");
-  const readers = mode === "shard" ? shards : 1;
+  await jsm.streams.add({ name: "IN", subjects: ["in.>"], num_replicas: pids.length });
+  const subjectOf = (key: number) => (inputs === "shard" ? `in.${key}` : "in.g0");
+  const readers = inputs === "shard" ? shards : 1;
   const stops: (() => void)[] = [];
   let read = 0;
   for (let k = 0; k < readers; k++) {
@@ -70,11 +98,28 @@ async function round(mode: Mode) {
       }
     })();
   }
-  await jsm.consumers.add("IN", { durable_name: "archive", ack_policy: AckPolicy.Explicit, filter_subject: "in.>" });
-  const archive = await (await js.consumers.get("IN", "archive")).consume({ max_messages: 256, threshold_messages: 64 });
-  void (async () => {
-    for await (const m of archive) m.ack();
-  })();
+  if (archiveAcks !== "none") {
+    if (archiveAcks === "reader") await jsm.consumers.add("IN", { name: "archive", ack_policy: AckPolicy.None, filter_subject: "in.>", mem_storage: true, num_replicas: 1 });
+    else await jsm.consumers.add("IN", { durable_name: "archive", ack_policy: archiveAcks === "all" ? AckPolicy.All : AckPolicy.Explicit, filter_subject: "in.>" });
+    const archive = await (await js.consumers.get("IN", "archive")).consume({ max_messages: 256, threshold_messages: 64 });
+    let last: JsMsg | undefined;
+    const held: JsMsg[] = [];
+    if (archiveAcks === "all" || archiveAcks === "batched") {
+      const flush = setInterval(() => {
+        last?.ack();
+        last = undefined;
+        for (const m of held.splice(0)) m.ack();
+      }, ARCHIVE_FLUSH_MS);
+      stops.push(() => clearInterval(flush));
+    }
+    void (async () => {
+      for await (const m of archive) {
+        if (archiveAcks === "all") last = m;
+        else if (archiveAcks === "batched") held.push(m);
+        else m.ack();
+      }
+    })();
+  }
 
   let messages = 0;
   const batcher = new InputBatcher(
@@ -89,7 +134,7 @@ async function round(mode: Mode) {
   const total = rate * seconds;
   const pubAckMs: number[] = [];
   const pending: Promise<unknown>[] = [];
-  const nats0 = processCpuS(ns.pid);
+  const nats0 = natsCpuS();
   const own0 = ownCpuS();
   const t0 = performance.now();
   let due = t0;
@@ -99,11 +144,11 @@ async function round(mode: Mode) {
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     const shard = Math.floor(Math.random() * shards);
     const sent = performance.now();
-    pending.push(batcher.add(mode === "shard" ? shard : 0, { shard } as unknown as InputItem).then(() => pubAckMs.push(performance.now() - sent)));
+    pending.push(batcher.add(inputs === "shard" ? shard : 0, { shard } as unknown as InputItem).then(() => pubAckMs.push(performance.now() - sent)));
   }
   await Promise.all(pending);
   while (read < messages) await new Promise((r) => setTimeout(r, 20));
-  const natsCpu = processCpuS(ns.pid) - nats0;
+  const natsCpu = natsCpuS() - nats0;
   const ownCpu = ownCpuS() - own0;
   for (const stop of stops) stop();
   batcher.close();
@@ -120,13 +165,13 @@ async function round(mode: Mode) {
 
 const results: Awaited<ReturnType<typeof round>>[] = [];
 for (let r = 0; r < rounds; r++) {
-  for (const mode of ["shard", "stream"] as const) {
+  for (const mode of modes) {
     const res = await round(mode);
     results.push(res);
     process.stdout.write(`${JSON.stringify({ round: r + 1, rate, shards, ...res })}\n`);
   }
 }
-for (const mode of ["shard", "stream"] as const) {
+for (const mode of modes) {
   const of = results.filter((x) => x.mode === mode);
   const med = (f: (x: (typeof of)[number]) => number) => median(of.map(f));
   process.stdout.write(

@@ -146,9 +146,10 @@ async function once(
   }, "archive");
   try {
     await until("archive ready", () => archive.output().includes("archive ready") || undefined, 60_000);
-    // its consumers are made in the background: wait until the input stream's exists
+    // its consumers are made in the background: wait until it has taken the input stream's turn
+    const turn = async () => (await admin.query<{ epoch: number }>(`select epoch from ${schema}.sources where stream = $1`, [names.inputStream(0)]).catch(() => ({ rows: [] }))).rows[0]?.epoch;
+    await until("archive consuming", async () => ((await turn()) ?? 0) > 0 || undefined, 30_000);
     const js = jetstream(nc);
-    await until("archive consuming", async () => ((await js.consumers.get(names.inputStream(0), "archive").then((c) => c.info(true))) ? true : undefined), 30_000);
     const total = step.rate * seconds;
     const messages = total / step.perMessage;
     const t0 = Date.UTC(2026, 11, 1);
