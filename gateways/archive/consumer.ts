@@ -6,12 +6,13 @@
 // A failing database holds the batch and retries with growing pauses (telling JetStream the messages
 // are still being worked on), so a slow or stopped Postgres makes the archive fall behind — the stream
 // keeps everything — and never slows anyone writing to the stream.
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
-import { nanos, nuid } from "@nats-io/nats-core";
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/nats-core";
 import type { LogFn } from "../../runtime/mod.ts";
 import type { Database, Queryable } from "./db/mod.ts";
 import { refusesData, type ArchiveDeadLetterFn } from "./dead-letter.ts";
 import type { ArchiveMetrics } from "./metrics.ts";
+import { leasedLag, readerConsumer, streamUnchanged, takeTurn } from "./leased-source.ts";
 import { SourceFencedError, type SourceLease } from "./source-lease.ts";
 import type { WriteCounts } from "./writer.ts";
 
@@ -146,7 +147,14 @@ export class SourceConsumer {
 
   /** Refreshes {@link lag} from the consumer's info (pending + unacknowledged). */
   async measureLag(): Promise<void> {
-    if (this.o.lease !== undefined) return this.measureLeasedLag(this.o.lease);
+    if (this.o.lease !== undefined) {
+      const lag = await leasedLag(this.deps.jsm, this.o.stream, this.o.lease);
+      if (lag === undefined) return; // the stream is missing or NATS or the database did not answer: the last figure stands
+      this.lag = lag;
+      this.measured = true;
+      this.deps.metrics.lag.set({ source: this.o.label }, lag);
+      return;
+    }
     if (!this.ready) return;
     // set before asking: a message arriving meanwhile is looked at next time
     this.arrived = false;
@@ -157,22 +165,6 @@ export class SourceConsumer {
       this.deps.metrics.lag.set({ source: this.o.label }, this.lag);
     } catch {
       // the next batch recreates a vanished consumer
-    }
-  }
-
-  /**
-   * A leased source's lag from the position in the database, whoever holds the turn: a process waiting
-   * its turn answers history queries too, with the reader's lag.
-   */
-  private async measureLeasedLag(lease: SourceLease): Promise<void> {
-    try {
-      const [info, position] = await Promise.all([this.deps.jsm.streams.info(this.o.stream), lease.position()]);
-      const gen = Date.parse(info.created);
-      this.lag = position !== undefined && position.gen === gen ? Math.max(0, info.state.last_seq - Math.max(position.lastSeq, info.state.first_seq - 1)) : info.state.messages;
-      this.measured = true;
-      this.deps.metrics.lag.set({ source: this.o.label }, this.lag);
-    } catch {
-      // the stream is missing or NATS or the database did not answer: the last figure stands
     }
   }
 
@@ -190,7 +182,14 @@ export class SourceConsumer {
       }
       throw err;
     }
-    if (this.o.lease !== undefined) return this.takeTurn(this.o.lease);
+    if (this.o.lease !== undefined) {
+      const start = await takeTurn(jsm, this.o.stream, durable, this.o.lease, this.gen);
+      this.standby = start === undefined;
+      if (start === undefined) return false;
+      this.startSeq = start;
+      this.ready = true;
+      return true;
+    }
     try {
       await jsm.consumers.info(this.o.stream, durable);
     } catch (err) {
@@ -208,29 +207,6 @@ export class SourceConsumer {
         await jsm.consumers.info(this.o.stream, durable).catch(() => Promise.reject(e));
       });
     }
-    this.ready = true;
-    return true;
-  }
-
-  /**
-   * Takes the stream's turn and where to start: after the stored position in the same generation of the
-   * stream, else at its start. False while another process has the turn.
-   */
-  private async takeTurn(lease: SourceLease): Promise<boolean> {
-    const position = await lease.claim();
-    this.standby = position === undefined;
-    if (position === undefined) return false;
-    let start = position.gen === this.gen ? position.lastSeq + 1 : 1;
-    // the shared durable consumer of archive versions before the turns: what it acknowledged was written,
-    // what it had not may not be (batches of several processes overlap); start at its floor, then drop it
-    const durable = this.o.durable ?? "archive";
-    const old = await this.deps.jsm.consumers.info(this.o.stream, durable).catch((err: unknown) => (isNotFound(err) ? undefined : Promise.reject(err)));
-    if (old !== undefined) {
-      start = Math.min(start, old.ack_floor.stream_seq + 1);
-      await lease.rewind(this.gen, start - 1);
-      await this.deps.jsm.consumers.delete(this.o.stream, durable).catch(() => false);
-    }
-    this.startSeq = start;
     this.ready = true;
     return true;
   }
@@ -275,7 +251,10 @@ export class SourceConsumer {
     const flushDelayMs = this.o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
     const max = batchLimit(configured, Number.MAX_SAFE_INTEGER);
     const lease = this.o.lease;
-    const consumer = lease === undefined ? await this.deps.js.consumers.get(this.o.stream, durable) : await this.readerConsumer();
+    const consumer =
+      lease === undefined
+        ? await this.deps.js.consumers.get(this.o.stream, durable)
+        : await readerConsumer(this.deps, { stream: this.o.stream, label: this.o.label, startSeq: this.startSeq, ackWaitMs: this.o.ackWaitMs ?? 30_000, maxAckPending: MAX_ACK_PENDING });
     const iter = await consumer.consume({
       max_messages: max * 2,
       expires: Math.max(1000, this.o.pullWaitMs ?? 10_000),
@@ -367,47 +346,14 @@ export class SourceConsumer {
     }
   }
 
-  /**
-   * A leased source's consumer: ephemeral, from the position, acknowledged once a batch (nats-server keeps
-   * no per-message acknowledgements for it), in memory with one replica — the position it starts from is
-   * in the database. Not nats.js's ordered consumer: after a stream is recreated that one resumes at its old
-   * sequence in the new stream, skipping its first messages; this one ends (the loop makes it again).
-   * A dead reader's is removed by the server after a minute of inactivity.
-   */
-  private async readerConsumer(): Promise<Consumer> {
-    const info = await this.deps.jsm.consumers.add(this.o.stream, {
-      name: `archive_${this.o.label.replace(/[^A-Za-z0-9]/g, "_")}_${nuid.next()}`,
-      // acknowledged once a batch, for flow control only: without acknowledgements nothing bounds what the
-      // server sends ahead, and a reader far behind (a day's backlog) would pull it all into memory
-      ack_policy: AckPolicy.All,
-      ack_wait: nanos(this.o.ackWaitMs ?? 30_000),
-      max_ack_pending: MAX_ACK_PENDING,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: this.startSeq,
-      inactive_threshold: nanos(READER_INACTIVE_MS),
-      mem_storage: true,
-      num_replicas: 1,
-    });
-    return this.deps.js.consumers.getConsumerFromInfo(info);
-  }
-
   private async consumerExists(): Promise<boolean> {
-    if (this.o.lease !== undefined) return this.o.lease.held && (await this.streamUnchanged());
+    if (this.o.lease !== undefined) return this.o.lease.held && (await streamUnchanged(this.deps.jsm, this.o.stream, this.gen));
     try {
       await this.deps.jsm.consumers.info(this.o.stream, this.o.durable ?? "archive");
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
       return true; // NATS did not answer: keep consuming
-    }
-  }
-
-  /** The stream is the generation the consumer was made on (a recreated one starts from its beginning). */
-  private async streamUnchanged(): Promise<boolean> {
-    try {
-      return Date.parse((await this.deps.jsm.streams.info(this.o.stream)).created) === this.gen;
-    } catch (err) {
-      return !isNotFound(err); // NATS did not answer: keep consuming
     }
   }
 
@@ -471,9 +417,6 @@ export const DEFAULT_FLUSH_DELAY_MS = 200;
 /** Messages delivered and not yet acknowledged a consumer may have: what an archive holds in memory at most. */
 const MAX_ACK_PENDING = 20_000;
 
-/** How long nats-server keeps a leased source's consumer nobody pulls from (its reader died). */
-const READER_INACTIVE_MS = 60_000;
-
 /** A consumer that has been delivered nothing this long checks that it still exists (a recreated stream has none). */
 const QUIET_CHECK_MS = 60_000;
 
@@ -489,7 +432,7 @@ export function batchLimit(configured: number, behind: number): number {
   return Math.max(configured, Math.min(behind, configured * BEHIND_GROWTH, 10_000));
 }
 
-function isNotFound(err: unknown): boolean {
+export function isNotFound(err: unknown): boolean {
   if (err instanceof JetStreamApiError) return err.code === 10059 || err.code === 10014;
   return /not found/i.test((err as Error)?.message ?? "");
 }
