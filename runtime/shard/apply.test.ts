@@ -162,15 +162,33 @@ describe("applyBatch", () => {
     expect(letters[1]!.error).toMatch(/unknown kind/);
     expect(t.slotFor("counter", "a")!.state).toMatchObject({ n: 10, sum: 45 });
 
-    // the same message again (a redelivery after a restart): every item of a served type skipped and
-    // not answered again; the unknown type is refused again (it has no entity to remember it)
-    for (const s of slots) if (s !== undefined) s.applyingSeq = 0;
+    // the same message again, to the same entities in memory (its ack wait ran out before a commit
+    // acknowledged it): every item of a served type skipped and not answered again; the unknown type is
+    // refused again (it has no entity to remember it)
     applyBatch(e, batch, slots, 1, 0);
     expect(replies.slice(5)).toEqual([replies[3]]);
     expect(letters.map((l) => l.reason)).toEqual(["unknown-type", "refused", "unknown-type"]);
     expect((await e.metrics.redeliveriesSkipped.get()).values[0]!.value).toBe(14);
     expect((await e.metrics.commandsReplayed.get()).values[0]!.value).toBe(1);
     expect((await e.metrics.itemsApplied.get()).values.map((v) => [v.labels.type, v.value])).toEqual([["counter", 11]]);
+  });
+
+  it("skips a redelivery of the last message an entity applied, in the same runner (nothing being applied once it is)", async () => {
+    const t = table();
+    const { e } = env(t);
+    const first = { acceptedAt: 1000, items: [add("a", 1), add("a", 2)] };
+    const last = { acceptedAt: 1001, items: [add("a", 4), add("b", 8)] };
+    const slotsOf = (b: { items: InputItem[] }) => b.items.map((i) => t.slotFor(i.type, i.entityId));
+    applyBatch(e, first, slotsOf(first), 1, 0);
+    applyBatch(e, last, slotsOf(last), 2, 0);
+    // both redelivered, in order, as nats-server sends them again: neither applies twice
+    applyBatch(e, first, slotsOf(first), 1, 0);
+    applyBatch(e, last, slotsOf(last), 2, 0);
+    expect([t.slotFor("counter", "a")!.state, t.slotFor("counter", "b")!.state]).toMatchObject([
+      { n: 3, sum: 7 },
+      { n: 1, sum: 8 },
+    ]);
+    expect((await e.metrics.redeliveriesSkipped.get()).values[0]!.value).toBe(4);
   });
 
   it("gives each applied input its log position, and publishes what the behaviour emits on erase", () => {
@@ -210,7 +228,8 @@ describe("applyBatch", () => {
       applyBatch(e, { acceptedAt: 0, items: [erase("new", { replyTo: "r.1" })] }, [slot], 4, 0);
       expect(created()).toBe(0);
       expect([slot.state, t.residentCount, slot.dirty, t.changed.size, t.hasUnsaved]).toEqual([undefined, 0, false, 0, false]);
-      expect([slot.appliedSeq, slot.applyingSeq]).toEqual([4, 4]);
+      // applied, and nothing being applied once the message is: a redelivery of it is skipped
+      expect([slot.appliedSeq, slot.applyingSeq]).toEqual([4, 0]);
       expect(published).toEqual(["new:erased:4.0"]);
       expect(replies).toEqual([["r.1", { ok: true, value: { erased: true }, seq: 4 }]]);
       expect((await e.metrics.itemsApplied.get()).values.map((v) => [v.labels.kind, v.value])).toEqual([[ERASE_KIND, 1]]);

@@ -193,6 +193,10 @@ export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArra
     if (item.replyTo !== undefined) env.reply(item.replyTo, { ok: true, value: applied.reply, seq });
   }
   countApplied(metrics, counted);
+  // The message is applied: a redelivery of it to this runner (its ack wait ran out before a commit
+  // acknowledged it, a consumer leader changed) must find nothing being applied, or an entity whose last
+  // message it was would apply it again (`decide`).
+  for (const slot of slots) if (slot !== undefined && slot.applyingSeq === seq) slot.applyingSeq = 0;
 }
 
 /** The effects of an item not applied: a metric, a log line, the caller's answer. */

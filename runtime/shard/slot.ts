@@ -153,7 +153,7 @@ export class Slot {
     this.page[this.at + APPLIED_SEQ] = v;
   }
 
-  /** Sequence of the message being applied, so several items of one message for one entity all apply. */
+  /** Sequence of the message being applied, so several items of one message for one entity all apply (0 once it is applied: a redelivery of it is skipped). */
   get applyingSeq(): number {
     return this.page[this.at + APPLYING_SEQ]!;
   }
