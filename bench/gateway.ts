@@ -1,5 +1,6 @@
 // `npm run bench -- gateway [--quick] [--rounds n] [--duration s] [--connections n] [--devices n] [--linger ms]
-//                          [--shards n] [--profile dir] [--half-rate r] [--rate r] [--fixed-only] [--default-v8-flags]`
+//                          [--shards n] [--profile dir] [--half-rate r] [--rate r] [--fixed-only] [--default-v8-flags]
+//                          [--gateway-v8=FLAGS]`
 //
 // The HTTP gateway under load, each figure next to its baseline from the same run:
 // - requests/s and readings/s with 1 and 10 readings per request (autocannon, closed loop), against a
@@ -16,7 +17,8 @@
 // process, the ceiling in its own process, autocannon and the probes in this one, the open-loop load
 // in a process of its own. Every run starts once the node has caught up with the input stream. JSON
 // lines on stdout. The node starts with the V8 flags airtwin starts its nodes with (cli/node-flags.ts);
-// `--default-v8-flags` leaves them out, for the latency with and without them.
+// `--default-v8-flags` leaves them out, for the latency with and without them. `--gateway-v8="FLAGS"`
+// starts the gateway with these V8 flags (space-separated), e.g. `--gateway-v8=--max-semi-space-size=64`.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -228,7 +230,9 @@ export async function main(argv: string[]): Promise<void> {
   note("node", { v8Flags: nodeV8 });
   const node = child([...nodeV8, ...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, "node")}`]), BIN, "node"], { ...env, AIRTWIN_NODE_ID: "bench-node-1", AIRTWIN_METRICS_PORT: String(nodeMetricsPort) }, "node");
   const nodeMetrics = async () => (await fetch(`http://127.0.0.1:${nodeMetricsPort}/metrics`)).text();
-  const gateway = child([...gatewayNodeFlags, BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(gwPort), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
+  const gatewayV8 = (argv.find((a) => a.startsWith("--gateway-v8="))?.slice("--gateway-v8=".length) ?? "").split(" ").filter((f) => f !== "");
+  note("gateway", { v8Flags: gatewayV8 });
+  const gateway = child([...gatewayV8, ...gatewayNodeFlags, BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(gwPort), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
   const ceilPort = await freePort();
   const ceiling = child(["--import", "tsx", join(ROOT, "bench", "gateway-ceiling.ts"), String(ceilPort)], {}, "ceiling");
   const gw = `http://127.0.0.1:${gwPort}`;
