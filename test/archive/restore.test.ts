@@ -40,8 +40,18 @@ describe.each(BACKENDS)("restore (%s)", (backend) => {
         const r = await f.app.inject({ method: "POST", url: "/v1/devices/r-0/commands", headers: owner.headers, payload: c });
         expect(r.statusCode, r.body).toBe(200);
       }
+      // a 202 says stored, not applied yet: each twin as it is once its owner applied all 72 readings
       const before = new Map<string, Record<string, unknown>>();
-      for (const d of devices) before.set(d.deviceId, (await f.app.inject({ method: "GET", url: `/v1/devices/${d.deviceId}`, headers: owner.headers })).json());
+      for (const d of devices) {
+        const view = await waitFor(
+          async () => {
+            const v = (await f.app.inject({ method: "GET", url: `/v1/devices/${d.deviceId}`, headers: owner.headers })).json<Record<string, unknown>>();
+            return v.readings === 72 ? v : undefined;
+          },
+          { timeoutMs: 60_000, message: `${d.deviceId}'s readings applied` },
+        );
+        before.set(d.deviceId, view);
+      }
       expect(before.get("r-0")).toMatchObject({ readings: 72, subscriptions: [{ id: "s1" }] });
       // the archive holds each twin's latest snapshot
       await waitFor(async () => (await db.query<{ n: number }>("select count(*)::int as n from snapshots where key like 'twin.r-%' and applied_seq > 0")).rows[0]!.n === devices.length, {
