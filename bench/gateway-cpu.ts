@@ -11,7 +11,8 @@
 // floor; each figure is the median over the rounds of the process's own CPU (user + system, /proc)
 // over its run divided by its requests.
 // --profile dir: the gateway of this checkout writes a V8 CPU profile there on exit (summarised on stderr).
-// --variant-v8="flags": one more gateway of this checkout, started with these V8 flags (e.g. --variant-v8=--max-semi-space-size=64).
+// --variant-v8="flags": one more gateway of this checkout, started with these V8 flags (e.g. --variant-v8=--max-semi-space-size=64;
+// every other gateway here starts without any, as other checkouts' gateways would, so the code is compared alone).
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";

@@ -1,7 +1,7 @@
 // `npm run bench -- runtime [--quick] [--parts throughput,cluster,memory] [--runs N] [--profile]
 //                          [--cluster-twins N] [--moves N] [--kill other|coordinator] [--load readings/s]
 //                          [--memory-twins N] [--shapes device,fleet] [--logs <dir>] [--snapshot-interval-ms N]
-//                          [--default-v8-flags]   (throughput without the node's V8 flags, cli/node-flags.ts)`
+//                          [--default-v8-flags]   (throughput without the node's V8 flags, cli/role-v8-flags.ts)`
 //
 // The runtime suite: throughput against a plain-consumer floor, recovery after `kill -9`, planned-move
 // pauses, and resident memory per twin against bare domain states. It starts a private nats-server
@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { NODE_ROLE_V8_FLAGS } from "../cli/node-flags.ts";
+import { NODE_ROLE_V8_FLAGS } from "../cli/role-v8-flags.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import { flag, int, parseArgs, str } from "./lib/args.ts";
 import { summarizeProfile } from "./lib/cpuprofile.ts";

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { DevRole } from "./dev-roles.ts";
-import { NODE_ROLE_V8_FLAGS } from "./node-flags.ts";
+import { roleV8Flags } from "./role-v8-flags.ts";
 
 const BIN = fileURLToPath(new URL("../bin/airtwin.js", import.meta.url));
 
@@ -27,7 +27,7 @@ export class Child {
     const fd = openSync(logFile, "a");
     try {
       // own process group: a terminal's Ctrl-C reaches only `airtwin dev`, which stops children in order
-      const v8Flags = role.args[0] === "node" ? NODE_ROLE_V8_FLAGS : [];
+      const v8Flags = roleV8Flags(role.args[0]);
       this.proc = spawn(process.execPath, [...v8Flags, BIN, ...role.args], { env: role.env, stdio: ["ignore", fd, fd], detached: true });
     } finally {
       closeSync(fd);
