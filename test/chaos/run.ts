@@ -47,6 +47,8 @@ export async function runChaos(params: ChaosParams): Promise<ChaosOutcome> {
   const client = new RuntimeClient(nc, { prefix: PREFIX, shards: params.shards, ackTimeoutMs: 30_000 });
   const problems: string[] = [];
   const done: DoneFault[] = [];
+  // a failed run keeps every process's log (its tails are printed, the whole logs say what led there)
+  let keepLogs = false;
   let stuck = 0;
   try {
     const fleet = new ChaosFleet(params);
@@ -118,15 +120,19 @@ export async function runChaos(params: ChaosParams): Promise<ChaosOutcome> {
       `  problems: ${problems.length === 0 ? "none" : problems.length}`,
       `  reproduce: npm run test:chaos -- --seed ${params.seed}${params.profile === "short" ? " --short" : ""}`,
     ].join("\n");
-    if (problems.length > 0) console.error(`chaos problems:\n${problems.join("\n")}\n\nlogs:\n${system.logTails(15)}`);
+    if (problems.length > 0) {
+      keepLogs = true;
+      console.error(`chaos problems:\n${problems.join("\n")}\n\nlogs:\n${system.logTails(15, true)}`);
+    }
     return { summary, problems };
   } catch (err) {
-    console.error(`chaos run failed after faults: ${done.map((d) => d.kind).join(", ")}\n${system.logTails(30)}`);
+    keepLogs = true;
+    console.error(`chaos run failed after faults: ${done.map((d) => d.kind).join(", ")}\n${system.logTails(30, true)}`);
     throw new Error(`chaos seed ${params.seed}: ${(err as Error).message} (reproduce: npm run test:chaos -- --seed ${params.seed})`, { cause: err });
   } finally {
     await client.close().catch(() => undefined);
     await nc.close().catch(() => undefined);
-    await system.stop();
+    await system.stop({ keepLogs });
     await partner.close();
   }
 }

@@ -111,8 +111,8 @@ export class ChaosSystem {
       await Promise.all([...GATEWAYS, "archive" as const, "integrations" as const].map((r) => system.startRole(r)));
       await system.settled();
     } catch (err) {
-      console.error(system.logTails());
-      await system.stop();
+      console.error(system.logTails(25, true));
+      await system.stop({ keepLogs: true });
       throw err;
     }
     return system;
@@ -229,20 +229,20 @@ export class ChaosSystem {
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 
-  /** The last lines of every process's output. */
-  logTails(lines = 25): string {
+  /** The last lines of every process's output; `kept`: the logs will be kept (a failed run). */
+  logTails(lines = 25, kept = false): string {
     const nats = this.nats.servers.map((m) => `--- NATS ${m.name} ${m.dir} ---\n${m.logTail(10)}`).join("\n");
     const procs = this.incarnations.map((p) => `--- ${p.name} (pid ${p.child.pid}, ${p.running ? "running" : "ended"}) ---\n${tail(p.output(), lines)}`).join("\n");
-    return `${procs}\n${nats}\nevery process's log: ${join(this.dir, "logs")}${process.env.AIRTWIN_TEST_KEEP === "1" ? "" : " (removed; AIRTWIN_TEST_KEEP=1 keeps it)"}`;
+    return `${procs}\n${nats}\nevery process's log: ${join(this.dir, "logs")}${kept || process.env.AIRTWIN_TEST_KEEP === "1" ? " (kept)" : " (removed; AIRTWIN_TEST_KEEP=1 keeps it)"}`;
   }
 
-  /** Kills what still runs and removes the temp dir (kept with AIRTWIN_TEST_KEEP=1). */
-  async stop(): Promise<void> {
+  /** Kills what still runs and removes the temp dir (kept with AIRTWIN_TEST_KEEP=1, or `keepLogs` after a failed run). */
+  async stop(o: { keepLogs?: boolean } = {}): Promise<void> {
     await Promise.all([...this.procs.keys()].map((r) => this.signal(r, "SIGKILL")));
     await this.nats.stop();
     await this.proxy?.close();
     if (this.schema !== undefined) await dropSchema(this.schema);
-    if (process.env.AIRTWIN_TEST_KEEP !== "1") rmSync(this.dir, { recursive: true, force: true });
+    if (process.env.AIRTWIN_TEST_KEEP !== "1" && o.keepLogs !== true) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
