@@ -1,6 +1,6 @@
 // `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive] [--snapshot-interval-ms N]
 //   [--import-concurrency K] [--register-only] [--rate R] [--no-tap] [--shards N] [--profile DIR] [--memory-budget-mb M]
-//   [--node-v8=FLAGS] [--node-log FILE] [--no-prime] [--prime-concurrency K] [--idle-passivate-ms N]
+//   [--node-v8=FLAGS] [--gateway-v8=FLAGS] [--node-log FILE] [--no-prime] [--prime-concurrency K] [--idle-passivate-ms N]
 //   [--offline-after-ms N]`
 //
 // A Foobot-scale fleet on this machine (issue #16 §2): N devices (1,000,000 by default), each sending one
@@ -32,6 +32,7 @@
 // `--profile DIR`: the node writes a V8 CPU profile under DIR/node; the bench prints where its time went
 // in the registration, the idle seconds and the measured load, each cut from the one profile.
 // `--node-v8="--trace-gc …"`: more V8 flags for the node; `--node-log FILE`: the node's output written there at the end.
+// `--gateway-v8="FLAGS"`: the gateway's V8 flags instead of airtwin's (cli/role-v8-flags.ts; `--gateway-v8=` for none).
 // The node and the gateway start with the V8 flags airtwin starts them with (cli/role-v8-flags.ts); the node with a memory budget
 // (AIRTWIN_MEMORY_BUDGET_MB) of M MB, 6,144 by default: the fleet's twins stay resident (a million take
 // ~4 GB of heap; over its budget a node writes and passivates its least recently used twins, and each
@@ -177,7 +178,9 @@ export async function main(argv: string[]): Promise<void> {
   const nodeSpawnedUs = monotonicUs(); // --trace-gc's times count from about here
   const extraV8 = args.has("node-v8") ? str(args, "node-v8").split(/\s+/).filter((f) => f !== "") : [];
   const node = child([...NODE_ROLE_V8_FLAGS, ...extraV8, ...profileFlags, BIN, "node"], { ...env, AIRTWIN_NODE_ID: "fleet-node-1", AIRTWIN_METRICS_PORT: String(metricsPort) }, "node");
-  const gateway = child([...GATEWAY_ROLE_V8_FLAGS, BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(port), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
+  const gatewayV8 = args.has("gateway-v8") ? str(args, "gateway-v8", "").split(/\s+/).filter((f) => f !== "") : [...GATEWAY_ROLE_V8_FLAGS];
+  note("gateway", { v8Flags: gatewayV8 });
+  const gateway = child([...gatewayV8, BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(port), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
   const archiver = archive ? child([BIN, "archive"], { ...env, DATABASE_URL: databaseUrl, AIRTWIN_ARCHIVE_SCHEMA: schema }, "archive") : undefined;
   const url = `http://127.0.0.1:${port}`;
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
