@@ -14,14 +14,13 @@
 export const NODE_ROLE_V8_FLAGS: readonly string[] = ["--max-semi-space-size=64"];
 
 /**
- * The same for the gateway, whose requests leave short-lived objects too (the parsed body, the batch,
- * the answer). Its CPU a request is the same either way at the fleet's cadence (3,333 requests/s: 110
- * µs, medians of five rounds each), but its 202 p99 there fell from 100–390 ms to 65–88 ms (four
- * rounds of five; docs/BENCHMARKS.md, "The gateway's young generation, measured again") — presumably
- * fewer objects outliving a scavenge into the old generation, whose collections pause longer (not traced).
- * At 1,000 requests/s the p99 was the same (~10.5 ms). Up to ~190 MB more memory per gateway process.
+ * None for the gateway: the node's flag was measured for it (docs/BENCHMARKS.md, "The gateway's young
+ * generation, measured again") and not taken. Its CPU a request is the same either way; its 202 p99 fell
+ * at 3,333 requests/s against 80,000 devices (100–390 → 65–88 ms), was the same at 1,000/s (~10.5 ms),
+ * and in the fleet of a million devices rose (service p99 275 → 921 ms, one pair of runs): no case for it.
+ * `bench gateway --gateway-v8=…` and `bench fleet --gateway-v8=…` measure it again.
  */
-export const GATEWAY_ROLE_V8_FLAGS: readonly string[] = ["--max-semi-space-size=64"];
+export const GATEWAY_ROLE_V8_FLAGS: readonly string[] = [];
 
 /** The V8 flags of an `airtwin <role>` process started by airtwin itself (none for the other roles). */
 export function roleV8Flags(role: string | undefined): readonly string[] {
