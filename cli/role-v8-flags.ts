@@ -17,7 +17,7 @@ export const NODE_ROLE_V8_FLAGS: readonly string[] = ["--max-semi-space-size=64"
  * None for the gateway: the node's flag was measured for it (docs/BENCHMARKS.md, "The gateway's young
  * generation, measured again") and not taken. Its CPU a request is the same either way; its 202 p99 fell
  * at 3,333 requests/s against 80,000 devices (100–390 → 65–88 ms), was the same at 1,000/s (~10.5 ms),
- * and in the fleet of a million devices rose (service p99 275 → 921 ms, one pair of runs): no case for it.
+ * and in the fleet of a million devices rose (service p99 275–308 → 442–921 ms, two pairs): no case for it.
  * `bench gateway --gateway-v8=…` and `bench fleet --gateway-v8=…` measure it again.
  */
 export const GATEWAY_ROLE_V8_FLAGS: readonly string[] = [];
