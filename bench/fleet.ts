@@ -32,8 +32,8 @@
 // `--profile DIR`: the node writes a V8 CPU profile under DIR/node; the bench prints where its time went
 // in the registration, the idle seconds and the measured load, each cut from the one profile.
 // `--node-v8="--trace-gc …"`: more V8 flags for the node; `--node-log FILE`: the node's output written there at the end.
-// `--gateway-v8="FLAGS"`: the gateway's V8 flags instead of airtwin's (cli/role-v8-flags.ts; `--gateway-v8=` for none).
-// The node and the gateway start with the V8 flags airtwin starts them with (cli/role-v8-flags.ts); the node with a memory budget
+// `--gateway-v8="FLAGS"`: V8 flags for the gateway (airtwin starts it without any: cli/role-v8-flags.ts).
+// The node starts with the V8 flags airtwin starts its nodes with (cli/role-v8-flags.ts), and a memory budget
 // (AIRTWIN_MEMORY_BUDGET_MB) of M MB, 6,144 by default: the fleet's twins stay resident (a million take
 // ~4 GB of heap; over its budget a node writes and passivates its least recently used twins, and each
 // one's next reading fetches its snapshot again).
@@ -44,7 +44,7 @@ import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import { freePort } from "../cli/dev.ts";
-import { GATEWAY_ROLE_V8_FLAGS, NODE_ROLE_V8_FLAGS } from "../cli/role-v8-flags.ts";
+import { NODE_ROLE_V8_FLAGS } from "../cli/role-v8-flags.ts";
 import { child, openLoad, stop, untilServing } from "./gateway.ts";
 import { flag, int, parseArgs, str } from "./lib/args.ts";
 import { benchSystemEnv, postgresPids } from "./lib/bench-system.ts";
@@ -178,7 +178,7 @@ export async function main(argv: string[]): Promise<void> {
   const nodeSpawnedUs = monotonicUs(); // --trace-gc's times count from about here
   const extraV8 = args.has("node-v8") ? str(args, "node-v8").split(/\s+/).filter((f) => f !== "") : [];
   const node = child([...NODE_ROLE_V8_FLAGS, ...extraV8, ...profileFlags, BIN, "node"], { ...env, AIRTWIN_NODE_ID: "fleet-node-1", AIRTWIN_METRICS_PORT: String(metricsPort) }, "node");
-  const gatewayV8 = args.has("gateway-v8") ? str(args, "gateway-v8", "").split(/\s+/).filter((f) => f !== "") : [...GATEWAY_ROLE_V8_FLAGS];
+  const gatewayV8 = str(args, "gateway-v8", "").split(/\s+/).filter((f) => f !== "");
   note("gateway", { v8Flags: gatewayV8 });
   const gateway = child([...gatewayV8, BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(port), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
   const archiver = archive ? child([BIN, "archive"], { ...env, DATABASE_URL: databaseUrl, AIRTWIN_ARCHIVE_SCHEMA: schema }, "archive") : undefined;

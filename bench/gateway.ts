@@ -16,9 +16,9 @@
 // Everything runs on this machine: a private nats-server, one `airtwin node` and one `airtwin gateway`
 // process, the ceiling in its own process, autocannon and the probes in this one, the open-loop load
 // in a process of its own. Every run starts once the node has caught up with the input stream. JSON
-// lines on stdout. The node and the gateway start with the V8 flags airtwin starts them with
-// (cli/role-v8-flags.ts); `--default-v8-flags` leaves them out, for the latency with and without them.
-// `--gateway-v8="FLAGS"` starts the gateway with these V8 flags instead (space-separated; "" for none).
+// lines on stdout. The node starts with the V8 flags airtwin starts its nodes with (cli/role-v8-flags.ts);
+// `--default-v8-flags` leaves them out, for the latency with and without them. `--gateway-v8="FLAGS"`
+// starts the gateway with V8 flags (airtwin starts it without any).
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -29,7 +29,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { decode, names as namesOf, shardOf } from "../runtime/mod.ts";
 import { decodeBatch } from "../runtime/envelope.ts";
-import { GATEWAY_ROLE_V8_FLAGS, NODE_ROLE_V8_FLAGS } from "../cli/role-v8-flags.ts";
+import { NODE_ROLE_V8_FLAGS } from "../cli/role-v8-flags.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import type { LoadJob, LoadResult } from "./gateway-load.ts";
 import { benchSystemEnv } from "./lib/bench-system.ts";
@@ -230,8 +230,7 @@ export async function main(argv: string[]): Promise<void> {
   note("node", { v8Flags: nodeV8 });
   const node = child([...nodeV8, ...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, "node")}`]), BIN, "node"], { ...env, AIRTWIN_NODE_ID: "bench-node-1", AIRTWIN_METRICS_PORT: String(nodeMetricsPort) }, "node");
   const nodeMetrics = async () => (await fetch(`http://127.0.0.1:${nodeMetricsPort}/metrics`)).text();
-  const gatewayV8Arg = argv.find((a) => a.startsWith("--gateway-v8="))?.slice("--gateway-v8=".length);
-  const gatewayV8 = gatewayV8Arg !== undefined ? gatewayV8Arg.split(" ").filter((f) => f !== "") : argv.includes("--default-v8-flags") ? [] : [...GATEWAY_ROLE_V8_FLAGS];
+  const gatewayV8 = (argv.find((a) => a.startsWith("--gateway-v8="))?.slice("--gateway-v8=".length) ?? "").split(/\s+/).filter((f) => f !== "");
   note("gateway", { v8Flags: gatewayV8 });
   const gateway = child([...gatewayV8, ...gatewayNodeFlags, BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(gwPort), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
   const ceilPort = await freePort();

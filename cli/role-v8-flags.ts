@@ -1,7 +1,7 @@
-// The V8 flags `airtwin node` and `airtwin gateway` processes are started with wherever airtwin starts
-// them itself (`airtwin dev`, the local cluster: cli/dev-child.ts; the benches). A process cannot give
-// itself a larger young generation once running (`v8.setFlagsFromString` leaves its size as it was), so
-// the launcher passes them; containers would set `NODE_OPTIONS` likewise (deploy/README.md).
+// The V8 flags of the processes airtwin starts itself (`airtwin dev`, the local cluster: cli/dev-child.ts;
+// the benches) — only `airtwin node` has any. A process cannot give itself a larger young generation
+// once running (`v8.setFlagsFromString` leaves its size as it was), so the launcher passes them;
+// containers would set `NODE_OPTIONS` likewise (deploy/README.md).
 
 /**
  * `--max-semi-space-size=64` (MB; V8's default on 64-bit is 16): a node allocates mostly short-lived
@@ -14,17 +14,14 @@
 export const NODE_ROLE_V8_FLAGS: readonly string[] = ["--max-semi-space-size=64"];
 
 /**
- * None for the gateway: the node's flag was measured for it (docs/BENCHMARKS.md, "The gateway's young
- * generation, measured again") and not taken. Its CPU a request is the same either way; its 202 p99 fell
- * at 3,333 requests/s against 80,000 devices (100–390 → 65–88 ms), was the same at 1,000/s (~10.5 ms),
- * and in the fleet of a million devices rose (service p99 275–308 → 442–921 ms, two pairs): no case for it.
- * `bench gateway --gateway-v8=…` and `bench fleet --gateway-v8=…` measure it again.
+ * The gateway starts without flags: the node's flag was measured for it (docs/BENCHMARKS.md, "The
+ * gateway's young generation, measured again") and not taken. Its CPU a request is the same either way;
+ * its 202 p99 fell at 3,333 requests/s against 80,000 devices (100–390 → 65–88 ms), was the same at
+ * 1,000/s (~10.5 ms), and in the fleet of a million devices rose (service p99 275–308 → 442–921 ms, two
+ * pairs): no case for it. `bench gateway --gateway-v8=…` and `bench fleet --gateway-v8=…` measure it again.
+ *
+ * Returns the V8 flags of an `airtwin <role>` process started by airtwin itself.
  */
-export const GATEWAY_ROLE_V8_FLAGS: readonly string[] = [];
-
-/** The V8 flags of an `airtwin <role>` process started by airtwin itself (none for the other roles). */
 export function roleV8Flags(role: string | undefined): readonly string[] {
-  if (role === "node") return NODE_ROLE_V8_FLAGS;
-  if (role === "gateway") return GATEWAY_ROLE_V8_FLAGS;
-  return [];
+  return role === "node" ? NODE_ROLE_V8_FLAGS : [];
 }
