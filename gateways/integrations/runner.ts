@@ -10,6 +10,14 @@
 // Several processes running the same provider share its consumer: JetStream hands each message to one.
 // A crash (kill -9) mid-delivery leaves the message unacknowledged; it is delivered again after the
 // consumer's ack wait with the same id (so partners can de-duplicate, e.g. on `webhook-id`).
+//
+// On close, nothing is put back (nak'd) before nats-server has dropped this runner's pull requests
+// (`forgetPulls`). nats-server before 2.10.14 (nats-server#5305) mishandles a redelivery that falls due
+// while the only pull requests it holds are ones nobody listens to any more (a stopped runner's, until
+// they expire or the server next checks them): it drops the redelivery (that message then waits out the
+// ack wait) and steps the consumer back one stream message, which it delivers again as attempt 1 — the
+// message put back itself when it was the last one taken (its attempt cut short no longer counted), else
+// another one (a duplicate).
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/nats-core";
 import type { IntegrationMessage } from "../../actors/device-twin/behavior.ts";
@@ -134,12 +142,20 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   let slotFree: (() => void) | undefined;
   let allDone: (() => void) | undefined;
   let stopping = false;
+  // set on close: settles once nats-server no longer holds this runner's pull requests; naks wait for it
+  let pullsForgotten: Promise<void> | undefined;
   const untrackInFlight = metrics.trackInFlight(provider, () => active);
   const sweep = setInterval(() => {
     const now = performance.now();
     for (const [c, deadline] of deadlines) if (now >= deadline) c.abort(new Error(`delivery timed out after ${timeoutMs} ms`));
   }, Math.min(1000, Math.max(20, Math.floor(timeoutMs / 10))));
   sweep.unref();
+
+  /** Puts `m` back (to be redelivered after `delayMs`, or at once); on close, only after `pullsForgotten`. */
+  function nak(m: JsMsg, delayMs?: number): void {
+    if (pullsForgotten === undefined) m.nak(delayMs);
+    else pullsForgotten.then(() => m.nak(delayMs)).catch((err: unknown) => log("warn", "could not put a delivery back", { provider, error: String(err) }));
+  }
 
   async function deadLetter(m: JsMsg, id: string, deviceId: string, message: unknown, attempts: number, err: unknown): Promise<void> {
     const e = err as { name?: string; message?: string; code?: string };
@@ -229,29 +245,28 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
         metrics.disabled.inc({ provider });
         log("warn", "subscription disabled by the partner", { provider, deviceId, subscriptionId: message.subscriptionId, reason: err.message });
       } catch (cmdErr) {
-        m.nak(backoffDelayMs(attempt, def.backoff, random));
+        nak(m, backoffDelayMs(attempt, def.backoff, random));
         log("warn", "could not disable the subscription; retrying", { provider, deviceId, error: String(cmdErr) });
       }
       return;
     }
     if (stopping && !(err instanceof PermanentFailure) && isAbort(err)) {
-      // cut short by a hard stop: not the partner's failure, but an attempt. The delay (1 ms) is what
-      // makes it count: nats-server (2.9.10) redelivers a message nak'd without one, after the pull that
-      // took it has gone, with the same delivery count — the next attempt would be numbered 1 again
-      m.nak(1);
+      // cut short by a hard stop: not the partner's failure, but an attempt; the server counts it
+      // (its next delivery is numbered one higher) since nak waits for `pullsForgotten` (why: header)
+      nak(m);
       return;
     }
     if (err instanceof PermanentFailure || attempt >= maxAttempts) {
       try {
         await deadLetter(m, id, deviceId, message, attempt, err);
       } catch (dlqErr) {
-        m.nak(backoffDelayMs(attempt, def.backoff, random));
+        nak(m, backoffDelayMs(attempt, def.backoff, random));
         log("error", "dead letter not stored; the delivery will be tried again", { provider, deliveryId: id, error: String(dlqErr) });
       }
       return;
     }
     const delayMs = err instanceof RetryAfter ? Math.min(Math.max(0, err.delayMs), maxBackoffMs) : backoffDelayMs(attempt, def.backoff, random);
-    m.nak(delayMs);
+    nak(m, delayMs);
     metrics.retried.inc({ provider });
     log("info", "delivery failed; will retry", { provider, deliveryId: id, attempt, delayMs, error: (err as Error)?.message ?? String(err) });
   }
@@ -275,7 +290,7 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
   const loop = (async () => {
     for await (const m of messages) {
       if (stopping) {
-        m.nak();
+        nak(m);
         continue;
       }
       void run(m);
@@ -283,11 +298,27 @@ export async function runIntegration(def: IntegrationDefinition, o: RunIntegrati
     }
   })().catch((err: unknown) => log("error", "consumer ended", { provider, error: String(err) }));
 
+  // A consumer info request makes nats-server check its waiting pull requests for interest and drop
+  // those nobody listens to (2.9.10: infoWithSnapAndReply → processWaiting). Our inbox's UNSUB went out
+  // before it on the same connection, so ours are gone when the answer comes, and a nak sent after the
+  // answer is processed after that. Why it matters: the header.
+  async function forgetPulls(): Promise<void> {
+    try {
+      await consumer.info();
+    } catch (err) {
+      log("warn", "pull requests not confirmed dropped; a delivery put back may come again as attempt 1", { provider, error: String(err) });
+    }
+  }
+
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closed ??= (async () => {
       stopping = true;
-      await messages.close().catch(() => undefined);
+      pullsForgotten = (async () => {
+        await messages.close().catch(() => undefined); // unsubscribes the pulls' inbox (at once)
+        await forgetPulls();
+      })();
+      await pullsForgotten;
       const drainMs = o.drainMs ?? 10_000;
       const all = active === 0 ? Promise.resolve() : new Promise<void>((r) => (allDone = r));
       const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), drainMs).unref())]);
