@@ -59,13 +59,13 @@ export class RuntimeMetrics {
   });
   readonly consumerStatus = new Counter({
     name: "airtwin_consumer_status_total",
-    help: "Status notices of the shards' input consumers, by type (next: a pull sent; discard: a pull expired with messages left; heartbeats_missed: the client reset its pulls)",
+    help: "Status notices of the input stream readers' consumers, by type (next: a pull sent; discard: a pull expired with messages left; heartbeats_missed: the client reset its pulls)",
     labelNames: ["type"],
     registers: [this.registry],
   });
   readonly deliveryGaps = new Counter({
     name: "airtwin_delivery_gaps_total",
-    help: "Shard restarts from the checkpoint because consumer deliveries were lost in transit (e.g. a slow-consumer disconnect)",
+    help: "Input stream readers reading again because deliveries were lost in transit (e.g. a slow-consumer disconnect)",
     registers: [this.registry],
   });
   readonly fencingRejections = new Counter({ name: "airtwin_fencing_rejections_total", help: "Writes refused because another owner fenced the shard", registers: [this.registry] });

@@ -1,11 +1,13 @@
-// The node's ShardHost: one ShardRunner per owned shard, plus the node-wide duties that span shards
-// (memory budget passivation, idle passivation, lag refresh, rates for balancing), and the runners of
-// shards stopped here that still answer queries until their next owner serves (handoff.ts).
+// The node's ShardHost: one ShardRunner per owned shard, one reader per input stream it holds shards of
+// (stream-reader.ts), the node-wide duties that span shards (memory budget passivation, idle
+// passivation, lag refresh, rates for balancing), and the runners of shards stopped here that still
+// answer queries until their next owner serves (handoff.ts).
 import { backoffMs, type Backoff } from "./backoff.ts";
 import type { EntityBehavior } from "./entity.ts";
 import type { HostLoad, ShardHost, ShardLease, StopReason } from "./shard-host.ts";
 import { ShardRunner, type ShardRunnerDeps } from "./shard/mod.ts";
 import { FencedError } from "./snapshot-store.ts";
+import { StreamReader } from "./stream-reader.ts";
 import { streamOfShard } from "./subjects.ts";
 
 export interface NodeHostOptions {
@@ -37,7 +39,9 @@ export class NodeHost implements ShardHost {
   private readonly leases = new Map<number, ShardLease>();
   /** Stopped runners still answering queries for their shard's next owner. */
   private readonly lingering = new Set<ShardRunner>();
-  private readonly deps: Omit<ShardRunnerDeps, "inputStream" | "onFailure">;
+  /** The reader of each input stream, made when a first shard of it starts here. */
+  private readonly readers = new Map<number, StreamReader>();
+  private readonly deps: Omit<ShardRunnerDeps, "inputStream" | "reader" | "onFailure">;
   private readonly options: NodeHostOptions;
   private readonly housekeeping: NodeJS.Timeout;
   private lastRates = Date.now();
@@ -47,7 +51,7 @@ export class NodeHost implements ShardHost {
   /** Called when a runner gave its shard up by itself (fenced, storage failed). */
   onShardFailed: (shard: number, err: Error) => void = () => undefined;
 
-  constructor(deps: Omit<ShardRunnerDeps, "inputStream" | "onFailure">, options: NodeHostOptions) {
+  constructor(deps: Omit<ShardRunnerDeps, "inputStream" | "reader" | "onFailure">, options: NodeHostOptions) {
     this.deps = deps;
     this.options = options;
     this.housekeeping = setInterval(() => void this.housekeep(), options.housekeepingMs ?? 1000);
@@ -76,10 +80,12 @@ export class NodeHost implements ShardHost {
       this.deps.log("warn", "shard runner superseded", { shard: lease.shard, epoch: existing.epoch, by: lease.epoch });
       existing.abort();
     }
+    const k = streamOfShard(lease.shard, this.options.shards, this.options.streams);
     const runner = new ShardRunner(
       {
         ...this.deps,
-        inputStream: this.deps.names.inputStream(streamOfShard(lease.shard, this.options.shards, this.options.streams)),
+        inputStream: this.deps.names.inputStream(k),
+        reader: this.reader(k),
         onFailure: (shard, err) => {
           if (this.runners.get(shard) !== runner) return;
           this.runners.delete(shard);
@@ -100,6 +106,17 @@ export class NodeHost implements ShardHost {
       this.deps.metrics.shardsOwned.set(this.runners.size);
       throw err;
     });
+  }
+
+  /** The node's reader of input stream `k`. */
+  private reader(k: number): StreamReader {
+    let reader = this.readers.get(k);
+    if (reader === undefined) {
+      const { nc, js, jsm, names, options, metrics, log, deadLetters } = this.deps;
+      reader = new StreamReader({ nc, js, jsm, stream: names.inputStream(k), shards: this.options.shards, options, metrics, log, deadLetters });
+      this.readers.set(k, reader);
+    }
+    return reader;
   }
 
   /**
@@ -210,6 +227,7 @@ export class NodeHost implements ShardHost {
     clearInterval(this.housekeeping);
     for (const shard of [...this.restarts.keys()]) this.cancelRestart(shard);
     this.endLingering();
+    for (const reader of this.readers.values()) reader.close();
   }
 
   private endLingering(): void {

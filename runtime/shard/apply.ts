@@ -151,9 +151,10 @@ export interface ApplyEnv {
 
 /**
  * Applies the items of the message with stream sequence `seq`, in order; `slots[i]` is item i's entity
- * (resolved, its snapshot fetched). Nothing here waits.
+ * (resolved, its snapshot fetched); `indexes[i]` is item i's place in the whole message when the message
+ * held other shards' items too (its place in the log: output ids, dead letters). Nothing here waits.
  */
-export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArray<Slot | undefined>, seq: number, now: number): void {
+export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArray<Slot | undefined>, seq: number, now: number, indexes?: readonly number[]): void {
   const { table, metrics } = env;
   // one context per message, its index moved along the items (no allocation per reading)
   const ctx: { -readonly [K in keyof ApplyContext]-?: ApplyContext[K] } = { prefix: env.prefix, acceptedAt: batch.acceptedAt, seq, index: 0 };
@@ -163,20 +164,21 @@ export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArra
     const item = batch.items[i]!;
     const slot = slots[i];
     const decision = decide(table, slot, item, seq);
+    const index = indexes === undefined ? i : indexes[i]!;
     if (decision.do !== "apply") {
-      settle(env, decision, item, i, seq);
+      settle(env, decision, item, index, seq);
       continue;
     }
     // an "apply" decision has a slot
     const entity = slot!;
     const blank = item.kind === ERASE_KIND && isBlank(table, entity, item);
     if (!blank) table.activate(entity, now);
-    ctx.index = i;
+    ctx.index = index;
     let applied;
     try {
       applied = blank ? eraseBlank(entity, seq, ctx) : applyItem(table, entity, item, seq, ctx);
     } catch (err) {
-      deadLetter(env, "refused", item, i, seq, (err as Error).message);
+      deadLetter(env, "refused", item, index, seq, (err as Error).message);
       if (item.replyTo !== undefined) env.reply(item.replyTo, errorReply(RuntimeErrors.ENTITY_APPLY.code, RuntimeErrors.ENTITY_APPLY.message));
       continue;
     }
@@ -193,9 +195,9 @@ export function applyBatch(env: ApplyEnv, batch: InputBatch, slots: ReadonlyArra
     if (item.replyTo !== undefined) env.reply(item.replyTo, { ok: true, value: applied.reply, seq });
   }
   countApplied(metrics, counted);
-  // The message is applied: a redelivery of it to this runner (its ack wait ran out before a commit
-  // acknowledged it, a consumer leader changed) must find nothing being applied, or an entity whose last
-  // message it was would apply it again (`decide`).
+  // The message is applied: a delivery of it again to this runner must find nothing being applied, or
+  // an entity whose last message it was would apply it again (`decide`). (The stream's reader hands a
+  // runner each message once; the apply tests deliver again on purpose.)
   for (const slot of slots) if (slot !== undefined && slot.applyingSeq === seq) slot.applyingSeq = 0;
 }
 

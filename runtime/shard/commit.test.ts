@@ -2,7 +2,6 @@
 // this owner applied, never back on a redelivery; `applied` kept from a predecessor during a replay.
 // (A recording stand-in for the fenced writer: these are the committer's own numbers; the writes
 // themselves run against nats-server in test/runtime/shard/.)
-import type { JsMsg } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { counterBehavior, type CounterState } from "../../test/runtime/counter-behavior.ts";
 import { decode } from "../codec.ts";
@@ -14,6 +13,8 @@ import { EntityTable } from "./entities.ts";
 import { defaultShardRunnerOptions } from "./options.ts";
 
 function setup(snapshotIntervalMs = 60_000, snapshotMaxInputs = defaultShardRunnerOptions.snapshotMaxInputs) {
+  /** Where the stream's reader stands for the shard while nothing of it waits (shard-input.ts's idleThrough). */
+  const reader: { idleThrough: number | undefined } = { idleThrough: undefined };
   const metrics = new RuntimeMetrics({ defaultMetrics: false });
   const table = new EntityTable(new Map([["counter", counterBehavior]]), metrics, 600_000);
   const puts: Array<{ key: string; value: Uint8Array }> = [];
@@ -27,6 +28,8 @@ function setup(snapshotIntervalMs = 60_000, snapshotMaxInputs = defaultShardRunn
     fail: (err) => {
       throw err;
     },
+    idleThrough: () => reader.idleThrough,
+    inputPending: () => 0,
   });
   committer.writer = writer as unknown as FencedWriter;
   const checkpoints = () => puts.filter((p) => p.key === CHECKPOINT_KEY).map((p) => decode<{ seq: number; applied?: number }>(p.value));
@@ -38,12 +41,10 @@ function setup(snapshotIntervalMs = 60_000, snapshotMaxInputs = defaultShardRunn
     slot.state = counterBehavior.apply(slot.state as CounterState, "add", { v: 1 }, { prefix: "p", acceptedAt: 0, seq, index: 0 }).state;
     slot.appliedSeq = seq;
     table.markDirty(slot, seq);
-    committer.noteApplied(msg(seq));
+    committer.noteApplied(seq);
   };
-  return { committer, table, checkpoints, written, apply };
+  return { committer, table, checkpoints, written, apply, reader };
 }
-
-const msg = (seq: number): JsMsg => ({ info: { streamSequence: seq, pending: 0 }, ack: () => undefined }) as unknown as JsMsg;
 
 describe("committer", () => {
   it("keeps the checkpoint before a waiting twin's first unsaved input; writing every twin moves it to the last applied", async () => {
@@ -67,13 +68,33 @@ describe("committer", () => {
     expect(checkpoints().at(-1)).toEqual({ seq: 3, epoch: 1 });
   });
 
-  it("a redelivered message below the last applied one does not move the checkpoint back", async () => {
+  it("a message below the last applied one does not move the checkpoint back", async () => {
     const { committer, checkpoints, apply } = setup(0);
     apply("a", 10);
     await committer.commitNow();
-    committer.noteApplied(msg(8)); // redelivered after ack_wait, skipped by the twin
+    committer.noteApplied(8);
     await committer.commitNow();
     expect(checkpoints().map((c) => c.seq)).toEqual([10]);
+  });
+
+  it("an idle shard's checkpoint follows the reader past other shards' messages, never past a waiting twin's first unsaved input", async () => {
+    const { committer, checkpoints, apply, reader } = setup(0);
+    reader.idleThrough = 40; // nothing of this shard in the stream's first 40 messages
+    await committer.commitNow();
+    expect(checkpoints().at(-1)).toEqual({ seq: 40, epoch: 1 });
+    apply("a", 41);
+    reader.idleThrough = undefined; // the runner holds a message: the cut is what it applied
+    await committer.commitNow();
+    expect(checkpoints().at(-1)).toEqual({ seq: 41, epoch: 1 });
+    reader.idleThrough = 90;
+    await committer.commitNow();
+    expect(checkpoints().at(-1)).toEqual({ seq: 90, epoch: 1 });
+
+    const deferred = setup(60_000);
+    deferred.apply("b", 5);
+    deferred.reader.idleThrough = 70;
+    await deferred.committer.commitNow();
+    expect(deferred.checkpoints().at(-1)).toEqual({ seq: 4, epoch: 1, applied: 70 });
   });
 
   it("a replay keeps its predecessor's applied, and the checkpoint never passes what it re-applied", async () => {
@@ -209,13 +230,15 @@ describe("committer, batched outputs", () => {
       fail: (err) => {
         throw err;
       },
+      idleThrough: () => undefined,
+      inputPending: () => 0,
     });
     committer.writer = writer as unknown as FencedWriter;
     const slot = table.slotFor("counter", "a")!;
     table.activate(slot);
     slot.appliedSeq = 1;
     table.markDirty(slot, 1);
-    committer.noteApplied(msg(1));
+    committer.noteApplied(1);
     committer.publishOutputs([
       { id: "a:1", subject: "p.out.agg.a", payload: { id: "a:1" }, batch: "p.out.aggs" },
       { id: "a:alert", subject: "p.out.alert.a", payload: { id: "a:alert" } },

@@ -1,14 +1,14 @@
 // A shard's commits: a consistent cut (every due dirty entity encoded, the last applied message noted),
 // then the cut's outputs confirmed (published again under the same id while refused) → its snapshots and
-// the shard checkpoint written, fenced and pipelined → the consumer acknowledged up to the cut. A crash
-// anywhere in between replays from the previous checkpoint.
+// the shard checkpoint written, fenced and pipelined. A crash anywhere in between replays from the
+// previous checkpoint. An idle shard's checkpoint follows the stream's reader past messages of other
+// shards (shard-input.ts's `idleThrough`), so a restart does not read them again.
 // A twin changed only by input is snapshotted at most every `snapshotIntervalMs` (or `snapshotMaxInputs`
 // inputs): until then its snapshot waits and the checkpoint (where a new owner's replay starts) stays
 // before its first unsaved input, so the log makes up what the snapshot lacks; the checkpoint also names
 // the cut's last input (`applied`), whose outputs are stored, so a replay does not publish them again.
 // A cut looks at the entities changed since the last one and at the waiting ones that came due, oldest
 // first (deferred-snapshots.ts) — not at every waiting entity.
-import type { JsMsg } from "@nats-io/jetstream";
 import { retry, type Backoff } from "../backoff.ts";
 import { MSGPACK_CONTENT_TYPE, encode } from "../codec.ts";
 import type { EntityOutput } from "../entity.ts";
@@ -57,6 +57,10 @@ export interface CommitEnv {
   isAborted(): boolean;
   /** Gives the shard up (a write failed or was fenced). */
   fail(err: Error): void;
+  /** How far the shard's input is handled when nothing of it waits or is in hand (shard-input.ts), else undefined. */
+  idleThrough(): number | undefined;
+  /** The stream's messages the reader had not been delivered yet at the shard's last message. */
+  inputPending(): number;
 }
 
 const MSGPACK_HEADER = { "Content-Type": MSGPACK_CONTENT_TYPE } as const;
@@ -70,14 +74,13 @@ export class Committer {
   committedSeq = 0;
   /** The checkpoint's `applied`: outputs of inputs up to it are stored (this owner's cuts, or a predecessor's). */
   appliedCommitted = 0;
-  /** Consumer delivery number of the last message acknowledged (AckPolicy.All: every one up to it). */
-  ackedDelivery = 0;
   private capture: Promise<void> | undefined;
   private committing: Promise<void> | undefined;
   private pendingOutputs: PendingOutput[] = [];
   /** Outputs that travel batched, published with the commit of their cut (output-batches.ts). */
   private readonly batches = new OutputBatches();
-  private lastApplied: JsMsg | undefined;
+  /** Stream sequence of the last message applied (0: none since the start). */
+  private lastApplied = 0;
   private appliedSinceCommit = 0;
   /** When the last commit began (performance.now()). */
   private lastCommitAt = performance.now();
@@ -89,24 +92,10 @@ export class Committer {
     return this.capture;
   }
 
-  /** A message applied: the next cut acknowledges up to it. */
-  noteApplied(m: JsMsg): void {
-    this.noteLast(m);
+  /** A message applied: the next cut reaches it. The cut's last input never moves back. */
+  noteApplied(seq: number): void {
+    if (seq > this.lastApplied) this.lastApplied = seq;
     this.appliedSinceCommit++;
-  }
-
-  /** A message passed over (undecodable): acknowledged with the next cut, nothing to apply. */
-  notePassed(m: JsMsg): void {
-    this.noteLast(m);
-  }
-
-  /**
-   * The cut's last input never moves back: a redelivery (ack_wait ran out while a commit was late) of a
-   * message below one applied already would otherwise be the cut's last, and the checkpoint would go
-   * back to it and stay there once nothing follows (every message acknowledged by then).
-   */
-  private noteLast(m: JsMsg): void {
-    if (this.lastApplied === undefined || m.info.streamSequence > this.lastApplied.info.streamSequence) this.lastApplied = m;
   }
 
   /** True when a commit should start now rather than at the next tick: many newly dirty entities or unacknowledged messages. */
@@ -117,7 +106,7 @@ export class Committer {
 
   /** The commit timer: commits now unless the shard is behind its input and committed recently. */
   commitIfDue(): void {
-    if (commitDeferred(this.lastApplied?.info.pending ?? 0, performance.now() - this.lastCommitAt, this.env.deps.options)) return;
+    if (commitDeferred(this.env.inputPending(), performance.now() - this.lastCommitAt, this.env.deps.options)) return;
     void this.commit().catch(() => undefined);
   }
 
@@ -169,9 +158,8 @@ export class Committer {
     const { table, epoch } = this.env;
     const writer = this.writer;
     if (writer === undefined || writer.failed !== undefined) return;
-    const checkpointMsg = this.lastApplied;
-    // how far this owner has applied; the checkpoint never passes it
-    const progress = checkpointMsg?.info.streamSequence ?? this.committedSeq;
+    // how far this owner has applied (an idle shard: how far the reader has looked); the checkpoint never passes it
+    const progress = Math.max(this.lastApplied > 0 ? this.lastApplied : this.committedSeq, this.env.idleThrough() ?? 0);
     // outputs stored up to here: this cut's, or a predecessor's not yet re-applied by a replay
     const appliedSeq = Math.max(progress, this.appliedCommitted);
     if (!table.hasUnsaved && progress === this.committedSeq && appliedSeq === this.appliedCommitted && this.pendingOutputs.length === 0 && this.batches.count === 0) return;
@@ -238,9 +226,6 @@ export class Committer {
       writes.push(writer.put(CHECKPOINT_KEY, encodeCheckpoint(checkpointSeq, epoch, appliedSeq)));
       await Promise.all(writes);
       for (const { slot } of records) table.writing.delete(slot);
-      // 3. acknowledged up to the cut: the server redelivers nothing; a new owner replays from the checkpoint
-      checkpointMsg?.ack();
-      if (checkpointMsg !== undefined) this.ackedDelivery = Math.max(this.ackedDelivery, checkpointMsg.info.deliverySequence);
       this.committedSeq = checkpointSeq;
       this.appliedCommitted = appliedSeq;
       const { metrics } = this.env.deps;

@@ -2,7 +2,6 @@
 // its snapshot writes its compact bytes, encoded once, which are its state as of the cut; its next use
 // decodes it; passivation drops its bytes only once stored. (A recording stand-in for the fenced writer,
 // as in commit.test.ts; test/runtime/shard/compaction.test.ts runs it against nats-server.)
-import type { JsMsg } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { counterBehavior, type CounterState } from "../../test/runtime/counter-behavior.ts";
 import { decodeRecord, type FencedWriter } from "../snapshot-store.ts";
@@ -30,6 +29,8 @@ function setup() {
     fail: (err) => {
       throw err;
     },
+    idleThrough: () => undefined,
+    inputPending: () => 0,
   });
   committer.writer = writer as unknown as FencedWriter;
   const apply = (id: string, seq: number, v: number) => {
@@ -38,7 +39,7 @@ function setup() {
     slot.state = counterBehavior.apply(slot.state as CounterState, "add", { v }, { prefix: "p", acceptedAt: 0, seq, index: 0 }).state;
     slot.appliedSeq = seq;
     table.markDirty(slot, seq);
-    committer.noteApplied({ info: { streamSequence: seq, pending: 0 }, ack: () => undefined } as unknown as JsMsg);
+    committer.noteApplied(seq);
     return slot;
   };
   const stored = (id: string) => counterBehavior.decode(decodeRecord(puts.get(`counter.${id}`)!).state);

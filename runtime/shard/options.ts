@@ -8,6 +8,7 @@ import type { PipelinedPublisher } from "../publisher.ts";
 import type { DeadLetterSink } from "../dead-letter.ts";
 import type { LogFn } from "../log.ts";
 import type { Names } from "../subjects.ts";
+import type { StreamReader } from "../stream-reader.ts";
 
 /** Tunables of shard processing. */
 export interface ShardRunnerOptions {
@@ -110,6 +111,8 @@ export interface ShardRunnerDeps {
   names: Names;
   /** Input stream that holds this shard. */
   inputStream: string;
+  /** The node's reader of that stream: the shard's input (stream-reader.ts). */
+  reader: Pick<StreamReader, "attach" | "backlog">;
   behaviors: ReadonlyMap<string, EntityBehavior>;
   metrics: RuntimeMetrics;
   options: ShardRunnerOptions;

@@ -1,12 +1,10 @@
-// Runs one owned shard: fence, bulk-load, consume the shard's input in stream order, apply each entity's
-// inputs turn by turn (apply.ts), publish outputs, answer live queries (queries.ts); on its timers
-// (shard-timers.ts) fire wake-ups and commit: outputs confirmed → due snapshots written (fenced,
-// pipelined) → checkpoint → consumer acked (commit.ts). A crash anywhere in between replays from the
+// Runs one owned shard: fence, bulk-load, take the shard's input in stream order from the node's reader
+// of its stream (stream-reader.ts, shard-input.ts), apply each entity's inputs turn by turn (apply.ts),
+// publish outputs, answer live queries (queries.ts); on its timers (shard-timers.ts) fire wake-ups and
+// commit: outputs confirmed → due snapshots written (fenced, pipelined) → checkpoint (commit.ts). A crash anywhere in between replays from the
 // checkpoint; inputs already in a snapshot are skipped per entity (`seq <= appliedSeq`), so every input
 // takes effect exactly once. This file is the lifecycle: start, planned stop with its linger, abort.
-import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/nats-core";
-import { decodeBatch } from "../envelope.ts";
 import { announceServing, listenForNewerOwner, newInstanceId } from "../handoff.ts";
 import { askAgain } from "../backoff.ts";
 import type { EntityReply } from "../protocol.ts";
@@ -16,18 +14,19 @@ import { sliceUsed, yieldTurn } from "../turns.ts";
 import { applyBatch, type ApplyEnv } from "./apply.ts";
 import { Committer } from "./commit.ts";
 import { compactIdle } from "./compaction.ts";
-import { DeliveryOrder, consumeOptions, consumerBacklog, deleteOwnConsumer, deleteStaleConsumers, positionConsumer, watchConsumer, type ConsumerEnv } from "./consumer.ts";
+import { deleteStaleConsumers, type ConsumerEnv } from "./consumer.ts";
 import { EntityTable, type Slot } from "./entities.ts";
 import { ShardLag } from "./lag.ts";
 import type { ShardRunnerDeps } from "./options.ts";
 import { answerQuery, sendReply, type QueryEnv } from "./queries.ts";
+import type { ShardDelivery, ShardInput } from "./shard-input.ts";
 import { ShardTimers } from "./shard-timers.ts";
 import { WakeUps } from "./timers.ts";
 
 /**
  * Where a runner is in its life. It moves down this list, except that `abort` jumps from any phase to
  * "aborted":
- * - "starting": fencing, loading, positioning the consumer (queries are answered once loaded);
+ * - "starting": fencing, loading, attaching to the stream's reader (queries are answered once loaded);
  * - "running": applying input, committing, firing wake-ups, answering queries;
  * - "stopping": a planned stop takes no new input, finishes the message in hand and commits;
  * - "lingering": stopped and committed, answering queries from that state until the next owner serves;
@@ -52,8 +51,7 @@ export class ShardRunner {
   private readonly consumerEnv: ConsumerEnv;
   private readonly queryEnv: QueryEnv;
   private readonly timers: ShardTimers;
-  private readonly deliveries = new DeliveryOrder();
-  private messages: ConsumerMessages | undefined;
+  private input: ShardInput | undefined;
   private rpc: Subscription | undefined;
   /** Announcements of newer runners of this shard (handoff.ts). */
   private handoff: Subscription | undefined;
@@ -81,6 +79,9 @@ export class ShardRunner {
       table: this.table,
       isAborted: () => this.aborted,
       fail: (err) => this.fail(err),
+      idleThrough: () => this.input?.idleThrough,
+      // behind: deliveries waiting for this runner, or messages the reader has not been delivered yet
+      inputPending: () => (this.input === undefined ? 0 : this.input.length + this.input.pendingAtPosition),
     });
     this.applyEnv = {
       table: this.table,
@@ -139,14 +140,14 @@ export class ShardRunner {
 
   /**
    * Fences the shard, loads its snapshots, answers queries, has older owners stop answering
-   * (handoff.ts), positions the consumer and starts applying.
+   * (handoff.ts), attaches to the stream's reader and starts applying.
    */
   async start(): Promise<void> {
     const stepsMs: Record<string, number> = {};
     try {
       await this.startSteps(stepsMs);
     } catch (err) {
-      // which request did not come back (a bucket, the fence, the scan, the consumer) tells why a
+      // which request did not come back (a bucket, the fence, the scan, the handoff) tells why a
       // start keeps failing, e.g. while a NATS server is replaced
       const phase = START_STEPS.find((p) => !(p in stepsMs)) ?? "consume";
       this.deps.log("warn", "shard start failed", { shard: this.shard, epoch: this.epoch, phase, phasesMs: stepsMs, error: (err as Error).message });
@@ -189,17 +190,13 @@ export class ShardRunner {
     // answers from the very same state until it hears the announcement below.
     const self = { epoch: this.epoch, instance: this.instance };
     this.rpc = nc.subscribe(names.rpc(this.shard), { callback: (err, msg) => (err ? undefined : void answerQuery(this.queryEnv, msg)) });
-    const [consumer, handoff] = await Promise.all([
-      positionConsumer(this.consumerEnv, scan.checkpoint, writer.claimed.previousEpoch),
-      announceServing(nc, names.handoff(this.shard), self, options.handoffTimeoutMs),
-    ]);
+    const handoff = await announceServing(nc, names.handoff(this.shard), self, options.handoffTimeoutMs);
     lap("consumer");
     if (this.stopped) return;
     // listening only now: our own announcement must find no listener when no older runner is left
     this.handoff = listenForNewerOwner(nc, names.handoff(this.shard), self, (epoch) => this.onNewerOwner(epoch));
-    this.messages = await consumer.consume(consumeOptions(options));
-    void watchConsumer(this.messages, () => this.stopped, (status) => this.fail(new Error(`shard ${this.shard} epoch ${this.epoch}: consumer gone (${status}), a newer owner may hold the shard`)), (type) => this.deps.metrics.consumerStatus.inc({ type }));
-    this.loop = this.consume(this.messages);
+    this.input = this.deps.reader.attach(this.shard, scan.checkpoint);
+    this.loop = this.consume(this.input);
     this.timers.start();
     // a stop or abort during the last await has moved the phase on already
     if (this.phaseNow === "starting") this.phaseNow = "running";
@@ -214,7 +211,7 @@ export class ShardRunner {
       phasesMs: stepsMs,
       handoff,
     });
-    // consumers of older epochs left behind (a crash, two claims racing): cleaned up off the start's path
+    // consumers of older epochs (versions that read a shard with a consumer of its own), off the start's path
     void deleteStaleConsumers(this.consumerEnv);
   }
 
@@ -228,7 +225,7 @@ export class ShardRunner {
     const started = performance.now();
     this.phaseNow = "stopping";
     this.timers.clear();
-    await this.messages?.close().catch(() => undefined);
+    this.input?.close();
     await this.loop;
     await this.committer.settled();
     try {
@@ -239,8 +236,6 @@ export class ShardRunner {
     } finally {
       this.deps.metrics.handoffSeconds.observe({ phase: "stop" }, (performance.now() - started) / 1000);
     }
-    // this epoch's consumer is done with: the next owner creates its own at the checkpoint
-    deleteOwnConsumer(this.consumerEnv);
     const committed = !this.aborted && this.committer.clean;
     // only a runner that hears the next owner's announcement may linger
     if (committed && this.handoff !== undefined && this.deps.options.lingerMs > 0) {
@@ -304,7 +299,7 @@ export class ShardRunner {
     this.handoff?.unsubscribe();
     clearTimeout(this.lingerTimer);
     this.timers.clear();
-    void this.messages?.close().catch(() => undefined);
+    this.input?.close();
     this.release();
   }
 
@@ -320,19 +315,20 @@ export class ShardRunner {
     return n;
   }
 
-  /** Input messages not yet delivered to this shard's consumer, or not acknowledged (lag.ts). */
+  /** Input messages not yet delivered to the stream's reader, or waiting for this runner (lag.ts). */
   get lag(): number {
     return this.lagKnown.value;
   }
 
   /** The lag from this runner's own deliveries, without asking the server (housekeeping, every second). */
   estimateLag(): number {
-    return this.stopped ? this.lagKnown.value : this.lagKnown.estimate(this.committer.ackedDelivery);
+    return this.stopped || this.input === undefined ? this.lagKnown.value : this.lagKnown.estimate(this.input);
   }
 
   /** The lag as the server counts it (ops views). */
   async refreshLag(): Promise<number> {
-    return this.stopped ? this.lagKnown.value : this.lagKnown.refreshed(await consumerBacklog(this.consumerEnv));
+    const input = this.input;
+    return this.stopped || input === undefined ? this.lagKnown.value : this.lagKnown.refreshed(input, await this.deps.reader.backlog());
   }
 
   get entityCount(): number {
@@ -364,58 +360,45 @@ export class ShardRunner {
     return this.table.passivateLeastRecent(count);
   }
 
-  private async consume(messages: ConsumerMessages): Promise<void> {
+  private async consume(input: ShardInput): Promise<void> {
     try {
-      for await (const m of messages) {
-        // Buffered messages resume this loop through microtasks only: without a macrotask turn now and
+      for (;;) {
+        const next = input.next();
+        const d = next instanceof Promise ? await next : next;
+        if (d === undefined) break; // closed: a planned stop or an abort
+        // Queued deliveries resume this loop through microtasks only: without a macrotask turn now and
         // then, a backlog starves lease renewals, heartbeats and commits, and the node loses its leases.
         if (sliceUsed()) await yieldTurn();
         if (this.aborted) break;
         if (this.committer.capturing !== undefined) await this.committer.capturing;
-        if (!this.inSequence(m)) return;
-        this.lagKnown.noteDelivery(m);
-        await this.handle(m);
+        await this.handle(d);
         if (this.stopped) break; // planned stop: the message in hand is applied, the rest is the next owner's
         if (this.committer.dueEarly) void this.committer.commit().catch(() => undefined);
       }
     } catch (err) {
       if (!this.aborted) this.fail(err as Error);
+    } finally {
+      input.done();
     }
   }
 
-  /** A jump in the consumer's delivery numbers: deliveries lost in transit, so restart from the checkpoint (consumer.ts). */
-  private inSequence(m: JsMsg): boolean {
-    const gap = this.deliveries.gapBefore(m.info.deliverySequence);
-    if (gap === undefined) return true;
-    this.deps.metrics.deliveryGaps.inc();
-    this.fail(new Error(`shard ${this.shard}: deliveries ${gap.from}..${gap.to} lost in transit; restarting from the checkpoint`));
-    return false;
-  }
-
-  private async handle(m: JsMsg): Promise<void> {
-    const seq = m.info.streamSequence;
+  private async handle(d: ShardDelivery): Promise<void> {
+    const seq = d.seq;
     this.consumedSinceRate++;
-    let batch;
-    try {
-      batch = decodeBatch(m.data);
-    } catch (err) {
-      this.deps.deadLetters.record({ reason: "undecodable", source: "input", subject: m.subject, shard: this.shard, seq, error: (err as Error).message, data: m.data });
-      this.committer.notePassed(m);
-      return;
-    }
+    const batch = { acceptedAt: d.acceptedAt, items: d.items };
     const slots: Array<Slot | undefined> = batch.items.map((item) => this.table.slotFor(item.type, item.entityId));
     await this.table.fetchMissing(slots);
     if (this.committer.capturing !== undefined) await this.committer.capturing; // a commit began its cut meanwhile
     if (this.aborted) return;
     const started = performance.now();
     this.replaying = seq <= this.replayedUpTo;
-    applyBatch(this.applyEnv, batch, slots, seq, Date.now());
+    applyBatch(this.applyEnv, batch, slots, seq, Date.now(), d.indexes);
     this.replaying = false;
     const { metrics } = this.deps;
-    if (m.info.redelivered === false && seq > this.replayedUpTo) metrics.inputAgeSeconds.observe(Math.max(0, Date.now() - m.info.timestampNanos / 1e6) / 1000);
+    if (seq > this.replayedUpTo) metrics.inputAgeSeconds.observe(Math.max(0, Date.now() - d.storedAt) / 1000);
     metrics.applySeconds.observe((performance.now() - started) / 1000);
     metrics.messagesApplied.inc();
-    this.committer.noteApplied(m);
+    this.committer.noteApplied(seq);
   }
 
   /** A snapshot no owner wrote (undecodable): a dead letter; its entity starts afresh. */
@@ -435,8 +418,6 @@ export class ShardRunner {
     const fenced = err instanceof FencedError;
     this.deps.log("error", fenced ? "shard stopped: a newer owner fenced it" : "shard stopped, restarting from its checkpoint", { shard: this.shard, epoch: this.epoch, error: err.message });
     this.abort();
-    // fenced: this epoch is over for good, and its consumer with it (a failure restarts on it instead)
-    if (fenced) deleteOwnConsumer(this.consumerEnv);
     this.deps.onFailure(this.shard, err);
   }
 

@@ -74,6 +74,9 @@ async function run(prefix: string, compactAfterMs: number, ending: "crash" | "ha
   a.close();
   const b = await node(nc, prefix, 0);
   for (let s = 0; s < SHARDS; s++) await b.host.start({ shard: s, epoch: 2, owner: "b" });
+  // the next owner replays what the crash left unsaved before it is asked
+  await waitFor(async () => [...(await b.host.lag()).values()].every((n) => n === 0), { message: "replay read" });
+  await b.host.commitAll();
   const twins: Record<string, unknown> = {};
   for (const id of IDS) twins[id] = await counterState(client, id);
   await b.host.commitAll();

@@ -1,0 +1,60 @@
+// The queue between a stream's reader and a shard's runner: how far the shard's input counts as handled
+// (an idle shard's commit takes its checkpoint there), and that a stop never lets it pass what was
+// queued and not applied.
+import { describe, expect, it } from "vitest";
+import { ShardInput, type ShardDelivery } from "./shard-input.ts";
+
+const delivery = (seq: number): ShardDelivery => ({ seq, acceptedAt: 0, items: [], indexes: undefined, storedAt: 0, pending: 0 });
+
+describe("shard input", () => {
+  it("is handled through the reader's position only while nothing waits or is in hand", async () => {
+    const input = new ShardInput(0, 5, () => undefined);
+    expect(input.idleThrough).toBe(5); // the checkpoint
+    input.pass(6, 0);
+    expect(input.idleThrough).toBe(6);
+    input.push(delivery(7));
+    input.pass(8, 0);
+    expect(input.idleThrough).toBeUndefined();
+    expect(await input.next()).toMatchObject({ seq: 7 });
+    expect(input.idleThrough, "7 in hand").toBeUndefined();
+    const waiting = input.next(); // 7 applied; waits for more
+    expect(input.idleThrough).toBe(8);
+    input.push(delivery(9)); // straight into the waiting runner's hand
+    expect(await waiting).toMatchObject({ seq: 9 });
+    expect(input.idleThrough).toBeUndefined();
+    input.done();
+    expect(input.idleThrough).toBe(9);
+  });
+
+  it("a stop drops what waits and goes back before it; the delivery in hand still counts once applied", async () => {
+    let closed = 0;
+    const input = new ShardInput(0, 0, () => closed++);
+    for (const seq of [3, 4]) input.push(delivery(seq));
+    input.pass(5, 0);
+    input.push(delivery(6));
+    expect(await input.next()).toMatchObject({ seq: 3 });
+    input.close();
+    expect(closed).toBe(1);
+    expect(input.idleThrough, "3 in hand").toBeUndefined();
+    expect(await input.next(), "nothing more after the stop").toBeUndefined();
+    expect(input.idleThrough, "4 was never applied").toBe(3);
+    input.push(delivery(7));
+    input.pass(8, 0);
+    expect(input.idleThrough, "nothing moves after the stop").toBe(3);
+  });
+
+  it("the reader waits while the queue is full, until the runner has taken half", async () => {
+    const input = new ShardInput(0, 0, () => undefined);
+    for (let seq = 1; seq <= 4096; seq++) input.push(delivery(seq));
+    const room = input.whenRoom();
+    expect(room).toBeInstanceOf(Promise);
+    let roomy = false;
+    void room!.then(() => (roomy = true));
+    for (let i = 0; i < 2047; i++) await input.next();
+    await Promise.resolve();
+    expect(roomy).toBe(false);
+    await input.next();
+    await Promise.resolve();
+    expect(roomy).toBe(true);
+  });
+});

@@ -1,0 +1,310 @@
+// A node reads each input stream once, for all the shards of it that it runs (docs/design.md §7, "the
+// message economy"): one consumer per node and stream instead of one per shard, so a message holding
+// items of several shards is stored once and delivered once to each node, and a node of 64 shards keeps
+// one pull waiting instead of 64. The reader decodes each message once and hands every attached shard its
+// items (runtime/shard/shard-input.ts); each shard skips what it has seen (its checkpoint, or what the
+// reader handed it before), so the reader can always go back: when a shard arrives with a checkpoint
+// behind the reader, when deliveries were lost in transit, when its consumer is gone (a NATS server
+// restarted) — it starts again from the lowest position of its shards, and nothing is applied twice.
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { nanos, nuid, type NatsConnection } from "@nats-io/nats-core";
+import { backoffMs, pause, type Backoff } from "./backoff.ts";
+import type { DeadLetterSink } from "./dead-letter.ts";
+import { decodeBatch, type InputItem } from "./envelope.ts";
+import type { LogFn } from "./log.ts";
+import type { RuntimeMetrics } from "./metrics.ts";
+import { ShardInput } from "./shard/shard-input.ts";
+import type { ShardRunnerOptions } from "./shard/options.ts";
+import { shardOf } from "./shard-id.ts";
+import { sliceUsed, yieldTurn } from "./turns.ts";
+
+export interface StreamReaderDeps {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  /** The input stream read. */
+  stream: string;
+  /** Shards of the cluster (an item's shard is its entity's). */
+  shards: number;
+  options: Pick<ShardRunnerOptions, "fetchBatch" | "pullExpiresMs" | "ackWaitMs" | "maxAckPending">;
+  metrics: RuntimeMetrics;
+  log: LogFn;
+  deadLetters: DeadLetterSink;
+}
+
+/** How long nats-server keeps a reader's consumer nobody pulls from (its node died). */
+const READER_INACTIVE_MS = 60_000;
+/** How often the reader acknowledges what it has handed over (AckPolicy.All, flow control only: the input stream keeps its messages by limits). */
+const ACK_EVERY_MS = 250;
+/** Pauses between attempts to create the reader's consumer (no JetStream leader, NATS unreachable). */
+const CREATE_BACKOFF: Backoff = { firstMs: 250, maxMs: 5000 };
+/** Missed idle heartbeats after which the consumer is taken for gone (its server died) and made again. */
+const HEARTBEATS_MISSED_LIMIT = 2;
+/**
+ * Pull requests a reader's consumer lets wait (`max_waiting`; nats-server's default is 512). The reader
+ * has one or two out at a time, but nats.js's consume() pulls afresh whenever two idle heartbeats go
+ * missing (a saturated or paused nats-server) while the earlier pulls stay waiting, and each of those,
+ * expiring with messages left, makes it pull again: the population never shrank (per shard, before the
+ * readers: ~45 waiting after the registration of a million devices; docs/BENCHMARKS.md, "The node at a
+ * million twins"). Past the bound the server refuses the new pull (409, which consume() waits out).
+ */
+export const MAX_WAITING_PULLS = 4;
+
+export class StreamReader {
+  private readonly inputs = new Map<number, ShardInput>();
+  /** Last stream sequence handed over (or passed over) for every attached shard. */
+  private position = 0;
+  /** The reading loop runs (set and cleared synchronously: an attach never finds it ending). */
+  private running = false;
+  private messages: ConsumerMessages | undefined;
+  private consumerName: string | undefined;
+  /** A shard arrived behind the reader: start again from the lowest position. */
+  private rewind = false;
+  private closed = false;
+  /** The stream's messages not yet delivered to the reader, at its last delivery. */
+  private pendingNow = 0;
+  /** A consumer-info request on its way (see {@link backlog}). */
+  private asking: Promise<number> | undefined;
+
+  constructor(private readonly deps: StreamReaderDeps) {
+    void this.renewOnReconnect();
+  }
+
+  /**
+   * After a reconnect the consumer may be gone with the server that held it (one replica, in memory), and
+   * nats.js then asks for its info again and again without a word (no heartbeat is watched meanwhile):
+   * the reader makes a new one from where it stands.
+   */
+  private async renewOnReconnect(): Promise<void> {
+    for await (const s of this.deps.nc.status()) {
+      if (this.closed) return;
+      if (s.type === "reconnect" && this.messages !== undefined) {
+        this.deps.log("info", "input stream reader reconnected, making its consumer again", { stream: this.deps.stream, from: this.position });
+        void this.messages.close().catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * A shard starts reading after its checkpoint. A runner of the same shard still attached (superseded)
+   * is let go. When the reader is past the checkpoint, it goes back.
+   */
+  attach(shard: number, checkpoint: number): ShardInput {
+    this.inputs.get(shard)?.close();
+    const input = new ShardInput(shard, checkpoint, (i) => this.detach(i));
+    this.inputs.set(shard, input);
+    if (!this.running) {
+      this.running = true;
+      void this.run();
+    } else if (checkpoint < this.position) {
+      this.rewind = true;
+      void this.messages?.close().catch(() => undefined);
+    }
+    return input;
+  }
+
+  /** The stream's messages not yet delivered to the reader, as of its last delivery. */
+  get pending(): number {
+    return this.pendingNow;
+  }
+
+  /** The stream's messages not yet delivered to the reader, as the server counts them (ops views; one request for all its shards). */
+  backlog(): Promise<number> {
+    const name = this.consumerName;
+    if (name === undefined) return Promise.resolve(this.pendingNow);
+    this.asking ??= this.deps.jsm.consumers
+      .info(this.deps.stream, name)
+      .then((info) => (this.pendingNow = info.num_pending))
+      .finally(() => (this.asking = undefined));
+    return this.asking;
+  }
+
+  /** Stops reading (the node closes); the shards' inputs end. */
+  close(): void {
+    this.closed = true;
+    for (const input of [...this.inputs.values()]) input.close();
+    void this.messages?.close().catch(() => undefined);
+  }
+
+  private detach(input: ShardInput): void {
+    if (this.inputs.get(input.shard) !== input) return;
+    this.inputs.delete(input.shard);
+    if (this.inputs.size === 0) void this.messages?.close().catch(() => undefined);
+  }
+
+  private get reading(): boolean {
+    return !this.closed && this.inputs.size > 0;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      await this.readWhileAttached();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async readWhileAttached(): Promise<void> {
+    let failures = 0;
+    while (this.reading) {
+      this.rewind = false;
+      let from = Number.MAX_SAFE_INTEGER;
+      for (const input of this.inputs.values()) from = Math.min(from, input.position);
+      this.position = from;
+      try {
+        const messages = await this.open(from);
+        failures = 0;
+        // a shard arrived behind `from` (or the last one left) while the consumer was made: closed, the
+        // reading below ends at once (a close completes only through the iterator: never await it unread)
+        if (this.rewind || !this.reading) void messages.close().catch(() => undefined);
+        await this.read(messages);
+      } catch (err) {
+        if (!this.reading) break;
+        if (failures++ === 0) this.deps.log("warn", "input stream reader failed, starting again", { stream: this.deps.stream, from: this.position, error: (err as Error).message });
+        await pause(backoffMs(CREATE_BACKOFF, failures));
+      } finally {
+        this.messages = undefined;
+        this.dropConsumer();
+      }
+    }
+  }
+
+  /** A consumer of the stream from after `from`: ephemeral, in memory with one replica, acknowledged now and then. */
+  private async open(from: number): Promise<ConsumerMessages> {
+    const { jsm, js, stream, options } = this.deps;
+    const name = `node_${nuid.next()}`;
+    this.consumerName = name;
+    const info = await jsm.consumers.add(stream, {
+      name,
+      // acknowledged every ACK_EVERY_MS for flow control only: without acknowledgements nothing bounds
+      // what the server sends ahead of a reader held back by a slow shard
+      ack_policy: AckPolicy.All,
+      ack_wait: nanos(options.ackWaitMs),
+      max_ack_pending: options.maxAckPending,
+      ...(from > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 } : { deliver_policy: DeliverPolicy.All }),
+      inactive_threshold: nanos(READER_INACTIVE_MS),
+      mem_storage: true,
+      num_replicas: 1,
+      max_waiting: MAX_WAITING_PULLS,
+    });
+    const batch = Math.max(64, options.fetchBatch * 16);
+    const messages = await js.consumers.getConsumerFromInfo(info).consume({
+      max_messages: batch,
+      threshold_messages: Math.floor(batch / 4),
+      expires: options.pullExpiresMs,
+      idle_heartbeat: Math.max(500, Math.round(options.pullExpiresMs / 5)),
+    });
+    this.messages = messages;
+    void this.watch(messages);
+    return messages;
+  }
+
+  /** Counts the consumer's status notices; a consumer gone (deleted, its server lost) ends the reading, which starts again. */
+  private async watch(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const s of messages.status()) {
+        this.deps.metrics.consumerStatus.inc({ type: s.type });
+        const gone =
+          s.type === "consumer_deleted" || s.type === "consumer_not_found" || s.type === "no_responders" || (s.type === "heartbeats_missed" && s.count >= HEARTBEATS_MISSED_LIMIT);
+        if (gone && this.messages === messages) {
+          this.deps.log("warn", "input stream reader's consumer gone, starting again", { stream: this.deps.stream, status: s.type, from: this.position });
+          void messages.close().catch(() => undefined);
+          return;
+        }
+      }
+    } catch {
+      // the iterator ends with the consumer
+    }
+  }
+
+  private async read(messages: ConsumerMessages): Promise<void> {
+    let lastDelivery = 0;
+    let toAck: JsMsg | undefined;
+    const acks = setInterval(() => {
+      toAck?.ack();
+      toAck = undefined;
+    }, ACK_EVERY_MS);
+    try {
+      for await (const m of messages) {
+        if (this.rewind || !this.reading) break;
+        // deliveries are numbered 1, 2, 3…: a jump means messages lost in transit (a slow consumer's
+        // connection closed by the server): start again after the last one handed over
+        if (m.info.deliverySequence !== lastDelivery + 1) {
+          this.deps.metrics.deliveryGaps.inc();
+          this.deps.log("warn", "input deliveries lost in transit; reading again", { stream: this.deps.stream, from: this.position, deliveries: `${lastDelivery + 1}..${m.info.deliverySequence - 1}` });
+          break;
+        }
+        lastDelivery = m.info.deliverySequence;
+        this.pendingNow = m.info.pending;
+        if (m.info.streamSequence > this.position) this.dispatch(m);
+        toAck = m;
+        for (const input of this.inputs.values()) {
+          const room = input.whenRoom();
+          if (room !== undefined) await room;
+        }
+        if (sliceUsed()) await yieldTurn();
+      }
+    } finally {
+      clearInterval(acks);
+      toAck?.ack();
+      void messages.close().catch(() => undefined);
+    }
+  }
+
+  /** Hands every attached shard its items of the message (or tells it the message had none). */
+  private dispatch(m: JsMsg): void {
+    const seq = m.info.streamSequence;
+    const pending = m.info.pending;
+    this.position = seq;
+    let batch;
+    try {
+      batch = decodeBatch(m.data);
+    } catch (err) {
+      this.deadLetter(m, err as Error);
+      for (const input of this.inputs.values()) if (seq > input.position) input.pass(seq, pending);
+      return;
+    }
+    const storedAt = m.info.timestampNanos / 1e6;
+    const { items, acceptedAt } = batch;
+    const shards = this.deps.shards;
+    // most messages hold one shard's items (a gateway's batch of one shard, a fleet of one reading a request)
+    const first = items.length === 0 ? -1 : shardOf(items[0]!.entityId, shards);
+    let byShard: Map<number, { items: InputItem[]; indexes: number[] }> | undefined;
+    for (let i = 1; i < items.length; i++) {
+      const s = shardOf(items[i]!.entityId, shards);
+      if (byShard === undefined) {
+        if (s === first) continue;
+        byShard = new Map([[first, { items: items.slice(0, i), indexes: Array.from({ length: i }, (_, k) => k) }]]);
+      }
+      let part = byShard.get(s);
+      if (part === undefined) byShard.set(s, (part = { items: [], indexes: [] }));
+      part.items.push(items[i]!);
+      part.indexes.push(i);
+    }
+    for (const input of this.inputs.values()) {
+      if (seq <= input.position) continue;
+      if (byShard === undefined) {
+        if (input.shard === first) input.push({ seq, acceptedAt, items, indexes: undefined, storedAt, pending });
+        else input.pass(seq, pending);
+        continue;
+      }
+      const part = byShard.get(input.shard);
+      if (part === undefined) input.pass(seq, pending);
+      else input.push({ seq, acceptedAt, items: part.items, indexes: part.indexes, storedAt, pending });
+    }
+  }
+
+  /** An undecodable message: a dead letter, once for every shard of it (its subject's shard, or -1 for a message of a stream's shards). */
+  private deadLetter(m: JsMsg, err: Error): void {
+    const last = m.subject.slice(m.subject.lastIndexOf(".") + 1);
+    const shard = /^\d+$/.test(last) ? Number(last) : -1;
+    this.deps.deadLetters.record({ reason: "undecodable", source: "input", subject: m.subject, shard, seq: m.info.streamSequence, error: err.message, data: m.data });
+  }
+
+  /** Deletes the consumer read (in the background; the server drops it after a minute of inactivity anyway). */
+  private dropConsumer(): void {
+    const name = this.consumerName;
+    this.consumerName = undefined;
+    if (name !== undefined) void this.deps.jsm.consumers.delete(this.deps.stream, name).catch(() => false);
+  }
+}
