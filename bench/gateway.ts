@@ -27,7 +27,7 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { decode, names as namesOf, shardOf } from "../runtime/mod.ts";
+import { decode, names as namesOf } from "../runtime/mod.ts";
 import { decodeBatch } from "../runtime/envelope.ts";
 import { NODE_ROLE_V8_FLAGS } from "../cli/role-v8-flags.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
@@ -390,10 +390,10 @@ export async function main(argv: string[]): Promise<void> {
     let storedToAlertMs: number[] = [];
     let sentToStoredMs: number[] = [];
     const names = namesOf(PREFIX);
-    const shards = Number(env.AIRTWIN_SHARDS ?? 64);
     const probeIds = new Set(probes.map((p) => p.id));
-    const inputSubs = [...new Set(probes.map((p) => shardOf(p.id, shards)))].map((shard) =>
-      nc.subscribe(names.input(shard), {
+    // the gateway's messages hold any shards' items (`in.g<k>`); a client's of one shard (`in.<shard>`)
+    const inputSubs = [`${names.prefix}.in.*`].map((subject) =>
+      nc.subscribe(subject, {
         callback: (_e, m) => {
           const now = performance.now();
           for (const item of decodeBatch(m.data).items) {

@@ -89,7 +89,7 @@ async function runCommand(argv: readonly string[], config: AirtwinConfig, nc: Na
     if (twinClient === undefined) {
       // the shard count decides where the erasure goes: refuse one the cluster was not created with
       await ensureClusterForClients(nc, names, { shards: config.shards, streams: config.streams, replicas: config.replicas });
-      twinClient = new RuntimeClient(nc, { prefix: config.prefix, shards: config.shards });
+      twinClient = new RuntimeClient(nc, { prefix: config.prefix, shards: config.shards, streams: config.streams });
     }
     return twinClient.erase(TWIN_TYPE, id);
   };

@@ -1,4 +1,4 @@
-// The typed client of the runtime: send inputs (micro-batched per shard, pipelined, resolved on PubAck),
+// The typed client of the runtime: send inputs (micro-batched per input stream, or per shard, pipelined, resolved on PubAck),
 // send commands and await their result, query live state from the owner, read committed snapshots.
 // Used by the HTTP gateway and by any other service.
 import { Kvm, type KV } from "@nats-io/kv";
@@ -12,7 +12,7 @@ import { decodeReply, encodeQuery, type EntityReply } from "./protocol.ts";
 import { PipelinedPublisher, type PubAck } from "./publisher.ts";
 import { shardOf } from "./shard-id.ts";
 import { entityKey, readSnapshot, type SnapshotRecord } from "./snapshot-store.ts";
-import { names as namesOf, type Names } from "./subjects.ts";
+import { names as namesOf, streamOfShard, type Names } from "./subjects.ts";
 import { RuntimeError } from "./errors.ts";
 
 export interface RuntimeClientOptions {
@@ -21,8 +21,15 @@ export interface RuntimeClientOptions {
   /** Shard count of the cluster (must match the cluster's; checked against its meta when present). */
   shards: number;
   /**
-   * Longest an input waits for companions (ms). Default 2. A shard's batch leaves at the end of the
-   * event-loop turn when the shard has no message awaiting its PubAck, so the wait is 0 when idle; while
+   * Input streams of the cluster (AIRTWIN_STREAMS; must match the cluster's). Given, the inputs of every
+   * shard of a stream share messages (`<prefix>.in.g<k>`): at one reading a request, several requests'
+   * readings in one stored message (docs/design.md §7). Not given, one message per shard (`<prefix>.in.<shard>`),
+   * which any cluster reads — a client that does not know the stream count must not guess it.
+   */
+  streams?: number;
+  /**
+   * Longest an input waits for companions (ms). Default 2. A stream's (or shard's) batch leaves at the end of the
+   * event-loop turn when it has no message awaiting its PubAck, so the wait is 0 when idle; while
    * one is in flight it waits for that PubAck, at most this long (see input-batcher.ts).
    */
   lingerMs?: number;
@@ -59,6 +66,8 @@ const MAX_MESSAGE_BYTES = 900 * 1024;
 export class RuntimeClient {
   readonly names: Names;
   readonly shards: number;
+  /** Input streams when inputs are batched per stream (see {@link RuntimeClientOptions.streams}). */
+  private readonly streams: number | undefined;
   private readonly nc: NatsConnection;
   private readonly publisher: PipelinedPublisher;
   private readonly kvm: Kvm;
@@ -73,9 +82,10 @@ export class RuntimeClient {
     this.nc = nc;
     this.names = namesOf(options.prefix ?? "airtwin");
     this.shards = options.shards;
+    this.streams = options.streams;
     this.publisher = new PipelinedPublisher(nc, { maxInFlight: options.maxInFlight ?? 1024, ackTimeoutMs: options.ackTimeoutMs ?? 5000 });
     this.kvm = new Kvm(nc);
-    this.batcher = new InputBatcher((shard, items) => this.publishBatch(shard, items), {
+    this.batcher = new InputBatcher((key, items) => this.publishBatch(key, items), {
       lingerMs: options.lingerMs ?? 2,
       maxBatchItems: options.maxBatchItems ?? 500,
     });
@@ -185,18 +195,21 @@ export class RuntimeClient {
   }
 
   private enqueue(item: InputItem): Promise<PubAck> {
-    return this.batcher.add(this.shardOf(item.entityId), item);
+    const shard = this.shardOf(item.entityId);
+    return this.batcher.add(this.streams === undefined ? shard : streamOfShard(shard, this.shards, this.streams), item);
   }
 
-  private publishBatch(shard: number, items: InputItem[]): PublishedPart[] {
+  /** Publishes a batch of a stream (`key` its index) or of a shard. */
+  private publishBatch(key: number, items: InputItem[]): PublishedPart[] {
     // No `Nats-Msg-Id`: nothing ever publishes the same input message twice (no retry here; a caller
     // that retries after a failure sends a new message, which a per-message id would not match), so
     // the header only cost its bytes and the server's de-duplication state (an entry per message for
     // the stream's duplicate window). Exactly-once application is the consumer's (`appliedSeq`); a
     // resent reading is de-duplicated by the entity (device, t). See docs/gateway.md, "Ingest".
+    const subject = this.streams === undefined ? this.names.input(key) : this.names.inputGroup(key);
     const parts: PublishedPart[] = [];
     for (const part of split(items, Date.now())) {
-      parts.push({ count: part.count, ack: this.publisher.publish(this.names.input(shard), part.data) });
+      parts.push({ count: part.count, ack: this.publisher.publish(subject, part.data) });
     }
     return parts;
   }

@@ -29,7 +29,8 @@ const DAY_MS = 86_400_000;
 type NamedStreamConfig = Partial<StreamConfig> & { name: string };
 
 export function inputStreamConfig(names: Names, k: number, o: StreamsOptions): NamedStreamConfig {
-  const subjects = o.streams === 1 ? [`${names.prefix}.in.*`] : shardsOfStream(k, o.shards, o.streams).map((s) => names.input(s));
+  // its shards' subjects, and its messages of several shards (`in.g<k>`; `in.*` holds it with one stream)
+  const subjects = o.streams === 1 ? [`${names.prefix}.in.*`] : [...shardsOfStream(k, o.shards, o.streams).map((s) => names.input(s)), names.inputGroup(k)];
   return {
     name: names.inputStream(k),
     subjects,
@@ -70,7 +71,10 @@ export function deadLetterStreamConfig(names: Names, o: StreamsOptions): NamedSt
   };
 }
 
-/** Adds each stream unless it exists (an existing stream is left as it is). */
+/**
+ * Adds each stream unless it exists. An existing stream is left as it is, but for an input stream of a
+ * cluster created before messages of several shards: its `in.g<k>` subject is added.
+ */
 export async function ensureStreams(jsm: JetStreamManager, names: Names, o: StreamsOptions): Promise<void> {
   const configs = [outputStreamConfig(names, o), deadLetterStreamConfig(names, o)];
   for (let k = 0; k < o.streams; k++) configs.push(inputStreamConfig(names, k, o));
@@ -79,7 +83,11 @@ export async function ensureStreams(jsm: JetStreamManager, names: Names, o: Stre
     await askAtStart(
       async () => {
         try {
-          await jsm.streams.info(config.name);
+          const existing = (await jsm.streams.info(config.name)).config;
+          const missing = (config.subjects ?? []).filter((subject) => !existing.subjects.includes(subject));
+          if (o.streams > 1 && missing.length > 0 && missing.every((subject) => subject.startsWith(`${names.prefix}.in.g`))) {
+            await jsm.streams.update(config.name, { ...existing, subjects: [...existing.subjects, ...missing] });
+          }
           return;
         } catch (err) {
           if (worthAskingAgain(err)) throw err;

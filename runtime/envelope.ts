@@ -1,5 +1,6 @@
-// The input log's message format: one message carries many items for entities of one shard.
-// Batching many items per message is what makes ingest cheap (one JetStream store per batch).
+// The input log's message format: one message carries many items, for entities of one shard or of any
+// shards of one input stream (the node's reader hands each shard its own). Batching many items per
+// message is what makes ingest cheap (one JetStream store per batch).
 import { decode, encode } from "./codec.ts";
 
 /** One input for one entity. */

@@ -1,4 +1,6 @@
-// Micro-batching of inputs into one message per shard, with one flush schedule for all shards.
+// Micro-batching of inputs into one message per key — an input stream (the client knows the stream
+// count: any shards of the stream share a message) or a shard — with one flush schedule for all keys.
+// (Below, "shard" is the key.)
 //
 // Adaptive linger (group commit): a shard's batch leaves at the end of the current event-loop turn
 // when no earlier message of that shard awaits its PubAck, so an idle client adds no delay; while one

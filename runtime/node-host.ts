@@ -8,7 +8,7 @@ import type { HostLoad, ShardHost, ShardLease, StopReason } from "./shard-host.t
 import { ShardRunner, type ShardRunnerDeps } from "./shard/mod.ts";
 import { FencedError } from "./snapshot-store.ts";
 import { StreamReader } from "./stream-reader.ts";
-import { streamOfShard } from "./subjects.ts";
+import { shardsOfStream, streamOfShard } from "./subjects.ts";
 
 export interface NodeHostOptions {
   shards: number;
@@ -113,7 +113,8 @@ export class NodeHost implements ShardHost {
     let reader = this.readers.get(k);
     if (reader === undefined) {
       const { nc, js, jsm, names, options, metrics, log, deadLetters } = this.deps;
-      reader = new StreamReader({ nc, js, jsm, stream: names.inputStream(k), shards: this.options.shards, options, metrics, log, deadLetters });
+      const { shards, streams } = this.options;
+      reader = new StreamReader({ nc, js, jsm, stream: names.inputStream(k), shards, streamShards: new Set(shardsOfStream(k, shards, streams)), options, metrics, log, deadLetters });
       this.readers.set(k, reader);
     }
     return reader;

@@ -10,6 +10,7 @@ import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, 
 import { nanos, nuid, type NatsConnection } from "@nats-io/nats-core";
 import { backoffMs, pause, type Backoff } from "./backoff.ts";
 import type { DeadLetterSink } from "./dead-letter.ts";
+import { encode } from "./codec.ts";
 import { decodeBatch, type InputItem } from "./envelope.ts";
 import type { LogFn } from "./log.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
@@ -26,6 +27,8 @@ export interface StreamReaderDeps {
   stream: string;
   /** Shards of the cluster (an item's shard is its entity's). */
   shards: number;
+  /** The shards this stream holds: an item of another one was sent to the wrong stream (a client told the wrong stream count). */
+  streamShards: ReadonlySet<number>;
   options: Pick<ShardRunnerOptions, "fetchBatch" | "pullExpiresMs" | "ackWaitMs" | "maxAckPending">;
   metrics: RuntimeMetrics;
   log: LogFn;
@@ -281,6 +284,7 @@ export class StreamReader {
       part.items.push(items[i]!);
       part.indexes.push(i);
     }
+    if (byShard === undefined ? !this.deps.streamShards.has(first) && first >= 0 : [...byShard.keys()].some((shard) => !this.deps.streamShards.has(shard))) this.misrouted(m, items);
     for (const input of this.inputs.values()) {
       if (seq <= input.position) continue;
       if (byShard === undefined) {
@@ -299,6 +303,32 @@ export class StreamReader {
     const last = m.subject.slice(m.subject.lastIndexOf(".") + 1);
     const shard = /^\d+$/.test(last) ? Number(last) : -1;
     this.deps.deadLetters.record({ reason: "undecodable", source: "input", subject: m.subject, shard, seq: m.info.streamSequence, error: err.message, data: m.data });
+  }
+
+  /**
+   * Items of shards another stream holds: no reader of theirs sees them, so they are dead letters, not
+   * silently dropped (a client told a stream count the cluster was not created with; nats.js clients of
+   * airtwin are checked against the cluster's meta).
+   */
+  private misrouted(m: JsMsg, items: InputItem[]): void {
+    const shards = this.deps.shards;
+    const seq = m.info.streamSequence;
+    items.forEach((item, index) => {
+      const shard = shardOf(item.entityId, shards);
+      if (this.deps.streamShards.has(shard)) return;
+      this.deps.log("error", "input for a shard of another stream, dead-lettered", { stream: this.deps.stream, subject: m.subject, seq, shard });
+      this.deps.deadLetters.record({
+        reason: "refused",
+        source: "input",
+        subject: m.subject,
+        shard,
+        seq,
+        index,
+        entity: { type: item.type, id: item.entityId, kind: item.kind },
+        error: `shard ${shard} is not held by input stream ${this.deps.stream} (the client's stream count differs from the cluster's)`,
+        data: () => encode(item.payload),
+      });
+    });
   }
 
   /** Deletes the consumer read (in the background; the server drops it after a minute of inactivity anyway). */

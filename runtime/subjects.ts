@@ -6,6 +6,8 @@ export interface Names {
   readonly prefix: string;
   /** Input subject of one shard: `<prefix>.in.<shard>`. */
   input(shard: number): string;
+  /** Input subject of messages holding items of several shards of input stream `k`: `<prefix>.in.g<k>`. */
+  inputGroup(streamIndex: number): string;
   /** Input stream holding a shard: `<PREFIX>_IN_<k>` for the k-th contiguous group of shards. */
   inputStream(streamIndex: number): string;
   /** Durable consumer of one shard for one owner epoch (a new name per epoch, so stale acks of an old owner go nowhere). */
@@ -35,6 +37,7 @@ export function names(prefix: string): Names {
   return {
     prefix,
     input: (shard) => `${prefix}.in.${shard}`,
+    inputGroup: (k) => `${prefix}.in.g${k}`,
     inputStream: (k) => `${upper}_IN_${k}`,
     shardConsumer: (shard, epoch) => `shard-${shard}-e${epoch}`,
     outputRoot: `${prefix}.out`,

@@ -20,7 +20,7 @@ export class NatsTransport implements Transport {
   static async open(nc: NatsConnection, config: AirtwinConfig, ownsConnection = true): Promise<NatsTransport> {
     const n = names(config.prefix);
     await ensureClusterForClients(nc, n, { shards: config.shards, streams: config.streams, replicas: config.replicas });
-    return new NatsTransport(nc, new RuntimeClient(nc, { prefix: config.prefix, shards: config.shards }), ownsConnection);
+    return new NatsTransport(nc, new RuntimeClient(nc, { prefix: config.prefix, shards: config.shards, streams: config.streams }), ownsConnection);
   }
 
   async send(deviceId: string, readings: readonly Reading[]): Promise<SendOutcome> {

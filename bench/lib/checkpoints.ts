@@ -116,14 +116,15 @@ export async function readCheckpoints(kvm: Kvm, names: Names, shards: number, on
   );
 }
 
-/** Sequence of the last message of each shard's input subject (0: none). */
-export async function lastSeqPerShard(jsm: JetStreamManager, names: Names, stream: string, shards: number): Promise<number[]> {
-  return Promise.all(
-    Array.from({ length: shards }, async (_, s) => {
-      const m = await jsm.streams.getMessage(stream, { last_by_subj: names.input(s) }).catch(() => null);
-      return m?.seq ?? 0;
-    }),
-  );
+/**
+ * Up to where each shard's checkpoint must reach for all its input to be applied (0: none): the last
+ * message of its own subject, or of the stream's messages of several shards (`in.g<k>`, the gateway's),
+ * whichever is later — a node's reader moves an idle shard's checkpoint past other shards' messages.
+ */
+export async function lastSeqPerShard(jsm: JetStreamManager, names: Names, stream: string, shards: number, streamIndex = 0): Promise<number[]> {
+  const last = (subject: string) => jsm.streams.getMessage(stream, { last_by_subj: subject }).then((m) => m?.seq ?? 0, () => 0);
+  const group = await last(names.inputGroup(streamIndex));
+  return Promise.all(Array.from({ length: shards }, async (_, s) => Math.max(group, await last(names.input(s)))));
 }
 
 /**

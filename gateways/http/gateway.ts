@@ -75,7 +75,8 @@ export async function assembleGateway(nc: NatsConnection, o: AssembleOptions): P
   const names = namesOf(o.prefix);
   // the shard count decides where every reading goes: refuse to run with a count the cluster was not created with
   await ensureClusterForClients(nc, names, { shards: o.shards, streams: o.streams, replicas: o.replicas });
-  const client = new RuntimeClient(nc, { prefix: o.prefix, shards: o.shards, ackTimeoutMs: o.ackTimeoutMs ?? 3000, lingerMs: o.lingerMs ?? 2 });
+  // checked against the cluster just above: the inputs of a stream share messages (several requests' readings in one)
+  const client = new RuntimeClient(nc, { prefix: o.prefix, shards: o.shards, streams: o.streams, ackTimeoutMs: o.ackTimeoutMs ?? 3000, lingerMs: o.lingerMs ?? 2 });
   const registry = await Registry.open(nc, { prefix: o.prefix, replicas: o.replicas, log, eraseTwin: (id) => client.erase(TWIN_TYPE, id) }).catch(async (err: unknown) => {
     await client.close();
     throw err;

@@ -53,15 +53,15 @@ export async function counterState(client: RuntimeClient, id: string): Promise<C
   return r.value as CounterState;
 }
 
-/** A node runtime over one input stream, replicas 1, no default metrics; counters unless told otherwise. */
+/** A node runtime over one input stream (unless told), replicas 1, no default metrics; counters unless told otherwise. */
 export function testNode(
   nc: NatsConnection,
-  o: { prefix: string; shards: number; runner?: Partial<ShardRunnerOptions>; behaviors?: readonly EntityBehavior[]; log?: LogFn },
+  o: { prefix: string; shards: number; streams?: number; runner?: Partial<ShardRunnerOptions>; behaviors?: readonly EntityBehavior[]; log?: LogFn },
 ): Promise<NodeRuntime> {
   return createNodeRuntime(nc, {
     prefix: o.prefix,
     shards: o.shards,
-    streams: 1,
+    streams: o.streams ?? 1,
     replicas: 1,
     behaviors: o.behaviors ?? [counterBehavior],
     defaultMetrics: false,
