@@ -6,6 +6,10 @@
 // reader handed it before), so the reader can always go back: when a shard arrives with a checkpoint
 // behind the reader, when deliveries were lost in transit, when its consumer is gone (a NATS server
 // restarted) — it starts again from the lowest position of its shards, and nothing is applied twice.
+// One exception: a shard arriving far behind a reader that is live (a move, a restart of one shard) gets
+// a catch-up reader of its own, which hands it to the node's reader once it has reached it — going back
+// would hold every other shard of the stream while the gap is read again (with snapshots deferred, a
+// checkpoint is up to 15 minutes of the stream behind).
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { nanos, nuid, type NatsConnection } from "@nats-io/nats-core";
 import { backoffMs, pause, type Backoff } from "./backoff.ts";
@@ -41,6 +45,11 @@ const READER_INACTIVE_MS = 60_000;
 const ACK_EVERY_MS = 250;
 /** Pauses between attempts to create the reader's consumer (no JetStream leader, NATS unreachable). */
 const CREATE_BACKOFF: Backoff = { firstMs: 250, maxMs: 5000 };
+/**
+ * How far behind a live reader (messages) a shard must arrive to get a catch-up reader rather than have
+ * the reader go back for it: a few thousand messages are read again in tens of ms.
+ */
+export const CATCH_UP_AFTER = 2000;
 /** Missed idle heartbeats after which the consumer is taken for gone (its server died) and made again. */
 const HEARTBEATS_MISSED_LIMIT = 2;
 /**
@@ -68,9 +77,20 @@ export class StreamReader {
   private pendingNow = 0;
   /** A consumer-info request on its way (see {@link backlog}). */
   private asking: Promise<number> | undefined;
+  /** Messages delivered since the consumer was last made: a reader that has delivered and has little pending is live. */
+  private deliveredSinceOpen = 0;
+  /** The catch-up readers of shards that arrived far behind (the node's reader only). */
+  private readonly catchUps = new Set<StreamReader>();
 
-  constructor(private readonly deps: StreamReaderDeps) {
-    void this.renewOnReconnect();
+  /**
+   * `mainReader`: this is a catch-up reader, holding one shard until it reaches the node's reader of
+   * the stream (see {@link attach}).
+   */
+  constructor(
+    private readonly deps: StreamReaderDeps,
+    private readonly mainReader?: StreamReader,
+  ) {
+    if (mainReader === undefined) void this.renewOnReconnect();
   }
 
   /**
@@ -81,9 +101,11 @@ export class StreamReader {
   private async renewOnReconnect(): Promise<void> {
     for await (const s of this.deps.nc.status()) {
       if (this.closed) return;
-      if (s.type === "reconnect" && this.messages !== undefined) {
-        this.deps.log("info", "input stream reader reconnected, making its consumer again", { stream: this.deps.stream, from: this.position });
-        void this.messages.close().catch(() => undefined);
+      if (s.type !== "reconnect") continue;
+      for (const reader of [this, ...this.catchUps]) {
+        if (reader.messages === undefined) continue;
+        this.deps.log("info", "input stream reader reconnected, making its consumer again", { stream: this.deps.stream, from: reader.position });
+        void reader.messages.close().catch(() => undefined);
       }
     }
   }
@@ -94,16 +116,45 @@ export class StreamReader {
    */
   attach(shard: number, checkpoint: number): ShardInput {
     this.inputs.get(shard)?.close();
+    for (const c of this.catchUps) c.inputs.get(shard)?.close();
     const input = new ShardInput(shard, checkpoint, (i) => this.detach(i));
-    this.inputs.set(shard, input);
+    const live = this.running && this.deliveredSinceOpen > 0 && this.pendingNow < CATCH_UP_AFTER;
+    if (live && this.position - checkpoint > CATCH_UP_AFTER) {
+      const catchUp = new StreamReader(this.deps, this);
+      this.catchUps.add(catchUp);
+      this.deps.log("info", "shard catching up with its own reader", { stream: this.deps.stream, shard, from: checkpoint, readerAt: this.position });
+      catchUp.adopt(input);
+      return input;
+    }
+    this.adopt(input);
+    return input;
+  }
+
+  /** Reads for `input` from its position: starts reading, or goes back for it. */
+  private adopt(input: ShardInput): void {
+    input.onClose = (i) => this.detach(i);
+    this.inputs.set(input.shard, input);
     if (!this.running) {
       this.running = true;
       void this.run();
-    } else if (checkpoint < this.position) {
+    } else if (input.position < this.position) {
       this.rewind = true;
       void this.messages?.close().catch(() => undefined);
     }
-    return input;
+  }
+
+  /** A catch-up reader that has reached the node's reader hands its shard over (the node's reader skips what it was handed). */
+  private handOver(main: StreamReader): void {
+    for (const input of [...this.inputs.values()]) {
+      if (input.position < main.position) continue;
+      this.inputs.delete(input.shard);
+      main.adopt(input);
+      this.deps.log("info", "shard caught up, read with the others", { stream: this.deps.stream, shard: input.shard, at: input.position });
+    }
+    if (this.inputs.size === 0) {
+      main.catchUps.delete(this);
+      void this.messages?.close().catch(() => undefined);
+    }
   }
 
   /** The stream's messages not yet delivered to the reader, as of its last delivery. */
@@ -125,6 +176,7 @@ export class StreamReader {
   /** Stops reading (the node closes); the shards' inputs end. */
   close(): void {
     this.closed = true;
+    for (const c of this.catchUps) c.close();
     for (const input of [...this.inputs.values()]) input.close();
     void this.messages?.close().catch(() => undefined);
   }
@@ -132,7 +184,9 @@ export class StreamReader {
   private detach(input: ShardInput): void {
     if (this.inputs.get(input.shard) !== input) return;
     this.inputs.delete(input.shard);
-    if (this.inputs.size === 0) void this.messages?.close().catch(() => undefined);
+    if (this.inputs.size > 0) return;
+    this.mainReader?.catchUps.delete(this);
+    void this.messages?.close().catch(() => undefined);
   }
 
   private get reading(): boolean {
@@ -151,6 +205,7 @@ export class StreamReader {
     let failures = 0;
     while (this.reading) {
       this.rewind = false;
+      this.deliveredSinceOpen = 0;
       let from = Number.MAX_SAFE_INTEGER;
       for (const input of this.inputs.values()) from = Math.min(from, input.position);
       this.position = from;
@@ -239,8 +294,10 @@ export class StreamReader {
         }
         lastDelivery = m.info.deliverySequence;
         this.pendingNow = m.info.pending;
+        this.deliveredSinceOpen++;
         if (m.info.streamSequence > this.position) this.dispatch(m);
         toAck = m;
+        if (this.mainReader !== undefined) this.handOver(this.mainReader);
         for (const input of this.inputs.values()) {
           const room = input.whenRoom();
           if (room !== undefined) await room;
@@ -263,7 +320,8 @@ export class StreamReader {
     try {
       batch = decodeBatch(m.data);
     } catch (err) {
-      this.deadLetter(m, err as Error);
+      // the node's reader letters it; a catch-up reader reads what that one read before
+      if (this.mainReader === undefined) this.deadLetter(m, err as Error);
       for (const input of this.inputs.values()) if (seq > input.position) input.pass(seq, pending);
       return;
     }
@@ -284,7 +342,8 @@ export class StreamReader {
       part.items.push(items[i]!);
       part.indexes.push(i);
     }
-    if (byShard === undefined ? !this.deps.streamShards.has(first) && first >= 0 : [...byShard.keys()].some((shard) => !this.deps.streamShards.has(shard))) this.misrouted(m, items);
+    const misrouted = byShard === undefined ? !this.deps.streamShards.has(first) && first >= 0 : [...byShard.keys()].some((shard) => !this.deps.streamShards.has(shard));
+    if (misrouted && this.mainReader === undefined) this.misrouted(m, items);
     for (const input of this.inputs.values()) {
       if (seq <= input.position) continue;
       if (byShard === undefined) {

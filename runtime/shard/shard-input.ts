@@ -47,7 +47,8 @@ export class ShardInput {
     readonly shard: number,
     /** The shard's checkpoint: the reader skips every message up to it. */
     checkpoint: number,
-    private readonly onClose: (input: ShardInput) => void,
+    /** Lets the reader holding it go of it (a catch-up reader hands it on: stream-reader.ts). */
+    public onClose: (input: ShardInput) => void,
   ) {
     this.position = checkpoint;
   }

@@ -5,6 +5,7 @@
 // (the chaos run's device with two readings counted twice; apply.test.ts keeps that case).
 import { expect, it } from "vitest";
 import { RuntimeClient } from "../../../runtime/client.ts";
+import { CATCH_UP_AFTER } from "../../../runtime/stream-reader.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 import { counterState, natsForFile, testNode } from "../fixture.ts";
 
@@ -42,5 +43,36 @@ it("a reader going back for a shard that arrives behind it hands the others noth
   for (const id of ids) expect(await counterState(client, id), id).toMatchObject({ n: 5, sum: 15 });
   await next.host.stopAll();
   next.close();
+  await client.close();
+}, 60_000);
+
+it("a shard arriving far behind a live reader catches up with a reader of its own and is handed over: nothing lost, nothing twice", async () => {
+  const prefix = "catchup";
+  const logged: string[] = [];
+  const runtime = await testNode(await conn(), { prefix, shards: SHARDS, runner: { commitIntervalMs: 100 }, log: (_level, msg) => void logged.push(msg) });
+  // one message a send: the gap is thousands of messages
+  const client = new RuntimeClient(await conn(), { prefix, shards: SHARDS, maxBatchItems: 1 });
+  const ids = Array.from({ length: 16 }, (_, i) => `c${i}`);
+  const of = (s: number) => ids.filter((id) => client.shardOf(id) === s);
+  await runtime.host.start({ shard: 0, epoch: 1, owner: "n1" });
+  const ROUNDS = Math.ceil((CATCH_UP_AFTER * 1.5) / ids.length);
+  for (let v = 1; v <= ROUNDS; v++) await Promise.all(ids.map((id) => client.send("counter", id, "add", { v })));
+  for (const id of of(0)) await waitFor(async () => (await counterState(client, id)).n === ROUNDS, { message: `${id} applied` });
+
+  // shard 1 arrives with nothing applied, the reader live and far past it
+  await runtime.host.start({ shard: 1, epoch: 1, owner: "n1" });
+  expect(logged).toContain("shard catching up with its own reader");
+  // the others go on meanwhile
+  await Promise.all(of(0).map((id) => client.send("counter", id, "add", { v: 0 })));
+  for (const id of of(0)) await waitFor(async () => (await counterState(client, id)).n === ROUNDS + 1, { message: `${id} applied while shard 1 catches up` });
+  await waitFor(() => logged.includes("shard caught up, read with the others"), { timeoutMs: 20_000, message: "handed over" });
+  await Promise.all(ids.map((id) => client.send("counter", id, "add", { v: 0 })));
+  const sum = (ROUNDS * (ROUNDS + 1)) / 2;
+  for (const id of of(0)) await waitFor(async () => (await counterState(client, id)).n === ROUNDS + 2, { message: `${id} applied` });
+  for (const id of of(1)) await waitFor(async () => (await counterState(client, id)).n === ROUNDS + 1, { message: `${id} applied` });
+  for (const id of ids) expect(await counterState(client, id), id).toMatchObject({ sum });
+  expect((await runtime.metrics.redeliveriesSkipped.get()).values[0]?.value ?? 0).toBe(0);
+  await runtime.host.stopAll();
+  runtime.close();
   await client.close();
 }, 60_000);
