@@ -157,11 +157,6 @@ export class StreamReader {
     }
   }
 
-  /** The stream's messages not yet delivered to the reader, as of its last delivery. */
-  get pending(): number {
-    return this.pendingNow;
-  }
-
   /** The stream's messages not yet delivered to the reader, as the server counts them (ops views; one request for all its shards). */
   backlog(): Promise<number> {
     const name = this.consumerName;
