@@ -133,6 +133,7 @@ export class StreamReader {
   /** Reads for `input` from its position: starts reading, or goes back for it. */
   private adopt(input: ShardInput): void {
     input.onClose = (i) => this.detach(i);
+    input.backlog = () => this.backlog();
     this.inputs.set(input.shard, input);
     if (!this.running) {
       this.running = true;

@@ -112,7 +112,7 @@ export interface ShardRunnerDeps {
   /** Input stream that holds this shard. */
   inputStream: string;
   /** The node's reader of that stream: the shard's input (stream-reader.ts). */
-  reader: Pick<StreamReader, "attach" | "backlog">;
+  reader: Pick<StreamReader, "attach">;
   behaviors: ReadonlyMap<string, EntityBehavior>;
   metrics: RuntimeMetrics;
   options: ShardRunnerOptions;

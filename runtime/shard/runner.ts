@@ -328,7 +328,7 @@ export class ShardRunner {
   /** The lag as the server counts it (ops views). */
   async refreshLag(): Promise<number> {
     const input = this.input;
-    return this.stopped || input === undefined ? this.lagKnown.value : this.lagKnown.refreshed(input, await this.deps.reader.backlog());
+    return this.stopped || input === undefined ? this.lagKnown.value : this.lagKnown.refreshed(input, await input.backlog());
   }
 
   get entityCount(): number {

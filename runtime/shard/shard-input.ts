@@ -53,6 +53,9 @@ export class ShardInput {
     this.position = checkpoint;
   }
 
+  /** The stream's messages not yet delivered to the reader holding it, as the server counts them (set by that reader). */
+  backlog: () => Promise<number> = () => Promise.resolve(this.pendingAtPosition);
+
   get closed(): boolean {
     return this.closedNow;
   }
