@@ -74,8 +74,11 @@ async function run(prefix: string, compactAfterMs: number, ending: "crash" | "ha
   a.close();
   const b = await node(nc, prefix, 0);
   for (let s = 0; s < SHARDS; s++) await b.host.start({ shard: s, epoch: 2, owner: "b" });
-  // the next owner replays what the crash left unsaved before it is asked
+  // the next owner replays what the crash left unsaved, and fires the wake-ups the replay finds overdue,
+  // before it is asked
   await waitFor(async () => [...(await b.host.lag()).values()].every((n) => n === 0), { message: "replay read" });
+  const overdue = async () => (await Promise.all(IDS.map((id) => counterState(client, id)))).some((t) => t.wakeAt !== undefined && t.wakeAt <= Date.now());
+  await waitFor(async () => !(await overdue()), { message: "overdue wake-ups fired" });
   await b.host.commitAll();
   const twins: Record<string, unknown> = {};
   for (const id of IDS) twins[id] = await counterState(client, id);
