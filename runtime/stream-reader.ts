@@ -326,6 +326,8 @@ export class StreamReader {
     const shards = this.deps.shards;
     // most messages hold one shard's items (a gateway's batch of one shard, a fleet of one reading a request)
     const first = items.length === 0 ? -1 : shardOf(items[0]!.entityId, shards);
+    // each shard of the message checked against the stream's once, as it first appears
+    let misrouted = first >= 0 && !this.deps.streamShards.has(first);
     let byShard: Map<number, { items: InputItem[]; indexes: number[] }> | undefined;
     for (let i = 1; i < items.length; i++) {
       const s = shardOf(items[i]!.entityId, shards);
@@ -334,11 +336,13 @@ export class StreamReader {
         byShard = new Map([[first, { items: items.slice(0, i), indexes: Array.from({ length: i }, (_, k) => k) }]]);
       }
       let part = byShard.get(s);
-      if (part === undefined) byShard.set(s, (part = { items: [], indexes: [] }));
+      if (part === undefined) {
+        byShard.set(s, (part = { items: [], indexes: [] }));
+        if (!this.deps.streamShards.has(s)) misrouted = true;
+      }
       part.items.push(items[i]!);
       part.indexes.push(i);
     }
-    const misrouted = byShard === undefined ? !this.deps.streamShards.has(first) && first >= 0 : [...byShard.keys()].some((shard) => !this.deps.streamShards.has(shard));
     if (misrouted && this.mainReader === undefined) this.misrouted(m, items);
     for (const input of this.inputs.values()) {
       if (seq <= input.position) continue;
