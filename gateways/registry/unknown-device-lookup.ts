@@ -4,7 +4,10 @@
 // so the look is bounded three ways: concurrent requests for one id share one look; at most
 // `maxInFlight` looks wait on the registry at once (beyond: "busy", nothing asked); an id found absent
 // is answered "absent" for `absentTtlMs` without asking again (and forgotten at once when the watch
-// brings its entry).
+// brings its entry). The absent ids are an LRU cache read without touching its order (`peek`), so the one
+// remembered first goes first, in O(1): a Map evicting its first key walks the slots of every key
+// deleted before it (device-rate-limit.ts).
+import { LRUCache } from "lru-cache";
 
 /** "found": the view now holds the device (check its token); "absent": no such device (or deleted); "busy": not asked (too many looks in flight) or the registry did not answer. */
 export type LookupOutcome = "found" | "absent" | "busy";
@@ -22,10 +25,9 @@ export interface UnknownDeviceLookupOptions {
 export class UnknownDeviceLookup {
   private readonly pending = new Map<string, Promise<LookupOutcome>>();
   /** Id → when its "absent" expires (ms), in the order remembered. */
-  private readonly absent = new Map<string, number>();
+  private readonly absent: LRUCache<string, number>;
   private readonly maxInFlight: number;
   private readonly absentTtlMs: number;
-  private readonly absentMax: number;
 
   /** `ask` reads the device's entry, applies it to the view and says whether the view now holds the device. */
   constructor(
@@ -34,7 +36,7 @@ export class UnknownDeviceLookup {
   ) {
     this.maxInFlight = options.maxInFlight ?? 32;
     this.absentTtlMs = options.absentTtlMs ?? 2000;
-    this.absentMax = options.absentMax ?? 10_000;
+    this.absent = new LRUCache({ max: options.absentMax ?? 10_000 });
   }
 
   /** Looks waiting on the registry now. */
@@ -46,7 +48,7 @@ export class UnknownDeviceLookup {
   lookUp(deviceId: string, nowMs: number = Date.now()): Promise<LookupOutcome> {
     const shared = this.pending.get(deviceId);
     if (shared !== undefined) return shared;
-    const expires = this.absent.get(deviceId);
+    const expires = this.absent.peek(deviceId);
     if (expires !== undefined) {
       if (expires > nowMs) return Promise.resolve("absent");
       this.absent.delete(deviceId);
@@ -71,8 +73,6 @@ export class UnknownDeviceLookup {
   }
 
   private rememberAbsent(deviceId: string, nowMs: number): void {
-    this.absent.delete(deviceId);
-    this.absent.set(deviceId, nowMs + this.absentTtlMs);
-    if (this.absent.size > this.absentMax) this.absent.delete(this.absent.keys().next().value!);
+    this.absent.set(deviceId, nowMs + this.absentTtlMs); // to the end of the order, and the first one out when full
   }
 }

@@ -1,5 +1,5 @@
 // The per-device fixed window of ingest: max requests per window, a fresh window after it ends, devices
-// counted apart, and a bounded number of windows kept (the oldest forgotten first).
+// counted apart, and a bounded number of windows kept (the least recently counted forgotten first).
 import { describe, expect, it } from "vitest";
 import { DeviceRateLimiter } from "../../gateways/http/device-rate-limit.ts";
 
@@ -15,13 +15,23 @@ describe("device rate limiter", () => {
     expect(l.hit("a", 1999)).toBe(1);
   });
 
-  it("keeps at most cacheSize windows, forgetting the one that opened first", () => {
+  it("keeps at most cacheSize windows, forgetting the least recently counted", () => {
     const l = new DeviceRateLimiter({ max: 1, windowMs: 60_000, cacheSize: 2 });
     expect(l.hit("a", 0)).toBe(0);
     expect(l.hit("b", 1)).toBe(0);
-    expect(l.hit("a", 2)).toBeGreaterThan(0); // a's window is still there
-    expect(l.hit("c", 3)).toBe(0); // evicts a (opened first)
-    expect(l.hit("b", 4)).toBeGreaterThan(0);
-    expect(l.hit("a", 5)).toBe(0); // forgotten: a fresh window
+    expect(l.hit("a", 2)).toBeGreaterThan(0); // a's window is still there, and a was counted last
+    expect(l.hit("c", 3)).toBe(0); // evicts b (counted least recently)
+    expect(l.hit("a", 4)).toBeGreaterThan(0);
+    expect(l.hit("b", 5)).toBe(0); // forgotten: a fresh window
+  });
+
+  it("keeps limiting the devices it still holds while many more come and go", () => {
+    // a fleet larger than the cache: every other device passes through once; the hot one stays limited
+    const l = new DeviceRateLimiter({ max: 2, windowMs: 60_000, cacheSize: 1000 });
+    expect([l.hit("hot", 0), l.hit("hot", 0)]).toEqual([0, 0]);
+    for (let i = 0; i < 50_000; i++) {
+      expect(l.hit(`d${i}`, 1 + i / 1000)).toBe(0);
+      if (i % 500 === 0) expect(l.hit("hot", 1 + i / 1000)).toBeGreaterThan(0);
+    }
   });
 });
