@@ -29,8 +29,10 @@ export type { PubAck } from "./publisher.ts";
 export { names } from "./subjects.ts";
 export type { Names } from "./subjects.ts";
 export { decodeRecord, encodeRecord } from "./snapshot-store.ts";
-// The input log's message format, for readers of the input streams other than the owners (the archive).
+// The input log's message format and a reader's consumer, for readers of the input streams other than the owners (the archive).
 export { decodeBatch } from "./envelope.ts";
+export { addReaderConsumer } from "./reader-consumer.ts";
+export type { ReaderConsumerOptions } from "./reader-consumer.ts";
 // Writing snapshots back from outside under a lease of its own (restore from the archive).
 export { assertShardsFree, restoreShard, ShardBusyError } from "./restore.ts";
 // Snapshots brought forward by the archived inputs after them (restore after losing the input stream).

@@ -10,14 +10,15 @@
 // a catch-up reader of its own, which hands it to the node's reader once it has reached it — going back
 // would hold every other shard of the stream while the gap is read again (with snapshots deferred, a
 // checkpoint is up to 15 minutes of the stream behind).
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
-import { nanos, nuid, type NatsConnection } from "@nats-io/nats-core";
+import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import { nuid, type NatsConnection } from "@nats-io/nats-core";
 import { backoffMs, pause, type Backoff } from "./backoff.ts";
 import type { DeadLetterSink } from "./dead-letter.ts";
 import { encode } from "./codec.ts";
 import { decodeBatch, type InputItem } from "./envelope.ts";
 import type { LogFn } from "./log.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
+import { addReaderConsumer } from "./reader-consumer.ts";
 import { ShardInput } from "./shard/shard-input.ts";
 import type { ShardRunnerOptions } from "./shard/options.ts";
 import { shardOf } from "./shard-id.ts";
@@ -39,8 +40,6 @@ export interface StreamReaderDeps {
   deadLetters: DeadLetterSink;
 }
 
-/** How long nats-server keeps a reader's consumer nobody pulls from (its node died). */
-const READER_INACTIVE_MS = 60_000;
 /** How often the reader acknowledges what it has handed over (AckPolicy.All, flow control only: the input stream keeps its messages by limits). */
 const ACK_EVERY_MS = 250;
 /** Pauses between attempts to create the reader's consumer (no JetStream leader, NATS unreachable). */
@@ -223,26 +222,20 @@ export class StreamReader {
     }
   }
 
-  /** A consumer of the stream from after `from`: ephemeral, in memory with one replica, acknowledged now and then. */
+  /** A consumer of the stream from after `from` (reader-consumer.ts), acknowledged every ACK_EVERY_MS. */
   private async open(from: number): Promise<ConsumerMessages> {
-    const { jsm, js, stream, options } = this.deps;
+    const { stream, options } = this.deps;
     const name = `node_${nuid.next()}`;
     this.consumerName = name;
-    const info = await jsm.consumers.add(stream, {
+    const consumer = await addReaderConsumer(this.deps, stream, {
       name,
-      // acknowledged every ACK_EVERY_MS for flow control only: without acknowledgements nothing bounds
-      // what the server sends ahead of a reader held back by a slow shard
-      ack_policy: AckPolicy.All,
-      ack_wait: nanos(options.ackWaitMs),
-      max_ack_pending: options.maxAckPending,
-      ...(from > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 } : { deliver_policy: DeliverPolicy.All }),
-      inactive_threshold: nanos(READER_INACTIVE_MS),
-      mem_storage: true,
-      num_replicas: 1,
-      max_waiting: MAX_WAITING_PULLS,
+      startSeq: from + 1,
+      ackWaitMs: options.ackWaitMs,
+      maxAckPending: options.maxAckPending,
+      maxWaiting: MAX_WAITING_PULLS,
     });
     const batch = Math.max(64, options.fetchBatch * 16);
-    const messages = await js.consumers.getConsumerFromInfo(info).consume({
+    const messages = await consumer.consume({
       max_messages: batch,
       threshold_messages: Math.floor(batch / 4),
       expires: options.pullExpiresMs,

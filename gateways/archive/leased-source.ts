@@ -1,13 +1,11 @@
 // The steps of reading an input stream in its turn (source-lease.ts) that differ from a shared durable
 // consumer: where the reader starts, the consumer it reads with, its lag, and noticing a recreated
 // stream. The batching loop around them is consumer.ts's, the same for every source.
-import { AckPolicy, DeliverPolicy, type Consumer, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { nanos, nuid } from "@nats-io/nats-core";
+import type { Consumer, JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { nuid } from "@nats-io/nats-core";
+import { addReaderConsumer } from "../../runtime/mod.ts";
 import { isNotFound } from "./consumer.ts";
 import type { SourceLease } from "./source-lease.ts";
-
-/** How long nats-server keeps a reader's consumer nobody pulls from (its reader died). */
-const READER_INACTIVE_MS = 60_000;
 
 /**
  * Takes the stream's turn; returns the first sequence to read — after the stored position in the same
@@ -29,30 +27,17 @@ export async function takeTurn(jsm: JetStreamManager, stream: string, durable: s
 }
 
 /**
- * A reader's consumer: ephemeral, from `startSeq`, acknowledged once a batch (nats-server keeps no
- * per-message acknowledgements for it), in memory with one replica — the position it starts from is in
- * the database. Not nats.js's ordered consumer: after a stream is recreated that one resumes at its old
- * sequence in the new stream, skipping its first messages; this one ends (the loop makes it again).
- * A dead reader's is removed by the server after a minute of inactivity.
+ * A reader's consumer (runtime's reader-consumer.ts), from `startSeq`, acknowledged once a batch — the
+ * position it starts from is in the database. Not nats.js's ordered consumer: after a stream is
+ * recreated that one resumes at its old sequence in the new stream, skipping its first messages; this one
+ * ends (the loop makes it again).
  */
-export async function readerConsumer(
+export function readerConsumer(
   deps: { js: JetStreamClient; jsm: JetStreamManager },
   o: { stream: string; label: string; startSeq: number; ackWaitMs: number; maxAckPending: number },
 ): Promise<Consumer> {
-  const info = await deps.jsm.consumers.add(o.stream, {
-    name: `archive_${o.label.replace(/[^A-Za-z0-9]/g, "_")}_${nuid.next()}`,
-    // acknowledged once a batch, for flow control only: without acknowledgements nothing bounds what the
-    // server sends ahead, and a reader far behind (a day's backlog) would pull it all into memory
-    ack_policy: AckPolicy.All,
-    ack_wait: nanos(o.ackWaitMs),
-    max_ack_pending: o.maxAckPending,
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: o.startSeq,
-    inactive_threshold: nanos(READER_INACTIVE_MS),
-    mem_storage: true,
-    num_replicas: 1,
-  });
-  return deps.js.consumers.getConsumerFromInfo(info);
+  const name = `archive_${o.label.replace(/[^A-Za-z0-9]/g, "_")}_${nuid.next()}`;
+  return addReaderConsumer(deps, o.stream, { name, startSeq: o.startSeq, ackWaitMs: o.ackWaitMs, maxAckPending: o.maxAckPending });
 }
 
 /**
