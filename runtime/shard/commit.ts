@@ -20,9 +20,10 @@ import { OutputBatches } from "./output-batches.ts";
 import type { ShardRunnerDeps, ShardRunnerOptions } from "./options.ts";
 
 /**
- * The commit timer's rule: a shard that still has input waiting on the server (`pending` after the
- * last applied message) defers its commit until `commitMaxIntervalMs` since the last one; caught up, it
- * commits every tick. (Commits forced by dirty entities or unacknowledged messages do not ask.)
+ * The commit timer's rule: a shard that still has input not yet applied (`pending`: after the last
+ * applied message, the one being applied included) defers its commit until `commitMaxIntervalMs` since
+ * the last one; caught up, it commits every tick. (Commits forced by dirty entities or unacknowledged
+ * messages do not ask.)
  */
 export function commitDeferred(pending: number, sinceLastCommitMs: number, options: Pick<ShardRunnerOptions, "commitMaxIntervalMs">): boolean {
   return pending > 0 && sinceLastCommitMs < options.commitMaxIntervalMs;
@@ -59,7 +60,7 @@ export interface CommitEnv {
   fail(err: Error): void;
   /** How far the shard's input is handled when nothing of it waits or is in hand (shard-input.ts), else undefined. */
   idleThrough(): number | undefined;
-  /** The stream's messages the reader had not been delivered yet at the shard's last message. */
+  /** The shard's input not yet applied: its deliveries not yet applied (the one in hand included) and the stream's messages its reader had not been delivered yet at the last of them. */
   inputPending(): number;
 }
 

@@ -80,8 +80,10 @@ export class ShardRunner {
       isAborted: () => this.aborted,
       fail: (err) => this.fail(err),
       idleThrough: () => this.input?.idleThrough,
-      // behind: deliveries waiting for this runner, or messages the reader has not been delivered yet
-      inputPending: () => (this.input === undefined ? 0 : this.input.length + this.input.pendingAtPosition),
+      // behind: input not yet applied — the shard's lag (lag.ts), the delivery in hand included. A commit
+      // now cannot hold the message being applied, so its cut is outdated a moment later, which is what
+      // the deferral spares; and so a shard is deferred exactly while its lag shows input
+      inputPending: () => (this.input === undefined ? 0 : this.input.unapplied + this.input.pendingAtPosition),
     });
     this.applyEnv = {
       table: this.table,

@@ -15,10 +15,13 @@ describe("shard input", () => {
     input.push(delivery(7));
     input.pass(8, 0);
     expect(input.idleThrough).toBeUndefined();
+    expect(input.unapplied, "7 queued").toBe(1);
     expect(await input.next()).toMatchObject({ seq: 7 });
     expect(input.idleThrough, "7 in hand").toBeUndefined();
+    expect(input.unapplied, "7 in hand: the lag, and the commit deferred").toBe(1);
     const waiting = input.next(); // 7 applied; waits for more
     expect(input.idleThrough).toBe(8);
+    expect(input.unapplied).toBe(0);
     input.push(delivery(9)); // straight into the waiting runner's hand
     expect(await waiting).toMatchObject({ seq: 9 });
     expect(input.idleThrough).toBeUndefined();

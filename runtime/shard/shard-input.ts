@@ -60,14 +60,17 @@ export class ShardInput {
     return this.closedNow;
   }
 
-  /** Deliveries waiting for the runner. */
-  get length(): number {
+  /** Deliveries queued for the runner (the reader's backpressure; the runner's own count is {@link unapplied}). */
+  private get queued(): number {
     return this.queue.length - this.head;
   }
 
-  /** Deliveries not yet applied: waiting, and the one in the runner's hand. */
+  /**
+   * Deliveries not yet applied: queued, and the one in the runner's hand. What the shard's lag counts
+   * (lag.ts) and what defers its commit (commit.ts's `commitDeferred`).
+   */
   get unapplied(): number {
-    return this.length + (this.inHand ? 1 : 0);
+    return this.queued + (this.inHand ? 1 : 0);
   }
 
   /**
@@ -104,7 +107,7 @@ export class ShardInput {
 
   /** The reader waits while the queue is full; resolves once the runner has taken half of it (or it closed). */
   whenRoom(): Promise<void> | undefined {
-    if (this.length < SHARD_QUEUE_LIMIT || this.closedNow) return undefined;
+    if (this.queued < SHARD_QUEUE_LIMIT || this.closedNow) return undefined;
     return new Promise<void>((resolve) => (this.drained = resolve));
   }
 
@@ -112,14 +115,14 @@ export class ShardInput {
   next(): ShardDelivery | undefined | Promise<ShardDelivery | undefined> {
     this.inHand = false;
     if (this.closedNow) return undefined;
-    if (this.length > 0) {
+    if (this.queued > 0) {
       const d = this.queue[this.head]!;
       this.queue[this.head++] = undefined as unknown as ShardDelivery;
       if (this.head > 1024 && this.head * 2 > this.queue.length) {
         this.queue.splice(0, this.head);
         this.head = 0;
       }
-      if (this.drained !== undefined && this.length <= SHARD_QUEUE_LIMIT / 2) {
+      if (this.drained !== undefined && this.queued <= SHARD_QUEUE_LIMIT / 2) {
         const drained = this.drained;
         this.drained = undefined;
         drained();
@@ -150,7 +153,7 @@ export class ShardInput {
   close(): void {
     if (this.closedNow) return;
     this.closedNow = true;
-    if (this.length > 0) this.position = this.queue[this.head]!.seq - 1;
+    if (this.queued > 0) this.position = this.queue[this.head]!.seq - 1;
     this.queue.length = 0;
     this.head = 0;
     const w = this.waiter;
