@@ -5,6 +5,7 @@
 import { backoffMs, type Backoff } from "./backoff.ts";
 import type { EntityBehavior } from "./entity.ts";
 import type { HostLoad, ShardHost, ShardLease, StopReason } from "./shard-host.ts";
+import { LegacyConsumers } from "./shard/consumer.ts";
 import { ShardRunner, type ShardRunnerDeps } from "./shard/mod.ts";
 import { FencedError } from "./snapshot-store.ts";
 import { StreamReader } from "./stream-reader.ts";
@@ -41,7 +42,9 @@ export class NodeHost implements ShardHost {
   private readonly lingering = new Set<ShardRunner>();
   /** The reader of each input stream, made when a first shard of it starts here. */
   private readonly readers = new Map<number, StreamReader>();
-  private readonly deps: Omit<ShardRunnerDeps, "inputStream" | "reader" | "onFailure">;
+  /** The consumers of older versions left on each input stream, listed once per node (shard/consumer.ts). */
+  private readonly legacyConsumers = new Map<number, LegacyConsumers>();
+  private readonly deps: Omit<ShardRunnerDeps, "inputStream" | "reader" | "legacyConsumers" | "onFailure">;
   private readonly options: NodeHostOptions;
   private readonly housekeeping: NodeJS.Timeout;
   private lastRates = Date.now();
@@ -51,7 +54,7 @@ export class NodeHost implements ShardHost {
   /** Called when a runner gave its shard up by itself (fenced, storage failed). */
   onShardFailed: (shard: number, err: Error) => void = () => undefined;
 
-  constructor(deps: Omit<ShardRunnerDeps, "inputStream" | "reader" | "onFailure">, options: NodeHostOptions) {
+  constructor(deps: Omit<ShardRunnerDeps, "inputStream" | "reader" | "legacyConsumers" | "onFailure">, options: NodeHostOptions) {
     this.deps = deps;
     this.options = options;
     this.housekeeping = setInterval(() => void this.housekeep(), options.housekeepingMs ?? 1000);
@@ -86,6 +89,7 @@ export class NodeHost implements ShardHost {
         ...this.deps,
         inputStream: this.deps.names.inputStream(k),
         reader: this.reader(k),
+        legacyConsumers: this.legacyConsumersOf(k),
         onFailure: (shard, err) => {
           if (this.runners.get(shard) !== runner) return;
           this.runners.delete(shard);
@@ -118,6 +122,16 @@ export class NodeHost implements ShardHost {
       this.readers.set(k, reader);
     }
     return reader;
+  }
+
+  /** The consumers of older versions left on input stream `k`, listed at the first start of a shard of it here. */
+  private legacyConsumersOf(k: number): LegacyConsumers {
+    let legacy = this.legacyConsumers.get(k);
+    if (legacy === undefined) {
+      legacy = new LegacyConsumers(this.deps.jsm, this.deps.names.inputStream(k));
+      this.legacyConsumers.set(k, legacy);
+    }
+    return legacy;
   }
 
   /**

@@ -9,6 +9,7 @@ import type { DeadLetterSink } from "../dead-letter.ts";
 import type { LogFn } from "../log.ts";
 import type { Names } from "../subjects.ts";
 import type { StreamReader } from "../stream-reader.ts";
+import type { LegacyConsumers } from "./consumer.ts";
 
 /** Tunables of shard processing. */
 export interface ShardRunnerOptions {
@@ -113,6 +114,8 @@ export interface ShardRunnerDeps {
   inputStream: string;
   /** The node's reader of that stream: the shard's input (stream-reader.ts). */
   reader: Pick<StreamReader, "attach">;
+  /** The consumers of older versions left on that stream, as the node listed them once (consumer.ts). */
+  legacyConsumers: Pick<LegacyConsumers, "found">;
   behaviors: ReadonlyMap<string, EntityBehavior>;
   metrics: RuntimeMetrics;
   options: ShardRunnerOptions;
