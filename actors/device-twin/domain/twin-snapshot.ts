@@ -17,7 +17,7 @@ import type { EventStates } from "./events.ts";
 import { DomainError } from "./errors.ts";
 import { createReportState, decodeReportState, encodeReportState, isReportStateEmpty } from "./reports.ts";
 import { createLearnedIn, isLearnedEmpty, LEARNED_BYTES, type LearnedState } from "./learned/learned-state.ts";
-import { decodeLearned, encodeLearned, learnedEqual } from "./learned/learned-snapshot.ts";
+import { decodeLearned, encodeLearnedTransient, learnedEqual } from "./learned/learned-snapshot.ts";
 import { decodeRuleSet, DEFAULT_RULE_SET, encodeRuleSet, isValidId } from "./rules.ts";
 import { decodeStats, encodeStatsTransient, releaseStats, RELEASED_STATS, statsEqual } from "./stats.ts";
 import { NO_SUBSCRIPTIONS, PROVIDERS, validateSubscription } from "./subscriptions.ts";
@@ -70,7 +70,7 @@ export function encodeTwin(state: TwinState): Uint8Array {
     });
   }
   if (!isReportStateEmpty(state.reports)) snap.w = encodeReportState(state.reports);
-  if (!isLearnedEmpty(state.learned)) snap.l = encodeLearned(state.learned);
+  if (!isLearnedEmpty(state.learned)) snap.l = encodeLearnedTransient(state.learned); // a view too, copied by msgpackr
   // msgpackr returns a slice of a shared 8 KB slab; copy so the snapshot owns (and retains) only itself.
   return new Uint8Array(packr.pack(snap));
 }

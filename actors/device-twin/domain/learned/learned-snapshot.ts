@@ -36,8 +36,19 @@ const WRITER = new ByteWriter(1024);
 
 /** Encodes the learned state (a fresh Uint8Array). */
 export function encodeLearned(learned: LearnedState): Uint8Array {
+  return encodeLearnedInto(WRITER.reset(), learned).finish();
+}
+
+/**
+ * As {@link encodeLearned}, but the bytes are a view of a shared buffer, valid only until the next encode:
+ * for a caller that copies them at once (the twin snapshot), saving an ArrayBuffer and a copy per encode.
+ */
+export function encodeLearnedTransient(learned: LearnedState): Uint8Array {
+  return encodeLearnedInto(WRITER.reset(), learned).written();
+}
+
+function encodeLearnedInto(w: ByteWriter, learned: LearnedState): ByteWriter {
   const v = view(learned);
-  const w = WRITER.reset();
   w.u8(SECTION_VERSION);
   const baseline = f32(v, O_BASELINE);
   const occ = v.getUint8(O_FLAGS) & (OCCUPIED | DECIDED);
@@ -55,7 +66,7 @@ export function encodeLearned(learned: LearnedState): Uint8Array {
     if (reference < 0) reference = u32(v, channelBase(ci) + C_LAST_S);
   }
   w.u8(present);
-  if (present === 0) return w.finish();
+  if (present === 0) return w;
   w.varuint(reference);
   w.f32(f32(v, O_CO2_RATE));
   w.f32(f32(v, O_TMP_RATE));
@@ -81,7 +92,7 @@ export function encodeLearned(learned: LearnedState): Uint8Array {
       prev = q;
     }
   }
-  return w.finish();
+  return w;
 }
 
 function checked(n: number, min: number, max: number): number {
