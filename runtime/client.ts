@@ -33,6 +33,11 @@ export interface RuntimeClientOptions {
    * one is in flight it waits for that PubAck, at most this long (see input-batcher.ts).
    */
   lingerMs?: number;
+  /**
+   * Shortest time between two messages of one stream (or shard) (ms). Default 0: the PubAck round trip
+   * alone paces them. A busy client gathers more requests per stored message with it (input-batcher.ts).
+   */
+  gatherMs?: number;
   /** Most items in one input message. Default 500. */
   maxBatchItems?: number;
   /** Most publishes awaiting PubAck. Default 1024. */
@@ -88,6 +93,7 @@ export class RuntimeClient {
     this.batcher = new InputBatcher((key, items) => this.publishBatch(key, items), {
       lingerMs: options.lingerMs ?? 2,
       maxBatchItems: options.maxBatchItems ?? 500,
+      gatherMs: options.gatherMs ?? 0,
     });
     this.replies = nc.subscribe(`${this.replyInbox}.*`, { callback: (err, msg) => (err ? undefined : this.onReply(msg)) });
   }

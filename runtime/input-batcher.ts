@@ -9,6 +9,11 @@
 // packing more requests into each JetStream message (one store, one delivery, one commit share)
 // saves the most. Every batch that is ready leaves in the same synchronous run — nats.js writes what
 // was published in one turn with one socket write — instead of one timer (and one write) per shard.
+//
+// Gathering (`gatherMs`, the gateway's AIRTWIN_INGEST_GATHER_MS): a shard's messages leave at least
+// this far apart. The round trip alone packed ~5 requests a message at the fleet's 3,333 requests/s,
+// and each stored message costs the system far more than the requests in it (docs/BENCHMARKS.md,
+// "Gathering requests into fewer messages"); a first request after a quiet spell still leaves at once.
 import type { InputItem } from "./envelope.ts";
 import type { PubAck } from "./publisher.ts";
 
@@ -26,6 +31,8 @@ export interface InputBatcherOptions {
   lingerMs: number;
   /** Most items in one batch: a full batch leaves at once. */
   maxBatchItems: number;
+  /** Shortest time between two messages of one key (ms); 0: none. See the file header. */
+  gatherMs?: number;
 }
 
 interface Waiter {
@@ -47,8 +54,11 @@ export class InputBatcher {
   private readonly batches = new Map<number, ShardBatch>();
   /** Messages of each shard awaiting their PubAck. */
   private readonly unacked = new Map<number, number>();
+  /** performance.now() when each key's last message left (kept only with gatherMs). */
+  private readonly lastSent = new Map<number, number>();
   private immediate: NodeJS.Immediate | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly publish: PublishBatch,
@@ -66,8 +76,12 @@ export class InputBatcher {
     const done = new Promise<PubAck>((resolve, reject) => b.waiters.push({ resolve, reject }));
     b.items.push(item);
     if (b.items.length >= this.options.maxBatchItems) this.send(shard, b);
-    else if (this.awaitingAck(shard) && this.options.lingerMs > 0) this.timer ??= setTimeout(() => this.sweep(), this.options.lingerMs);
-    else this.sweepSoon();
+    else {
+      const now = performance.now();
+      const at = this.readyAt(shard, b);
+      if (at <= now) this.sweepSoon();
+      else this.wakeAt(at, now);
+    }
     return done;
   }
 
@@ -89,10 +103,28 @@ export class InputBatcher {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.immediate = undefined;
     this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
   }
 
   private awaitingAck(shard: number): boolean {
     return (this.unacked.get(shard) ?? 0) > 0;
+  }
+
+  /**
+   * When the key's batch may leave: once its previous message is confirmed (or it has lingered
+   * `lingerMs`), and not before `gatherMs` after the key's last message.
+   */
+  private readyAt(shard: number, b: ShardBatch): number {
+    const gathered = (this.lastSent.get(shard) ?? Number.NEGATIVE_INFINITY) + (this.options.gatherMs ?? 0);
+    return Math.max(gathered, this.awaitingAck(shard) && this.options.lingerMs > 0 ? b.dueAt : Number.NEGATIVE_INFINITY);
+  }
+
+  /** The timer fires by `at` (re-armed when it was set later). */
+  private wakeAt(at: number, now: number): void {
+    if (this.timer !== undefined && this.timerAt <= at) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, at - now));
   }
 
   private sweepSoon(): void {
@@ -105,17 +137,20 @@ export class InputBatcher {
     this.immediate = undefined;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
     const now = performance.now();
     let nextDueAt = Number.POSITIVE_INFINITY;
     for (const [shard, b] of this.batches) {
-      if (!this.awaitingAck(shard) || b.dueAt <= now + TIMER_SLACK_MS) this.send(shard, b);
-      else nextDueAt = Math.min(nextDueAt, b.dueAt);
+      const at = this.readyAt(shard, b);
+      if (at <= now + TIMER_SLACK_MS) this.send(shard, b);
+      else nextDueAt = Math.min(nextDueAt, at);
     }
-    if (nextDueAt !== Number.POSITIVE_INFINITY) this.timer = setTimeout(() => this.sweep(), Math.max(0, nextDueAt - now));
+    if (nextDueAt !== Number.POSITIVE_INFINITY) this.wakeAt(nextDueAt, now);
   }
 
   private send(shard: number, b: ShardBatch): void {
     this.batches.delete(shard);
+    if (this.options.gatherMs) this.lastSent.set(shard, performance.now());
     let parts: PublishedPart[];
     try {
       parts = this.publish(shard, b.items);

@@ -14,7 +14,7 @@ import { TwinApi, type TwinApiDeps, type TwinBackend } from "../api/twin-api.ts"
 import { GatewayMetrics } from "../metrics.ts";
 import { Registry, type RegistryLog } from "../registry/registry.ts";
 import { buildApp, type AppDeps, type HttpOptions } from "./app.ts";
-import type { GatewayConfig } from "./config.ts";
+import { DEFAULT_GATHER_MS, type GatewayConfig } from "./config.ts";
 
 /** Options of {@link startGateway}; `config` usually comes from loadGatewayConfig(). */
 export interface StartGatewayOptions {
@@ -45,6 +45,8 @@ export interface AssembleOptions {
   ackTimeoutMs?: number;
   /** Longest micro-batch linger of the runtime client (ms; only while the shard awaits a PubAck). Default 2. */
   lingerMs?: number;
+  /** Shortest time between two input messages of a stream (ms). Default DEFAULT_GATHER_MS (10). */
+  gatherMs?: number;
   defaultMetrics?: boolean;
   log?: RegistryLog;
   /** How history reaches the archive. Default: NATS requests to `<prefix>.archive.query.*`. */
@@ -76,7 +78,7 @@ export async function assembleGateway(nc: NatsConnection, o: AssembleOptions): P
   // the shard count decides where every reading goes: refuse to run with a count the cluster was not created with
   await ensureClusterForClients(nc, names, { shards: o.shards, streams: o.streams, replicas: o.replicas });
   // checked against the cluster just above: the inputs of a stream share messages (several requests' readings in one)
-  const client = new RuntimeClient(nc, { prefix: o.prefix, shards: o.shards, streams: o.streams, ackTimeoutMs: o.ackTimeoutMs ?? 3000, lingerMs: o.lingerMs ?? 2 });
+  const client = new RuntimeClient(nc, { prefix: o.prefix, shards: o.shards, streams: o.streams, ackTimeoutMs: o.ackTimeoutMs ?? 3000, lingerMs: o.lingerMs ?? 2, gatherMs: o.gatherMs ?? DEFAULT_GATHER_MS });
   const registry = await Registry.open(nc, { prefix: o.prefix, replicas: o.replicas, log, eraseTwin: (id) => client.erase(TWIN_TYPE, id) }).catch(async (err: unknown) => {
     await client.close();
     throw err;
@@ -122,7 +124,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
     await closeNats(nc);
   };
   try {
-    parts = await assembleGateway(nc, { ...rt, ackTimeoutMs: config.ackTimeoutMs, lingerMs: config.lingerMs, log, ...(o.defaultMetrics === undefined ? {} : { defaultMetrics: o.defaultMetrics }) });
+    parts = await assembleGateway(nc, { ...rt, ackTimeoutMs: config.ackTimeoutMs, lingerMs: config.lingerMs, gatherMs: config.gatherMs, log, ...(o.defaultMetrics === undefined ? {} : { defaultMetrics: o.defaultMetrics }) });
     app = await buildApp({
       ...parts.deps,
       adminToken: config.adminToken,
