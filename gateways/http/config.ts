@@ -28,9 +28,9 @@ export interface GatewayConfig {
   readonly lingerMs: number;
   /**
    * Shortest time between two input messages of one stream (ms): the requests that arrive meanwhile share
-   * the next one. Each stored message costs the whole system ~0.5 ms of CPU (store, deliveries, acks,
-   * commits), so at the fleet's rate this bound, not the PubAck round trip, sets the messages a second;
-   * an idle gateway adds no delay (docs/gateway.md). `AIRTWIN_INGEST_GATHER_MS`. Default 10; 0: none.
+   * the next one. Each stored message costs the whole system far more than the requests in it (store,
+   * deliveries, acks, commits, every process woken), so at the fleet's rate this bound, not the PubAck
+   * round trip, sets the messages a second; a request after a quiet spell leaves at once (docs/gateway.md). `AIRTWIN_INGEST_GATHER_MS`. Default 10; 0: none.
    */
   readonly gatherMs: number;
   /**
