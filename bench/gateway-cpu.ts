@@ -9,7 +9,9 @@
 // with --baseline-root, the gateways of other checkouts (same cluster, same registry); and the floor:
 // a bare fastify route answering 202 (bench/gateway-ceiling.ts). Rounds alternate gateway, baselines,
 // floor; each figure is the median over the rounds of the process's own CPU (user + system, /proc)
-// over its run divided by its requests.
+// over its run divided by its requests. Fewer devices than the gateway's rate limiter keeps windows for
+// (100,000) never evict one: a fleet-sized --devices does (docs/BENCHMARKS.md, "Gathering requests into
+// fewer messages, and §2 met", item 1, found in the fleet bench's gateway profile, not here).
 // --profile dir: the gateway of this checkout writes a V8 CPU profile there on exit (summarised on stderr).
 // --variant-v8="flags": one more gateway of this checkout, started with these V8 flags (e.g. --variant-v8=--max-semi-space-size=64;
 // every other gateway here starts without any, as other checkouts' gateways would, so the code is compared alone).

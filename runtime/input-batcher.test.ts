@@ -17,6 +17,8 @@ interface Sent {
   refuse(err: Error): void;
 }
 
+const item = (id: string): InputItem => ({ type: "t", entityId: id, kind: "k", payload: null });
+
 function batcher(options: InputBatcherOptions) {
   const sent: Sent[] = [];
   let seq = 0;
@@ -30,7 +32,7 @@ function batcher(options: InputBatcherOptions) {
     sent.push({ key, ids: items.map((i) => i.entityId), at: performance.now(), confirm, refuse });
     return [{ count: items.length, ack }];
   }, options);
-  const add = (key: number, id: string) => b.add(key, { type: "t", entityId: id, kind: "k", payload: null } as InputItem);
+  const add = (key: number, id: string) => b.add(key, item(id));
   return { b, sent, add };
 }
 
@@ -107,7 +109,7 @@ describe("input batcher", () => {
     const thrower = new InputBatcher(() => {
       throw new Error("too large");
     }, { lingerMs: 0, maxBatchItems: 100 });
-    const p = thrower.add(0, { type: "t", entityId: "z", kind: "k", payload: null } as InputItem);
+    const p = thrower.add(0, item("z"));
     await expect(p).rejects.toThrow("too large");
   });
 });

@@ -4,8 +4,8 @@
 // per request in its chain of promises.
 // The windows live in an LRU cache (lru-cache: O(1) per request at any size). A Map evicting its first
 // key cost ~35 µs a request once a fleet outgrew it: V8 leaves a deleted entry's slot in place until the
-// table is rebuilt, so `keys().next()` walked every window evicted before (docs/BENCHMARKS.md, "The
-// rate limiter's eviction").
+// table is rebuilt, so `keys().next()` walked every window evicted before (docs/BENCHMARKS.md,
+// "Gathering requests into fewer messages, and §2 met", item 1).
 import { LRUCache } from "lru-cache";
 
 /** Tunables of {@link DeviceRateLimiter}. */

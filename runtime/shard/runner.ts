@@ -3,7 +3,8 @@
 // publish outputs, answer live queries (queries.ts); on its timers (shard-timers.ts) fire wake-ups and
 // commit: outputs confirmed → due snapshots written (fenced, pipelined) → checkpoint (commit.ts). A
 // crash anywhere in between replays from the checkpoint; inputs already in a snapshot are skipped per
-// entity (`seq <= appliedSeq`), so every input takes effect exactly once. This file is the lifecycle: start, planned stop with its linger, abort.
+// entity (`seq <= appliedSeq`), so every input takes effect exactly once. This file is the lifecycle:
+// start, planned stop with its linger, abort.
 import type { Subscription } from "@nats-io/nats-core";
 import { announceServing, listenForNewerOwner, newInstanceId } from "../handoff.ts";
 import { askAgain } from "../backoff.ts";
