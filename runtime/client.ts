@@ -38,12 +38,23 @@ export interface RuntimeClientOptions {
    * alone paces them. A busy client gathers more requests per stored message with it (input-batcher.ts).
    */
   gatherMs?: number;
+  /**
+   * A stream's (or shard's) batch weighing this much — its inputs' `weight`s summed, 1 each unless
+   * {@link SendOptions.weight} says otherwise — leaves without waiting out `gatherMs`. Default: none does.
+   */
+  gatherWeight?: number;
   /** Most items in one input message. Default 500. */
   maxBatchItems?: number;
   /** Most publishes awaiting PubAck. Default 1024. */
   maxInFlight?: number;
   /** How long JetStream may take to confirm a batch (ms). Default 5000. */
   ackTimeoutMs?: number;
+}
+
+/** Options of {@link RuntimeClient.send}. */
+export interface SendOptions {
+  /** How much the input counts toward a batch's {@link RuntimeClientOptions.gatherWeight} (e.g. its readings). Default 1. */
+  weight?: number;
 }
 
 /** Options of {@link RuntimeClient.command}. */
@@ -94,6 +105,7 @@ export class RuntimeClient {
       lingerMs: options.lingerMs ?? 2,
       maxBatchItems: options.maxBatchItems ?? 500,
       gatherMs: options.gatherMs ?? 0,
+      ...(options.gatherWeight === undefined ? {} : { gatherWeight: options.gatherWeight }),
     });
     this.replies = nc.subscribe(`${this.replyInbox}.*`, { callback: (err, msg) => (err ? undefined : this.onReply(msg)) });
   }
@@ -108,8 +120,8 @@ export class RuntimeClient {
    * rejects (PublishError) when it did not confirm in time — the caller may resend safely when the
    * entity de-duplicates (the device twin does, by reading time).
    */
-  send(type: string, entityId: string, kind: string, payload: unknown): Promise<PubAck> {
-    return this.enqueue({ type, entityId, kind, payload });
+  send(type: string, entityId: string, kind: string, payload: unknown, options?: SendOptions): Promise<PubAck> {
+    return this.enqueue({ type, entityId, kind, payload }, options?.weight);
   }
 
   /**
@@ -200,9 +212,9 @@ export class RuntimeClient {
     return kv;
   }
 
-  private enqueue(item: InputItem): Promise<PubAck> {
+  private enqueue(item: InputItem, weight?: number): Promise<PubAck> {
     const shard = this.shardOf(item.entityId);
-    return this.batcher.add(this.streams === undefined ? shard : streamOfShard(shard, this.shards, this.streams), item);
+    return this.batcher.add(this.streams === undefined ? shard : streamOfShard(shard, this.shards, this.streams), item, weight);
   }
 
   /** Publishes a batch of a stream (`key` its index) or of a shard. */

@@ -2,7 +2,7 @@
 // caller's (the runtime client's, over NATS, in test/runtime); here it records what left and when, and
 // its PubAcks are settled by hand, so the policy is checked alone: idle → at the end of the turn; while
 // the key's previous message awaits its PubAck → when it is confirmed, or after lingerMs; full → at
-// once; and never sooner than gatherMs after the key's previous message.
+// once; and never sooner than gatherMs after the key's previous message, unless it weighs gatherWeight.
 import { describe, expect, it } from "vitest";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { InputItem } from "./envelope.ts";
@@ -32,7 +32,7 @@ function batcher(options: InputBatcherOptions) {
     sent.push({ key, ids: items.map((i) => i.entityId), at: performance.now(), confirm, refuse });
     return [{ count: items.length, ack }];
   }, options);
-  const add = (key: number, id: string) => b.add(key, item(id));
+  const add = (key: number, id: string, weight?: number) => b.add(key, item(id), weight);
   return { b, sent, add };
 }
 
@@ -98,6 +98,25 @@ describe("input batcher", () => {
     await sleep(50);
     expect(sent.map((s) => s.ids)).toEqual([["a"], ["x"], ["b", "c"]]);
     expect(sent[2]!.at - sent[0]!.at).toBeGreaterThanOrEqual(40 - 1);
+  });
+
+  it("with gatherWeight, sends a batch that weighs that much without waiting out the gap", async () => {
+    const { sent, add } = batcher({ lingerMs: 2, maxBatchItems: 100, gatherMs: 1000, gatherWeight: 50 });
+    void add(0, "first", 10);
+    await turn();
+    sent[0]!.confirm();
+    void add(0, "light", 10);
+    void add(0, "unweighed"); // weight 1
+    await sleep(20);
+    expect(sent.map((s) => s.ids)).toEqual([["first"]]); // 11 of 50: the gap holds it
+    void add(0, "heavy", 39);
+    await turn();
+    expect(sent.map((s) => s.ids)).toEqual([["first"], ["light", "unweighed", "heavy"]]);
+    expect(sent[1]!.at - sent[0]!.at).toBeLessThan(500);
+    sent[1]!.confirm();
+    void add(0, "after", 1); // the next light batch waits out the gap from the heavy one's departure
+    await sleep(30);
+    expect(sent).toHaveLength(2);
   });
 
   it("rejects each request of a message that was refused, and of a batch whose publish threw", async () => {

@@ -33,6 +33,8 @@ export interface InputBatcherOptions {
   maxBatchItems: number;
   /** Shortest time between two messages of one key (ms); 0: none. See the file header. */
   gatherMs?: number;
+  /** A batch of at least this weight leaves without waiting out `gatherMs`. Default: none does. */
+  gatherWeight?: number;
 }
 
 interface Waiter {
@@ -43,6 +45,8 @@ interface Waiter {
 interface ShardBatch {
   items: InputItem[];
   waiters: Waiter[];
+  /** The items' weights summed. */
+  weight: number;
   /** performance.now() after which the batch leaves even while its shard awaits a PubAck. */
   dueAt: number;
 }
@@ -65,16 +69,20 @@ export class InputBatcher {
     private readonly options: InputBatcherOptions,
   ) {}
 
-  /** Adds an item to its shard's batch; resolves with the PubAck of the message that holds it. */
-  add(shard: number, item: InputItem): Promise<PubAck> {
+  /**
+   * Adds an item to its shard's batch; resolves with the PubAck of the message that holds it. `weight`:
+   * how much the item counts toward `gatherWeight` (its readings, say).
+   */
+  add(shard: number, item: InputItem, weight = 1): Promise<PubAck> {
     let batch = this.batches.get(shard);
     if (batch === undefined) {
-      batch = { items: [], waiters: [], dueAt: performance.now() + this.options.lingerMs };
+      batch = { items: [], waiters: [], weight: 0, dueAt: performance.now() + this.options.lingerMs };
       this.batches.set(shard, batch);
     }
     const b = batch;
     const done = new Promise<PubAck>((resolve, reject) => b.waiters.push({ resolve, reject }));
     b.items.push(item);
+    b.weight += weight;
     if (b.items.length >= this.options.maxBatchItems) this.send(shard, b);
     else {
       const now = performance.now();
@@ -112,10 +120,11 @@ export class InputBatcher {
 
   /**
    * When the key's batch may leave: once its previous message is confirmed (or it has lingered
-   * `lingerMs`), and not before `gatherMs` after the key's last message.
+   * `lingerMs`), and not before `gatherMs` after the key's last message unless it weighs `gatherWeight`.
    */
   private readyAt(shard: number, b: ShardBatch): number {
-    const gathered = (this.lastSent.get(shard) ?? Number.NEGATIVE_INFINITY) + (this.options.gatherMs ?? 0);
+    const heavy = b.weight >= (this.options.gatherWeight ?? Number.POSITIVE_INFINITY);
+    const gathered = heavy ? Number.NEGATIVE_INFINITY : (this.lastSent.get(shard) ?? Number.NEGATIVE_INFINITY) + (this.options.gatherMs ?? 0);
     return Math.max(gathered, this.awaitingAck(shard) && this.options.lingerMs > 0 ? b.dueAt : Number.NEGATIVE_INFINITY);
   }
 

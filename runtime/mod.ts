@@ -20,7 +20,7 @@ export { fnv1a32, fnv1a32Bytes, shardOf } from "./shard-id.ts";
 export type { Applied, ApplyContext, EntityBehavior, EntityOutput } from "./entity.ts";
 export { ERASE_KIND } from "./entity.ts";
 export { RuntimeClient } from "./client.ts";
-export type { CommandOptions, RuntimeClientOptions } from "./client.ts";
+export type { CommandOptions, RuntimeClientOptions, SendOptions } from "./client.ts";
 export { COMMAND_KEYS_MAX_BYTES, COMMAND_KEYS_PER_ENTITY, IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN, idempotencyKeyProblem } from "./command-keys.ts";
 export type { AppliedCommand } from "./command-keys.ts";
 export type { EntityQuery, EntityReply } from "./protocol.ts";

@@ -21,7 +21,7 @@ import {
   type Result,
   type TwinView,
 } from "../../actors/device-twin/domain/mod.ts";
-import { isStreamNotFound, RuntimeError, type CommandOptions, type EntityReply, type PubAck, type SnapshotRecord } from "../../runtime/mod.ts";
+import { isStreamNotFound, RuntimeError, type CommandOptions, type EntityReply, type PubAck, type SendOptions, type SnapshotRecord } from "../../runtime/mod.ts";
 import { ProblemError, statusOf } from "../errors.ts";
 import type { GatewayMetrics } from "../metrics.ts";
 import type { AlertSource } from "./alerts.ts";
@@ -29,7 +29,7 @@ import type { LiveFeed } from "./live.ts";
 
 /** The part of the runtime client the gateway uses (RuntimeClient implements it). */
 export interface TwinBackend {
-  send(type: string, entityId: string, kind: string, payload: unknown): Promise<PubAck>;
+  send(type: string, entityId: string, kind: string, payload: unknown, options?: SendOptions): Promise<PubAck>;
   command(type: string, entityId: string, kind: string, payload: unknown, options?: CommandOptions): Promise<EntityReply>;
   get(type: string, entityId: string, query: unknown, options?: { timeoutMs?: number }): Promise<EntityReply>;
   getSnapshot(type: string, entityId: string): Promise<SnapshotRecord | undefined>;
@@ -131,7 +131,7 @@ export class TwinApi {
     const started = performance.now();
     try {
       // logged as arrays, not maps (docs/design.md §5.1): cheaper to encode here and to decode in the twin
-      await this.deps.backend.send(TWIN_TYPE, deviceId, TwinInputKinds.readings, packReadings(readings));
+      await this.deps.backend.send(TWIN_TYPE, deviceId, TwinInputKinds.readings, packReadings(readings), { weight: readings.length });
     } catch (err) {
       this.deps.metrics.readingsRejected.inc({ code: "AIRTWIN_ERR_INPUT_NOT_STORED" }, readings.length);
       throw err;

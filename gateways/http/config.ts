@@ -7,6 +7,8 @@ import { DEFAULT_HTTP_SERVER_LIMITS, type HttpServerLimits } from "./server.ts";
 
 /** The gateway's default gap between two input messages of a stream (ms; see GatewayConfig.gatherMs). */
 export const DEFAULT_GATHER_MS = 10;
+/** The readings that make a stream's batch leave without waiting out the gap (see GatewayConfig.gatherReadings). */
+export const DEFAULT_GATHER_READINGS = 200;
 
 /** Validated configuration of a gateway process. */
 export interface GatewayConfig {
@@ -34,6 +36,12 @@ export interface GatewayConfig {
    */
   readonly gatherMs: number;
   /**
+   * Readings that make a stream's batch leave at once, gap or not: its message's cost is spread over them
+   * already, and a client sending many readings a request with few in flight is not paced by the gap
+   * (docs/gateway.md). `AIRTWIN_INGEST_GATHER_READINGS`. Default 200.
+   */
+  readonly gatherReadings: number;
+  /**
    * Limits against slow and greedy clients (docs/gateway.md, "Slow and greedy clients"):
    * `AIRTWIN_HTTP_HEADERS_TIMEOUT_MS` (10 000), `AIRTWIN_HTTP_REQUEST_TIMEOUT_MS` (30 000, at least the
    * headers timeout), `AIRTWIN_HTTP_IDLE_TIMEOUT_MS` (72 000), `AIRTWIN_HTTP_MAX_CONNECTIONS_PER_CLIENT`
@@ -60,6 +68,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   const ackTimeoutMs = int("AIRTWIN_INGEST_ACK_TIMEOUT_MS", 3000, 100, 60_000);
   const lingerMs = int("AIRTWIN_INGEST_LINGER_MS", 2, 0, 1000);
   const gatherMs = int("AIRTWIN_INGEST_GATHER_MS", DEFAULT_GATHER_MS, 0, 1000);
+  const gatherReadings = int("AIRTWIN_INGEST_GATHER_READINGS", DEFAULT_GATHER_READINGS, 1, 1_000_000);
   const d = DEFAULT_HTTP_SERVER_LIMITS;
   const httpLimits: HttpServerLimits = {
     headersTimeoutMs: int("AIRTWIN_HTTP_HEADERS_TIMEOUT_MS", d.headersTimeoutMs, 100, 600_000),
@@ -87,6 +96,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     ackTimeoutMs,
     lingerMs,
     gatherMs,
+    gatherReadings,
     httpLimits: Object.freeze(httpLimits),
     logLevel: level as GatewayConfig["logLevel"],
   });

@@ -14,7 +14,7 @@ import { TwinApi, type TwinApiDeps, type TwinBackend } from "../api/twin-api.ts"
 import { GatewayMetrics } from "../metrics.ts";
 import { Registry, type RegistryLog } from "../registry/registry.ts";
 import { buildApp, type AppDeps, type HttpOptions } from "./app.ts";
-import { DEFAULT_GATHER_MS, type GatewayConfig } from "./config.ts";
+import { DEFAULT_GATHER_MS, DEFAULT_GATHER_READINGS, type GatewayConfig } from "./config.ts";
 
 /** Options of {@link startGateway}; `config` usually comes from loadGatewayConfig(). */
 export interface StartGatewayOptions {
@@ -47,6 +47,8 @@ export interface AssembleOptions {
   lingerMs?: number;
   /** Shortest time between two input messages of a stream (ms). Default DEFAULT_GATHER_MS (10). */
   gatherMs?: number;
+  /** Readings that make a stream's batch leave without waiting out the gap. Default DEFAULT_GATHER_READINGS (200). */
+  gatherReadings?: number;
   defaultMetrics?: boolean;
   log?: RegistryLog;
   /** How history reaches the archive. Default: NATS requests to `<prefix>.archive.query.*`. */
@@ -78,7 +80,7 @@ export async function assembleGateway(nc: NatsConnection, o: AssembleOptions): P
   // the shard count decides where every reading goes: refuse to run with a count the cluster was not created with
   await ensureClusterForClients(nc, names, { shards: o.shards, streams: o.streams, replicas: o.replicas });
   // checked against the cluster just above: the inputs of a stream share messages (several requests' readings in one)
-  const client = new RuntimeClient(nc, { prefix: o.prefix, shards: o.shards, streams: o.streams, ackTimeoutMs: o.ackTimeoutMs ?? 3000, lingerMs: o.lingerMs ?? 2, gatherMs: o.gatherMs ?? DEFAULT_GATHER_MS });
+  const client = new RuntimeClient(nc, { prefix: o.prefix, shards: o.shards, streams: o.streams, ackTimeoutMs: o.ackTimeoutMs ?? 3000, lingerMs: o.lingerMs ?? 2, gatherMs: o.gatherMs ?? DEFAULT_GATHER_MS, gatherWeight: o.gatherReadings ?? DEFAULT_GATHER_READINGS });
   const registry = await Registry.open(nc, { prefix: o.prefix, replicas: o.replicas, log, eraseTwin: (id) => client.erase(TWIN_TYPE, id) }).catch(async (err: unknown) => {
     await client.close();
     throw err;
@@ -124,7 +126,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
     await closeNats(nc);
   };
   try {
-    parts = await assembleGateway(nc, { ...rt, ackTimeoutMs: config.ackTimeoutMs, lingerMs: config.lingerMs, gatherMs: config.gatherMs, log, ...(o.defaultMetrics === undefined ? {} : { defaultMetrics: o.defaultMetrics }) });
+    parts = await assembleGateway(nc, { ...rt, ackTimeoutMs: config.ackTimeoutMs, lingerMs: config.lingerMs, gatherMs: config.gatherMs, gatherReadings: config.gatherReadings, log, ...(o.defaultMetrics === undefined ? {} : { defaultMetrics: o.defaultMetrics }) });
     app = await buildApp({
       ...parts.deps,
       adminToken: config.adminToken,

@@ -19,7 +19,7 @@ function problems(env: NodeJS.ProcessEnv): string[] {
 describe("gateway configuration", () => {
   it("has documented defaults", () => {
     const c = loadGatewayConfig({ AIRTWIN_ADMIN_TOKEN: TOKEN });
-    expect(c).toMatchObject({ adminToken: TOKEN, host: "0.0.0.0", rateLimitMax: 120, rateLimitWindowMs: 60_000, ackTimeoutMs: 3000, lingerMs: 2, gatherMs: 10, logLevel: "info" });
+    expect(c).toMatchObject({ adminToken: TOKEN, host: "0.0.0.0", rateLimitMax: 120, rateLimitWindowMs: 60_000, ackTimeoutMs: 3000, lingerMs: 2, gatherMs: 10, gatherReadings: 200, logLevel: "info" });
     expect(c.runtime).toMatchObject({ httpPort: 8080, shards: 64, prefix: "airtwin" });
   });
 
@@ -33,9 +33,10 @@ describe("gateway configuration", () => {
       AIRTWIN_INGEST_ACK_TIMEOUT_MS: "500",
       AIRTWIN_INGEST_LINGER_MS: "0",
       AIRTWIN_INGEST_GATHER_MS: "0",
+      AIRTWIN_INGEST_GATHER_READINGS: "50",
       AIRTWIN_LOG_LEVEL: "warn",
     });
-    expect(c).toMatchObject({ host: "127.0.0.1", rateLimitMax: 5, rateLimitWindowMs: 1000, ackTimeoutMs: 500, lingerMs: 0, gatherMs: 0, logLevel: "warn" });
+    expect(c).toMatchObject({ host: "127.0.0.1", rateLimitMax: 5, rateLimitWindowMs: 1000, ackTimeoutMs: 500, lingerMs: 0, gatherMs: 0, gatherReadings: 50, logLevel: "warn" });
     expect(c.runtime.httpPort).toBe(0);
   });
 

@@ -24,6 +24,8 @@ export interface FixtureOptions {
   backend?: AssembleOptions["backend"];
   /** Start a node (default true). */
   node?: boolean;
+  /** The runtime client's gathering (assembleGateway's defaults otherwise). */
+  gather?: Pick<AssembleOptions, "gatherMs" | "gatherReadings">;
 }
 
 export class GatewayFixture implements AsyncDisposable {
@@ -55,6 +57,7 @@ export class GatewayFixture implements AsyncDisposable {
       defaultMetrics: false,
       ackTimeoutMs: 2000,
       ...(o.backend === undefined ? {} : { backend: o.backend }),
+      ...o.gather,
     });
     f.app = await f.buildApp({ ...(o.http === undefined ? {} : { options: o.http }) });
     return f;
