@@ -1,4 +1,4 @@
-// `npm run bench -- peers [--quick] [--rounds R] [--systems floor,postgres,redis,effect-cluster,airtwin[,airtwin-eager]]
+// `npm run bench -- peers [--quick] [--rounds R] [--systems floor,postgres,redis,effect-cluster,airtwin[,airtwin-client,airtwin-r3,airtwin-client-r3,airtwin-eager]]
 //                         [--devices N] [--per-device U] [--per-request K] [--concurrency C] [--pg-pool P]`
 //
 // airtwin next to the systems a team would pick instead (issue #16 §1), each in bench/peers/<system>.ts
@@ -13,10 +13,20 @@ import { emit, median, note, round, type Figure } from "./lib/report.ts";
 import { child } from "./runtime.ts";
 
 const SYSTEMS = ["floor", "postgres", "redis", "effect-cluster", "airtwin"];
-/** Variants run only when named: airtwin with every changed twin snapshotted at every commit (before issue #16's lever a). */
-const VARIANTS: Record<string, string[]> = { "airtwin-eager": ["peers/airtwin", "--system", "airtwin-eager", "--snapshot-interval-ms", "0"] };
 /** airtwin itself runs with snapshots deferred 30 s (AIRTWIN_SNAPSHOT_INTERVAL_MS, off by default): issue #16 lever (a). */
 const AIRTWIN = ["peers/airtwin", "--snapshot-interval-ms", "30000"];
+/**
+ * Variants run only when named (bench/peers/airtwin.ts): airtwin fed through its runtime client instead
+ * of HTTP, as the Redis and Postgres peers are called by their client libraries; either on a 3-node R3
+ * JetStream cluster (a machine's loss loses nothing acknowledged); airtwin with every changed twin
+ * snapshotted at every commit (before issue #16's lever a).
+ */
+const VARIANTS: Record<string, string[]> = {
+  "airtwin-client": [...AIRTWIN, "--system", "airtwin-client", "--via", "client"],
+  "airtwin-r3": [...AIRTWIN, "--system", "airtwin-r3", "--replicas", "3"],
+  "airtwin-client-r3": [...AIRTWIN, "--system", "airtwin-client-r3", "--via", "client", "--replicas", "3"],
+  "airtwin-eager": ["peers/airtwin", "--system", "airtwin-eager", "--snapshot-interval-ms", "0"],
+};
 
 export async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
@@ -63,19 +73,20 @@ export async function main(argv: string[]): Promise<void> {
       },
     });
   }
-  // airtwin against each peer within the same round (the same background load), median over the
-  // rounds both finished; and the same in CPU per reading (steadier on a shared machine)
+  // airtwin (and its client-fed variant) against each peer within the same round (the same background
+  // load), median over the rounds both finished; and the same in CPU per reading (steadier on a shared machine)
   const byRound = (s: string) => new Map(results.get(s)!.map((f) => [Number(f.detail!.round), f]));
-  if (results.has("airtwin")) {
-    const a = byRound("airtwin");
+  for (const ours of ["airtwin", "airtwin-client", "airtwin-r3", "airtwin-client-r3"]) {
+    if (!results.has(ours)) continue;
+    const a = byRound(ours);
     for (const s of systems) {
-      if (s === "airtwin") continue;
+      if (s === ours || (ours !== "airtwin" && s.startsWith("airtwin"))) continue; // airtwin's own variants: against airtwin only
       const pairs = [...byRound(s)].flatMap(([r, f]) => (a.has(r) ? [[a.get(r)!, f] as const] : []));
       if (pairs.length === 0) continue;
       const cpu = (f: Figure) => Number(f.detail!.cpuSPerMillionReadings);
       emit({
         suite: "peers",
-        name: `airtwin-over.${s}`,
+        name: `${ours}-over.${s}`,
         value: round(median(pairs.map(([x, y]) => x.value / y.value))),
         unit: "x readings/s, same round",
         baseline: { name: s, value: round(median(pairs.map(([, y]) => y.value))) },
