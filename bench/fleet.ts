@@ -47,7 +47,7 @@ import { freePort } from "../cli/dev.ts";
 import { NODE_ROLE_V8_FLAGS } from "../cli/role-v8-flags.ts";
 import { child, openLoad, stop, untilServing } from "./gateway.ts";
 import { flag, int, parseArgs, str } from "./lib/args.ts";
-import { benchSystemEnv, postgresPids } from "./lib/bench-system.ts";
+import { benchSystemEnv, postgresPids, postgresServerPid } from "./lib/bench-system.ts";
 import { deviceId } from "./lib/fleet.ts";
 import { countersPerRequest, natsCounters, tapTraffic } from "./lib/nats-economy.ts";
 import { monotonicUs, summarizeProfile, type ProfileWindow } from "./lib/cpuprofile.ts";
@@ -261,7 +261,12 @@ export async function main(argv: string[]): Promise<void> {
       const meter = new ProcessMeter(pids);
       // the archive's database works for it: every postgres process on this machine (a quiet hold: ours
       // alone), its private memory only (the shared buffers are in every process's RSS)
-      if (archiver !== undefined) for (const pid of postgresPids()) meter.add("postgres", pid, true, true);
+      if (archiver !== undefined) {
+        for (const pid of postgresPids()) meter.add("postgres", pid, true, true);
+        // the archive's pool closes connections idle 30 s: those that close within the window count through the server's parent
+        const server = postgresServerPid();
+        if (server !== undefined) meter.addReaped("postgres", server);
+      }
       const machine0 = machineCpu();
       const t0 = performance.now();
       const [counters0, bytes0, status0] = await Promise.all([natsCounters(ns.monitorUrl), commitBytes(metricsUrl), consumerStatus(metricsUrl)]);

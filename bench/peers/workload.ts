@@ -89,6 +89,19 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
+ * CPU seconds of a process's children that have exited and been waited for (cutime + cstime): a
+ * database server's backends that closed, whose own /proc entries are gone.
+ */
+export function reapedChildrenCpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[13]) + Number(fields[14])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
  * Peak resident set of a live process (VmHWM), MB; or, with `privateOnly`, its private resident memory
  * now (RssAnon: a database backend's peak counts the shared buffers every backend maps); NaN when /proc
  * does not have it.
@@ -119,6 +132,8 @@ export class ProcessMeter {
   private readonly before = new Map<number, number>();
   private readonly groups = new Map<string, Set<number>>();
   private readonly privateOnly = new Set<string>();
+  /** Per group, parents whose exited children count (pid → their reaped CPU when added). */
+  private readonly reaped = new Map<string, Map<number, number>>();
 
   constructor(groups: Record<string, readonly number[]>) {
     for (const [name, pids] of Object.entries(groups)) for (const pid of pids) this.add(name, pid, true);
@@ -132,6 +147,18 @@ export class ProcessMeter {
     if (g.has(pid)) return;
     g.add(pid);
     this.before.set(pid, fromNow ? cpuSeconds(pid) : 0);
+  }
+
+  /**
+   * Counts in `group`, from now, the CPU of `parent`'s children that exit and are reaped: a pooled
+   * database connection closed within the round (an idle pool's extra connections) is in `exited` and
+   * counts nothing itself, but its whole life's CPU reaches its server's parent process when it ends.
+   * That over-counts what such a backend spent before the round — small for the short-lived ones.
+   */
+  addReaped(group: string, parent: number): void {
+    let g = this.reaped.get(group);
+    if (g === undefined) this.reaped.set(group, (g = new Map()));
+    g.set(parent, reapedChildrenCpuSeconds(parent));
   }
 
   /**
@@ -155,6 +182,10 @@ export class ProcessMeter {
         }
         c += now - this.before.get(pid)!;
         m += peak;
+      }
+      for (const [parent, before] of this.reaped.get(name) ?? []) {
+        const now = reapedChildrenCpuSeconds(parent);
+        if (!Number.isNaN(now)) c += now - before;
       }
       cpuS[name] = round(c);
       rss[name] = round(m);
