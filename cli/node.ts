@@ -36,7 +36,7 @@ export async function runNode(): Promise<void> {
     streams: config.streams,
     replicas: config.replicas,
     behaviors: [deviceTwinBehavior({ offlineAfterMs: offline })],
-    runner: { commitIntervalMs: config.commitIntervalMs, commitMaxIntervalMs: config.commitMaxIntervalMs, snapshotIntervalMs: config.snapshotIntervalMs, fetchBatch: config.fetchBatch, idlePassivateMs: config.idlePassivateMs || Number.MAX_SAFE_INTEGER, compactAfterMs: config.compactAfterMs },
+    runner: { commitIntervalMs: config.commitIntervalMs, commitMaxIntervalMs: config.commitMaxIntervalMs, snapshotIntervalMs: config.snapshotIntervalMs, snapshotPacing: config.snapshotPacing, fetchBatch: config.fetchBatch, idlePassivateMs: config.idlePassivateMs || Number.MAX_SAFE_INTEGER, compactAfterMs: config.compactAfterMs },
     ownership: { heartbeatMs: config.heartbeatMs, leaseTtlMs: config.leaseTtlMs, nodeTtlMs: config.leaseTtlMs },
     memoryBudgetBytes: config.memoryBudgetMb * 1024 * 1024,
     ...(config.metricsPort === undefined ? {} : { metricsPort: config.metricsPort, metricsHost: config.metricsHost }),

@@ -25,6 +25,7 @@ describe("loadConfig defaults", () => {
       commitIntervalMs: 1000,
       commitMaxIntervalMs: 5000,
       snapshotIntervalMs: 900_000,
+      snapshotPacing: true,
       leaseTtlMs: 5000,
       heartbeatMs: 1000,
       idlePassivateMs: 600_000,
@@ -79,6 +80,8 @@ describe("loadConfig accepts", () => {
     [{ AIRTWIN_LEASE_TTL_MS: "10000", AIRTWIN_HEARTBEAT_MS: "5000" }, { leaseTtlMs: 10_000, heartbeatMs: 5000 }],
     [{ AIRTWIN_IDLE_PASSIVATE_MS: "0" }, { idlePassivateMs: 0 }],
     [{ AIRTWIN_COMPACT_AFTER_MS: "0" }, { compactAfterMs: 0 }],
+    [{ AIRTWIN_SNAPSHOT_PACING: "off" }, { snapshotPacing: false }],
+    [{ AIRTWIN_SNAPSHOT_PACING: "on" }, { snapshotPacing: true }],
     [{ AIRTWIN_MEMORY_BUDGET_MB: "16" }, { memoryBudgetMb: 16 }],
     [{ AIRTWIN_FETCH_BATCH: "1" }, { fetchBatch: 1 }],
     [{ AIRTWIN_FETCH_BATCH: "10000" }, { fetchBatch: 10_000 }],
@@ -127,6 +130,7 @@ describe("loadConfig rejects", () => {
     [{ AIRTWIN_IDLE_PASSIVATE_MS: "-5" }, "AIRTWIN_IDLE_PASSIVATE_MS", /integer/],
     [{ AIRTWIN_MEMORY_BUDGET_MB: "8" }, "AIRTWIN_MEMORY_BUDGET_MB", /integer from 16/],
     [{ AIRTWIN_FETCH_BATCH: "0" }, "AIRTWIN_FETCH_BATCH", /integer from 1 to 10000/],
+    [{ AIRTWIN_SNAPSHOT_PACING: "yes" }, "AIRTWIN_SNAPSHOT_PACING", /must be on or off/],
   ];
   it.each(cases)("%j names %s", (env, variable, reason) => {
     let caught: unknown;

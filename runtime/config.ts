@@ -53,6 +53,13 @@ export interface AirtwinConfig {
    * a snapshot every third reading at a Foobot's 5-minute cadence); 30 000 is what the earlier benchmarks measured.
    */
   readonly snapshotIntervalMs: number;
+  /**
+   * A shard writes its waiting snapshots at an even pace — each after ½–1½ of `snapshotIntervalMs`,
+   * about one interval on average — so twins that start waiting together (a fleet's first readings, a
+   * restart) are not all written one interval later. `AIRTWIN_SNAPSHOT_PACING`: `on` (default) or `off`
+   * (each written as soon as its interval is up, never later).
+   */
+  readonly snapshotPacing: boolean;
   /** Milliseconds a shard lease lasts without renewal, 500..600 000. `AIRTWIN_LEASE_TTL_MS`. Default 5000; 10 000 with replicas 3 or 5. */
   readonly leaseTtlMs: number;
   /** Milliseconds between lease renewals and node heartbeats, 50..600 000, at most half of leaseTtlMs. `AIRTWIN_HEARTBEAT_MS`. Default 1000. */
@@ -154,6 +161,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
   // 15 min: at a Foobot's one reading per 5 minutes a snapshot every third reading, not every one; a
   // crash replays up to that much input, and restore replays the archived inputs after each snapshot
   const snapshotIntervalMs = int("AIRTWIN_SNAPSHOT_INTERVAL_MS", 900_000, 0, 3_600_000);
+  const pacing = raw("AIRTWIN_SNAPSHOT_PACING") ?? "on";
+  if (pacing !== "on" && pacing !== "off") fail("AIRTWIN_SNAPSHOT_PACING", pacing, "must be on or off");
+  const snapshotPacing = pacing !== "off";
   // replicated: a stream or bucket leader election after a NATS server loss outlasts 5 s leases, and
   // every expiry moves shards for nothing (nats-loss test: 28–38 aborted starts and recovery in 33–42 s
   // with 5 s, 6 and 19 s with 10 s)
@@ -191,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
     commitIntervalMs,
     commitMaxIntervalMs,
     snapshotIntervalMs,
+    snapshotPacing,
     leaseTtlMs,
     heartbeatMs,
     idlePassivateMs,

@@ -2,7 +2,7 @@
 // this owner applied, never back on a redelivery; `applied` kept from a predecessor during a replay.
 // (A recording stand-in for the fenced writer: these are the committer's own numbers; the writes
 // themselves run against nats-server in test/runtime/shard/.)
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { counterBehavior, type CounterState } from "../../test/runtime/counter-behavior.ts";
 import { decode } from "../codec.ts";
 import { RuntimeMetrics } from "../metrics.ts";
@@ -12,7 +12,7 @@ import { Committer, commitPhaseMs } from "./commit.ts";
 import { EntityTable } from "./entities.ts";
 import { defaultShardRunnerOptions } from "./options.ts";
 
-function setup(snapshotIntervalMs = 60_000, snapshotMaxInputs = defaultShardRunnerOptions.snapshotMaxInputs) {
+function setup(snapshotIntervalMs = 60_000, snapshotMaxInputs = defaultShardRunnerOptions.snapshotMaxInputs, snapshotPacing = false) {
   /** Where the stream's reader stands for the shard while nothing of it waits (shard-input.ts's idleThrough). */
   const reader: { idleThrough: number | undefined } = { idleThrough: undefined };
   const metrics = new RuntimeMetrics({ defaultMetrics: false });
@@ -22,7 +22,7 @@ function setup(snapshotIntervalMs = 60_000, snapshotMaxInputs = defaultShardRunn
   const committer = new Committer({
     shard: 0,
     epoch: 1,
-    deps: { publisher: {} as PipelinedPublisher, metrics, options: { ...defaultShardRunnerOptions, snapshotIntervalMs, snapshotMaxInputs } },
+    deps: { publisher: {} as PipelinedPublisher, metrics, options: { ...defaultShardRunnerOptions, snapshotIntervalMs, snapshotMaxInputs, snapshotPacing } },
     table,
     isAborted: () => false,
     fail: (err) => {
@@ -188,6 +188,55 @@ describe("committer, waiting snapshots", () => {
     expect(written().sort()).toEqual(["counter.a", "counter.b"]);
     expect(table.passivateLeastRecent(2)).toBe(2);
     expect(committer.clean).toBe(true);
+  });
+
+  describe("paced (snapshotPacing)", () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    /**
+     * 60 twins given an input together, then a commit every second for 100 s (performance.now() faked);
+     * `again` gives every waiting twin another input each second from 60 s on. The snapshots written at
+     * each commit, by second.
+     */
+    async function cohort(snapshotPacing: boolean, again = false) {
+      vi.useFakeTimers({ toFake: ["performance"] });
+      vi.advanceTimersByTime(5000); // performance.now() 0 is "not waiting" to a slot; a process is never there
+      const { committer, table, written, checkpoints, apply } = setup(60_000, defaultShardRunnerOptions.snapshotMaxInputs, snapshotPacing);
+      let seq = 0;
+      for (let i = 0; i < 60; i++) apply(`t${i}`, ++seq);
+      await committer.commitNow();
+      const perSecond: number[] = [0];
+      for (let s = 1; s <= 100; s++) {
+        vi.advanceTimersByTime(1000);
+        if (again && s >= 60) for (let i = 0; i < 60; i++) if (table.slotFor("counter", `t${i}`)!.unsavedSince !== 0) apply(`t${i}`, ++seq);
+        const before = written().length;
+        await committer.commitNow();
+        perSecond.push(written().length - before);
+      }
+      return { perSecond, written, checkpoints, committer };
+    }
+
+    it("writes twins that started waiting together evenly over ½–1½ intervals, not all at one", async () => {
+      const unpaced = await cohort(false);
+      expect(unpaced.perSecond[60]).toBe(60); // the wave
+      const { perSecond, written, checkpoints, committer } = await cohort(true);
+      expect(perSecond.slice(0, 30).every((n) => n === 0)).toBe(true); // none before half the interval
+      expect(perSecond.slice(0, 91).reduce((a, b) => a + b, 0)).toBe(60); // every one by one and a half
+      expect(new Set(written()).size).toBe(60);
+      expect(Math.max(...perSecond)).toBeLessThanOrEqual(3);
+      expect(perSecond.filter((n) => n > 0).length).toBeGreaterThanOrEqual(40);
+      expect(checkpoints().at(-1)).toEqual({ seq: 60, epoch: 1 });
+      expect(committer.clean).toBe(true);
+    });
+
+    it("a twin changed again past its interval keeps its place in the pace instead of being written at once", async () => {
+      const { perSecond, written } = await cohort(true, true);
+      expect(Math.max(...perSecond)).toBeLessThanOrEqual(3);
+      expect(perSecond.slice(0, 91).reduce((a, b) => a + b, 0)).toBe(60);
+      expect(new Set(written()).size).toBe(60);
+    });
   });
 });
 

@@ -3,12 +3,13 @@
 // the shard checkpoint written, fenced and pipelined. A crash anywhere in between replays from the
 // previous checkpoint. An idle shard's checkpoint follows the stream's reader past messages of other
 // shards (shard-input.ts's `idleThrough`), so a restart does not read them again.
-// A twin changed only by input is snapshotted at most every `snapshotIntervalMs` (or `snapshotMaxInputs`
+// A twin changed only by input is snapshotted at most every `snapshotIntervalMs` (paced: ½–1½ of it; or `snapshotMaxInputs`
 // inputs): until then its snapshot waits and the checkpoint (where a new owner's replay starts) stays
 // before its first unsaved input, so the log makes up what the snapshot lacks; the checkpoint also names
 // the cut's last input (`applied`), whose outputs are stored, so a replay does not publish them again.
 // A cut looks at the entities changed since the last one and at the waiting ones that came due, oldest
-// first (deferred-snapshots.ts) — not at every waiting entity.
+// first (deferred-snapshots.ts) — not at every waiting entity. Paced (`snapshotPacing`, the node's
+// default), the waiting ones are written at an even rate instead, each after ½–1½ intervals (snapshot-pace.ts).
 import { retry, type Backoff } from "../backoff.ts";
 import { MSGPACK_CONTENT_TYPE, encode } from "../codec.ts";
 import type { EntityOutput } from "../entity.ts";
@@ -18,6 +19,7 @@ import { sliceUsed, yieldTurn } from "../turns.ts";
 import type { EntityTable, Slot } from "./entities.ts";
 import { OutputBatches } from "./output-batches.ts";
 import type { ShardRunnerDeps, ShardRunnerOptions } from "./options.ts";
+import { PACED_MAX_WAIT, PACED_MIN_WAIT, SnapshotPace } from "./snapshot-pace.ts";
 
 /**
  * The commit timer's rule: a shard that still has input not yet applied (`pending`: after the last
@@ -85,8 +87,16 @@ export class Committer {
   private appliedSinceCommit = 0;
   /** When the last commit began (performance.now()). */
   private lastCommitAt = performance.now();
+  /** The pace of the waiting snapshots' writes, when paced. */
+  private readonly pace: SnapshotPace | undefined;
+  /** How long a twin's snapshot waits at most (ms): the interval, or 1½ of it when paced. */
+  private readonly maxWaitMs: number;
 
-  constructor(private readonly env: CommitEnv) {}
+  constructor(private readonly env: CommitEnv) {
+    const { snapshotIntervalMs, snapshotPacing } = env.deps.options;
+    this.pace = snapshotPacing && snapshotIntervalMs > 0 ? new SnapshotPace(snapshotIntervalMs) : undefined;
+    this.maxWaitMs = this.pace === undefined ? snapshotIntervalMs : snapshotIntervalMs * PACED_MAX_WAIT;
+  }
 
   /** Set while a commit captures its cut (encoding, with yields): applying waits until it resolves. */
   get capturing(): Promise<void> | undefined {
@@ -153,7 +163,8 @@ export class Committer {
    * Commits now (a planned stop's last commit; otherwise see {@link commit}). `all`: every dirty entity's
    * snapshot is written (a planned stop, an explicit commit); otherwise those of entities changed only by
    * input whose first unsaved input is younger than `snapshotIntervalMs` (and fewer than
-   * `snapshotMaxInputs`) wait, and the checkpoint stays before that input.
+   * `snapshotMaxInputs`) wait — paced, as the pace allows, ½–1½ intervals — and the checkpoint stays
+   * before that input.
    */
   async commitNow(all = false): Promise<void> {
     const { table, epoch } = this.env;
@@ -182,6 +193,7 @@ export class Committer {
       table.writing.add(slot);
     };
     const { snapshotIntervalMs } = this.env.deps.options;
+    const { pace, maxWaitMs } = this;
     try {
       // the entities changed since the last cut: written now, or left waiting (in the order of their first unsaved input)
       for (const slot of table.changed) {
@@ -189,8 +201,16 @@ export class Committer {
         else capture(slot);
         if (sliceUsed()) await yieldTurn();
       }
-      // the waiting ones whose time is up, oldest first (all of them for a commit of everything)
-      for (let slot = table.deferred.oldest(); slot !== undefined && (all || started - slot.unsavedSince >= snapshotIntervalMs); slot = table.deferred.oldest()) {
+      // the waiting ones whose time is up, oldest first (all of them for a commit of everything); paced,
+      // those past the longest wait, then as many as the pace allows of those past the shortest
+      const minWaitMs = snapshotIntervalMs * PACED_MIN_WAIT;
+      if (pace !== undefined) {
+        const oldest = table.deferred.oldest();
+        pace.accrue(started, { waiting: table.deferred.count, eligible: table.deferred.queuedBy(started - minWaitMs), oldestWaitedMs: oldest === undefined ? 0 : started - oldest.unsavedSince });
+      }
+      for (let slot = table.deferred.oldest(); slot !== undefined; slot = table.deferred.oldest()) {
+        const waited = started - slot.unsavedSince;
+        if (!all && waited < maxWaitMs && (pace === undefined || waited < minWaitMs || !pace.take())) break;
         capture(slot);
         if (sliceUsed()) await yieldTurn();
       }
@@ -254,7 +274,8 @@ export class Committer {
     const { snapshotIntervalMs, snapshotMaxInputs, idlePassivateMs } = this.env.deps.options;
     if (slot.mustSave || slot.unsavedSeq === 0 || slot.unsavedInputs >= snapshotMaxInputs) return false;
     if (wallNow - slot.lastUsed >= idlePassivateMs) return false;
-    return slot.unsavedSince === 0 ? snapshotIntervalMs > 0 : now - slot.unsavedSince < snapshotIntervalMs;
+    // paced, a twin changed again past its interval keeps its place in the pace (up to the longest wait)
+    return slot.unsavedSince === 0 ? snapshotIntervalMs > 0 : now - slot.unsavedSince < this.maxWaitMs;
   }
 
   /**

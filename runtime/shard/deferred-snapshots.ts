@@ -46,6 +46,22 @@ export class DeferredSnapshots {
     if (slot.unsavedSince !== 0) this.live--;
   }
 
+  /**
+   * Entries queued at or before `cutoff` (a performance.now() time): binary search, the queue being in
+   * the order it was filled. Stale entries among them are counted too (few: an entity is written out of
+   * turn only past its input limit, idle, or changed by a wake-up).
+   */
+  queuedBy(cutoff: number): number {
+    let lo = this.head;
+    let hi = this.since.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.since[mid]! <= cutoff) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - this.head;
+  }
+
   /** The entity that has waited longest, stale entries dropped on the way; undefined when none waits. */
   oldest(): Slot | undefined {
     while (this.head < this.slots.length) {

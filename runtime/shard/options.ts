@@ -33,6 +33,13 @@ export interface ShardRunnerOptions {
    * what the benchmarks measured (docs/BENCHMARKS.md, "Snapshots deferred per twin").
    */
   snapshotIntervalMs: number;
+  /**
+   * The waiting snapshots of a shard are written at an even pace (snapshot-pace.ts): each waits about
+   * `snapshotIntervalMs` on average, at least half of it and at most one and a half, so twins that start
+   * waiting together are not all written together. False: each is written as soon as its
+   * `snapshotIntervalMs` is up. Default false; the node's configuration turns it on (AIRTWIN_SNAPSHOT_PACING).
+   */
+  snapshotPacing: boolean;
   /** …or once this many inputs changed it since its last snapshot, whichever comes first. Default 1000. */
   snapshotMaxInputs: number;
   /**
@@ -88,6 +95,7 @@ export const defaultShardRunnerOptions: ShardRunnerOptions = {
   commitMaxIntervalMs: 5000,
   commitMaxDirty: 5000,
   snapshotIntervalMs: 0,
+  snapshotPacing: false,
   snapshotMaxInputs: 1000,
   fetchBatch: 32,
   pullExpiresMs: 5000,

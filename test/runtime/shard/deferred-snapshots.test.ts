@@ -20,7 +20,7 @@ const DUPLICATE_WINDOW_MS = 300;
 
 const nats = natsForFile();
 
-function node(nc: NatsConnection): Promise<NodeRuntime> {
+function node(nc: NatsConnection, runner: { snapshotIntervalMs: number; snapshotPacing?: boolean } = { snapshotIntervalMs: 300_000 }): Promise<NodeRuntime> {
   return createNodeRuntime(nc, {
     prefix: PREFIX,
     shards: SHARDS,
@@ -29,8 +29,8 @@ function node(nc: NatsConnection): Promise<NodeRuntime> {
     behaviors: [counterBehavior],
     defaultMetrics: false,
     log: debugLog,
-    // commits every 50 ms; no twin's snapshot is due within the test
-    runner: { commitIntervalMs: 50, wakeIntervalMs: 50, snapshotIntervalMs: 300_000 },
+    // commits every 50 ms; by default no twin's snapshot is due within the test
+    runner: { commitIntervalMs: 50, wakeIntervalMs: 50, ...runner },
     streamsOptions: { duplicateWindowMs: DUPLICATE_WINDOW_MS },
   });
 }
@@ -89,6 +89,49 @@ describe("deferred snapshots", () => {
     if (pending > 0) for await (const m of await c.fetch({ max_messages: pending, expires: 5000 })) seen.push(m.headers?.get("Nats-Msg-Id") ?? "");
     const reference = ids.flatMap((id) => [10, 20, 30].map((n) => `${id}:${n}`));
     expect(seen.sort()).toEqual(reference.sort());
+    await b.host.stopAll();
+    b.close();
+    await client.close();
+  });
+
+  it("paced: a crash while a group's snapshots are being written one by one — the replay equals the reference, every output once", async () => {
+    const nc = await nats.conn();
+    const kvm = new Kvm(nc);
+    const paced = { snapshotIntervalMs: 1500, snapshotPacing: true };
+    const a = await node(nc, paced);
+    for (let s = 0; s < SHARDS; s++) await a.host.start({ shard: s, epoch: 3, owner: "a" }); // after the test above's owners, on the same streams
+    const client = new RuntimeClient(nc, { prefix: PREFIX, shards: SHARDS });
+    const ids = Array.from({ length: 40 }, (_, i) => `p${i}`);
+    const written = async () => {
+      let n = 0;
+      for (const id of ids) if ((await (await kvm.open(`${PREFIX}-snap-${client.shardOf(id)}`)).get(`counter.${id}`)) !== null) n++;
+      return n;
+    };
+    await sendAdds(client, ids, 0, 25); // the group starts waiting together; outputs at n = 10 and 20
+    for (const id of ids) await waitFor(async () => (await counterState(client, id)).n === 25, { message: `${id} applied` });
+    // paced, the group's snapshots come one by one between ½ and 1½ intervals: crash once some are written
+    await waitFor(async () => ((await written()) > 0 ? true : undefined), { timeoutMs: 10_000, intervalMs: 20, message: "the first paced snapshot" });
+    for (let s = 0; s < SHARDS; s++) a.host.abort(s, "simulated crash");
+    a.close();
+    const atCrash = await written();
+    expect(atCrash).toBeGreaterThan(0);
+    expect(atCrash).toBeLessThan(10); // unpaced, a shard's ~20 come due at the same commit
+    await new Promise((r) => setTimeout(r, DUPLICATE_WINDOW_MS * 3));
+    const b = await node(nc, paced);
+    for (let s = 0; s < SHARDS; s++) await b.host.start({ shard: s, epoch: 4, owner: "b" });
+    await sendAdds(client, ids, 25, 35);
+    for (const id of ids) {
+      await waitFor(async () => (await counterState(client, id)).n === 35, { message: `${id} at 35` });
+      expect((await counterState(client, id)).sum).toBe((35 * 34) / 2);
+    }
+    await b.host.commitAll();
+    const js = jetstream(nc);
+    const c = await js.consumers.get("DEFER_OUT", { filter_subjects: `${PREFIX}.out.counter.>` });
+    const seen: string[] = [];
+    const pending = (await c.info()).num_pending;
+    if (pending > 0) for await (const m of await c.fetch({ max_messages: pending, expires: 5000 })) seen.push(m.headers?.get("Nats-Msg-Id") ?? "");
+    const reference = ids.flatMap((id) => [10, 20, 30].map((n) => `${id}:${n}`));
+    expect(seen.filter((id) => id.startsWith("p")).sort()).toEqual(reference.sort());
     await b.host.stopAll();
     b.close();
     await client.close();
