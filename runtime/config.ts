@@ -47,8 +47,9 @@ export interface AirtwinConfig {
   /** Longest gap between commits while a shard works off a backlog (fewer snapshot writes, faster catch-up; bounds what a crash replays), commitIntervalMs..60 000; keep it well under the shard consumers' ack_wait (60 s), or the server redelivers what waits for its commit. `AIRTWIN_COMMIT_MAX_INTERVAL_MS`. Default 5000, or commitIntervalMs when that is larger. */
   readonly commitMaxIntervalMs: number;
   /**
-   * A twin's snapshot is written at most this often (ms) while only input changes it, or after 1000
-   * inputs; the input log replays the rest after a crash (so a crash replays about this long of input).
+   * A twin's snapshot is written about this often (ms) while only input changes it (see `snapshotPacing`),
+   * or after 1000 inputs; the input log replays the rest after a crash (so a crash replays up to this long
+   * of input, 1½ of it paced).
    * 0..3 600 000; 0 writes every changed twin at every commit. `AIRTWIN_SNAPSHOT_INTERVAL_MS`. Default 900 000 (15 min:
    * a snapshot every third reading at a Foobot's 5-minute cadence); 30 000 is what the earlier benchmarks measured.
    */

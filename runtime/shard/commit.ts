@@ -3,8 +3,8 @@
 // the shard checkpoint written, fenced and pipelined. A crash anywhere in between replays from the
 // previous checkpoint. An idle shard's checkpoint follows the stream's reader past messages of other
 // shards (shard-input.ts's `idleThrough`), so a restart does not read them again.
-// A twin changed only by input is snapshotted at most every `snapshotIntervalMs` (paced: ½–1½ of it; or `snapshotMaxInputs`
-// inputs): until then its snapshot waits and the checkpoint (where a new owner's replay starts) stays
+// A twin changed only by input is snapshotted about every `snapshotIntervalMs` (once it is up; paced,
+// after ½–1½ of it), or after `snapshotMaxInputs` inputs: until then its snapshot waits and the checkpoint (where a new owner's replay starts) stays
 // before its first unsaved input, so the log makes up what the snapshot lacks; the checkpoint also names
 // the cut's last input (`applied`), whose outputs are stored, so a replay does not publish them again.
 // A cut looks at the entities changed since the last one and at the waiting ones that came due, oldest
