@@ -105,13 +105,13 @@ export async function main(argv: string[]): Promise<void> {
     const snapshots = new CheckpointWatch(nc, names, SHARDS, new Kvm(nc), "seq");
     // as the gateway makes its client (gateways/http/gateway.ts), from the same environment
     const config = loadConfig({ ...process.env, ...env });
-    const client = new RuntimeClient(nc, { prefix: PREFIX, shards: SHARDS, streams: config.streams, ackTimeoutMs: 3000, lingerMs: 2, gatherMs: DEFAULT_GATHER_MS, gatherWeight: DEFAULT_GATHER_READINGS });
+    const client = via === "http" ? undefined : new RuntimeClient(nc, { prefix: PREFIX, shards: SHARDS, streams: config.streams, ackTimeoutMs: 3000, lingerMs: 2, gatherMs: DEFAULT_GATHER_MS, gatherWeight: DEFAULT_GATHER_READINGS });
     const meter = new ProcessMeter({ [via === "http" ? "bench (HTTP client)" : "bench (runtime client)"]: [self()], gateway: [gateway.proc.pid!], node: [node.proc.pid!], "nats-server": ns.pids });
     let failed = 0;
     const t0 = performance.now();
     const { latencyMs, seconds: sendS } = await drive(
       w,
-      via === "client"
+      client !== undefined
         ? async (r) => {
             await client.send(TWIN_TYPE, r.deviceId, TwinInputKinds.readings, packReadings(r.readings), { weight: r.readings.length });
           }
@@ -147,7 +147,7 @@ export async function main(argv: string[]): Promise<void> {
     );
     watch.close();
     snapshots.close();
-    await client.close();
+    await client?.close();
     emitRound(w, {
       system,
       readings: totalReadings(w),
