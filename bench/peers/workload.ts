@@ -80,11 +80,16 @@ export async function drive(w: Workload, send: (r: PeerRequest) => Promise<void>
 
 /** CPU seconds (user + system) a process has used so far; NaN when /proc does not have it. */
 export function cpuSeconds(pid: number): number {
+  const fields = statFields(pid);
+  return fields === undefined ? Number.NaN : (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100 on Linux)
+}
+
+/** The fields of /proc/<pid>/stat after the command name (state first); undefined once the process is gone. */
+function statFields(pid: number): string[] | undefined {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100 on Linux)
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   } catch {
-    return Number.NaN;
+    return undefined;
   }
 }
 
@@ -93,12 +98,8 @@ export function cpuSeconds(pid: number): number {
  * database server's backends that closed, whose own /proc entries are gone.
  */
 export function reapedChildrenCpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[13]) + Number(fields[14])) / 100;
-  } catch {
-    return Number.NaN;
-  }
+  const fields = statFields(pid);
+  return fields === undefined ? Number.NaN : (Number(fields[13]) + Number(fields[14])) / 100;
 }
 
 /**
