@@ -10,7 +10,7 @@
 // nats-server, one `airtwin node`, one `airtwin gateway`, and `airtwin archive` into DATABASE_URL (a
 // schema of its own, dropped afterwards; `--no-archive` or no DATABASE_URL: without it). The load is the
 // open-loop generator of the gateway suite (bench/gateway-load.ts: latency from each request's due time).
-// Snapshots: the node's default deferral (15 min) unless --snapshot-interval-ms. Before measuring it waits for
+// Snapshots: the node's default deferral (30 min) unless --snapshot-interval-ms. Before measuring it waits for
 // the registration's aftermath (erasures applied, snapshots written, the archive caught up).
 // Figures: CPU of every process (% of the machine's cores over the measured window), peak RSS of
 // each, 202 latency, snapshot bytes written per second (the node's airtwin_commit_bytes_total), the
@@ -160,7 +160,7 @@ export async function main(argv: string[]): Promise<void> {
     ...benchSystemEnv(ns.url, PREFIX, ADMIN),
     ...(args.has("shards") ? { AIRTWIN_SHARDS: String(int(args, "shards", 64)) } : {}),
     AIRTWIN_MEMORY_BUDGET_MB: String(int(args, "memory-budget-mb", 6144)),
-    // the node's snapshot deferral (default 15 min) unless --snapshot-interval-ms says otherwise
+    // the node's snapshot deferral (default 30 min) unless --snapshot-interval-ms says otherwise
     ...(!args.has("snapshot-interval-ms") ? {} : { AIRTWIN_SNAPSHOT_INTERVAL_MS: String(int(args, "snapshot-interval-ms", 0)) }),
     // a fleet slower than the real cadence (--rate below N / 300) leaves each twin idle longer than the
     // node's default 10 minutes: --idle-passivate-ms keeps them as a fleet at the real cadence would
@@ -233,7 +233,7 @@ export async function main(argv: string[]): Promise<void> {
       const status = archiver === undefined ? {} : await (await fetch(`${url}/v1/ops/archive`, { headers: admin })).json().catch(() => ({}));
       return (cluster.shards ?? []).reduce((a, sh) => a + (sh.lag ?? 0), 0) + sumLags(status);
     };
-    const snapshotIntervalMs = int(args, "snapshot-interval-ms", 900_000);
+    const snapshotIntervalMs = int(args, "snapshot-interval-ms", 1_800_000);
     await new Promise((r) => setTimeout(r, Math.min(snapshotIntervalMs, 60_000) + 2000));
     for (let quietRounds = 0; quietRounds < 2 && performance.now() - settle0 < 240_000; ) {
       quietRounds = (await lagOf()) === 0 ? quietRounds + 1 : 0;

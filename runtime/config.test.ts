@@ -24,7 +24,7 @@ describe("loadConfig defaults", () => {
       dataDir: ".airtwin",
       commitIntervalMs: 1000,
       commitMaxIntervalMs: 5000,
-      snapshotIntervalMs: 900_000,
+      snapshotIntervalMs: 1_800_000,
       snapshotPacing: true,
       leaseTtlMs: 5000,
       heartbeatMs: 1000,

@@ -50,8 +50,8 @@ export interface AirtwinConfig {
    * A twin's snapshot is written about this often (ms) while only input changes it (see `snapshotPacing`),
    * or after 1000 inputs; the input log replays the rest after a crash (so a crash replays up to this long
    * of input, 1½ of it paced).
-   * 0..3 600 000; 0 writes every changed twin at every commit. `AIRTWIN_SNAPSHOT_INTERVAL_MS`. Default 900 000 (15 min:
-   * a snapshot every third reading at a Foobot's 5-minute cadence); 30 000 is what the earlier benchmarks measured.
+   * 0..3 600 000; 0 writes every changed twin at every commit. `AIRTWIN_SNAPSHOT_INTERVAL_MS`. Default 1 800 000 (30 min:
+   * a snapshot every sixth reading at a Foobot's 5-minute cadence; 15 min until 2026-12-05, 30 s before that).
    */
   readonly snapshotIntervalMs: number;
   /**
@@ -159,9 +159,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
   if (commitMaxIntervalMs < commitIntervalMs) {
     fail("AIRTWIN_COMMIT_MAX_INTERVAL_MS", String(commitMaxIntervalMs), `must be at least AIRTWIN_COMMIT_INTERVAL_MS (${commitIntervalMs})`);
   }
-  // 15 min: at a Foobot's one reading per 5 minutes a snapshot every third reading, not every one; a
-  // crash replays up to that much input, and restore replays the archived inputs after each snapshot
-  const snapshotIntervalMs = int("AIRTWIN_SNAPSHOT_INTERVAL_MS", 900_000, 0, 3_600_000);
+  // 30 min: at a Foobot's one reading per 5 minutes a snapshot every sixth reading, not every one. Each
+  // snapshot costs the servers ~0.25 ms of CPU (nats-server, archive, Postgres, node): at 15 min they were
+  // a fifth of a million-device fleet's CPU (docs/BENCHMARKS.md, "Snapshots every 30 minutes"). The price:
+  // a crash replays up to 1½ intervals of a shard's input (paced), restore the archived inputs after each
+  const snapshotIntervalMs = int("AIRTWIN_SNAPSHOT_INTERVAL_MS", 1_800_000, 0, 3_600_000);
   const pacing = raw("AIRTWIN_SNAPSHOT_PACING") ?? "on";
   if (pacing !== "on" && pacing !== "off") fail("AIRTWIN_SNAPSHOT_PACING", pacing, "must be on or off");
   const snapshotPacing = pacing !== "off";

@@ -9,7 +9,7 @@
 // One exception: a shard arriving far behind a reader that is live (a move, a restart of one shard) gets
 // a catch-up reader of its own, which hands it to the node's reader once it has reached it — going back
 // would hold every other shard of the stream while the gap is read again (with snapshots deferred, a
-// checkpoint is up to 15 minutes of the stream behind).
+// checkpoint is up to 1½ snapshot intervals of the stream behind: 45 minutes by default).
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { nuid, type NatsConnection } from "@nats-io/nats-core";
 import { backoffMs, pause, type Backoff } from "./backoff.ts";

@@ -1,6 +1,6 @@
 // The entities of a shard whose snapshot a commit let wait (commit.ts), oldest first. A commit looks at
 // the entities changed since its last cut and at the head of this queue, never at every waiting entity:
-// at a million twins, each waiting up to 15 minutes, a scan of all of them at every commit was most of an
+// at a million twins, each waiting up to 15 minutes (now 30 by default), a scan of all of them at every commit was most of an
 // idle node's time (docs/BENCHMARKS.md, "The node at a million twins").
 // The queue is kept in the order of each entity's first unsaved input as well as in the order it was
 // deferred, so its oldest live entry is also the input the checkpoint must stay before; an entity that

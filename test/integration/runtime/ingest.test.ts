@@ -71,7 +71,7 @@ describe.sequential("ingest across node processes", () => {
     for (const id of NODES) expect(Math.abs(own.get(id)!.length - SHARDS / 3)).toBeLessThanOrEqual(1);
 
     // and what a reader without an owner sees (the committed snapshot) is the same state once the nodes
-    // stop in a planned way: snapshots are deferred (AIRTWIN_SNAPSHOT_INTERVAL_MS, 15 min by default),
+    // stop in a planned way: snapshots are deferred (AIRTWIN_SNAPSHOT_INTERVAL_MS, 30 min by default),
     // and a planned stop writes every twin it holds
     await Promise.all(NODES.map((id) => c.node(id).stop()));
     await eachLimited(fleet.ids, 50, (id) =>
