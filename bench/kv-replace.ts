@@ -14,7 +14,7 @@ import { PipelinedPublisher } from "../runtime/publisher.ts";
 import { EPOCH_HEADER, openSnapshotBucket } from "../runtime/snapshot-store.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import { int, parseArgs } from "./lib/args.ts";
-import { emit, note, round } from "./lib/report.ts";
+import { emit, median, note, round } from "./lib/report.ts";
 
 /** CPU seconds a process has used (user + system), from /proc. */
 function cpuSeconds(pid: number): number {
@@ -62,14 +62,14 @@ export async function main(argv: string[]): Promise<void> {
       perPut.push(us);
       note(pass === 0 ? "first writes" : "replacing", { pass, natsCpuUsPerPut: round(us), seconds: round((performance.now() - t0) / 1000) });
     }
-    const replacing = perPut.slice(1).sort((a, b) => a - b)[Math.floor((perPut.length - 1) / 2)]!;
+    const replacing = median(perPut.slice(1));
     emit({
       suite: "kv-replace",
       name: "kv-replace.nats-cpu-us-per-put",
       value: round(replacing),
       unit: "µs of nats-server CPU a snapshot write replacing the key's revision (median of the passes after the first)",
       baseline: { name: "first write of the key (pass 1)", value: round(perPut[0]!) },
-      detail: { keys, rate, bytes, passes: perPut.map(round) },
+      detail: { keys, rate, bytes, passes: perPut.map((us) => round(us)) },
     });
   } finally {
     await nc.close();

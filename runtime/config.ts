@@ -162,7 +162,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AirtwinConfig 
   // 30 min: at a Foobot's one reading per 5 minutes a snapshot every sixth reading, not every one. Each
   // snapshot costs the servers ~0.25 ms of CPU (nats-server, archive, Postgres, node): at 15 min they were
   // a fifth of a million-device fleet's CPU (docs/BENCHMARKS.md, "Snapshots every 30 minutes"). The price:
-  // a crash replays up to 1½ intervals of a shard's input (paced), restore the archived inputs after each
+  // a crash replays up to 1½ intervals of a shard's input (paced), and a restore the archived inputs
+  // after each twin's snapshot
   const snapshotIntervalMs = int("AIRTWIN_SNAPSHOT_INTERVAL_MS", 1_800_000, 0, 3_600_000);
   const pacing = raw("AIRTWIN_SNAPSHOT_PACING") ?? "on";
   if (pacing !== "on" && pacing !== "off") fail("AIRTWIN_SNAPSHOT_PACING", pacing, "must be on or off");
