@@ -7,7 +7,6 @@
 // order, at an even rate in bursts every 20 ms (a commit's handful).
 //
 // node bin/bench.js kv-replace [--keys 60000] [--rate 1000] [--bytes 1230] [--passes 3]
-import { readFileSync } from "node:fs";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { PipelinedPublisher } from "../runtime/publisher.ts";
@@ -15,12 +14,7 @@ import { EPOCH_HEADER, openSnapshotBucket } from "../runtime/snapshot-store.ts";
 import { startNatsServer } from "../test/harness/nats-server.ts";
 import { int, parseArgs } from "./lib/args.ts";
 import { emit, median, note, round } from "./lib/report.ts";
-
-/** CPU seconds a process has used (user + system), from /proc. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
+import { cpuSeconds } from "./peers/workload.ts";
 
 export async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
@@ -38,7 +32,7 @@ export async function main(argv: string[]): Promise<void> {
     const publisher = new PipelinedPublisher(nc);
     const value = new Uint8Array(bytes).map((_, i) => (i * 31) & 255);
     let written = 0;
-    let lastMsgId = "fence";
+    let lastMsgId: string | undefined;
     const perBurst = Math.max(1, Math.round(rate / 50));
     const perPut: number[] = [];
     for (let pass = 0; pass < passes; pass++) {
@@ -49,7 +43,7 @@ export async function main(argv: string[]): Promise<void> {
         // a stride prime to `keys`: every key once a pass, neighbours far apart in the store
         const key = `twin.d${String((i * 7919) % keys).padStart(7, "0")}`;
         const msgId = `e1.bench.${++written}`;
-        inFlight.push(publisher.publish(`$KV.${bucket}.${key}`, value, { msgId, expectLastMsgId: lastMsgId === "fence" ? undefined : lastMsgId, headers: { [EPOCH_HEADER]: "1" } }));
+        inFlight.push(publisher.publish(`$KV.${bucket}.${key}`, value, { msgId, expectLastMsgId: lastMsgId, headers: { [EPOCH_HEADER]: "1" } }));
         lastMsgId = msgId;
         if ((i + 1) % perBurst === 0) {
           await Promise.all(inFlight.splice(0));
