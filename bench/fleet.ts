@@ -1,7 +1,7 @@
 // `npm run bench -- fleet [--devices N] [--minutes M] [--warmup-s S] [--connections C] [--no-archive] [--snapshot-interval-ms N]
 //   [--import-concurrency K] [--register-only] [--rate R] [--no-tap] [--shards N] [--profile DIR] [--memory-budget-mb M]
 //   [--node-v8=FLAGS] [--gateway-v8=FLAGS] [--node-log FILE] [--no-prime] [--prime-concurrency K] [--idle-passivate-ms N]
-//   [--offline-after-ms N]`
+//   [--offline-after-ms N] [--kill-node-at-s S]`
 //
 // A Foobot-scale fleet on this machine (issue #16 §2): N devices (1,000,000 by default), each sending one
 // reading every 5 minutes — N / 300 requests/s of one reading over HTTP keep-alive, the devices taken in
@@ -37,6 +37,10 @@
 // (AIRTWIN_MEMORY_BUDGET_MB) of M MB, 6,144 by default: the fleet's twins stay resident (a million take
 // ~4 GB of heap; over its budget a node writes and passivates its least recently used twins, and each
 // one's next reading fetches its snapshot again).
+// `--kill-node-at-s S`: S seconds into the measured window the node is killed (SIGKILL) and started again
+// at once, the load going on (bench/lib/node-crash.ts: the replay it owes, when the state is live again,
+// what the recovery costs). The window's figures then include the recovery; the killed node's CPU counts
+// up to the kill, its memory no longer.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
@@ -52,6 +56,8 @@ import { deviceId } from "./lib/fleet.ts";
 import { countersPerRequest, natsCounters, tapTraffic } from "./lib/nats-economy.ts";
 import { monotonicUs, summarizeProfile, type ProfileWindow } from "./lib/cpuprofile.ts";
 import { emit, note, round } from "./lib/report.ts";
+import { measureNodeCrash, type NodeCrashFigures } from "./lib/node-crash.ts";
+import { loadConfig } from "../runtime/config.ts";
 import { loadAverage, ProcessMeter, self } from "./peers/workload.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -177,7 +183,8 @@ export async function main(argv: string[]): Promise<void> {
   const windows: Record<string, ProfileWindow> = {};
   const nodeSpawnedUs = monotonicUs(); // --trace-gc's times count from about here
   const extraV8 = args.has("node-v8") ? str(args, "node-v8").split(/\s+/).filter((f) => f !== "") : [];
-  const node = child([...NODE_ROLE_V8_FLAGS, ...extraV8, ...profileFlags, BIN, "node"], { ...env, AIRTWIN_NODE_ID: "fleet-node-1", AIRTWIN_METRICS_PORT: String(metricsPort) }, "node");
+  const startNode = () => child([...NODE_ROLE_V8_FLAGS, ...extraV8, ...profileFlags, BIN, "node"], { ...env, AIRTWIN_NODE_ID: "fleet-node-1", AIRTWIN_METRICS_PORT: String(metricsPort) }, "node");
+  let node = startNode();
   const gatewayV8 = str(args, "gateway-v8", "").split(/\s+/).filter((f) => f !== "");
   note("gateway", { v8Flags: gatewayV8 });
   const gateway = child([...gatewayV8, BIN, "gateway"], { ...env, AIRTWIN_HTTP_PORT: String(port), AIRTWIN_HTTP_HOST: "127.0.0.1" }, "gateway");
@@ -272,9 +279,40 @@ export async function main(argv: string[]): Promise<void> {
       const [counters0, bytes0, status0] = await Promise.all([natsCounters(ns.monitorUrl), commitBytes(metricsUrl), consumerStatus(metricsUrl)]);
       return { meter, machine0, t0, counters0, bytes0, status0 };
     });
+    const killAtS = args.has("kill-node-at-s") ? int(args, "kill-node-at-s", 60) : undefined;
+    const crash: Promise<NodeCrashFigures | undefined> =
+      killAtS === undefined
+        ? Promise.resolve(undefined)
+        : window0.then(async ({ meter }) => {
+            await new Promise((r) => setTimeout(r, killAtS * 1000));
+            const config = loadConfig({ ...process.env, ...env });
+            const servers = { gateway: [gateway.proc.pid!], "nats-server": [ns.pid], ...(archiver === undefined ? {} : { archive: [archiver.proc.pid!] }) };
+            return measureNodeCrash({
+              natsUrl: ns.url,
+              prefix: PREFIX,
+              shards: config.shards,
+              streams: config.streams,
+              metricsUrl,
+              servers,
+              kill: async () => {
+                const killed = node.proc;
+                meter.retire(killed.pid!);
+                killed.removeAllListeners("exit"); // child()'s note of an unexpected exit: this one is meant
+                const gone = new Promise((r) => killed.once("exit", r));
+                killed.kill("SIGKILL");
+                await gone;
+              },
+              restart: () => {
+                node = startNode();
+                meter.add("node", node.proc.pid!);
+                return node.proc.pid!;
+              },
+            });
+          });
     const load0Us = monotonicUs();
     const result = await openLoad({ url, rate, durationS: minutes * 60, warmupS, connections, devices: fleet, baseT, readingsPerRequest: 1 });
     const { meter, machine0, t0, counters0: c0, bytes0, status0 } = await window0;
+    const crashed = await crash;
     const seconds = (performance.now() - t0) / 1000;
     windows.load = { fromUs: load0Us, toUs: monotonicUs() };
     const counters1 = await natsCounters(ns.monitorUrl);
@@ -320,6 +358,11 @@ export async function main(argv: string[]): Promise<void> {
     if (tap !== undefined) emit({ suite: "fleet", name: "fleet.nats-traffic-by-kind", value: round(Object.values(tap).reduce((a, v) => a + v.msgsPerS, 0)), unit: "messages/s seen by a `>` tap (warm-up's last seconds), by kind", detail: tap });
     emit({ suite: "fleet", name: "fleet.consumer-status", value: round(((status1.next ?? 0) - (status0.next ?? 0)) / seconds), unit: "pulls/s the node's shard consumers sent (measured window); detail: each status notice type per second", detail: Object.fromEntries(Object.keys(status1).map((k) => [k, round(((status1[k] ?? 0) - (status0[k] ?? 0)) / seconds)])) });
     emit({ suite: "fleet", name: "fleet.twin-forms", value: forms.compact, unit: "twins the node holds compact at the window's end; detail: decoded, compact, their MB, known", detail: forms });
+    if (crashed !== undefined) {
+      emit({ suite: "fleet", name: "fleet.node-crash-live", value: crashed.liveS ?? NaN, unit: `s from a SIGKILL of the node ${killAtS} s into the window to every shard's state within 5 s of its input (restarted at once, the load going on)`, detail: { ...crashed } });
+      // the load stopping first would have let the node catch up without live input beside it
+      if (crashed.liveS !== null && killAtS! + crashed.liveS > minutes * 60) note("the node was live again only after the load had ended: the recovery is not measured under load; run longer (--minutes)");
+    }
     emit({ suite: "fleet", name: "fleet.answered-rate", value: result.rate, unit: "requests/s", baseline: { name: "offered", value: round(rate) } });
   } finally {
     await stop(gateway.proc);

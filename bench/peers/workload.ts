@@ -135,6 +135,8 @@ export class ProcessMeter {
   private readonly privateOnly = new Set<string>();
   /** Per group, parents whose exited children count (pid → their reaped CPU when added). */
   private readonly reaped = new Map<string, Map<number, number>>();
+  /** Processes killed on purpose: their CPU as read just before (pid → seconds). */
+  private readonly retired = new Map<number, number>();
 
   constructor(groups: Record<string, readonly number[]>) {
     for (const [name, pids] of Object.entries(groups)) for (const pid of pids) this.add(name, pid, true);
@@ -148,6 +150,14 @@ export class ProcessMeter {
     if (g.has(pid)) return;
     g.add(pid);
     this.before.set(pid, fromNow ? cpuSeconds(pid) : 0);
+  }
+
+  /**
+   * Keeps `pid`'s CPU as it is now, for a process about to be killed (a crash test): it still counts when
+   * the process is gone (but for the milliseconds before the kill); its memory, no longer held, does not.
+   */
+  retire(pid: number): void {
+    this.retired.set(pid, cpuSeconds(pid));
   }
 
   /**
@@ -175,6 +185,11 @@ export class ProcessMeter {
       let c = 0;
       let m = 0;
       for (const pid of pids) {
+        const retired = this.retired.get(pid);
+        if (retired !== undefined) {
+          c += retired - this.before.get(pid)!;
+          continue;
+        }
         const now = cpuSeconds(pid);
         const peak = peakRssMb(pid, this.privateOnly.has(name));
         if (Number.isNaN(now) || Number.isNaN(peak)) {
