@@ -1,4 +1,4 @@
-// `npm run bench -- peers [--quick] [--rounds R] [--systems floor,postgres,redis,effect-cluster,airtwin[,airtwin-client,airtwin-r3,airtwin-client-r3,airtwin-eager]]
+// `npm run bench -- peers [--quick] [--rounds R] [--systems floor,postgres,redis,effect-cluster,airtwin[,airtwin-client,airtwin-r3,airtwin-client-r3,airtwin-eager,redis-http]]
 //                         [--devices N] [--per-device U] [--per-request K] [--concurrency C] [--pg-pool P]`
 //
 // airtwin next to the systems a team would pick instead (issue #16 §1), each in bench/peers/<system>.ts
@@ -26,6 +26,9 @@ const VARIANTS: Record<string, string[]> = {
   "airtwin-r3": [...AIRTWIN, "--system", "airtwin-r3", "--replicas", "3"],
   "airtwin-client-r3": [...AIRTWIN, "--system", "airtwin-client-r3", "--via", "client", "--replicas", "3"],
   "airtwin-eager": ["peers/airtwin", "--system", "airtwin-eager", "--snapshot-interval-ms", "0"],
+  // the Redis-centric peer behind an HTTP front door of its own (fastify, device tokens, a JSON schema):
+  // airtwin over HTTP against it is like for like
+  "redis-http": ["peers/redis", "--system", "redis-http", "--via", "http"],
 };
 
 export async function main(argv: string[]): Promise<void> {

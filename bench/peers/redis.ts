@@ -11,20 +11,74 @@
 // commands (Redis executes one command at a time: more connections only add context switches); the
 // script loaded once and called by SHA.
 //
-// Latency: request sent → script applied (reply).
+// Variant "redis-http" (`--via http`): the same script behind an HTTP front door of its own
+// (bench/peers/redis-http-service.ts: fastify, device tokens, a JSON schema), called by the same HTTP
+// client as airtwin's gateway — the like-for-like comparison with airtwin over HTTP.
+//
+// Latency: request sent → script applied (reply; over HTTP, the service's 202 after it).
 // A crash loses: for redis-server killed, nothing (the AOF is written before the reply); for the
 // machine (power, kernel), up to ~1 s of acknowledged updates (fsync every second).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createClient, defineScript } from "redis";
+import { Pool } from "undici";
 import type { NumberReply } from "@redis/client/dist/lib/RESP/types.js";
 import type { CommandParser } from "@redis/client/dist/lib/client/parser.js";
 import { freePort } from "../../cli/dev.ts";
 import { CHANNELS, EWMA_ALPHA, PM_ENTER, PM_EXIT } from "./device-stats.ts";
 import { binaryVersion, packageVersion } from "./versions.ts";
-import { drive, emitRound, ProcessMeter, self, totalReadings, workloadFrom } from "./workload.ts";
+import { str } from "../lib/args.ts";
+import { deviceId } from "../lib/fleet.ts";
+import { drive, emitRound, ProcessMeter, self, totalReadings, workloadFrom, type PeerRequest, type Workload } from "./workload.ts";
+
+const BENCH = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "bench.js");
+
+/**
+ * The front door (redis-http-service.ts) started on `redisPort`, the workload's devices registered
+ * through it: a sender for drive(), and the service's process to meter and stop.
+ */
+async function frontDoor(w: Workload, redisPort: number): Promise<{ proc: ChildProcess; send: (r: PeerRequest) => Promise<number>; close: () => Promise<void> }> {
+  const port = await freePort("127.0.0.1");
+  const proc = spawn(process.execPath, [BENCH, "peers/redis-http-service", "--redis-port", String(redisPort), "--port", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  for (let i = 0; !out.includes("listening on"); i++) {
+    if (i > 600 || proc.exitCode !== null) throw new Error(`the Redis front door did not start: ${out.slice(-1000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: w.concurrency, pipelining: 1 });
+  const tokens = new Array<string>(w.devices);
+  for (let i = 0; i < w.devices; i += 100) {
+    await Promise.all(
+      Array.from({ length: Math.min(100, w.devices - i) }, async (_, k) => {
+        const r = await pool.request({ method: "POST", path: "/v1/devices", headers: { "content-type": "application/json" }, body: JSON.stringify({ deviceId: deviceId(i + k) }) });
+        tokens[i + k] = ((await r.body.json()) as { token: string }).token;
+      }),
+    );
+  }
+  const send = async (r: PeerRequest): Promise<number> => {
+    const res = await pool.request({
+      method: "POST",
+      path: `/v1/devices/${r.deviceId}/readings`,
+      headers: { authorization: `Bearer ${tokens[r.device]}`, "content-type": "application/json" },
+      body: JSON.stringify({ readings: r.readings }),
+    });
+    const body = await res.body.text();
+    if (res.statusCode !== 202) throw new Error(`the Redis front door answered ${res.statusCode}: ${body.slice(0, 300)}`);
+    return (JSON.parse(body) as { events: number }).events;
+  };
+  const close = async () => {
+    await pool.close();
+    const exited = new Promise((r) => proc.once("exit", r));
+    proc.kill("SIGTERM");
+    await exited;
+  };
+  return { proc, send, close };
+}
 
 export const SCRIPT = `
 local CH = {${CHANNELS.map((c) => `'${c}'`).join(",")}}
@@ -86,7 +140,7 @@ redis.call('HSET', KEYS[1], unpack(out))
 return events
 `;
 
-const ingestScript = defineScript({
+export const ingestScript = defineScript({
   NUMBER_OF_KEYS: 2,
   SCRIPT,
   parseCommand(parser: CommandParser, deviceKey: string, eventsKey: string, args: string[]) {
@@ -98,7 +152,9 @@ const ingestScript = defineScript({
 });
 
 export async function main(argv: string[]): Promise<void> {
-  const { workload: w } = workloadFrom(argv);
+  const { workload: w, args } = workloadFrom(argv);
+  const via = str(args, "via", "client");
+  if (via !== "http" && via !== "client") throw new Error(`--via must be http or client, not "${via}"`);
   const dir = mkdtempSync(join(tmpdir(), "airtwin-peers-redis-"));
   const port = await freePort("127.0.0.1");
   const server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""], {
@@ -108,6 +164,7 @@ export async function main(argv: string[]): Promise<void> {
   server.stdout.on("data", (d: Buffer) => (log += d.toString()));
   const exited = new Promise((r) => server.once("exit", r));
   const client = createClient({ url: `redis://127.0.0.1:${port}`, scripts: { ingest: ingestScript } });
+  let door: Awaited<ReturnType<typeof frontDoor>> | undefined;
   try {
     for (let i = 0; !log.includes("Ready to accept connections"); i++) {
       if (i > 200) throw new Error(`redis-server did not start: ${log.slice(-1000)}`);
@@ -115,31 +172,40 @@ export async function main(argv: string[]): Promise<void> {
     }
     await client.connect();
     await client.scriptLoad(SCRIPT);
-    const meter = new ProcessMeter({ "bench (application)": [self()], "redis-server": [server.pid!] });
+    door = via === "http" ? await frontDoor(w, port) : undefined;
+    const meter = new ProcessMeter({
+      [door === undefined ? "bench (application)" : "bench (HTTP client)"]: [self()],
+      ...(door === undefined ? {} : { "front door (fastify)": [door.proc.pid!] }),
+      "redis-server": [server.pid!],
+    });
     let events = 0;
-    const t0 = performance.now();
-    const { latencyMs } = await drive(w, async (r) => {
+    const direct = async (r: PeerRequest): Promise<number> => {
       const args: string[] = [];
       for (const x of r.readings) args.push(String(x.t), ...CHANNELS.map((c) => (x[c] === undefined ? "" : String(x[c]))));
-      const started = await client.ingest(`dev:{${r.deviceId}}`, `ev:{${r.deviceId}}`, args);
-      events += Number(started);
+      return Number(await client.ingest(`dev:{${r.deviceId}}`, `ev:{${r.deviceId}}`, args));
+    };
+    const send = door?.send ?? direct;
+    const t0 = performance.now();
+    const { latencyMs } = await drive(w, async (r) => {
+      events += await send(r);
     });
     const seconds = (performance.now() - t0) / 1000;
     const { cpuS, peakRssMb } = meter.read();
     const info = await client.info("persistence");
     emitRound(w, {
-      system: "redis",
+      system: str(args, "system", via === "http" ? "redis-http" : "redis"),
       readings: totalReadings(w),
       seconds,
       latencyMs,
-      latencyIs: "sent → Lua script applied (reply; in the AOF, fsync within 1 s)",
+      latencyIs: door === undefined ? "sent → Lua script applied (reply; in the AOF, fsync within 1 s)" : "sent → HTTP 202 after the Lua script applied (in the AOF, fsync within 1 s)",
       cpuS,
       peakRssMb,
       crashLoses: "redis-server killed: nothing; machine crash: up to ~1 s of acknowledged updates (appendfsync everysec)",
-      versions: { "redis-server": binaryVersion("redis-server", ["--version"]).replace(/^Redis server v=(\S+).*/, "$1"), redis: packageVersion("redis") },
+      versions: { "redis-server": binaryVersion("redis-server", ["--version"]).replace(/^Redis server v=(\S+).*/, "$1"), redis: packageVersion("redis"), ...(door === undefined ? {} : { fastify: packageVersion("fastify"), undici: packageVersion("undici") }) },
       extra: { pmEvents: events, aofBytes: Number(/aof_current_size:(\d+)/.exec(info)?.[1] ?? Number.NaN) },
     });
   } finally {
+    await door?.close();
     await client.quit().catch(() => undefined);
     server.kill("SIGTERM");
     await exited;
