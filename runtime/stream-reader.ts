@@ -49,7 +49,10 @@ const CREATE_BACKOFF: Backoff = { firstMs: 250, maxMs: 5000 };
  * the reader go back for it: a few thousand messages are read again in tens of ms.
  */
 export const CATCH_UP_AFTER = 2000;
-/** Missed idle heartbeats after which the consumer is taken for gone (its server died) and made again. */
+/**
+ * Missed idle heartbeats after which the reader asks the server whether its consumer still exists: made
+ * again when the server says it does not, or does not answer (it died with the consumer).
+ */
 const HEARTBEATS_MISSED_LIMIT = 2;
 /**
  * Pull requests a reader's consumer lets wait (`max_waiting`; nats-server's default is 512). The reader
@@ -242,17 +245,24 @@ export class StreamReader {
       idle_heartbeat: Math.max(500, Math.round(options.pullExpiresMs / 5)),
     });
     this.messages = messages;
-    void this.watch(messages);
+    void this.watch(messages, name);
     return messages;
   }
 
-  /** Counts the consumer's status notices; a consumer gone (deleted, its server lost) ends the reading, which starts again. */
-  private async watch(messages: ConsumerMessages): Promise<void> {
+  /**
+   * Counts the consumer's status notices; a consumer gone (deleted, its server lost) ends the reading,
+   * which starts again. Missed heartbeats alone are not proof: a reader held back by its shards (a node
+   * replaying after a crash) stops acknowledging, the server stops sending at `max_ack_pending`, and the
+   * silence looks the same — taking that for a lost consumer made a node replaying a million twins make
+   * its consumer again every ~7 s for 17 minutes, each time reading its last batch again
+   * (docs/BENCHMARKS.md, "A node killed in service"). So the server is asked first.
+   */
+  private async watch(messages: ConsumerMessages, name: string): Promise<void> {
     try {
       for await (const s of messages.status()) {
         this.deps.metrics.consumerStatus.inc({ type: s.type });
-        const gone =
-          s.type === "consumer_deleted" || s.type === "consumer_not_found" || s.type === "no_responders" || (s.type === "heartbeats_missed" && s.count >= HEARTBEATS_MISSED_LIMIT);
+        let gone = s.type === "consumer_deleted" || s.type === "consumer_not_found" || s.type === "no_responders";
+        if (s.type === "heartbeats_missed" && s.count >= HEARTBEATS_MISSED_LIMIT) gone = !(await this.consumerExists(name));
         if (gone && this.messages === messages) {
           this.deps.log("warn", "input stream reader's consumer gone, starting again", { stream: this.deps.stream, status: s.type, from: this.position });
           void messages.close().catch(() => undefined);
@@ -261,6 +271,16 @@ export class StreamReader {
       }
     } catch {
       // the iterator ends with the consumer
+    }
+  }
+
+  /** Whether the server still has the reader's consumer; false when it says not, or does not answer in time. */
+  private async consumerExists(name: string): Promise<boolean> {
+    try {
+      await this.deps.jsm.consumers.info(this.deps.stream, name);
+      return true;
+    } catch {
+      return false;
     }
   }
 
