@@ -143,6 +143,8 @@ export class StreamReader {
     } else if (input.position < this.position) {
       this.rewind = true;
       void this.messages?.close().catch(() => undefined);
+    } else if (this.messages !== undefined) {
+      input.behind(this.pendingNow); // read on from here: as far behind as the reader (the consumer's count when it was made, see open)
     }
   }
 
@@ -245,6 +247,9 @@ export class StreamReader {
       idle_heartbeat: Math.max(500, Math.round(options.pullExpiresMs / 5)),
     });
     this.messages = messages;
+    // every shard read from here is at most this far behind (its wake-ups wait for it: ShardInput.wakeClock)
+    this.pendingNow = (await consumer.info(true)).num_pending;
+    for (const input of this.inputs.values()) input.behind(this.pendingNow);
     void this.watch(messages, name);
     return messages;
   }
@@ -331,7 +336,8 @@ export class StreamReader {
     } catch (err) {
       // the node's reader letters it; a catch-up reader reads what that one read before
       if (this.mainReader === undefined) this.deadLetter(m, err as Error);
-      for (const input of this.inputs.values()) if (seq > input.position) input.pass(seq, pending);
+      const storedAt = m.info.timestampNanos / 1e6;
+      for (const input of this.inputs.values()) if (seq > input.position) input.pass(seq, pending, storedAt);
       return;
     }
     const storedAt = m.info.timestampNanos / 1e6;
@@ -361,11 +367,11 @@ export class StreamReader {
       if (seq <= input.position) continue;
       if (byShard === undefined) {
         if (input.shard === first) input.push({ seq, acceptedAt, items, indexes: undefined, storedAt, pending });
-        else input.pass(seq, pending);
+        else input.pass(seq, pending, storedAt);
         continue;
       }
       const part = byShard.get(input.shard);
-      if (part === undefined) input.pass(seq, pending);
+      if (part === undefined) input.pass(seq, pending, storedAt);
       else input.push({ seq, acceptedAt, items: part.items, indexes: part.indexes, storedAt, pending });
     }
   }

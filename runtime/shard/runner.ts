@@ -117,6 +117,7 @@ export class ShardRunner {
       committer: this.committer,
       isAborted: () => this.aborted,
       isStopped: () => this.stopped,
+      wakeClock: () => this.input?.wakeClock(Date.now()) ?? Date.now(),
       fail: (err) => this.fail(err),
     });
   }

@@ -33,6 +33,15 @@ export class ShardInput {
   position: number;
   /** The reader's pending count at `position`: messages of the stream not yet delivered to it. */
   pendingAtPosition = 0;
+  /**
+   * When the stream stored the last message handled with nothing of the shard before it waiting (wall-clock
+   * ms): a delivery the runner is done with, or one passed over; 0 before any.
+   */
+  private handledStoredAt = 0;
+  /** When the stream stored the delivery in the runner's hand. */
+  private inHandStoredAt = 0;
+  /** The reader has said how far behind the stream the shard is (a delivery, a message passed over, or its count when it took the shard on). */
+  private told = false;
   /** Items delivered since the last call of {@link takeDelivered} (for rate-weighted balancing). */
   private delivered = 0;
   private readonly queue: ShardDelivery[] = [];
@@ -82,27 +91,55 @@ export class ShardInput {
     return this.unapplied > 0 ? undefined : this.position;
   }
 
+  /**
+   * The time the shard's wake-ups fire by: the wall clock `now` once the reader has nothing more for the
+   * shard, else when the stream stored the input handled last. A wake-up must not fire ahead of input
+   * stored before it — a device's offline deadline while its readings wait in the backlog of a replay
+   * (after a crash, or a move): fired by the wall clock, every twin whose readings were that far behind
+   * raised `offline`, and `online` with its next replayed reading. 0 (nothing fires) until the reader has
+   * said where the shard stands.
+   */
+  wakeClock(now: number): number {
+    if (!this.told) return 0;
+    if (this.unapplied === 0 && this.pendingAtPosition === 0) return now;
+    return Math.min(now, this.handledStoredAt);
+  }
+
+  /**
+   * The reader took the shard on (made its consumer, or adopted the shard while reading) with `pending`
+   * messages of the stream not yet delivered to it: the shard is at most that far behind, and counts as
+   * that far until the reader reaches its position.
+   */
+  behind(pending: number): void {
+    this.pendingAtPosition = pending;
+    this.told = true;
+  }
+
   /** The reader: a message with items of this shard. */
   push(d: ShardDelivery): void {
     if (this.closedNow) return;
     this.position = d.seq;
     this.pendingAtPosition = d.pending;
+    this.told = true;
     this.delivered++;
     const w = this.waiter;
     if (w !== undefined) {
       this.waiter = undefined;
       this.inHand = true;
+      this.inHandStoredAt = d.storedAt;
       w(d);
       return;
     }
     this.queue.push(d);
   }
 
-  /** The reader: a message with nothing for this shard. */
-  pass(seq: number, pending: number): void {
+  /** The reader: a message with nothing for this shard, stored at `storedAt`. */
+  pass(seq: number, pending: number, storedAt: number): void {
     if (this.closedNow) return;
     this.position = seq;
     this.pendingAtPosition = pending;
+    if (this.unapplied === 0) this.handledStoredAt = storedAt; // nothing of the shard before it waits
+    this.told = true;
   }
 
   /** The reader waits while the queue is full; resolves once the runner has taken half of it (or it closed). */
@@ -113,7 +150,7 @@ export class ShardInput {
 
   /** The runner: the next delivery, waiting for one; undefined once closed. */
   next(): ShardDelivery | undefined | Promise<ShardDelivery | undefined> {
-    this.inHand = false;
+    this.done();
     if (this.closedNow) return undefined;
     if (this.queued > 0) {
       const d = this.queue[this.head]!;
@@ -128,6 +165,7 @@ export class ShardInput {
         drained();
       }
       this.inHand = true;
+      this.inHandStoredAt = d.storedAt;
       return d;
     }
     return new Promise<ShardDelivery | undefined>((resolve) => (this.waiter = resolve));
@@ -135,6 +173,7 @@ export class ShardInput {
 
   /** The runner is done with the delivery in hand (applied, or the runner stops). */
   done(): void {
+    if (this.inHand) this.handledStoredAt = this.inHandStoredAt;
     this.inHand = false;
   }
 

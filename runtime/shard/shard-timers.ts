@@ -23,6 +23,8 @@ export interface ShardTimersEnv {
   isAborted: () => boolean;
   /** No new input is taken (planned stop or abort). */
   isStopped: () => boolean;
+  /** The time due wake-ups fire by: the wall clock, or behind it while input stored earlier waits (ShardInput.wakeClock). */
+  wakeClock: () => number;
   fail: (err: Error) => void;
 }
 
@@ -78,7 +80,7 @@ export class ShardTimers {
   private async fireDueWakes(): Promise<void> {
     const { deps, table, wakeUps, committer } = this.env;
     const { wakeBatch } = deps.options;
-    const now = Date.now();
+    const now = this.env.wakeClock();
     // WAKE_STEP at a time within the turns of the shard loops (turns.ts), the first step too: every
     // shard's round of 2,000 wake-ups in one go (a fleet going offline together) held the event loop for
     // seconds, and the leases with it; and the shards' rounds fall due in the same timers phase, so even
@@ -94,7 +96,7 @@ export class ShardTimers {
       if (committer.capturing !== undefined) await committer.capturing;
       if (this.env.isAborted()) return;
       for (const slot of due) {
-        table.activate(slot, now);
+        table.activate(slot, Date.now());
         const applied = slot.behavior.tick(slot.state, now, { prefix: deps.names.prefix });
         slot.state = applied.state;
         table.markDirty(slot);
