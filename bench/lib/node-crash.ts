@@ -104,6 +104,7 @@ export async function measureNodeCrash(o: NodeCrash): Promise<NodeCrashFigures> 
     let crashCoveredS: number | null = null;
     let liveS: number | null = null;
     let liveRun = 0;
+    let noted = 0;
     const lastSeen: Array<{ at: number; last: number[] }> = [{ at: performance.now(), last: atKill }];
     const deadline = performance.now() + (o.timeoutMs ?? 1_200_000);
     while (performance.now() < deadline) {
@@ -125,7 +126,10 @@ export async function measureNodeCrash(o: NodeCrash): Promise<NodeCrashFigures> 
       if (liveRun === 1) liveS = since();
       if (liveRun === 0) liveS = null;
       if (liveRun >= LIVE_POLLS) break;
-      if (Math.round(since()) % 15 === 0) note("recovering", { s: since(), owned, shardsBehindTheKill: applied.filter((a, s) => a < atKill[s]!).length });
+      if (since() >= noted + 15) {
+        noted = since();
+        note("recovering", { s: noted, owned, shardsBehindTheKill: applied.filter((a, s) => a < atKill[s]!).length });
+      }
     }
     const { cpuS, peakRssMb } = meter.read();
     return { replayMessages, replayMinutes: round((killedAt - oldest) / 60_000), allShardsS, crashCoveredS, liveS: liveRun >= LIVE_POLLS ? liveS : null, cpuS, peakRssMb };
