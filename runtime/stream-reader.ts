@@ -329,6 +329,7 @@ export class StreamReader {
   private dispatch(m: JsMsg): void {
     const seq = m.info.streamSequence;
     const pending = m.info.pending;
+    const storedAt = m.info.timestampNanos / 1e6;
     this.position = seq;
     let batch;
     try {
@@ -336,11 +337,9 @@ export class StreamReader {
     } catch (err) {
       // the node's reader letters it; a catch-up reader reads what that one read before
       if (this.mainReader === undefined) this.deadLetter(m, err as Error);
-      const storedAt = m.info.timestampNanos / 1e6;
       for (const input of this.inputs.values()) if (seq > input.position) input.pass(seq, pending, storedAt);
       return;
     }
-    const storedAt = m.info.timestampNanos / 1e6;
     const { items, acceptedAt } = batch;
     const shards = this.deps.shards;
     // most messages hold one shard's items (a gateway's batch of one shard, a fleet of one reading a request)
