@@ -312,7 +312,6 @@ export async function main(argv: string[]): Promise<void> {
     const load0Us = monotonicUs();
     const result = await openLoad({ url, rate, durationS: minutes * 60, warmupS, connections, devices: fleet, baseT, readingsPerRequest: 1 });
     const { meter, machine0, t0, counters0: c0, bytes0, status0 } = await window0;
-    const crashed = await crash;
     const seconds = (performance.now() - t0) / 1000;
     windows.load = { fromUs: load0Us, toUs: monotonicUs() };
     const counters1 = await natsCounters(ns.monitorUrl);
@@ -322,6 +321,8 @@ export async function main(argv: string[]): Promise<void> {
     const forms = await twinForms(metricsUrl);
     note("snapshot bytes", { before: bytes0, after: bytes1 });
     const { cpuS, peakRssMb, exited } = meter.read();
+    // the window's figures are read above, when the load ended; a recovery may still be under way
+    const crashed = await crash;
     // the load generator runs in a child of this process: its CPU is not in self(); say so
     const cores = cpus().length;
     const cpuPercent = Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((100 * v) / seconds / cores)]));
@@ -339,7 +340,8 @@ export async function main(argv: string[]): Promise<void> {
       dispatchLagMs: result.dispatchLagMs,
       cpuPercentOfMachine: cpuPercent,
       peakRssMb,
-      snapshotBytesPerS: round((bytes1 - bytes0) / seconds),
+      // a restarted node counts its snapshot bytes afresh (the crash's figure says what it wrote)
+      snapshotBytesPerS: killAtS === undefined ? round((bytes1 - bytes0) / seconds) : null,
       // everything on the machine (a quiet hold: this bench alone), Postgres' short-lived connections included
       machineBusyPercent: round((100 * (machine1.busy - machine0.busy)) / (machine1.total - machine0.total)),
       registerS: round(registerS),
@@ -359,7 +361,7 @@ export async function main(argv: string[]): Promise<void> {
     emit({ suite: "fleet", name: "fleet.consumer-status", value: round(((status1.next ?? 0) - (status0.next ?? 0)) / seconds), unit: "pulls/s the node's shard consumers sent (measured window); detail: each status notice type per second", detail: Object.fromEntries(Object.keys(status1).map((k) => [k, round(((status1[k] ?? 0) - (status0[k] ?? 0)) / seconds)])) });
     emit({ suite: "fleet", name: "fleet.twin-forms", value: forms.compact, unit: "twins the node holds compact at the window's end; detail: decoded, compact, their MB, known", detail: forms });
     if (crashed !== undefined) {
-      emit({ suite: "fleet", name: "fleet.node-crash-live", value: crashed.liveS ?? NaN, unit: `s from a SIGKILL of the node ${killAtS} s into the window to every shard's state within 5 s of its input (restarted at once, the load going on)`, detail: { ...crashed } });
+      emit({ suite: "fleet", name: "fleet.node-crash-live", value: crashed.liveS ?? NaN, unit: `s from a SIGKILL of the node ${killAtS} s into the window to every shard's state within 5 s of its input (restarted at once, the load going on)`, detail: { ...crashed, restartedNodeSnapshotBytes: bytes1 } });
       // the load stopping first would have let the node catch up without live input beside it
       if (crashed.liveS !== null && killAtS! + crashed.liveS > minutes * 60) note("the node was live again only after the load had ended: the recovery is not measured under load; run longer (--minutes)");
     }
