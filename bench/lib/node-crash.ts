@@ -97,7 +97,8 @@ export async function measureNodeCrash(o: NodeCrash): Promise<NodeCrashFigures> 
       const first = await jsm.streams.getMessage(names.inputStream(k), { seq: from + 1 }).catch(() => null);
       if (first !== null) oldest = Math.min(oldest, first.time.getTime());
     }
-    note("node killed", { replayMessages, replayMinutes: round((killedAt - oldest) / 60_000) });
+    const replayMinutes = round((killedAt - oldest) / 60_000);
+    note("node killed", { replayMessages, replayMinutes });
 
     const since = () => round((performance.now() - t0) / 1000);
     let allShardsS: number | null = null;
@@ -132,7 +133,7 @@ export async function measureNodeCrash(o: NodeCrash): Promise<NodeCrashFigures> 
       }
     }
     const { cpuS, peakRssMb } = meter.read();
-    return { replayMessages, replayMinutes: round((killedAt - oldest) / 60_000), allShardsS, crashCoveredS, liveS: liveRun >= LIVE_POLLS ? liveS : null, cpuS, peakRssMb };
+    return { replayMessages, replayMinutes, allShardsS, crashCoveredS, liveS: liveRun >= LIVE_POLLS ? liveS : null, cpuS, peakRssMb };
   } finally {
     await nc.close();
   }

@@ -19,7 +19,7 @@ import { createClient } from "redis";
 import { CHANNEL_RANGES, CHANNELS, type Reading } from "../../actors/device-twin/domain/types.ts";
 import { sha256 } from "../../gateways/registry/secrets.ts";
 import { int, parseArgs } from "../lib/args.ts";
-import { ingestScript } from "./redis.ts";
+import { ingestScript, scriptArgs } from "./redis.ts";
 
 const TOKENS = "tokens"; // hash: device id → hex SHA-256 of its token
 
@@ -66,9 +66,7 @@ export async function main(argv: string[]): Promise<void> {
     },
     async (req, reply) => {
       const id = req.params.id;
-      const args: string[] = [];
-      for (const r of req.body.readings) args.push(String(r.t), ...CHANNELS.map((c) => (r[c] === undefined ? "" : String(r[c]))));
-      const events = await redis.ingest(`dev:{${id}}`, `ev:{${id}}`, args);
+      const events = await redis.ingest(`dev:{${id}}`, `ev:{${id}}`, scriptArgs(req.body.readings));
       reply.code(202);
       return { readings: req.body.readings.length, events: Number(events) };
     },

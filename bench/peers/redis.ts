@@ -28,6 +28,7 @@ import { Pool } from "undici";
 import type { NumberReply } from "@redis/client/dist/lib/RESP/types.js";
 import type { CommandParser } from "@redis/client/dist/lib/client/parser.js";
 import { freePort } from "../../cli/dev.ts";
+import type { Reading } from "../../actors/device-twin/domain/types.ts";
 import { CHANNELS, EWMA_ALPHA, PM_ENTER, PM_EXIT } from "./device-stats.ts";
 import { binaryVersion, packageVersion } from "./versions.ts";
 import { str } from "../lib/args.ts";
@@ -140,6 +141,13 @@ redis.call('HSET', KEYS[1], unpack(out))
 return events
 `;
 
+/** The script's arguments for a device's readings: each reading's time, then its six channels ("" when absent). */
+export function scriptArgs(readings: readonly Reading[]): string[] {
+  const args: string[] = [];
+  for (const x of readings) args.push(String(x.t), ...CHANNELS.map((c) => (x[c] === undefined ? "" : String(x[c]))));
+  return args;
+}
+
 export const ingestScript = defineScript({
   NUMBER_OF_KEYS: 2,
   SCRIPT,
@@ -179,11 +187,7 @@ export async function main(argv: string[]): Promise<void> {
       "redis-server": [server.pid!],
     });
     let events = 0;
-    const direct = async (r: PeerRequest): Promise<number> => {
-      const args: string[] = [];
-      for (const x of r.readings) args.push(String(x.t), ...CHANNELS.map((c) => (x[c] === undefined ? "" : String(x[c]))));
-      return Number(await client.ingest(`dev:{${r.deviceId}}`, `ev:{${r.deviceId}}`, args));
-    };
+    const direct = async (r: PeerRequest): Promise<number> => Number(await client.ingest(`dev:{${r.deviceId}}`, `ev:{${r.deviceId}}`, scriptArgs(r.readings)));
     const send = door?.send ?? direct;
     const t0 = performance.now();
     const { latencyMs } = await drive(w, async (r) => {
