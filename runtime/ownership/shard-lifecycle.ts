@@ -6,7 +6,7 @@ import pLimit, { type LimitFunction } from "p-limit";
 import { backoffMs } from "../backoff.ts";
 import type { ShardHost, ShardLease, StopReason } from "../shard-host.ts";
 import type { ClusterState } from "./cluster-state.ts";
-import type { LeaseStore } from "./lease.ts";
+import type { HeldLease, LeaseStore } from "./lease.ts";
 import type { OwnershipConfig } from "./options.ts";
 import type { AssignReason } from "./records.ts";
 import { newSlot, slotState, trackStep, type ShardSlotState, type Slot } from "./shard-slot.ts";
@@ -140,6 +140,10 @@ export class ShardLifecycle {
 
   async #step(slot: Slot): Promise<void> {
     if (this.o.frozen()) return;
+    // The watchdog is a timer, and a process waking from a pause (SIGSTOP, a long GC, a frozen VM) takes
+    // the socket's news before its timers: seeing its shards assigned elsewhere it stopped them — the
+    // planned stop, whose last commit only fencing kept out — and "released" leases others had taken.
+    if (slot.held !== undefined && this.#runOut(slot.held)) return this.#abort(slot, notRenewedInTime(slot.held), true);
     const wants = this.#wants(slot.shard);
     if (wants) slot.wantedSince ??= this.o.config.now();
     else slot.wantedSince = undefined;
@@ -184,8 +188,8 @@ export class ShardLifecycle {
     }
     const lease = r.lease;
     slot.conflicts = 0;
-    if (this.o.frozen() || !this.#wants(shard)) {
-      // the world moved on while we were acquiring: hand it straight back
+    if (this.o.frozen() || !this.#wants(shard) || this.#runOut(lease)) {
+      // the world moved on while we were acquiring (or the answer came after a pause): hand it straight back
       await trackStep(slot, "lease release (no longer wanted)", this.o.leases.release(lease));
       return this.#reconcileLater(slot);
     }
@@ -375,9 +379,13 @@ export class ShardLifecycle {
   #checkExpiry(slot: Slot): void {
     const held = slot.held;
     if (this.o.frozen() || held === undefined) return;
-    if (this.o.config.now() >= held.expiresAt - this.o.config.leaseSafetyMs) {
-      this.#abort(slot, `lease not renewed in time (expires at ${held.expiresAt})`, true);
-    } else this.#arm(slot);
+    if (this.#runOut(held)) this.#abort(slot, notRenewedInTime(held), true);
+    else this.#arm(slot);
+  }
+
+  /** The lease is within `leaseSafetyMs` of its expiry by our clock: whatever the store says, it is no longer ours to act on. */
+  #runOut(held: HeldLease): boolean {
+    return this.o.config.now() >= held.expiresAt - this.o.config.leaseSafetyMs;
   }
 
   /** Renews every held lease (one renewal per shard in flight at most). */
@@ -406,6 +414,10 @@ export class ShardLifecycle {
         .finally(() => (slot.renewing = false));
     }
   }
+}
+
+function notRenewedInTime(held: HeldLease): string {
+  return `lease not renewed in time (expires at ${held.expiresAt})`;
 }
 
 function stopReason(reason: AssignReason | undefined): StopReason {

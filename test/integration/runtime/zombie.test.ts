@@ -80,8 +80,11 @@ describe.sequential("zombie owner (SIGSTOP / SIGCONT)", () => {
     const aborted = await waitFor(
       () => {
         const lines = victim.logEntries().filter((e) => e.msg === "shard aborted");
-        const done = [...before.values()].every((l) => lines.some((e) => e.shard === l.shard && e.epoch === l.epoch));
-        return done ? lines : undefined;
+        const missing = [...before.values()].filter((l) => !lines.some((e) => e.shard === l.shard && e.epoch === l.epoch));
+        if (missing.length === 0) return lines;
+        // what the zombie did with those shards instead, for the failure's message
+        const said = victim.logEntries().filter((e) => missing.some((l) => e.shard === l.shard) && Date.parse(String(e.time)) >= resumedAt);
+        throw new Error(`no "shard aborted" yet for ${missing.map((l) => `${l.shard}@${l.epoch}`).join(" ")}; since SIGCONT it logged: ${JSON.stringify(said)}`);
       },
       { timeoutMs: CONVERGE_MS, intervalMs: 50, message: `${victimId} logs "shard aborted" for each shard it lost` },
     );

@@ -93,8 +93,9 @@ export class FakeHost implements ShardHost {
 
   async stop(shard: number, reason: StopReason): Promise<void> {
     if (!this.running.has(shard)) this.registry.violations.push(`${this.node}: stop of shard ${shard} it does not run`);
-    await new Promise((r) => setTimeout(r, this.delayMs));
+    // recorded as it begins: a real host's stop commits at once, whatever comes during its delay
     this.registry.record({ node: this.node, kind: "stop", shard, epoch: this.running.get(shard)?.epoch, reason });
+    await new Promise((r) => setTimeout(r, this.delayMs));
     this.running.delete(shard);
     this.registry.end(this.node, shard);
   }
