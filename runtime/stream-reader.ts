@@ -68,7 +68,7 @@ export class StreamReader {
   private readonly inputs = new Map<number, ShardInput>();
   /** Last stream sequence handed over (or passed over) for every attached shard. */
   private position = 0;
-  /** The reading loop runs (set and cleared synchronously: an attach never finds it ending). */
+  /** The reading loop runs (see {@link run}: an attach that finds it ending is read for all the same). */
   private running = false;
   private messages: ConsumerMessages | undefined;
   private consumerName: string | undefined;
@@ -137,10 +137,8 @@ export class StreamReader {
     input.onClose = (i) => this.detach(i);
     input.backlog = () => this.backlog();
     this.inputs.set(input.shard, input);
-    if (!this.running) {
-      this.running = true;
-      void this.run();
-    } else if (input.position < this.position) {
+    if (!this.running) this.start();
+    else if (input.position < this.position) {
       this.rewind = true;
       void this.messages?.close().catch(() => undefined);
     } else if (this.messages !== undefined) {
@@ -193,12 +191,20 @@ export class StreamReader {
     return !this.closed && this.inputs.size > 0;
   }
 
+  private start(): void {
+    this.running = true;
+    void this.run();
+  }
+
   private async run(): Promise<void> {
     try {
       await this.readWhileAttached();
     } finally {
       this.running = false;
     }
+    // the loop ended a microtask before this one: a shard attached in between found the reader running
+    // and would wait, unread, for the next attach
+    if (this.reading) this.start();
   }
 
   private async readWhileAttached(): Promise<void> {
