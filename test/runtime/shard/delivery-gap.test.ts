@@ -39,9 +39,17 @@ it("a delivery the reader never received is read again: nothing lost, nothing tw
   const jsm = await jetstreamManager(await conn());
   const thief = await (async () => {
     await runtime.host.start({ shard: 0, epoch: 1, owner: "n1" });
-    let reader: string | undefined;
-    for await (const ci of jsm.consumers.list(names.inputStream(0))) if (ci?.name.startsWith("node_") === true) reader = ci.name;
-    const consumer = await js.consumers.get(names.inputStream(0), reader!);
+    // the reader makes its consumer after the start resolves: looked up before, no name was found and
+    // consumers.get(stream, undefined) made an ordered consumer of the thief's own — which took message 1
+    // from nobody (seen under load, the test then waiting for a gap that could not come)
+    const reader = await waitFor(
+      async () => {
+        for await (const ci of jsm.consumers.list(names.inputStream(0))) if (ci?.name.startsWith("node_") === true) return ci.name;
+        return undefined;
+      },
+      { message: "the reader's consumer" },
+    );
+    const consumer = await js.consumers.get(names.inputStream(0), reader);
     return consumer.next({ expires: 5000 });
   })();
   expect(thief, "the thief got a delivery").not.toBeNull();
