@@ -18,7 +18,7 @@ import { debugLog, natsForFile, testNode } from "../fixture.ts";
 const PREFIX = "race";
 const names = namesOf(PREFIX);
 const nats = natsForFile();
-/** Microtask offsets tried: the loop ends some tens of microtasks after the last shard leaves. */
+/** Microtask offsets tried: the loop ends a few microtasks after the last shard leaves (the gap was at two). */
 const OFFSETS = 120;
 
 async function microtasks(n: number): Promise<void> {
@@ -71,7 +71,7 @@ it("reads for a shard attached at any moment around the end of its reading loop"
     const d = await nextWithin(input, 3_000);
     if (d === undefined) {
       stranded.push(offset);
-      // let the test go on: a second shard's attach starts the reader again
+      // let the test go on: attached once more, the shard finds the reader stopped and starts it
       input = reader.attach(0, last - 1);
       expect((await nextWithin(input, 10_000))?.seq).toBe(last);
     } else expect(d.seq).toBe(last);
