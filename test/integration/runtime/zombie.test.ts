@@ -91,6 +91,9 @@ describe.sequential("zombie owner (SIGSTOP / SIGCONT)", () => {
     for (const l of before.values()) {
       const reasons = aborted.filter((e) => e.shard === l.shard && e.epoch === l.epoch).map((e) => String(e.reason));
       expect(reasons.some((r) => /lease|fenced/.test(r)), `shard ${l.shard} abort reason: ${reasons.join("; ")}`).toBe(true);
+      // a lost lease is never stopped as planned (a last commit) nor "released" (it was not ours to give)
+      const planned = victim.logEntries().filter((e) => e.shard === l.shard && e.epoch === l.epoch && e.msg === "shard released");
+      expect(planned, `shard ${l.shard} epoch ${l.epoch} released after it was lost`).toEqual([]);
     }
 
     // fencing, checked in storage: after each shard's latest fence only that fence's epoch has written
