@@ -95,8 +95,9 @@ export class ShardTimers {
       await table.fetchMissing(due);
       if (committer.capturing !== undefined) await committer.capturing;
       if (this.env.isAborted()) return;
+      const wall = Date.now(); // what the twins were last used at (compaction), whatever time the wake-ups fire by
       for (const slot of due) {
-        table.activate(slot, Date.now());
+        table.activate(slot, wall);
         const applied = slot.behavior.tick(slot.state, now, { prefix: deps.names.prefix });
         slot.state = applied.state;
         table.markDirty(slot);
